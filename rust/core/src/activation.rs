@@ -1,0 +1,174 @@
+//! Activations and their first three derivatives (math.md, "Activations").
+//!
+//! Third derivatives enter the ISM parameter gradient, so only C³ activations exist here.
+
+use crate::error::{Error, Result};
+use crate::real::Real;
+
+/// A hidden-layer nonlinearity σ.
+#[derive(Debug, Clone, Copy, PartialEq, Eq, Hash)]
+pub enum Activation {
+    /// σ(z) = log(1 + eᶻ).
+    Softplus,
+    /// σ(z) = tanh z.
+    Tanh,
+    /// σ(z) = z · sigmoid(z) (also called swish).
+    Silu,
+}
+
+/// σ and its derivatives at one point; which fields are filled depends on the call.
+#[derive(Debug, Clone, Copy, Default)]
+pub struct Derivs<T> {
+    pub s0: T,
+    pub s1: T,
+    pub s2: T,
+    pub s3: T,
+}
+
+impl Activation {
+    /// Every activation, in the order error messages list them.
+    pub const ALL: [Activation; 3] = [Activation::Softplus, Activation::Tanh, Activation::Silu];
+
+    /// The name used by the Python API.
+    pub fn name(self) -> &'static str {
+        match self {
+            Activation::Softplus => "softplus",
+            Activation::Tanh => "tanh",
+            Activation::Silu => "silu",
+        }
+    }
+
+    /// Parses a name; an unknown one is an error that lists the choices.
+    pub fn from_name(name: &str) -> Result<Self> {
+        Self::ALL
+            .into_iter()
+            .find(|a| a.name() == name)
+            .ok_or_else(|| {
+                let choices: Vec<_> = Self::ALL.iter().map(|a| format!("'{}'", a.name())).collect();
+                let hint = if name == "relu" {
+                    " (ReLU is not C^3: its Hessian vanishes almost everywhere, so score matching cannot train it)"
+                } else {
+                    ""
+                };
+                Error::Value(format!(
+                    "activation must be one of {}, got '{name}'{hint}",
+                    choices.join(", ")
+                ))
+            })
+    }
+
+    /// σ(z).
+    #[inline(always)]
+    pub fn value<T: Real>(self, z: T) -> T {
+        self.derivs::<T, 0>(z).s0
+    }
+
+    /// σ and its derivatives up to order `N` (0 ≤ N ≤ 3); higher fields are left zero.
+    ///
+    /// Each activation shares one exponential between all orders.
+    #[inline(always)]
+    pub fn derivs<T: Real, const N: u8>(self, z: T) -> Derivs<T> {
+        let one = T::one();
+        let two = T::c(2.0);
+        let mut d = Derivs::default();
+        match self {
+            Activation::Softplus => {
+                // log1p(e^-|z|) never overflows; the sigmoid comes from the same exponential.
+                let e = (-z.abs()).exp();
+                d.s0 = z.max(T::zero()) + e.ln_1p();
+                if N >= 1 {
+                    let r = one / (one + e);
+                    let s = if z >= T::zero() { r } else { e * r };
+                    d.s1 = s;
+                    let ds = s * (one - s);
+                    d.s2 = ds;
+                    d.s3 = ds * (one - two * s);
+                }
+            }
+            Activation::Tanh => {
+                let t = z.tanh();
+                d.s0 = t;
+                let u = one - t * t;
+                d.s1 = u;
+                d.s2 = -two * t * u;
+                d.s3 = -two * u * (one - T::c(3.0) * t * t);
+            }
+            Activation::Silu => {
+                let e = (-z.abs()).exp();
+                let r = one / (one + e);
+                let s = if z >= T::zero() { r } else { e * r };
+                d.s0 = z * s;
+                if N >= 1 {
+                    let ds = s * (one - s);
+                    let dds = ds * (one - two * s);
+                    let ddds = ds * (one - T::c(6.0) * s + T::c(6.0) * s * s);
+                    d.s1 = s + z * ds;
+                    d.s2 = two * ds + z * dds;
+                    d.s3 = T::c(3.0) * dds + z * ddds;
+                }
+            }
+        }
+        if N < 2 {
+            d.s2 = T::zero();
+        }
+        if N < 3 {
+            d.s3 = T::zero();
+        }
+        d
+    }
+}
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+
+    /// Each derivative against a central difference of the one below it.
+    #[test]
+    fn derivatives_match_finite_differences() {
+        let h = 1e-5;
+        for act in Activation::ALL {
+            for &z in &[-30.0, -3.1, -0.7, 0.0, 0.4, 2.2, 25.0] {
+                let p = act.derivs::<f64, 3>(z + h);
+                let m = act.derivs::<f64, 3>(z - h);
+                let d = act.derivs::<f64, 3>(z);
+                let fd1 = (p.s0 - m.s0) / (2.0 * h);
+                let fd2 = (p.s1 - m.s1) / (2.0 * h);
+                let fd3 = (p.s2 - m.s2) / (2.0 * h);
+                assert!(
+                    (fd1 - d.s1).abs() < 1e-8,
+                    "{act:?} s1 at {z}: {fd1} vs {}",
+                    d.s1
+                );
+                assert!(
+                    (fd2 - d.s2).abs() < 1e-8,
+                    "{act:?} s2 at {z}: {fd2} vs {}",
+                    d.s2
+                );
+                assert!(
+                    (fd3 - d.s3).abs() < 1e-8,
+                    "{act:?} s3 at {z}: {fd3} vs {}",
+                    d.s3
+                );
+            }
+        }
+    }
+
+    #[test]
+    fn softplus_is_stable_at_extremes() {
+        let a = Activation::Softplus;
+        assert_eq!(a.value(1000.0f64), 1000.0);
+        assert_eq!(a.value(-1000.0f64), 0.0);
+        assert!((a.value(0.0f64) - std::f64::consts::LN_2).abs() < 1e-15);
+        assert!(a.value(100.0f32).is_finite());
+    }
+
+    #[test]
+    fn unknown_names_list_the_choices() {
+        let err = Activation::from_name("relu").unwrap_err().to_string();
+        assert!(
+            err.contains("'softplus', 'tanh', 'silu'") && err.contains("'relu'"),
+            "{err}"
+        );
+        assert_eq!(Activation::from_name("tanh"), Ok(Activation::Tanh));
+    }
+}

@@ -1,0 +1,167 @@
+//! Batch entry points: validate, cut the batch into chunks, run the per-chunk passes on the
+//! pool with per-thread workspaces, and reduce in a fixed order.
+
+use crate::backward;
+use crate::error::{Error, Result};
+use crate::forward::{self, ScoreWorkspace, CHUNK_ROWS};
+use crate::laplacian::{self, LapWorkspace, Tangents};
+use crate::matrix::Rows;
+use crate::model::Model;
+use crate::objective::Objective;
+use crate::parallel::{for_each_chunk_mut, tree_reduce};
+use crate::real::Real;
+use crate::workspace::with_workspace;
+
+fn check_input<T: Real>(model: &Model<T>, x: &Rows<'_, T>) -> Result<()> {
+    let dim = model.mlp().dim();
+    if x.cols() != dim {
+        return Err(Error::Shape(format!(
+            "X must have shape (n, {dim}) for this model (dim = {dim}), got ({}, {})",
+            x.rows(),
+            x.cols()
+        )));
+    }
+    x.check_finite("X")
+}
+
+fn check_out(len: usize, want: usize, what: &str) -> Result<()> {
+    if len != want {
+        return Err(Error::Shape(format!(
+            "{what} buffer must hold {want} values, got {len}"
+        )));
+    }
+    Ok(())
+}
+
+/// Energies E(x) of every row of `x`, into `out` (n,).
+pub fn energy<T: Real>(model: &Model<T>, x: Rows<'_, T>, out: &mut [T]) -> Result<()> {
+    check_input(model, &x)?;
+    check_out(out.len(), x.rows(), "energy")?;
+    for_each_chunk_mut(out, CHUNK_ROWS, |i, e| {
+        with_workspace(|ws: &mut ScoreWorkspace<T>| {
+            let c = e.len();
+            x.copy_rows(i * CHUNK_ROWS, c, ws.input(model, c));
+            forward::energy_and_grad(model, ws, c, Some(e), None);
+        })
+    });
+    Ok(())
+}
+
+/// Scores s(x) = −∇ₓE(x) of every row, into `out` (n × dim, row-major).
+pub fn score<T: Real>(model: &Model<T>, x: Rows<'_, T>, out: &mut [T]) -> Result<()> {
+    check_input(model, &x)?;
+    let dim = model.mlp().dim();
+    check_out(out.len(), x.rows() * dim, "score")?;
+    for_each_chunk_mut(out, CHUNK_ROWS * dim, |i, s| {
+        with_workspace(|ws: &mut ScoreWorkspace<T>| {
+            let c = s.len() / dim;
+            x.copy_rows(i * CHUNK_ROWS, c, ws.input(model, c));
+            forward::energy_and_grad(model, ws, c, None, Some(s));
+            for v in s.iter_mut() {
+                *v = -*v;
+            }
+        })
+    });
+    Ok(())
+}
+
+/// Hessian traces tr(∇ₓs) = −ΔₓE of every row, exact, into `out` (n,).
+pub fn hessian_trace<T: Real>(model: &Model<T>, x: Rows<'_, T>, out: &mut [T]) -> Result<()> {
+    check_input(model, &x)?;
+    check_out(out.len(), x.rows(), "hessian_trace")?;
+    let mlp = model.mlp();
+    let chunk = laplacian::chunk_samples(mlp.dim());
+    let lap_conf = mlp.alpha() * T::c(mlp.dim() as f64);
+    for_each_chunk_mut(out, chunk, |i, tr| {
+        with_workspace(|ws: &mut LapWorkspace<T>| {
+            let c = tr.len();
+            x.copy_rows(i * chunk, c, ws.prepare(model, c, Tangents::Identity));
+            laplacian::forward(model, ws);
+            for (b, t) in tr.iter_mut().enumerate() {
+                *t = -(ws.lap_net(b) + lap_conf);
+            }
+        })
+    });
+    Ok(())
+}
+
+fn check_loss_batch<T: Real>(x: &Rows<'_, T>, objective: &Objective<'_, T>) -> Result<()> {
+    if x.rows() == 0 {
+        return Err(Error::EmptyBatch(objective.name()));
+    }
+    if let Objective::Esm { target } = objective {
+        if target.rows() != x.rows() || target.cols() != x.cols() {
+            return Err(Error::Shape(format!(
+                "target_score must have the shape of X, ({}, {}), got ({}, {})",
+                x.rows(),
+                x.cols(),
+                target.rows(),
+                target.cols()
+            )));
+        }
+        target.check_finite("target_score")?;
+    }
+    Ok(())
+}
+
+/// Mean loss of `objective` over the batch.
+pub fn loss<T: Real>(model: &Model<T>, x: Rows<'_, T>, objective: Objective<'_, T>) -> Result<f64> {
+    check_input(model, &x)?;
+    check_loss_batch(&x, &objective)?;
+    let n = x.rows();
+    let chunk = laplacian::chunk_samples(model.mlp().dim());
+    let alpha = model.mlp().alpha();
+    let total = tree_reduce(
+        n.div_ceil(chunk),
+        |i| {
+            with_workspace(|ws: &mut LapWorkspace<T>| {
+                let c = chunk.min(n - i * chunk);
+                x.copy_rows(i * chunk, c, ws.prepare(model, c, Tangents::Identity));
+                laplacian::forward(model, ws);
+                objective.chunk_loss(ws, i * chunk, alpha, n, false)
+            })
+        },
+        |a, b| *a += b,
+    );
+    Ok(total / n as f64)
+}
+
+/// Mean loss of `objective` and its exact gradient with respect to every parameter, written
+/// to `grad` (flat, in the public layout of [`crate::Mlp::params`]).
+pub fn loss_and_grad<T: Real>(
+    model: &Model<T>,
+    x: Rows<'_, T>,
+    objective: Objective<'_, T>,
+    grad: &mut [T],
+) -> Result<f64> {
+    check_input(model, &x)?;
+    check_loss_batch(&x, &objective)?;
+    check_out(grad.len(), model.mlp().n_params(), "gradient")?;
+    let n = x.rows();
+    let chunk = laplacian::chunk_samples(model.mlp().dim());
+    let alpha = model.mlp().alpha();
+    let n_params = grad.len();
+    let (total, g) = tree_reduce(
+        n.div_ceil(chunk),
+        |i| {
+            let mut g = vec![T::zero(); n_params];
+            let loss = with_workspace(|ws: &mut LapWorkspace<T>| {
+                let c = chunk.min(n - i * chunk);
+                x.copy_rows(i * chunk, c, ws.prepare(model, c, Tangents::Identity));
+                laplacian::forward(model, ws);
+                let loss = objective.chunk_loss(ws, i * chunk, alpha, n, true);
+                backward::backward(model, ws, &mut g);
+                loss
+            });
+            (loss, g)
+        },
+        |(la, ga), (lb, gb)| {
+            *la += lb;
+            for (a, b) in ga.iter_mut().zip(gb) {
+                *a += b;
+            }
+        },
+    );
+    grad.copy_from_slice(&g);
+    Ok(total / n as f64)
+}

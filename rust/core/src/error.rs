@@ -1,0 +1,25 @@
+//! The one error type of the core. The Python binding maps each variant to an exception in
+//! exactly one place (`rust/python/src/errors.rs`).
+
+use thiserror::Error;
+
+/// Everything that can go wrong in the core, with enough context to say what was expected
+/// and what was given.
+#[derive(Debug, Error, Clone, PartialEq)]
+pub enum Error {
+    /// An argument has the wrong shape (array dimensions, list lengths, layer widths).
+    #[error("{0}")]
+    Shape(String),
+    /// An argument has a value outside its domain (a negative alpha, an unknown name).
+    #[error("{0}")]
+    Value(String),
+    /// The input holds NaN or Inf; `row` is the first offending row.
+    #[error("{what} contains NaN or Inf (first at row {row})")]
+    NonFinite { what: &'static str, row: usize },
+    /// A loss was asked of an empty batch: its mean is undefined.
+    #[error("{0} of an empty batch is undefined: pass at least one row")]
+    EmptyBatch(&'static str),
+}
+
+/// The core's result type.
+pub type Result<T> = std::result::Result<T, Error>;

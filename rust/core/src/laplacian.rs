@@ -1,0 +1,224 @@
+//! Forward-Laplacian propagation over a chunk of samples (math.md, "Exact Laplacian").
+//!
+//! Per sample, each hidden layer carries its value h_l, the M tangents J_l (directional
+//! derivatives of h_l along the input tangents t_m) and λ_l[i] = Σ_m t_mᵀ (∇²h_l[i]) t_m:
+//!
+//! ```text
+//! A_l = J_{l-1} W_lᵀ,  μ_l = W_l λ_{l-1},  q_l = Σ_m A_l[m]²
+//! J_l = σ'(z_l) ⊙ A_l,  λ_l = σ'(z_l) ⊙ μ_l + σ''(z_l) ⊙ q_l
+//! ```
+//!
+//! For a chunk of c samples the three are stacked as the rows of one matrix
+//! `H_l = [h (c rows); λ (c rows); J (c·M rows)]`, so `P_l = H_{l-1} W_lᵀ = [z − b; μ; A]` is a
+//! single GEMM of c·(M+2) rows. With T = I (the exact Laplacian) layer 1 needs no product for
+//! its tangents: A_1 = W_1ᵀ for every sample, and λ_0 = 0.
+//!
+//! Everything the reverse pass of [`crate::backward`] needs stays in the workspace.
+
+use crate::forward::dot;
+use crate::model::Model;
+use crate::real::Real;
+use crate::workspace::{fit, fit_all};
+
+/// The input tangents t_1..t_M.
+#[derive(Debug, Clone, Copy, PartialEq, Eq)]
+pub enum Tangents {
+    /// T = I_d (M = d): exact Laplacian and gradient.
+    Identity,
+    /// M tangents per sample, given by the caller in [`LapWorkspace::tangents`] as (c·M × d).
+    PerSample(usize),
+}
+
+impl Tangents {
+    /// Number of tangents M for a model of input dimension `dim`.
+    pub fn count(self, dim: usize) -> usize {
+        match self {
+            Tangents::Identity => dim,
+            Tangents::PerSample(m) => m,
+        }
+    }
+}
+
+/// Target number of stacked rows c·(M+2) per chunk: the GEMM runs at full speed well before
+/// this, and a layer's buffers stay within a few hundred KiB.
+const TARGET_ROWS: usize = 512;
+
+/// Samples per chunk for M tangents; depends on the shape alone, never on the thread count.
+pub fn chunk_samples(m: usize) -> usize {
+    (TARGET_ROWS / (m + 2)).clamp(1, 256)
+}
+
+/// The tape of one chunk: inputs, every layer's stacked rows, and the outputs.
+#[derive(Default)]
+pub struct LapWorkspace<T> {
+    pub(crate) c: usize,
+    pub(crate) m: usize,
+    pub(crate) tangents: Tangents,
+    /// Input rows x (c × d).
+    pub(crate) x: Vec<T>,
+    /// Per-sample tangents (c·M × d) for [`Tangents::PerSample`].
+    pub(crate) t: Vec<T>,
+    /// Per hidden layer: P_l = [z; μ; A], (c(M+2) × n_l); z includes the bias.
+    pub(crate) p: Vec<Vec<T>>,
+    /// Per hidden layer: H_l = [h; λ; J], (c(M+2) × n_l).
+    pub(crate) h: Vec<Vec<T>>,
+    /// Per hidden layer: σ', σ'', σ''' at z_l, then q_l; four (c × n_l) blocks.
+    pub(crate) d: Vec<Vec<T>>,
+    /// Network outputs per stacked row, (c(M+2)): [w·h; w·λ; w·J] (no c, no confining term).
+    pub(crate) out: Vec<T>,
+    /// Reverse-pass buffers.
+    pub(crate) bar: [Vec<T>; 2],
+    pub(crate) tmp: Vec<T>,
+}
+
+impl Default for Tangents {
+    fn default() -> Self {
+        Tangents::Identity
+    }
+}
+
+impl<T: Real> LapWorkspace<T> {
+    /// Sizes the workspace for `c` samples and returns the input buffer (c × dim) to fill.
+    pub fn prepare(&mut self, model: &Model<T>, c: usize, tangents: Tangents) -> &mut [T] {
+        let mlp = model.mlp();
+        let m = tangents.count(mlp.dim());
+        let rows = c * (m + 2);
+        let hidden = &mlp.widths()[1..mlp.widths().len() - 1];
+        self.c = c;
+        self.m = m;
+        self.tangents = tangents;
+        fit(
+            &mut self.t,
+            if matches!(tangents, Tangents::PerSample(_)) {
+                c * m * mlp.dim()
+            } else {
+                0
+            },
+        );
+        fit_all(&mut self.p, hidden.iter().map(|n| rows * n));
+        fit_all(&mut self.h, hidden.iter().map(|n| rows * n));
+        fit_all(&mut self.d, hidden.iter().map(|n| 4 * c * n));
+        fit(&mut self.out, rows);
+        for b in &mut self.bar {
+            fit(b, rows * mlp.max_width());
+        }
+        fit(&mut self.tmp, mlp.max_width());
+        fit(&mut self.x, c * mlp.dim());
+        &mut self.x
+    }
+
+    /// The tangent buffer (c·M × d) for [`Tangents::PerSample`]; row b·M + m is t_m of sample b.
+    pub fn tangents_mut(&mut self) -> &mut [T] {
+        &mut self.t
+    }
+
+    /// E − c − (α/2)‖x‖² of sample `b` (the network part of the energy).
+    pub fn energy_net(&self, b: usize) -> T {
+        self.out[b]
+    }
+
+    /// Σ_m t_mᵀ ∇²E_net t_m of sample `b` (the exact Laplacian of the network part for T = I).
+    pub fn lap_net(&self, b: usize) -> T {
+        self.out[self.c + b]
+    }
+
+    /// (t_mᵀ ∇ₓE_net)_m of sample `b`, M values (∇ₓE_net itself for T = I).
+    pub fn grad_net(&self, b: usize) -> &[T] {
+        let s = 2 * self.c + b * self.m;
+        &self.out[s..s + self.m]
+    }
+
+    /// Input row of sample `b`.
+    pub fn x_row(&self, b: usize) -> &[T] {
+        let d = self.x.len() / self.c;
+        &self.x[b * d..(b + 1) * d]
+    }
+
+    /// Tangent m of sample b (only for [`Tangents::PerSample`]).
+    pub fn tangent(&self, b: usize, m: usize) -> &[T] {
+        let d = self.x.len() / self.c;
+        let r = b * self.m + m;
+        &self.t[r * d..(r + 1) * d]
+    }
+}
+
+/// Runs the propagation on the `c` samples placed by [`LapWorkspace::prepare`].
+pub fn forward<T: Real>(model: &Model<T>, ws: &mut LapWorkspace<T>) {
+    let mlp = model.mlp();
+    let act = mlp.activation();
+    let (c, m) = (ws.c, ws.m);
+    for l in 0..mlp.n_layers() {
+        let ly = mlp.layer(l);
+        let n = ly.n_out;
+        let p = &mut ws.p[l];
+        if l == 0 {
+            let (z, rest) = p.split_at_mut(c * n);
+            let (mu, a) = rest.split_at_mut(c * n);
+            model.fwd[0].mul(&ws.x, z, false);
+            mu.fill(T::zero());
+            match ws.tangents {
+                // A_1 = W_1ᵀ for every sample: row m of W_1ᵀ is column m of W_1.
+                Tangents::Identity => {
+                    for ab in a.chunks_exact_mut(m * n) {
+                        for (mm, row) in ab.chunks_exact_mut(n).enumerate() {
+                            for (i, v) in row.iter_mut().enumerate() {
+                                *v = ly.w[i * ly.n_in + mm];
+                            }
+                        }
+                    }
+                }
+                Tangents::PerSample(_) => model.fwd[0].mul(&ws.t, a, false),
+            }
+        } else {
+            model.fwd[l].mul(&ws.h[l - 1], p, false);
+        }
+
+        let h = &mut ws.h[l];
+        let d = &mut ws.d[l];
+        let (s1s, rest) = d.split_at_mut(c * n);
+        let (s2s, rest) = rest.split_at_mut(c * n);
+        let (s3s, qs) = rest.split_at_mut(c * n);
+        let (pz, prest) = p.split_at_mut(c * n);
+        let (pmu, pa) = prest.split_at_mut(c * n);
+        let (hh, hrest) = h.split_at_mut(c * n);
+        let (hlam, hj) = hrest.split_at_mut(c * n);
+        for b in 0..c {
+            let row = b * n..(b + 1) * n;
+            let (z, s1, s2, s3) = (
+                &mut pz[row.clone()],
+                &mut s1s[row.clone()],
+                &mut s2s[row.clone()],
+                &mut s3s[row.clone()],
+            );
+            for i in 0..n {
+                z[i] += ly.b[i];
+                let dv = act.derivs::<T, 3>(z[i]);
+                hh[b * n + i] = dv.s0;
+                s1[i] = dv.s1;
+                s2[i] = dv.s2;
+                s3[i] = dv.s3;
+            }
+            let q = &mut qs[row.clone()];
+            q.fill(T::zero());
+            let a_b = &pa[b * m * n..(b + 1) * m * n];
+            let j_b = &mut hj[b * m * n..(b + 1) * m * n];
+            for (arow, jrow) in a_b.chunks_exact(n).zip(j_b.chunks_exact_mut(n)) {
+                for i in 0..n {
+                    q[i] += arow[i] * arow[i];
+                    jrow[i] = s1[i] * arow[i];
+                }
+            }
+            let mu = &pmu[row.clone()];
+            let lam = &mut hlam[row];
+            for i in 0..n {
+                lam[i] = s1[i] * mu[i] + s2[i] * q[i];
+            }
+        }
+    }
+
+    let out = mlp.layer(mlp.n_layers());
+    let h_last = &ws.h[mlp.n_layers() - 1];
+    for (o, hr) in ws.out.iter_mut().zip(h_last.chunks_exact(out.n_in)) {
+        *o = dot(hr, out.w);
+    }
+}

@@ -1,0 +1,39 @@
+//! scorematch-core: energy MLPs with exact scores, Hessian traces and score-matching
+//! gradients, for whole batches, in parallel and deterministically.
+//!
+//! Where each part of `shared/design/math.md` lives:
+//!
+//! | math.md section | module |
+//! |---|---|
+//! | Model, parameter layout | [`mlp`] |
+//! | Activations | [`activation`] |
+//! | Energy and score (forward + reverse pass) | [`forward`] |
+//! | Exact Laplacian (forward-Laplacian propagation) | [`laplacian`] |
+//! | ISM gradient (reverse mode through the propagation) | [`backward`] |
+//! | Objectives (ISM, ESM) | [`objective`] |
+//!
+//! [`engine`] runs all of these over a batch, chunk by chunk, on a Rayon pool; [`gemm`] is
+//! the one file that names the matrix-product backend.
+
+pub mod activation;
+pub mod backward;
+pub mod engine;
+pub mod error;
+pub mod forward;
+pub mod gemm;
+pub mod laplacian;
+pub mod matrix;
+pub mod mlp;
+pub mod model;
+pub mod objective;
+pub mod parallel;
+pub mod real;
+pub mod rng;
+pub mod workspace;
+
+pub use activation::Activation;
+pub use error::{Error, Result};
+pub use matrix::Rows;
+pub use mlp::Mlp;
+pub use model::Model;
+pub use real::Real;

@@ -1,0 +1,132 @@
+//! The thread pool and the two deterministic parallel patterns of the engine.
+//!
+//! Work is cut into chunks whose size depends only on the problem's shape, never on the
+//! number of threads. Per-row outputs are written to disjoint slices; sums (losses,
+//! gradients) are combined over a binary tree fixed by the chunk count, so the result is
+//! bit-identical for any number of threads.
+
+use std::sync::{Arc, RwLock};
+
+use rayon::{ThreadPool, ThreadPoolBuilder};
+
+use crate::error::{Error, Result};
+
+/// The pool set by [`set_num_threads`]; `None` means Rayon's global pool.
+static POOL: RwLock<Option<Arc<ThreadPool>>> = RwLock::new(None);
+
+/// Upper bound on [`set_num_threads`]: well past any machine, low enough to refuse typos.
+pub const MAX_THREADS: usize = 4096;
+
+/// Uses `n` worker threads for all later calls (1 ≤ n ≤ [`MAX_THREADS`]).
+pub fn set_num_threads(n: usize) -> Result<()> {
+    if n == 0 || n > MAX_THREADS {
+        return Err(Error::Value(format!(
+            "the number of threads must be between 1 and {MAX_THREADS}, got {n}"
+        )));
+    }
+    let pool = ThreadPoolBuilder::new()
+        .num_threads(n)
+        .thread_name(|i| format!("scorematch-{i}"))
+        .build()
+        .map_err(|e| Error::Value(format!("cannot start {n} threads: {e}")))?;
+    *POOL.write().unwrap_or_else(|e| e.into_inner()) = Some(Arc::new(pool));
+    Ok(())
+}
+
+/// The number of worker threads calls will use.
+pub fn num_threads() -> usize {
+    match &*POOL.read().unwrap_or_else(|e| e.into_inner()) {
+        Some(p) => p.current_num_threads(),
+        None => rayon::current_num_threads(),
+    }
+}
+
+/// Runs `f` inside the configured pool.
+pub fn install<R: Send>(f: impl FnOnce() -> R + Send) -> R {
+    let pool = POOL.read().unwrap_or_else(|e| e.into_inner()).clone();
+    match pool {
+        Some(p) => p.install(f),
+        None => f(),
+    }
+}
+
+/// Calls `f(i, piece)` for the pieces `out.chunks_mut(piece_len)`, in parallel.
+pub fn for_each_chunk_mut<T: Send>(
+    out: &mut [T],
+    piece_len: usize,
+    f: impl Fn(usize, &mut [T]) + Sync + Send,
+) {
+    use rayon::prelude::*;
+    let piece_len = piece_len.max(1);
+    if out.len() <= piece_len {
+        if !out.is_empty() {
+            f(0, out);
+        }
+        return;
+    }
+    install(|| {
+        out.par_chunks_mut(piece_len)
+            .enumerate()
+            .with_max_len(1)
+            .for_each(|(i, piece)| f(i, piece))
+    });
+}
+
+/// `leaf(0) ⊕ leaf(1) ⊕ … ⊕ leaf(n−1)` over a balanced binary tree fixed by `n` alone, so the
+/// floating-point result does not depend on the number of threads. `n` must be ≥ 1.
+pub fn tree_reduce<A: Send>(
+    n: usize,
+    leaf: impl Fn(usize) -> A + Sync + Send,
+    combine: impl Fn(&mut A, A) + Sync + Send,
+) -> A {
+    assert!(n >= 1, "tree_reduce needs at least one leaf");
+    fn node<A: Send>(
+        lo: usize,
+        hi: usize,
+        leaf: &(impl Fn(usize) -> A + Sync),
+        combine: &(impl Fn(&mut A, A) + Sync),
+    ) -> A {
+        if hi - lo == 1 {
+            return leaf(lo);
+        }
+        let mid = lo + (hi - lo) / 2;
+        let (mut a, b) = rayon::join(
+            || node(lo, mid, leaf, combine),
+            || node(mid, hi, leaf, combine),
+        );
+        combine(&mut a, b);
+        a
+    }
+    if n == 1 {
+        return leaf(0);
+    }
+    install(|| node(0, n, &leaf, &combine))
+}
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+
+    #[test]
+    fn tree_sums_do_not_depend_on_threads() {
+        let xs: Vec<f32> = (0..1000).map(|i| 1.0 / (1.0 + i as f32)).collect();
+        let sum = || tree_reduce(xs.len(), |i| xs[i], |a, b| *a += b);
+        let one = ThreadPoolBuilder::new()
+            .num_threads(1)
+            .build()
+            .unwrap()
+            .install(sum);
+        let three = ThreadPoolBuilder::new()
+            .num_threads(3)
+            .build()
+            .unwrap()
+            .install(sum);
+        assert_eq!(one.to_bits(), three.to_bits());
+    }
+
+    #[test]
+    fn thread_counts_are_validated() {
+        assert!(set_num_threads(0).is_err());
+        assert!(set_num_threads(MAX_THREADS + 1).is_err());
+    }
+}
