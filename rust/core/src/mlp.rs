@@ -35,6 +35,8 @@ pub struct Mlp<T> {
     params: Vec<T>,
     activation: Activation,
     alpha: T,
+    /// α as given, so that a float32 model reports the value the user passed.
+    alpha_f64: f64,
 }
 
 impl<T: Real> Mlp<T> {
@@ -109,6 +111,7 @@ impl<T: Real> Mlp<T> {
             params: vec![T::zero(); total],
             activation,
             alpha: T::c(alpha),
+            alpha_f64: alpha,
         })
     }
 
@@ -222,6 +225,11 @@ impl<T: Real> Mlp<T> {
     /// The confining coefficient α of the term (α/2)‖x‖².
     pub fn alpha(&self) -> T {
         self.alpha
+    }
+
+    /// α exactly as given at construction.
+    pub fn alpha_f64(&self) -> f64 {
+        self.alpha_f64
     }
 
     /// All parameters, flat, in the public order.

@@ -1,0 +1,15 @@
+"""scorematch: energy-based models trained by score matching, with a fast Rust core.
+
+An energy model ``E(x; θ)`` is a small MLP from R^d to R with unnormalized density
+``exp(-E)``. scorematch computes, for whole batches and on all cores, its energies, scores
+``s(x) = -∇ₓE``, exact Hessian traces ``tr(∇ₓ s) = -ΔₓE`` and the implicit and explicit
+score-matching losses with their exact parameter gradients.
+"""
+
+from __future__ import annotations
+
+from scorematch._core import __version__
+from scorematch._threads import get_num_threads, set_num_threads
+from scorematch.model import EnergyMLP
+
+__all__ = ["EnergyMLP", "__version__", "get_num_threads", "set_num_threads"]

@@ -1,0 +1,34 @@
+"""Control of the engine's worker threads."""
+
+from __future__ import annotations
+
+from scorematch import _core
+
+
+def set_num_threads(n: int) -> None:
+    """Use ``n`` worker threads for all later computations.
+
+    Results do not depend on the number of threads: every reduction runs in a fixed order,
+    so any ``n`` gives bit-identical outputs.
+
+    Parameters
+    ----------
+    n : int
+        Number of threads, from 1 to 4096. The default is one per CPU core (or the value of
+        the ``RAYON_NUM_THREADS`` environment variable).
+
+    Raises
+    ------
+    ValueError
+        If ``n`` is out of range.
+    TypeError
+        If ``n`` is not an integer.
+    """
+    if isinstance(n, bool) or not isinstance(n, int):
+        raise TypeError(f"n must be an int, got {type(n).__name__}")
+    _core.set_num_threads(n)
+
+
+def get_num_threads() -> int:
+    """Return the number of worker threads computations use."""
+    return _core.get_num_threads()

@@ -1,0 +1,60 @@
+"""Input conversion shared by the public API: one place decides what an acceptable array is."""
+
+from __future__ import annotations
+
+from typing import Any
+
+import numpy as np
+from numpy.typing import NDArray
+
+_FLOAT_NAMES = {"float32": np.float32, "float64": np.float64}
+
+
+def parse_dtype(dtype: Any) -> str:
+    """Normalize a dtype spec (``"float32"``, ``np.float64``, ...) to its name."""
+    try:
+        name = np.dtype(dtype).name
+    except TypeError as err:
+        raise ValueError(f"dtype must be 'float32' or 'float64', got {dtype!r}") from err
+    if name not in _FLOAT_NAMES:
+        raise ValueError(f"dtype must be 'float32' or 'float64', got {dtype!r}")
+    return name
+
+
+def as_batch(x: Any, dim: int, dtype: str, name: str = "X") -> NDArray[Any]:
+    """Return ``x`` as an (n, dim) array of ``dtype``, copying only when the dtype differs.
+
+    numpy arrays of the model's dtype pass through untouched whatever their memory order or
+    strides (the engine reads them in place). Arrays of the other float dtype are converted
+    once. Array-likes (nested lists, objects with ``__array__``) are converted with numpy.
+    Integer, boolean, complex, object and string arrays raise ``TypeError``.
+    """
+    if isinstance(x, np.ndarray):
+        arr = x
+        kind = arr.dtype.kind
+        if kind != "f":
+            raise TypeError(
+                f"{name} must be an array of floats (float32 or float64), got dtype {arr.dtype}; "
+                f"convert it explicitly, e.g. {name}.astype(np.float64)"
+            )
+    else:
+        try:
+            arr = np.asarray(x)
+        except Exception as err:  # ragged lists and the like
+            raise TypeError(f"{name} could not be converted to a float array: {err}") from err
+        if arr.dtype.kind in "iu":
+            arr = arr.astype(dtype)
+        elif arr.dtype.kind != "f":
+            raise TypeError(
+                f"{name} must be an array of floats (float32 or float64), got dtype {arr.dtype}"
+            )
+    if arr.ndim != 2:
+        raise ValueError(
+            f"{name} must be 2-D with shape (n, {dim}), got an array of shape {arr.shape}"
+            + ("; for a single point use X.reshape(1, -1)" if arr.ndim == 1 else "")
+        )
+    if arr.shape[1] != dim:
+        raise ValueError(f"{name} must have shape (n, {dim}) for this model, got {arr.shape}")
+    if arr.dtype != _FLOAT_NAMES[dtype] or not arr.dtype.isnative:
+        arr = arr.astype(dtype)
+    return arr

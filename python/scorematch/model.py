@@ -1,0 +1,381 @@
+"""The energy model: :class:`EnergyMLP`."""
+
+from __future__ import annotations
+
+from collections.abc import Sequence
+from typing import Any
+
+import numpy as np
+from numpy.typing import ArrayLike, NDArray
+
+from scorematch import _core
+from scorematch._validate import as_batch, parse_dtype
+
+__all__ = ["EnergyMLP"]
+
+Array = NDArray[Any]
+
+
+class EnergyMLP:
+    """An MLP energy ``E(x; θ)`` with unnormalized density ``exp(-E(x))``.
+
+    ``E(x) = w·σ(W_L ··· σ(W_1 x + b_1) ··· + b_L) + c + (α/2)‖x‖²``. The score
+    ``s(x) = -∇ₓE(x)`` and the Hessian trace ``tr(∇ₓ s) = -ΔₓE`` never need the normalizer.
+    Sampling (issue: sampling) uses the Langevin step ``x ← x + (ε/2)·s(x) + √ε·z`` with
+    ``step_size = ε``.
+
+    Parameters
+    ----------
+    dim : int
+        Input dimension d.
+    hidden : sequence of int, default (64, 64, 64)
+        Widths of the hidden layers (at least one).
+    activation : {"softplus", "tanh", "silu"}, default "softplus"
+        Hidden-layer nonlinearity. All three are C³, as score matching requires (ReLU is not:
+        its Hessian vanishes almost everywhere).
+    dtype : {"float32", "float64"}, default "float64"
+        Floating-point type of the parameters and of every computation. Inputs of the other
+        float dtype are converted once per call.
+    alpha : float, default 0.0
+        Coefficient of the fixed confining term ``(α/2)‖x‖²`` added to the energy (not
+        trained). ``alpha > 0`` makes ``exp(-E)`` normalizable whatever the network does.
+    seed : int, default 0
+        Seed of the initialization (each layer uniform in ±1/√fan_in, as PyTorch's
+        ``nn.Linear``); the same seed always gives the same parameters.
+
+    Notes
+    -----
+    Every batched method takes ``X`` of shape (n, dim): numpy arrays in any memory order
+    (C, Fortran, strided views, read-only) are read in place without a copy; array-likes
+    are converted with numpy. Shapes are never guessed: a 1-D ``X`` is an error. Integer,
+    complex and object arrays raise ``TypeError``; NaN or Inf raise ``ValueError`` naming
+    the first bad row. All computation runs without the GIL on the engine's threads (see
+    :func:`scorematch.set_num_threads`); results do not depend on the number of threads.
+
+    Examples
+    --------
+    >>> import numpy as np
+    >>> from scorematch import EnergyMLP
+    >>> model = EnergyMLP(2, hidden=(32, 32), seed=0)
+    >>> X = np.random.default_rng(0).normal(size=(5, 2))
+    >>> model.score(X).shape
+    (5, 2)
+    >>> loss, grads = model.ism_loss_and_grad(X)
+    >>> [g.shape for g in grads] == [p.shape for p in model.params]
+    True
+    """
+
+    __slots__ = ("_m",)
+    _m: _core.Model
+
+    def __init__(
+        self,
+        dim: int,
+        hidden: Sequence[int] = (64, 64, 64),
+        activation: str = "softplus",
+        dtype: Any = "float64",
+        alpha: float = 0.0,
+        seed: int = 0,
+    ) -> None:
+        dim = _as_count(dim, "dim")
+        widths = _as_widths(hidden)
+        self._m = _core.Model.create(
+            dim, widths, _as_activation(activation), parse_dtype(dtype), _as_alpha(alpha),
+            _as_seed(seed),
+        )
+
+    @classmethod
+    def from_params(
+        cls,
+        params: Sequence[ArrayLike],
+        *,
+        activation: str = "softplus",
+        alpha: float = 0.0,
+        dtype: Any = "float64",
+    ) -> EnergyMLP:
+        """Build a model from parameters in the public layout.
+
+        Parameters
+        ----------
+        params : sequence of array_like
+            ``[W_1, b_1, ..., W_L, b_L, w, c]`` with ``W_l`` of shape (n_l, n_{l-1}) (rows are
+            outputs, as in PyTorch's ``nn.Linear.weight``), ``b_l`` of shape (n_l,), ``w`` of
+            shape (1, n_L) and ``c`` of shape (1,). The architecture is read from the shapes.
+        activation, alpha, dtype
+            As for :class:`EnergyMLP`. Parameters are converted to ``dtype``.
+
+        Raises
+        ------
+        ValueError
+            If the shapes do not chain, a value is NaN or Inf, or an option is invalid.
+        TypeError
+            If ``params`` is not a sequence of numeric arrays.
+        """
+        name = parse_dtype(dtype)
+        obj = cls.__new__(cls)
+        obj._m = _core.Model.from_params(
+            _as_param_arrays(params, name), _as_activation(activation), name, _as_alpha(alpha)
+        )
+        return obj
+
+    # -- architecture ---------------------------------------------------------------------
+
+    @property
+    def dim(self) -> int:
+        """Input dimension d."""
+        return self._m.dim
+
+    @property
+    def hidden(self) -> tuple[int, ...]:
+        """Hidden-layer widths."""
+        return tuple(self._m.hidden)
+
+    @property
+    def activation(self) -> str:
+        """Name of the hidden-layer nonlinearity."""
+        return self._m.activation
+
+    @property
+    def alpha(self) -> float:
+        """Coefficient of the confining term (α/2)‖x‖²."""
+        return self._m.alpha
+
+    @property
+    def dtype(self) -> np.dtype[Any]:
+        """Floating-point type of parameters, inputs and outputs."""
+        return np.dtype(self._m.dtype)
+
+    @property
+    def n_params(self) -> int:
+        """Total number of trainable parameters."""
+        return self._m.n_params
+
+    @property
+    def params(self) -> list[Array]:
+        """Copies of the parameters ``[W_1, b_1, ..., W_L, b_L, w, c]`` (see :meth:`from_params`)."""
+        return self._m.params()
+
+    def set_params(self, params: Sequence[ArrayLike]) -> None:
+        """Replace the parameters, keeping the architecture.
+
+        Parameters
+        ----------
+        params : sequence of array_like
+            Same layout and shapes as :attr:`params`; converted to the model's dtype.
+
+        Raises
+        ------
+        ValueError
+            If the number of arrays or a shape differs from :attr:`params`, or a value is
+            NaN or Inf. The model is unchanged then.
+        """
+        self._m = self._m.with_params(_as_param_arrays(params, self._m.dtype))
+
+    def __repr__(self) -> str:
+        extra = f", alpha={self.alpha!r}" if self.alpha else ""
+        return (
+            f"EnergyMLP(dim={self.dim}, hidden={self.hidden}, activation={self.activation!r}, "
+            f"dtype={self._m.dtype!r}{extra})  # {self.n_params} parameters"
+        )
+
+    def __reduce__(self) -> tuple[Any, ...]:
+        return (_rebuild, (self.params, self.activation, self.alpha, self._m.dtype))
+
+    def __copy__(self) -> EnergyMLP:
+        obj = EnergyMLP.__new__(EnergyMLP)
+        obj._m = self._m  # handles are immutable: sharing is a copy
+        return obj
+
+    def __deepcopy__(self, memo: dict[int, Any]) -> EnergyMLP:
+        return self.__copy__()
+
+    # -- batched evaluation ---------------------------------------------------------------
+
+    def _batch(self, X: ArrayLike, name: str = "X") -> Array:
+        return as_batch(X, self.dim, self._m.dtype, name)
+
+    def energy(self, X: ArrayLike) -> Array:
+        """Energies ``E(x)`` of each row.
+
+        Parameters
+        ----------
+        X : array_like, shape (n, dim)
+
+        Returns
+        -------
+        ndarray, shape (n,), of the model's dtype
+            ``-log`` of the unnormalized density. An empty batch gives an empty array.
+
+        Raises
+        ------
+        ValueError
+            If ``X`` is not (n, dim) or holds NaN or Inf.
+        TypeError
+            If ``X`` is not an array of floats.
+        """
+        return self._m.energy(self._batch(X))
+
+    def score(self, X: ArrayLike) -> Array:
+        """Scores ``s(x) = ∇ₓ log p(x) = -∇ₓE(x)`` of each row.
+
+        Computed by one forward and one reverse pass; the cost does not grow with ``dim``.
+
+        Parameters
+        ----------
+        X : array_like, shape (n, dim)
+
+        Returns
+        -------
+        ndarray, shape (n, dim), of the model's dtype
+        """
+        return self._m.score(self._batch(X))
+
+    def hessian_trace(self, X: ArrayLike) -> Array:
+        """Exact traces of the score's Jacobian, ``tr(∇ₓ s) = -ΔₓE``, of each row.
+
+        Computed exactly (not estimated) by forward-Laplacian propagation, at about
+        ``dim + 2`` times the cost of a forward pass.
+
+        Parameters
+        ----------
+        X : array_like, shape (n, dim)
+
+        Returns
+        -------
+        ndarray, shape (n,), of the model's dtype
+        """
+        return self._m.hessian_trace(self._batch(X))
+
+    def ism_loss(self, X: ArrayLike) -> float:
+        """Implicit score-matching loss (Hyvärinen 2005) of the batch.
+
+        ``J_ISM = mean over rows of [tr(∇ₓ s(x)) + ½‖s(x)‖²]``; it equals the Fisher
+        divergence to the data distribution up to a constant independent of the model.
+
+        Parameters
+        ----------
+        X : array_like, shape (n, dim) with n ≥ 1
+
+        Returns
+        -------
+        float
+
+        Raises
+        ------
+        ValueError
+            If the batch is empty (the mean of no rows is undefined), or as for :meth:`energy`.
+        """
+        return self._m.ism_loss(self._batch(X))
+
+    def ism_loss_and_grad(self, X: ArrayLike) -> tuple[float, list[Array]]:
+        """``J_ISM`` of the batch and its exact gradient with respect to every parameter.
+
+        Parameters
+        ----------
+        X : array_like, shape (n, dim) with n ≥ 1
+
+        Returns
+        -------
+        loss : float
+        grads : list of ndarray
+            Shaped like :attr:`params`, of the model's dtype.
+
+        Raises
+        ------
+        ValueError
+            If the batch is empty, or as for :meth:`energy`.
+        """
+        return self._m.ism_loss_and_grad(self._batch(X))
+
+    def esm_loss_and_grad(
+        self, X: ArrayLike, target_score: ArrayLike
+    ) -> tuple[float, list[Array]]:
+        """Explicit score-matching loss ``J_ESM = mean ½‖s(x) - target‖²`` and its gradient.
+
+        Parameters
+        ----------
+        X : array_like, shape (n, dim) with n ≥ 1
+        target_score : array_like, shape (n, dim)
+            The score to match at each row of ``X``.
+
+        Returns
+        -------
+        loss : float
+        grads : list of ndarray
+            Shaped like :attr:`params`.
+
+        Raises
+        ------
+        ValueError
+            If the batch is empty, ``target_score`` is not shaped like ``X``, or either holds
+            NaN or Inf.
+        """
+        X = self._batch(X)
+        target = as_batch(target_score, self.dim, self._m.dtype, "target_score")
+        if target.shape != X.shape:
+            raise ValueError(
+                f"target_score must have the shape of X, {X.shape}, got {target.shape}"
+            )
+        return self._m.esm_loss_and_grad(X, target)
+
+
+def _rebuild(params: list[Array], activation: str, alpha: float, dtype: str) -> EnergyMLP:
+    return EnergyMLP.from_params(params, activation=activation, alpha=alpha, dtype=dtype)
+
+
+def _as_count(v: Any, name: str) -> int:
+    if isinstance(v, bool) or not isinstance(v, (int, np.integer)):
+        raise TypeError(f"{name} must be an int, got {type(v).__name__}")
+    if v < 1:
+        raise ValueError(f"{name} must be at least 1, got {v}")
+    return int(v)
+
+
+def _as_widths(hidden: Any) -> list[int]:
+    if isinstance(hidden, (int, np.integer)) and not isinstance(hidden, bool):
+        raise TypeError(f"hidden must be a sequence of widths such as (64, 64), got {hidden!r}")
+    try:
+        widths = list(hidden)
+    except TypeError as err:
+        raise TypeError(f"hidden must be a sequence of ints, got {hidden!r}") from err
+    if not widths:
+        raise ValueError("hidden must list at least one layer width, got an empty sequence")
+    return [_as_count(w, "every hidden width") for w in widths]
+
+
+def _as_activation(activation: Any) -> str:
+    if not isinstance(activation, str):
+        raise TypeError(f"activation must be a str, got {type(activation).__name__}")
+    return activation
+
+
+def _as_alpha(alpha: Any) -> float:
+    if isinstance(alpha, bool) or not isinstance(alpha, (int, float, np.integer, np.floating)):
+        raise TypeError(f"alpha must be a number, got {type(alpha).__name__}")
+    a = float(alpha)
+    if not (np.isfinite(a) and a >= 0):
+        raise ValueError(f"alpha must be a finite number >= 0, got {alpha}")
+    return a
+
+
+def _as_seed(seed: Any) -> int:
+    if isinstance(seed, bool) or not isinstance(seed, (int, np.integer)):
+        raise TypeError(f"seed must be an int, got {type(seed).__name__}")
+    if not 0 <= seed < 2**64:
+        raise ValueError(f"seed must be in [0, 2**64), got {seed}")
+    return int(seed)
+
+
+def _as_param_arrays(params: Any, dtype: str) -> list[Array]:
+    if isinstance(params, np.ndarray) or not isinstance(params, Sequence):
+        raise TypeError(
+            "params must be a list of arrays [W_1, b_1, ..., W_L, b_L, w, c], "
+            f"got {type(params).__name__}"
+        )
+    out = []
+    for i, p in enumerate(params):
+        arr = np.asarray(p)
+        if arr.dtype.kind not in "fiu":
+            raise TypeError(f"params[{i}] must be a numeric array, got dtype {arr.dtype}")
+        out.append(np.ascontiguousarray(arr, dtype=dtype))
+    return out

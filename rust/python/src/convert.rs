@@ -1,0 +1,84 @@
+//! numpy ⇄ core conversions. Nothing here copies an input array: inputs are read in place
+//! through [`Rows`] views with their own strides.
+
+use numpy::ndarray::Array2;
+use numpy::{Element, PyArray1, PyArray2, PyArrayDyn, PyArrayMethods, PyReadonlyArray2, PyUntypedArrayMethods};
+use pyo3::exceptions::PyTypeError;
+use pyo3::prelude::*;
+use scorematch_core::{Real, Rows};
+
+/// The element types the engine runs in.
+pub trait Float: Real + Element {}
+impl Float for f32 {}
+impl Float for f64 {}
+
+/// Borrows `obj` as a 2-D array of `T` (the Python layer has already converted dtype and ndim).
+pub fn readonly2<'py, T: Float>(obj: &Bound<'py, PyAny>, what: &str) -> PyResult<PyReadonlyArray2<'py, T>> {
+    match obj.cast::<PyArray2<T>>() {
+        Ok(a) => Ok(a.try_readonly()?),
+        Err(_) => Err(PyTypeError::new_err(format!(
+            "{what} must be a 2-D numpy array of {}, got {}",
+            T::NAME,
+            describe(obj)
+        ))),
+    }
+}
+
+/// A view of a borrowed array; valid while `arr` lives.
+pub fn rows<'a, T: Float>(arr: &'a PyReadonlyArray2<'_, T>) -> Rows<'a, T> {
+    let view = arr.as_array();
+    let (n, d) = view.dim();
+    let s = view.strides();
+    // SAFETY: ndarray's view guarantees that every (i, j) in bounds at these element strides
+    // points into the array, and the readonly borrow keeps it alive and unmodified for 'a.
+    unsafe { Rows::from_raw_parts(view.as_ptr(), n, d, s[0], s[1]) }
+}
+
+/// A fresh (n,) array owning `v` (no copy).
+pub fn vec1<T: Float>(py: Python<'_>, v: Vec<T>) -> Bound<'_, PyAny> {
+    PyArray1::from_vec(py, v).into_any()
+}
+
+/// A fresh (n, d) array owning `v` (no copy).
+pub fn vec2<T: Float>(py: Python<'_>, v: Vec<T>, n: usize, d: usize) -> Bound<'_, PyAny> {
+    let arr = Array2::from_shape_vec((n, d), v).expect("length n·d by construction");
+    PyArray2::from_owned_array(py, arr).into_any()
+}
+
+/// The public parameter list `[W_1, b_1, ..., w, c]` as fresh arrays, from a flat vector.
+pub fn param_list<'py, T: Float>(py: Python<'py>, flat: &[T], shapes: &[Vec<usize>]) -> PyResult<Vec<Bound<'py, PyAny>>> {
+    let mut pos = 0;
+    shapes
+        .iter()
+        .map(|s| {
+            let len: usize = s.iter().product();
+            let arr = PyArray1::from_slice(py, &flat[pos..pos + len]);
+            pos += len;
+            Ok(arr.reshape(s.as_slice())?.into_any())
+        })
+        .collect()
+}
+
+/// Shapes and values of a list of arrays of `T` (each copied: parameter lists are small).
+pub fn arrays<T: Float>(list: &[Bound<'_, PyAny>]) -> PyResult<Vec<(Vec<usize>, Vec<T>)>> {
+    list.iter()
+        .enumerate()
+        .map(|(i, obj)| {
+            let arr = obj.cast::<PyArrayDyn<T>>().map_err(|_| {
+                PyTypeError::new_err(format!("params[{i}] must be a numpy array of {}, got {}", T::NAME, describe(obj)))
+            })?;
+            let ro = arr.try_readonly()?;
+            Ok((ro.shape().to_vec(), ro.as_array().iter().copied().collect()))
+        })
+        .collect()
+}
+
+fn describe(obj: &Bound<'_, PyAny>) -> String {
+    let dtype = obj.getattr("dtype").map(|d| d.to_string()).unwrap_or_default();
+    let ty = obj.get_type().name().map(|n| n.to_string()).unwrap_or_else(|_| "?".into());
+    if dtype.is_empty() {
+        ty
+    } else {
+        format!("{ty} of dtype {dtype}")
+    }
+}

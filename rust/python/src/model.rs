@@ -1,0 +1,238 @@
+//! `_core.Model`: a frozen handle on an immutable core model. Parameters never change in
+//! place; `scorematch.EnergyMLP.set_params` swaps in a new handle, so a handle can be shared
+//! with threads that run without the GIL.
+
+use std::sync::Arc;
+
+use pyo3::exceptions::{PyTypeError, PyValueError};
+use pyo3::prelude::*;
+use scorematch_core::objective::Objective;
+use scorematch_core::{engine, Activation, Mlp, Model};
+
+use crate::convert::{arrays, param_list, readonly2, rows, vec1, vec2, Float};
+use crate::errors::to_py;
+
+enum Inner {
+    F32(Arc<Model<f32>>),
+    F64(Arc<Model<f64>>),
+}
+
+/// Calls a generic function with the model of whichever dtype this handle holds.
+macro_rules! dispatch {
+    ($self:expr, $m:ident => $body:expr) => {
+        match &$self.inner {
+            Inner::F32($m) => $body,
+            Inner::F64($m) => $body,
+        }
+    };
+}
+
+#[pyclass(name = "Model", module = "scorematch._core", frozen)]
+pub struct PyModel {
+    inner: Inner,
+}
+
+fn parse_dtype(dtype: &str) -> PyResult<bool> {
+    match dtype {
+        "float32" => Ok(true),
+        "float64" => Ok(false),
+        _ => Err(PyValueError::new_err(format!("dtype must be 'float32' or 'float64', got '{dtype}'"))),
+    }
+}
+
+impl PyModel {
+    fn wrap<T: Float>(mlp: Mlp<T>, wrap: fn(Arc<Model<T>>) -> Inner) -> Self {
+        PyModel { inner: wrap(Arc::new(Model::new(mlp))) }
+    }
+}
+
+fn from_arrays<T: Float>(list: &[Bound<'_, PyAny>], act: Activation, alpha: f64) -> PyResult<Mlp<T>> {
+    let owned = arrays::<T>(list)?;
+    let parts: Vec<(&[usize], &[T])> = owned.iter().map(|(s, v)| (s.as_slice(), v.as_slice())).collect();
+    Mlp::from_parts(&parts, act, alpha).map_err(to_py)
+}
+
+fn energy<'py, T: Float>(py: Python<'py>, m: &Model<T>, x: &Bound<'py, PyAny>) -> PyResult<Bound<'py, PyAny>> {
+    let arr = readonly2::<T>(x, "X")?;
+    let x = rows(&arr);
+    let out = py.detach(|| {
+        let mut out = vec![T::zero(); x.rows()];
+        engine::energy(m, x, &mut out).map(|_| out)
+    });
+    Ok(vec1(py, out.map_err(to_py)?))
+}
+
+fn score<'py, T: Float>(py: Python<'py>, m: &Model<T>, x: &Bound<'py, PyAny>) -> PyResult<Bound<'py, PyAny>> {
+    let arr = readonly2::<T>(x, "X")?;
+    let x = rows(&arr);
+    let (n, d) = (x.rows(), x.cols());
+    let out = py.detach(|| {
+        let mut out = vec![T::zero(); n * d];
+        engine::score(m, x, &mut out).map(|_| out)
+    });
+    Ok(vec2(py, out.map_err(to_py)?, n, d))
+}
+
+fn hessian_trace<'py, T: Float>(py: Python<'py>, m: &Model<T>, x: &Bound<'py, PyAny>) -> PyResult<Bound<'py, PyAny>> {
+    let arr = readonly2::<T>(x, "X")?;
+    let x = rows(&arr);
+    let out = py.detach(|| {
+        let mut out = vec![T::zero(); x.rows()];
+        engine::hessian_trace(m, x, &mut out).map(|_| out)
+    });
+    Ok(vec1(py, out.map_err(to_py)?))
+}
+
+fn ism_loss<T: Float>(py: Python<'_>, m: &Model<T>, x: &Bound<'_, PyAny>) -> PyResult<f64> {
+    let arr = readonly2::<T>(x, "X")?;
+    let x = rows(&arr);
+    py.detach(|| engine::loss(m, x, Objective::Ism)).map_err(to_py)
+}
+
+fn loss_and_grad<'py, T: Float>(
+    py: Python<'py>,
+    m: &Model<T>,
+    x: &Bound<'py, PyAny>,
+    target: Option<&Bound<'py, PyAny>>,
+) -> PyResult<(f64, Vec<Bound<'py, PyAny>>)> {
+    let arr = readonly2::<T>(x, "X")?;
+    let tarr = target.map(|t| readonly2::<T>(t, "target_score")).transpose()?;
+    let x = rows(&arr);
+    let objective = match &tarr {
+        None => Objective::Ism,
+        Some(t) => Objective::Esm { target: rows(t) },
+    };
+    let n_params = m.mlp().n_params();
+    let (loss, grad) = py
+        .detach(|| {
+            let mut grad = vec![T::zero(); n_params];
+            engine::loss_and_grad(m, x, objective, &mut grad).map(|l| (l, grad))
+        })
+        .map_err(to_py)?;
+    Ok((loss, param_list(py, &grad, &m.mlp().param_shapes())?))
+}
+
+#[pymethods]
+impl PyModel {
+    /// A new model with parameters drawn from `seed`.
+    #[staticmethod]
+    fn create(dim: usize, hidden: Vec<usize>, activation: &str, dtype: &str, alpha: f64, seed: u64) -> PyResult<Self> {
+        let act = Activation::from_name(activation).map_err(to_py)?;
+        Ok(if parse_dtype(dtype)? {
+            Self::wrap(Mlp::<f32>::new(dim, &hidden, act, alpha, seed).map_err(to_py)?, Inner::F32)
+        } else {
+            Self::wrap(Mlp::<f64>::new(dim, &hidden, act, alpha, seed).map_err(to_py)?, Inner::F64)
+        })
+    }
+
+    /// A model from the public parameter list (arrays already of `dtype`).
+    #[staticmethod]
+    fn from_params(params: Vec<Bound<'_, PyAny>>, activation: &str, dtype: &str, alpha: f64) -> PyResult<Self> {
+        let act = Activation::from_name(activation).map_err(to_py)?;
+        Ok(if parse_dtype(dtype)? {
+            Self::wrap(from_arrays::<f32>(&params, act, alpha)?, Inner::F32)
+        } else {
+            Self::wrap(from_arrays::<f64>(&params, act, alpha)?, Inner::F64)
+        })
+    }
+
+    /// The same architecture with new parameters.
+    fn with_params(&self, params: Vec<Bound<'_, PyAny>>) -> PyResult<Self> {
+        let (act, alpha) = (self.activation(), self.alpha());
+        self.dispatch_check_shapes(&params)?;
+        Self::from_params(params, act, self.dtype(), alpha)
+    }
+
+    #[getter]
+    fn dim(&self) -> usize {
+        dispatch!(self, m => m.mlp().dim())
+    }
+
+    #[getter]
+    fn hidden(&self) -> Vec<usize> {
+        dispatch!(self, m => m.mlp().hidden().to_vec())
+    }
+
+    #[getter]
+    fn activation(&self) -> &'static str {
+        dispatch!(self, m => m.mlp().activation().name())
+    }
+
+    #[getter]
+    fn alpha(&self) -> f64 {
+        dispatch!(self, m => m.mlp().alpha_f64())
+    }
+
+    #[getter]
+    fn dtype(&self) -> &'static str {
+        match self.inner {
+            Inner::F32(_) => "float32",
+            Inner::F64(_) => "float64",
+        }
+    }
+
+    #[getter]
+    fn n_params(&self) -> usize {
+        dispatch!(self, m => m.mlp().n_params())
+    }
+
+    fn params<'py>(&self, py: Python<'py>) -> PyResult<Vec<Bound<'py, PyAny>>> {
+        dispatch!(self, m => param_list(py, m.mlp().params(), &m.mlp().param_shapes()))
+    }
+
+    fn energy<'py>(&self, py: Python<'py>, x: &Bound<'py, PyAny>) -> PyResult<Bound<'py, PyAny>> {
+        dispatch!(self, m => energy(py, m, x))
+    }
+
+    fn score<'py>(&self, py: Python<'py>, x: &Bound<'py, PyAny>) -> PyResult<Bound<'py, PyAny>> {
+        dispatch!(self, m => score(py, m, x))
+    }
+
+    fn hessian_trace<'py>(&self, py: Python<'py>, x: &Bound<'py, PyAny>) -> PyResult<Bound<'py, PyAny>> {
+        dispatch!(self, m => hessian_trace(py, m, x))
+    }
+
+    fn ism_loss(&self, py: Python<'_>, x: &Bound<'_, PyAny>) -> PyResult<f64> {
+        dispatch!(self, m => ism_loss(py, m, x))
+    }
+
+    fn ism_loss_and_grad<'py>(&self, py: Python<'py>, x: &Bound<'py, PyAny>) -> PyResult<(f64, Vec<Bound<'py, PyAny>>)> {
+        dispatch!(self, m => loss_and_grad(py, m, x, None))
+    }
+
+    fn esm_loss_and_grad<'py>(
+        &self,
+        py: Python<'py>,
+        x: &Bound<'py, PyAny>,
+        target_score: &Bound<'py, PyAny>,
+    ) -> PyResult<(f64, Vec<Bound<'py, PyAny>>)> {
+        dispatch!(self, m => loss_and_grad(py, m, x, Some(target_score)))
+    }
+}
+
+impl PyModel {
+    /// `set_params` must keep the architecture: compare shapes before building the new model.
+    fn dispatch_check_shapes(&self, params: &[Bound<'_, PyAny>]) -> PyResult<()> {
+        let want = dispatch!(self, m => m.mlp().param_shapes());
+        if params.len() != want.len() {
+            return Err(PyValueError::new_err(format!(
+                "params must be a list of {} arrays [W_1, b_1, ..., w, c] for this architecture, got {}",
+                want.len(),
+                params.len()
+            )));
+        }
+        for (i, (p, w)) in params.iter().zip(&want).enumerate() {
+            let shape: Vec<usize> = p
+                .getattr("shape")
+                .and_then(|s| s.extract())
+                .map_err(|_| PyTypeError::new_err(format!("params[{i}] must be a numpy array")))?;
+            if &shape != w {
+                return Err(PyValueError::new_err(format!(
+                    "params[{i}] must have shape {:?} for this architecture, got {:?}",
+                    w, shape
+                )));
+            }
+        }
+        Ok(())
+    }
+}
