@@ -13,7 +13,7 @@ _FLOAT_NAMES = {"float32": np.float32, "float64": np.float64}
 def parse_dtype(dtype: Any) -> str:
     """Normalize a dtype spec (``"float32"``, ``np.float64``, ...) to its name."""
     try:
-        name = np.dtype(dtype).name
+        name: str = np.dtype(dtype).name
     except TypeError as err:
         raise ValueError(f"dtype must be 'float32' or 'float64', got {dtype!r}") from err
     if name not in _FLOAT_NAMES:

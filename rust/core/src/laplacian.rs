@@ -21,9 +21,10 @@ use crate::real::Real;
 use crate::workspace::{fit, fit_all};
 
 /// The input tangents t_1..t_M.
-#[derive(Debug, Clone, Copy, PartialEq, Eq)]
+#[derive(Debug, Clone, Copy, PartialEq, Eq, Default)]
 pub enum Tangents {
     /// T = I_d (M = d): exact Laplacian and gradient.
+    #[default]
     Identity,
     /// M tangents per sample, given by the caller in [`LapWorkspace::tangents`] as (c·M × d).
     PerSample(usize),
@@ -69,12 +70,6 @@ pub struct LapWorkspace<T> {
     /// Reverse-pass buffers.
     pub(crate) bar: [Vec<T>; 2],
     pub(crate) tmp: Vec<T>,
-}
-
-impl Default for Tangents {
-    fn default() -> Self {
-        Tangents::Identity
-    }
 }
 
 impl<T: Real> LapWorkspace<T> {

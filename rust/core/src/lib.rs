@@ -15,6 +15,10 @@
 //! [`engine`] runs all of these over a batch, chunk by chunk, on a Rayon pool; [`gemm`] is
 //! the one file that names the matrix-product backend.
 
+// The maths loops index several arrays of the same length in lockstep, as the equations do;
+// iterator chains over four zipped slices would hide the formulas they implement.
+#![allow(clippy::needless_range_loop)]
+
 pub mod activation;
 pub mod backward;
 pub mod engine;
