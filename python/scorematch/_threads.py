@@ -4,6 +4,8 @@ from __future__ import annotations
 
 from scorematch import _core
 
+_MAX_THREADS = 4096  # scorematch_core::parallel::MAX_THREADS
+
 
 def set_num_threads(n: int) -> None:
     """Use ``n`` worker threads for all later computations.
@@ -26,6 +28,9 @@ def set_num_threads(n: int) -> None:
     """
     if isinstance(n, bool) or not isinstance(n, int):
         raise TypeError(f"n must be an int, got {type(n).__name__}")
+    if not 1 <= n <= _MAX_THREADS:
+        # checked here: the binding maps negatives to 0 (wrong message) and overflows on >i64
+        raise ValueError(f"the number of threads must be between 1 and {_MAX_THREADS}, got {n}")
     _core.set_num_threads(n)
 
 

@@ -1,0 +1,140 @@
+"""Engine threads: results independent of the thread count, calls from several Python threads,
+the GIL released during computation, and set_num_threads argument checking."""
+
+from __future__ import annotations
+
+import sys
+import threading
+
+import numpy as np
+import pytest
+
+import reference as ref
+import scorematch
+from helpers import assert_close, make_model
+
+
+def _all_outputs(model, X, target):
+    loss, grads = model.ism_loss_and_grad(X)
+    eloss, egrads = model.esm_loss_and_grad(X, target)
+    return [model.energy(X), model.score(X), model.hessian_trace(X), np.array(model.ism_loss(X)),
+            np.array(loss), *grads, np.array(eloss), *egrads]
+
+
+@pytest.mark.parametrize("dtype", ["float64", "float32"])
+@pytest.mark.parametrize("activation", ref.ACTIVATIONS)
+def test_bit_identical_for_any_thread_count(restore_threads, dtype, activation):
+    model, _ = make_model(5, (32, 16, 8), activation, 0.5, dtype, seed=3)
+    rng = np.random.default_rng(0)
+    X = rng.normal(0, 2, size=(3000, 5)).astype(dtype)
+    target = rng.normal(size=(3000, 5)).astype(dtype)
+    results = {}
+    for n in (1, 2, 8):
+        scorematch.set_num_threads(n)
+        assert scorematch.get_num_threads() == n
+        results[n] = _all_outputs(model, X, target)
+    for n in (2, 8):
+        for i, (a, b) in enumerate(zip(results[1], results[n])):
+            assert a.dtype == b.dtype and np.array_equal(a, b), f"output {i} differs with {n} threads"
+    # odd batch sizes (partial last chunk) too
+    for rows in (1, 17, 1001):
+        outs = []
+        for n in (1, 3):
+            scorematch.set_num_threads(n)
+            outs.append(_all_outputs(model, X[:rows], target[:rows]))
+        for a, b in zip(*outs):
+            assert np.array_equal(a, b)
+
+
+def test_restore_fixture_restores(restore_threads):
+    scorematch.set_num_threads(3)
+    assert scorematch.get_num_threads() == 3
+    assert restore_threads >= 1
+
+
+@pytest.mark.parametrize("bad", [0, -1, 4097, 10**6])
+def test_set_num_threads_out_of_range(restore_threads, bad):
+    before = scorematch.get_num_threads()
+    with pytest.raises(ValueError, match=r"between 1 and 4096, got " + str(bad)):
+        scorematch.set_num_threads(bad)
+    assert scorematch.get_num_threads() == before
+
+
+@pytest.mark.parametrize("bad", [1.5, 2.0, "2", None, True])
+def test_set_num_threads_not_an_int(restore_threads, bad):
+    with pytest.raises(TypeError, match="n must be an int"):
+        scorematch.set_num_threads(bad)
+
+
+def test_set_num_threads_huge_int_is_value_error(restore_threads):
+    with pytest.raises(ValueError, match="between 1 and 4096"):
+        scorematch.set_num_threads(2**70)
+
+
+def test_two_python_threads_compute_concurrently_and_correctly(restore_threads):
+    scorematch.set_num_threads(2)
+    model, params = make_model(6, (48, 48), "silu", 0.2, seed=9)
+    rng = np.random.default_rng(1)
+    XA = rng.normal(0, 2, size=(40000, 6))
+    XB = rng.normal(0, 2, size=(30000, 6))
+    expected = {"A": model.score(XA), "B": model.score(XB)}
+    results, errors = {}, []
+
+    def work(name, X):
+        try:
+            for _ in range(3):
+                results.setdefault(name, []).append(model.score(X))
+        except BaseException as e:  # pragma: no cover - reported below
+            errors.append(e)
+
+    threads = [threading.Thread(target=work, args=("A", XA)), threading.Thread(target=work, args=("B", XB))]
+    for t in threads:
+        t.start()
+    for t in threads:
+        t.join(timeout=120)
+        assert not t.is_alive()
+    assert errors == []
+    for name in ("A", "B"):
+        assert len(results[name]) == 3
+        for r in results[name]:
+            assert np.array_equal(r, expected[name])
+    # and they are right, not just consistent
+    assert_close(expected["A"][:200], ref.score(params, XA[:200], "silu", 0.2), 1e-9)
+    assert_close(expected["B"][:200], ref.score(params, XB[:200], "silu", 0.2), 1e-9)
+
+
+def test_gil_is_released_during_computation(restore_threads):
+    """While a worker thread is inside a long hessian_trace, the main thread runs Python code.
+
+    The worker reads a counter just before and just after the call; the main thread increments
+    it in a loop. If the call held the GIL the main thread could not run between those two
+    reads (the worker holds the GIL from the first read into the call), so the counter would
+    not move. No timing is asserted."""
+    scorematch.set_num_threads(1)
+    model, _ = make_model(20, (64, 64, 64), "tanh", 0.0, seed=1)
+    X = np.random.default_rng(2).normal(0, 2, size=(20000, 20))
+    counter = [0]
+    seen = {}
+    started, done = threading.Event(), threading.Event()
+
+    def work():
+        started.set()
+        seen["before"] = counter[0]
+        seen["out"] = model.hessian_trace(X)
+        seen["after"] = counter[0]
+        done.set()
+
+    old = sys.getswitchinterval()
+    sys.setswitchinterval(0.05)  # a forced GIL switch inside the tiny window is then very unlikely
+    try:
+        t = threading.Thread(target=work)
+        t.start()
+        started.wait()
+        while not done.is_set():
+            counter[0] += 1
+        t.join()
+    finally:
+        sys.setswitchinterval(old)
+    assert seen["after"] - seen["before"] > 1000
+    assert seen["out"].shape == (20000,) and np.all(np.isfinite(seen["out"]))
+    assert np.array_equal(seen["out"], model.hessian_trace(X))
