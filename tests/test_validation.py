@@ -1,0 +1,288 @@
+"""Input checking: what X, target_score and constructor arguments are accepted, the errors and
+messages for the rest, and how accepted inputs are converted. Values are checked against the
+numpy reference (float64 tolerance 1e-12 relative to scale unless stated)."""
+
+from __future__ import annotations
+
+import numpy as np
+import pytest
+
+import reference as ref
+from helpers import assert_close, make_model
+from scorematch import EnergyMLP
+
+METHODS_PER_ROW = ("energy", "score", "hessian_trace")
+ALL = ("energy", "score", "hessian_trace", "ism_loss", "ism_loss_and_grad", "esm_loss_and_grad")
+
+
+def call(model, name, X):
+    if name == "esm_loss_and_grad":
+        return model.esm_loss_and_grad(X, np.zeros(np.shape(X)) if np.ndim(X) == 2 else X)
+    return getattr(model, name)(X)
+
+
+@pytest.fixture
+def model():
+    return make_model(3, (5, 4), "tanh", 0.25, seed=7)
+
+
+@pytest.fixture
+def X():
+    return np.random.default_rng(0).normal(0, 2, size=(6, 3))
+
+
+# ------------------------------------------------------------------------ shapes
+
+
+@pytest.mark.parametrize("name", ALL)
+def test_1d_input_is_an_error_with_a_hint(model, name):
+    m, _ = model
+    with pytest.raises(ValueError, match=r"2-D with shape \(n, 3\), got an array of shape \(3,\).*reshape\(1, -1\)"):
+        call(m, name, np.ones(3))
+
+
+@pytest.mark.parametrize("name", ALL)
+def test_3d_and_0d_inputs_are_errors(model, name):
+    m, _ = model
+    with pytest.raises(ValueError, match=r"shape \(2, 3, 1\)"):
+        call(m, name, np.ones((2, 3, 1)))
+    with pytest.raises(ValueError, match=r"shape \(\)"):
+        getattr(m, name if name != "esm_loss_and_grad" else "energy")(np.float64(1.0))
+
+
+@pytest.mark.parametrize("name", ALL)
+@pytest.mark.parametrize("shape", [(2, 4), (5, 1), (3, 0), (0, 4)])
+def test_wrong_dim_names_expected_and_given_shapes(model, name, shape):
+    m, _ = model
+    with pytest.raises(ValueError) as info:
+        call(m, name, np.ones(shape))
+    msg = str(info.value)
+    assert "(n, 3)" in msg and str(shape) in msg, msg
+
+
+# ------------------------------------------------------------------------ bad values
+
+
+@pytest.mark.parametrize("name", ALL)
+@pytest.mark.parametrize("bad", [np.nan, np.inf, -np.inf])
+def test_nonfinite_input_names_first_bad_row(model, X, name, bad):
+    m, _ = model
+    Y = X.copy()
+    Y[3, 1] = bad
+    Y[5, 0] = bad
+    with pytest.raises(ValueError, match=r"X contains NaN or Inf \(first at row 3\)"):
+        call(m, name, Y)
+    # row 0 and float32 too
+    Y = X.astype(np.float32)
+    Y[0, 2] = bad
+    with pytest.raises(ValueError, match="row 0"):
+        call(m, name, Y)
+
+
+def test_nonfinite_in_strided_view_names_the_view_row(model):
+    m, _ = model
+    big = np.zeros((20, 6))
+    big[14, 2] = np.nan  # row 7 of big[::2, ::2], column 1
+    big[3, 0] = np.nan  # not part of the view
+    with pytest.raises(ValueError, match="row 7"):
+        m.score(big[::2, ::2])
+
+
+def test_nonfinite_target_score(model, X):
+    m, _ = model
+    T = np.zeros_like(X)
+    T[4, 0] = np.nan
+    with pytest.raises(ValueError, match=r"target_score contains NaN or Inf \(first at row 4\)"):
+        m.esm_loss_and_grad(X, T)
+
+
+@pytest.mark.parametrize("tshape", [(5, 3), (7, 3), (6, 2), (18,), (6, 3, 1)])
+def test_esm_wrong_target_shape(model, X, tshape):
+    m, _ = model
+    with pytest.raises(ValueError, match="target_score") as info:
+        m.esm_loss_and_grad(X, np.zeros(tshape))
+    assert str(tshape) in str(info.value) or str(tshape).replace(",)", ")") in str(info.value)
+
+
+# ------------------------------------------------------------------------ bad dtypes
+
+
+@pytest.mark.parametrize("name", ALL)
+@pytest.mark.parametrize("dtype", [np.int64, np.int32, np.uint8, np.complex128, object, bool, "U3"])
+def test_non_float_arrays_are_type_errors(model, name, dtype):
+    m, _ = model
+    arr = np.ones((4, 3)).astype(dtype)
+    with pytest.raises(TypeError, match=r"X must be an array of floats .*got dtype"):
+        call(m, name, arr)
+
+
+def test_non_float_lists_are_type_errors(model):
+    m, _ = model
+    with pytest.raises(TypeError, match="dtype bool"):
+        m.energy([[True, False, True]])
+    with pytest.raises(TypeError, match="floats"):
+        m.energy([["a", "b", "c"]])
+    with pytest.raises(TypeError, match="could not be converted"):
+        m.energy([[1.0, 2.0, 3.0], [1.0]])
+    with pytest.raises(TypeError, match="floats"):
+        m.energy([[1 + 2j, 0.0, 0.0]])
+
+
+# ------------------------------------------------------------------------ accepted inputs
+
+
+def test_lists_of_floats_give_the_same_numbers_as_arrays(model, X):
+    m, params = model
+    L = X.tolist()
+    for name in ("energy", "score", "hessian_trace"):
+        assert np.array_equal(getattr(m, name)(L), getattr(m, name)(X))
+    assert m.ism_loss(L) == m.ism_loss(X)
+    l1, g1 = m.esm_loss_and_grad(L, (X * 0.5).tolist())
+    l2, g2 = m.esm_loss_and_grad(X, X * 0.5)
+    assert l1 == l2 and all(np.array_equal(a, b) for a, b in zip(g1, g2))
+    assert_close(m.energy(L), ref.energy(params, X, "tanh", 0.25), 1e-12)
+    # tuples and lists of ints are converted too
+    assert np.array_equal(m.score(tuple(map(tuple, L))), m.score(X))
+    assert np.array_equal(m.energy([[1, 2, 3]]), m.energy(np.array([[1.0, 2.0, 3.0]])))
+
+
+def test_other_float_dtype_is_converted_to_the_models(X):
+    m64, p64 = make_model(3, (5, 4), "silu", 0.0, "float64", seed=1)
+    m32, p32 = make_model(3, (5, 4), "silu", 0.0, "float32", seed=1)
+    X32 = X.astype(np.float32)
+    # float32 input to a float64 model: exact conversion, float64 output
+    for name in METHODS_PER_ROW:
+        out = getattr(m64, name)(X32)
+        assert out.dtype == np.float64
+        assert np.array_equal(out, getattr(m64, name)(X32.astype(np.float64)))
+    assert_close(m64.score(X32), ref.score(p64, X32.astype(np.float64), "silu"), 1e-12)
+    # float64 input to a float32 model: rounded to float32, float32 output
+    for name in METHODS_PER_ROW:
+        out = getattr(m32, name)(X)
+        assert out.dtype == np.float32
+        assert np.array_equal(out, getattr(m32, name)(X32))
+    l, g = m32.ism_loss_and_grad(X)
+    assert all(a.dtype == np.float32 for a in g)
+    assert l == m32.ism_loss_and_grad(X32)[0]
+    # float16 is a float: converted as well
+    X16 = X.astype(np.float16)
+    assert np.array_equal(m64.energy(X16), m64.energy(X16.astype(np.float64)))
+
+
+@pytest.mark.parametrize("dtype", ["float64", "float32"])
+def test_read_only_and_non_native_byte_order_inputs(dtype, X):
+    m, params = make_model(3, (5, 4), "softplus", 0.5, dtype, seed=2)
+    Xd = X.astype(dtype)
+    expected = [m.energy(Xd), m.score(Xd), m.hessian_trace(Xd)]
+    ro = Xd.copy()
+    ro.setflags(write=False)
+    swapped = Xd.astype(np.dtype(dtype).newbyteorder())
+    assert not swapped.dtype.isnative and np.array_equal(swapped, Xd)
+    swapped_f = np.asfortranarray(swapped)[::-1][::-1]
+    for arr in (ro, swapped, swapped_f):
+        got = [m.energy(arr), m.score(arr), m.hessian_trace(arr)]
+        for a, b in zip(got, expected):
+            assert a.dtype == np.dtype(dtype) and a.dtype.isnative
+            assert np.array_equal(a, b)
+    assert not ro.flags.writeable
+    l, _ = m.esm_loss_and_grad(ro, swapped)
+    assert l == m.esm_loss_and_grad(Xd, Xd)[0]
+
+
+@pytest.mark.parametrize("dtype", ["float64", "float32"])
+def test_empty_batches(dtype):
+    m, _ = make_model(4, (3,), dtype=dtype)
+    for E in (np.zeros((0, 4), dtype=dtype), np.zeros((0, 4), dtype=np.float32), np.zeros((0, 8))[:, ::2]):
+        e, s, t = m.energy(E), m.score(E), m.hessian_trace(E)
+        assert e.shape == (0,) and e.dtype == np.dtype(dtype)
+        assert s.shape == (0, 4) and s.dtype == np.dtype(dtype)
+        assert t.shape == (0,) and t.dtype == np.dtype(dtype)
+        with pytest.raises(ValueError, match="empty batch"):
+            m.ism_loss(E)
+        with pytest.raises(ValueError, match="empty batch"):
+            m.ism_loss_and_grad(E)
+        with pytest.raises(ValueError, match="empty batch"):
+            m.esm_loss_and_grad(E, E)
+
+
+# ------------------------------------------------------------------------ constructor
+
+
+def test_unknown_activation_lists_choices():
+    for bad in ("relu", "Tanh", "", "sigmoid"):
+        with pytest.raises(ValueError) as info:
+            EnergyMLP(3, activation=bad)
+        msg = str(info.value)
+        assert "'softplus'" in msg and "'tanh'" in msg and "'silu'" in msg and repr(bad) in msg
+    with pytest.raises(ValueError, match="'softplus', 'tanh', 'silu'"):
+        EnergyMLP.from_params(EnergyMLP(2, hidden=(3,)).params, activation="relu")
+    with pytest.raises(TypeError, match="activation must be a str"):
+        EnergyMLP(3, activation=None)
+
+
+@pytest.mark.parametrize("dtype", ["float16", "int32", "complex128", "bogus", np.int64, np.float16, "f2"])
+def test_bad_dtype(dtype):
+    with pytest.raises(ValueError, match="dtype must be 'float32' or 'float64'"):
+        EnergyMLP(2, hidden=(3,), dtype=dtype)
+    with pytest.raises(ValueError, match="dtype must be 'float32' or 'float64'"):
+        EnergyMLP.from_params(EnergyMLP(2, hidden=(3,)).params, dtype=dtype)
+
+
+@pytest.mark.parametrize("spec,name", [("float32", "float32"), (np.float32, "float32"), ("f4", "float32"),
+                                       ("float64", "float64"), (np.float64, "float64"), (np.dtype("f8"), "float64")])
+def test_good_dtype_specs(spec, name):
+    m = EnergyMLP(2, hidden=(3,), dtype=spec)
+    assert m.dtype == np.dtype(name)
+    assert all(p.dtype == np.dtype(name) for p in m.params)
+
+
+@pytest.mark.parametrize("alpha", [-1.0, -1e-300, float("nan"), float("inf")])
+def test_bad_alpha_value(alpha):
+    with pytest.raises(ValueError, match="alpha must be a finite number >= 0"):
+        EnergyMLP(2, hidden=(3,), alpha=alpha)
+    with pytest.raises(ValueError, match="alpha must be a finite number >= 0"):
+        EnergyMLP.from_params(EnergyMLP(2, hidden=(3,)).params, alpha=alpha)
+
+
+@pytest.mark.parametrize("alpha", ["1", None, True, [1.0]])
+def test_bad_alpha_type(alpha):
+    with pytest.raises(TypeError, match="alpha must be a number"):
+        EnergyMLP(2, hidden=(3,), alpha=alpha)
+
+
+def test_integer_alpha_is_accepted():
+    m = EnergyMLP(2, hidden=(3,), alpha=2)
+    assert m.alpha == 2.0 and isinstance(m.alpha, float)
+
+
+@pytest.mark.parametrize("hidden,exc,pattern", [
+    ((), ValueError, "at least one layer"),
+    ([], ValueError, "at least one layer"),
+    ((4, 0), ValueError, "at least 1, got 0"),
+    ((-3,), ValueError, "at least 1, got -3"),
+    (4, TypeError, "sequence of widths"),
+    ((4.0,), TypeError, "must be an int"),
+    ((True,), TypeError, "must be an int"),
+    (None, TypeError, "sequence of ints"),
+])
+def test_bad_hidden(hidden, exc, pattern):
+    with pytest.raises(exc, match=pattern):
+        EnergyMLP(2, hidden=hidden)
+
+
+@pytest.mark.parametrize("dim,exc", [(0, ValueError), (-1, ValueError), (2.0, TypeError), ("2", TypeError), (True, TypeError)])
+def test_bad_dim(dim, exc):
+    with pytest.raises(exc, match="dim"):
+        EnergyMLP(dim, hidden=(3,))
+
+
+@pytest.mark.parametrize("seed,exc", [(-1, ValueError), (2**64, ValueError), (1.0, TypeError), ("0", TypeError)])
+def test_bad_seed(seed, exc):
+    with pytest.raises(exc, match="seed"):
+        EnergyMLP(2, hidden=(3,), seed=seed)
+
+
+def test_numpy_integer_arguments_are_accepted():
+    m = EnergyMLP(np.int64(3), hidden=np.array([4, 2]), seed=np.uint64(2**64 - 1))
+    assert m.dim == 3 and m.hidden == (4, 2)
+    assert np.array_equal(m.params[0], EnergyMLP(3, hidden=(4, 2), seed=2**64 - 1).params[0])
