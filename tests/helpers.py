@@ -3,7 +3,6 @@
 from __future__ import annotations
 
 import numpy as np
-
 import reference as ref
 from scorematch import EnergyMLP
 

@@ -51,7 +51,9 @@ def act(name: str, z: np.ndarray) -> tuple[np.ndarray, np.ndarray, np.ndarray]:
     raise ValueError(name)
 
 
-def _split(params: Sequence[np.ndarray]) -> tuple[list[tuple[np.ndarray, np.ndarray]], np.ndarray, float]:
+def _split(
+    params: Sequence[np.ndarray],
+) -> tuple[list[tuple[np.ndarray, np.ndarray]], np.ndarray, float]:
     p = [np.asarray(a, dtype=np.float64) for a in params]
     assert len(p) >= 4 and len(p) % 2 == 0, "params must be [W_1, b_1, ..., w, c]"
     layers = [(p[i], p[i + 1]) for i in range(0, len(p) - 2, 2)]
@@ -78,7 +80,7 @@ def _forward(params, X, activation):
 
 def energy(params, X, activation="softplus", alpha=0.0):
     """E(x) per row, shape (n,)."""
-    layers, w, c, hs, *_ = _forward(params, X, activation)
+    _layers, w, c, hs, *_ = _forward(params, X, activation)
     X = np.asarray(X, dtype=np.float64)
     return hs[-1] @ w + c + 0.5 * alpha * np.sum(X * X, axis=1)
 
@@ -96,7 +98,7 @@ def _adjoints(layers, w, d1s, n):
 
 def grad_x(params, X, activation="softplus", alpha=0.0):
     """grad_x E per row, shape (n, d), by a reverse pass."""
-    layers, w, c, hs, zs, d1s, d2s = _forward(params, X, activation)
+    layers, w, _c, _hs, _zs, d1s, _d2s = _forward(params, X, activation)
     X = np.asarray(X, dtype=np.float64)
     hbars = _adjoints(layers, w, d1s, X.shape[0])
     return hbars[0] + alpha * X
@@ -109,7 +111,7 @@ def score(params, X, activation="softplus", alpha=0.0):
 
 def hessian(params, X, activation="softplus", alpha=0.0):
     """Full Hessian of E w.r.t. x per row, shape (n, d, d)."""
-    layers, w, c, hs, zs, d1s, d2s = _forward(params, X, activation)
+    layers, w, _c, _hs, _zs, d1s, d2s = _forward(params, X, activation)
     X = np.asarray(X, dtype=np.float64)
     n, d = X.shape
     hbars = _adjoints(layers, w, d1s, n)

@@ -8,7 +8,6 @@ import pickle
 
 import numpy as np
 import pytest
-
 import reference as ref
 from helpers import assert_close, make_model
 from scorematch import EnergyMLP
@@ -17,7 +16,13 @@ X = np.random.default_rng(3).normal(0, 2, size=(25, 4))
 
 
 def outputs(m, X=X):
-    return [m.energy(X), m.score(X), m.hessian_trace(X), np.array(m.ism_loss(X)), *m.ism_loss_and_grad(X)[1]]
+    return [
+        m.energy(X),
+        m.score(X),
+        m.hessian_trace(X),
+        np.array(m.ism_loss(X)),
+        *m.ism_loss_and_grad(X)[1],
+    ]
 
 
 def same_outputs(a, b):
@@ -68,7 +73,9 @@ def test_round_trips(dtype):
     m3.set_params(m.params)
     assert same_outputs(m, m3)
     # nested lists and tuples are accepted
-    m4 = EnergyMLP.from_params(tuple(p.tolist() for p in m.params), activation="tanh", alpha=0.7, dtype=dtype)
+    m4 = EnergyMLP.from_params(
+        tuple(p.tolist() for p in m.params), activation="tanh", alpha=0.7, dtype=dtype
+    )
     assert same_outputs(m, m4)
 
 
@@ -81,8 +88,14 @@ def test_from_params_converts_dtype_and_reads_architecture():
     m64 = EnergyMLP.from_params([p.astype(np.float32) for p in params])
     assert all(p.dtype == np.float64 for p in m64.params)
     # integer arrays are numeric, so they are converted
-    mi = EnergyMLP.from_params([np.ones((2, 4), dtype=np.int32), np.zeros(2, dtype=np.int64),
-                                np.ones((1, 2), dtype=np.int8), np.zeros(1, dtype=np.uint8)])
+    mi = EnergyMLP.from_params(
+        [
+            np.ones((2, 4), dtype=np.int32),
+            np.zeros(2, dtype=np.int64),
+            np.ones((1, 2), dtype=np.int8),
+            np.zeros(1, dtype=np.uint8),
+        ]
+    )
     assert mi.energy(np.zeros((1, 4)))[0] == pytest.approx(2 * np.log(2), abs=1e-15)
 
 
@@ -103,7 +116,12 @@ def _malformed(p):
         ("too few", p[:-1], ValueError, "got 5"),
         ("too many", p + [p[-1]], ValueError, "got 7"),
         ("empty", [], ValueError, "got 0"),
-        ("W transposed", [p[0].T] + p[1:], ValueError, r"params\[0\].*\[3, 4\]|params\[0\].*\(3, 4\)"),
+        (
+            "W transposed",
+            [p[0].T] + p[1:],
+            ValueError,
+            r"params\[0\].*\[3, 4\]|params\[0\].*\(3, 4\)",
+        ),
         ("W 3-D", [p[0][None]] + p[1:], ValueError, r"params\[0\]"),
         ("W flat", [p[0].ravel()] + p[1:], ValueError, r"params\[0\]"),
         ("b too long", p[:1] + [np.zeros(4)] + p[2:], ValueError, r"params\[1\]"),
@@ -115,8 +133,12 @@ def _malformed(p):
         ("string", ["abc"] + p[1:], TypeError, r"params\[0\].*numeric"),
         ("None", p[:1] + [None] + p[2:], TypeError, r"params\[1\].*numeric"),
         ("complex", [p[0].astype(complex)] + p[1:], TypeError, r"params\[0\].*numeric"),
-        ("NaN", [np.where(np.arange(12).reshape(3, 4) == 5, np.nan, p[0])] + p[1:], ValueError,
-         r"params\[0\] contains NaN or Inf \(at flat index 5\)"),
+        (
+            "NaN",
+            [np.where(np.arange(12).reshape(3, 4) == 5, np.nan, p[0])] + p[1:],
+            ValueError,
+            r"params\[0\] contains NaN or Inf \(at flat index 5\)",
+        ),
         ("Inf in c", p[:5] + [np.array([np.inf])], ValueError, r"params\[5\] contains NaN or Inf"),
         ("not a list", p[0], TypeError, "params must be a list"),
         ("an int", 3, TypeError, "params must be a list"),
@@ -142,15 +164,20 @@ def test_malformed_params_fail_and_leave_model_unchanged(case):
 def test_from_params_wrong_counts_and_chaining():
     p = EnergyMLP(4, hidden=(3, 2), seed=0).params
     for bad in (p[:2], p[:3], [], p[:-1]):
-        with pytest.raises(ValueError, match=r"even number >= 4 of arrays\), got %d arrays" % len(bad)):
+        with pytest.raises(
+            ValueError, match=rf"even number >= 4 of arrays\), got {len(bad)} arrays"
+        ):
             EnergyMLP.from_params(bad)
     with pytest.raises(ValueError, match=r"params\[2\] \(W_2\) must have shape"):
         EnergyMLP.from_params([p[0], p[1], np.zeros((2, 4)), p[3], p[4], p[5]])
 
 
-@pytest.mark.xfail(strict=True, reason="BUG (python layer): np.ascontiguousarray turns a 0-d "
-                   "array into shape (1,), so a scalar c (and a scalar bias of a width-1 layer) "
-                   "is accepted although c must have shape (1,)")
+@pytest.mark.xfail(
+    strict=True,
+    reason="BUG (python layer): np.ascontiguousarray turns a 0-d "
+    "array into shape (1,), so a scalar c (and a scalar bias of a width-1 layer) "
+    "is accepted although c must have shape (1,)",
+)
 def test_scalar_c_is_rejected():
     p = EnergyMLP(4, hidden=(3,), seed=0).params
     with pytest.raises(ValueError, match=r"params\[3\]"):
@@ -160,7 +187,9 @@ def test_scalar_c_is_rejected():
 # ------------------------------------------------------------------------ properties, repr
 
 
-@pytest.mark.parametrize("attr", ["dim", "hidden", "activation", "alpha", "dtype", "n_params", "params"])
+@pytest.mark.parametrize(
+    "attr", ["dim", "hidden", "activation", "alpha", "dtype", "n_params", "params"]
+)
 def test_properties_are_read_only(attr):
     m = EnergyMLP(4, hidden=(3,), seed=0)
     before = getattr(m, attr)
@@ -183,8 +212,15 @@ def test_no_new_attributes():
 
 def test_repr_mentions_architecture():
     r = repr(EnergyMLP(4, hidden=(16, 8), activation="tanh", dtype="float32", alpha=0.5, seed=0))
-    for part in ("EnergyMLP", "dim=4", "hidden=(16, 8)", "'tanh'", "float32", "alpha=0.5",
-                 str(4 * 16 + 16 + 16 * 8 + 8 + 8 + 1)):
+    for part in (
+        "EnergyMLP",
+        "dim=4",
+        "hidden=(16, 8)",
+        "'tanh'",
+        "float32",
+        "alpha=0.5",
+        str(4 * 16 + 16 + 16 * 8 + 8 + 8 + 1),
+    ):
         assert part in r, (part, r)
     r0 = repr(EnergyMLP(2, hidden=(3,)))
     assert "hidden=(3,)" in r0 and "softplus" in r0 and "float64" in r0 and "alpha" not in r0
@@ -199,7 +235,9 @@ def test_init_reproducible_and_seed_dependent():
     c = EnergyMLP(4, hidden=(8, 8), seed=43).params
     assert all(np.array_equal(x, y) for x, y in zip(a, b))
     assert all(not np.array_equal(x, y) for x, y in zip(a, c))
-    assert np.array_equal(EnergyMLP(4, hidden=(8, 8), seed=0).params[0], EnergyMLP(4, hidden=(8, 8)).params[0])
+    assert np.array_equal(
+        EnergyMLP(4, hidden=(8, 8), seed=0).params[0], EnergyMLP(4, hidden=(8, 8)).params[0]
+    )
 
 
 def test_init_is_uniform_within_pytorch_bounds():
@@ -223,12 +261,21 @@ def test_init_is_uniform_within_pytorch_bounds():
 @pytest.mark.parametrize("activation", ref.ACTIVATIONS)
 def test_pickle_and_copies_give_identical_outputs(dtype, activation):
     m, _ = make_model(4, (6, 5), activation, 0.4, dtype, seed=8)
-    for clone in (pickle.loads(pickle.dumps(m)), pickle.loads(pickle.dumps(m, protocol=0)),
-                  copy.deepcopy(m), copy.copy(m)):
+    for clone in (
+        pickle.loads(pickle.dumps(m)),
+        pickle.loads(pickle.dumps(m, protocol=0)),
+        copy.deepcopy(m),
+        copy.copy(m),
+    ):
         assert type(clone) is EnergyMLP and clone is not m
         assert repr(clone) == repr(m)
-        assert (clone.dim, clone.hidden, clone.activation, clone.alpha, clone.dtype) == \
-               (m.dim, m.hidden, m.activation, m.alpha, m.dtype)
+        assert (clone.dim, clone.hidden, clone.activation, clone.alpha, clone.dtype) == (
+            m.dim,
+            m.hidden,
+            m.activation,
+            m.alpha,
+            m.dtype,
+        )
         assert same_outputs(clone, m)
 
 

@@ -14,11 +14,10 @@ from __future__ import annotations
 
 import numpy as np
 import pytest
-from hypothesis import HealthCheck, given, settings
-from hypothesis import strategies as st
-
 import reference as ref
 from helpers import assert_close, make_model
+from hypothesis import HealthCheck, given, settings
+from hypothesis import strategies as st
 from scorematch import EnergyMLP
 
 RTOL = {"float64": 1e-11, "float32": 1e-4}
@@ -202,7 +201,7 @@ def test_esm_with_own_score_as_target_is_zero():
 
 @pytest.mark.parametrize("activation", ref.ACTIVATIONS)
 def test_float32_gradients_close_to_float64(activation):
-    model64, params = make_model(3, (6, 5), activation, 0.2, "float64", seed=21)
+    _model64, params = make_model(3, (6, 5), activation, 0.2, "float64", seed=21)
     model32 = EnergyMLP.from_params(params, activation=activation, alpha=0.2, dtype="float32")
     params32 = [p.astype(np.float64) for p in model32.params]
     X = np.random.default_rng(1).normal(0, 2, size=(50, 3))
@@ -210,7 +209,10 @@ def test_float32_gradients_close_to_float64(activation):
     target = np.random.default_rng(2).normal(size=(50, 3))
     for fn32, fn64 in (
         (lambda: model32.ism_loss_and_grad(X32), lambda m: m.ism_loss_and_grad(X32)),
-        (lambda: model32.esm_loss_and_grad(X32, target), lambda m: m.esm_loss_and_grad(X32, target)),
+        (
+            lambda: model32.esm_loss_and_grad(X32, target),
+            lambda m: m.esm_loss_and_grad(X32, target),
+        ),
     ):
         l32, g32 = fn32()
         l64, g64 = fn64(EnergyMLP.from_params(params32, activation=activation, alpha=0.2))
@@ -237,7 +239,8 @@ def test_ism_grad_is_the_directional_derivative(dim, hidden, activation, n, seed
     X = rng.normal(0, 2, size=(n, dim))
     _, grads = model.ism_loss_and_grad(X)
     V = [rng.normal(size=p.shape) for p in params]
-    f = lambda t: ref.ism_loss([p + t * v for p, v in zip(params, V)], X, activation, 0.1)  # noqa: E731
+    f = lambda t: ref.ism_loss([p + t * v for p, v in zip(params, V)], X, activation, 0.1)
+
     def stencil(h):  # 4th-order central difference, error ~ h^4 |f^(5)| / 30
         return (-f(2 * h) + 8 * f(h) - 8 * f(-h) + f(-2 * h)) / (12 * h)
 

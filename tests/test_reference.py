@@ -5,7 +5,6 @@ from __future__ import annotations
 
 import numpy as np
 import pytest
-
 import reference as ref
 
 
@@ -13,7 +12,7 @@ import reference as ref
 def test_activation_derivatives_match_finite_differences(activation):
     z = np.linspace(-8, 8, 161)
     h = 1e-5
-    s0, s1, s2 = ref.act(activation, z)
+    _s0, s1, s2 = ref.act(activation, z)
     fd1 = (ref.act(activation, z + h)[0] - ref.act(activation, z - h)[0]) / (2 * h)
     fd2 = (ref.act(activation, z + h)[1] - ref.act(activation, z - h)[1]) / (2 * h)
     np.testing.assert_allclose(s1, fd1, rtol=0, atol=1e-9)
@@ -36,7 +35,9 @@ def test_one_unit_closed_form():
     params = [np.array([[a]]), np.array([b]), np.array([[w]]), np.array([c])]
     x = np.array([[-1.5], [0.0], [2.0]])
     t = np.tanh(a * x[:, 0] + b)
-    np.testing.assert_allclose(ref.energy(params, x, "tanh", alpha), w * t + c + alpha / 2 * x[:, 0] ** 2, rtol=1e-15)
+    np.testing.assert_allclose(
+        ref.energy(params, x, "tanh", alpha), w * t + c + alpha / 2 * x[:, 0] ** 2, rtol=1e-15
+    )
     g = w * (1 - t**2) * a + alpha * x[:, 0]
     np.testing.assert_allclose(ref.score(params, x, "tanh", alpha)[:, 0], -g, rtol=1e-14)
     lap = w * (-2 * t * (1 - t**2)) * a * a + alpha
@@ -58,8 +59,14 @@ def test_score_and_hessian_match_finite_differences(activation, alpha):
     for k in range(dim):
         e = np.zeros(dim)
         e[k] = h
-        fd_g[:, k] = (ref.energy(params, X + e, activation, alpha) - ref.energy(params, X - e, activation, alpha)) / (2 * h)
-        fd_H[:, :, k] = (ref.grad_x(params, X + e, activation, alpha) - ref.grad_x(params, X - e, activation, alpha)) / (2 * h)
+        fd_g[:, k] = (
+            ref.energy(params, X + e, activation, alpha)
+            - ref.energy(params, X - e, activation, alpha)
+        ) / (2 * h)
+        fd_H[:, :, k] = (
+            ref.grad_x(params, X + e, activation, alpha)
+            - ref.grad_x(params, X - e, activation, alpha)
+        ) / (2 * h)
     np.testing.assert_allclose(g, fd_g, rtol=0, atol=1e-8)
     np.testing.assert_allclose(H, fd_H, rtol=0, atol=1e-8)
     np.testing.assert_allclose(H, H.transpose(0, 2, 1), rtol=0, atol=1e-14)

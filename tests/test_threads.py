@@ -8,7 +8,6 @@ import threading
 
 import numpy as np
 import pytest
-
 import reference as ref
 import scorematch
 from helpers import assert_close, make_model
@@ -17,8 +16,16 @@ from helpers import assert_close, make_model
 def _all_outputs(model, X, target):
     loss, grads = model.ism_loss_and_grad(X)
     eloss, egrads = model.esm_loss_and_grad(X, target)
-    return [model.energy(X), model.score(X), model.hessian_trace(X), np.array(model.ism_loss(X)),
-            np.array(loss), *grads, np.array(eloss), *egrads]
+    return [
+        model.energy(X),
+        model.score(X),
+        model.hessian_trace(X),
+        np.array(model.ism_loss(X)),
+        np.array(loss),
+        *grads,
+        np.array(eloss),
+        *egrads,
+    ]
 
 
 @pytest.mark.parametrize("dtype", ["float64", "float32"])
@@ -35,7 +42,9 @@ def test_bit_identical_for_any_thread_count(restore_threads, dtype, activation):
         results[n] = _all_outputs(model, X, target)
     for n in (2, 8):
         for i, (a, b) in enumerate(zip(results[1], results[n])):
-            assert a.dtype == b.dtype and np.array_equal(a, b), f"output {i} differs with {n} threads"
+            assert a.dtype == b.dtype and np.array_equal(a, b), (
+                f"output {i} differs with {n} threads"
+            )
     # odd batch sizes (partial last chunk) too
     for rows in (1, 17, 1001):
         outs = []
@@ -84,10 +93,13 @@ def test_two_python_threads_compute_concurrently_and_correctly(restore_threads):
         try:
             for _ in range(3):
                 results.setdefault(name, []).append(model.score(X))
-        except BaseException as e:  # pragma: no cover - reported below
+        except BaseException as e:  # noqa: BLE001 - re-raised in the main thread via `errors`
             errors.append(e)
 
-    threads = [threading.Thread(target=work, args=("A", XA)), threading.Thread(target=work, args=("B", XB))]
+    threads = [
+        threading.Thread(target=work, args=("A", XA)),
+        threading.Thread(target=work, args=("B", XB)),
+    ]
     for t in threads:
         t.start()
     for t in threads:

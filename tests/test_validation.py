@@ -6,7 +6,6 @@ from __future__ import annotations
 
 import numpy as np
 import pytest
-
 import reference as ref
 from helpers import assert_close, make_model
 from scorematch import EnergyMLP
@@ -37,7 +36,9 @@ def X():
 @pytest.mark.parametrize("name", ALL)
 def test_1d_input_is_an_error_with_a_hint(model, name):
     m, _ = model
-    with pytest.raises(ValueError, match=r"2-D with shape \(n, 3\), got an array of shape \(3,\).*reshape\(1, -1\)"):
+    with pytest.raises(
+        ValueError, match=r"2-D with shape \(n, 3\), got an array of shape \(3,\).*reshape\(1, -1\)"
+    ):
         call(m, name, np.ones(3))
 
 
@@ -148,7 +149,7 @@ def test_lists_of_floats_give_the_same_numbers_as_arrays(model, X):
 
 def test_other_float_dtype_is_converted_to_the_models(X):
     m64, p64 = make_model(3, (5, 4), "silu", 0.0, "float64", seed=1)
-    m32, p32 = make_model(3, (5, 4), "silu", 0.0, "float32", seed=1)
+    m32, _p32 = make_model(3, (5, 4), "silu", 0.0, "float32", seed=1)
     X32 = X.astype(np.float32)
     # float32 input to a float64 model: exact conversion, float64 output
     for name in METHODS_PER_ROW:
@@ -171,7 +172,7 @@ def test_other_float_dtype_is_converted_to_the_models(X):
 
 @pytest.mark.parametrize("dtype", ["float64", "float32"])
 def test_read_only_and_non_native_byte_order_inputs(dtype, X):
-    m, params = make_model(3, (5, 4), "softplus", 0.5, dtype, seed=2)
+    m, _params = make_model(3, (5, 4), "softplus", 0.5, dtype, seed=2)
     Xd = X.astype(dtype)
     expected = [m.energy(Xd), m.score(Xd), m.hessian_trace(Xd)]
     ro = Xd.copy()
@@ -192,7 +193,11 @@ def test_read_only_and_non_native_byte_order_inputs(dtype, X):
 @pytest.mark.parametrize("dtype", ["float64", "float32"])
 def test_empty_batches(dtype):
     m, _ = make_model(4, (3,), dtype=dtype)
-    for E in (np.zeros((0, 4), dtype=dtype), np.zeros((0, 4), dtype=np.float32), np.zeros((0, 8))[:, ::2]):
+    for E in (
+        np.zeros((0, 4), dtype=dtype),
+        np.zeros((0, 4), dtype=np.float32),
+        np.zeros((0, 8))[:, ::2],
+    ):
         e, s, t = m.energy(E), m.score(E), m.hessian_trace(E)
         assert e.shape == (0,) and e.dtype == np.dtype(dtype)
         assert s.shape == (0, 4) and s.dtype == np.dtype(dtype)
@@ -220,7 +225,9 @@ def test_unknown_activation_lists_choices():
         EnergyMLP(3, activation=None)
 
 
-@pytest.mark.parametrize("dtype", ["float16", "int32", "complex128", "bogus", np.int64, np.float16, "f2"])
+@pytest.mark.parametrize(
+    "dtype", ["float16", "int32", "complex128", "bogus", np.int64, np.float16, "f2"]
+)
 def test_bad_dtype(dtype):
     with pytest.raises(ValueError, match="dtype must be 'float32' or 'float64'"):
         EnergyMLP(2, hidden=(3,), dtype=dtype)
@@ -228,8 +235,17 @@ def test_bad_dtype(dtype):
         EnergyMLP.from_params(EnergyMLP(2, hidden=(3,)).params, dtype=dtype)
 
 
-@pytest.mark.parametrize("spec,name", [("float32", "float32"), (np.float32, "float32"), ("f4", "float32"),
-                                       ("float64", "float64"), (np.float64, "float64"), (np.dtype("f8"), "float64")])
+@pytest.mark.parametrize(
+    "spec,name",
+    [
+        ("float32", "float32"),
+        (np.float32, "float32"),
+        ("f4", "float32"),
+        ("float64", "float64"),
+        (np.float64, "float64"),
+        (np.dtype("f8"), "float64"),
+    ],
+)
 def test_good_dtype_specs(spec, name):
     m = EnergyMLP(2, hidden=(3,), dtype=spec)
     assert m.dtype == np.dtype(name)
@@ -255,28 +271,36 @@ def test_integer_alpha_is_accepted():
     assert m.alpha == 2.0 and isinstance(m.alpha, float)
 
 
-@pytest.mark.parametrize("hidden,exc,pattern", [
-    ((), ValueError, "at least one layer"),
-    ([], ValueError, "at least one layer"),
-    ((4, 0), ValueError, "at least 1, got 0"),
-    ((-3,), ValueError, "at least 1, got -3"),
-    (4, TypeError, "sequence of widths"),
-    ((4.0,), TypeError, "must be an int"),
-    ((True,), TypeError, "must be an int"),
-    (None, TypeError, "sequence of ints"),
-])
+@pytest.mark.parametrize(
+    "hidden,exc,pattern",
+    [
+        ((), ValueError, "at least one layer"),
+        ([], ValueError, "at least one layer"),
+        ((4, 0), ValueError, "at least 1, got 0"),
+        ((-3,), ValueError, "at least 1, got -3"),
+        (4, TypeError, "sequence of widths"),
+        ((4.0,), TypeError, "must be an int"),
+        ((True,), TypeError, "must be an int"),
+        (None, TypeError, "sequence of ints"),
+    ],
+)
 def test_bad_hidden(hidden, exc, pattern):
     with pytest.raises(exc, match=pattern):
         EnergyMLP(2, hidden=hidden)
 
 
-@pytest.mark.parametrize("dim,exc", [(0, ValueError), (-1, ValueError), (2.0, TypeError), ("2", TypeError), (True, TypeError)])
+@pytest.mark.parametrize(
+    "dim,exc",
+    [(0, ValueError), (-1, ValueError), (2.0, TypeError), ("2", TypeError), (True, TypeError)],
+)
 def test_bad_dim(dim, exc):
     with pytest.raises(exc, match="dim"):
         EnergyMLP(dim, hidden=(3,))
 
 
-@pytest.mark.parametrize("seed,exc", [(-1, ValueError), (2**64, ValueError), (1.0, TypeError), ("0", TypeError)])
+@pytest.mark.parametrize(
+    "seed,exc", [(-1, ValueError), (2**64, ValueError), (1.0, TypeError), ("0", TypeError)]
+)
 def test_bad_seed(seed, exc):
     with pytest.raises(exc, match="seed"):
         EnergyMLP(2, hidden=(3,), seed=seed)
