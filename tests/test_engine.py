@@ -266,3 +266,104 @@ def test_outputs_are_new_arrays_of_model_dtype():
             assert np.array_equal(X, X0)
             # and the model still gives the same numbers (no aliasing of internal state)
             assert not np.array_equal(model.score(X), S)
+
+
+# ---------------------------------------------------------------- batches over many chunks
+
+
+@pytest.mark.parametrize("dtype", ["float64", "float32"])
+@pytest.mark.parametrize("dim", [1, 5, 20])
+@pytest.mark.parametrize("n", [255, 256, 257, 513, 2049])
+def test_large_batches_across_chunk_boundaries(dtype, dim, n):
+    """Batches larger than the engine's chunks (score: 256 rows; Laplacian: depends on dim),
+    every row checked against the reference."""
+    activation = ("softplus", "tanh", "silu")[n % 3]
+    model, params = make_model(dim, (16, 8), activation, 0.3, dtype, seed=n + dim)
+    rng = np.random.default_rng(n)
+    X = rng.normal(0, 2, size=(n, dim)).astype(dtype)
+    target = rng.normal(size=(n, dim)).astype(dtype)
+    X64 = X.astype(np.float64)
+    tol = RTOL[dtype]
+    assert_close(model.energy(X), ref.energy(params, X64, activation, 0.3), tol, "energy")
+    S_ref = ref.score(params, X64, activation, 0.3)
+    assert_close(model.score(X), S_ref, tol, "score")
+    T_ref = ref.hessian_trace(params, X64, activation, 0.3)
+    assert_close(model.hessian_trace(X), T_ref, tol, "hessian_trace")
+    ism = float(np.mean(T_ref + 0.5 * np.sum(S_ref**2, axis=1)))
+    assert abs(model.ism_loss(X) - ism) <= tol * max(1.0, abs(ism))
+    assert abs(model.ism_loss_and_grad(X)[0] - ism) <= tol * max(1.0, abs(ism))
+    esm = ref.esm_loss(params, X64, target.astype(np.float64), activation, 0.3)
+    assert abs(model.esm_loss_and_grad(X, target)[0] - esm) <= tol * max(1.0, abs(esm))
+
+
+@pytest.mark.parametrize("dim", [2, 20])
+def test_gradients_are_means_over_rows(dim):
+    """The gradient of the batch mean is the row-weighted mean of the gradients of its parts,
+    whatever the chunking (parts of 1, 300 and 1699 rows; 2000 rows in all)."""
+    model, _ = make_model(dim, (12, 7), "silu", 0.1, seed=dim)
+    rng = np.random.default_rng(dim)
+    X = rng.normal(0, 2, size=(2000, dim))
+    target = rng.normal(size=(2000, dim))
+    cuts = [(0, 1), (1, 301), (301, 2000)]
+    for fn in (
+        lambda a, b: model.ism_loss_and_grad(X[a:b]),
+        lambda a, b: model.esm_loss_and_grad(X[a:b], target[a:b]),
+    ):
+        loss, grads = fn(0, 2000)
+        parts = [(b - a, *fn(a, b)) for a, b in cuts]
+        mean_loss = sum(k * lp for k, lp, _ in parts) / 2000
+        assert abs(loss - mean_loss) <= 1e-12 * max(1.0, abs(loss))
+        for i, g in enumerate(grads):
+            mean_g = sum(k * gp[i] for k, _, gp in parts) / 2000
+            scale = max(1.0, float(np.max(np.abs(g))))
+            assert float(np.max(np.abs(g - mean_g))) <= 1e-12 * scale
+
+
+def test_rows_do_not_depend_on_the_rest_of_the_batch():
+    model, _ = make_model(7, (24, 24), "tanh", 0.0, seed=5)
+    X = np.random.default_rng(5).normal(0, 2, size=(1100, 7))
+    full = [model.energy(X), model.score(X), model.hessian_trace(X)]
+    for a, b in ((0, 1), (255, 258), (600, 1100), (1099, 1100)):
+        part = [model.energy(X[a:b]), model.score(X[a:b]), model.hessian_trace(X[a:b])]
+        for f, p in zip(full, part):
+            assert_close(p, f[a:b], 1e-13)
+
+
+@settings(max_examples=12, deadline=None)
+@given(
+    dim=st.integers(1, 20),
+    hidden=st.lists(st.integers(1, 64), min_size=1, max_size=4),
+    activation=st.sampled_from(ref.ACTIVATIONS),
+    alpha=st.sampled_from([0.0, 0.5]),
+    n=st.integers(1, 100),
+    seed=st.integers(0, 10**6),
+)
+def test_grads_of_large_models_along_a_direction(dim, hidden, activation, alpha, n, seed):
+    """Large drawn architectures: for ISM and ESM, <grad, V> equals the derivative of the
+    reference loss along a unit direction V (Richardson-extrapolated 4th-order stencil);
+    error within 1e-8 of max(1, |grad|)."""
+    model, params = make_model(dim, tuple(hidden), activation, alpha, seed=seed)
+    rng = np.random.default_rng(seed + 1)
+    X = rng.normal(0, 2, size=(n, dim))
+    target = rng.normal(size=(n, dim))
+    V = [rng.normal(size=p.shape) for p in params]
+    norm = np.sqrt(sum(float(np.sum(v * v)) for v in V))
+    V = [v / norm for v in V]
+    for (_, grads), loss in (
+        (model.ism_loss_and_grad(X), lambda q: ref.ism_loss(q, X, activation, alpha)),
+        (
+            model.esm_loss_and_grad(X, target),
+            lambda q: ref.esm_loss(q, X, target, activation, alpha),
+        ),
+    ):
+
+        def f(t, loss=loss):
+            return loss([p + t * v for p, v in zip(params, V)])
+
+        def stencil(h, f=f):
+            return (-f(2 * h) + 8 * f(h) - 8 * f(-h) + f(-2 * h)) / (12 * h)
+
+        dd = (16 * stencil(5e-4) - stencil(1e-3)) / 15
+        proj = sum(float(np.sum(g * v)) for g, v in zip(grads, V))
+        gnorm = np.sqrt(sum(float(np.sum(g * g)) for g in grads))
+        assert abs(proj - dd) <= 1e-8 * max(1.0, gnorm), (proj, dd, gnorm)
