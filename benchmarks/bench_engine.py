@@ -460,6 +460,9 @@ def machine_info() -> dict[str, Any]:
         "loadavg": os.getloadavg() if hasattr(os, "getloadavg") else None,
         "blas": None,
         "git_commit": None,
+        "extension_built": _dt.datetime.fromtimestamp(os.path.getmtime(scorematch._core.__file__))
+        .astimezone()
+        .isoformat(timespec="seconds"),
         "env_overrides": {
             k: v
             for k, v in os.environ.items()
@@ -486,7 +489,7 @@ def machine_info() -> dict[str, Any]:
     try:
         here = os.path.dirname(os.path.abspath(__file__))
         info["git_commit"] = subprocess.run(
-            ["git", "-C", here, "rev-parse", "--short", "HEAD"],
+            ["git", "-C", here, "describe", "--always", "--dirty", "--abbrev=7"],
             capture_output=True,
             text=True,
             timeout=5,
@@ -638,6 +641,7 @@ def main(argv: list[str] | None = None) -> int:
     )
     out.append(
         f"- scorematch {info['scorematch']} (git {info['git_commit'] or '?'}), "
+        f"extension built {info['extension_built']}, "
         f"{info['scorematch_threads']} threads; numpy {info['numpy']}"
         + (f" ({'; '.join(info['blas'])})" if info["blas"] else "")
     )
