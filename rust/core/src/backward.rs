@@ -18,10 +18,16 @@
 use crate::laplacian::{LapWorkspace, Tangents};
 use crate::model::Model;
 use crate::real::Real;
+use crate::simd::multiversion;
 
+multiversion! {
 /// Adds to `grad` (flat, public layout) the gradient of Σ_rows out̄ · out for the chunk in `ws`,
 /// where out̄ is `ws.out` overwritten by the caller with the adjoint of each output row.
-pub fn backward<T: Real>(model: &Model<T>, ws: &mut LapWorkspace<T>, grad: &mut [T]) {
+pub fn backward<T>(model: &Model<T>, ws: &mut LapWorkspace<T>, grad: &mut [T]) => backward_impl
+}
+
+#[inline(always)]
+fn backward_impl<T: Real>(model: &Model<T>, ws: &mut LapWorkspace<T>, grad: &mut [T]) {
     let mlp = model.mlp();
     let (c, m) = (ws.c, ws.m);
     let rows = c * (m + 2);

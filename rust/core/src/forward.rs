@@ -9,8 +9,10 @@
 //! The cost is about twice the forward pass whatever the input dimension; the score never
 //! goes through the Jacobian propagation of [`crate::laplacian`].
 
+use crate::activation::apply_row;
 use crate::model::Model;
 use crate::real::Real;
+use crate::simd::multiversion;
 use crate::workspace::{fit, fit_all};
 
 /// Rows per chunk: enough for the GEMM to run at speed, few enough to stay in cache.
@@ -47,10 +49,15 @@ impl<T: Real> ScoreWorkspace<T> {
     }
 }
 
+multiversion! {
 /// Energies and/or gradients ∇ₓE of the `c` rows placed by [`ScoreWorkspace::input`].
 ///
 /// `energy` receives (c,) values, `grad` (c × dim) values of ∇ₓE (the score is its negative).
-pub fn energy_and_grad<T: Real>(
+pub fn energy_and_grad<T>(model: &Model<T>, ws: &mut ScoreWorkspace<T>, c: usize, energy: Option<&mut [T]>, grad: Option<&mut [T]>) => energy_and_grad_impl
+}
+
+#[inline(always)]
+fn energy_and_grad_impl<T: Real>(
     model: &Model<T>,
     ws: &mut ScoreWorkspace<T>,
     c: usize,
@@ -73,15 +80,7 @@ pub fn energy_and_grad<T: Real>(
             .chunks_exact_mut(ly.n_out)
             .zip(d1.chunks_exact_mut(ly.n_out))
         {
-            for ((zi, di), &bi) in zr.iter_mut().zip(dr.iter_mut()).zip(ly.b) {
-                if want_grad {
-                    let d = act.derivs::<T, 1>(*zi + bi);
-                    *zi = d.s0;
-                    *di = d.s1;
-                } else {
-                    *zi = act.value(*zi + bi);
-                }
-            }
+            apply_row(act, zr, ly.b, want_grad.then_some(dr));
         }
     }
 

@@ -15,9 +15,11 @@
 //!
 //! Everything the reverse pass of [`crate::backward`] needs stays in the workspace.
 
+use crate::activation::derivs_row;
 use crate::forward::dot;
 use crate::model::Model;
 use crate::real::Real;
+use crate::simd::multiversion;
 use crate::workspace::{fit, fit_all};
 
 /// The input tangents t_1..t_M.
@@ -137,8 +139,13 @@ impl<T: Real> LapWorkspace<T> {
     }
 }
 
+multiversion! {
 /// Runs the propagation on the `c` samples placed by [`LapWorkspace::prepare`].
-pub fn forward<T: Real>(model: &Model<T>, ws: &mut LapWorkspace<T>) {
+pub fn forward<T>(model: &Model<T>, ws: &mut LapWorkspace<T>) => forward_impl
+}
+
+#[inline(always)]
+fn forward_impl<T: Real>(model: &Model<T>, ws: &mut LapWorkspace<T>) {
     let mlp = model.mlp();
     let act = mlp.activation();
     let (c, m) = (ws.c, ws.m);
@@ -185,14 +192,7 @@ pub fn forward<T: Real>(model: &Model<T>, ws: &mut LapWorkspace<T>) {
                 &mut s2s[row.clone()],
                 &mut s3s[row.clone()],
             );
-            for i in 0..n {
-                z[i] += ly.b[i];
-                let dv = act.derivs::<T, 3>(z[i]);
-                hh[b * n + i] = dv.s0;
-                s1[i] = dv.s1;
-                s2[i] = dv.s2;
-                s3[i] = dv.s3;
-            }
+            derivs_row(act, z, ly.b, &mut hh[row.clone()], s1, s2, s3);
             let q = &mut qs[row.clone()];
             q.fill(T::zero());
             let a_b = &pa[b * m * n..(b + 1) * m * n];

@@ -33,6 +33,8 @@ pub mod objective;
 pub mod parallel;
 pub mod real;
 pub mod rng;
+pub mod simd;
+pub mod vmath;
 pub mod workspace;
 
 pub use activation::Activation;

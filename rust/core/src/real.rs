@@ -16,7 +16,17 @@ mod sealed {
 
 /// `f32` or `f64`.
 pub trait Real:
-    Float + NumAssign + Sum + Default + Debug + Display + Send + Sync + 'static + sealed::Sealed
+    Float
+    + NumAssign
+    + Sum
+    + Default
+    + Debug
+    + Display
+    + Send
+    + Sync
+    + 'static
+    + sealed::Sealed
+    + crate::vmath::Transcendental
 {
     /// The numpy name of the type (`"float32"` or `"float64"`).
     const NAME: &'static str;
