@@ -172,12 +172,6 @@ def test_from_params_wrong_counts_and_chaining():
         EnergyMLP.from_params([p[0], p[1], np.zeros((2, 4)), p[3], p[4], p[5]])
 
 
-@pytest.mark.xfail(
-    strict=True,
-    reason="BUG (python layer): np.ascontiguousarray turns a 0-d "
-    "array into shape (1,), so a scalar c (and a scalar bias of a width-1 layer) "
-    "is accepted although c must have shape (1,)",
-)
 def test_scalar_c_is_rejected():
     p = EnergyMLP(4, hidden=(3,), seed=0).params
     with pytest.raises(ValueError, match=r"params\[3\]"):

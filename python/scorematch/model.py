@@ -80,7 +80,11 @@ class EnergyMLP:
         dim = _as_count(dim, "dim")
         widths = _as_widths(hidden)
         self._m = _core.Model.create(
-            dim, widths, _as_activation(activation), parse_dtype(dtype), _as_alpha(alpha),
+            dim,
+            widths,
+            _as_activation(activation),
+            parse_dtype(dtype),
+            _as_alpha(alpha),
             _as_seed(seed),
         )
 
@@ -287,9 +291,7 @@ class EnergyMLP:
         """
         return self._m.ism_loss_and_grad(self._batch(X))
 
-    def esm_loss_and_grad(
-        self, X: ArrayLike, target_score: ArrayLike
-    ) -> tuple[float, list[Array]]:
+    def esm_loss_and_grad(self, X: ArrayLike, target_score: ArrayLike) -> tuple[float, list[Array]]:
         """Explicit score-matching loss ``J_ESM = mean ½‖s(x) - target‖²`` and its gradient.
 
         Parameters
@@ -377,5 +379,7 @@ def _as_param_arrays(params: Any, dtype: str) -> list[Array]:
         arr = np.asarray(p)
         if arr.dtype.kind not in "fiu":
             raise TypeError(f"params[{i}] must be a numeric array, got dtype {arr.dtype}")
-        out.append(np.ascontiguousarray(arr, dtype=dtype))
+        # np.asarray keeps the number of dimensions (ascontiguousarray would turn a scalar
+        # into shape (1,) and let a malformed list through).
+        out.append(np.asarray(arr, dtype=dtype, order="C"))
     return out

@@ -10,6 +10,21 @@ use crate::error::{Error, Result};
 use crate::real::Real;
 use crate::rng::Stream;
 
+/// A shape as numpy prints it: `(3,)`, `(4, 2)`.
+pub fn fmt_shape(shape: &[usize]) -> String {
+    match shape {
+        [n] => format!("({n},)"),
+        _ => format!(
+            "({})",
+            shape
+                .iter()
+                .map(|n| n.to_string())
+                .collect::<Vec<_>>()
+                .join(", ")
+        ),
+    }
+}
+
 /// Largest number of parameters we accept: far beyond any model this library is for, and
 /// small enough that no index computation can overflow.
 const MAX_PARAMS: usize = 1 << 31;
@@ -134,7 +149,8 @@ impl<T: Real> Mlp<T> {
         let first = parts[0].0;
         if first.len() != 2 {
             return Err(Error::Shape(format!(
-                "params[0] (W_1) must be 2-D (n_1, dim), got shape {first:?}"
+                "params[0] (W_1) must be 2-D (n_1, dim), got shape {}",
+                fmt_shape(first)
             )));
         }
         let dim = first[1];
@@ -156,15 +172,16 @@ impl<T: Real> Mlp<T> {
                     "n_out >= 1".to_string()
                 };
                 return Err(Error::Shape(format!(
-                    "params[{}] ({wname}) must have shape ({want}, {n_in}), got {ws:?}",
-                    2 * i
+                    "params[{}] ({wname}) must have shape ({want}, {n_in}), got {}",
+                    2 * i,
+                    fmt_shape(ws)
                 )));
             }
             if pair[1].0 != [n_out] {
                 return Err(Error::Shape(format!(
-                    "params[{}] ({bname}) must have shape ({n_out},), got {:?}",
+                    "params[{}] ({bname}) must have shape ({n_out},), got {}",
                     2 * i + 1,
-                    pair[1].0
+                    fmt_shape(pair[1].0)
                 )));
             }
             if !is_out {
@@ -178,7 +195,8 @@ impl<T: Real> Mlp<T> {
             let len: usize = shape.iter().product();
             if values.len() != len {
                 return Err(Error::Shape(format!(
-                    "params[{i}] has shape {shape:?} but {} values",
+                    "params[{i}] has shape {} but {} values",
+                    fmt_shape(shape),
                     values.len()
                 )));
             }

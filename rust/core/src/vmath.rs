@@ -41,7 +41,11 @@ macro_rules! impl_transcendental {
                 // 2ⁿ: n (an integer in [min/ln2, 0]) moved into the exponent field.
                 let scale = <$t>::from_bits((((n as $int) + $bias) as $bits) << $mant);
                 // Below the threshold eˣ underflows (to a subnormal or 0): return 0.
-                if tiny { 0.0 } else { p * scale }
+                if tiny {
+                    0.0
+                } else {
+                    p * scale
+                }
             }
 
             #[inline(always)]

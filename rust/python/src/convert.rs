@@ -2,7 +2,10 @@
 //! through [`Rows`] views with their own strides.
 
 use numpy::ndarray::Array2;
-use numpy::{Element, PyArray1, PyArray2, PyArrayDyn, PyArrayMethods, PyReadonlyArray2, PyUntypedArrayMethods};
+use numpy::{
+    Element, PyArray1, PyArray2, PyArrayDyn, PyArrayMethods, PyReadonlyArray2,
+    PyUntypedArrayMethods,
+};
 use pyo3::exceptions::PyTypeError;
 use pyo3::prelude::*;
 use scorematch_core::{Real, Rows};
@@ -13,7 +16,10 @@ impl Float for f32 {}
 impl Float for f64 {}
 
 /// Borrows `obj` as a 2-D array of `T` (the Python layer has already converted dtype and ndim).
-pub fn readonly2<'py, T: Float>(obj: &Bound<'py, PyAny>, what: &str) -> PyResult<PyReadonlyArray2<'py, T>> {
+pub fn readonly2<'py, T: Float>(
+    obj: &Bound<'py, PyAny>,
+    what: &str,
+) -> PyResult<PyReadonlyArray2<'py, T>> {
     match obj.cast::<PyArray2<T>>() {
         Ok(a) => Ok(a.try_readonly()?),
         Err(_) => Err(PyTypeError::new_err(format!(
@@ -46,7 +52,11 @@ pub fn vec2<T: Float>(py: Python<'_>, v: Vec<T>, n: usize, d: usize) -> Bound<'_
 }
 
 /// The public parameter list `[W_1, b_1, ..., w, c]` as fresh arrays, from a flat vector.
-pub fn param_list<'py, T: Float>(py: Python<'py>, flat: &[T], shapes: &[Vec<usize>]) -> PyResult<Vec<Bound<'py, PyAny>>> {
+pub fn param_list<'py, T: Float>(
+    py: Python<'py>,
+    flat: &[T],
+    shapes: &[Vec<usize>],
+) -> PyResult<Vec<Bound<'py, PyAny>>> {
     let mut pos = 0;
     shapes
         .iter()
@@ -65,7 +75,11 @@ pub fn arrays<T: Float>(list: &[Bound<'_, PyAny>]) -> PyResult<Vec<(Vec<usize>, 
         .enumerate()
         .map(|(i, obj)| {
             let arr = obj.cast::<PyArrayDyn<T>>().map_err(|_| {
-                PyTypeError::new_err(format!("params[{i}] must be a numpy array of {}, got {}", T::NAME, describe(obj)))
+                PyTypeError::new_err(format!(
+                    "params[{i}] must be a numpy array of {}, got {}",
+                    T::NAME,
+                    describe(obj)
+                ))
             })?;
             let ro = arr.try_readonly()?;
             Ok((ro.shape().to_vec(), ro.as_array().iter().copied().collect()))
@@ -74,8 +88,15 @@ pub fn arrays<T: Float>(list: &[Bound<'_, PyAny>]) -> PyResult<Vec<(Vec<usize>, 
 }
 
 fn describe(obj: &Bound<'_, PyAny>) -> String {
-    let dtype = obj.getattr("dtype").map(|d| d.to_string()).unwrap_or_default();
-    let ty = obj.get_type().name().map(|n| n.to_string()).unwrap_or_else(|_| "?".into());
+    let dtype = obj
+        .getattr("dtype")
+        .map(|d| d.to_string())
+        .unwrap_or_default();
+    let ty = obj
+        .get_type()
+        .name()
+        .map(|n| n.to_string())
+        .unwrap_or_else(|_| "?".into());
     if dtype.is_empty() {
         ty
     } else {

@@ -20,8 +20,13 @@ mod _core {
     /// Uses `n` worker threads for every later call.
     #[pyfunction]
     fn set_num_threads(n: i64) -> PyResult<()> {
-        let n = usize::try_from(n).unwrap_or(0);
-        scorematch_core::parallel::set_num_threads(n).map_err(super::errors::to_py)
+        let max = scorematch_core::parallel::MAX_THREADS;
+        match usize::try_from(n) {
+            Ok(n) => scorematch_core::parallel::set_num_threads(n).map_err(super::errors::to_py),
+            Err(_) => Err(pyo3::exceptions::PyValueError::new_err(format!(
+                "the number of threads must be between 1 and {max}, got {n}"
+            ))),
+        }
     }
 
     /// The number of worker threads calls use.
@@ -35,7 +40,3 @@ mod _core {
         m.add("__version__", env!("CARGO_PKG_VERSION"))
     }
 }
-
-// Keeps `use pyo3::prelude::*` meaningful for the module macro's expansion.
-#[allow(dead_code)]
-fn _assert_send(_: Python<'_>) {}

@@ -4,8 +4,9 @@
 
 use std::sync::Arc;
 
-use pyo3::exceptions::{PyTypeError, PyValueError};
+use pyo3::exceptions::PyValueError;
 use pyo3::prelude::*;
+use scorematch_core::mlp::fmt_shape;
 use scorematch_core::objective::Objective;
 use scorematch_core::{engine, Activation, Mlp, Model};
 
@@ -36,23 +37,38 @@ fn parse_dtype(dtype: &str) -> PyResult<bool> {
     match dtype {
         "float32" => Ok(true),
         "float64" => Ok(false),
-        _ => Err(PyValueError::new_err(format!("dtype must be 'float32' or 'float64', got '{dtype}'"))),
+        _ => Err(PyValueError::new_err(format!(
+            "dtype must be 'float32' or 'float64', got '{dtype}'"
+        ))),
     }
 }
 
 impl PyModel {
     fn wrap<T: Float>(mlp: Mlp<T>, wrap: fn(Arc<Model<T>>) -> Inner) -> Self {
-        PyModel { inner: wrap(Arc::new(Model::new(mlp))) }
+        PyModel {
+            inner: wrap(Arc::new(Model::new(mlp))),
+        }
     }
 }
 
-fn from_arrays<T: Float>(list: &[Bound<'_, PyAny>], act: Activation, alpha: f64) -> PyResult<Mlp<T>> {
+fn from_arrays<T: Float>(
+    list: &[Bound<'_, PyAny>],
+    act: Activation,
+    alpha: f64,
+) -> PyResult<Mlp<T>> {
     let owned = arrays::<T>(list)?;
-    let parts: Vec<(&[usize], &[T])> = owned.iter().map(|(s, v)| (s.as_slice(), v.as_slice())).collect();
+    let parts: Vec<(&[usize], &[T])> = owned
+        .iter()
+        .map(|(s, v)| (s.as_slice(), v.as_slice()))
+        .collect();
     Mlp::from_parts(&parts, act, alpha).map_err(to_py)
 }
 
-fn energy<'py, T: Float>(py: Python<'py>, m: &Model<T>, x: &Bound<'py, PyAny>) -> PyResult<Bound<'py, PyAny>> {
+fn energy<'py, T: Float>(
+    py: Python<'py>,
+    m: &Model<T>,
+    x: &Bound<'py, PyAny>,
+) -> PyResult<Bound<'py, PyAny>> {
     let arr = readonly2::<T>(x, "X")?;
     let x = rows(&arr);
     let out = py.detach(|| {
@@ -62,7 +78,11 @@ fn energy<'py, T: Float>(py: Python<'py>, m: &Model<T>, x: &Bound<'py, PyAny>) -
     Ok(vec1(py, out.map_err(to_py)?))
 }
 
-fn score<'py, T: Float>(py: Python<'py>, m: &Model<T>, x: &Bound<'py, PyAny>) -> PyResult<Bound<'py, PyAny>> {
+fn score<'py, T: Float>(
+    py: Python<'py>,
+    m: &Model<T>,
+    x: &Bound<'py, PyAny>,
+) -> PyResult<Bound<'py, PyAny>> {
     let arr = readonly2::<T>(x, "X")?;
     let x = rows(&arr);
     let (n, d) = (x.rows(), x.cols());
@@ -73,7 +93,11 @@ fn score<'py, T: Float>(py: Python<'py>, m: &Model<T>, x: &Bound<'py, PyAny>) ->
     Ok(vec2(py, out.map_err(to_py)?, n, d))
 }
 
-fn hessian_trace<'py, T: Float>(py: Python<'py>, m: &Model<T>, x: &Bound<'py, PyAny>) -> PyResult<Bound<'py, PyAny>> {
+fn hessian_trace<'py, T: Float>(
+    py: Python<'py>,
+    m: &Model<T>,
+    x: &Bound<'py, PyAny>,
+) -> PyResult<Bound<'py, PyAny>> {
     let arr = readonly2::<T>(x, "X")?;
     let x = rows(&arr);
     let out = py.detach(|| {
@@ -86,7 +110,8 @@ fn hessian_trace<'py, T: Float>(py: Python<'py>, m: &Model<T>, x: &Bound<'py, Py
 fn ism_loss<T: Float>(py: Python<'_>, m: &Model<T>, x: &Bound<'_, PyAny>) -> PyResult<f64> {
     let arr = readonly2::<T>(x, "X")?;
     let x = rows(&arr);
-    py.detach(|| engine::loss(m, x, Objective::Ism)).map_err(to_py)
+    py.detach(|| engine::loss(m, x, Objective::Ism))
+        .map_err(to_py)
 }
 
 fn loss_and_grad<'py, T: Float>(
@@ -96,7 +121,9 @@ fn loss_and_grad<'py, T: Float>(
     target: Option<&Bound<'py, PyAny>>,
 ) -> PyResult<(f64, Vec<Bound<'py, PyAny>>)> {
     let arr = readonly2::<T>(x, "X")?;
-    let tarr = target.map(|t| readonly2::<T>(t, "target_score")).transpose()?;
+    let tarr = target
+        .map(|t| readonly2::<T>(t, "target_score"))
+        .transpose()?;
     let x = rows(&arr);
     let objective = match &tarr {
         None => Objective::Ism,
@@ -116,18 +143,36 @@ fn loss_and_grad<'py, T: Float>(
 impl PyModel {
     /// A new model with parameters drawn from `seed`.
     #[staticmethod]
-    fn create(dim: usize, hidden: Vec<usize>, activation: &str, dtype: &str, alpha: f64, seed: u64) -> PyResult<Self> {
+    fn create(
+        dim: usize,
+        hidden: Vec<usize>,
+        activation: &str,
+        dtype: &str,
+        alpha: f64,
+        seed: u64,
+    ) -> PyResult<Self> {
         let act = Activation::from_name(activation).map_err(to_py)?;
         Ok(if parse_dtype(dtype)? {
-            Self::wrap(Mlp::<f32>::new(dim, &hidden, act, alpha, seed).map_err(to_py)?, Inner::F32)
+            Self::wrap(
+                Mlp::<f32>::new(dim, &hidden, act, alpha, seed).map_err(to_py)?,
+                Inner::F32,
+            )
         } else {
-            Self::wrap(Mlp::<f64>::new(dim, &hidden, act, alpha, seed).map_err(to_py)?, Inner::F64)
+            Self::wrap(
+                Mlp::<f64>::new(dim, &hidden, act, alpha, seed).map_err(to_py)?,
+                Inner::F64,
+            )
         })
     }
 
     /// A model from the public parameter list (arrays already of `dtype`).
     #[staticmethod]
-    fn from_params(params: Vec<Bound<'_, PyAny>>, activation: &str, dtype: &str, alpha: f64) -> PyResult<Self> {
+    fn from_params(
+        params: Vec<Bound<'_, PyAny>>,
+        activation: &str,
+        dtype: &str,
+        alpha: f64,
+    ) -> PyResult<Self> {
         let act = Activation::from_name(activation).map_err(to_py)?;
         Ok(if parse_dtype(dtype)? {
             Self::wrap(from_arrays::<f32>(&params, act, alpha)?, Inner::F32)
@@ -138,9 +183,17 @@ impl PyModel {
 
     /// The same architecture with new parameters.
     fn with_params(&self, params: Vec<Bound<'_, PyAny>>) -> PyResult<Self> {
-        let (act, alpha) = (self.activation(), self.alpha());
-        self.dispatch_check_shapes(&params)?;
-        Self::from_params(params, act, self.dtype(), alpha)
+        let (act, alpha) = (dispatch!(self, m => m.mlp().activation()), self.alpha());
+        match &self.inner {
+            Inner::F32(m) => Ok(Self::wrap(
+                same_shapes(m.mlp(), &params, act, alpha)?,
+                Inner::F32,
+            )),
+            Inner::F64(m) => Ok(Self::wrap(
+                same_shapes(m.mlp(), &params, act, alpha)?,
+                Inner::F64,
+            )),
+        }
     }
 
     #[getter]
@@ -188,7 +241,11 @@ impl PyModel {
         dispatch!(self, m => score(py, m, x))
     }
 
-    fn hessian_trace<'py>(&self, py: Python<'py>, x: &Bound<'py, PyAny>) -> PyResult<Bound<'py, PyAny>> {
+    fn hessian_trace<'py>(
+        &self,
+        py: Python<'py>,
+        x: &Bound<'py, PyAny>,
+    ) -> PyResult<Bound<'py, PyAny>> {
         dispatch!(self, m => hessian_trace(py, m, x))
     }
 
@@ -196,7 +253,11 @@ impl PyModel {
         dispatch!(self, m => ism_loss(py, m, x))
     }
 
-    fn ism_loss_and_grad<'py>(&self, py: Python<'py>, x: &Bound<'py, PyAny>) -> PyResult<(f64, Vec<Bound<'py, PyAny>>)> {
+    fn ism_loss_and_grad<'py>(
+        &self,
+        py: Python<'py>,
+        x: &Bound<'py, PyAny>,
+    ) -> PyResult<(f64, Vec<Bound<'py, PyAny>>)> {
         dispatch!(self, m => loss_and_grad(py, m, x, None))
     }
 
@@ -210,29 +271,32 @@ impl PyModel {
     }
 }
 
-impl PyModel {
-    /// `set_params` must keep the architecture: compare shapes before building the new model.
-    fn dispatch_check_shapes(&self, params: &[Bound<'_, PyAny>]) -> PyResult<()> {
-        let want = dispatch!(self, m => m.mlp().param_shapes());
-        if params.len() != want.len() {
-            return Err(PyValueError::new_err(format!(
-                "params must be a list of {} arrays [W_1, b_1, ..., w, c] for this architecture, got {}",
-                want.len(),
-                params.len()
-            )));
-        }
-        for (i, (p, w)) in params.iter().zip(&want).enumerate() {
-            let shape: Vec<usize> = p
-                .getattr("shape")
-                .and_then(|s| s.extract())
-                .map_err(|_| PyTypeError::new_err(format!("params[{i}] must be a numpy array")))?;
-            if &shape != w {
-                return Err(PyValueError::new_err(format!(
-                    "params[{i}] must have shape {:?} for this architecture, got {:?}",
-                    w, shape
-                )));
-            }
-        }
-        Ok(())
+/// A model of `like`'s architecture from `params`, which must match its shapes exactly.
+fn same_shapes<T: Float>(
+    like: &Mlp<T>,
+    params: &[Bound<'_, PyAny>],
+    act: Activation,
+    alpha: f64,
+) -> PyResult<Mlp<T>> {
+    let want = like.param_shapes();
+    if params.len() != want.len() {
+        return Err(PyValueError::new_err(format!(
+            "params must be a list of {} arrays [W_1, b_1, ..., w, c] for this architecture, got {}",
+            want.len(),
+            params.len()
+        )));
     }
+    let owned = arrays::<T>(params)?;
+    if let Some(i) = (0..want.len()).find(|&i| want[i] != owned[i].0) {
+        return Err(PyValueError::new_err(format!(
+            "params[{i}] must have shape {} for this architecture, got {}",
+            fmt_shape(&want[i]),
+            fmt_shape(&owned[i].0)
+        )));
+    }
+    let parts: Vec<(&[usize], &[T])> = owned
+        .iter()
+        .map(|(s, v)| (s.as_slice(), v.as_slice()))
+        .collect();
+    Mlp::from_parts(&parts, act, alpha).map_err(to_py)
 }
