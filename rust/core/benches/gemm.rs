@@ -238,6 +238,7 @@ fn run<T: Backends>(filter: &str) {
 }
 
 fn main() {
+    println!("# our path: {}", scorematch_core::gemm::backend());
     // `cargo bench` passes `--bench`; any other argument filters by backend name.
     let filter = std::env::args()
         .skip(1)

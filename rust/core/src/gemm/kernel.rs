@@ -1,0 +1,238 @@
+//! The ISA-independent part of the packed GEMM: the register-tile micro-kernel, the blocked
+//! loops around it, the packing of `B` into column panels and the portable fallback.
+//!
+//! Every output element is ONE sequential chain over `p = 0..k`:
+//! `acc = c_init; acc = fma(a[i,p], b[p,j], acc)`, with `c_init = 0` or the old `c`. The
+//! micro-kernel for a full tile, the one for the remainder rows and the staging path of the
+//! last column panel all run that same chain, and splitting `k` into blocks only stores and
+//! reloads the accumulator (exact). So a row's result depends only on that row of `a` and on
+//! `B` — never on `m` or on where the row sits in the block — and, `fma` being exactly
+//! rounded, it is bit-identical across the AVX2 and AVX-512 paths too.
+
+/// A SIMD vector type of one instruction set, for one scalar type.
+///
+/// Implementations live in `x86.rs`; their methods are `#[inline(always)]` wrappers around
+/// single intrinsics and are only ever inlined into functions compiled with the matching
+/// `#[target_feature]`.
+pub(super) trait Simd {
+    type T: Copy;
+    type V: Copy;
+    /// Scalars per vector.
+    const LANES: usize;
+    unsafe fn zero() -> Self::V;
+    unsafe fn splat(p: *const Self::T) -> Self::V;
+    unsafe fn load(p: *const Self::T) -> Self::V;
+    unsafe fn store(p: *mut Self::T, v: Self::V);
+    /// `a · b + c`, rounded once.
+    unsafe fn fma(a: Self::V, b: Self::V, c: Self::V) -> Self::V;
+}
+
+/// Rows of `a` per block: a block of `MC` rows × `KC` depth stays in L2 while every column
+/// panel of `B` passes over it.
+const MC: usize = 144;
+/// Depth per block: a `KC × NR` micro-panel of packed `B` stays in L1 across a block of rows.
+pub(super) const KC: usize = 256;
+
+/// `c[..MR, ..NV·LANES] = [c +] a[..MR, ..k] · b[..k, ..NV·LANES]`: the register tile.
+///
+/// `a` is read at `a[i·rsa + p·csa]`, `b` at `b[p·NV·LANES + j]` (one packed micro-panel),
+/// `c` at `c[i·ldc + j]`.
+///
+/// # Safety
+/// All those addresses must be valid; the caller enables the target features of `S`.
+#[inline(always)]
+#[allow(clippy::too_many_arguments)]
+unsafe fn tile<S: Simd, const MR: usize, const NV: usize>(
+    k: usize,
+    a: *const S::T,
+    rsa: usize,
+    csa: usize,
+    b: *const S::T,
+    c: *mut S::T,
+    ldc: usize,
+    accumulate: bool,
+) {
+    let mut acc = [[S::zero(); NV]; MR];
+    if accumulate {
+        for (i, row) in acc.iter_mut().enumerate() {
+            for (v, x) in row.iter_mut().enumerate() {
+                *x = S::load(c.add(i * ldc + v * S::LANES));
+            }
+        }
+    }
+    let mut ap = a;
+    let mut bp = b;
+    for _ in 0..k {
+        let mut bv = [S::zero(); NV];
+        for (v, x) in bv.iter_mut().enumerate() {
+            *x = S::load(bp.add(v * S::LANES));
+        }
+        for (i, row) in acc.iter_mut().enumerate() {
+            let ai = S::splat(ap.add(i * rsa));
+            for (x, &bj) in row.iter_mut().zip(&bv) {
+                *x = S::fma(ai, bj, *x);
+            }
+        }
+        ap = ap.add(csa);
+        bp = bp.add(NV * S::LANES);
+    }
+    for (i, row) in acc.iter().enumerate() {
+        for (v, &x) in row.iter().enumerate() {
+            S::store(c.add(i * ldc + v * S::LANES), x);
+        }
+    }
+}
+
+/// [`tile`] for `rows ≤ MR` rows (the remainder of a block runs the same chain with fewer rows).
+///
+/// # Safety
+/// As [`tile`], with `1 ≤ rows ≤ MR_MAX` where `MR_MAX` is the largest arm below.
+#[inline(always)]
+#[allow(clippy::too_many_arguments)]
+unsafe fn tile_rows<S: Simd, const NV: usize>(
+    rows: usize,
+    k: usize,
+    a: *const S::T,
+    rsa: usize,
+    csa: usize,
+    b: *const S::T,
+    c: *mut S::T,
+    ldc: usize,
+    accumulate: bool,
+) {
+    macro_rules! arms {
+        ($($r:literal)*) => {
+            match rows {
+                $($r => tile::<S, $r, NV>(k, a, rsa, csa, b, c, ldc, accumulate),)*
+                _ => unreachable!("tile of {rows} rows"),
+            }
+        };
+    }
+    arms!(1 2 3 4 5 6 7 8 9 10 11 12)
+}
+
+/// Operands of one product `c (m×n) = [c +] a (m×k) · B`, `B` packed by [`pack`] with panel
+/// width `NV·LANES`; `a` is read at `a[i·rsa + p·csa]`, `c` is row-major with row stride `n`.
+pub(super) struct Operands<T> {
+    pub m: usize,
+    pub n: usize,
+    pub k: usize,
+    pub a: *const T,
+    pub rsa: usize,
+    pub csa: usize,
+    pub b: *const T,
+    pub c: *mut T,
+    pub accumulate: bool,
+}
+
+/// The blocked loops: `k` in blocks of [`KC`], rows in blocks of [`MC`], then column panels,
+/// then register tiles of `MR` rows.
+///
+/// # Safety
+/// `o` must describe valid memory: `a` covers every `i·rsa + p·csa`, `b` holds
+/// `⌈n / NR⌉ · k · NR` packed values, `c` holds `m·n`, and `c` overlaps neither. `k ≥ 1`.
+/// The caller enables the target features of `S`; `MR ≤ 12`.
+#[inline(always)]
+pub(super) unsafe fn drive<S: Simd, const MR: usize, const NV: usize>(o: &Operands<S::T>)
+where
+    S::T: Default,
+{
+    let nr = NV * S::LANES;
+    let panels = o.n.div_ceil(nr);
+    let mc = (MC / MR) * MR;
+    // The last panel, when narrower than `nr`, goes through this stack tile so that the
+    // micro-kernel never touches `c` outside its `n` columns.
+    let mut stage = [[S::T::default(); 64]; 12];
+    debug_assert!(nr <= 64 && MR <= 12);
+    for pc in (0..o.k).step_by(KC) {
+        let kb = KC.min(o.k - pc);
+        let accumulate = o.accumulate || pc > 0;
+        for ic in (0..o.m).step_by(mc) {
+            let mb = mc.min(o.m - ic);
+            for jp in 0..panels {
+                let j0 = jp * nr;
+                let nb = nr.min(o.n - j0);
+                let b = o.b.add(jp * o.k * nr + pc * nr);
+                for ir in (0..mb).step_by(MR) {
+                    let rows = MR.min(mb - ir);
+                    let i0 = ic + ir;
+                    let a = o.a.add(i0 * o.rsa + pc * o.csa);
+                    let c = o.c.add(i0 * o.n + j0);
+                    if nb == nr {
+                        tile_rows::<S, NV>(rows, kb, a, o.rsa, o.csa, b, c, o.n, accumulate);
+                    } else {
+                        let s = stage.as_mut_ptr() as *mut S::T;
+                        if accumulate {
+                            for i in 0..rows {
+                                std::ptr::copy_nonoverlapping(c.add(i * o.n), s.add(i * nr), nb);
+                            }
+                        }
+                        tile_rows::<S, NV>(rows, kb, a, o.rsa, o.csa, b, s, nr, accumulate);
+                        for i in 0..rows {
+                            std::ptr::copy_nonoverlapping(s.add(i * nr), c.add(i * o.n), nb);
+                        }
+                    }
+                }
+            }
+        }
+    }
+}
+
+/// Copies the row-major (k × n) matrix `b` into column panels of width `nr`: panel `jp`
+/// holds `b[p, jp·nr + j]` at `jp·k·nr + p·nr + j`, zero-padded past column `n`.
+pub(super) fn pack<T: Copy + Default>(dst: &mut [T], b: &[T], k: usize, n: usize, nr: usize) {
+    assert!(nr > 0 && b.len() == k * n && dst.len() == n.div_ceil(nr) * k * nr);
+    for (p, src) in b.chunks_exact(n).enumerate() {
+        for (jp, part) in src.chunks(nr).enumerate() {
+            let at = jp * k * nr + p * nr;
+            dst[at..at + part.len()].copy_from_slice(part);
+            dst[at + part.len()..at + nr].fill(T::default());
+        }
+    }
+}
+
+/// `a · b + c` in the portable path: fused where the target has a hardware FMA that the
+/// compiler may use unconditionally, so that those targets agree with the SIMD paths.
+pub(super) trait MulAdd: Copy {
+    fn mul_add_portable(self, b: Self, c: Self) -> Self;
+}
+
+macro_rules! mul_add_portable {
+    ($t:ty) => {
+        impl MulAdd for $t {
+            #[inline(always)]
+            fn mul_add_portable(self, b: $t, c: $t) -> $t {
+                if cfg!(any(target_arch = "aarch64", target_feature = "fma")) {
+                    self.mul_add(b, c)
+                } else {
+                    self * b + c
+                }
+            }
+        }
+    };
+}
+mul_add_portable!(f32);
+mul_add_portable!(f64);
+
+/// The portable path on plain slices, with `B` row-major (k × n): the same per-element chain
+/// over `p` as the SIMD paths, vectorized by the compiler across `j`.
+///
+/// # Safety
+/// As [`drive`], with `b` row-major (k × n) instead of packed.
+pub(super) unsafe fn drive_portable<T: MulAdd + Default + PartialEq>(o: &Operands<T>) {
+    for i in 0..o.m {
+        // SAFETY: the caller guarantees `c` holds m·n values and overlaps neither input.
+        let c = std::slice::from_raw_parts_mut(o.c.add(i * o.n), o.n);
+        if !o.accumulate {
+            c.fill(T::default());
+        }
+        for p in 0..o.k {
+            let aip = *o.a.add(i * o.rsa + p * o.csa);
+            // SAFETY: row p of the row-major `b` lies within its k·n values.
+            let b = std::slice::from_raw_parts(o.b.add(p * o.n), o.n);
+            for (x, &bj) in c.iter_mut().zip(b) {
+                *x = aip.mul_add_portable(bj, *x);
+            }
+        }
+    }
+}

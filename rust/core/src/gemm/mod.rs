@@ -1,0 +1,298 @@
+//! Every matrix product of the engine goes through this module; it is the only place that
+//! knows how a GEMM is computed.
+//!
+//! Backend: our own packed kernel (`kernel.rs`, `x86.rs`), not a GEMM crate. Why, measured in
+//! `benchmarks/gemm_backends.md` (`cargo bench --bench gemm`):
+//! - the weight matrix is small and the same for every chunk and thread of a pass, so it is
+//!   packed into the kernel's column panels once, in [`Rhs::new`], instead of on every call as
+//!   faer, `gemm` and matrixmultiply do;
+//! - every output element is one sequential FMA chain over `k`, in every code path, so a row's
+//!   result depends only on that row and on `B`: never on how many rows a chunk holds or where
+//!   the row sits in it (the crates' edge kernels and blockings give no such promise), and the
+//!   AVX2 and AVX-512 paths agree bit for bit;
+//! - with that, it matches or beats the best crate on every one of our shapes and reaches
+//!   numpy/OpenBLAS single-thread rates.
+//!
+//! Paths, chosen at run time once per process ([`backend`]): AVX-512F (12 × 32 f32 tiles),
+//! AVX2 + FMA (6 × 16), and a portable loop (same chain, vectorized by the compiler) for every
+//! other CPU. `SCOREMATCH_GEMM=portable|avx2|avx512` caps the choice, for benchmarks; it never
+//! selects an instruction set the CPU lacks. Never `target-cpu=native`: the wheel must run
+//! anywhere. No threads here: the engine parallelizes over chunks of rows itself.
+//!
+//! All operands are contiguous row-major slices. Two shapes occur:
+//! - [`Rhs::mul`]: `C (m×n) = A (m×k) · B (k×n)` with a small `B` (a weight matrix or its
+//!   transpose) shared by every chunk of a pass, and a tall `A` (a chunk of stacked rows);
+//! - [`matmul_tn`]: `C (m×n) += Aᵀ · B` with `A` (r×m), `B` (r×n) tall: the weight gradients.
+
+mod kernel;
+#[cfg(target_arch = "x86_64")]
+mod x86;
+
+use std::any::TypeId;
+use std::cell::RefCell;
+use std::sync::OnceLock;
+
+use crate::real::Real;
+use kernel::Operands;
+
+/// The instruction set a product runs on, in increasing order of preference.
+#[derive(Debug, Clone, Copy, PartialEq, Eq, PartialOrd, Ord)]
+enum Isa {
+    Portable,
+    #[cfg(target_arch = "x86_64")]
+    Avx2,
+    #[cfg(target_arch = "x86_64")]
+    Avx512,
+}
+
+impl Isa {
+    /// The best path this CPU supports.
+    fn best_supported() -> Isa {
+        #[cfg(target_arch = "x86_64")]
+        {
+            if is_x86_feature_detected!("avx512f") {
+                return Isa::Avx512;
+            }
+            if is_x86_feature_detected!("avx2") && is_x86_feature_detected!("fma") {
+                return Isa::Avx2;
+            }
+        }
+        Isa::Portable
+    }
+
+    /// Every path this CPU supports (for tests).
+    #[cfg(test)]
+    fn all_supported() -> Vec<Isa> {
+        let best = Isa::best_supported();
+        let all = [
+            Isa::Portable,
+            #[cfg(target_arch = "x86_64")]
+            Isa::Avx2,
+            #[cfg(target_arch = "x86_64")]
+            Isa::Avx512,
+        ];
+        all.into_iter().filter(|&i| i <= best).collect()
+    }
+
+    fn name(self) -> &'static str {
+        match self {
+            Isa::Portable => "portable",
+            #[cfg(target_arch = "x86_64")]
+            Isa::Avx2 => "avx2",
+            #[cfg(target_arch = "x86_64")]
+            Isa::Avx512 => "avx512",
+        }
+    }
+
+    /// Width of the column panels of packed `B` on this path; 0 = plain row-major.
+    fn nr<T>(self) -> usize {
+        match self {
+            Isa::Portable => 0,
+            #[cfg(target_arch = "x86_64")]
+            Isa::Avx2 => x86::nr_avx2(std::mem::size_of::<T>()),
+            #[cfg(target_arch = "x86_64")]
+            Isa::Avx512 => x86::nr_avx512(std::mem::size_of::<T>()),
+        }
+    }
+}
+
+/// The path of this process: detected once, optionally capped by `SCOREMATCH_GEMM`.
+fn isa() -> Isa {
+    static ISA: OnceLock<Isa> = OnceLock::new();
+    *ISA.get_or_init(|| {
+        let best = Isa::best_supported();
+        let wanted = std::env::var("SCOREMATCH_GEMM").ok();
+        match wanted.as_deref() {
+            Some("portable") => Isa::Portable,
+            #[cfg(target_arch = "x86_64")]
+            Some("avx2") => best.min(Isa::Avx2),
+            _ => best,
+        }
+    })
+}
+
+/// The name of the GEMM path this process uses: `"avx512"`, `"avx2"` or `"portable"`.
+pub fn backend() -> &'static str {
+    isa().name()
+}
+
+/// Runs the blocked product for `T` ∈ {f32, f64} on `isa`.
+///
+/// # Safety
+/// `o` satisfies the contract of `kernel::drive` (or `drive_portable` when `isa` is
+/// [`Isa::Portable`]), `B` packed for `isa`, and the CPU supports `isa`.
+unsafe fn run<T: Real>(isa: Isa, o: &Operands<T>) {
+    macro_rules! go {
+        ($t:ty, $avx2:ident, $avx512:ident) => {{
+            // SAFETY: T is $t (TypeId checked by the caller), so this is the same type.
+            let o = unsafe { &*(o as *const Operands<T> as *const Operands<$t>) };
+            match isa {
+                // SAFETY: forwarded contract.
+                Isa::Portable => unsafe { kernel::drive_portable(o) },
+                // SAFETY: forwarded contract; `isa` was detected on this CPU.
+                #[cfg(target_arch = "x86_64")]
+                Isa::Avx2 => unsafe { x86::$avx2(o) },
+                // SAFETY: as above.
+                #[cfg(target_arch = "x86_64")]
+                Isa::Avx512 => unsafe { x86::$avx512(o) },
+            }
+        }};
+    }
+    if TypeId::of::<T>() == TypeId::of::<f32>() {
+        go!(f32, avx2_f32, avx512_f32)
+    } else if TypeId::of::<T>() == TypeId::of::<f64>() {
+        go!(f64, avx2_f64, avx512_f64)
+    } else {
+        unreachable!("Real is sealed to f32 and f64")
+    }
+}
+
+/// `B` laid out for `isa`: column panels, or plain row-major for the portable path.
+fn layout<T: Real>(isa: Isa, b: &[T], k: usize, n: usize) -> Vec<T> {
+    let nr = isa.nr::<T>();
+    if nr == 0 || k == 0 || n == 0 {
+        return b.to_vec();
+    }
+    let mut packed = vec![T::zero(); n.div_ceil(nr) * k * nr];
+    kernel::pack(&mut packed, b, k, n, nr);
+    packed
+}
+
+/// The right-hand side of the products of one pass: a (k × n) matrix, copied once into the
+/// layout the kernel reads fastest and reused for every chunk and thread.
+#[derive(Debug, Clone)]
+pub struct Rhs<T> {
+    k: usize,
+    n: usize,
+    isa: Isa,
+    data: Vec<T>,
+}
+
+impl<T: Real> Rhs<T> {
+    /// `B = W` for a row-major `w` of shape (k, n).
+    pub fn new(w: &[T], k: usize, n: usize) -> Self {
+        Self::with_isa(isa(), w, k, n)
+    }
+
+    fn with_isa(isa: Isa, w: &[T], k: usize, n: usize) -> Self {
+        assert_eq!(w.len(), k * n);
+        Rhs {
+            k,
+            n,
+            isa,
+            data: layout(isa, w, k, n),
+        }
+    }
+
+    /// `B = Wᵀ` for a row-major `w` of shape (n, k).
+    pub fn transposed(w: &[T], n: usize, k: usize) -> Self {
+        assert_eq!(w.len(), k * n);
+        let mut b = vec![T::zero(); k * n];
+        for i in 0..n {
+            for j in 0..k {
+                b[j * n + i] = w[i * k + j];
+            }
+        }
+        Self::new(&b, k, n)
+    }
+
+    pub fn k(&self) -> usize {
+        self.k
+    }
+
+    pub fn n(&self) -> usize {
+        self.n
+    }
+
+    /// `c = a · B` (`accumulate = false`) or `c += a · B`, with `a` (m × k) and `c` (m × n).
+    ///
+    /// Row `i` of `c` depends only on row `i` of `a` (and of `c` when accumulating) and on
+    /// `B`: the same bits whatever `m` is. Allocates nothing.
+    #[inline]
+    pub fn mul(&self, a: &[T], c: &mut [T], accumulate: bool) {
+        let (k, n) = (self.k, self.n);
+        let m = a.len().checked_div(k).unwrap_or(c.len() / n.max(1));
+        assert!(a.len() == m * k && c.len() == m * n);
+        if m == 0 || n == 0 {
+            return;
+        }
+        if k == 0 {
+            if !accumulate {
+                c.fill(T::zero());
+            }
+            return;
+        }
+        let o = Operands {
+            m,
+            n,
+            k,
+            a: a.as_ptr(),
+            rsa: k,
+            csa: 1,
+            b: self.data.as_ptr(),
+            c: c.as_mut_ptr(),
+            accumulate,
+        };
+        // SAFETY: the assertion bounds `a` (m×k, row-major) and `c` (m×n); `self.data` was laid
+        // out for `self.isa` by `layout`, which this CPU supports; `c` is a unique borrow.
+        unsafe { run(self.isa, &o) }
+    }
+}
+
+thread_local! {
+    /// Packed `B` of [`matmul_tn`], kept per thread so that the hot loop allocates only
+    /// when a larger shape first appears. `u64` items: aligned for f32 and f64 alike.
+    static TN_PACK: RefCell<Vec<u64>> = const { RefCell::new(Vec::new()) };
+}
+
+/// `c += aᵀ · b` with `a` (r × m), `b` (r × n), `c` (m × n), all row-major.
+#[inline]
+pub fn matmul_tn<T: Real>(a: &[T], b: &[T], c: &mut [T], m: usize, n: usize) {
+    tn_with_isa(isa(), a, b, c, m, n);
+}
+
+fn tn_with_isa<T: Real>(isa: Isa, a: &[T], b: &[T], c: &mut [T], m: usize, n: usize) {
+    let r = a.len().checked_div(m).unwrap_or(0);
+    assert!(a.len() == r * m && b.len() == r * n && c.len() == m * n);
+    if m == 0 || n == 0 || r == 0 {
+        return;
+    }
+    // aᵀ is read in place: element (i, p) of aᵀ is a[p·m + i], so a register tile's rows
+    // are contiguous in `a`.
+    let mut o = Operands {
+        m,
+        n,
+        k: r,
+        a: a.as_ptr(),
+        rsa: 1,
+        csa: m,
+        b: b.as_ptr(),
+        c: c.as_mut_ptr(),
+        accumulate: true,
+    };
+    let nr = isa.nr::<T>();
+    if nr == 0 {
+        // SAFETY: the assertion bounds `a`, `b` (row-major, as the portable path reads it)
+        // and `c`; `c` is a unique borrow.
+        unsafe { run(isa, &o) };
+        return;
+    }
+    let len = n.div_ceil(nr) * r * nr;
+    TN_PACK.with_borrow_mut(|buf| {
+        let words = (len * std::mem::size_of::<T>()).div_ceil(8);
+        if buf.len() < words {
+            buf.resize(words, 0);
+        }
+        // SAFETY: the buffer holds at least `len` values of T (8-byte aligned, initialized,
+        // and every bit pattern is a valid f32/f64); it is borrowed mutably here alone.
+        let packed = unsafe { std::slice::from_raw_parts_mut(buf.as_mut_ptr() as *mut T, len) };
+        kernel::pack(packed, b, r, n, nr);
+        o.b = packed.as_ptr();
+        // SAFETY: the assertion bounds `a` and `c`; `packed` holds `b` laid out for `isa`,
+        // which this CPU supports; `c` is a unique borrow and overlaps neither input.
+        unsafe { run(isa, &o) };
+    });
+}
+
+#[cfg(test)]
+mod tests;

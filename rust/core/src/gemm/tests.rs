@@ -1,0 +1,286 @@
+//! Every path against the reference chain, on all edge sizes; row independence.
+
+use super::*;
+use kernel::MulAdd;
+
+/// Deterministic values in [-1, 1) with full mantissas, so that any change of the
+/// summation order or of the rounding shows up in the bits.
+fn values<T: Real>(len: usize, seed: u64) -> Vec<T> {
+    let mut s = seed.wrapping_mul(0x9E37_79B9_7F4A_7C15) | 1;
+    (0..len)
+        .map(|_| {
+            s ^= s << 13;
+            s ^= s >> 7;
+            s ^= s << 17;
+            T::c((s >> 11) as f64 / (1u64 << 53) as f64 * 2.0 - 1.0)
+        })
+        .collect()
+}
+
+/// The chain every path computes: `acc = c_init; acc = a·b + acc` for p = 0..k, fused on the
+/// SIMD paths (and the portable one where the target has a hardware FMA).
+fn chain<T: Real + MulAdd>(
+    isa: Isa,
+    init: T,
+    k: usize,
+    a: impl Fn(usize) -> T,
+    b: impl Fn(usize) -> T,
+) -> T {
+    (0..k).fold(init, |acc, p| {
+        if isa == Isa::Portable {
+            a(p).mul_add_portable(b(p), acc)
+        } else {
+            a(p).mul_add(b(p), acc)
+        }
+    })
+}
+
+#[allow(clippy::too_many_arguments)]
+fn reference<T: Real + MulAdd>(
+    isa: Isa,
+    a: &[T],
+    w: &[T],
+    c0: &[T],
+    m: usize,
+    k: usize,
+    n: usize,
+    accumulate: bool,
+) -> Vec<T> {
+    let mut c = vec![T::zero(); m * n];
+    for i in 0..m {
+        for j in 0..n {
+            let init = if accumulate { c0[i * n + j] } else { T::zero() };
+            c[i * n + j] = chain(isa, init, k, |p| a[i * k + p], |p| w[p * n + j]);
+        }
+    }
+    c
+}
+
+fn bits<T: Real>(x: &[T]) -> Vec<u64> {
+    x.iter().map(|v| v.to_f64_exact().to_bits()).collect()
+}
+
+const MS: &[usize] = &[1, 2, 5, 6, 7, 11, 12, 13, 25, 37, 69];
+const KS: &[usize] = &[1, 2, 3, 7, 16, 17, 31, 64, 69];
+const NS: &[usize] = &[
+    1, 2, 3, 4, 5, 7, 8, 9, 15, 16, 17, 24, 31, 32, 33, 48, 63, 64, 65, 69,
+];
+
+fn mul_matches_reference<T: Real + MulAdd>() {
+    for isa in Isa::all_supported() {
+        for &m in MS {
+            for &k in KS {
+                for &n in NS {
+                    let a = values::<T>(m * k, 1);
+                    let w = values::<T>(k * n, 2);
+                    let c0 = values::<T>(m * n, 3);
+                    let rhs = Rhs::with_isa(isa, &w, k, n);
+                    for accumulate in [false, true] {
+                        let mut c = c0.clone();
+                        rhs.mul(&a, &mut c, accumulate);
+                        let want = reference(isa, &a, &w, &c0, m, k, n, accumulate);
+                        assert_eq!(
+                            bits(&c),
+                            bits(&want),
+                            "{isa:?} {} m={m} k={k} n={n} acc={accumulate}",
+                            T::NAME
+                        );
+                    }
+                }
+            }
+        }
+    }
+}
+
+#[test]
+fn mul_matches_reference_f32() {
+    mul_matches_reference::<f32>();
+}
+
+#[test]
+fn mul_matches_reference_f64() {
+    mul_matches_reference::<f64>();
+}
+
+/// Past one block of rows (`MC`) and one block of depth (`KC`).
+fn mul_matches_reference_large<T: Real + MulAdd>() {
+    for isa in Isa::all_supported() {
+        for (m, k, n) in [(301, 300, 40), (150, 513, 17), (290, 257, 70)] {
+            let a = values::<T>(m * k, 4);
+            let w = values::<T>(k * n, 5);
+            let c0 = values::<T>(m * n, 6);
+            let rhs = Rhs::with_isa(isa, &w, k, n);
+            for accumulate in [false, true] {
+                let mut c = c0.clone();
+                rhs.mul(&a, &mut c, accumulate);
+                let want = reference(isa, &a, &w, &c0, m, k, n, accumulate);
+                assert_eq!(
+                    bits(&c),
+                    bits(&want),
+                    "{isa:?} {} m={m} k={k} n={n}",
+                    T::NAME
+                );
+            }
+        }
+    }
+}
+
+#[test]
+fn mul_matches_reference_large_f32() {
+    mul_matches_reference_large::<f32>();
+}
+
+#[test]
+fn mul_matches_reference_large_f64() {
+    mul_matches_reference_large::<f64>();
+}
+
+/// The engine relies on this: a row's result never depends on how rows are chunked.
+fn rows_are_independent<T: Real>() {
+    for isa in Isa::all_supported() {
+        for (k, n) in [(13, 29), (64, 64), (300, 33)] {
+            let m = 37;
+            let a = values::<T>(m * k, 7);
+            let w = values::<T>(k * n, 8);
+            let c0 = values::<T>(m * n, 9);
+            let rhs = Rhs::with_isa(isa, &w, k, n);
+            for accumulate in [false, true] {
+                let mut all = c0.clone();
+                rhs.mul(&a, &mut all, accumulate);
+                for i in 0..m {
+                    let mut one = c0[i * n..(i + 1) * n].to_vec();
+                    rhs.mul(&a[i * k..(i + 1) * k], &mut one, accumulate);
+                    assert_eq!(
+                        bits(&one),
+                        bits(&all[i * n..(i + 1) * n]),
+                        "{isa:?} row {i}"
+                    );
+                }
+                // Any split of the rows gives the same bits.
+                let mut split = c0.clone();
+                let (a1, a2) = a.split_at(10 * k);
+                let (c1, c2) = split.split_at_mut(10 * n);
+                rhs.mul(a1, c1, accumulate);
+                rhs.mul(a2, c2, accumulate);
+                assert_eq!(bits(&split), bits(&all), "{isa:?}");
+            }
+        }
+    }
+}
+
+#[test]
+fn rows_are_independent_f32() {
+    rows_are_independent::<f32>();
+}
+
+#[test]
+fn rows_are_independent_f64() {
+    rows_are_independent::<f64>();
+}
+
+/// With fused multiply-adds, AVX2 and AVX-512 agree bit for bit.
+#[test]
+fn simd_paths_agree() {
+    let paths: Vec<Isa> = Isa::all_supported()
+        .into_iter()
+        .filter(|&i| i != Isa::Portable)
+        .collect();
+    let (m, k, n) = (29, 70, 45);
+    let a = values::<f32>(m * k, 10);
+    let w = values::<f32>(k * n, 11);
+    let outs: Vec<Vec<f32>> = paths
+        .iter()
+        .map(|&isa| {
+            let mut c = vec![0.0; m * n];
+            Rhs::with_isa(isa, &w, k, n).mul(&a, &mut c, false);
+            c
+        })
+        .collect();
+    for o in &outs {
+        assert_eq!(bits(o), bits(&outs[0]));
+    }
+}
+
+fn tn_matches_reference<T: Real + MulAdd>() {
+    for isa in Isa::all_supported() {
+        for &r in &[1, 2, 7, 37, 300] {
+            for &m in &[1, 3, 6, 13, 33] {
+                for &n in &[1, 5, 8, 16, 17, 33, 64, 69] {
+                    let a = values::<T>(r * m, 12);
+                    let b = values::<T>(r * n, 13);
+                    let c0 = values::<T>(m * n, 14);
+                    let mut c = c0.clone();
+                    tn_with_isa(isa, &a, &b, &mut c, m, n);
+                    let want: Vec<T> = (0..m * n)
+                        .map(|ij| {
+                            let (i, j) = (ij / n, ij % n);
+                            chain(isa, c0[ij], r, |p| a[p * m + i], |p| b[p * n + j])
+                        })
+                        .collect();
+                    assert_eq!(
+                        bits(&c),
+                        bits(&want),
+                        "{isa:?} {} r={r} m={m} n={n}",
+                        T::NAME
+                    );
+                }
+            }
+        }
+    }
+}
+
+#[test]
+fn tn_matches_reference_f32() {
+    tn_matches_reference::<f32>();
+}
+
+#[test]
+fn tn_matches_reference_f64() {
+    tn_matches_reference::<f64>();
+}
+
+#[test]
+fn transposed_is_the_transpose() {
+    let (m, k, n) = (37, 13, 29);
+    let a: Vec<f64> = (0..m * k).map(|i| ((i * 7 % 11) as f64) - 5.0).collect();
+    let w: Vec<f64> = (0..k * n)
+        .map(|i| ((i * 5 % 13) as f64) * 0.5 - 3.0)
+        .collect();
+    let mut want = vec![0.0; m * n];
+    Rhs::new(&w, k, n).mul(&a, &mut want, false);
+    // Wᵀ given as the (n × k) matrix it transposes.
+    let wt: Vec<f64> = (0..n)
+        .flat_map(|j| (0..k).map(move |p| (p, j)))
+        .map(|(p, j)| w[p * n + j])
+        .collect();
+    let rhs = Rhs::transposed(&wt, n, k);
+    assert_eq!((rhs.k(), rhs.n()), (k, n));
+    let mut c = want.clone();
+    rhs.mul(&a, &mut c, true);
+    // Small integers: every partial sum is exact.
+    assert!(c.iter().zip(&want).all(|(x, y)| *x == 2.0 * y));
+}
+
+#[test]
+fn empty_shapes() {
+    for isa in Isa::all_supported() {
+        // k = 0: c = 0, or unchanged when accumulating.
+        let rhs = Rhs::<f32>::with_isa(isa, &[], 0, 3);
+        let mut c = vec![1.0f32; 6];
+        rhs.mul(&[], &mut c, true);
+        assert_eq!(c, [1.0; 6]);
+        rhs.mul(&[], &mut c, false);
+        assert_eq!(c, [0.0; 6]);
+        // n = 0 and m = 0: nothing to do.
+        Rhs::<f64>::with_isa(isa, &[], 4, 0).mul(&[1.0; 8], &mut [], false);
+        Rhs::<f64>::with_isa(isa, &[1.0; 8], 4, 2).mul(&[], &mut [], false);
+        let mut c = [5.0f64; 4];
+        tn_with_isa(isa, &[], &[], &mut c, 2, 2);
+        assert_eq!(c, [5.0; 4]);
+    }
+}
+
+#[test]
+fn backend_is_named() {
+    assert!(["avx512", "avx2", "portable"].contains(&backend()));
+}

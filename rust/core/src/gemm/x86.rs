@@ -1,0 +1,140 @@
+//! The x86-64 instruction sets: vector wrappers for [`kernel::tile`](super::kernel) and the
+//! `#[target_feature]` entry points that instantiate the blocked loops for each.
+//!
+//! Register tiles (accumulators of `MR` rows × `NV` vectors):
+//! - AVX2 + FMA, 16 ymm registers: 6 × 2 → 12 accumulators + 2 loads of `B` + 1 broadcast,
+//!   i.e. 6 × 16 (f32) or 6 × 8 (f64), the BLIS Haswell tiles. Two FMA ports with a latency of
+//!   4 cycles need ≥ 8 independent accumulators.
+//! - AVX-512F, 32 zmm registers: 12 × 2 → 24 accumulators + 2 + 1, i.e. 12 × 32 (f32) or
+//!   12 × 16 (f64).
+
+use std::arch::x86_64::*;
+
+use super::kernel::{drive, Operands, Simd};
+
+macro_rules! simd {
+    ($name:ident, $t:ty, $v:ty, $lanes:expr, $zero:ident, $splat:ident, $load:ident,
+     $store:ident, $fma:ident) => {
+        #[derive(Clone, Copy)]
+        pub(super) struct $name;
+        impl Simd for $name {
+            type T = $t;
+            type V = $v;
+            const LANES: usize = $lanes;
+            #[inline(always)]
+            unsafe fn zero() -> $v {
+                $zero()
+            }
+            #[inline(always)]
+            unsafe fn splat(p: *const $t) -> $v {
+                $splat(*p)
+            }
+            #[inline(always)]
+            unsafe fn load(p: *const $t) -> $v {
+                $load(p)
+            }
+            #[inline(always)]
+            unsafe fn store(p: *mut $t, v: $v) {
+                $store(p, v)
+            }
+            #[inline(always)]
+            unsafe fn fma(a: $v, b: $v, c: $v) -> $v {
+                $fma(a, b, c)
+            }
+        }
+    };
+}
+
+simd!(
+    Avx2F32,
+    f32,
+    __m256,
+    8,
+    _mm256_setzero_ps,
+    _mm256_set1_ps,
+    _mm256_loadu_ps,
+    _mm256_storeu_ps,
+    _mm256_fmadd_ps
+);
+simd!(
+    Avx2F64,
+    f64,
+    __m256d,
+    4,
+    _mm256_setzero_pd,
+    _mm256_set1_pd,
+    _mm256_loadu_pd,
+    _mm256_storeu_pd,
+    _mm256_fmadd_pd
+);
+simd!(
+    Avx512F32,
+    f32,
+    __m512,
+    16,
+    _mm512_setzero_ps,
+    _mm512_set1_ps,
+    _mm512_loadu_ps,
+    _mm512_storeu_ps,
+    _mm512_fmadd_ps
+);
+simd!(
+    Avx512F64,
+    f64,
+    __m512d,
+    8,
+    _mm512_setzero_pd,
+    _mm512_set1_pd,
+    _mm512_loadu_pd,
+    _mm512_storeu_pd,
+    _mm512_fmadd_pd
+);
+
+/// Vectors per row of the register tile, the same for every instruction set here.
+pub(super) const NV: usize = 2;
+/// Rows of the AVX2 register tile.
+const MR_AVX2: usize = 6;
+/// Rows of the AVX-512 register tile.
+const MR_AVX512: usize = 12;
+
+/// Panel width of packed `B` for AVX2 (`NV` ymm vectors of `T`).
+pub(super) const fn nr_avx2(size_of_t: usize) -> usize {
+    NV * 32 / size_of_t
+}
+
+/// Panel width of packed `B` for AVX-512 (`NV` zmm vectors of `T`).
+pub(super) const fn nr_avx512(size_of_t: usize) -> usize {
+    NV * 64 / size_of_t
+}
+
+/// # Safety
+/// The CPU supports AVX2 and FMA; `o` satisfies the contract of [`drive`].
+#[target_feature(enable = "avx2,fma")]
+pub(super) unsafe fn avx2_f32(o: &Operands<f32>) {
+    // SAFETY: forwarded contract; the features of `Avx2F32` are enabled on this function.
+    unsafe { drive::<Avx2F32, MR_AVX2, NV>(o) }
+}
+
+/// # Safety
+/// As [`avx2_f32`].
+#[target_feature(enable = "avx2,fma")]
+pub(super) unsafe fn avx2_f64(o: &Operands<f64>) {
+    // SAFETY: forwarded contract; the features of `Avx2F64` are enabled on this function.
+    unsafe { drive::<Avx2F64, MR_AVX2, NV>(o) }
+}
+
+/// # Safety
+/// The CPU supports AVX-512F; `o` satisfies the contract of [`drive`].
+#[target_feature(enable = "avx512f")]
+pub(super) unsafe fn avx512_f32(o: &Operands<f32>) {
+    // SAFETY: forwarded contract; the features of `Avx512F32` are enabled on this function.
+    unsafe { drive::<Avx512F32, MR_AVX512, NV>(o) }
+}
+
+/// # Safety
+/// As [`avx512_f32`].
+#[target_feature(enable = "avx512f")]
+pub(super) unsafe fn avx512_f64(o: &Operands<f64>) {
+    // SAFETY: forwarded contract; the features of `Avx512F64` are enabled on this function.
+    unsafe { drive::<Avx512F64, MR_AVX512, NV>(o) }
+}
