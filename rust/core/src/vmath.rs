@@ -18,7 +18,7 @@ pub trait Transcendental: Copy {
 }
 
 macro_rules! impl_transcendental {
-    ($t:ty, $bits:ty, $int:ty, $mant:expr, $bias:expr, $min:expr, $exp_coeffs:expr, $log_coeffs:expr) => {
+    ($t:ty, $mant:expr, $bias:expr, $min:expr, $exp_coeffs:expr, $log_coeffs:expr) => {
         impl Transcendental for $t {
             #[inline(always)]
             fn exp_nonpos(x: $t) -> $t {
@@ -38,8 +38,15 @@ macro_rules! impl_transcendental {
                 for &ci in c[..c.len() - 1].iter().rev() {
                     p = p * r + ci;
                 }
-                // 2ⁿ: n (an integer in [min/ln2, 0]) moved into the exponent field.
-                let scale = <$t>::from_bits((((n as $int) + $bias) as $bits) << $mant);
+                // 2ⁿ: t = SHIFTER + n exactly, in a binade where one ulp is 1, so n sits in the
+                // low bits of t and moves into the exponent field with integer operations only
+                // (a float-to-int conversion would not vectorize).
+                let e_bits = t
+                    .to_bits()
+                    .wrapping_sub(SHIFTER.to_bits())
+                    .wrapping_add($bias)
+                    << $mant;
+                let scale = <$t>::from_bits(e_bits);
                 // Below the threshold eˣ underflows (to a subnormal or 0): return 0.
                 if tiny {
                     0.0
@@ -106,8 +113,8 @@ const fn narrow<const N: usize>(c: [f64; N]) -> [f32; N] {
     out
 }
 
-impl_transcendental!(f64, u64, i64, 52, 1023, -708.0, EXP64, LOG64);
-impl_transcendental!(f32, u32, i32, 23, 127, -87.0, narrow(EXP32), narrow(LOG32));
+impl_transcendental!(f64, 52, 1023, -708.0, EXP64, LOG64);
+impl_transcendental!(f32, 23, 127, -87.0, narrow(EXP32), narrow(LOG32));
 
 #[cfg(test)]
 mod tests {

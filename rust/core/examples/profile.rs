@@ -1,0 +1,46 @@
+//! A fixed workload for profilers (`perf record`, callgrind): one engine entry point, repeated.
+//!
+//! cargo run --release --example profile -- <op> <dim> <width> <depth> <batch> <reps> [f32|f64]
+
+use scorematch_core::engine;
+use scorematch_core::objective::Objective;
+use scorematch_core::rng::Stream;
+use scorematch_core::{Activation, Mlp, Model, Real, Rows};
+
+fn run<T: Real>(op: &str, d: usize, w: usize, depth: usize, n: usize, reps: usize) {
+    let model =
+        Model::new(Mlp::<T>::new(d, &vec![w; depth], Activation::Softplus, 0.0, 0).unwrap());
+    let mut s = Stream::new(1, 0);
+    let x: Vec<T> = (0..n * d).map(|_| T::c(2.0 * s.normal())).collect();
+    let rows = Rows::from_slice(&x, n, d).unwrap();
+    let mut out = vec![T::zero(); n * d.max(1)];
+    let mut grad = vec![T::zero(); model.mlp().n_params()];
+    let t0 = std::time::Instant::now();
+    for _ in 0..reps {
+        match op {
+            "energy" => engine::energy(&model, rows, &mut out[..n]).unwrap(),
+            "score" => engine::score(&model, rows, &mut out).unwrap(),
+            "trace" => engine::hessian_trace(&model, rows, &mut out[..n]).unwrap(),
+            "ism" => {
+                engine::loss_and_grad(&model, rows, Objective::Ism, &mut grad).unwrap();
+            }
+            _ => panic!("op must be energy, score, trace or ism"),
+        }
+    }
+    let ms = t0.elapsed().as_secs_f64() * 1e3 / reps as f64;
+    println!(
+        "{op} {} d={d} w={w} depth={depth} n={n}: {ms:.3} ms/call",
+        T::NAME
+    );
+}
+
+fn main() {
+    let a: Vec<String> = std::env::args().collect();
+    let num = |i: usize| a[i].parse::<usize>().unwrap();
+    let (d, w, depth, n, reps) = (num(2), num(3), num(4), num(5), num(6));
+    if a.get(7).map(String::as_str) == Some("f64") {
+        run::<f64>(&a[1], d, w, depth, n, reps)
+    } else {
+        run::<f32>(&a[1], d, w, depth, n, reps)
+    }
+}
