@@ -112,12 +112,16 @@ unsafe fn tile_rows<S: Simd, const NV: usize>(
 }
 
 /// Operands of one product `c (m×n) = [c +] a (m×k) · B`, `B` packed by [`pack`] with panel
-/// width `NV·LANES`; `a` is read at `a[i·rsa + p·csa]`, `c` is row-major with row stride `n`.
+/// width `NV·LANES`; `c` is row-major with row stride `n`. Row `i0 + i` of a register tile
+/// starting at row `i0` (a multiple of `MR`) is read at `a[i0·tile + i·rsa + p·csa]`: plain
+/// row-major `a` has `tile = rsa = k, csa = 1`; `a` packed by [`pack`] as `aᵀ` has `tile = k,
+/// rsa = 1, csa = MR`.
 pub(super) struct Operands<T> {
     pub m: usize,
     pub n: usize,
     pub k: usize,
     pub a: *const T,
+    pub tile: usize,
     pub rsa: usize,
     pub csa: usize,
     pub b: *const T,
@@ -156,7 +160,7 @@ where
                 for ir in (0..mb).step_by(MR) {
                     let rows = MR.min(mb - ir);
                     let i0 = ic + ir;
-                    let a = o.a.add(i0 * o.rsa + pc * o.csa);
+                    let a = o.a.add(i0 * o.tile + pc * o.csa);
                     let c = o.c.add(i0 * o.n + j0);
                     if nb == nr {
                         tile_rows::<S, NV>(rows, kb, a, o.rsa, o.csa, b, c, o.n, accumulate);
@@ -180,13 +184,35 @@ where
 
 /// Copies the row-major (k × n) matrix `b` into column panels of width `nr`: panel `jp`
 /// holds `b[p, jp·nr + j]` at `jp·k·nr + p·nr + j`, zero-padded past column `n`.
+///
+/// The same copy lays out `aᵀ` for a row-major (k × m) `a` in register-tile rows:
+/// `pack(dst, a, k, m, MR)` puts row `t·MR + i` of `aᵀ` at `t·MR·k + p·MR + i`.
 pub(super) fn pack<T: Copy + Default>(dst: &mut [T], b: &[T], k: usize, n: usize, nr: usize) {
     assert!(nr > 0 && b.len() == k * n && dst.len() == n.div_ceil(nr) * k * nr);
+    // A constant width turns each piece into a few vector moves instead of a call to memcpy.
+    match nr {
+        6 => pack_w::<T, 6>(dst, b, k, n),
+        8 => pack_w::<T, 8>(dst, b, k, n),
+        12 => pack_w::<T, 12>(dst, b, k, n),
+        16 => pack_w::<T, 16>(dst, b, k, n),
+        32 => pack_w::<T, 32>(dst, b, k, n),
+        _ => unreachable!("panel width {nr}"),
+    }
+}
+
+fn pack_w<T: Copy + Default, const NR: usize>(dst: &mut [T], b: &[T], k: usize, n: usize) {
+    let full = n / NR;
     for (p, src) in b.chunks_exact(n).enumerate() {
-        for (jp, part) in src.chunks(nr).enumerate() {
-            let at = jp * k * nr + p * nr;
-            dst[at..at + part.len()].copy_from_slice(part);
-            dst[at + part.len()..at + nr].fill(T::default());
+        for (jp, part) in src.chunks_exact(NR).enumerate() {
+            let at = jp * k * NR + p * NR;
+            let d: &mut [T; NR] = (&mut dst[at..at + NR]).try_into().unwrap();
+            *d = part.try_into().unwrap();
+        }
+        let edge = &src[full * NR..];
+        if !edge.is_empty() {
+            let at = full * k * NR + p * NR;
+            dst[at..at + edge.len()].copy_from_slice(edge);
+            dst[at + edge.len()..at + NR].fill(T::default());
         }
     }
 }

@@ -84,6 +84,17 @@ impl Isa {
         }
     }
 
+    /// Rows of the register tile on this path; 0 = no tiles (portable).
+    fn mr(self) -> usize {
+        match self {
+            Isa::Portable => 0,
+            #[cfg(target_arch = "x86_64")]
+            Isa::Avx2 => x86::MR_AVX2,
+            #[cfg(target_arch = "x86_64")]
+            Isa::Avx512 => x86::MR_AVX512,
+        }
+    }
+
     /// Width of the column panels of packed `B` on this path; 0 = plain row-major.
     fn nr<T>(self) -> usize {
         match self {
@@ -227,6 +238,7 @@ impl<T: Real> Rhs<T> {
             n,
             k,
             a: a.as_ptr(),
+            tile: k,
             rsa: k,
             csa: 1,
             b: self.data.as_ptr(),
@@ -240,8 +252,8 @@ impl<T: Real> Rhs<T> {
 }
 
 thread_local! {
-    /// Packed `B` of [`matmul_tn`], kept per thread so that the hot loop allocates only
-    /// when a larger shape first appears. `u64` items: aligned for f32 and f64 alike.
+    /// Packed operands of [`matmul_tn`], kept per thread so that the hot loop allocates
+    /// only when a larger shape first appears. `u64` items: aligned for f32 and f64 alike.
     static TN_PACK: RefCell<Vec<u64>> = const { RefCell::new(Vec::new()) };
 }
 
@@ -257,39 +269,58 @@ fn tn_with_isa<T: Real>(isa: Isa, a: &[T], b: &[T], c: &mut [T], m: usize, n: us
     if m == 0 || n == 0 || r == 0 {
         return;
     }
-    // aᵀ is read in place: element (i, p) of aᵀ is a[p·m + i], so a register tile's rows
-    // are contiguous in `a`.
-    let mut o = Operands {
-        m,
-        n,
-        k: r,
-        a: a.as_ptr(),
-        rsa: 1,
-        csa: m,
-        b: b.as_ptr(),
-        c: c.as_mut_ptr(),
-        accumulate: true,
-    };
-    let nr = isa.nr::<T>();
+    let (mr, nr) = (isa.mr(), isa.nr::<T>());
     if nr == 0 {
+        // The portable path reads aᵀ in place (element (i, p) is a[p·m + i]) and `b` as is.
+        let o = Operands {
+            m,
+            n,
+            k: r,
+            a: a.as_ptr(),
+            tile: 1,
+            rsa: 1,
+            csa: m,
+            b: b.as_ptr(),
+            c: c.as_mut_ptr(),
+            accumulate: true,
+        };
         // SAFETY: the assertion bounds `a`, `b` (row-major, as the portable path reads it)
         // and `c`; `c` is a unique borrow.
         unsafe { run(isa, &o) };
         return;
     }
-    let len = n.div_ceil(nr) * r * nr;
+    // Both operands are packed per call (aᵀ into register-tile rows, `b` into column
+    // panels): `a` read in place would touch a new cache line, and every page or two a new
+    // page, at every step of the k loop. The copies cost O(r·(m + n)) against O(r·m·n).
+    let a_len = m.div_ceil(mr) * r * mr;
+    let b_len = n.div_ceil(nr) * r * nr;
     TN_PACK.with_borrow_mut(|buf| {
-        let words = (len * std::mem::size_of::<T>()).div_ceil(8);
+        let words = ((a_len + b_len) * std::mem::size_of::<T>()).div_ceil(8);
         if buf.len() < words {
             buf.resize(words, 0);
         }
-        // SAFETY: the buffer holds at least `len` values of T (8-byte aligned, initialized,
-        // and every bit pattern is a valid f32/f64); it is borrowed mutably here alone.
-        let packed = unsafe { std::slice::from_raw_parts_mut(buf.as_mut_ptr() as *mut T, len) };
-        kernel::pack(packed, b, r, n, nr);
-        o.b = packed.as_ptr();
-        // SAFETY: the assertion bounds `a` and `c`; `packed` holds `b` laid out for `isa`,
-        // which this CPU supports; `c` is a unique borrow and overlaps neither input.
+        // SAFETY: the buffer holds at least `a_len + b_len` values of T (8-byte aligned,
+        // initialized, and every bit pattern is a valid f32/f64); it is borrowed mutably here
+        // alone.
+        let packed =
+            unsafe { std::slice::from_raw_parts_mut(buf.as_mut_ptr() as *mut T, a_len + b_len) };
+        let (pa, pb) = packed.split_at_mut(a_len);
+        kernel::pack(pa, a, r, m, mr);
+        kernel::pack(pb, b, r, n, nr);
+        let o = Operands {
+            m,
+            n,
+            k: r,
+            a: pa.as_ptr(),
+            tile: r,
+            rsa: 1,
+            csa: mr,
+            b: pb.as_ptr(),
+            c: c.as_mut_ptr(),
+            accumulate: true,
+        };
+        // SAFETY: `pa` and `pb` hold aᵀ and `b` laid out for `isa` (which this CPU supports)
+        // as `o` describes them; the assertion bounds `c`, a unique borrow overlapping neither.
         unsafe { run(isa, &o) };
     });
 }

@@ -93,9 +93,9 @@ simd!(
 /// Vectors per row of the register tile, the same for every instruction set here.
 pub(super) const NV: usize = 2;
 /// Rows of the AVX2 register tile.
-const MR_AVX2: usize = 6;
+pub(super) const MR_AVX2: usize = 6;
 /// Rows of the AVX-512 register tile.
-const MR_AVX512: usize = 12;
+pub(super) const MR_AVX512: usize = 12;
 
 /// Panel width of packed `B` for AVX2 (`NV` ymm vectors of `T`).
 pub(super) const fn nr_avx2(size_of_t: usize) -> usize {
