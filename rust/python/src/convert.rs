@@ -1,7 +1,6 @@
 //! numpy ⇄ core conversions. Nothing here copies an input array: inputs are read in place
 //! through [`Rows`] views with their own strides.
 
-use numpy::ndarray::Array2;
 use numpy::{
     Element, PyArray1, PyArray2, PyArrayDyn, PyArrayMethods, PyReadonlyArray2,
     PyUntypedArrayMethods,
@@ -40,15 +39,27 @@ pub fn rows<'a, T: Float>(arr: &'a PyReadonlyArray2<'_, T>) -> Rows<'a, T> {
     unsafe { Rows::from_raw_parts(view.as_ptr(), n, d, s[0], s[1]) }
 }
 
-/// A fresh (n,) array owning `v` (no copy).
-pub fn vec1<T: Float>(py: Python<'_>, v: Vec<T>) -> Bound<'_, PyAny> {
-    PyArray1::from_vec(py, v).into_any()
+/// A fresh, uninitialized (n,) array and a mutable view of its data, for the engine to fill
+/// without the GIL (no intermediate buffer, no copy). The caller must write every element
+/// before Python sees the array; on error it is dropped unseen.
+pub fn output1<T: Float>(py: Python<'_>, n: usize) -> (Bound<'_, PyAny>, &mut [T]) {
+    // SAFETY: the array is fresh, C-contiguous and referenced nowhere else, so the slice is
+    // the only access to its n elements for as long as the owning `Bound` lives.
+    unsafe {
+        let arr = PyArray1::<T>::new(py, [n], false);
+        let data = std::slice::from_raw_parts_mut(arr.data(), n);
+        (arr.into_any(), data)
+    }
 }
 
-/// A fresh (n, d) array owning `v` (no copy).
-pub fn vec2<T: Float>(py: Python<'_>, v: Vec<T>, n: usize, d: usize) -> Bound<'_, PyAny> {
-    let arr = Array2::from_shape_vec((n, d), v).expect("length n·d by construction");
-    PyArray2::from_owned_array(py, arr).into_any()
+/// As [`output1`], for an (n, d) array.
+pub fn output2<T: Float>(py: Python<'_>, n: usize, d: usize) -> (Bound<'_, PyAny>, &mut [T]) {
+    // SAFETY: as in `output1`; n·d elements, C order.
+    unsafe {
+        let arr = PyArray2::<T>::new(py, [n, d], false);
+        let data = std::slice::from_raw_parts_mut(arr.data(), n * d);
+        (arr.into_any(), data)
+    }
 }
 
 /// The public parameter list `[W_1, b_1, ..., w, c]` as fresh arrays, from a flat vector.

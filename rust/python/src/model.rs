@@ -10,7 +10,7 @@ use scorematch_core::mlp::fmt_shape;
 use scorematch_core::objective::Objective;
 use scorematch_core::{engine, Activation, Mlp, Model};
 
-use crate::convert::{arrays, param_list, readonly2, rows, vec1, vec2, Float};
+use crate::convert::{arrays, output1, output2, param_list, readonly2, rows, Float};
 use crate::errors::to_py;
 
 enum Inner {
@@ -71,11 +71,9 @@ fn energy<'py, T: Float>(
 ) -> PyResult<Bound<'py, PyAny>> {
     let arr = readonly2::<T>(x, "X")?;
     let x = rows(&arr);
-    let out = py.detach(|| {
-        let mut out = vec![T::zero(); x.rows()];
-        engine::energy(m, x, &mut out).map(|_| out)
-    });
-    Ok(vec1(py, out.map_err(to_py)?))
+    let (out, data) = output1::<T>(py, x.rows());
+    py.detach(|| engine::energy(m, x, data)).map_err(to_py)?;
+    Ok(out)
 }
 
 fn score<'py, T: Float>(
@@ -86,11 +84,9 @@ fn score<'py, T: Float>(
     let arr = readonly2::<T>(x, "X")?;
     let x = rows(&arr);
     let (n, d) = (x.rows(), x.cols());
-    let out = py.detach(|| {
-        let mut out = vec![T::zero(); n * d];
-        engine::score(m, x, &mut out).map(|_| out)
-    });
-    Ok(vec2(py, out.map_err(to_py)?, n, d))
+    let (out, data) = output2::<T>(py, n, d);
+    py.detach(|| engine::score(m, x, data)).map_err(to_py)?;
+    Ok(out)
 }
 
 fn hessian_trace<'py, T: Float>(
@@ -100,11 +96,9 @@ fn hessian_trace<'py, T: Float>(
 ) -> PyResult<Bound<'py, PyAny>> {
     let arr = readonly2::<T>(x, "X")?;
     let x = rows(&arr);
-    let out = py.detach(|| {
-        let mut out = vec![T::zero(); x.rows()];
-        engine::hessian_trace(m, x, &mut out).map(|_| out)
-    });
-    Ok(vec1(py, out.map_err(to_py)?))
+    let (out, data) = output1::<T>(py, x.rows());
+    py.detach(|| engine::hessian_trace(m, x, data)).map_err(to_py)?;
+    Ok(out)
 }
 
 fn ism_loss<T: Float>(py: Python<'_>, m: &Model<T>, x: &Bound<'_, PyAny>) -> PyResult<f64> {
