@@ -1,15 +1,17 @@
 # Stub of the compiled extension `scorematch._core` (rust/python). Private: use the typed
 # public API in scorematch.model instead.
-from typing import Any
+from typing import Any, final
 
 import numpy as np
 from numpy.typing import NDArray
 
+__all__ = ["Model", "__version__", "get_num_threads", "set_num_threads"]
 __version__: str
 
 def set_num_threads(n: int) -> None: ...
 def get_num_threads() -> int: ...
 
+@final
 class Model:
     @staticmethod
     def create(
