@@ -24,7 +24,7 @@ SHAPES = [
     ("score", 256, 64, 256),
 ]
 # (label, r, m, n): c (m x n) += a.T @ b with a (r x m), b (r x n)
-TN_SHAPES = [("tn", 528, 256, 256)]
+TN_SHAPES = [("tn", 528, 256, 256), ("tn", 528, 128, 128), ("tn", 512, 64, 64)]
 
 
 def rate(f, flops: float, total: float = 0.5, batch: float = 0.002) -> float:

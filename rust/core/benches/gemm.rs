@@ -26,7 +26,7 @@ const MUL_SHAPES: &[(usize, usize, usize)] = &[
     (256, 64, 256),    // score pass, first layer of S3
 ];
 /// (r, m, n) for `tn`: the weight gradient of an S3 layer over one chunk.
-const TN_SHAPES: &[(usize, usize, usize)] = &[(528, 256, 256), (512, 64, 64)];
+const TN_SHAPES: &[(usize, usize, usize)] = &[(528, 256, 256), (528, 128, 128), (512, 64, 64)];
 
 /// One backend's entry points for one scalar type.
 trait Backends: Real {
@@ -264,6 +264,30 @@ fn run<T: Backends>(filter: &str) {
     }
 }
 
+/// Our `mul` against the number of stacked rows per chunk (`TARGET_ROWS` in laplacian.rs):
+/// `cargo bench --bench gemm -- sweep`.
+fn sweep<T: Backends>() {
+    for width in [64, 128, 256] {
+        for m in [64, 128, 256, 512, 1024, 2048, 4096] {
+            let a = fill::<T>(m * width, 1);
+            let w = fill::<T>(width * width, 2);
+            let rhs = Rhs::new(&w, width, width);
+            let mut c = vec![T::zero(); m * width];
+            let backends: Bench =
+                vec![("ours", Box::new(|| rhs.mul(black_box(&a), &mut c, false)))];
+            let dims = format!("m={m:6} k={width:4} n={width:4}");
+            measure(
+                T::NAME,
+                "sweep",
+                &dims,
+                2.0 * (m * width * width) as f64,
+                "",
+                backends,
+            );
+        }
+    }
+}
+
 fn main() {
     println!("# our path: {}", scorematch_core::gemm::backend());
     // `cargo bench` passes `--bench`; any other argument filters by backend name.
@@ -271,6 +295,11 @@ fn main() {
         .skip(1)
         .find(|a| !a.starts_with("--"))
         .unwrap_or_default();
+    if filter == "sweep" {
+        sweep::<f32>();
+        sweep::<f64>();
+        return;
+    }
     run::<f32>(&filter);
     run::<f64>(&filter);
 }

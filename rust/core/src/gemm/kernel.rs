@@ -148,8 +148,11 @@ where
     // micro-kernel never touches `c` outside its `n` columns.
     let mut stage = [[S::T::default(); 64]; 12];
     debug_assert!(nr <= 64 && MR <= 12);
-    for pc in (0..o.k).step_by(KC) {
-        let kb = KC.min(o.k - pc);
+    // Equal blocks of at most KC: 528 = 3 × 176, not 256 + 256 + 16 (a thin last block
+    // would pay a full load and store of every C tile for a few steps).
+    let kc = o.k.div_ceil(o.k.div_ceil(KC));
+    for pc in (0..o.k).step_by(kc) {
+        let kb = kc.min(o.k - pc);
         let accumulate = o.accumulate || pc > 0;
         for ic in (0..o.m).step_by(mc) {
             let mb = mc.min(o.m - ic);

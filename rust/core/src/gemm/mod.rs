@@ -10,8 +10,9 @@
 //!   result depends only on that row and on `B`: never on how many rows a chunk holds or where
 //!   the row sits in it (the crates' edge kernels and blockings give no such promise), and the
 //!   AVX2 and AVX-512 paths agree bit for bit;
-//! - with that, it matches or beats the best crate on every one of our shapes and reaches
-//!   numpy/OpenBLAS single-thread rates.
+//! - with that, on the machine measured (AMD EPYC Zen 3, AVX2 + FMA; the AVX-512 path could not
+//!   be timed there) it matches or beats the best crate on our `mul` shapes and stays within
+//!   ~5 % of it on `matmul_tn`, at 95–140 % of numpy/OpenBLAS single-thread.
 //!
 //! Paths, chosen at run time once per process ([`backend`]): AVX-512F (12 × 32 f32 tiles),
 //! AVX2 + FMA (6 × 16), and a portable loop (same chain, vectorized by the compiler) for every
@@ -289,10 +290,14 @@ fn tn_with_isa<T: Real>(isa: Isa, a: &[T], b: &[T], c: &mut [T], m: usize, n: us
         unsafe { run(isa, &o) };
         return;
     }
-    // Both operands are packed per call (aᵀ into register-tile rows, `b` into column
-    // panels): `a` read in place would touch a new cache line, and every page or two a new
-    // page, at every step of the k loop. The copies cost O(r·(m + n)) against O(r·m·n).
-    let a_len = m.div_ceil(mr) * r * mr;
+    // `b` is always packed per call: its rows are a power-of-two apart in our shapes, so a
+    // column panel read in place would crowd a few L1 sets. aᵀ is packed into register-tile
+    // rows when rows of `a` are longer than 512 bytes; shorter ones are read in place, where
+    // the copy costs more than it saves (measured: S1's 512 × 64 gradient, f32, 65 → 85
+    // GFLOP/s in place; S3's 528 × 256, f64, 28 → 40 packed). The copies cost O(r·(m + n))
+    // against O(r·m·n); both read `a` and `b` in the same order, so the result is the same.
+    let pack_a = m * std::mem::size_of::<T>() > 512;
+    let a_len = if pack_a { m.div_ceil(mr) * r * mr } else { 0 };
     let b_len = n.div_ceil(nr) * r * nr;
     TN_PACK.with_borrow_mut(|buf| {
         let words = ((a_len + b_len) * std::mem::size_of::<T>()).div_ceil(8);
@@ -305,22 +310,31 @@ fn tn_with_isa<T: Real>(isa: Isa, a: &[T], b: &[T], c: &mut [T], m: usize, n: us
         let packed =
             unsafe { std::slice::from_raw_parts_mut(buf.as_mut_ptr() as *mut T, a_len + b_len) };
         let (pa, pb) = packed.split_at_mut(a_len);
-        kernel::pack(pa, a, r, m, mr);
+        if pack_a {
+            kernel::pack(pa, a, r, m, mr);
+        }
         kernel::pack(pb, b, r, n, nr);
+        let (pa, tile, csa) = if pack_a {
+            (pa.as_ptr(), r, mr)
+        } else {
+            (a.as_ptr(), 1, m)
+        };
         let o = Operands {
             m,
             n,
             k: r,
-            a: pa.as_ptr(),
-            tile: r,
+            a: pa,
+            tile,
             rsa: 1,
-            csa: mr,
+            csa,
             b: pb.as_ptr(),
             c: c.as_mut_ptr(),
             accumulate: true,
         };
-        // SAFETY: `pa` and `pb` hold aᵀ and `b` laid out for `isa` (which this CPU supports)
-        // as `o` describes them; the assertion bounds `c`, a unique borrow overlapping neither.
+        // SAFETY: `o` describes aᵀ either packed in `pa` or in place in `a` (element (i, p)
+        // at a[p·m + i], within the asserted r·m values), and `b` packed in `pb` for `isa`,
+        // which this CPU supports; the assertion bounds `c`, a unique borrow overlapping
+        // neither.
         unsafe { run(isa, &o) };
     });
 }
