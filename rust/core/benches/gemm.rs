@@ -265,25 +265,28 @@ fn run<T: Backends>(filter: &str) {
 }
 
 /// Our `mul` against the number of stacked rows per chunk (`TARGET_ROWS` in laplacian.rs):
-/// `cargo bench --bench gemm -- sweep`.
+/// `cargo bench --bench gemm -- sweep`. The row counts of one width take turns, as the
+/// backends do in [`time_all`].
 fn sweep<T: Backends>() {
+    const ROWS: [usize; 7] = [64, 128, 256, 512, 1024, 2048, 4096];
     for width in [64, 128, 256] {
-        for m in [64, 128, 256, 512, 1024, 2048, 4096] {
-            let a = fill::<T>(m * width, 1);
-            let w = fill::<T>(width * width, 2);
-            let rhs = Rhs::new(&w, width, width);
-            let mut c = vec![T::zero(); m * width];
-            let backends: Bench =
-                vec![("ours", Box::new(|| rhs.mul(black_box(&a), &mut c, false)))];
+        let w = fill::<T>(width * width, 2);
+        let rhs = Rhs::new(&w, width, width);
+        let a: Vec<Vec<T>> = ROWS.iter().map(|&m| fill::<T>(m * width, 1)).collect();
+        let mut c: Vec<Vec<T>> = ROWS.iter().map(|&m| vec![T::zero(); m * width]).collect();
+        let rhs = &rhs;
+        let mut runs: Bench = a
+            .iter()
+            .zip(c.iter_mut())
+            .map(|(a, c)| -> (&'static str, Box<dyn FnMut() + '_>) {
+                ("ours", Box::new(move || rhs.mul(black_box(a), c, false)))
+            })
+            .collect();
+        let times = time_all(&mut runs);
+        for (&m, dt) in ROWS.iter().zip(times) {
             let dims = format!("m={m:6} k={width:4} n={width:4}");
-            measure(
-                T::NAME,
-                "sweep",
-                &dims,
-                2.0 * (m * width * width) as f64,
-                "",
-                backends,
-            );
+            let flops = 2.0 * (m * width * width) as f64;
+            report(T::NAME, "sweep", &dims, "ours", flops, dt);
         }
     }
 }
