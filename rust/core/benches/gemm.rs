@@ -1,9 +1,9 @@
 //! GEMM backends on the engine's exact shapes, one thread, f32 and f64, in GFLOP/s.
 //!
-//! `cargo bench -p scorematch-core --bench gemm` (release profile). Compare with
+//! `cargo bench -p scorematch-core --bench gemm --features compare-backends` (release profile). Compare with
 //! `benchmarks/gemm_numpy.py` (numpy/OpenBLAS, `OPENBLAS_NUM_THREADS=1`); the measured table
 //! lives in `benchmarks/gemm_backends.md`. An optional argument filters the rows by backend
-//! name (e.g. `cargo bench --bench gemm -- ours`).
+//! name (e.g. `cargo bench -p scorematch-core --bench gemm --features compare-backends -- ours`).
 //!
 //! `mul` rows: `c (m×n) = a (m×k) · w (k×n)`, all row-major, as [`Rhs::mul`] does (for the
 //! library backends the weight is passed as a row-major matrix; they pack it on every call,
@@ -168,7 +168,10 @@ fn calibrate(f: &mut dyn FnMut()) -> u32 {
 /// tens of percent over seconds. So the backends take turns — `ROUNDS` rounds, each giving
 /// every backend 60 ms of 2 ms batches — and each keeps its fastest batch: all meet the same
 /// drift, and a batch interrupted by another process does not count.
-fn time_all(backends: &mut [(&'static str, Box<dyn FnMut() + '_>)]) -> Vec<Duration> {
+/// A backend under test: its name and one timed call.
+type Backend<'a> = (&'static str, Box<dyn FnMut() + 'a>);
+
+fn time_all(backends: &mut [Backend<'_>]) -> Vec<Duration> {
     const ROUNDS: usize = 8;
     let reps: Vec<u32> = backends.iter_mut().map(|(_, f)| calibrate(f)).collect();
     let mut best = vec![Duration::MAX; backends.len()];
@@ -265,7 +268,7 @@ fn run<T: Backends>(filter: &str) {
 }
 
 /// Our `mul` against the number of stacked rows per chunk (`TARGET_ROWS` in laplacian.rs):
-/// `cargo bench --bench gemm -- sweep`. The row counts of one width take turns, as the
+/// `cargo bench -p scorematch-core --bench gemm --features compare-backends -- sweep`. The row counts of one width take turns, as the
 /// backends do in [`time_all`].
 fn sweep<T: Backends>() {
     const ROWS: [usize; 7] = [64, 128, 256, 512, 1024, 2048, 4096];

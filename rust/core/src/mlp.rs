@@ -138,7 +138,7 @@ impl<T: Real> Mlp<T> {
         activation: Activation,
         alpha: f64,
     ) -> Result<Self> {
-        if parts.len() < 4 || parts.len() % 2 != 0 {
+        if parts.len() < 4 || !parts.len().is_multiple_of(2) {
             return Err(Error::Shape(format!(
                 "params must be a list [W_1, b_1, ..., W_L, b_L, w, c] with at least one hidden layer \
                  (an even number >= 4 of arrays), got {} arrays",

@@ -24,8 +24,8 @@ macro_rules! impl_transcendental {
             fn exp_nonpos(x: $t) -> $t {
                 const LOG2E: $t = std::f64::consts::LOG2_E as $t;
                 // ln 2 split so that n·LN2_HI is exact for the n that occur.
-                const LN2_HI: $t = 0.693_145_751_953_125;
-                const LN2_LO: $t = 1.428_606_820_309_417_3e-6;
+                const LN2_HI: $t = 0.693_145_751_953_125_f64 as $t;
+                const LN2_LO: $t = 1.428_606_820_309_417_3e-6_f64 as $t;
                 // Adding 1.5·2^mant rounds to the nearest integer in the low mantissa bits.
                 const SHIFTER: $t = 1.5 * (1u64 << $mant) as $t;
                 let tiny = x < $min;

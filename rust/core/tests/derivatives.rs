@@ -5,6 +5,8 @@
 //! Tolerances: central differences with step h have error O(h²·f''') ≈ 1e-10 at h = 1e-5 plus
 //! rounding ε/h ≈ 1e-11; we allow 1e-7 absolute + relative.
 
+#![allow(clippy::needless_range_loop)] // finite differences walk parameters by index
+
 mod common;
 use common::*;
 use scorematch_core::{Activation, Model};

@@ -2,7 +2,7 @@
 //! knows how a GEMM is computed.
 //!
 //! Backend: our own packed kernel (`kernel.rs`, `x86.rs`), not a GEMM crate. Why, measured in
-//! `benchmarks/gemm_backends.md` (`cargo bench --bench gemm`):
+//! `benchmarks/gemm_backends.md` (`cargo bench -p scorematch-core --bench gemm --features compare-backends`):
 //! - the weight matrix is small and the same for every chunk and thread of a pass, so it is
 //!   packed into the kernel's column panels once, in [`Rhs::new`], instead of on every call as
 //!   faer, `gemm` and matrixmultiply do;
