@@ -97,7 +97,8 @@ fn hessian_trace<'py, T: Float>(
     let arr = readonly2::<T>(x, "X")?;
     let x = rows(&arr);
     let (out, data) = output1::<T>(py, x.rows());
-    py.detach(|| engine::hessian_trace(m, x, data)).map_err(to_py)?;
+    py.detach(|| engine::hessian_trace(m, x, data))
+        .map_err(to_py)?;
     Ok(out)
 }
 
