@@ -24,7 +24,27 @@ fn run<T: Real>(op: &str, d: usize, w: usize, depth: usize, n: usize, reps: usiz
             "ism" => {
                 engine::loss_and_grad(&model, rows, Objective::Ism, &mut grad).unwrap();
             }
-            _ => panic!("op must be energy, score, trace or ism"),
+            "act" => {
+                // The activation pass alone: `n` rows of `w` pre-activations, σ and σ'.
+                let mut z: Vec<T> = x.iter().cycle().take(n * w).copied().collect();
+                let b = vec![T::zero(); w];
+                let mut s1 = vec![T::zero(); w];
+                let t = std::time::Instant::now();
+                for row in z.chunks_exact_mut(w) {
+                    scorematch_core::activation::apply_row(
+                        Activation::Softplus,
+                        row,
+                        &b,
+                        Some(&mut s1),
+                    );
+                }
+                std::hint::black_box(&z);
+                let ns = t.elapsed().as_secs_f64() * 1e9 / (n * w) as f64;
+                if reps == 1 {
+                    println!("activation: {ns:.2} ns per element");
+                }
+            }
+            _ => panic!("op must be energy, score, trace, ism or act"),
         }
     }
     let ms = t0.elapsed().as_secs_f64() * 1e3 / reps as f64;

@@ -76,9 +76,9 @@ impl Activation {
             Activation::Softplus => {
                 // log1p(e^-|z|) never overflows; the sigmoid comes from the same exponential.
                 let e = T::exp_nonpos(-z.abs());
-                d.s0 = z.max(T::zero()) + T::ln_1p_unit(e);
+                let r = one / (one + e);
+                d.s0 = z.max(T::zero()) + T::ln_1p_unit_r(e, r);
                 if N >= 1 {
-                    let r = one / (one + e);
                     let s = if z >= T::zero() { r } else { e * r };
                     d.s1 = s;
                     let ds = s * (one - s);

@@ -8,6 +8,9 @@
 //! - `log1p(e)` for 0 ≤ e ≤ 1: u = 1 + e scaled into [√½, √2], log u = 2·atanh(s) with
 //!   s = (u−1)/(u+1) as an odd series in s, plus the correction (e − (u−1))/u that restores
 //!   the bits of e lost in rounding 1 + e.
+//!
+//! Polynomials use fused multiply-adds: one rounding per step and half the latency. On CPUs
+//! without FMA `mul_add` is a (slow, exact) library call, so every path rounds alike.
 
 /// The two primitives, per floating-point type (the polynomial degrees differ).
 pub trait Transcendental: Copy {
@@ -15,6 +18,9 @@ pub trait Transcendental: Copy {
     fn exp_nonpos(x: Self) -> Self;
     /// ln(1 + e) for 0 ≤ e ≤ 1.
     fn ln_1p_unit(e: Self) -> Self;
+    /// ln(1 + e) for 0 ≤ e ≤ 1, given `r = 1/(1 + e)` (the caller usually needs it too, and a
+    /// division is the costliest operation of the activation loops).
+    fn ln_1p_unit_r(e: Self, r: Self) -> Self;
 }
 
 macro_rules! impl_transcendental {
@@ -36,7 +42,7 @@ macro_rules! impl_transcendental {
                 let c: &[$t] = &$exp_coeffs;
                 let mut p = c[c.len() - 1];
                 for &ci in c[..c.len() - 1].iter().rev() {
-                    p = p * r + ci;
+                    p = p.mul_add(r, ci);
                 }
                 // 2ⁿ: t = SHIFTER + n exactly, in a binade where one ulp is 1, so n sits in the
                 // low bits of t and moves into the exponent field with integer operations only
@@ -57,6 +63,11 @@ macro_rules! impl_transcendental {
 
             #[inline(always)]
             fn ln_1p_unit(e: $t) -> $t {
+                Self::ln_1p_unit_r(e, 1.0 / (1.0 + e))
+            }
+
+            #[inline(always)]
+            fn ln_1p_unit_r(e: $t, r: $t) -> $t {
                 const SQRT2: $t = std::f64::consts::SQRT_2 as $t;
                 const LN2: $t = std::f64::consts::LN_2 as $t;
                 let u = 1.0 + e;
@@ -68,9 +79,9 @@ macro_rules! impl_transcendental {
                 let c: &[$t] = &$log_coeffs;
                 let mut p = c[c.len() - 1];
                 for &ci in c[..c.len() - 1].iter().rev() {
-                    p = p * s2 + ci;
+                    p = p.mul_add(s2, ci);
                 }
-                k + 2.0 * s * p + (e - (u - 1.0)) / u
+                k + 2.0 * s * p + (e - (u - 1.0)) * r
             }
         }
     };
