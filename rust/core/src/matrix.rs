@@ -75,6 +75,27 @@ impl<'a, T: Real> Rows<'a, T> {
         self.cols
     }
 
+    /// Rows `start..start + len` as a view of their own.
+    pub fn sub(&self, start: usize, len: usize) -> Self {
+        assert!(
+            start + len <= self.rows,
+            "rows {start}..{} of {}",
+            start + len,
+            self.rows
+        );
+        // SAFETY: row `start` is in bounds (or the view is empty) and the strides are unchanged.
+        let ptr = if len == 0 {
+            self.ptr
+        } else {
+            unsafe { self.ptr.offset(start as isize * self.rs) }
+        };
+        Rows {
+            ptr,
+            rows: len,
+            ..*self
+        }
+    }
+
     /// Element (i, j).
     #[inline(always)]
     pub fn at(&self, i: usize, j: usize) -> T {
@@ -139,6 +160,17 @@ mod tests {
         f.copy_rows(1, 2, &mut y);
         assert_eq!(x, y);
         assert_eq!(x, vec![4.0, 5.0, 6.0, 7.0, 8.0, 9.0, 10.0, 11.0]);
+    }
+
+    #[test]
+    fn sub_views_see_the_same_rows() {
+        let a: Vec<f32> = (0..12).map(|v| v as f32).collect();
+        let v = Rows::from_slice(&a, 6, 2).unwrap();
+        let s = v.sub(2, 3);
+        assert_eq!((s.rows(), s.cols()), (3, 2));
+        assert_eq!(s.at(0, 1), 5.0);
+        assert_eq!(s.at(2, 0), 8.0);
+        assert_eq!(v.sub(6, 0).rows(), 0);
     }
 
     #[test]

@@ -8,7 +8,7 @@ use pyo3::exceptions::PyValueError;
 use pyo3::prelude::*;
 use scorematch_core::mlp::fmt_shape;
 use scorematch_core::objective::Objective;
-use scorematch_core::{engine, Activation, Mlp, Model};
+use scorematch_core::{engine, Activation, Error, Mlp, Model, Rows};
 
 use crate::convert::{arrays, output1, output2, param_list, readonly2, rows, Float};
 use crate::errors::to_py;
@@ -64,6 +64,48 @@ fn from_arrays<T: Float>(
     Mlp::from_parts(&parts, act, alpha).map_err(to_py)
 }
 
+/// Multiply-adds of one row's pass; with `tangents` rows, the forward-Laplacian's (M + 2)·.
+fn work_per_row<T: Float>(m: &Model<T>, tangents: usize) -> usize {
+    let w = m.mlp().widths();
+    let macs: usize = w.windows(2).map(|p| p[0] * p[1]).sum();
+    macs.saturating_mul(tangents + 2).max(1)
+}
+
+/// Runs a per-row computation over the batch in blocks of about 2²⁸ multiply-adds (tens of
+/// milliseconds), each without the GIL, checking for Ctrl-C between blocks. Rows are
+/// independent, so the blocks change no result; a NaN reported by a block is renumbered to
+/// its row in the whole batch.
+fn per_row_blocks<T: Float>(
+    py: Python<'_>,
+    x: Rows<'_, T>,
+    work: usize,
+    out_per_row: usize,
+    out: &mut [T],
+    f: impl Fn(Rows<'_, T>, &mut [T]) -> scorematch_core::Result<()> + Sync,
+) -> PyResult<()> {
+    let n = x.rows();
+    let block = ((1usize << 28) / work).clamp(256, n.max(256));
+    let mut start = 0;
+    loop {
+        let len = block.min(n - start);
+        let piece = &mut out[start * out_per_row..(start + len) * out_per_row];
+        py.detach(|| f(x.sub(start, len), piece)).map_err(|e| {
+            to_py(match e {
+                Error::NonFinite { what, row } => Error::NonFinite {
+                    what,
+                    row: row + start,
+                },
+                other => other,
+            })
+        })?;
+        start += len;
+        if start >= n {
+            return Ok(());
+        }
+        py.check_signals()?;
+    }
+}
+
 fn energy<'py, T: Float>(
     py: Python<'py>,
     m: &Model<T>,
@@ -72,7 +114,9 @@ fn energy<'py, T: Float>(
     let arr = readonly2::<T>(x, "X")?;
     let x = rows(&arr);
     let (out, data) = output1::<T>(py, x.rows());
-    py.detach(|| engine::energy(m, x, data)).map_err(to_py)?;
+    per_row_blocks(py, x, work_per_row(m, 0), 1, data, |x, o| {
+        engine::energy(m, x, o)
+    })?;
     Ok(out)
 }
 
@@ -85,7 +129,9 @@ fn score<'py, T: Float>(
     let x = rows(&arr);
     let (n, d) = (x.rows(), x.cols());
     let (out, data) = output2::<T>(py, n, d);
-    py.detach(|| engine::score(m, x, data)).map_err(to_py)?;
+    per_row_blocks(py, x, 2 * work_per_row(m, 0), d, data, |x, o| {
+        engine::score(m, x, o)
+    })?;
     Ok(out)
 }
 
@@ -97,8 +143,8 @@ fn hessian_trace<'py, T: Float>(
     let arr = readonly2::<T>(x, "X")?;
     let x = rows(&arr);
     let (out, data) = output1::<T>(py, x.rows());
-    py.detach(|| engine::hessian_trace(m, x, data))
-        .map_err(to_py)?;
+    let work = work_per_row(m, m.mlp().dim());
+    per_row_blocks(py, x, work, 1, data, |x, o| engine::hessian_trace(m, x, o))?;
     Ok(out)
 }
 
