@@ -153,6 +153,21 @@ macro_rules! per_activation {
     };
 }
 
+multiversion! {
+    /// `s1 ← σ'(z + b)` for one row, leaving `z` as it is: the last hidden layer of a score
+    /// pass needs the derivative only (for softplus this skips the logarithm).
+    pub fn derivative_row<T>(act: Activation, z: &[T], b: &[T], s1: &mut [T]) => derivative_row_impl
+}
+
+#[inline(always)]
+fn derivative_row_impl<T: Real>(act: Activation, z: &[T], b: &[T], s1: &mut [T]) {
+    let n = z.len();
+    let (b, s1) = (&b[..n], &mut s1[..n]);
+    per_activation!(act => for i in 0..n {
+        s1[i] = act.derivs::<T, 1>(z[i] + b[i]).s1;
+    })
+}
+
 #[inline(always)]
 fn apply_row_impl<T: Real>(act: Activation, z: &mut [T], b: &[T], s1: Option<&mut [T]>) {
     let n = z.len();

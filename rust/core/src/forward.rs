@@ -9,7 +9,7 @@
 //! The cost is about twice the forward pass whatever the input dimension; the score never
 //! goes through the Jacobian propagation of [`crate::laplacian`].
 
-use crate::activation::apply_row;
+use crate::activation::{apply_row, derivative_row};
 use crate::model::Model;
 use crate::real::Real;
 use crate::simd::multiversion;
@@ -68,6 +68,7 @@ fn energy_and_grad_impl<T: Real>(
     let act = mlp.activation();
     let n_layers = mlp.n_layers();
     let want_grad = grad.is_some();
+    let want_energy = energy.is_some();
 
     for l in 0..n_layers {
         let ly = mlp.layer(l);
@@ -76,11 +77,17 @@ fn energy_and_grad_impl<T: Real>(
         let z = &mut rest[0];
         model.fwd[l].mul(h_prev, z, false);
         let d1 = &mut ws.d1[l];
+        // Without the energy, the last layer's values h_L are never read: σ' alone will do.
+        let derivative_only = want_grad && !want_energy && l == n_layers - 1;
         for (zr, dr) in z
             .chunks_exact_mut(ly.n_out)
             .zip(d1.chunks_exact_mut(ly.n_out))
         {
-            apply_row(act, zr, ly.b, want_grad.then_some(dr));
+            if derivative_only {
+                derivative_row(act, zr, ly.b, dr);
+            } else {
+                apply_row(act, zr, ly.b, want_grad.then_some(dr));
+            }
         }
     }
 
