@@ -15,7 +15,7 @@
 //! The adjoint of the outputs is given per stacked row, like the outputs themselves:
 //! [Ē; λ̄_out; (T̄ᵀg)] — see [`crate::objective`].
 
-use crate::laplacian::{LapWorkspace, Tangents};
+use crate::laplacian::{layer_tangents, LapWorkspace, Tangents};
 use crate::model::Model;
 use crate::real::Real;
 use crate::simd::multiversion;
@@ -83,7 +83,7 @@ fn backward_impl<T: Real>(model: &Model<T>, ws: &mut LapWorkspace<T>, grad: &mut
                     &pmu[row.clone()],
                 );
                 let (hb, lb) = (&mut hbar[row.clone()], &mut lbar[row]);
-                let a_b = &pa[b * m * n..(b + 1) * m * n];
+                let a_b = layer_tangents(model, ws.tangents, l, pa, b, m * n);
                 let j_b = &mut jbar[b * m * n..(b + 1) * m * n];
                 tmp.fill(T::zero());
                 let two = T::c(2.0);
@@ -113,12 +113,19 @@ fn backward_impl<T: Real>(model: &Model<T>, ws: &mut LapWorkspace<T>, grad: &mut
             let abar = &bar[2 * c * n..];
             match ws.tangents {
                 // J_0 = I: W̄_1[i, m] += Σ_b Ā[b, m, i].
+                // Summed over the chunk's samples first (contiguous, vectorized), then
+                // transposed into the gradient once.
                 Tangents::Identity => {
-                    for ab in abar.chunks_exact(m * n) {
-                        for (mm, arow) in ab.chunks_exact(n).enumerate() {
-                            for (i, &a) in arow.iter().enumerate() {
-                                gw[i * ly.n_in + mm] += a;
-                            }
+                    let sum = &mut ws.sum[..m * n];
+                    sum.copy_from_slice(&abar[..m * n]);
+                    for ab in abar.chunks_exact(m * n).skip(1) {
+                        for (s, &a) in sum.iter_mut().zip(ab) {
+                            *s += a;
+                        }
+                    }
+                    for (mm, srow) in sum.chunks_exact(n).enumerate() {
+                        for (i, &a) in srow.iter().enumerate() {
+                            gw[i * ly.n_in + mm] += a;
                         }
                     }
                 }

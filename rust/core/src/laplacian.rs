@@ -72,6 +72,8 @@ pub struct LapWorkspace<T> {
     /// Reverse-pass buffers.
     pub(crate) bar: [Vec<T>; 2],
     pub(crate) tmp: Vec<T>,
+    /// Σ over the chunk's samples of Ā_1 (M × n_1), for the layer-1 gradient when T = I.
+    pub(crate) sum: Vec<T>,
 }
 
 impl<T: Real> LapWorkspace<T> {
@@ -100,6 +102,7 @@ impl<T: Real> LapWorkspace<T> {
             fit(b, rows * mlp.max_width());
         }
         fit(&mut self.tmp, mlp.max_width());
+        fit(&mut self.sum, m * mlp.widths()[1]);
         fit(&mut self.x, c * mlp.dim());
         &mut self.x
     }
@@ -139,6 +142,23 @@ impl<T: Real> LapWorkspace<T> {
     }
 }
 
+/// A_l of sample `b` (M × n_l, row-major): from the tape, or W_1ᵀ for layer 1 when T = I.
+#[inline(always)]
+pub(crate) fn layer_tangents<'a, T: Real>(
+    model: &'a Model<T>,
+    tangents: Tangents,
+    l: usize,
+    pa: &'a [T],
+    b: usize,
+    len: usize,
+) -> &'a [T] {
+    if l == 0 && tangents == Tangents::Identity {
+        &model.w1t
+    } else {
+        &pa[b * len..(b + 1) * len]
+    }
+}
+
 multiversion! {
 /// Runs the propagation on the `c` samples placed by [`LapWorkspace::prepare`].
 pub fn forward<T>(model: &Model<T>, ws: &mut LapWorkspace<T>) => forward_impl
@@ -158,18 +178,10 @@ fn forward_impl<T: Real>(model: &Model<T>, ws: &mut LapWorkspace<T>) {
             let (mu, a) = rest.split_at_mut(c * n);
             model.fwd[0].mul(&ws.x, z, false);
             mu.fill(T::zero());
-            match ws.tangents {
-                // A_1 = W_1ᵀ for every sample: row m of W_1ᵀ is column m of W_1.
-                Tangents::Identity => {
-                    for ab in a.chunks_exact_mut(m * n) {
-                        for (mm, row) in ab.chunks_exact_mut(n).enumerate() {
-                            for (i, v) in row.iter_mut().enumerate() {
-                                *v = ly.w[i * ly.n_in + mm];
-                            }
-                        }
-                    }
-                }
-                Tangents::PerSample(_) => model.fwd[0].mul(&ws.t, a, false),
+            // With T = I, A_1 = W_1ᵀ for every sample: it is read from the model
+            // (`layer_tangents`), never copied into the tape.
+            if let Tangents::PerSample(_) = ws.tangents {
+                model.fwd[0].mul(&ws.t, a, false);
             }
         } else {
             model.fwd[l].mul(&ws.h[l - 1], p, false);
@@ -195,7 +207,7 @@ fn forward_impl<T: Real>(model: &Model<T>, ws: &mut LapWorkspace<T>) {
             derivs_row(act, z, ly.b, &mut hh[row.clone()], s1, s2, s3);
             let q = &mut qs[row.clone()];
             q.fill(T::zero());
-            let a_b = &pa[b * m * n..(b + 1) * m * n];
+            let a_b = layer_tangents(model, ws.tangents, l, pa, b, m * n);
             let j_b = &mut hj[b * m * n..(b + 1) * m * n];
             for (arow, jrow) in a_b.chunks_exact(n).zip(j_b.chunks_exact_mut(n)) {
                 for i in 0..n {

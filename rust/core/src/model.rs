@@ -15,6 +15,8 @@ pub struct Model<T> {
     pub(crate) fwd: Vec<Rhs<T>>,
     /// `W_l`, (n_l × n_{l-1}): `h̄_{l-1} = z̄ · W_l`.
     pub(crate) bwd: Vec<Rhs<T>>,
+    /// `W_1ᵀ` row-major (dim × n_1): the layer-1 tangents A_1 of every sample when T = I.
+    pub(crate) w1t: Vec<T>,
 }
 
 impl<T: Real> Model<T> {
@@ -33,7 +35,11 @@ impl<T: Real> Model<T> {
                 Rhs::new(ly.w, ly.n_out, ly.n_in)
             })
             .collect();
-        Model { mlp, fwd, bwd }
+        let l1 = mlp.layer(0);
+        let w1t = (0..l1.n_in)
+            .flat_map(|j| (0..l1.n_out).map(move |i| l1.w[i * l1.n_in + j]))
+            .collect();
+        Model { mlp, fwd, bwd, w1t }
     }
 
     pub fn mlp(&self) -> &Mlp<T> {
