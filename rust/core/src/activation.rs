@@ -87,7 +87,7 @@ impl Activation {
                 }
             }
             Activation::Tanh => {
-                let t = z.tanh();
+                let t = T::tanh_fast(z);
                 d.s0 = t;
                 let u = one - t * t;
                 d.s1 = u;

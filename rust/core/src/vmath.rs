@@ -21,10 +21,12 @@ pub trait Transcendental: Copy {
     /// ln(1 + e) for 0 ≤ e ≤ 1, given `r = 1/(1 + e)` (the caller usually needs it too, and a
     /// division is the costliest operation of the activation loops).
     fn ln_1p_unit_r(e: Self, r: Self) -> Self;
+    /// tanh(x) for any x.
+    fn tanh_fast(x: Self) -> Self;
 }
 
 macro_rules! impl_transcendental {
-    ($t:ty, $mant:expr, $bias:expr, $min:expr, $exp_coeffs:expr, $log_coeffs:expr) => {
+    ($t:ty, $mant:expr, $bias:expr, $min:expr, $exp_coeffs:expr, $log_coeffs:expr, $tanh_coeffs:expr) => {
         impl Transcendental for $t {
             #[inline(always)]
             fn exp_nonpos(x: $t) -> $t {
@@ -83,6 +85,24 @@ macro_rules! impl_transcendental {
                 }
                 k + 2.0 * s * p + (e - (u - 1.0)) * r
             }
+
+            #[inline(always)]
+            fn tanh_fast(x: $t) -> $t {
+                // Below 0.2 the odd Taylor series (ratio of terms ≤ 0.04·0.41); above, (1−e)/(1+e)
+                // with e = e^{−2|x|} ≤ 0.67, where 1 − e loses at most 1.6 bits. Both are
+                // computed and one is selected, so the loop stays branch-free.
+                let a = x.abs();
+                let e = Self::exp_nonpos(-2.0 * a);
+                let large = (1.0 - e) / (1.0 + e);
+                let a2 = a * a;
+                let c: &[$t] = &$tanh_coeffs;
+                let mut p = c[c.len() - 1];
+                for &ci in c[..c.len() - 1].iter().rev() {
+                    p = p.mul_add(a2, ci);
+                }
+                let t = if a < 0.2 { a * p } else { large };
+                t.copysign(x)
+            }
         }
     };
 }
@@ -124,8 +144,41 @@ const fn narrow<const N: usize>(c: [f64; N]) -> [f32; N] {
     out
 }
 
-impl_transcendental!(f64, 52, 1023, -708.0, EXP64, LOG64);
-impl_transcendental!(f32, 23, 127, -87.0, narrow(EXP32), narrow(LOG32));
+/// Taylor coefficients of tanh(x)/x in x²: 2²ⁿ(2²ⁿ−1)B₂ₙ/(2n)!.
+const TANH64: [f64; 11] = [
+    1.0,
+    -1.0 / 3.0,
+    2.0 / 15.0,
+    -17.0 / 315.0,
+    62.0 / 2835.0,
+    -1382.0 / 155925.0,
+    21844.0 / 6081075.0,
+    -929569.0 / 638512875.0,
+    6404582.0 / 10854718875.0,
+    -443861162.0 / 1856156927625.0,
+    18888466084.0 / 194896477400625.0,
+];
+
+const fn head<const N: usize>(c: [f64; 11]) -> [f64; N] {
+    let mut out = [0.0; N];
+    let mut i = 0;
+    while i < N {
+        out[i] = c[i];
+        i += 1;
+    }
+    out
+}
+
+impl_transcendental!(f64, 52, 1023, -708.0, EXP64, LOG64, TANH64);
+impl_transcendental!(
+    f32,
+    23,
+    127,
+    -87.0,
+    narrow(EXP32),
+    narrow(LOG32),
+    narrow(head::<6>(TANH64))
+);
 
 #[cfg(test)]
 mod tests {
@@ -155,6 +208,24 @@ mod tests {
         assert_eq!(f64::exp_nonpos(-1e308), 0.0);
         assert_eq!(f32::exp_nonpos(-1e30), 0.0);
         assert!(f64::ln_1p_unit(1e-300) == 1e-300);
+    }
+
+    #[test]
+    fn tanh_matches_std() {
+        let (mut w64, mut w32) = (0.0f64, 0.0f64);
+        for i in 0..400_000 {
+            let x = 20.0 * ((i as f64 / 200_000.0) - 1.0).powi(3);
+            w64 = w64.max(ulps64(f64::tanh_fast(x), x.tanh()));
+            let y = x as f32;
+            let rel = ((f32::tanh_fast(y) as f64 - (y as f64).tanh()) / (y as f64).tanh()).abs();
+            if y != 0.0 {
+                w32 = w32.max(rel / f32::EPSILON as f64);
+            }
+        }
+        assert!(w64 < 8.0 && w32 < 8.0, "worst ulps: f64 {w64}, f32 {w32}");
+        assert_eq!(f64::tanh_fast(0.0), 0.0);
+        assert_eq!(f64::tanh_fast(-1e300), -1.0);
+        assert_eq!(f32::tanh_fast(1e30), 1.0);
     }
 
     #[test]
