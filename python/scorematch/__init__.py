@@ -8,8 +8,10 @@ score-matching losses with their exact parameter gradients.
 
 from __future__ import annotations
 
+from scorematch import datasets
 from scorematch._core import __version__
 from scorematch._threads import get_num_threads, set_num_threads
 from scorematch.model import EnergyMLP
+from scorematch.persistence import load
 
-__all__ = ["EnergyMLP", "__version__", "get_num_threads", "set_num_threads"]
+__all__ = ["EnergyMLP", "__version__", "datasets", "get_num_threads", "load", "set_num_threads"]

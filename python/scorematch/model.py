@@ -2,6 +2,7 @@
 
 from __future__ import annotations
 
+import os
 from collections.abc import Sequence
 from typing import Any
 
@@ -181,6 +182,17 @@ class EnergyMLP:
             f"EnergyMLP(dim={self.dim}, hidden={self.hidden}, activation={self.activation!r}, "
             f"dtype={self._m.dtype!r}{extra})  # {self.n_params} parameters"
         )
+
+    def save(self, path: str | os.PathLike[str]) -> None:
+        """Write the model to ``path`` (a ``.npz`` archive; see :mod:`scorematch.persistence`).
+
+        The file holds the parameters, the architecture, the dtype and alpha, and a format
+        version; :func:`scorematch.load` reads it back bit for bit, and never executes
+        anything from the file.
+        """
+        from scorematch.persistence import save
+
+        save(self, path)
 
     def __reduce__(self) -> tuple[Any, ...]:
         return (_rebuild, (self.params, self.activation, self.alpha, self._m.dtype))

@@ -1,0 +1,234 @@
+"""Toy distributions of the score-matching and flow literature, and Gaussian mixtures.
+
+Every dataset has ``sample(n, seed=0)`` returning an (n, dim) float64 array; the same seed
+always gives the same points. Gaussian mixtures also give the exact ``log_prob(X)`` and
+``score(X) = ∇ₓ log p(X)``, so quality metrics against them are exact.
+
+Examples
+--------
+>>> from scorematch import datasets
+>>> X = datasets.get("moons").sample(1000, seed=0)
+>>> X.shape
+(1000, 2)
+>>> gm = datasets.get("8gaussians")
+>>> gm.score(X).shape
+(1000, 2)
+"""
+
+from __future__ import annotations
+
+from collections.abc import Callable, Sequence
+from dataclasses import dataclass
+from typing import Any
+
+import numpy as np
+from numpy.typing import ArrayLike, NDArray
+
+__all__ = ["GaussianMixture", "ToyDataset", "gaussian_mixture", "get", "names"]
+
+Array = NDArray[np.float64]
+
+
+@dataclass(frozen=True)
+class ToyDataset:
+    """A 2-D distribution known only through its sampler."""
+
+    name: str
+    _draw: Callable[[np.random.Generator, int], Array]
+    dim: int = 2
+
+    def sample(self, n: int, seed: int = 0) -> Array:
+        """Draw ``n`` points, reproducibly from ``seed``.
+
+        Returns
+        -------
+        ndarray, shape (n, 2), float64
+        """
+        return self._draw(np.random.default_rng(seed), _count(n))
+
+
+class GaussianMixture:
+    """A mixture of K Gaussians in d dimensions, with exact log-density and score.
+
+    Parameters
+    ----------
+    means : array_like, shape (K, d)
+    covs : array_like, shape (K, d, d)
+        Symmetric positive-definite covariances.
+    weights : array_like, shape (K,), optional
+        Non-negative mixture weights, normalized here; equal weights by default.
+    name : str, optional
+    """
+
+    def __init__(
+        self,
+        means: ArrayLike,
+        covs: ArrayLike,
+        weights: ArrayLike | None = None,
+        name: str = "gaussian_mixture",
+    ) -> None:
+        mu = np.asarray(means, dtype=np.float64)
+        if mu.ndim != 2 or mu.shape[0] < 1 or mu.shape[1] < 1:
+            raise ValueError(f"means must have shape (K, d), got {mu.shape}")
+        k, d = mu.shape
+        cov = np.asarray(covs, dtype=np.float64)
+        if cov.shape != (k, d, d):
+            raise ValueError(f"covs must have shape ({k}, {d}, {d}), got {cov.shape}")
+        if not np.allclose(cov, np.swapaxes(cov, 1, 2)):
+            raise ValueError("covs must be symmetric")
+        w = np.full(k, 1.0 / k) if weights is None else np.asarray(weights, dtype=np.float64)
+        if w.shape != (k,) or np.any(w < 0) or not np.isfinite(w).all() or w.sum() <= 0:
+            raise ValueError(f"weights must be {k} non-negative numbers, got {w!r}")
+        try:
+            chol = np.linalg.cholesky(cov)
+        except np.linalg.LinAlgError as err:
+            raise ValueError("covs must be positive definite") from err
+        self.name = name
+        self.means, self.covs, self.weights = mu, cov, w / w.sum()
+        self._chol = chol
+        self._prec = np.linalg.inv(cov)
+        logdet = 2.0 * np.log(np.diagonal(chol, axis1=1, axis2=2)).sum(axis=1)
+        self._log_norm = np.log(self.weights) - 0.5 * (d * np.log(2 * np.pi) + logdet)
+
+    @property
+    def dim(self) -> int:
+        """Dimension d."""
+        return int(self.means.shape[1])
+
+    def sample(self, n: int, seed: int = 0) -> Array:
+        """Draw ``n`` points, reproducibly from ``seed``; shape (n, d)."""
+        rng = np.random.default_rng(seed)
+        n = _count(n)
+        comp = rng.choice(len(self.weights), size=n, p=self.weights)
+        z = rng.standard_normal((n, self.dim))
+        out: Array = self.means[comp] + np.einsum("nij,nj->ni", self._chol[comp], z)
+        return out
+
+    def _component_terms(self, X: ArrayLike) -> tuple[Array, Array]:
+        x = np.asarray(X, dtype=np.float64)
+        if x.ndim != 2 or x.shape[1] != self.dim:
+            raise ValueError(f"X must have shape (n, {self.dim}), got {x.shape}")
+        diff = x[:, None, :] - self.means[None]  # (n, K, d)
+        pd = np.einsum("kij,nkj->nki", self._prec, diff)  # Σ⁻¹(x − μ)
+        logc = self._log_norm[None] - 0.5 * np.einsum("nki,nki->nk", diff, pd)
+        return logc, pd
+
+    def log_prob(self, X: ArrayLike) -> Array:
+        """Exact log-density of each row; shape (n,)."""
+        logc, _ = self._component_terms(X)
+        m = logc.max(axis=1, keepdims=True)
+        out: Array = (m + np.log(np.exp(logc - m).sum(axis=1, keepdims=True)))[:, 0]
+        return out
+
+    def score(self, X: ArrayLike) -> Array:
+        """Exact score ∇ₓ log p of each row; shape (n, d)."""
+        logc, pd = self._component_terms(X)
+        r = np.exp(logc - logc.max(axis=1, keepdims=True))
+        r /= r.sum(axis=1, keepdims=True)  # responsibilities
+        out: Array = -np.einsum("nk,nki->ni", r, pd)
+        return out
+
+    def __repr__(self) -> str:
+        return f"GaussianMixture(name={self.name!r}, K={len(self.weights)}, dim={self.dim})"
+
+
+def gaussian_mixture(
+    means: ArrayLike, covs: ArrayLike, weights: ArrayLike | None = None
+) -> GaussianMixture:
+    """A :class:`GaussianMixture` in any dimension (see its parameters)."""
+    return GaussianMixture(means, covs, weights)
+
+
+def _count(n: Any) -> int:
+    if isinstance(n, bool) or not isinstance(n, (int, np.integer)) or n < 0:
+        raise ValueError(f"n must be a non-negative int, got {n!r}")
+    return int(n)
+
+
+def _eight_gaussians() -> GaussianMixture:
+    angles = np.arange(8) * (np.pi / 4)
+    means = 2.0 * np.stack([np.cos(angles), np.sin(angles)], axis=1)
+    return GaussianMixture(means, np.tile(0.04 * np.eye(2), (8, 1, 1)), name="8gaussians")
+
+
+def _moons(rng: np.random.Generator, n: int) -> Array:
+    upper = rng.random(n) < 0.5
+    t = np.pi * rng.random(n)
+    x = np.where(upper, np.cos(t), 1.0 - np.cos(t))
+    y = np.where(upper, np.sin(t), 0.5 - np.sin(t))
+    return np.stack([x - 0.5, y - 0.25], axis=1) * 2.0 + 0.1 * rng.standard_normal((n, 2))
+
+
+def _rings(radii: Sequence[float], noise: float) -> Callable[[np.random.Generator, int], Array]:
+    r = np.asarray(radii, dtype=np.float64)
+
+    def draw(rng: np.random.Generator, n: int) -> Array:
+        which = rng.choice(len(r), size=n, p=r / r.sum())  # uniform density along the rings
+        t = 2 * np.pi * rng.random(n)
+        pts = r[which, None] * np.stack([np.cos(t), np.sin(t)], axis=1)
+        out: Array = pts + noise * rng.standard_normal((n, 2))
+        return out
+
+    return draw
+
+
+def _two_spirals(rng: np.random.Generator, n: int) -> Array:
+    t = np.sqrt(rng.random(n)) * 3 * np.pi
+    sign = np.where(rng.random(n) < 0.5, 1.0, -1.0)
+    pts = sign[:, None] * np.stack([-np.cos(t) * t, np.sin(t) * t], axis=1) / 3.0
+    return pts + 0.1 * rng.standard_normal((n, 2))
+
+
+def _checkerboard(rng: np.random.Generator, n: int) -> Array:
+    x1 = 4 * rng.random(n) - 2
+    x2 = rng.random(n) - 2 * rng.integers(0, 2, n) + np.floor(x1) % 2
+    return 2.0 * np.stack([x1, x2], axis=1)
+
+
+def _pinwheel(rng: np.random.Generator, n: int) -> Array:
+    arms, radial_std, tangential_std, rate = 5, 0.3, 0.1, 0.25
+    label = rng.integers(0, arms, n)
+    f = rng.standard_normal((n, 2)) * np.array([radial_std, tangential_std])
+    f[:, 0] += 1.0
+    angle = 2 * np.pi * label / arms + rate * np.exp(f[:, 0])
+    c, s = np.cos(angle), np.sin(angle)
+    return 2.0 * np.stack([c * f[:, 0] - s * f[:, 1], s * f[:, 0] + c * f[:, 1]], axis=1)
+
+
+def _swissroll(rng: np.random.Generator, n: int) -> Array:
+    t = 1.5 * np.pi * (1 + 2 * rng.random(n))
+    pts = np.stack([t * np.cos(t), t * np.sin(t)], axis=1) / 5.0
+    return pts + 0.1 * rng.standard_normal((n, 2))
+
+
+_TOYS: dict[str, Callable[[], ToyDataset | GaussianMixture]] = {
+    "8gaussians": _eight_gaussians,
+    "moons": lambda: ToyDataset("moons", _moons),
+    "circles": lambda: ToyDataset("circles", _rings([1.0, 2.0], 0.08)),
+    "rings": lambda: ToyDataset("rings", _rings([0.75, 1.5, 2.25, 3.0], 0.08)),
+    "2spirals": lambda: ToyDataset("2spirals", _two_spirals),
+    "checkerboard": lambda: ToyDataset("checkerboard", _checkerboard),
+    "pinwheel": lambda: ToyDataset("pinwheel", _pinwheel),
+    "swissroll": lambda: ToyDataset("swissroll", _swissroll),
+}
+
+
+def names() -> list[str]:
+    """Names accepted by :func:`get`."""
+    return list(_TOYS)
+
+
+def get(name: str) -> ToyDataset | GaussianMixture:
+    """The built-in dataset ``name`` (one of :func:`names`).
+
+    Raises
+    ------
+    ValueError
+        If ``name`` is unknown; the message lists the choices.
+    """
+    try:
+        return _TOYS[name]()
+    except (KeyError, TypeError):
+        raise ValueError(
+            f"unknown dataset {name!r}; choose one of {', '.join(map(repr, _TOYS))}"
+        ) from None

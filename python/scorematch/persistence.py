@@ -1,0 +1,88 @@
+"""Model files: a plain ``.npz`` archive, read with ``allow_pickle=False``.
+
+Nothing in a model file is executed when it is read. The archive holds
+
+- ``format``: the string ``"scorematch.EnergyMLP"``; ``version``: the format version (1);
+- ``activation``, ``alpha``, ``dtype``: the architecture's fixed choices;
+- ``n_arrays`` and ``param_0`` … ``param_{n-1}``: the parameters in the public layout
+  ``[W_1, b_1, ..., W_L, b_L, w, c]`` (the widths follow from their shapes).
+
+Readers of a newer version than theirs refuse the file rather than guess.
+"""
+
+from __future__ import annotations
+
+import os
+import zipfile
+from typing import TYPE_CHECKING, Any
+
+import numpy as np
+
+if TYPE_CHECKING:
+    from scorematch.model import EnergyMLP
+
+__all__ = ["FORMAT", "VERSION", "load", "save"]
+
+FORMAT = "scorematch.EnergyMLP"
+VERSION = 1
+
+PathLike = str | os.PathLike[str]
+
+
+def save(model: EnergyMLP, path: PathLike) -> None:
+    """Write ``model`` to ``path`` (exactly that path: no suffix is added)."""
+    params = model.params
+    arrays: dict[str, Any] = {
+        "format": np.array(FORMAT),
+        "version": np.array(VERSION),
+        "activation": np.array(model.activation),
+        "alpha": np.array(model.alpha, dtype=np.float64),
+        "dtype": np.array(model.dtype.name),
+        "n_arrays": np.array(len(params)),
+    }
+    arrays.update({f"param_{i}": p for i, p in enumerate(params)})
+    with open(path, "wb") as f:
+        np.savez(f, **arrays)
+
+
+def load(path: PathLike) -> EnergyMLP:
+    """Read a model written by :meth:`EnergyMLP.save`.
+
+    Raises
+    ------
+    FileNotFoundError
+        If ``path`` does not exist.
+    ValueError
+        If the file is truncated, corrupted, not a scorematch model, or of a newer format.
+    """
+    from scorematch.model import EnergyMLP
+
+    if not os.path.exists(path):
+        raise FileNotFoundError(f"no model file at {os.fspath(path)!r}")
+    where = os.fspath(path)
+    try:
+        with np.load(path, allow_pickle=False) as z:
+            fields = {k: z[k] for k in z.files}
+    except (OSError, ValueError, EOFError, zipfile.BadZipFile, KeyError) as err:
+        raise ValueError(f"{where!r} is not a readable scorematch model file ({err})") from None
+    if fields.get("format") is None or str(fields["format"]) != FORMAT:
+        raise ValueError(f"{where!r} is not a scorematch model file (no {FORMAT!r} tag)")
+    try:
+        version = int(fields["version"])
+        if version > VERSION:
+            raise ValueError(
+                f"{where!r} has model format version {version}; this scorematch reads up to "
+                f"{VERSION}: upgrade scorematch"
+            )
+        n = int(fields["n_arrays"])
+        params = [fields[f"param_{i}"] for i in range(n)]
+        activation, dtype = str(fields["activation"]), str(fields["dtype"])
+        alpha = float(fields["alpha"])
+    except KeyError as err:
+        raise ValueError(f"{where!r} is an incomplete scorematch model file (no {err})") from None
+    except TypeError as err:
+        raise ValueError(f"{where!r} is a malformed scorematch model file ({err})") from None
+    try:
+        return EnergyMLP.from_params(params, activation=activation, alpha=alpha, dtype=dtype)
+    except (ValueError, TypeError) as err:
+        raise ValueError(f"{where!r} holds an invalid model: {err}") from None
