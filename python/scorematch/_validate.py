@@ -8,6 +8,9 @@ import numpy as np
 from numpy.typing import NDArray
 
 _FLOAT_NAMES = {"float32": np.float32, "float64": np.float64}
+# numpy keeps one dtype instance per native builtin type, so `arr.dtype is _NATIVE[name]`
+# is an exact and cheap test for "native float32/float64".
+_NATIVE = {name: np.dtype(t) for name, t in _FLOAT_NAMES.items()}
 
 
 def parse_dtype(dtype: Any) -> str:
@@ -29,13 +32,7 @@ def as_batch(x: Any, dim: int, dtype: str, name: str = "X") -> NDArray[Any]:
     once. Array-likes (nested lists, objects with ``__array__``) are converted with numpy.
     Integer, boolean, complex, object and string arrays raise ``TypeError``.
     """
-    if (
-        type(x) is np.ndarray
-        and x.dtype == _FLOAT_NAMES[dtype]
-        and x.ndim == 2
-        and x.shape[1] == dim
-        and x.dtype.isnative
-    ):
+    if type(x) is np.ndarray and x.dtype is _NATIVE[dtype] and x.ndim == 2 and x.shape[1] == dim:
         return x  # the common case, checked first: it costs a few hundred nanoseconds
     if isinstance(x, np.ndarray):
         arr = x

@@ -141,6 +141,9 @@ pub(super) unsafe fn drive<S: Simd, const MR: usize, const NV: usize>(o: &Operan
 where
     S::T: Default,
 {
+    if o.m == 1 {
+        return single_row::<S, NV>(o);
+    }
     let nr = NV * S::LANES;
     let panels = o.n.div_ceil(nr);
     let mc = (MC / MR) * MR;
@@ -182,6 +185,66 @@ where
                 }
             }
         }
+    }
+}
+
+/// Column panels a single row works on at once: 4 × NV independent accumulator chains.
+const ROW_PANELS: usize = 4;
+
+/// `m = 1` (one point: a Langevin chain, a single score): a one-row tile would run one
+/// latency-bound chain of `k` FMAs per panel, one panel after the other. Here up to
+/// [`ROW_PANELS`] panels advance together. Each element still runs the same chain over `p`,
+/// so the result is bit-identical to the tiled paths.
+///
+/// # Safety
+/// As [`drive`], with `o.m == 1`.
+#[inline(always)]
+unsafe fn single_row<S: Simd, const NV: usize>(o: &Operands<S::T>)
+where
+    S::T: Default,
+{
+    let nr = NV * S::LANES;
+    let full = o.n / nr;
+    let mut g0 = 0;
+    while g0 < full {
+        let g = ROW_PANELS.min(full - g0);
+        let mut acc = [[S::zero(); NV]; ROW_PANELS];
+        let c = o.c.add(g0 * nr);
+        if o.accumulate {
+            for (q, row) in acc.iter_mut().enumerate().take(g) {
+                for (v, x) in row.iter_mut().enumerate() {
+                    *x = S::load(c.add(q * nr + v * S::LANES));
+                }
+            }
+        }
+        for p in 0..o.k {
+            let ap = S::splat(o.a.add(p * o.csa));
+            for (q, row) in acc.iter_mut().enumerate().take(g) {
+                let b = o.b.add((g0 + q) * o.k * nr + p * nr);
+                for (v, x) in row.iter_mut().enumerate() {
+                    *x = S::fma(ap, S::load(b.add(v * S::LANES)), *x);
+                }
+            }
+        }
+        for (q, row) in acc.iter().enumerate().take(g) {
+            for (v, &x) in row.iter().enumerate() {
+                S::store(c.add(q * nr + v * S::LANES), x);
+            }
+        }
+        g0 += g;
+    }
+    let nb = o.n - full * nr;
+    if nb > 0 {
+        // The narrow last panel through a stack row, as in `drive`.
+        let mut stage = [S::T::default(); 64];
+        let s = stage.as_mut_ptr();
+        let c = o.c.add(full * nr);
+        if o.accumulate {
+            std::ptr::copy_nonoverlapping(c, s, nb);
+        }
+        let b = o.b.add(full * o.k * nr);
+        tile_rows::<S, NV>(1, o.k, o.a, o.rsa, o.csa, b, s, nr, o.accumulate);
+        std::ptr::copy_nonoverlapping(s, c, nb);
     }
 }
 
