@@ -19,6 +19,16 @@ pub enum Error {
     /// A loss was asked of an empty batch: its mean is undefined.
     #[error("{0} of an empty batch is undefined: pass at least one row")]
     EmptyBatch(&'static str),
+    /// Langevin chains left the finite numbers (a numerical failure, not invalid input).
+    #[error(
+        "{chains} of {n_chains} chains diverged (NaN or Inf), the first at step {first_step}; \
+         use a smaller step_size, or on_divergence='mask' to keep the finite chains"
+    )]
+    Diverged {
+        chains: usize,
+        n_chains: usize,
+        first_step: usize,
+    },
 }
 
 /// The core's result type.

@@ -11,6 +11,7 @@
 //! | Exact Laplacian (forward-Laplacian propagation) | [`laplacian`] |
 //! | ISM gradient (reverse mode through the propagation) | [`backward`] |
 //! | Objectives (ISM, ESM) | [`objective`] |
+//! | Langevin sampling (ULA, MALA, annealed) | [`langevin`] |
 //!
 //! [`engine`] runs all of these over a batch, chunk by chunk, on a Rayon pool; [`gemm`] is
 //! the one file that names the matrix-product backend.
@@ -25,6 +26,7 @@ pub mod engine;
 pub mod error;
 pub mod forward;
 pub mod gemm;
+pub mod langevin;
 pub mod laplacian;
 pub mod matrix;
 pub mod mlp;

@@ -1,11 +1,21 @@
 //! The one place where core errors become Python exceptions.
 //!
 //! Invalid input of any kind (shape, value, NaN/Inf, empty batch for a loss) is a
-//! `ValueError`; a wrong element type is a `TypeError`, raised in `convert.rs`.
+//! `ValueError`; a wrong element type is a `TypeError`, raised in `convert.rs`. A numerical
+//! failure of the sampler is our own `SamplingDivergedError` (a `RuntimeError`), re-exported
+//! from `scorematch`.
 
-use pyo3::exceptions::PyValueError;
+use pyo3::create_exception;
+use pyo3::exceptions::{PyRuntimeError, PyValueError};
 use pyo3::PyErr;
 use scorematch_core::Error;
+
+create_exception!(
+    _core,
+    SamplingDivergedError,
+    PyRuntimeError,
+    "Langevin chains left the finite numbers (NaN or Inf)."
+);
 
 /// Maps a core error to the Python exception a user expects.
 pub fn to_py(err: Error) -> PyErr {
@@ -13,5 +23,6 @@ pub fn to_py(err: Error) -> PyErr {
         Error::Shape(_) | Error::Value(_) | Error::NonFinite { .. } | Error::EmptyBatch(_) => {
             PyValueError::new_err(err.to_string())
         }
+        Error::Diverged { .. } => SamplingDivergedError::new_err(err.to_string()),
     }
 }

@@ -1,0 +1,725 @@
+//! Langevin sampling: ULA, MALA and annealed Langevin over many chains at once
+//! (math.md, "Langevin sampling").
+//!
+//! ```text
+//! ULA   x' = x + (ε/2)·s(x) + √ε·ξ,   s = −∇ₓE / T,  ξ ~ N(0, I)
+//! MALA  y  = ULA proposal,  accept with probability min(1, exp(a)),
+//!       a = (E(x) − E(y))/T − ‖x − y − (ε/2)s(y)‖²/(2ε) + ‖y − x − (ε/2)s(x)‖²/(2ε)
+//! ```
+//!
+//! `step_size = ε` everywhere. Chains are cut into chunks of [`CHUNK_CHAINS`] (a constant,
+//! never the thread count); a chunk runs all the steps of a block on its own, one batched
+//! forward + reverse pass per step ([`forward::energy_and_grad`], which gives MALA the energy
+//! and the score from the same pass). Chain `i` draws from its own [`Stream`] `(seed, i)` in
+//! a fixed order — the initial point (dim normals, when no init is given), then per step dim
+//! normals and, for MALA, one uniform — and per-row results of a pass do not depend on the
+//! chunk, so chain `i` is the same whatever the number of chains or threads.
+//!
+//! All state lives in [`Sampler`], so a run can be advanced in blocks (the binding returns to
+//! Python between blocks to honour Ctrl-C) with results bit-identical to a single block.
+//! Buffers are sized when the sampler is built: no step allocates.
+
+use crate::error::{Error, Result};
+use crate::forward::{self, ScoreWorkspace};
+use crate::matrix::Rows;
+use crate::model::Model;
+use crate::parallel::install;
+use crate::real::Real;
+use crate::rng::Stream;
+use crate::workspace::with_workspace;
+
+/// Chains per chunk: the rows of one batched pass.
+pub const CHUNK_CHAINS: usize = 256;
+
+/// The update rule.
+#[derive(Debug, Clone, Copy, PartialEq, Eq)]
+pub enum Method {
+    /// Unadjusted Langevin: every proposal is taken.
+    Ula,
+    /// Metropolis-adjusted Langevin.
+    Mala,
+}
+
+impl Method {
+    pub fn name(self) -> &'static str {
+        match self {
+            Method::Ula => "ula",
+            Method::Mala => "mala",
+        }
+    }
+}
+
+/// A stretch of steps at one temperature and step size.
+#[derive(Debug, Clone, Copy, PartialEq)]
+pub struct Level {
+    /// T: the target is exp(−E/T).
+    pub temperature: f64,
+    /// ε of the update x + (ε/2)·s(x) + √ε·ξ.
+    pub step_size: f64,
+    pub n_steps: usize,
+}
+
+/// Dual-averaging constants of Hoffman & Gelman (2014), as in Stan and NumPyro.
+const DA_GAMMA: f64 = 0.05;
+const DA_T0: f64 = 10.0;
+const DA_KAPPA: f64 = 0.75;
+
+/// What to run. `burn_in` steps at `levels[0]` come first (tuning ε when `adapt` is set, and
+/// never recorded), then every level in order; the trajectory keeps every `thin`-th of the
+/// steps after burn-in.
+#[derive(Debug, Clone, PartialEq)]
+pub struct Config {
+    pub method: Method,
+    pub levels: Vec<Level>,
+    pub burn_in: usize,
+    pub thin: usize,
+    /// Target acceptance rate for per-chain step-size adaptation (MALA, during burn-in).
+    pub adapt: Option<f64>,
+    pub seed: u64,
+}
+
+impl Config {
+    /// `n_steps` steps of `method` at one temperature and step size.
+    pub fn new(
+        method: Method,
+        n_steps: usize,
+        step_size: f64,
+        temperature: f64,
+        seed: u64,
+    ) -> Self {
+        Config {
+            method,
+            levels: vec![Level {
+                temperature,
+                step_size,
+                n_steps,
+            }],
+            burn_in: 0,
+            thin: 1,
+            adapt: None,
+            seed,
+        }
+    }
+
+    /// Annealed Langevin dynamics (Song & Ermon 2019): ULA over `temperatures` in order,
+    /// `steps_per_level` steps each, with ε_i = ε·T_i / T_last.
+    pub fn annealed(
+        temperatures: &[f64],
+        step_size: f64,
+        steps_per_level: usize,
+        seed: u64,
+    ) -> Result<Self> {
+        check_positive(step_size, "step_size")?;
+        let Some(&last) = temperatures.last() else {
+            return Err(Error::Value(
+                "temperatures must list at least one temperature, got an empty list".into(),
+            ));
+        };
+        for &t in temperatures {
+            check_positive(t, "every temperature")?;
+        }
+        let levels = temperatures
+            .iter()
+            .map(|&t| Level {
+                temperature: t,
+                step_size: step_size * t / last,
+                n_steps: steps_per_level,
+            })
+            .collect();
+        Ok(Config {
+            method: Method::Ula,
+            levels,
+            burn_in: 0,
+            thin: 1,
+            adapt: None,
+            seed,
+        })
+    }
+
+    /// Steps after burn-in.
+    pub fn sampling_steps(&self) -> usize {
+        self.levels.iter().map(|l| l.n_steps).sum()
+    }
+
+    /// All steps, burn-in included.
+    pub fn total_steps(&self) -> usize {
+        self.burn_in + self.sampling_steps()
+    }
+
+    /// Number of recorded states: ⌊sampling steps / thin⌋.
+    pub fn n_kept(&self) -> usize {
+        self.sampling_steps() / self.thin.max(1)
+    }
+
+    /// Checks every field; the sampler never sees an invalid configuration.
+    pub fn validate(&self) -> Result<()> {
+        if self.levels.is_empty() {
+            return Err(Error::Value("a sampler needs at least one level".into()));
+        }
+        for l in &self.levels {
+            if l.n_steps == 0 {
+                return Err(Error::Value(format!(
+                    "the number of steps must be at least 1, got {}",
+                    l.n_steps
+                )));
+            }
+            check_positive(l.step_size, "step_size")?;
+            check_positive(l.temperature, "temperature")?;
+        }
+        if self.thin == 0 {
+            return Err(Error::Value("thin must be at least 1, got 0".into()));
+        }
+        let total = self
+            .levels
+            .iter()
+            .try_fold(self.burn_in, |s, l| s.checked_add(l.n_steps));
+        if total.is_none_or(|t| t > u32::MAX as usize) {
+            return Err(Error::Value(format!(
+                "the run is too long: burn_in + n_steps must be at most {}",
+                u32::MAX
+            )));
+        }
+        if let Some(target) = self.adapt {
+            if self.method != Method::Mala {
+                return Err(Error::Value(format!(
+                    "step-size adaptation tunes the acceptance rate: it needs method 'mala', got '{}'",
+                    self.method.name()
+                )));
+            }
+            if !(target > 0.0 && target < 1.0) {
+                return Err(Error::Value(format!(
+                    "target_accept must be in (0, 1), got {target}"
+                )));
+            }
+            if self.burn_in == 0 {
+                return Err(Error::Value(
+                    "step-size adaptation runs during burn-in: pass burn_in >= 1".into(),
+                ));
+            }
+            if self.levels.len() != 1 {
+                return Err(Error::Value(
+                    "step-size adaptation needs a single temperature (not annealing)".into(),
+                ));
+            }
+        }
+        Ok(())
+    }
+
+    /// The level, and whether burn-in is running, at step `t` (0-based, burn-in included).
+    fn level_at(&self, t: usize) -> (&Level, bool) {
+        if t < self.burn_in {
+            return (&self.levels[0], true);
+        }
+        let mut s = t - self.burn_in;
+        for l in &self.levels {
+            if s < l.n_steps {
+                return (l, false);
+            }
+            s -= l.n_steps;
+        }
+        (self.levels.last().expect("validated: not empty"), false)
+    }
+
+    /// Index in the trajectory of the state after step `t`, if it is kept.
+    fn kept_index(&self, t: usize) -> Option<usize> {
+        let s = (t + 1).checked_sub(self.burn_in)?;
+        (s > 0 && s % self.thin == 0).then(|| s / self.thin - 1)
+    }
+}
+
+fn check_positive(v: f64, what: &str) -> Result<()> {
+    if v.is_finite() && v > 0.0 {
+        Ok(())
+    } else {
+        Err(Error::Value(format!(
+            "{what} must be a finite number > 0, got {v}"
+        )))
+    }
+}
+
+/// Per-chain scalars: step size, dual-averaging state, counts.
+#[derive(Debug, Clone)]
+struct Chain {
+    eps: f64,
+    mu: f64,
+    h_bar: f64,
+    log_eps: f64,
+    log_eps_bar: f64,
+    n_adapt: u32,
+    accepted: u32,
+    diverged_at: Option<usize>,
+}
+
+impl Chain {
+    fn new(eps: f64) -> Self {
+        Chain {
+            eps,
+            mu: (10.0 * eps).ln(),
+            h_bar: 0.0,
+            log_eps: eps.ln(),
+            log_eps_bar: 0.0,
+            n_adapt: 0,
+            accepted: 0,
+            diverged_at: None,
+        }
+    }
+
+    /// One dual-averaging update of log ε toward `target` after acceptance probability `a`.
+    fn adapt(&mut self, target: f64, a: f64) {
+        self.n_adapt += 1;
+        let m = f64::from(self.n_adapt);
+        let w = 1.0 / (m + DA_T0);
+        self.h_bar = (1.0 - w) * self.h_bar + w * (target - a);
+        // Clamped so that a run of rejections cannot push ε to 0 or ∞.
+        self.log_eps = (self.mu - m.sqrt() / DA_GAMMA * self.h_bar).clamp(-40.0, 20.0);
+        let eta = m.powf(-DA_KAPPA);
+        self.log_eps_bar = eta * self.log_eps + (1.0 - eta) * self.log_eps_bar;
+        self.eps = self.log_eps.exp();
+    }
+
+    fn freeze(&mut self) {
+        self.eps = self.log_eps_bar.exp();
+    }
+}
+
+/// The state of one chunk of chains, with its scratch buffers.
+struct Chunk<T> {
+    c: usize,
+    x: Vec<T>,
+    /// ∇ₓE(x) and E(x) of the current states (MALA), valid when `cached`.
+    g: Vec<T>,
+    e: Vec<T>,
+    cached: bool,
+    y: Vec<T>,
+    gy: Vec<T>,
+    ey: Vec<T>,
+    streams: Vec<Stream>,
+    chains: Vec<Chain>,
+}
+
+/// All chains of one run; advance it with [`Sampler::run`].
+pub struct Sampler<T> {
+    config: Config,
+    dim: usize,
+    n_chains: usize,
+    chunks: Vec<Chunk<T>>,
+    step: usize,
+}
+
+/// Where divergence was seen: how many chains, and the first step (0-based, burn-in
+/// included) at which one left the finite numbers.
+#[derive(Debug, Clone, Copy, PartialEq, Eq)]
+pub struct Divergence {
+    pub chains: usize,
+    pub first_step: usize,
+}
+
+impl<T: Real> Sampler<T> {
+    /// Chains `0..n_chains` of `config`, started at the rows of `init` or, without it, at
+    /// N(0, I) drawn from each chain's stream.
+    pub fn new(
+        model: &Model<T>,
+        n_chains: usize,
+        init: Option<Rows<'_, T>>,
+        config: Config,
+    ) -> Result<Self> {
+        config.validate()?;
+        let dim = model.mlp().dim();
+        if let Some(x0) = &init {
+            if x0.rows() != n_chains || x0.cols() != dim {
+                return Err(Error::Shape(format!(
+                    "init must have shape ({n_chains}, {dim}) (n_samples, dim), got ({}, {})",
+                    x0.rows(),
+                    x0.cols()
+                )));
+            }
+            x0.check_finite("init")?;
+        }
+        let eps0 = config.levels[0].step_size;
+        let mut chunks = Vec::with_capacity(n_chains.div_ceil(CHUNK_CHAINS));
+        let mut start = 0;
+        while start < n_chains {
+            let c = CHUNK_CHAINS.min(n_chains - start);
+            let mut streams: Vec<Stream> = (start..start + c)
+                .map(|i| Stream::new(config.seed, i as u64))
+                .collect();
+            let mut x = vec![T::zero(); c * dim];
+            match &init {
+                Some(x0) => x0.copy_rows(start, c, &mut x),
+                None => {
+                    for (row, s) in x.chunks_exact_mut(dim).zip(&mut streams) {
+                        for v in row {
+                            *v = T::c(s.normal());
+                        }
+                    }
+                }
+            }
+            let mala = config.method == Method::Mala;
+            let cd = if mala { c * dim } else { 0 };
+            chunks.push(Chunk {
+                c,
+                x,
+                g: vec![T::zero(); c * dim],
+                e: vec![T::zero(); if mala { c } else { 0 }],
+                cached: false,
+                y: vec![T::zero(); cd],
+                gy: vec![T::zero(); cd],
+                ey: vec![T::zero(); if mala { c } else { 0 }],
+                streams,
+                chains: vec![Chain::new(eps0); c],
+            });
+            start += c;
+        }
+        Ok(Sampler {
+            config,
+            dim,
+            n_chains,
+            chunks,
+            step: 0,
+        })
+    }
+
+    pub fn config(&self) -> &Config {
+        &self.config
+    }
+
+    pub fn n_chains(&self) -> usize {
+        self.n_chains
+    }
+
+    /// Steps run so far (burn-in included).
+    pub fn steps_done(&self) -> usize {
+        self.step
+    }
+
+    pub fn is_done(&self) -> bool {
+        self.step >= self.config.total_steps()
+    }
+
+    /// Runs up to `max_steps` more steps (fewer at the end of the run) and returns how many
+    /// ran. `trajectory`, when given, is the whole (n_kept, n_chains, dim) record, row-major;
+    /// the states this block keeps are written into it.
+    pub fn run(
+        &mut self,
+        model: &Model<T>,
+        max_steps: usize,
+        trajectory: Option<&mut [T]>,
+    ) -> Result<usize> {
+        if model.mlp().dim() != self.dim {
+            return Err(Error::Shape(format!(
+                "the model has dim {} but the sampler was built for dim {}",
+                model.mlp().dim(),
+                self.dim
+            )));
+        }
+        let (t0, n, d) = (self.step, self.n_chains, self.dim);
+        let t1 = (t0 + max_steps).min(self.config.total_steps());
+        if t1 == t0 {
+            return Ok(0);
+        }
+        // Per chunk, the pieces of the trajectory slabs this block writes.
+        let mut pieces: Vec<Vec<&mut [T]>> = (0..self.chunks.len()).map(|_| Vec::new()).collect();
+        if let Some(traj) = trajectory {
+            let want = self.config.n_kept() * n * d;
+            if traj.len() != want {
+                return Err(Error::Shape(format!(
+                    "the trajectory buffer must hold {want} values, got {}",
+                    traj.len()
+                )));
+            }
+            let kept: Vec<usize> = (t0..t1).filter_map(|t| self.config.kept_index(t)).collect();
+            if let (Some(&lo), Some(&hi)) = (kept.first(), kept.last()) {
+                let slabs = traj[lo * n * d..(hi + 1) * n * d].chunks_mut((n * d).max(1));
+                for slab in slabs {
+                    for (p, piece) in pieces
+                        .iter_mut()
+                        .zip(slab.chunks_mut((CHUNK_CHAINS * d).max(1)))
+                    {
+                        p.push(piece);
+                    }
+                }
+            }
+        }
+        let config = &self.config;
+        install(|| {
+            use rayon::prelude::*;
+            self.chunks
+                .par_iter_mut()
+                .zip(pieces.into_par_iter())
+                .with_max_len(1)
+                .for_each(|(chunk, mut pieces)| {
+                    with_workspace(|ws: &mut ScoreWorkspace<T>| {
+                        run_chunk(model, config, ws, chunk, t0, t1, &mut pieces)
+                    })
+                })
+        });
+        self.step = t1;
+        Ok(t1 - t0)
+    }
+
+    /// Current states, (n_chains × dim).
+    pub fn positions(&self, out: &mut [T]) {
+        let mut pos = 0;
+        for ch in &self.chunks {
+            out[pos..pos + ch.x.len()].copy_from_slice(&ch.x);
+            pos += ch.x.len();
+        }
+    }
+
+    fn chains(&self) -> impl Iterator<Item = &Chain> {
+        self.chunks.iter().flat_map(|c| &c.chains)
+    }
+
+    /// Per chain, the fraction of accepted proposals after burn-in (1 for ULA).
+    pub fn acceptance(&self) -> Vec<f64> {
+        let steps = self.step.saturating_sub(self.config.burn_in);
+        self.chains()
+            .map(|ch| match self.config.method {
+                Method::Ula => 1.0,
+                Method::Mala if steps == 0 => f64::NAN,
+                Method::Mala => f64::from(ch.accepted) / steps as f64,
+            })
+            .collect()
+    }
+
+    /// Per chain, the step size in use (adapted and frozen, or the last level's).
+    pub fn step_sizes(&self) -> Vec<f64> {
+        let (level, _) = self.config.level_at(self.step.saturating_sub(1));
+        self.chains()
+            .map(|ch| {
+                if self.config.adapt.is_some() {
+                    ch.eps
+                } else {
+                    level.step_size
+                }
+            })
+            .collect()
+    }
+
+    /// Per chain, the first step at which it left the finite numbers, if it did.
+    pub fn diverged_at(&self) -> Vec<Option<usize>> {
+        self.chains().map(|ch| ch.diverged_at).collect()
+    }
+
+    /// How many chains diverged and the earliest step, if any did.
+    pub fn divergence(&self) -> Option<Divergence> {
+        let mut out: Option<Divergence> = None;
+        for t in self.chains().filter_map(|ch| ch.diverged_at) {
+            let d = out.get_or_insert(Divergence {
+                chains: 0,
+                first_step: t,
+            });
+            d.chains += 1;
+            d.first_step = d.first_step.min(t);
+        }
+        out
+    }
+
+    /// [`Error::Diverged`] if any chain diverged.
+    pub fn check_divergence(&self) -> Result<()> {
+        match self.divergence() {
+            None => Ok(()),
+            Some(d) => Err(Error::Diverged {
+                chains: d.chains,
+                n_chains: self.n_chains,
+                first_step: d.first_step,
+            }),
+        }
+    }
+}
+
+/// Fills the chunk's input rows with `x` and runs one forward + reverse pass.
+fn pass<T: Real>(
+    model: &Model<T>,
+    ws: &mut ScoreWorkspace<T>,
+    c: usize,
+    x: &[T],
+    energy: Option<&mut [T]>,
+    grad: &mut [T],
+) {
+    ws.input(model, c).copy_from_slice(x);
+    forward::energy_and_grad(model, ws, c, energy, Some(grad));
+}
+
+fn run_chunk<T: Real>(
+    model: &Model<T>,
+    config: &Config,
+    ws: &mut ScoreWorkspace<T>,
+    ch: &mut Chunk<T>,
+    t0: usize,
+    t1: usize,
+    pieces: &mut [&mut [T]],
+) {
+    let d = model.mlp().dim();
+    let c = ch.c;
+    let mut next_piece = 0;
+    for t in t0..t1 {
+        let (level, burning) = config.level_at(t);
+        let inv_t = 1.0 / level.temperature;
+        match config.method {
+            Method::Ula => ula_step(model, ws, ch, level, inv_t, t, d),
+            Method::Mala => {
+                if !ch.cached {
+                    pass(model, ws, c, &ch.x, Some(&mut ch.e), &mut ch.g);
+                    ch.cached = true;
+                }
+                let adapt = if burning { config.adapt } else { None };
+                let tuned = config.adapt.is_some();
+                mala_step(model, ws, ch, level, inv_t, adapt, tuned, !burning, d);
+            }
+        }
+        if config.adapt.is_some() && t + 1 == config.burn_in {
+            ch.chains.iter_mut().for_each(Chain::freeze);
+        }
+        if config.kept_index(t).is_some() && !pieces.is_empty() {
+            pieces[next_piece].copy_from_slice(&ch.x);
+            next_piece += 1;
+        }
+    }
+}
+
+/// ULA: x ← x − (ε/(2T))·∇E(x) + √ε·ξ, i.e. x + (ε/2)·s(x) + √ε·ξ with s = −∇E/T.
+fn ula_step<T: Real>(
+    model: &Model<T>,
+    ws: &mut ScoreWorkspace<T>,
+    ch: &mut Chunk<T>,
+    level: &Level,
+    inv_t: f64,
+    t: usize,
+    d: usize,
+) {
+    pass(model, ws, ch.c, &ch.x, None, &mut ch.g);
+    for (((x, g), s), chain) in
+        ch.x.chunks_exact_mut(d)
+            .zip(ch.g.chunks_exact(d))
+            .zip(&mut ch.streams)
+            .zip(&mut ch.chains)
+    {
+        if chain.diverged_at.is_some() {
+            continue; // frozen: its values stay as they were when it diverged
+        }
+        let eps = level.step_size;
+        // The Python path (scorematch.langevin) computes x + coef·s + r·ξ with these same
+        // constants and in this order, so both agree to the last bit.
+        let coef = T::c(0.5 * eps * inv_t);
+        let r = T::c(eps.sqrt());
+        let mut finite = true;
+        for (x, &g) in x.iter_mut().zip(g) {
+            *x = *x - coef * g + r * T::c(s.normal());
+            finite &= x.is_finite();
+        }
+        if !finite {
+            chain.diverged_at = Some(t);
+        }
+    }
+}
+
+/// MALA: ULA proposal y, accepted with probability min(1, exp(a)) (see the module doc).
+/// A proposal with NaN or Inf is rejected, so MALA chains stay finite.
+#[allow(clippy::too_many_arguments)]
+fn mala_step<T: Real>(
+    model: &Model<T>,
+    ws: &mut ScoreWorkspace<T>,
+    ch: &mut Chunk<T>,
+    level: &Level,
+    inv_t: f64,
+    adapt: Option<f64>,
+    tuned: bool,
+    count: bool,
+    d: usize,
+) {
+    let per_chain_eps = |chain: &Chain| if tuned { chain.eps } else { level.step_size };
+    for (((y, (x, g)), s), chain) in
+        ch.y.chunks_exact_mut(d)
+            .zip(ch.x.chunks_exact(d).zip(ch.g.chunks_exact(d)))
+            .zip(&mut ch.streams)
+            .zip(&ch.chains)
+    {
+        let eps = per_chain_eps(chain);
+        let coef = T::c(0.5 * eps * inv_t);
+        let r = T::c(eps.sqrt());
+        for ((y, &x), &g) in y.iter_mut().zip(x).zip(g) {
+            *y = x - coef * g + r * T::c(s.normal());
+        }
+    }
+    pass(model, ws, ch.c, &ch.y, Some(&mut ch.ey), &mut ch.gy);
+    for (i, (s, chain)) in ch.streams.iter_mut().zip(&mut ch.chains).enumerate() {
+        let u = s.uniform();
+        let eps = per_chain_eps(chain);
+        let coef = 0.5 * eps * inv_t;
+        let rows = i * d..(i + 1) * d;
+        let (x, y) = (&ch.x[rows.clone()], &ch.y[rows.clone()]);
+        let (gx, gy) = (&ch.g[rows.clone()], &ch.gy[rows.clone()]);
+        // ‖y − x − (ε/2)s(x)‖² and ‖x − y − (ε/2)s(y)‖², s = −∇E/T, in f64 from the stored values.
+        let (mut fwd, mut rev) = (0.0, 0.0);
+        for k in 0..d {
+            let (xk, yk) = (x[k].to_f64_exact(), y[k].to_f64_exact());
+            let f = yk - xk + coef * gx[k].to_f64_exact();
+            let b = xk - yk + coef * gy[k].to_f64_exact();
+            fwd += f * f;
+            rev += b * b;
+        }
+        let de = (ch.e[i].to_f64_exact() - ch.ey[i].to_f64_exact()) * inv_t;
+        let a = de - rev / (2.0 * eps) + fwd / (2.0 * eps);
+        // NaN (a non-finite proposal) compares false: rejected, probability 0.
+        let prob = if a >= 0.0 {
+            1.0
+        } else if a.is_nan() {
+            0.0
+        } else {
+            a.exp()
+        };
+        let accept = u.ln() < a && y.iter().all(|v| v.is_finite()) && ch.ey[i].is_finite();
+        if accept {
+            ch.x[rows.clone()].copy_from_slice(&ch.y[rows.clone()]);
+            ch.g[rows.clone()].copy_from_slice(&ch.gy[rows]);
+            ch.e[i] = ch.ey[i];
+            if count {
+                chain.accepted += 1;
+            }
+        }
+        if let Some(target) = adapt {
+            chain.adapt(target, prob);
+        }
+    }
+}
+
+/// Runs `config` to the end on `n_chains` chains in one go.
+pub fn sample<T: Real>(
+    model: &Model<T>,
+    n_chains: usize,
+    init: Option<Rows<'_, T>>,
+    config: Config,
+    want_trajectory: bool,
+) -> Result<Output<T>> {
+    let mut sampler = Sampler::new(model, n_chains, init, config)?;
+    let d = model.mlp().dim();
+    let mut trajectory = if want_trajectory {
+        vec![T::zero(); sampler.config().n_kept() * n_chains * d]
+    } else {
+        Vec::new()
+    };
+    let total = sampler.config().total_steps();
+    sampler.run(model, total, want_trajectory.then_some(&mut trajectory[..]))?;
+    let mut samples = vec![T::zero(); n_chains * d];
+    sampler.positions(&mut samples);
+    Ok(Output {
+        samples,
+        trajectory,
+        acceptance: sampler.acceptance(),
+        step_sizes: sampler.step_sizes(),
+        diverged_at: sampler.diverged_at(),
+    })
+}
+
+/// The results of [`sample`].
+#[derive(Debug, Clone, PartialEq)]
+pub struct Output<T> {
+    /// Final states, (n_chains × dim).
+    pub samples: Vec<T>,
+    /// (n_kept × n_chains × dim), or empty when not asked for.
+    pub trajectory: Vec<T>,
+    pub acceptance: Vec<f64>,
+    pub step_sizes: Vec<f64>,
+    pub diverged_at: Vec<Option<usize>>,
+}

@@ -1,0 +1,341 @@
+//! Langevin sampling: the Gaussian facts of math.md, MALA's acceptance, adaptation, and the
+//! determinism guarantees (prefix property, thread count, blocks), and bad arguments.
+
+mod common;
+use common::*;
+use rayon::ThreadPoolBuilder;
+use scorematch_core::langevin::{sample, Config, Method, Output, Sampler, CHUNK_CHAINS};
+use scorematch_core::{Activation, Error, Mlp, Model, Real, Rows};
+
+/// The energy (1/(2σ²))‖x‖²: all network weights zero, alpha = 1/σ². Target N(0, σ² I).
+fn gaussian<T: Real>(dim: usize, sigma2: f64) -> Model<T> {
+    Model::new(Mlp::zeros(dim, &[8], Activation::Softplus, 1.0 / sigma2).unwrap())
+}
+
+/// mean(x²) over every coordinate of every chain's final state — independent draws (the
+/// chains are independent), so the effective sample size is their number N and the standard
+/// error of the variance estimate is v·√(2/N).
+fn check_variance<T: Real>(out: &Output<T>, want: f64, what: &str) {
+    let n = out.samples.len() as f64;
+    let v = out
+        .samples
+        .iter()
+        .map(|x| x.to_f64_exact().powi(2))
+        .sum::<f64>()
+        / n;
+    let se = want * (2.0 / n).sqrt();
+    assert!(
+        (v - want).abs() < 4.5 * se,
+        "{what}: variance {v:.4}, expected {want:.4} ± {:.4} (4.5 s.e.)",
+        4.5 * se
+    );
+}
+
+#[test]
+fn ula_and_mala_reach_the_known_stationary_variances() {
+    let (sigma2, eps, dim, n) = (2.0, 1.0, 4, 4096);
+    let m = gaussian::<f64>(dim, sigma2);
+    let ula = sample(
+        &m,
+        n,
+        None,
+        Config::new(Method::Ula, 120, eps, 1.0, 1),
+        false,
+    )
+    .unwrap();
+    // ULA's bias: σ²/(1 − ε/(4σ²)) = 2.286, 14% above σ² (8 standard errors).
+    check_variance(&ula, sigma2 / (1.0 - eps / (4.0 * sigma2)), "ULA");
+    let mala = sample(
+        &m,
+        n,
+        None,
+        Config::new(Method::Mala, 200, eps, 1.0, 2),
+        false,
+    )
+    .unwrap();
+    check_variance(&mala, sigma2, "MALA");
+    let acc = mala.acceptance.iter().sum::<f64>() / n as f64;
+    assert!(acc > 0.5 && acc < 1.0, "MALA acceptance {acc}");
+    // float32 runs the same maths.
+    let m32 = gaussian::<f32>(dim, sigma2);
+    let ula32 = sample(
+        &m32,
+        n,
+        None,
+        Config::new(Method::Ula, 120, eps, 1.0, 3),
+        false,
+    )
+    .unwrap();
+    check_variance(&ula32, sigma2 / (1.0 - eps / (4.0 * sigma2)), "ULA f32");
+}
+
+#[test]
+fn temperature_and_annealing_scale_the_target() {
+    let (sigma2, eps, dim, n, temp) = (1.0, 0.4, 4, 4096, 2.5);
+    let m = gaussian::<f64>(dim, sigma2);
+    // Target exp(−E/T) = N(0, Tσ²): ULA's variance is Tσ²/(1 − ε/(4Tσ²)).
+    let hot = sample(
+        &m,
+        n,
+        None,
+        Config::new(Method::Ula, 150, eps, temp, 4),
+        false,
+    )
+    .unwrap();
+    check_variance(
+        &hot,
+        temp * sigma2 / (1.0 - eps / (4.0 * temp * sigma2)),
+        "T = 2.5",
+    );
+    // Annealing ends at the last temperature with ε itself.
+    let cfg = Config::annealed(&[10.0, 3.0, 1.0], eps, 100, 5).unwrap();
+    assert_eq!(cfg.levels[0].step_size, eps * 10.0);
+    assert_eq!(cfg.levels[2].step_size, eps);
+    let ann = sample(&m, n, None, cfg, true).unwrap();
+    check_variance(&ann, sigma2 / (1.0 - eps / (4.0 * sigma2)), "annealed");
+    assert_eq!(ann.trajectory.len(), 300 * n * dim);
+    assert!(ann.step_sizes.iter().all(|&s| s == eps));
+}
+
+#[test]
+fn mala_acceptance_tends_to_one_as_the_step_shrinks() {
+    let m = model::<f64>(3, &[16, 16], Activation::Tanh, 0.5, 7);
+    let mut last = 0.0;
+    for eps in [0.5, 0.05, 0.005, 0.0005] {
+        let out = sample(
+            &m,
+            256,
+            None,
+            Config::new(Method::Mala, 40, eps, 1.0, 8),
+            false,
+        )
+        .unwrap();
+        let acc = out.acceptance.iter().sum::<f64>() / 256.0;
+        assert!(
+            acc >= last - 0.01,
+            "acceptance {acc} at ε = {eps} below {last}"
+        );
+        last = acc;
+    }
+    assert!(last > 0.995, "acceptance at ε = 5e-4: {last}");
+}
+
+#[test]
+fn adaptation_reaches_the_target_acceptance() {
+    let m = gaussian::<f64>(8, 1.0);
+    for (target, eps0) in [(0.574, 1e-3), (0.8, 5.0)] {
+        let mut cfg = Config::new(Method::Mala, 300, eps0, 1.0, 9);
+        cfg.burn_in = 400;
+        cfg.adapt = Some(target);
+        let out = sample(&m, 512, None, cfg, false).unwrap();
+        let acc = out.acceptance.iter().sum::<f64>() / 512.0;
+        assert!(
+            (acc - target).abs() < 0.05,
+            "acceptance {acc}, target {target}"
+        );
+        // Per-chain step sizes are tuned and then frozen: all different, all positive.
+        assert!(out.step_sizes.iter().all(|&s| s > 0.0 && s != eps0));
+    }
+}
+
+fn configs() -> Vec<(Config, bool)> {
+    let mut adapt = Config::new(Method::Mala, 30, 0.1, 1.0, 11);
+    adapt.burn_in = 20;
+    adapt.adapt = Some(0.6);
+    adapt.thin = 3;
+    let mut ula = Config::new(Method::Ula, 25, 0.05, 0.7, 12);
+    ula.burn_in = 5;
+    ula.thin = 2;
+    vec![
+        (ula, true),
+        (Config::new(Method::Mala, 20, 0.2, 1.0, 13), true),
+        (adapt, true),
+        (Config::annealed(&[4.0, 1.0], 0.05, 10, 14).unwrap(), false),
+    ]
+}
+
+#[test]
+fn the_first_chains_do_not_depend_on_how_many_run() {
+    let m = model::<f32>(3, &[16, 16], Activation::Silu, 0.3, 10);
+    let (big, small) = (CHUNK_CHAINS + 45, 17);
+    for (cfg, traj) in configs() {
+        let a = sample(&m, big, None, cfg.clone(), traj).unwrap();
+        let b = sample(&m, small, None, cfg.clone(), traj).unwrap();
+        assert_eq!(&a.samples[..small * 3], &b.samples[..], "{cfg:?}");
+        assert_eq!(&a.acceptance[..small], &b.acceptance[..]);
+        assert_eq!(&a.step_sizes[..small], &b.step_sizes[..]);
+        let kept = if traj { cfg.n_kept() } else { 0 };
+        for k in 0..kept {
+            let ra = &a.trajectory[k * big * 3..(k * big + small) * 3];
+            let rb = &b.trajectory[k * small * 3..(k + 1) * small * 3];
+            assert_eq!(ra, rb, "trajectory slab {k}");
+        }
+    }
+}
+
+#[test]
+fn results_are_bit_identical_for_any_thread_count_and_block_size() {
+    let m = model::<f64>(2, &[32, 32], Activation::Softplus, 0.1, 11);
+    let n = 3 * CHUNK_CHAINS + 11;
+    for (cfg, traj) in configs() {
+        let run = || sample(&m, n, None, cfg.clone(), traj).unwrap();
+        let one = ThreadPoolBuilder::new()
+            .num_threads(1)
+            .build()
+            .unwrap()
+            .install(run);
+        let three = ThreadPoolBuilder::new()
+            .num_threads(3)
+            .build()
+            .unwrap()
+            .install(run);
+        assert!(one == three, "{cfg:?}: 1 and 3 threads differ");
+        // The same run advanced in blocks of 7 steps.
+        let mut s = Sampler::new(&m, n, None, cfg.clone()).unwrap();
+        let mut t = vec![0.0; cfg.n_kept() * n * 2];
+        while !s.is_done() {
+            s.run(&m, 7, traj.then_some(&mut t[..])).unwrap();
+        }
+        let mut x = vec![0.0; n * 2];
+        s.positions(&mut x);
+        assert_eq!(x, one.samples);
+        if traj {
+            assert_eq!(t, one.trajectory);
+        }
+        assert_eq!(s.acceptance(), one.acceptance);
+    }
+}
+
+#[test]
+fn trajectories_keep_every_thin_th_state_after_burn_in() {
+    let m = model::<f64>(2, &[8], Activation::Tanh, 0.5, 12);
+    let mut cfg = Config::new(Method::Ula, 10, 0.1, 1.0, 15);
+    let full = sample(&m, 5, None, cfg.clone(), true).unwrap();
+    assert_eq!(full.trajectory.len(), 10 * 5 * 2);
+    assert_eq!(&full.trajectory[9 * 10..], &full.samples[..]);
+    // Burn-in 4 then 10 steps, every 3rd kept: states after steps 7, 10, 13 (1-based).
+    cfg.levels[0].n_steps = 10;
+    cfg.burn_in = 4;
+    cfg.thin = 3;
+    let longer = Config::new(Method::Ula, 14, 0.1, 1.0, 15);
+    let every = sample(&m, 5, None, longer, true).unwrap();
+    let thin = sample(&m, 5, None, cfg, true).unwrap();
+    assert_eq!(thin.trajectory.len(), 3 * 5 * 2);
+    for (k, step) in [7usize, 10, 13].into_iter().enumerate() {
+        assert_eq!(
+            &thin.trajectory[k * 10..(k + 1) * 10],
+            &every.trajectory[(step - 1) * 10..step * 10]
+        );
+    }
+    assert_eq!(thin.samples, every.samples);
+}
+
+#[test]
+fn init_is_used_as_given() {
+    let m = model::<f64>(2, &[8], Activation::Tanh, 0.5, 13);
+    let x0: Vec<f64> = (0..6).map(|i| i as f64).collect();
+    let rows = Rows::from_slice(&x0, 3, 2).unwrap();
+    let out = sample(
+        &m,
+        3,
+        Some(rows),
+        Config::new(Method::Ula, 1, 1e-12, 1.0, 1),
+        false,
+    )
+    .unwrap();
+    for (a, b) in out.samples.iter().zip(&x0) {
+        assert!((a - b).abs() < 1e-5);
+    }
+}
+
+#[test]
+fn divergent_chains_are_reported() {
+    // ε·α/2 = 5: x is multiplied by −4 each step; float32 overflows after about 64 steps,
+    // at once from 1e38.
+    let m = gaussian::<f32>(2, 1.0);
+    let mut x0 = vec![1.0f32; 8];
+    x0[2] = 1e38;
+    x0[7] = -1e38;
+    let rows = Rows::from_slice(&x0, 4, 2).unwrap();
+    let mut s = Sampler::new(
+        &m,
+        4,
+        Some(rows),
+        Config::new(Method::Ula, 10, 10.0, 1.0, 1),
+    )
+    .unwrap();
+    s.run(&m, 10, None).unwrap();
+    assert_eq!(s.diverged_at(), vec![None, Some(0), None, Some(0)]);
+    let err = s.check_divergence().unwrap_err();
+    assert_eq!(
+        err,
+        Error::Diverged {
+            chains: 2,
+            n_chains: 4,
+            first_step: 0
+        }
+    );
+    assert!(err.to_string().contains("2 of 4 chains diverged"), "{err}");
+    // MALA rejects such proposals instead.
+    let mut s = Sampler::new(
+        &m,
+        4,
+        Some(rows),
+        Config::new(Method::Mala, 10, 10.0, 1.0, 1),
+    )
+    .unwrap();
+    s.run(&m, 10, None).unwrap();
+    assert!(s.check_divergence().is_ok());
+}
+
+#[test]
+fn bad_arguments_are_errors() {
+    let m = model::<f64>(2, &[8], Activation::Tanh, 0.5, 14);
+    let bad = |cfg: Config| {
+        Sampler::new(&m, 4, None, cfg)
+            .err()
+            .expect("must fail")
+            .to_string()
+    };
+    let ok = Config::new(Method::Mala, 10, 0.1, 1.0, 0);
+    assert!(Sampler::new(&m, 4, None, ok.clone()).is_ok());
+    let msg = bad(Config::new(Method::Ula, 0, 0.1, 1.0, 0));
+    assert!(msg.contains("at least 1"), "{msg}");
+    for eps in [0.0, -1.0, f64::NAN, f64::INFINITY] {
+        let msg = bad(Config::new(Method::Ula, 10, eps, 1.0, 0));
+        assert!(
+            msg.contains("step_size must be a finite number > 0"),
+            "{msg}"
+        );
+    }
+    assert!(bad(Config::new(Method::Ula, 10, 0.1, 0.0, 0)).contains("temperature"));
+    let mut c = ok.clone();
+    c.thin = 0;
+    assert!(bad(c).contains("thin"));
+    let mut c = ok.clone();
+    c.adapt = Some(0.5);
+    assert!(bad(c.clone()).contains("burn_in"));
+    c.burn_in = 5;
+    c.method = Method::Ula;
+    assert!(bad(c.clone()).contains("'mala'"));
+    c.method = Method::Mala;
+    c.adapt = Some(1.5);
+    assert!(bad(c).contains("target_accept"));
+    assert!(Config::annealed(&[], 0.1, 10, 0).is_err());
+    assert!(Config::annealed(&[1.0, -1.0], 0.1, 10, 0).is_err());
+    let x0 = vec![0.0; 6];
+    let rows = Rows::from_slice(&x0, 2, 3).unwrap();
+    let err = Sampler::new(&m, 2, Some(rows), ok.clone()).err().unwrap();
+    assert!(matches!(err, Error::Shape(_)), "{err}");
+    let mut x0 = vec![0.0; 8];
+    x0[5] = f64::NAN;
+    let rows = Rows::from_slice(&x0, 4, 2).unwrap();
+    let err = Sampler::new(&m, 4, Some(rows), ok).err().unwrap();
+    assert_eq!(
+        err,
+        Error::NonFinite {
+            what: "init",
+            row: 2
+        }
+    );
+}
