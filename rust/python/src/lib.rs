@@ -6,6 +6,7 @@
 mod convert;
 mod errors;
 mod model;
+mod sampling;
 
 use pyo3::prelude::*;
 
@@ -15,7 +16,11 @@ mod _core {
     use pyo3::prelude::*;
 
     #[pymodule_export]
+    use super::errors::SamplingDivergedError;
+    #[pymodule_export]
     use super::model::PyModel;
+    #[pymodule_export]
+    use super::sampling::{sample, PyStreams};
 
     /// Uses `n` worker threads for every later call.
     #[pyfunction]

@@ -13,7 +13,7 @@ use scorematch_core::{engine, Activation, Error, Mlp, Model, Rows};
 use crate::convert::{arrays, output1, output2, param_list, readonly2, rows, Float};
 use crate::errors::to_py;
 
-enum Inner {
+pub(crate) enum Inner {
     F32(Arc<Model<f32>>),
     F64(Arc<Model<f64>>),
 }
@@ -30,7 +30,7 @@ macro_rules! dispatch {
 
 #[pyclass(name = "Model", module = "scorematch._core", frozen)]
 pub struct PyModel {
-    inner: Inner,
+    pub(crate) inner: Inner,
 }
 
 fn parse_dtype(dtype: &str) -> PyResult<bool> {

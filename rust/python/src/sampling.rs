@@ -1,0 +1,219 @@
+//! `_core.sample` and `_core.Streams`: the binding of the Langevin sampler
+//! (`scorematch_core::langevin`). Converts, validates, detaches, maps errors — no arithmetic.
+//!
+//! A run is detached in blocks of `block_steps` steps; between blocks the GIL is taken back
+//! to check for Ctrl-C (`py.check_signals`), report progress and stop early on divergence.
+//! The sampler's state lives between blocks, so the result does not depend on the block size.
+
+use numpy::{PyArray1, PyArray3, PyArrayMethods};
+use pyo3::exceptions::PyValueError;
+use pyo3::prelude::*;
+use scorematch_core::langevin::{Config, Method, Sampler};
+use scorematch_core::rng::Stream;
+use scorematch_core::Model;
+
+use crate::convert::{output2, readonly2, rows, Float};
+use crate::errors::to_py;
+use crate::model::{Inner, PyModel};
+
+/// Everything `sample` returns: samples, trajectory or None, acceptance, step sizes, and per
+/// chain the first divergent step (−1 when finite).
+type Sampled<'py> = (
+    Bound<'py, PyAny>,
+    Option<Bound<'py, PyAny>>,
+    Bound<'py, PyAny>,
+    Bound<'py, PyAny>,
+    Vec<i64>,
+);
+
+/// The run's options, as the Python layer passes them.
+#[derive(Clone)]
+struct Options {
+    method: String,
+    n_steps: usize,
+    step_size: f64,
+    temperature: f64,
+    temperatures: Option<Vec<f64>>,
+    steps_per_level: usize,
+    burn_in: usize,
+    thin: usize,
+    target_accept: Option<f64>,
+    seed: u64,
+}
+
+fn config(o: &Options) -> PyResult<Config> {
+    let mut cfg = match o.method.as_str() {
+        "ula" | "mala" => {
+            let method = if o.method == "ula" {
+                Method::Ula
+            } else {
+                Method::Mala
+            };
+            Config::new(method, o.n_steps, o.step_size, o.temperature, o.seed)
+        }
+        "annealed" => {
+            let temps = o.temperatures.as_deref().unwrap_or(&[]);
+            Config::annealed(temps, o.step_size, o.steps_per_level, o.seed).map_err(to_py)?
+        }
+        other => {
+            return Err(PyValueError::new_err(format!(
+                "method must be 'ula', 'mala' or 'annealed', got '{other}'"
+            )))
+        }
+    };
+    cfg.burn_in = o.burn_in;
+    cfg.thin = o.thin;
+    cfg.adapt = o.target_accept;
+    cfg.validate().map_err(to_py)?;
+    Ok(cfg)
+}
+
+#[allow(clippy::too_many_arguments)]
+fn run<'py, T: Float>(
+    py: Python<'py>,
+    m: &Model<T>,
+    n_chains: usize,
+    init: Option<&Bound<'py, PyAny>>,
+    cfg: Config,
+    want_trajectory: bool,
+    raise_on_divergence: bool,
+    block_steps: usize,
+    progress: Option<&Bound<'py, PyAny>>,
+) -> PyResult<Sampled<'py>> {
+    let init = init.map(|a| readonly2::<T>(a, "init")).transpose()?;
+    let init_rows = init.as_ref().map(rows);
+    let d = m.mlp().dim();
+    let mut sampler = py
+        .detach(|| Sampler::new(m, n_chains, init_rows, cfg))
+        .map_err(to_py)?;
+    drop(init);
+    let total = sampler.config().total_steps();
+    let n_kept = sampler.config().n_kept();
+    let traj = want_trajectory.then(|| PyArray3::<T>::zeros(py, [n_kept, n_chains, d], false));
+    // SAFETY: the array is fresh, C-contiguous and referenced only here until it is returned;
+    // no Python code can reach it while the slice is alive.
+    let mut traj_data: Option<&mut [T]> = traj
+        .as_ref()
+        .map(|a| unsafe { a.as_slice_mut() }.expect("fresh C array"));
+    let block = block_steps.max(1);
+    while !sampler.is_done() {
+        let slice = traj_data.as_deref_mut();
+        py.detach(|| sampler.run(m, block, slice)).map_err(to_py)?;
+        py.check_signals()?;
+        if raise_on_divergence {
+            sampler.check_divergence().map_err(to_py)?;
+        }
+        if let Some(cb) = progress {
+            cb.call1((sampler.steps_done(), total))?;
+        }
+    }
+    let (samples, data) = output2::<T>(py, n_chains, d);
+    sampler.positions(data);
+    let diverged = sampler
+        .diverged_at()
+        .into_iter()
+        .map(|t| t.map_or(-1, |t| t as i64))
+        .collect();
+    Ok((
+        samples,
+        traj.map(|a| a.into_any()),
+        PyArray1::from_vec(py, sampler.acceptance()).into_any(),
+        PyArray1::from_vec(py, sampler.step_sizes()).into_any(),
+        diverged,
+    ))
+}
+
+/// Runs Langevin chains on `model`; see `scorematch.sampling.sample` for the options.
+#[pyfunction]
+#[pyo3(signature = (model, n_chains, method, n_steps, step_size, temperature, temperatures,
+    steps_per_level, init, burn_in, thin, target_accept, seed, trajectory, raise_on_divergence,
+    block_steps, progress))]
+#[allow(clippy::too_many_arguments)]
+pub fn sample<'py>(
+    py: Python<'py>,
+    model: &PyModel,
+    n_chains: usize,
+    method: String,
+    n_steps: usize,
+    step_size: f64,
+    temperature: f64,
+    temperatures: Option<Vec<f64>>,
+    steps_per_level: usize,
+    init: Option<&Bound<'py, PyAny>>,
+    burn_in: usize,
+    thin: usize,
+    target_accept: Option<f64>,
+    seed: u64,
+    trajectory: bool,
+    raise_on_divergence: bool,
+    block_steps: usize,
+    progress: Option<&Bound<'py, PyAny>>,
+) -> PyResult<Sampled<'py>> {
+    let cfg = config(&Options {
+        method,
+        n_steps,
+        step_size,
+        temperature,
+        temperatures,
+        steps_per_level,
+        burn_in,
+        thin,
+        target_accept,
+        seed,
+    })?;
+    let args = (
+        init,
+        cfg,
+        trajectory,
+        raise_on_divergence,
+        block_steps,
+        progress,
+    );
+    match &model.inner {
+        Inner::F32(m) => run(
+            py, m, n_chains, args.0, args.1, args.2, args.3, args.4, args.5,
+        ),
+        Inner::F64(m) => run(
+            py, m, n_chains, args.0, args.1, args.2, args.3, args.4, args.5,
+        ),
+    }
+}
+
+/// The sampler's random streams, for the Python-callable path (`scorematch.langevin`): chain
+/// `i` of seed `s` draws exactly the numbers the built-in sampler's chain `i` draws, in the
+/// same order (initial point, then per step `dim` normals).
+#[pyclass(name = "Streams", module = "scorematch._core")]
+pub struct PyStreams {
+    streams: Vec<Stream>,
+}
+
+#[pymethods]
+impl PyStreams {
+    #[new]
+    fn new(seed: u64, n_chains: usize) -> Self {
+        PyStreams {
+            streams: (0..n_chains).map(|i| Stream::new(seed, i as u64)).collect(),
+        }
+    }
+
+    fn __len__(&self) -> usize {
+        self.streams.len()
+    }
+
+    /// The next `dim` standard normals of every chain, (n_chains, dim) float64.
+    fn normals<'py>(&mut self, py: Python<'py>, dim: usize) -> Bound<'py, PyAny> {
+        let (out, data) = output2::<f64>(py, self.streams.len(), dim);
+        for (row, s) in data.chunks_exact_mut(dim.max(1)).zip(&mut self.streams) {
+            for v in row {
+                *v = s.normal();
+            }
+        }
+        out
+    }
+
+    /// The next uniform in [0, 1) of every chain, (n_chains,) float64.
+    fn uniforms<'py>(&mut self, py: Python<'py>) -> Bound<'py, PyAny> {
+        let u: Vec<f64> = self.streams.iter_mut().map(|s| s.uniform()).collect();
+        PyArray1::from_vec(py, u).into_any()
+    }
+}
