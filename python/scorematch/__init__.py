@@ -3,15 +3,28 @@
 An energy model ``E(x; θ)`` is a small MLP from R^d to R with unnormalized density
 ``exp(-E)``. scorematch computes, for whole batches and on all cores, its energies, scores
 ``s(x) = -∇ₓE``, exact Hessian traces ``tr(∇ₓ s) = -ΔₓE`` and the implicit and explicit
-score-matching losses with their exact parameter gradients.
+score-matching losses with their exact parameter gradients, and samples it with
+multithreaded Langevin chains (ULA, MALA, annealed) with diagnostics.
 """
 
 from __future__ import annotations
 
-from scorematch import datasets
+from scorematch import datasets, diagnostics
 from scorematch._core import __version__
 from scorematch._threads import get_num_threads, set_num_threads
 from scorematch.model import EnergyMLP
 from scorematch.persistence import load
+from scorematch.sampling import SampleResult, SamplingDivergedError, langevin
 
-__all__ = ["EnergyMLP", "__version__", "datasets", "get_num_threads", "load", "set_num_threads"]
+__all__ = [
+    "EnergyMLP",
+    "SampleResult",
+    "SamplingDivergedError",
+    "__version__",
+    "datasets",
+    "diagnostics",
+    "get_num_threads",
+    "langevin",
+    "load",
+    "set_num_threads",
+]

@@ -1,11 +1,20 @@
 # Stub of the compiled extension `scorematch._core` (rust/python). Private: use the typed
 # public API in scorematch.model instead.
+from collections.abc import Callable
 from typing import Any, final
 
 import numpy as np
 from numpy.typing import NDArray
 
-__all__ = ["Model", "__version__", "get_num_threads", "set_num_threads"]
+__all__ = [
+    "Model",
+    "SamplingDivergedError",
+    "Streams",
+    "__version__",
+    "get_num_threads",
+    "sample",
+    "set_num_threads",
+]
 __version__: str
 
 def set_num_threads(n: int) -> None: ...
@@ -45,3 +54,38 @@ class Model:
     def esm_loss_and_grad(
         self, x: NDArray[Any], target_score: NDArray[Any]
     ) -> tuple[float, list[NDArray[np.floating[Any]]]]: ...
+
+class SamplingDivergedError(RuntimeError): ...
+
+def sample(
+    model: Model,
+    n_chains: int,
+    method: str,
+    n_steps: int,
+    step_size: float,
+    temperature: float,
+    temperatures: list[float] | None,
+    steps_per_level: int,
+    init: NDArray[Any] | None,
+    burn_in: int,
+    thin: int,
+    target_accept: float | None,
+    seed: int,
+    trajectory: bool,
+    raise_on_divergence: bool,
+    block_steps: int,
+    progress: Callable[[int, int], object] | None,
+) -> tuple[
+    NDArray[np.floating[Any]],
+    NDArray[np.floating[Any]] | None,
+    NDArray[np.float64],
+    NDArray[np.float64],
+    list[int],
+]: ...
+
+@final
+class Streams:
+    def __new__(cls, seed: int, n_chains: int) -> Streams: ...
+    def __len__(self) -> int: ...
+    def normals(self, dim: int) -> NDArray[np.float64]: ...
+    def uniforms(self) -> NDArray[np.float64]: ...

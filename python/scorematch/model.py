@@ -3,14 +3,17 @@
 from __future__ import annotations
 
 import os
-from collections.abc import Sequence
-from typing import Any
+from collections.abc import Callable, Sequence
+from typing import TYPE_CHECKING, Any, Literal
 
 import numpy as np
 from numpy.typing import ArrayLike, NDArray
 
 from scorematch import _core
 from scorematch._validate import as_batch, parse_dtype
+
+if TYPE_CHECKING:
+    from scorematch.sampling import SampleResult
 
 __all__ = ["EnergyMLP"]
 
@@ -22,7 +25,7 @@ class EnergyMLP:
 
     ``E(x) = w·σ(W_L ··· σ(W_1 x + b_1) ··· + b_L) + c + (α/2)‖x‖²``. The score
     ``s(x) = -∇ₓE(x)`` and the Hessian trace ``tr(∇ₓ s) = -ΔₓE`` never need the normalizer.
-    Sampling (issue: sampling) uses the Langevin step ``x ← x + (ε/2)·s(x) + √ε·z`` with
+    Sampling (:meth:`sample`) uses the Langevin step ``x ← x + (ε/2)·s(x) + √ε·z`` with
     ``step_size = ε``.
 
     Parameters
@@ -331,6 +334,135 @@ class EnergyMLP:
                 f"target_score must have the shape of X, {X.shape}, got {target.shape}"
             )
         return self._m.esm_loss_and_grad(X, target)
+
+    # -- sampling -------------------------------------------------------------------------
+
+    def sample(
+        self,
+        n_samples: int,
+        *,
+        n_steps: int = 1000,
+        step_size: float = 1e-2,
+        method: Literal["ula", "mala", "annealed"] = "ula",
+        init: ArrayLike | None = None,
+        burn_in: int = 0,
+        thin: int = 1,
+        return_trajectory: bool = False,
+        adapt_step_size: bool = False,
+        target_accept: float = 0.574,
+        temperature: float = 1.0,
+        temperatures: Sequence[float] | None = None,
+        steps_per_level: int | None = None,
+        seed: int = 0,
+        progress: bool | Callable[[int, int], object] | None = None,
+        on_divergence: Literal["raise", "mask"] = "raise",
+    ) -> SampleResult:
+        """Draw samples of ``exp(-E/T)`` with ``n_samples`` parallel Langevin chains.
+
+        Each step is ``x ← x + (ε/2)·s(x) + √ε·z`` with ``step_size = ε``,
+        ``s = -∇ₓE / T`` and ``z ~ N(0, I)``; one batched forward + reverse pass of the
+        network gives the scores of a chunk of chains (and, for MALA, their energies).
+        Chains run on all the engine's threads, without the GIL, in blocks between which
+        Ctrl-C is honoured.
+
+        Reproducibility: chain ``i`` draws from its own random stream keyed by
+        ``(seed, i)``, so the result is bit-identical for any number of threads, and the
+        first ``k`` chains of ``sample(n)`` equal ``sample(k)``.
+
+        Parameters
+        ----------
+        n_samples : int
+            Number of chains (≥ 1); each returns one sample.
+        n_steps : int, default 1000
+            Steps after burn-in (≥ 1).
+        step_size : float, default 1e-2
+            ε > 0 (the initial ε when ``adapt_step_size=True``).
+        method : {"ula", "mala", "annealed"}, default "ula"
+            ``"ula"``: the unadjusted update above (biased by O(ε): on N(0, σ²I) its
+            stationary variance is σ²/(1 − ε/(4σ²))). ``"mala"``: the update as a proposal,
+            accepted with the Metropolis–Hastings probability, so the target is exact.
+            ``"annealed"``: annealed Langevin dynamics (Song & Ermon 2019), ULA over
+            ``temperatures`` in order, ``steps_per_level`` steps each, with
+            ``ε_i = ε·T_i / T_last``.
+        init : array_like, shape (n_samples, dim), optional
+            Starting points. By default each chain starts at ``N(0, I)`` drawn from its own
+            stream.
+        burn_in : int, default 0
+            Steps run first and never recorded (where ε is tuned when adapting).
+        thin : int, default 1
+            Keep every ``thin``-th state after burn-in in the trajectory.
+        return_trajectory : bool, default False
+            Also return the kept states, shape (n_steps // thin, n_samples, dim).
+        adapt_step_size : bool, default False
+            MALA only: tune ε per chain during burn-in by dual averaging (Hoffman & Gelman
+            2014) toward ``target_accept``, then freeze it.
+        target_accept : float, default 0.574
+            Acceptance rate targeted by the adaptation (0.574 is optimal in high dimension,
+            Roberts & Rosenthal 1998).
+        temperature : float, default 1.0
+            T > 0 for ULA and MALA: the target is ``exp(-E/T)``.
+        temperatures : sequence of float, optional
+            The (usually decreasing) temperatures of ``method="annealed"``.
+        steps_per_level : int, optional
+            Steps per temperature of ``method="annealed"``; default
+            ``n_steps // len(temperatures)``.
+        seed : int, default 0
+            Key of the chains' random streams.
+        progress : bool or callable, optional
+            True draws a progress bar on stderr; a callable is called as
+            ``progress(steps_done, steps_total)`` between blocks of steps.
+        on_divergence : {"raise", "mask"}, default "raise"
+            What to do with chains that reach NaN or Inf (ULA; MALA rejects such proposals):
+            raise :class:`scorematch.SamplingDivergedError`, or return only the finite
+            chains, with their indices in ``chain_indices``.
+
+        Returns
+        -------
+        SampleResult
+            ``samples`` (n_samples, dim), ``trajectory`` or None, ``acceptance_rate`` per
+            chain (MALA) or None, the final ``step_size`` per chain, ``wall_time`` and
+            ``chain_indices``.
+
+        Raises
+        ------
+        ValueError
+            For invalid arguments: ``n_steps < 1``, ``step_size <= 0`` or NaN, ``thin < 1``,
+            an unknown method, an ``init`` of the wrong shape or with NaN/Inf, ...
+        TypeError
+            For arguments of the wrong type.
+        SamplingDivergedError
+            If chains diverge and ``on_divergence="raise"``; the message gives how many and
+            the first step.
+
+        Examples
+        --------
+        >>> from scorematch import EnergyMLP
+        >>> model = EnergyMLP(2, hidden=(16,), alpha=1.0, seed=0)
+        >>> res = model.sample(100, n_steps=200, step_size=0.1, method="mala")
+        >>> res.samples.shape, res.acceptance_rate.shape
+        ((100, 2), (100,))
+        """
+        from scorematch.sampling import sample
+
+        return sample(
+            self,
+            n_samples,
+            n_steps=n_steps,
+            step_size=step_size,
+            method=method,
+            init=init,
+            burn_in=burn_in,
+            thin=thin,
+            return_trajectory=return_trajectory,
+            adapt_step_size=adapt_step_size,
+            target_accept=target_accept,
+            temperature=temperature,
+            temperatures=temperatures,
+            steps_per_level=steps_per_level,
+            seed=seed,
+            progress=progress,
+            on_divergence=on_divergence,
+        )
 
 
 def _rebuild(params: list[Array], activation: str, alpha: float, dtype: str) -> EnergyMLP:

@@ -1,0 +1,218 @@
+"""Convergence diagnostics of MCMC trajectories (Vehtari, Gelman, Simpson, Carpenter and
+Bürkner 2021, "Rank-normalization, folding, and localization: an improved R-hat").
+
+Every function takes a trajectory of shape (n_draws, n_chains, dim) — the layout of
+:attr:`scorematch.SampleResult.trajectory` — and returns one value per coordinate,
+vectorized over coordinates with numpy.
+"""
+
+from __future__ import annotations
+
+from typing import Any
+
+import numpy as np
+from numpy.typing import ArrayLike, NDArray
+
+__all__ = ["acceptance_summary", "ess", "split_rhat"]
+
+Floats = NDArray[np.float64]
+
+
+def _trajectory(trajectory: ArrayLike, min_draws: int) -> Floats:
+    t = np.asarray(trajectory, dtype=np.float64)
+    if t.ndim == 2:
+        t = t[:, :, None]
+    if t.ndim != 3:
+        raise ValueError(
+            f"trajectory must have shape (n_draws, n_chains, dim), got shape {t.shape}"
+        )
+    if t.shape[0] < min_draws or t.shape[1] < 1:
+        raise ValueError(
+            f"trajectory needs at least {min_draws} draws and 1 chain, got shape {t.shape}"
+        )
+    if not np.all(np.isfinite(t)):
+        raise ValueError("trajectory contains NaN or Inf")
+    return t
+
+
+def _split(t: Floats) -> Floats:
+    """Each chain cut into its two halves (the middle draw of an odd length dropped)."""
+    half = t.shape[0] // 2
+    return np.concatenate([t[:half], t[t.shape[0] - half :]], axis=1)
+
+
+def _norm_ppf(p: Floats) -> Floats:
+    """Inverse standard-normal CDF, Acklam's rational approximation (relative error < 1.2e-9),
+    precise enough for rank normalization and free of a scipy dependency."""
+    a = (-3.969683028665376e01, 2.209460984245205e02, -2.759285104469687e02,
+         1.383577518672690e02, -3.066479806614716e01, 2.506628277459239e00)  # fmt: skip
+    b = (-5.447609879822406e01, 1.615858368580409e02, -1.556989798598866e02,
+         6.680131188771972e01, -1.328068155288572e01)  # fmt: skip
+    c = (-7.784894002430293e-03, -3.223964580411365e-01, -2.400758277161838e00,
+         -2.549732539343734e00, 4.374664141464968e00, 2.938163982698783e00)  # fmt: skip
+    d = (7.784695709041462e-03, 3.224671290700398e-01, 2.445134137142996e00,
+         3.754408661907416e00)  # fmt: skip
+    out = np.empty_like(p)
+    lo = p < 0.02425
+    hi = p > 1 - 0.02425
+    mid = ~(lo | hi)
+    q = p[mid] - 0.5
+    r = q * q
+    out[mid] = (
+        (((((a[0] * r + a[1]) * r + a[2]) * r + a[3]) * r + a[4]) * r + a[5])
+        * q
+        / (((((b[0] * r + b[1]) * r + b[2]) * r + b[3]) * r + b[4]) * r + 1)
+    )
+    for mask, sign, pp in ((lo, 1.0, p[lo]), (hi, -1.0, 1 - p[hi])):
+        q = np.sqrt(-2 * np.log(pp))
+        out[mask] = sign * (
+            (((((c[0] * q + c[1]) * q + c[2]) * q + c[3]) * q + c[4]) * q + c[5])
+            / ((((d[0] * q + d[1]) * q + d[2]) * q + d[3]) * q + 1)
+        )
+    return out
+
+
+def _rank_normalize(t: Floats) -> Floats:
+    """z = Φ⁻¹((r − 3/8) / (S + 1/4)) of the pooled ranks r (average ranks for ties), per
+    coordinate."""
+    n, m, d = t.shape
+    flat = t.reshape(n * m, d)
+    order = np.argsort(flat, axis=0, kind="stable")
+    ranks = np.empty_like(flat)
+    np.put_along_axis(ranks, order, np.arange(1, n * m + 1, dtype=np.float64)[:, None], axis=0)
+    # Ties share their average rank.
+    sorted_vals = np.take_along_axis(flat, order, axis=0)
+    if np.any(sorted_vals[1:] == sorted_vals[:-1]):
+        for j in range(d):
+            _, inv, counts = np.unique(flat[:, j], return_inverse=True, return_counts=True)
+            ends = np.cumsum(counts)
+            ranks[:, j] = (ends - (counts - 1) / 2.0)[inv]
+    z = _norm_ppf((ranks - 0.375) / (n * m + 0.25))
+    return z.reshape(n, m, d)
+
+
+def _rhat(t: Floats) -> Floats:
+    n = t.shape[0]
+    chain_mean = t.mean(axis=0)
+    b = n * chain_mean.var(axis=0, ddof=1)
+    w = t.var(axis=0, ddof=1).mean(axis=0)
+    var_plus = (n - 1) / n * w + b / n
+    with np.errstate(divide="ignore", invalid="ignore"):
+        r = np.sqrt(var_plus / w)
+    return np.where(w > 0, r, np.where(b > 0, np.inf, 1.0))
+
+
+def split_rhat(trajectory: ArrayLike) -> Floats:
+    """Rank-normalized split R-hat per coordinate (Vehtari et al. 2021).
+
+    The maximum of the bulk R-hat (split chains, rank-normalized) and the tail R-hat (the
+    same of the folded draws ``|x − median|``). Values near 1 (below 1.01 is the usual
+    threshold) say the chains agree; much larger values say they have not mixed.
+
+    Parameters
+    ----------
+    trajectory : array_like, shape (n_draws, n_chains, dim) or (n_draws, n_chains)
+        At least 4 draws; one chain is enough (its halves are compared).
+
+    Returns
+    -------
+    ndarray of float64, shape (dim,)
+
+    Raises
+    ------
+    ValueError
+        If the shape is wrong or a value is NaN or Inf.
+    """
+    t = _split(_trajectory(trajectory, 4))
+    bulk = _rhat(_rank_normalize(t))
+    folded = np.abs(t - np.median(t.reshape(-1, t.shape[2]), axis=0))
+    tail = _rhat(_rank_normalize(folded))
+    return np.asarray(np.maximum(bulk, tail), dtype=np.float64)
+
+
+def _autocov(t: Floats) -> Floats:
+    """Autocovariance of each chain and coordinate at every lag, by FFT: (n, m, d)."""
+    n = t.shape[0]
+    x = t - t.mean(axis=0)
+    size = 1 << (2 * n - 1).bit_length()
+    f = np.fft.rfft(x, n=size, axis=0)
+    acov = np.fft.irfft(f * np.conj(f), n=size, axis=0)[:n]
+    return np.asarray(acov / n, dtype=np.float64)
+
+
+def ess(trajectory: ArrayLike, *, method: str = "bulk") -> Floats:
+    """Effective sample size per coordinate (Vehtari et al. 2021).
+
+    Autocorrelations are pooled across split chains and summed with Geyer's initial
+    monotone sequence; ``ess = n_draws · n_chains / τ`` with τ the integrated
+    autocorrelation time. Independent draws give about ``n_draws · n_chains``.
+
+    Parameters
+    ----------
+    trajectory : array_like, shape (n_draws, n_chains, dim) or (n_draws, n_chains)
+        At least 4 draws.
+    method : {"bulk", "basic"}, default "bulk"
+        ``"bulk"`` rank-normalizes the draws first (robust to heavy tails, the recommended
+        default); ``"basic"`` uses them as they are (the ESS of the mean).
+
+    Returns
+    -------
+    ndarray of float64, shape (dim,)
+
+    Raises
+    ------
+    ValueError
+        If the shape or the method is wrong, or a value is NaN or Inf.
+    """
+    if method not in ("bulk", "basic"):
+        raise ValueError(f"method must be 'bulk' or 'basic', got {method!r}")
+    t = _split(_trajectory(trajectory, 4))
+    if method == "bulk":
+        t = _rank_normalize(t)
+    n, m, _ = t.shape
+    acov = _autocov(t)
+    chain_var = acov[0] * n / (n - 1.0)
+    mean_var = chain_var.mean(axis=0)
+    var_plus = mean_var * (n - 1.0) / n
+    if m > 1:
+        var_plus = var_plus + t.mean(axis=0).var(axis=0, ddof=1)
+    with np.errstate(divide="ignore", invalid="ignore"):
+        rho = 1.0 - (mean_var - acov.mean(axis=1)) / var_plus
+    rho[0] = 1.0
+    n_pairs = n // 2
+    pairs = rho[: 2 * n_pairs : 2] + rho[1 : 2 * n_pairs : 2]
+    # Geyer: keep the pairs up to the first negative one, made monotone non-increasing.
+    positive = np.cumprod(pairs > 0, axis=0).astype(bool)
+    mono = np.minimum.accumulate(np.where(positive, pairs, 0.0), axis=0)
+    tau = -1.0 + 2.0 * mono.sum(axis=0)
+    total = n * m
+    with np.errstate(divide="ignore", invalid="ignore"):
+        out = np.where(var_plus > 0, total / np.maximum(tau, 1.0 / np.log10(total)), np.nan)
+    return np.asarray(out, dtype=np.float64)
+
+
+def acceptance_summary(acceptance_rate: ArrayLike) -> dict[str, Any]:
+    """Summary of per-chain MALA acceptance rates: mean, min, quartiles, max.
+
+    Parameters
+    ----------
+    acceptance_rate : array_like, shape (n_chains,)
+        :attr:`scorematch.SampleResult.acceptance_rate`.
+
+    Returns
+    -------
+    dict
+        ``{"mean", "min", "q25", "median", "q75", "max"}`` as floats.
+    """
+    a = np.asarray(acceptance_rate, dtype=np.float64)
+    if a.ndim != 1 or a.size == 0:
+        raise ValueError(f"acceptance_rate must be a non-empty 1-D array, got shape {a.shape}")
+    q = np.quantile(a, [0.0, 0.25, 0.5, 0.75, 1.0])
+    return {
+        "mean": float(a.mean()),
+        "min": float(q[0]),
+        "q25": float(q[1]),
+        "median": float(q[2]),
+        "q75": float(q[3]),
+        "max": float(q[4]),
+    }

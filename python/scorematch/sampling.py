@@ -1,0 +1,346 @@
+"""Langevin sampling of energy models: :func:`sample` (the engine's chains, behind
+:meth:`scorematch.EnergyMLP.sample`) and :func:`langevin` (a user's own score function).
+
+Every sampler here uses the Langevin step ``x ← x + (ε/2)·s(x) + √ε·z``, ``z ~ N(0, I)``,
+with ``step_size = ε`` and ``s = -∇ₓE / T`` at temperature ``T``.
+"""
+
+from __future__ import annotations
+
+import math
+import sys
+import time
+from collections.abc import Callable, Sequence
+from dataclasses import dataclass
+from typing import TYPE_CHECKING, Any, Literal
+
+import numpy as np
+from numpy.typing import ArrayLike, NDArray
+
+from scorematch import _core
+from scorematch._validate import as_batch
+
+if TYPE_CHECKING:
+    from scorematch.model import EnergyMLP
+
+__all__ = ["SampleResult", "SamplingDivergedError", "langevin", "sample"]
+
+Array = NDArray[Any]
+Progress = bool | Callable[[int, int], object] | None
+
+SamplingDivergedError = _core.SamplingDivergedError
+
+_METHODS = ("ula", "mala", "annealed")
+# Work per detached block, in chain-steps × parameters: about 0.1 s at the engine's rate, so
+# Ctrl-C and progress are seen a few times a second whatever the model's size.
+_BLOCK_WORK = 2e9
+
+
+@dataclass(frozen=True)
+class SampleResult:
+    """The output of :meth:`scorematch.EnergyMLP.sample` and :func:`langevin`.
+
+    Attributes
+    ----------
+    samples : ndarray, shape (n_chains, dim)
+        The final state of every chain.
+    trajectory : ndarray, shape (n_kept, n_chains, dim), or None
+        Every ``thin``-th state after burn-in, when ``return_trajectory=True``.
+        ``n_kept = n_steps // thin``.
+    acceptance_rate : ndarray, shape (n_chains,), or None
+        Per chain, the fraction of accepted MALA proposals after burn-in; None for ULA and
+        annealed Langevin (every proposal is taken).
+    step_size : ndarray, shape (n_chains,)
+        Per chain, the step size ε in use at the end (the tuned one with
+        ``adapt_step_size=True``).
+    wall_time : float
+        Seconds spent.
+    chain_indices : ndarray of int, shape (n_chains,)
+        The index of each returned chain among those started: ``arange(n_samples)`` unless
+        ``on_divergence="mask"`` dropped divergent chains.
+    """
+
+    samples: Array
+    trajectory: Array | None
+    acceptance_rate: Array | None
+    step_size: Array
+    wall_time: float
+    chain_indices: NDArray[np.intp]
+
+
+def _int(v: Any, name: str, low: int) -> int:
+    if isinstance(v, bool) or not isinstance(v, (int, np.integer)):
+        raise TypeError(f"{name} must be an int, got {type(v).__name__}")
+    if v < low:
+        raise ValueError(f"{name} must be at least {low}, got {v}")
+    return int(v)
+
+
+def _positive(v: Any, name: str) -> float:
+    if isinstance(v, bool) or not isinstance(v, (int, float, np.integer, np.floating)):
+        raise TypeError(f"{name} must be a number, got {type(v).__name__}")
+    f = float(v)
+    if not (math.isfinite(f) and f > 0):
+        raise ValueError(f"{name} must be a finite number > 0, got {v}")
+    return f
+
+
+def _seed(seed: Any) -> int:
+    if isinstance(seed, bool) or not isinstance(seed, (int, np.integer)):
+        raise TypeError(f"seed must be an int, got {type(seed).__name__}")
+    if not 0 <= seed < 2**64:
+        raise ValueError(f"seed must be in [0, 2**64), got {seed}")
+    return int(seed)
+
+
+def _progress_callback(progress: Progress) -> Callable[[int, int], object] | None:
+    if progress is None or progress is False:
+        return None
+    if progress is True:
+        start = time.perf_counter()
+
+        def bar(done: int, total: int) -> None:
+            frac = done / max(total, 1)
+            filled = int(30 * frac)
+            elapsed = time.perf_counter() - start
+            sys.stderr.write(
+                f"\r[{'#' * filled}{'.' * (30 - filled)}] {done}/{total} steps {elapsed:.1f}s"
+            )
+            if done >= total:
+                sys.stderr.write("\n")
+            sys.stderr.flush()
+
+        return bar
+    if callable(progress):
+        return progress
+    raise TypeError(f"progress must be None, a bool or a callable(done, total), got {progress!r}")
+
+
+def _on_divergence(v: Any) -> bool:
+    if v not in ("raise", "mask"):
+        raise ValueError(f"on_divergence must be 'raise' or 'mask', got {v!r}")
+    return bool(v == "raise")
+
+
+def _masked(
+    samples: Array,
+    trajectory: Array | None,
+    acceptance: Array | None,
+    step_size: Array,
+    wall: float,
+    diverged: Sequence[int] | Array,
+) -> SampleResult:
+    keep = np.flatnonzero(np.asarray(diverged) < 0)
+    if keep.size == samples.shape[0]:
+        return SampleResult(samples, trajectory, acceptance, step_size, wall, keep)
+    return SampleResult(
+        samples[keep],
+        None if trajectory is None else trajectory[:, keep],
+        None if acceptance is None else acceptance[keep],
+        step_size[keep],
+        wall,
+        keep,
+    )
+
+
+def sample(
+    model: EnergyMLP,
+    n_samples: int,
+    *,
+    n_steps: int = 1000,
+    step_size: float = 1e-2,
+    method: Literal["ula", "mala", "annealed"] = "ula",
+    init: ArrayLike | None = None,
+    burn_in: int = 0,
+    thin: int = 1,
+    return_trajectory: bool = False,
+    adapt_step_size: bool = False,
+    target_accept: float = 0.574,
+    temperature: float = 1.0,
+    temperatures: Sequence[float] | None = None,
+    steps_per_level: int | None = None,
+    seed: int = 0,
+    progress: Progress = None,
+    on_divergence: Literal["raise", "mask"] = "raise",
+) -> SampleResult:
+    """Run ``n_samples`` Langevin chains of ``model`` in parallel; see
+    :meth:`scorematch.EnergyMLP.sample`, which documents every option."""
+    t_start = time.perf_counter()
+    n = _int(n_samples, "n_samples", 1)
+    n_steps = _int(n_steps, "n_steps", 1)
+    eps = _positive(step_size, "step_size")
+    if method not in _METHODS:
+        raise ValueError(f"method must be 'ula', 'mala' or 'annealed', got {method!r}")
+    burn_in = _int(burn_in, "burn_in", 0)
+    thin = _int(thin, "thin", 1)
+    temp = _positive(temperature, "temperature")
+    seed = _seed(seed)
+    raise_on = _on_divergence(on_divergence)
+    callback = _progress_callback(progress)
+    temps: list[float] | None = None
+    spl = 1
+    if method == "annealed":
+        if temperatures is None:
+            raise ValueError("method='annealed' needs temperatures, e.g. [10.0, 3.0, 1.0]")
+        temps = [_positive(t, "every temperature") for t in temperatures]
+        if not temps:
+            raise ValueError("temperatures must list at least one temperature, got []")
+        if temperature != 1.0:
+            raise ValueError("pass temperatures, not temperature, with method='annealed'")
+        spl = (
+            max(1, n_steps // len(temps))
+            if steps_per_level is None
+            else _int(steps_per_level, "steps_per_level", 1)
+        )
+        if burn_in or adapt_step_size:
+            raise ValueError("method='annealed' takes neither burn_in nor adapt_step_size")
+    elif temperatures is not None or steps_per_level is not None:
+        raise ValueError("temperatures and steps_per_level are options of method='annealed'")
+    accept: float | None = None
+    if adapt_step_size:
+        if method != "mala":
+            raise ValueError(
+                "adapt_step_size tunes the acceptance rate: it needs method='mala', "
+                f"got method={method!r}"
+            )
+        accept = float(target_accept)
+        if not 0.0 < accept < 1.0:
+            raise ValueError(f"target_accept must be in (0, 1), got {target_accept}")
+        if burn_in < 1:
+            raise ValueError("adapt_step_size tunes ε during burn-in: pass burn_in >= 1")
+    x0 = None
+    if init is not None:
+        x0 = as_batch(init, model.dim, model._m.dtype, "init")
+        if x0.shape[0] != n:
+            raise ValueError(
+                f"init must have shape ({n}, {model.dim}) (n_samples, dim), got {x0.shape}"
+            )
+    block = max(1, int(_BLOCK_WORK // (n * max(model.n_params, 1))))
+    samples, traj, acc, steps, diverged = _core.sample(
+        model._m,
+        n,
+        method,
+        n_steps,
+        eps,
+        temp,
+        temps,
+        spl,
+        x0,
+        burn_in,
+        thin,
+        accept,
+        seed,
+        bool(return_trajectory),
+        raise_on,
+        block,
+        callback,
+    )
+    wall = time.perf_counter() - t_start
+    return _masked(samples, traj, acc if method == "mala" else None, steps, wall, diverged)
+
+
+def langevin(
+    score_fn: Callable[[Array], ArrayLike],
+    x0: ArrayLike,
+    n_steps: int,
+    step_size: float,
+    seed: int = 0,
+    *,
+    temperature: float = 1.0,
+    burn_in: int = 0,
+    thin: int = 1,
+    return_trajectory: bool = False,
+    on_divergence: Literal["raise", "mask"] = "raise",
+) -> SampleResult:
+    """Unadjusted Langevin dynamics with a user's own batched score function (the slow path).
+
+    Runs ``x ← x + (ε/2)·s(x) + √ε·z`` with ``step_size = ε``, ``s = score_fn(x) / T``,
+    for ``burn_in + n_steps`` steps, in Python with the GIL held (one ``score_fn`` call per
+    step for all chains). Chain ``i`` draws its noise from the same random stream
+    ``(seed, i)`` as chain ``i`` of :meth:`scorematch.EnergyMLP.sample`, and the update is
+    computed in the same order and precision: with ``score_fn = model.score`` and the same
+    ``x0`` both give bit-identical results.
+
+    Parameters
+    ----------
+    score_fn : callable
+        Maps an (n_chains, dim) array to the scores ``∇ₓ log p``, an (n_chains, dim) array.
+    x0 : array_like, shape (n_chains, dim)
+        Starting points; float32 or float64 (the dtype of the whole run; others → float64).
+    n_steps : int
+        Steps after burn-in (≥ 1).
+    step_size : float
+        ε > 0.
+    seed : int, default 0
+        Key of the chains' random streams.
+    temperature : float, default 1.0
+        T > 0: the target is ``p^(1/T)``.
+    burn_in, thin, return_trajectory, on_divergence
+        As for :meth:`scorematch.EnergyMLP.sample`.
+
+    Returns
+    -------
+    SampleResult
+        ``acceptance_rate`` is None.
+
+    Raises
+    ------
+    SamplingDivergedError
+        If a chain reaches NaN or Inf and ``on_divergence="raise"``.
+    ValueError
+        For invalid arguments or a score of the wrong shape.
+
+    Examples
+    --------
+    >>> import numpy as np, scorematch as sm
+    >>> res = sm.langevin(lambda x: -x, np.zeros((4, 2)), n_steps=100, step_size=0.1)
+    >>> res.samples.shape
+    (4, 2)
+    """
+    t_start = time.perf_counter()
+    x = np.array(x0, copy=True)
+    if x.dtype not in (np.float32, np.float64):
+        x = x.astype(np.float64)
+    if x.ndim != 2:
+        raise ValueError(f"x0 must be 2-D with shape (n_chains, dim), got shape {x.shape}")
+    if not np.all(np.isfinite(x)):
+        raise ValueError("x0 contains NaN or Inf")
+    n_steps = _int(n_steps, "n_steps", 1)
+    eps = _positive(step_size, "step_size")
+    temp = _positive(temperature, "temperature")
+    burn_in = _int(burn_in, "burn_in", 0)
+    thin = _int(thin, "thin", 1)
+    raise_on = _on_divergence(on_divergence)
+    n, d = x.shape
+    dt = x.dtype.type
+    # The engine's constants, rounded the same way: coef = ε/(2T) and r = √ε in the run's dtype.
+    coef = dt(0.5 * eps * (1.0 / temp))
+    r = dt(math.sqrt(eps))
+    streams = _core.Streams(_seed(seed), n)
+    n_kept = n_steps // thin
+    traj = np.empty((n_kept, n, d), dtype=x.dtype) if return_trajectory else None
+    diverged = np.full(n, -1, dtype=np.int64)
+    for t in range(burn_in + n_steps):
+        live = diverged < 0
+        # Diverged chains are frozen and never passed to score_fn again.
+        xs = x if live.all() else x[live]
+        s = np.asarray(score_fn(xs))
+        if s.shape != xs.shape:
+            raise ValueError(f"score_fn must return shape {xs.shape}, got {s.shape}")
+        z = streams.normals(d).astype(x.dtype)
+        with np.errstate(over="ignore", invalid="ignore"):
+            x[live] = xs + coef * s.astype(x.dtype, copy=False) + r * z[live]
+        bad = live & ~np.all(np.isfinite(x), axis=1)
+        if bad.any():
+            diverged[bad] = t
+            if raise_on:
+                raise SamplingDivergedError(
+                    f"{int(bad.sum())} of {n} chains diverged (NaN or Inf), the first at step "
+                    f"{t}; use a smaller step_size, or on_divergence='mask' to keep the finite "
+                    "chains"
+                )
+        k = t + 1 - burn_in
+        if traj is not None and k > 0 and k % thin == 0:
+            traj[k // thin - 1] = x
+    steps = np.full(n, eps)
+    return _masked(x, traj, None, steps, time.perf_counter() - t_start, diverged)

@@ -1,0 +1,278 @@
+"""EnergyMLP.sample and scorematch.langevin: Gaussian facts, MALA acceptance and adaptation,
+reproducibility, prefix property, thread invariance, trajectories, errors, divergence."""
+
+from __future__ import annotations
+
+import itertools
+import threading
+import time
+
+import numpy as np
+import pytest
+import scorematch as sm
+from scorematch import EnergyMLP, SamplingDivergedError
+
+
+def gaussian(dim, sigma2, dtype="float64"):
+    """Target N(0, σ² I): every network weight zero, alpha = 1/σ²."""
+    zero = [np.zeros((4, dim)), np.zeros(4), np.zeros((1, 4)), np.zeros(1)]
+    return EnergyMLP.from_params(zero, alpha=1.0 / sigma2, dtype=dtype)
+
+
+def check_variance(samples, want, what):
+    """Final states of independent chains are independent draws: ESS = their number N, and
+    mean(x²) has standard error want·√(2/N)."""
+    x = np.asarray(samples, dtype=np.float64)
+    v = float(np.mean(x**2))
+    se = want * np.sqrt(2.0 / x.size)
+    assert abs(v - want) < 4.5 * se, (
+        f"{what}: variance {v:.4f}, expected {want:.4f} ± {4.5 * se:.4f}"
+    )
+
+
+@pytest.fixture(scope="module")
+def model():
+    return EnergyMLP(3, hidden=(16, 16), activation="tanh", alpha=0.5, seed=3)
+
+
+def test_gaussian_stationary_variances():
+    sigma2, eps = 2.0, 1.0
+    m = gaussian(4, sigma2)
+    ula = m.sample(4096, n_steps=120, step_size=eps, seed=1)
+    # ULA's O(ε) bias: σ²/(1 − ε/(4σ²)) = 2.286, eight standard errors above σ².
+    check_variance(ula.samples, sigma2 / (1 - eps / (4 * sigma2)), "ULA")
+    mala = m.sample(4096, n_steps=200, step_size=eps, method="mala", seed=2)
+    check_variance(mala.samples, sigma2, "MALA")
+    assert mala.acceptance_rate is not None and 0.5 < mala.acceptance_rate.mean() < 1
+    assert ula.acceptance_rate is None
+
+
+def test_trajectory_variance_with_an_ess_band():
+    """The same fact from one trajectory: the band comes from the ESS of the draws."""
+    sigma2, eps = 1.0, 0.5
+    m = gaussian(2, sigma2)
+    res = m.sample(64, n_steps=400, step_size=eps, burn_in=50, return_trajectory=True, seed=4)
+    x2 = res.trajectory.astype(np.float64) ** 2
+    ess = sm.diagnostics.ess(x2, method="basic")
+    want = sigma2 / (1 - eps / (4 * sigma2))
+    v = x2.mean(axis=(0, 1))
+    se = np.sqrt(x2.reshape(-1, 2).var(axis=0) / ess)
+    assert np.all(np.abs(v - want) < 4.5 * se), (v, want, se)
+
+
+def test_mala_acceptance_tends_to_one(model):
+    rates = [
+        model.sample(256, n_steps=40, step_size=eps, method="mala", seed=5).acceptance_rate.mean()
+        for eps in (0.5, 0.05, 0.005, 0.0005)
+    ]
+    assert all(b >= a - 0.01 for a, b in itertools.pairwise(rates)), rates
+    assert rates[-1] > 0.995, rates
+
+
+@pytest.mark.parametrize("target", [0.574, 0.8])
+def test_adaptation_reaches_target_acceptance(target):
+    m = gaussian(8, 1.0)
+    res = m.sample(
+        512, n_steps=300, burn_in=400, step_size=1e-3, method="mala",
+        adapt_step_size=True, target_accept=target, seed=6,
+    )  # fmt: skip
+    assert abs(res.acceptance_rate.mean() - target) < 0.05
+    assert np.all(res.step_size > 1e-3) and len(np.unique(res.step_size)) > 1
+
+
+def test_reproducible_and_prefix_property(model):
+    kw = {
+        "n_steps": 30,
+        "step_size": 0.1,
+        "method": "mala",
+        "return_trajectory": True,
+        "thin": 3,
+        "seed": 7,
+    }
+    a = model.sample(300, **kw)
+    b = model.sample(300, **kw)
+    np.testing.assert_array_equal(a.samples, b.samples)
+    small = model.sample(20, **kw)
+    np.testing.assert_array_equal(a.samples[:20], small.samples)
+    np.testing.assert_array_equal(a.trajectory[:, :20], small.trajectory)
+    np.testing.assert_array_equal(a.acceptance_rate[:20], small.acceptance_rate)
+    other = model.sample(20, **{**kw, "seed": 8})
+    assert not np.array_equal(other.samples, small.samples)
+
+
+def test_thread_count_does_not_change_results(model, restore_threads):
+    kw = {
+        "n_steps": 20,
+        "step_size": 0.05,
+        "burn_in": 10,
+        "method": "mala",
+        "adapt_step_size": True,
+    }
+    sm.set_num_threads(1)
+    one = model.sample(700, return_trajectory=True, **kw)
+    sm.set_num_threads(3)
+    three = model.sample(700, return_trajectory=True, **kw)
+    np.testing.assert_array_equal(one.samples, three.samples)
+    np.testing.assert_array_equal(one.trajectory, three.trajectory)
+    np.testing.assert_array_equal(one.step_size, three.step_size)
+
+
+@pytest.mark.parametrize(
+    ("n_steps", "burn_in", "thin", "kept"), [(10, 0, 1, 10), (10, 5, 3, 3), (7, 2, 7, 1)]
+)
+def test_trajectory_shapes(model, n_steps, burn_in, thin, kept):
+    res = model.sample(
+        5, n_steps=n_steps, burn_in=burn_in, thin=thin, step_size=0.01, return_trajectory=True
+    )
+    assert res.trajectory.shape == (kept, 5, 3)
+    assert res.samples.shape == (5, 3) and res.samples.dtype == np.float64
+    if (n_steps % thin) == 0:
+        np.testing.assert_array_equal(res.trajectory[-1], res.samples)
+    assert model.sample(5, n_steps=3).trajectory is None
+
+
+def test_float32_and_init(model):
+    m32 = EnergyMLP.from_params(model.params, activation="tanh", alpha=0.5, dtype="float32")
+    x0 = np.ones((4, 3), dtype=np.float32)
+    res = m32.sample(4, n_steps=1, step_size=1e-10, init=x0)
+    assert res.samples.dtype == np.float32
+    np.testing.assert_allclose(res.samples, x0, atol=1e-4)
+    # A float64 init is converted; Fortran order is accepted.
+    res2 = m32.sample(4, n_steps=1, step_size=1e-10, init=np.asfortranarray(x0, np.float64))
+    np.testing.assert_array_equal(res.samples, res2.samples)
+
+
+def test_annealed_langevin():
+    sigma2, eps = 1.0, 0.4
+    m = gaussian(4, sigma2)
+    res = m.sample(
+        4096, method="annealed", temperatures=[10.0, 3.0, 1.0], steps_per_level=80,
+        step_size=eps, return_trajectory=True, seed=9,
+    )  # fmt: skip
+    assert res.trajectory.shape == (240, 4096, 4)
+    check_variance(res.samples, sigma2 / (1 - eps / (4 * sigma2)), "annealed")
+    np.testing.assert_array_equal(res.step_size, eps)
+    hot = m.sample(4096, n_steps=150, step_size=eps, temperature=2.5, seed=10)
+    check_variance(hot.samples, 2.5 / (1 - eps / (4 * 2.5)), "T = 2.5")
+
+
+@pytest.mark.parametrize("dtype", ["float32", "float64"])
+def test_python_path_matches_the_engine(model, dtype):
+    m = EnergyMLP.from_params(model.params, activation="tanh", alpha=0.5, dtype=dtype)
+    x0 = np.random.default_rng(0).normal(size=(300, 3)).astype(dtype)
+    kw = {"burn_in": 3, "thin": 2, "return_trajectory": True, "temperature": 1.5}
+    a = m.sample(300, n_steps=20, step_size=0.05, init=x0, seed=11, **kw)
+    b = sm.langevin(m.score, x0, 20, 0.05, seed=11, **kw)
+    np.testing.assert_array_equal(a.samples, b.samples)
+    np.testing.assert_array_equal(a.trajectory, b.trajectory)
+    assert b.samples.dtype == np.dtype(dtype)
+
+
+def test_langevin_on_a_plain_function():
+    res = sm.langevin(lambda x: -x, np.zeros((2000, 2)), n_steps=100, step_size=0.5, seed=1)
+    check_variance(res.samples, 1 / (1 - 0.5 / 4), "langevin")
+    with pytest.raises(ValueError, match="score_fn must return shape"):
+        sm.langevin(lambda x: x[:, :1], np.zeros((3, 2)), 2, 0.1)
+
+
+BAD = [
+    ({"n_steps": 0}, ValueError, "n_steps must be at least 1"),
+    ({"step_size": 0.0}, ValueError, "step_size must be a finite number > 0"),
+    ({"step_size": -1.0}, ValueError, "step_size must be a finite number > 0"),
+    ({"step_size": float("nan")}, ValueError, "step_size must be a finite number > 0"),
+    ({"thin": 0}, ValueError, "thin must be at least 1"),
+    ({"burn_in": -1}, ValueError, "burn_in must be at least 0"),
+    ({"method": "hmc"}, ValueError, "method must be 'ula', 'mala' or 'annealed'"),
+    ({"init": np.zeros((4, 2))}, ValueError, r"init must have shape \(n, 3\)"),
+    ({"init": np.zeros((5, 3))}, ValueError, r"init must have shape \(4, 3\)"),
+    ({"init": np.full((4, 3), np.nan)}, ValueError, "init contains NaN or Inf"),
+    ({"temperature": 0}, ValueError, "temperature must be a finite number > 0"),
+    ({"adapt_step_size": True}, ValueError, "needs method='mala'"),
+    ({"adapt_step_size": True, "method": "mala"}, ValueError, "burn_in >= 1"),
+    ({"method": "annealed"}, ValueError, "needs temperatures"),
+    ({"temperatures": [1.0]}, ValueError, "options of method='annealed'"),
+    ({"on_divergence": "ignore"}, ValueError, "on_divergence must be"),
+    ({"n_steps": 2.5}, TypeError, "n_steps must be an int"),
+    ({"seed": -1}, ValueError, "seed must be in"),
+    ({"progress": 3}, TypeError, "progress must be"),
+]
+
+
+@pytest.mark.parametrize(("kwargs", "exc", "match"), BAD)
+def test_bad_arguments(model, kwargs, exc, match):
+    with pytest.raises(exc, match=match):
+        model.sample(4, **kwargs)
+
+
+def test_bad_n_samples(model):
+    with pytest.raises(ValueError, match="n_samples must be at least 1"):
+        model.sample(0)
+    with pytest.raises(TypeError, match="n_samples must be an int"):
+        model.sample(2.0)
+
+
+def _exploding():
+    # ε·α/2 = 5: x is multiplied by −4 per step; float32 overflows at once from 1e38, and
+    # after about 64 steps from 1.
+    m = gaussian(2, 1.0, dtype="float32")
+    x0 = np.ones((6, 2), dtype=np.float32)
+    x0[[1, 4], 0] = 1e38
+    return m, x0
+
+
+def test_divergence_raises_with_count_and_step():
+    m, x0 = _exploding()
+    with pytest.raises(SamplingDivergedError, match="2 of 6 chains diverged.*first at step 0"):
+        m.sample(6, n_steps=10, step_size=10.0, init=x0)
+    with pytest.raises(SamplingDivergedError, match="6 of 6 chains"):
+        m.sample(6, n_steps=200, step_size=10.0, init=np.ones((6, 2), np.float32))
+    assert issubclass(SamplingDivergedError, RuntimeError)
+    with pytest.raises(SamplingDivergedError, match="2 of 6 chains"):
+        sm.langevin(m.score, x0, 10, 10.0)
+
+
+def test_divergence_mask_returns_the_finite_chains():
+    m, x0 = _exploding()
+    res = m.sample(6, n_steps=10, step_size=10.0, init=x0, on_divergence="mask",
+                   return_trajectory=True)  # fmt: skip
+    np.testing.assert_array_equal(res.chain_indices, [0, 2, 3, 5])
+    assert res.samples.shape == (4, 2) and np.all(np.isfinite(res.samples))
+    assert res.trajectory.shape == (10, 4, 2)
+    full = m.sample(6, n_steps=10, step_size=10.0, init=np.ones((6, 2), np.float32))
+    np.testing.assert_array_equal(res.samples, full.samples[[0, 2, 3, 5]])
+    py = sm.langevin(m.score, x0, 10, 10.0, on_divergence="mask")
+    np.testing.assert_array_equal(py.samples, res.samples)
+    # MALA rejects non-finite proposals instead: nothing diverges.
+    mala = m.sample(6, n_steps=10, step_size=10.0, init=x0, method="mala")
+    assert np.all(np.isfinite(mala.samples))
+
+
+def test_progress_callback_and_wall_time(model):
+    seen = []
+    res = model.sample(100, n_steps=50, step_size=0.01, progress=lambda d, t: seen.append((d, t)))
+    assert seen and seen[-1] == (50, 50)
+    assert [d for d, _ in seen] == sorted(d for d, _ in seen)
+    assert res.wall_time > 0
+
+
+def test_gil_is_released_while_sampling():
+    m = EnergyMLP(2, hidden=(64, 64), seed=0)
+    ticks = []
+    stop = threading.Event()
+
+    def ticker():
+        while not stop.is_set():
+            ticks.append(time.perf_counter())
+            time.sleep(0.001)
+
+    th = threading.Thread(target=ticker)
+    th.start()
+    try:
+        t0 = time.perf_counter()
+        m.sample(2048, n_steps=200, step_size=0.01)
+        t1 = time.perf_counter()
+    finally:
+        stop.set()
+        th.join()
+    during = [t for t in ticks if t0 < t < t1]
+    assert t1 - t0 < 0.05 or len(during) >= 3, (t1 - t0, len(during))
