@@ -276,3 +276,68 @@ def test_gil_is_released_while_sampling():
         th.join()
     during = [t for t in ticks if t0 < t < t1]
     assert t1 - t0 < 0.05 or len(during) >= 3, (t1 - t0, len(during))
+
+
+def mixture(mu, sigma2):
+    """The exact energy of ½N(μ, σ²I) + ½N(−μ, σ²I), up to a constant: with u = x·μ/σ²,
+    −log p = ‖x‖²/(2σ²) − log(eᵘ + e⁻ᵘ) and log(eᵘ + e⁻ᵘ) = ½[softplus(2u) + softplus(−2u)],
+    so one hidden layer of width 2 represents it exactly."""
+    mu = np.asarray(mu, dtype=np.float64)
+    W1 = np.stack([2 * mu / sigma2, -2 * mu / sigma2])
+    params = [W1, np.zeros(2), np.array([[-0.5, -0.5]]), np.zeros(1)]
+    return EnergyMLP.from_params(params, activation="softplus", alpha=1.0 / sigma2)
+
+
+def mmd_permutation_pvalue(x, y, rng, n_perm=200, bandwidth=1.0):
+    """p-value of the unbiased-free (V-statistic) Gaussian-kernel MMD² by permutation."""
+    z = np.concatenate([x, y])
+    sq = np.sum(z**2, axis=1)
+    k = np.exp(-(sq[:, None] + sq[None, :] - 2 * z @ z.T) / (2 * bandwidth**2))
+    n = len(x)
+    signs = np.empty((len(z), n_perm + 1))
+    signs[:, 0] = np.r_[np.full(n, 1.0 / n), np.full(len(y), -1.0 / len(y))]
+    for j in range(1, n_perm + 1):
+        signs[:, j] = rng.permutation(signs[:, 0])
+    stats = np.einsum("ij,ij->j", signs, k @ signs)
+    return float(np.mean(stats[1:] >= stats[0]))
+
+
+def test_mala_matches_a_two_dimensional_mixture():
+    mu, sigma2, n = np.array([1.0, 0.5]), 0.25, 1000
+    m = mixture(mu, sigma2)
+    # The construction is exact: the model's score is the mixture's.
+    x = np.random.default_rng(0).normal(size=(5, 2))
+    a, b = x @ mu / sigma2, -(x @ mu) / sigma2
+    wa = 1 / (1 + np.exp(b - a))
+    exact_score = (wa[:, None] * (mu - x) + (1 - wa)[:, None] * (-mu - x)) / sigma2
+    np.testing.assert_allclose(m.score(x), exact_score, rtol=1e-12, atol=1e-12)
+
+    res = m.sample(n, n_steps=300, step_size=0.05, method="mala", seed=12)
+    rng = np.random.default_rng(13)
+    exact = (
+        rng.normal(size=(n, 2)) * np.sqrt(sigma2)
+        + np.where(rng.random(n) < 0.5, 1.0, -1.0)[:, None] * mu
+    )
+    s = res.samples
+    cov = sigma2 * np.eye(2) + np.outer(mu, mu)
+    se_mean = np.sqrt(np.diag(cov) / n)
+    assert np.all(np.abs(s.mean(axis=0)) < 4.5 * se_mean), s.mean(axis=0)
+    dev = s[:, :, None] * s[:, None, :] - cov
+    se_cov = np.std(exact[:, :, None] * exact[:, None, :], axis=0) / np.sqrt(n)
+    assert np.all(np.abs(dev.mean(axis=0)) < 4.5 * se_cov), (np.cov(s.T), cov)
+    assert mmd_permutation_pvalue(s, exact, rng) > 0.01
+
+
+def test_ctrl_c_interrupts_a_long_run():
+    import _thread
+
+    m = EnergyMLP(2, hidden=(32,), alpha=1.0, seed=0)
+    timer = threading.Timer(0.3, _thread.interrupt_main)
+    timer.start()
+    t0 = time.perf_counter()
+    try:
+        with pytest.raises(KeyboardInterrupt):
+            m.sample(2048, n_steps=10_000_000, step_size=0.01)
+    finally:
+        timer.cancel()
+    assert time.perf_counter() - t0 < 2.0

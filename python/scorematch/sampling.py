@@ -31,9 +31,11 @@ Progress = bool | Callable[[int, int], object] | None
 SamplingDivergedError = _core.SamplingDivergedError
 
 _METHODS = ("ula", "mala", "annealed")
-# Work per detached block, in chain-steps × parameters: about 0.1 s at the engine's rate, so
-# Ctrl-C and progress are seen a few times a second whatever the model's size.
-_BLOCK_WORK = 2e9
+# Work per detached block, in chain-steps × (2·parameters + a per-chain-step overhead of
+# about 500 parameter-equivalents: noise, update, copies): a few tens of milliseconds at the
+# engine's rate, so Ctrl-C and progress are seen several times a second whatever the size.
+_BLOCK_WORK = 1e9
+_STEP_OVERHEAD = 500
 
 
 @dataclass(frozen=True)
@@ -215,7 +217,7 @@ def sample(
             raise ValueError(
                 f"init must have shape ({n}, {model.dim}) (n_samples, dim), got {x0.shape}"
             )
-    block = max(1, int(_BLOCK_WORK // (n * max(model.n_params, 1))))
+    block = max(1, int(_BLOCK_WORK // (n * (2 * model.n_params + _STEP_OVERHEAD))))
     samples, traj, acc, steps, diverged = _core.sample(
         model._m,
         n,
