@@ -1,0 +1,342 @@
+"""Benchmark of Langevin sampling: chain-steps per second, and single-point score latency.
+
+    python benchmarks/bench_sample.py                  # full run, prints a markdown table
+    python benchmarks/bench_sample.py --quick          # smoke run (few repeats)
+    python benchmarks/bench_sample.py --out results/sample-DATE.md
+
+Rows (dim, width, depth, chains, steps), softplus MLP, alpha = 1 (so that chains stay put),
+step size 1e-2, chains started at N(0, I):
+
+    L1 = (2,  64,  3, 4096, 100)
+    L2 = (16, 128, 3, 1024, 100)
+
+in float32 and float64, for ULA and MALA. Every step is x ← x + (ε/2)·s(x) + √ε·z with
+step_size = ε; MALA adds the Metropolis–Hastings test with the energy from the same pass.
+
+Comparators, in the same run when importable, with the same parameters:
+
+    JAX      jit of lax.fori_loop over the same update; batched MLP energy, score by
+             value_and_grad of the summed energy (one forward + reverse pass, energies as aux
+             for MALA); noise from jax.random. x64 enabled so float64 is float64.
+    PyTorch  (skipped when not installed) autograd score in a Python loop of steps.
+
+Timing: one warm-up call each (JAX compiles then), then rounds interleaving ours and the
+comparators', median wall time of the rounds. chain-steps/s = chains·steps / median time.
+Speed-up = fastest comparator's time / ours.
+
+Latency: one score call on one point (dim 2, width 64, depth 3), numpy array in and out:
+ours ``model.score(x)``, JAX ``np.asarray(jit(score)(x))``, numpy (hand-written reverse
+pass); median over batches of calls.
+"""
+
+from __future__ import annotations
+
+import argparse
+import datetime as _dt
+import os
+import platform
+import statistics
+import subprocess
+import sys
+import time
+from collections.abc import Callable
+from typing import Any
+
+import numpy as np
+import scorematch
+from scorematch import EnergyMLP
+
+ROWS: dict[str, tuple[int, int, int, int, int]] = {
+    "L1": (2, 64, 3, 4096, 100),
+    "L2": (16, 128, 3, 1024, 100),
+}
+DTYPES = ("float32", "float64")
+METHODS = ("ula", "mala")
+EPS = 1e-2
+ALPHA = 1.0
+
+try:
+    import jax
+
+    jax.config.update("jax_enable_x64", True)
+    import jax.numpy as jnp
+
+    HAVE_JAX = True
+except ImportError:  # pragma: no cover
+    HAVE_JAX = False
+
+try:
+    import torch
+
+    HAVE_TORCH = True
+except ImportError:  # pragma: no cover
+    HAVE_TORCH = False
+
+
+def make_model(dim: int, width: int, depth: int, dtype: str) -> EnergyMLP:
+    return EnergyMLP(dim, hidden=(width,) * depth, activation="softplus", alpha=ALPHA, seed=0,
+                     dtype=dtype)  # fmt: skip
+
+
+# -- JAX ---------------------------------------------------------------------------------------
+
+
+def jax_sampler(model: EnergyMLP, method: str, n_chains: int, steps: int) -> Callable[[], Any]:
+    dt = jnp.float32 if model.dtype == np.float32 else jnp.float64
+    p = [jnp.asarray(a) for a in model.params]
+    layers = [(p[i], p[i + 1]) for i in range(0, len(p) - 2, 2)]
+    w, c = p[-2], p[-1]
+    coef = dt(0.5 * EPS)
+    r = dt(np.sqrt(EPS))
+
+    def energies(x: Any) -> Any:
+        h = x
+        for W, b in layers:
+            h = jax.nn.softplus(h @ W.T + b)
+        return (h @ w.T)[:, 0] + c[0] + 0.5 * ALPHA * jnp.sum(x * x, axis=1)
+
+    def e_and_g(x: Any) -> tuple[Any, Any]:
+        (_, e), g = jax.value_and_grad(lambda x: (jnp.sum(energies(x)), energies(x)),
+                                       has_aux=True)(x)  # fmt: skip
+        return e, g
+
+    def grad_only(x: Any) -> Any:
+        return jax.grad(lambda x: jnp.sum(energies(x)))(x)
+
+    def ula(x: Any, key: Any) -> Any:
+        def body(_: int, carry: Any) -> Any:
+            x, key = carry
+            key, k = jax.random.split(key)
+            z = jax.random.normal(k, x.shape, dt)
+            return (x - coef * grad_only(x) + r * z, key)
+
+        return jax.lax.fori_loop(0, steps, body, (x, key))[0]
+
+    def mala(x: Any, key: Any) -> Any:
+        e, g = e_and_g(x)
+
+        def body(_: int, carry: Any) -> Any:
+            x, e, g, key, acc = carry
+            key, k1, k2 = jax.random.split(key, 3)
+            z = jax.random.normal(k1, x.shape, dt)
+            y = x - coef * g + r * z
+            ey, gy = e_and_g(y)
+            fwd = jnp.sum((y - x + coef * g) ** 2, axis=1)
+            rev = jnp.sum((x - y + coef * gy) ** 2, axis=1)
+            a = e - ey - rev / (2 * EPS) + fwd / (2 * EPS)
+            u = jax.random.uniform(k2, e.shape, dt)
+            ok = jnp.log(u) < a
+            return (
+                jnp.where(ok[:, None], y, x),
+                jnp.where(ok, ey, e),
+                jnp.where(ok[:, None], gy, g),
+                key,
+                acc + ok,
+            )
+
+        out = jax.lax.fori_loop(0, steps, body, (x, e, g, key, jnp.zeros(x.shape[0], dt)))
+        return out[0]
+
+    run = jax.jit(ula if method == "ula" else mala)
+    x0 = jnp.asarray(np.random.default_rng(0).normal(size=(n_chains, model.dim)), dt)
+    key = jax.random.PRNGKey(0)
+    return lambda: run(x0, key).block_until_ready()
+
+
+# -- PyTorch (optional) ------------------------------------------------------------------------
+
+
+def torch_sampler(model: EnergyMLP, method: str, n_chains: int, steps: int) -> Callable[[], Any]:
+    dt = torch.float32 if model.dtype == np.float32 else torch.float64
+    p = [torch.as_tensor(a, dtype=dt) for a in model.params]
+    layers = [(p[i], p[i + 1]) for i in range(0, len(p) - 2, 2)]
+    w, c = p[-2], p[-1]
+
+    def energies(x: Any) -> Any:
+        h = x
+        for W, b in layers:
+            h = torch.nn.functional.softplus(h @ W.T + b)
+        return (h @ w.T)[:, 0] + c[0] + 0.5 * ALPHA * (x * x).sum(1)
+
+    def e_and_g(x: Any) -> tuple[Any, Any]:
+        x = x.detach().requires_grad_(True)
+        e = energies(x)
+        (g,) = torch.autograd.grad(e.sum(), x)
+        return e.detach(), g
+
+    def run() -> Any:
+        gen = torch.Generator().manual_seed(0)
+        x = torch.randn(n_chains, model.dim, dtype=dt, generator=gen)
+        e, g = e_and_g(x)
+        for _ in range(steps):
+            z = torch.randn(x.shape, dtype=dt, generator=gen)
+            y = x - 0.5 * EPS * g + np.sqrt(EPS) * z
+            ey, gy = e_and_g(y)
+            if method == "ula":
+                x, e, g = y, ey, gy
+                continue
+            fwd = ((y - x + 0.5 * EPS * g) ** 2).sum(1)
+            rev = ((x - y + 0.5 * EPS * gy) ** 2).sum(1)
+            a = e - ey - rev / (2 * EPS) + fwd / (2 * EPS)
+            ok = torch.log(torch.rand(e.shape, dtype=dt, generator=gen)) < a
+            x = torch.where(ok[:, None], y, x)
+            e = torch.where(ok, ey, e)
+            g = torch.where(ok[:, None], gy, g)
+        return x
+
+    return run
+
+
+# -- timing ------------------------------------------------------------------------------------
+
+
+def timed(fns: dict[str, Callable[[], Any]], rounds: int) -> dict[str, float]:
+    for f in fns.values():
+        f()  # warm-up (JAX compiles here)
+    times: dict[str, list[float]] = {k: [] for k in fns}
+    for _ in range(rounds):
+        for k, f in fns.items():
+            t0 = time.perf_counter()
+            f()
+            times[k].append(time.perf_counter() - t0)
+    return {k: statistics.median(v) for k, v in times.items()}
+
+
+def latency(dtype: str, reps: int) -> dict[str, float]:
+    model = make_model(2, 64, 3, dtype)
+    x = np.random.default_rng(0).normal(size=(1, 2)).astype(dtype)
+    fns: dict[str, Callable[[], Any]] = {"scorematch": lambda: model.score(x)}
+    params = [np.asarray(a) for a in model.params]
+
+    def np_score() -> Any:
+        hs, ds = x, []
+        for i in range(0, len(params) - 2, 2):
+            z = hs @ params[i].T + params[i + 1]
+            ds.append(1.0 / (1.0 + np.exp(-z)))
+            hs = np.logaddexp(0, z).astype(dtype, copy=False)
+        gb = params[-2]
+        for j in range(len(ds) - 1, -1, -1):
+            gb = (gb * ds[j]) @ params[2 * j]
+        return -(gb + ALPHA * x)
+
+    fns["numpy"] = np_score
+    np.testing.assert_allclose(np_score(), model.score(x), rtol=1e-4, atol=1e-5)
+    if HAVE_JAX:
+        p = [jnp.asarray(a) for a in params]
+
+        def e(xx: Any) -> Any:
+            h = xx
+            for i in range(0, len(p) - 2, 2):
+                h = jax.nn.softplus(h @ p[i].T + p[i + 1])
+            return jnp.sum(h @ p[-2].T) + 0.5 * ALPHA * jnp.sum(xx * xx)
+
+        js = jax.jit(lambda xx: -jax.grad(e)(xx))
+        fns["jax"] = lambda: np.asarray(js(x))
+    out = {}
+    for k, f in fns.items():
+        for _ in range(50):
+            f()
+        batch = []
+        for _ in range(7):
+            t0 = time.perf_counter()
+            for _ in range(reps):
+                f()
+            batch.append((time.perf_counter() - t0) / reps)
+        out[k] = statistics.median(batch)
+    return out
+
+
+def main() -> int:
+    ap = argparse.ArgumentParser(description=__doc__.split("\n")[0])
+    ap.add_argument("--quick", action="store_true", help="few repeats (smoke run)")
+    ap.add_argument("--out", help="also write the markdown report to this file")
+    args = ap.parse_args()
+    rounds = 2 if args.quick else 7
+    try:
+        git = subprocess.run(["git", "describe", "--always", "--dirty"], capture_output=True,
+                             text=True, check=False).stdout.strip()  # fmt: skip
+    except OSError:
+        git = "?"
+    comps = (["jax " + jax.__version__] if HAVE_JAX else []) + (
+        ["torch " + torch.__version__] if HAVE_TORCH else ["torch not installed (skipped)"]
+    )
+    lines = [
+        "# scorematch sampling benchmark",
+        "",
+        (
+            f"- machine: {platform.processor() or platform.machine()}, {os.cpu_count()} CPUs; "
+            f"python {platform.python_version()}"
+        ),
+        (
+            f"- scorematch {scorematch.__version__} (git {git}), "
+            f"{scorematch.get_num_threads()} threads; comparators: {', '.join(comps)}"
+        ),
+        (
+            f"- date: {_dt.datetime.now(_dt.timezone.utc).isoformat(timespec='seconds')}; "
+            f"load average before: {', '.join(f'{v:.2f}' for v in os.getloadavg())}"
+        ),
+        (
+            f"- softplus, alpha = {ALPHA}, step_size = {EPS}, init N(0, I); median of {rounds} "
+            "rounds interleaved with the comparators, after one warm-up call"
+        ),
+        "",
+        (
+            "| row (d, w, L, chains, steps) | dtype | method | ours ms | ours chain-steps/s "
+            "| fastest comparator | its chain-steps/s | speed-up | others (chain-steps/s) |"
+        ),
+        "|---|---|---|---:|---:|---|---:|---:|---|",
+    ]
+    print("\n".join(lines), flush=True)
+    for name, (d, w, depth, chains, steps) in ROWS.items():
+        for dtype in DTYPES:
+            model = make_model(d, w, depth, dtype)
+            for method in METHODS:
+                fns: dict[str, Callable[[], Any]] = {
+                    "ours": lambda m=model, me=method, n=chains, k=steps: m.sample(
+                        n, n_steps=k, step_size=EPS, method=me
+                    )
+                }
+                if HAVE_JAX:
+                    fns["jax"] = jax_sampler(model, method, chains, steps)
+                if HAVE_TORCH:
+                    fns["torch"] = torch_sampler(model, method, chains, steps)
+                t = timed(fns, rounds)
+                rate = {k: chains * steps / v for k, v in t.items()}
+                others = {k: v for k, v in t.items() if k != "ours"}
+                if others:
+                    best = min(others, key=others.__getitem__)
+                    rest = ", ".join(f"{k} {rate[k]:.3g}" for k in others if k != best) or "–"
+                    cmp_ = f"{best} | {rate[best]:.3g} | {others[best] / t['ours']:.2f}× | {rest}"
+                else:
+                    cmp_ = "– | – | – | –"
+                row = (
+                    f"| {name} ({d}, {w}, {depth}, {chains}, {steps}) | {dtype} | {method} "
+                    f"| {t['ours'] * 1e3:.2f} | {rate['ours']:.3g} | {cmp_} |"
+                )
+                lines.append(row)
+                print(row, flush=True)
+    lat_lines = [
+        "",
+        "Single-point score latency (dim 2, width 64, depth 3; numpy array in and out), µs:",
+        "",
+        "| dtype | scorematch | jax | numpy |",
+        "|---|---:|---:|---:|",
+    ]
+    for dtype in DTYPES:
+        lat = latency(dtype, 200 if args.quick else 2000)
+        cells = " | ".join(
+            f"{lat[k] * 1e6:.1f}" if k in lat else "–" for k in ("scorematch", "jax", "numpy")
+        )
+        lat_lines.append(f"| {dtype} | {cells} |")
+    lat_lines.append("")
+    lat_lines.append(f"load average after: {', '.join(f'{v:.2f}' for v in os.getloadavg())}")
+    print("\n".join(lat_lines), flush=True)
+    lines += lat_lines
+    if args.out:
+        with open(args.out, "w", encoding="utf-8") as f:
+            f.write("\n".join(lines) + "\n")
+    return 0
+
+
+if __name__ == "__main__":
+    sys.exit(main())
