@@ -248,25 +248,32 @@ def langevin(
     step_size: float,
     seed: int = 0,
     *,
+    method: Literal["ula", "mala"] = "ula",
+    energy_fn: Callable[[Array], ArrayLike] | None = None,
     temperature: float = 1.0,
     burn_in: int = 0,
     thin: int = 1,
     return_trajectory: bool = False,
     on_divergence: Literal["raise", "mask"] = "raise",
 ) -> SampleResult:
-    """Unadjusted Langevin dynamics with a user's own batched score function (the slow path).
+    """Langevin dynamics with a user's own batched score function (the slow path).
 
     Runs ``x ← x + (ε/2)·s(x) + √ε·z`` with ``step_size = ε``, ``s = score_fn(x) / T``,
     for ``burn_in + n_steps`` steps, in Python with the GIL held (one ``score_fn`` call per
-    step for all chains). Chain ``i`` draws its noise from the same random stream
-    ``(seed, i)`` as chain ``i`` of :meth:`scorematch.EnergyMLP.sample`, and the update is
-    computed in the same order and precision: with ``score_fn = model.score`` and the same
-    ``x0`` both give bit-identical results.
+    step for all chains). With ``method="mala"`` that update is a proposal ``y``, accepted
+    with probability ``min(1, exp(a))``,
+    ``a = (E(x) − E(y))/T − ‖x − y − (ε/2)s(y)‖²/(2ε) + ‖y − x − (ε/2)s(x)‖²/(2ε)``.
+
+    Chain ``i`` draws its random numbers from the same stream ``(seed, i)`` as chain ``i``
+    of :meth:`scorematch.EnergyMLP.sample`, in the same order, and the update is computed
+    in the same order and precision: with ``score_fn = model.score`` (and
+    ``energy_fn = model.energy``) and the same ``x0``, both give the same chains (ULA:
+    bit-identical).
 
     Parameters
     ----------
     score_fn : callable
-        Maps an (n_chains, dim) array to the scores ``∇ₓ log p``, an (n_chains, dim) array.
+        Maps an (n, dim) array to the scores ``∇ₓ log p``, an (n, dim) array.
     x0 : array_like, shape (n_chains, dim)
         Starting points; float32 or float64 (the dtype of the whole run; others → float64).
     n_steps : int
@@ -275,22 +282,28 @@ def langevin(
         ε > 0.
     seed : int, default 0
         Key of the chains' random streams.
+    method : {"ula", "mala"}, default "ula"
+        Unadjusted or Metropolis-adjusted Langevin.
+    energy_fn : callable, optional
+        Maps an (n, dim) array to the energies ``-log p`` (up to a constant), shape (n,).
+        Required by ``method="mala"``.
     temperature : float, default 1.0
         T > 0: the target is ``p^(1/T)``.
     burn_in, thin, return_trajectory, on_divergence
-        As for :meth:`scorematch.EnergyMLP.sample`.
+        As for :meth:`scorematch.EnergyMLP.sample` (MALA rejects non-finite proposals, so
+        its chains do not diverge).
 
     Returns
     -------
     SampleResult
-        ``acceptance_rate`` is None.
+        ``acceptance_rate`` per chain for MALA, None for ULA.
 
     Raises
     ------
     SamplingDivergedError
-        If a chain reaches NaN or Inf and ``on_divergence="raise"``.
+        If a ULA chain reaches NaN or Inf and ``on_divergence="raise"``.
     ValueError
-        For invalid arguments or a score of the wrong shape.
+        For invalid arguments, or a score or energy of the wrong shape.
 
     Examples
     --------
@@ -313,36 +326,85 @@ def langevin(
     burn_in = _int(burn_in, "burn_in", 0)
     thin = _int(thin, "thin", 1)
     raise_on = _on_divergence(on_divergence)
+    if method not in ("ula", "mala"):
+        raise ValueError(f"method must be 'ula' or 'mala', got {method!r}")
+    if method == "mala" and energy_fn is None:
+        raise ValueError("method='mala' needs energy_fn for the acceptance test")
     n, d = x.shape
     dt = x.dtype.type
+    inv_t = 1.0 / temp
     # The engine's constants, rounded the same way: coef = ε/(2T) and r = √ε in the run's dtype.
-    coef = dt(0.5 * eps * (1.0 / temp))
+    coef = dt(0.5 * eps * inv_t)
     r = dt(math.sqrt(eps))
     streams = _core.Streams(_seed(seed), n)
     n_kept = n_steps // thin
     traj = np.empty((n_kept, n, d), dtype=x.dtype) if return_trajectory else None
     diverged = np.full(n, -1, dtype=np.int64)
-    for t in range(burn_in + n_steps):
-        live = diverged < 0
-        # Diverged chains are frozen and never passed to score_fn again.
-        xs = x if live.all() else x[live]
+
+    def scores(xs: Array) -> Array:
         s = np.asarray(score_fn(xs))
         if s.shape != xs.shape:
             raise ValueError(f"score_fn must return shape {xs.shape}, got {s.shape}")
-        z = streams.normals(d).astype(x.dtype)
-        with np.errstate(over="ignore", invalid="ignore"):
-            x[live] = xs + coef * s.astype(x.dtype, copy=False) + r * z[live]
-        bad = live & ~np.all(np.isfinite(x), axis=1)
-        if bad.any():
-            diverged[bad] = t
-            if raise_on:
-                raise SamplingDivergedError(
-                    f"{int(bad.sum())} of {n} chains diverged (NaN or Inf), the first at step "
-                    f"{t}; use a smaller step_size, or on_divergence='mask' to keep the finite "
-                    "chains"
-                )
+        return s.astype(x.dtype, copy=False)
+
+    def energies(xs: Array) -> Array:
+        assert energy_fn is not None
+        e = np.asarray(energy_fn(xs))
+        if e.shape != (xs.shape[0],):
+            raise ValueError(f"energy_fn must return shape ({xs.shape[0]},), got {e.shape}")
+        return e.astype(x.dtype, copy=False)
+
+    accepted = np.zeros(n, dtype=np.int64)
+    if method == "mala":
+        s_x, e_x = scores(x), energies(x)
+    for t in range(burn_in + n_steps):
+        if method == "ula":
+            live = diverged < 0
+            # Diverged chains are frozen and never passed to score_fn again.
+            xs = x if live.all() else x[live]
+            s = scores(xs)
+            z = streams.normals(d).astype(x.dtype)
+            with np.errstate(over="ignore", invalid="ignore"):
+                x[live] = xs + coef * s + r * z[live]
+            bad = live & ~np.all(np.isfinite(x), axis=1)
+            if bad.any():
+                diverged[bad] = t
+                if raise_on:
+                    raise SamplingDivergedError(
+                        f"{int(bad.sum())} of {n} chains diverged (NaN or Inf), the first at "
+                        f"step {t}; use a smaller step_size, or on_divergence='mask' to keep "
+                        "the finite chains"
+                    )
+        else:
+            z = streams.normals(d).astype(x.dtype)
+            with np.errstate(over="ignore", invalid="ignore"):
+                y = x + coef * s_x + r * z
+                ok_y = np.all(np.isfinite(y), axis=1)
+                y_eval = np.where(ok_y[:, None], y, x)  # never pass NaN/Inf to the user
+                s_y, e_y = scores(y_eval), energies(y_eval)
+                u = streams.uniforms()
+                # As the engine: f64 sums over coordinates in order, s = −∇E/T.
+                c64 = 0.5 * eps * inv_t
+                x64, y64 = x.astype(np.float64), y.astype(np.float64)
+                gx, gy = -s_x.astype(np.float64), -s_y.astype(np.float64)
+                fwd = np.zeros(n)
+                rev = np.zeros(n)
+                for k in range(d):
+                    f = y64[:, k] - x64[:, k] + c64 * gx[:, k]
+                    b = x64[:, k] - y64[:, k] + c64 * gy[:, k]
+                    fwd += f * f
+                    rev += b * b
+                de = (e_x.astype(np.float64) - e_y.astype(np.float64)) * inv_t
+                a = de - rev / (2.0 * eps) + fwd / (2.0 * eps)
+                acc = (np.log(u) < a) & ok_y & np.isfinite(e_y)
+            x = np.where(acc[:, None], y, x)
+            s_x = np.where(acc[:, None], s_y, s_x)
+            e_x = np.where(acc, e_y, e_x)
+            if t >= burn_in:
+                accepted += acc
         k = t + 1 - burn_in
         if traj is not None and k > 0 and k % thin == 0:
             traj[k // thin - 1] = x
     steps = np.full(n, eps)
-    return _masked(x, traj, None, steps, time.perf_counter() - t_start, diverged)
+    rate = accepted / n_steps if method == "mala" else None
+    return _masked(x, traj, rate, steps, time.perf_counter() - t_start, diverged)
