@@ -1,7 +1,8 @@
 """Benchmark of Langevin sampling: chain-steps per second, and single-point score latency.
 
     python benchmarks/bench_sample.py                  # full run, prints a markdown table
-    python benchmarks/bench_sample.py --quick          # smoke run (few repeats)
+    python benchmarks/bench_sample.py --quick          # fewer repeats
+    python benchmarks/bench_sample.py --quick --rows L1 --no-jax --no-latency   # CI smoke run
     python benchmarks/bench_sample.py --out results/sample-DATE.md
 
 Rows (dim, width, depth, chains, steps), softplus MLP, alpha = 1 (so that chains stay put),
@@ -250,7 +251,12 @@ def main() -> int:
     ap = argparse.ArgumentParser(description=__doc__.split("\n")[0])
     ap.add_argument("--quick", action="store_true", help="few repeats (smoke run)")
     ap.add_argument("--out", help="also write the markdown report to this file")
+    ap.add_argument("--rows", nargs="+", choices=list(ROWS), default=list(ROWS))
+    ap.add_argument("--no-jax", action="store_true", help="skip the JAX comparator")
+    ap.add_argument("--no-latency", action="store_true", help="skip the latency table")
     args = ap.parse_args()
+    global HAVE_JAX
+    HAVE_JAX = HAVE_JAX and not args.no_jax
     rounds = 2 if args.quick else 7
     try:
         git = subprocess.run(["git", "describe", "--always", "--dirty"], capture_output=True,
@@ -287,7 +293,8 @@ def main() -> int:
         "|---|---|---|---:|---:|---|---:|---:|---|",
     ]
     print("\n".join(lines), flush=True)
-    for name, (d, w, depth, chains, steps) in ROWS.items():
+    for name in args.rows:
+        d, w, depth, chains, steps = ROWS[name]
         for dtype in DTYPES:
             model = make_model(d, w, depth, dtype)
             for method in METHODS:
@@ -322,7 +329,7 @@ def main() -> int:
         "| dtype | scorematch | jax | numpy |",
         "|---|---:|---:|---:|",
     ]
-    for dtype in DTYPES:
+    for dtype in () if args.no_latency else DTYPES:
         lat = latency(dtype, 200 if args.quick else 2000)
         cells = " | ".join(
             f"{lat[k] * 1e6:.1f}" if k in lat else "–" for k in ("scorematch", "jax", "numpy")
