@@ -86,6 +86,7 @@ pub fn hessian_trace<T: Real>(model: &Model<T>, x: Rows<'_, T>, out: &mut [T]) -
 }
 
 fn check_loss_batch<T: Real>(x: &Rows<'_, T>, objective: &Objective<'_, T>) -> Result<()> {
+    objective.validate()?;
     if x.rows() == 0 {
         return Err(Error::EmptyBatch(objective.name()));
     }
@@ -104,20 +105,39 @@ fn check_loss_batch<T: Real>(x: &Rows<'_, T>, objective: &Objective<'_, T>) -> R
     Ok(())
 }
 
+/// Places the chunk of `c` rows starting at `start` in `ws`, draws its random inputs and
+/// runs the forward-Laplacian propagation.
+fn tape_chunk<T: Real>(
+    model: &Model<T>,
+    x: &Rows<'_, T>,
+    objective: &Objective<'_, T>,
+    ws: &mut LapWorkspace<T>,
+    start: usize,
+    c: usize,
+) {
+    x.copy_rows(start, c, ws.prepare(model, c, objective.tangents()));
+    objective.prepare_chunk(ws, start);
+    laplacian::forward(model, ws);
+}
+
+/// Samples per chunk for `objective`: fixed by the shape, never by the thread count.
+fn loss_chunk<T: Real>(model: &Model<T>, objective: &Objective<'_, T>) -> usize {
+    laplacian::chunk_samples(objective.tangents().count(model.mlp().dim()))
+}
+
 /// Mean loss of `objective` over the batch.
 pub fn loss<T: Real>(model: &Model<T>, x: Rows<'_, T>, objective: Objective<'_, T>) -> Result<f64> {
     check_input(model, &x)?;
     check_loss_batch(&x, &objective)?;
     let n = x.rows();
-    let chunk = laplacian::chunk_samples(model.mlp().dim());
+    let chunk = loss_chunk(model, &objective);
     let alpha = model.mlp().alpha();
     let total = tree_reduce(
         n.div_ceil(chunk),
         |i| {
             with_workspace(|ws: &mut LapWorkspace<T>| {
                 let c = chunk.min(n - i * chunk);
-                x.copy_rows(i * chunk, c, ws.prepare(model, c, Tangents::Identity));
-                laplacian::forward(model, ws);
+                tape_chunk(model, &x, &objective, ws, i * chunk, c);
                 objective.chunk_loss(ws, i * chunk, alpha, n, false)
             })
         },
@@ -138,7 +158,7 @@ pub fn loss_and_grad<T: Real>(
     check_loss_batch(&x, &objective)?;
     check_out(grad.len(), model.mlp().n_params(), "gradient")?;
     let n = x.rows();
-    let chunk = laplacian::chunk_samples(model.mlp().dim());
+    let chunk = loss_chunk(model, &objective);
     let alpha = model.mlp().alpha();
     let n_params = grad.len();
     let (total, g) = tree_reduce(
@@ -147,8 +167,7 @@ pub fn loss_and_grad<T: Real>(
             let mut g = vec![T::zero(); n_params];
             let loss = with_workspace(|ws: &mut LapWorkspace<T>| {
                 let c = chunk.min(n - i * chunk);
-                x.copy_rows(i * chunk, c, ws.prepare(model, c, Tangents::Identity));
-                laplacian::forward(model, ws);
+                tape_chunk(model, &x, &objective, ws, i * chunk, c);
                 let loss = objective.chunk_loss(ws, i * chunk, alpha, n, true);
                 backward::backward(model, ws, &mut g);
                 loss

@@ -10,7 +10,7 @@
 //! | Energy and score (forward + reverse pass) | [`forward`] |
 //! | Exact Laplacian (forward-Laplacian propagation) | [`laplacian`] |
 //! | ISM gradient (reverse mode through the propagation) | [`backward`] |
-//! | Objectives (ISM, ESM) | [`objective`] |
+//! | Objectives (ISM, ESM, SSM, DSM) | [`objective`] |
 //! | Langevin sampling (ULA, MALA, annealed) | [`langevin`] |
 //!
 //! [`engine`] runs all of these over a batch, chunk by chunk, on a Rayon pool; [`gemm`] is

@@ -1,17 +1,83 @@
-//! Score-matching objectives (math.md, "Objectives"): each turns the forward-Laplacian
-//! outputs of a chunk into per-sample losses and the adjoint that [`crate::backward`] needs.
+//! Score-matching objectives (math.md, "Objectives" and "Other objectives"): each turns the
+//! forward-Laplacian outputs of a chunk into per-sample losses and the adjoint that
+//! [`crate::backward`] needs. With g = ∇ₓE (so s = −g), N the batch size and M tangents:
 //!
 //! ```text
-//! ISM  l = tr(∇ₓs) + ½‖s‖² = −ΔE + ½‖∇E‖²      Ē = 0, λ̄ = −1/N, ḡ = ∇E/N
-//! ESM  l = ½‖s − s*‖² = ½‖∇E + s*‖²           Ē = 0, λ̄ = 0,    ḡ = (∇E + s*)/N
+//! ISM  l = tr(∇ₓs) + ½‖s‖² = −ΔE + ½‖g‖²          T = I,  Ē = 0, λ̄ = −1/N,     ḡ = g/N
+//! ESM  l = ½‖s − s*‖² = ½‖g + s*‖²               T = I,  Ē = 0, λ̄ = 0,        ḡ = (g + s*)/N
+//! DSM  x̃ = x + σε,  l = ½‖s(x̃) + ε/σ‖²          ESM at x̃ with s* = −ε/σ
+//! SSM  l = (1/M) Σ_m [−t_mᵀ ∇²E t_m + ½ (t_mᵀ g)²]  T = random, λ̄ = −1/(MN), ḡ_m = t_mᵀg/(MN)
 //! ```
 //!
-//! ∇E and ΔE include the confining term: +αx and +αd. It has no parameters, so it changes
-//! the adjoint but adds nothing to the gradient directly.
+//! SSM (Song et al. 2019) is the ISM loss with the trace and the squared norm replaced by
+//! their Hutchinson estimates: for t with E[t tᵀ] = I (standard normal or Rademacher),
+//! E[tᵀHt] = tr H and E[(tᵀg)²] = ‖g‖², so E_t[l_SSM] = l_ISM. It runs the same
+//! forward-Laplacian code with the tangents t_m in place of the identity.
+//!
+//! ∇E and ΔE include the confining term: +αx and +αd (for SSM, tᵀ(αI)t = α‖t‖² and
+//! tᵀ(αx)). It has no parameters, so it changes the adjoint but adds nothing to the gradient
+//! directly.
+//!
+//! Random draws (SSM tangents, DSM noise) come from [`Stream::new`]`(seed, row)` with `row`
+//! the sample's index in the batch: they depend on the seed and the row alone, never on the
+//! chunking or the number of threads. For fixed seed the loss is a deterministic function
+//! of the parameters, and its gradient is exact.
 
-use crate::laplacian::LapWorkspace;
+use crate::error::{Error, Result};
+use crate::laplacian::{LapWorkspace, Tangents};
 use crate::matrix::Rows;
 use crate::real::Real;
+use crate::rng::Stream;
+
+/// Distribution of the SSM projections t_m; both have E[t tᵀ] = I.
+#[derive(Debug, Clone, Copy, PartialEq, Eq, Default)]
+pub enum Projection {
+    /// t ~ N(0, I).
+    #[default]
+    Gaussian,
+    /// Independent ±1 entries (lower variance of the trace estimate).
+    Rademacher,
+}
+
+impl Projection {
+    pub const ALL: [Projection; 2] = [Projection::Gaussian, Projection::Rademacher];
+
+    pub fn name(self) -> &'static str {
+        match self {
+            Projection::Gaussian => "gaussian",
+            Projection::Rademacher => "rademacher",
+        }
+    }
+
+    pub fn from_name(name: &str) -> Result<Self> {
+        Self::ALL
+            .into_iter()
+            .find(|p| p.name() == name)
+            .ok_or_else(|| {
+                Error::Value(format!(
+                    "projection must be 'gaussian' or 'rademacher', got '{name}'"
+                ))
+            })
+    }
+
+    #[inline]
+    fn draw(self, s: &mut Stream) -> f64 {
+        match self {
+            Projection::Gaussian => s.normal(),
+            Projection::Rademacher => {
+                if s.uniform() < 0.5 {
+                    -1.0
+                } else {
+                    1.0
+                }
+            }
+        }
+    }
+}
+
+/// Largest number of SSM projections per sample: far past any useful value (M = d is the
+/// exact ISM cost), small enough that a chunk's buffers cannot overflow.
+pub const MAX_PROJECTIONS: usize = 4096;
 
 /// A loss of the score whose gradient goes through the forward-Laplacian tape.
 #[derive(Clone, Copy)]
@@ -20,6 +86,14 @@ pub enum Objective<'a, T> {
     Ism,
     /// Explicit score matching against a given target score, one row per sample.
     Esm { target: Rows<'a, T> },
+    /// Sliced score matching (Song et al. 2019) with `n_projections` tangents per sample.
+    Ssm {
+        n_projections: usize,
+        projection: Projection,
+        seed: u64,
+    },
+    /// Denoising score matching (Vincent 2011) at noise level `noise_std`.
+    Dsm { noise_std: f64, seed: u64 },
 }
 
 impl<T: Real> Objective<'_, T> {
@@ -28,6 +102,64 @@ impl<T: Real> Objective<'_, T> {
         match self {
             Objective::Ism => "ism_loss",
             Objective::Esm { .. } => "esm_loss",
+            Objective::Ssm { .. } => "ssm_loss",
+            Objective::Dsm { .. } => "dsm_loss",
+        }
+    }
+
+    /// Checks the objective's own parameters (not the batch).
+    pub fn validate(&self) -> Result<()> {
+        match *self {
+            Objective::Ssm { n_projections, .. }
+                if n_projections == 0 || n_projections > MAX_PROJECTIONS =>
+            {
+                Err(Error::Value(format!(
+                    "n_projections must be between 1 and {MAX_PROJECTIONS}, got {n_projections}"
+                )))
+            }
+            Objective::Dsm { noise_std, .. } if !(noise_std.is_finite() && noise_std > 0.0) => {
+                Err(Error::Value(format!(
+                    "noise_std must be a finite number > 0, got {noise_std}"
+                )))
+            }
+            _ => Ok(()),
+        }
+    }
+
+    /// The input tangents of the propagation this objective needs.
+    pub fn tangents(&self) -> Tangents {
+        match *self {
+            Objective::Ssm { n_projections, .. } => Tangents::PerSample(n_projections),
+            _ => Tangents::Identity,
+        }
+    }
+
+    /// Draws the chunk's random inputs after its rows `start..start + c` were copied into
+    /// the workspace: SSM tangents into [`LapWorkspace::tangents_mut`], DSM noise onto x.
+    pub fn prepare_chunk(&self, ws: &mut LapWorkspace<T>, start: usize) {
+        let c = ws.c;
+        match *self {
+            Objective::Ssm {
+                projection, seed, ..
+            } => {
+                let per_sample = ws.t.len() / c;
+                for (b, tb) in ws.t.chunks_exact_mut(per_sample).enumerate() {
+                    let mut s = Stream::new(seed, (start + b) as u64);
+                    for v in tb {
+                        *v = T::c(projection.draw(&mut s));
+                    }
+                }
+            }
+            Objective::Dsm { noise_std, seed } => {
+                let dim = ws.x.len() / c;
+                for (b, xb) in ws.x.chunks_exact_mut(dim).enumerate() {
+                    let mut s = Stream::new(seed, (start + b) as u64);
+                    for v in xb {
+                        *v += T::c(noise_std * s.normal());
+                    }
+                }
+            }
+            Objective::Ism | Objective::Esm { .. } => {}
         }
     }
 
@@ -44,20 +176,21 @@ impl<T: Real> Objective<'_, T> {
         let (c, m) = (ws.c, ws.m);
         let dim = ws.x.len() / c;
         let inv_n = T::one() / T::c(n_total as f64);
+        let half = T::c(0.5);
         let mut total = 0.0f64;
         for b in 0..c {
             let x = &ws.x[b * dim..(b + 1) * dim];
             let gbase = 2 * c + b * m;
-            let lap = ws.out[c + b] + alpha * T::c(dim as f64);
-            let (loss, lap_bar) = match self {
+            let (loss, lap_bar) = match *self {
                 Objective::Ism => {
+                    let lap = ws.out[c + b] + alpha * T::c(dim as f64);
                     let mut sq = T::zero();
                     for k in 0..m {
                         let g = ws.out[gbase + k] + alpha * x[k];
                         sq += g * g;
                         ws.out[gbase + k] = g * inv_n;
                     }
-                    (-lap + T::c(0.5) * sq, -inv_n)
+                    (-lap + half * sq, -inv_n)
                 }
                 Objective::Esm { target } => {
                     let mut sq = T::zero();
@@ -66,7 +199,38 @@ impl<T: Real> Objective<'_, T> {
                         sq += u * u;
                         ws.out[gbase + k] = u * inv_n;
                     }
-                    (T::c(0.5) * sq, T::zero())
+                    (half * sq, T::zero())
+                }
+                Objective::Dsm { noise_std, seed } => {
+                    // x holds x̃ = x + σε; the same stream gives ε again for the target −ε/σ.
+                    let mut s = Stream::new(seed, (start + b) as u64);
+                    let mut sq = T::zero();
+                    for k in 0..m {
+                        let eps_over_sigma = T::c(s.normal() / noise_std);
+                        let u = ws.out[gbase + k] + alpha * x[k] - eps_over_sigma;
+                        sq += u * u;
+                        ws.out[gbase + k] = u * inv_n;
+                    }
+                    (half * sq, T::zero())
+                }
+                Objective::Ssm { .. } => {
+                    let inv_m = T::one() / T::c(m as f64);
+                    let t = &ws.t[b * m * dim..(b + 1) * m * dim];
+                    // Σ_m t_mᵀ(∇²E)t_m, confining part α‖t_m‖² included.
+                    let mut quad = ws.out[c + b];
+                    let mut sq = T::zero();
+                    for (k, tk) in t.chunks_exact(dim).enumerate() {
+                        let (mut tt, mut tx) = (T::zero(), T::zero());
+                        for j in 0..dim {
+                            tt += tk[j] * tk[j];
+                            tx += tk[j] * x[j];
+                        }
+                        quad += alpha * tt;
+                        let u = ws.out[gbase + k] + alpha * tx;
+                        sq += u * u;
+                        ws.out[gbase + k] = u * inv_m * inv_n;
+                    }
+                    ((-quad + half * sq) * inv_m, -inv_m * inv_n)
                 }
             };
             total += loss.to_f64_exact();

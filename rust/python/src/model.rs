@@ -7,7 +7,7 @@ use std::sync::Arc;
 use pyo3::exceptions::PyValueError;
 use pyo3::prelude::*;
 use scorematch_core::mlp::fmt_shape;
-use scorematch_core::objective::Objective;
+use scorematch_core::objective::{Objective, Projection};
 use scorematch_core::{engine, Activation, Error, Mlp, Model, Rows};
 
 use crate::convert::{arrays, output1, output2, param_list, readonly2, rows, Float};
@@ -132,10 +132,20 @@ fn ism_loss<T: Float>(py: Python<'_>, m: &Model<T>, x: &Bound<'_, PyAny>) -> PyR
         .map_err(to_py)
 }
 
+/// The arguments of an objective, before the borrowed arrays they refer to exist.
+#[derive(Clone, Copy)]
+enum ObjectiveSpec {
+    Ism,
+    Esm,
+    Ssm(usize, Projection, u64),
+    Dsm(f64, u64),
+}
+
 fn loss_and_grad<'py, T: Float>(
     py: Python<'py>,
     m: &Model<T>,
     x: &Bound<'py, PyAny>,
+    spec: ObjectiveSpec,
     target: Option<&Bound<'py, PyAny>>,
 ) -> PyResult<(f64, Vec<Bound<'py, PyAny>>)> {
     let arr = readonly2::<T>(x, "X")?;
@@ -143,9 +153,15 @@ fn loss_and_grad<'py, T: Float>(
         .map(|t| readonly2::<T>(t, "target_score"))
         .transpose()?;
     let x = rows(&arr);
-    let objective = match &tarr {
-        None => Objective::Ism,
-        Some(t) => Objective::Esm { target: rows(t) },
+    let objective = match (spec, &tarr) {
+        (ObjectiveSpec::Esm, Some(t)) => Objective::Esm { target: rows(t) },
+        (ObjectiveSpec::Ssm(n_projections, projection, seed), _) => Objective::Ssm {
+            n_projections,
+            projection,
+            seed,
+        },
+        (ObjectiveSpec::Dsm(noise_std, seed), _) => Objective::Dsm { noise_std, seed },
+        _ => Objective::Ism,
     };
     let n_params = m.mlp().n_params();
     let (loss, grad) = py
@@ -280,7 +296,7 @@ impl PyModel {
         py: Python<'py>,
         x: &Bound<'py, PyAny>,
     ) -> PyResult<(f64, Vec<Bound<'py, PyAny>>)> {
-        dispatch!(self, m => loss_and_grad(py, m, x, None))
+        dispatch!(self, m => loss_and_grad(py, m, x, ObjectiveSpec::Ism, None))
     }
 
     fn esm_loss_and_grad<'py>(
@@ -289,7 +305,30 @@ impl PyModel {
         x: &Bound<'py, PyAny>,
         target_score: &Bound<'py, PyAny>,
     ) -> PyResult<(f64, Vec<Bound<'py, PyAny>>)> {
-        dispatch!(self, m => loss_and_grad(py, m, x, Some(target_score)))
+        dispatch!(self, m => loss_and_grad(py, m, x, ObjectiveSpec::Esm, Some(target_score)))
+    }
+
+    fn ssm_loss_and_grad<'py>(
+        &self,
+        py: Python<'py>,
+        x: &Bound<'py, PyAny>,
+        n_projections: usize,
+        seed: u64,
+        projection: &str,
+    ) -> PyResult<(f64, Vec<Bound<'py, PyAny>>)> {
+        let projection = Projection::from_name(projection).map_err(to_py)?;
+        let spec = ObjectiveSpec::Ssm(n_projections, projection, seed);
+        dispatch!(self, m => loss_and_grad(py, m, x, spec, None))
+    }
+
+    fn dsm_loss_and_grad<'py>(
+        &self,
+        py: Python<'py>,
+        x: &Bound<'py, PyAny>,
+        noise_std: f64,
+        seed: u64,
+    ) -> PyResult<(f64, Vec<Bound<'py, PyAny>>)> {
+        dispatch!(self, m => loss_and_grad(py, m, x, ObjectiveSpec::Dsm(noise_std, seed), None))
     }
 }
 

@@ -1,0 +1,237 @@
+//! Sliced (SSM) and denoising (DSM) score matching: loss values against an independent
+//! computation from the energy alone, gradients against central finite differences of the
+//! loss (the draws are fixed by the seed, so the loss is a deterministic function of θ), the
+//! SSM loss's expectation against the exact ISM loss, and thread independence.
+//!
+//! Tolerances as in derivatives.rs: 1e-7 relative for first differences at h = 1e-5. The
+//! loss values use second differences of E along t at h = 1e-4 (error ≈ 1e-8·|E''''| +
+//! 1e-16/h² ≈ 1e-8): 1e-6.
+
+#![allow(clippy::needless_range_loop)]
+
+mod common;
+use common::*;
+use rayon::ThreadPoolBuilder;
+use scorematch_core::engine;
+use scorematch_core::objective::{Objective, Projection};
+use scorematch_core::rng::Stream;
+use scorematch_core::{Activation, Model, Rows};
+
+const H: f64 = 1e-5;
+const TOL: f64 = 1e-7;
+
+fn close(a: f64, b: f64, tol: f64) -> bool {
+    (a - b).abs() <= tol * (1.0 + a.abs().max(b.abs()))
+}
+
+fn models() -> Vec<(Model<f64>, usize)> {
+    let mut out = Vec::new();
+    for (i, act) in Activation::ALL.into_iter().enumerate() {
+        out.push((model(3, &[5, 4], act, 0.0, i as u64), 3));
+        out.push((model(2, &[6], act, 0.7, 10 + i as u64), 2));
+    }
+    out
+}
+
+fn ssm(n_projections: usize, projection: Projection, seed: u64) -> Objective<'static, f64> {
+    Objective::Ssm {
+        n_projections,
+        projection,
+        seed,
+    }
+}
+
+fn loss_grad(m: &Model<f64>, x: &[f64], obj: Objective<'_, f64>) -> (f64, Vec<f64>) {
+    let d = m.mlp().dim();
+    let rows = Rows::from_slice(x, x.len() / d, d).unwrap();
+    let mut g = vec![0.0; m.mlp().n_params()];
+    let l = engine::loss_and_grad(m, rows, obj, &mut g).unwrap();
+    let l2 = engine::loss(m, rows, obj).unwrap();
+    assert_eq!(l, l2, "loss and loss_and_grad disagree");
+    (l, g)
+}
+
+fn check_fd(m: &Model<f64>, x: &[f64], obj: Objective<'_, f64>) {
+    let (_, g) = loss_grad(m, x, obj);
+    for k in 0..m.mlp().n_params() {
+        let fd = (loss_grad(&nudged(m, k, H), x, obj).0 - loss_grad(&nudged(m, k, -H), x, obj).0)
+            / (2.0 * H);
+        assert!(
+            close(fd, g[k], TOL),
+            "{} {:?} param {k}: fd {fd} vs grad {}",
+            obj.name(),
+            m.mlp().activation(),
+            g[k]
+        );
+    }
+}
+
+#[test]
+fn ssm_loss_is_the_projected_ism_loss() {
+    let hh = 1e-4;
+    for (m, d) in models() {
+        for projection in Projection::ALL {
+            let (n, mm, seed) = (6, 3, 17);
+            let x = data(n, d, 1.5, 6);
+            let (loss, _) = loss_grad(&m, &x, ssm(mm, projection, seed));
+            // Independent value: tᵀHt and tᵀg by differences of E along t.
+            let mut want = 0.0;
+            for b in 0..n {
+                let mut s = Stream::new(seed, b as u64);
+                let xb = &x[b * d..(b + 1) * d];
+                for _ in 0..mm {
+                    let t: Vec<f64> = (0..d)
+                        .map(|_| match projection {
+                            Projection::Gaussian => s.normal(),
+                            Projection::Rademacher => {
+                                if s.uniform() < 0.5 {
+                                    -1.0
+                                } else {
+                                    1.0
+                                }
+                            }
+                        })
+                        .collect();
+                    let at = |h: f64| -> f64 {
+                        let p: Vec<f64> = xb.iter().zip(&t).map(|(a, b)| a + h * b).collect();
+                        energy(&m, &p)[0]
+                    };
+                    let (ep, e0, em) = (at(hh), at(0.0), at(-hh));
+                    let tht = (ep - 2.0 * e0 + em) / (hh * hh);
+                    let tg = (ep - em) / (2.0 * hh);
+                    want += -tht + 0.5 * tg * tg;
+                }
+            }
+            want /= (n * mm) as f64;
+            assert!(
+                close(loss, want, 1e-6),
+                "{projection:?} {:?}: loss {loss} vs {want}",
+                m.mlp().activation()
+            );
+        }
+    }
+}
+
+#[test]
+fn ssm_gradient_matches_finite_differences() {
+    for (m, d) in models() {
+        let x = data(7, d, 1.5, 7);
+        check_fd(&m, &x, ssm(1, Projection::Gaussian, 3));
+        check_fd(&m, &x, ssm(4, Projection::Rademacher, 4));
+    }
+}
+
+/// E_t[l_SSM] = l_ISM. Over K = 40 seeds of n = 64 samples with M = 8 projections each, the
+/// mean SSM loss must lie within 5 standard errors (of the 40 per-seed losses) of the exact
+/// ISM loss, and that standard error must be below 2% of |ISM| + 1 (so the test has teeth).
+#[test]
+fn ssm_loss_is_unbiased_for_ism() {
+    for projection in Projection::ALL {
+        for (m, d) in [
+            (model::<f64>(3, &[16, 16], Activation::Softplus, 0.3, 1), 3),
+            (model::<f64>(5, &[12], Activation::Tanh, 0.0, 2), 5),
+        ] {
+            let x = data(64, d, 1.0, 8);
+            let rows = Rows::from_slice(&x, 64, d).unwrap();
+            let ism = engine::loss(&m, rows, Objective::Ism).unwrap();
+            let k = 40;
+            let losses: Vec<f64> = (0..k)
+                .map(|s| engine::loss(&m, rows, ssm(8, projection, 100 + s)).unwrap())
+                .collect();
+            let mean = losses.iter().sum::<f64>() / k as f64;
+            let var = losses.iter().map(|l| (l - mean).powi(2)).sum::<f64>() / (k - 1) as f64;
+            let se = (var / k as f64).sqrt();
+            assert!(
+                (mean - ism).abs() < 5.0 * se,
+                "{projection:?}: mean SSM {mean} vs ISM {ism} (se {se})"
+            );
+            assert!(se < 0.02 * (ism.abs() + 1.0), "se {se} too large to test");
+        }
+    }
+}
+
+#[test]
+fn dsm_is_esm_at_the_noisy_points() {
+    for (m, d) in models() {
+        let (n, sigma, seed) = (7, 0.3, 9);
+        let x = data(n, d, 1.5, 10);
+        let obj = Objective::Dsm {
+            noise_std: sigma,
+            seed,
+        };
+        let (loss, g) = loss_grad(&m, &x, obj);
+        let mut xt = x.clone();
+        let mut target = vec![0.0; x.len()];
+        for b in 0..n {
+            let mut s = Stream::new(seed, b as u64);
+            for k in 0..d {
+                let eps = s.normal();
+                xt[b * d + k] += sigma * eps;
+                target[b * d + k] = -eps / sigma;
+            }
+        }
+        let (want, gw) = esm(&m, &xt, &target);
+        assert!(close(loss, want, 1e-12), "loss {loss} vs {want}");
+        for k in 0..g.len() {
+            assert!(
+                close(g[k], gw[k], 1e-12),
+                "param {k}: {} vs {}",
+                g[k],
+                gw[k]
+            );
+        }
+        check_fd(&m, &x, obj);
+    }
+}
+
+#[test]
+fn random_objectives_do_not_depend_on_threads() {
+    // 600 rows: several chunks for each objective.
+    let m = model::<f64>(4, &[32, 32], Activation::Silu, 0.1, 3);
+    let x = data(600, 4, 1.0, 11);
+    let objs = [
+        ssm(2, Projection::Gaussian, 5),
+        ssm(3, Projection::Rademacher, 5),
+        Objective::Dsm {
+            noise_std: 0.1,
+            seed: 5,
+        },
+    ];
+    for obj in objs {
+        let run = |t: usize| {
+            ThreadPoolBuilder::new()
+                .num_threads(t)
+                .build()
+                .unwrap()
+                .install(|| loss_grad(&m, &x, obj))
+        };
+        let (l1, g1) = run(1);
+        let (l3, g3) = run(3);
+        assert_eq!(l1.to_bits(), l3.to_bits(), "{}", obj.name());
+        assert!(g1.iter().zip(&g3).all(|(a, b)| a.to_bits() == b.to_bits()));
+    }
+}
+
+#[test]
+fn bad_objective_parameters_are_errors() {
+    let m = model::<f64>(2, &[4], Activation::Tanh, 0.0, 0);
+    let x = data(3, 2, 1.0, 0);
+    let rows = Rows::from_slice(&x, 3, 2).unwrap();
+    for obj in [
+        ssm(0, Projection::Gaussian, 0),
+        Objective::Dsm {
+            noise_std: 0.0,
+            seed: 0,
+        },
+        Objective::Dsm {
+            noise_std: f64::NAN,
+            seed: 0,
+        },
+    ] {
+        let err = engine::loss(&m, rows, obj).unwrap_err().to_string();
+        assert!(
+            err.contains("n_projections") || err.contains("noise_std"),
+            "{err}"
+        );
+    }
+}
