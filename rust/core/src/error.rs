@@ -29,6 +29,17 @@ pub enum Error {
         n_chains: usize,
         first_step: usize,
     },
+    /// Training met a NaN or Inf loss, gradient or parameter; the model keeps the parameters
+    /// of the last finite step. Epochs and steps count from 0.
+    #[error(
+        "training diverged at epoch {epoch}, step {step} (counting from 0): the {what} is NaN or \
+         Inf; the model keeps the parameters of the last finite step (try a smaller lr)"
+    )]
+    TrainingDiverged {
+        epoch: usize,
+        step: usize,
+        what: &'static str,
+    },
 }
 
 /// The core's result type.

@@ -12,6 +12,7 @@
 //! | ISM gradient (reverse mode through the propagation) | [`backward`] |
 //! | Objectives (ISM, ESM, SSM, DSM) | [`objective`] |
 //! | Langevin sampling (ULA, MALA, annealed) | [`langevin`] |
+//! | Training (optimizers, epoch loop) | [`optim`], [`train`] |
 //!
 //! [`engine`] runs all of these over a batch, chunk by chunk, on a Rayon pool; [`gemm`] is
 //! the one file that names the matrix-product backend.
@@ -32,10 +33,12 @@ pub mod matrix;
 pub mod mlp;
 pub mod model;
 pub mod objective;
+pub mod optim;
 pub mod parallel;
 pub mod real;
 pub mod rng;
 pub mod simd;
+pub mod train;
 pub mod vmath;
 pub mod workspace;
 

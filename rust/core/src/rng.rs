@@ -34,6 +34,19 @@ impl Stream {
     }
 }
 
+/// A seed derived from `seed` for the purpose `tag` and the index `index` (an epoch, a step):
+/// SplitMix64 finalizers chained over the three words, so nearby inputs give unrelated seeds.
+/// Value-stable: it is plain integer arithmetic.
+pub fn derive(seed: u64, tag: u64, index: u64) -> u64 {
+    fn mix(mut z: u64) -> u64 {
+        z = z.wrapping_add(0x9E37_79B9_7F4A_7C15);
+        z = (z ^ (z >> 30)).wrapping_mul(0xBF58_476D_1CE4_E5B9);
+        z = (z ^ (z >> 27)).wrapping_mul(0x94D0_49BB_1331_11EB);
+        z ^ (z >> 31)
+    }
+    mix(mix(mix(seed) ^ tag) ^ index)
+}
+
 #[cfg(test)]
 mod tests {
     use super::*;

@@ -2,8 +2,8 @@
 //!
 //! Invalid input of any kind (shape, value, NaN/Inf, empty batch for a loss) is a
 //! `ValueError`; a wrong element type is a `TypeError`, raised in `convert.rs`. A numerical
-//! failure of the sampler is our own `SamplingDivergedError` (a `RuntimeError`), re-exported
-//! from `scorematch`.
+//! failure is our own exception: `SamplingDivergedError` from the sampler,
+//! `TrainingDivergedError` from training (both `RuntimeError`s, re-exported from `scorematch`).
 
 use pyo3::create_exception;
 use pyo3::exceptions::{PyRuntimeError, PyValueError};
@@ -17,6 +17,14 @@ create_exception!(
     "Langevin chains left the finite numbers (NaN or Inf)."
 );
 
+create_exception!(
+    _core,
+    TrainingDivergedError,
+    PyRuntimeError,
+    "Training met a NaN or Inf loss, gradient or parameter. The model keeps the parameters \
+     of the last finite step; the message names the epoch and step (counting from 0)."
+);
+
 /// Maps a core error to the Python exception a user expects.
 pub fn to_py(err: Error) -> PyErr {
     match err {
@@ -24,5 +32,6 @@ pub fn to_py(err: Error) -> PyErr {
             PyValueError::new_err(err.to_string())
         }
         Error::Diverged { .. } => SamplingDivergedError::new_err(err.to_string()),
+        Error::TrainingDiverged { .. } => TrainingDivergedError::new_err(err.to_string()),
     }
 }

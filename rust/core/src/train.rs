@@ -1,0 +1,434 @@
+//! The training loop: minibatch epochs of an objective of [`crate::objective`] with an
+//! optimizer of [`crate::optim`], validation, best-epoch tracking, patience and divergence
+//! detection.
+//!
+//! [`Trainer`] holds the whole state, so a caller can run an epoch in bounded slices
+//! ([`Trainer::run_for`]) and come back between minibatches (the Python binding checks for
+//! Ctrl-C and calls the user's callback there) without changing the result.
+//!
+//! Determinism: every random choice is keyed by the seed, never by a thread or a clock.
+//! Epoch e visits the training rows in a permutation drawn from the stream
+//! `(derive(seed, SHUFFLE), e)`; the SSM projections / DSM noise of global step k come from
+//! `derive(seed, STEP, k)` (then the row in the minibatch, see [`crate::objective`]); the
+//! validation loss of a random objective uses one fixed seed so epochs are comparable. The
+//! engine is bit-identical for any thread count and the optimizer is sequential, so the
+//! parameters and the history are too.
+
+use std::time::{Duration, Instant};
+
+use crate::engine;
+use crate::error::{Error, Result};
+use crate::matrix::Rows;
+use crate::model::Model;
+use crate::objective::{Objective, Projection};
+use crate::optim::{Method, Optimizer};
+use crate::real::Real;
+use crate::rng::{derive, Stream};
+
+const SHUFFLE: u64 = 1;
+const STEP: u64 = 2;
+const VALIDATION: u64 = 3;
+
+/// The objective to train, without its per-step randomness.
+#[derive(Debug, Clone, Copy, PartialEq)]
+pub enum Loss {
+    Ism,
+    /// Needs a target score for every training (and validation) row.
+    Esm,
+    Ssm {
+        n_projections: usize,
+        projection: Projection,
+    },
+    Dsm {
+        noise_std: f64,
+    },
+}
+
+/// Hyper-parameters of a run.
+#[derive(Debug, Clone, Copy, PartialEq)]
+pub struct Config {
+    pub loss: Loss,
+    pub epochs: usize,
+    pub batch_size: usize,
+    pub method: Method,
+    pub lr: f64,
+    pub weight_decay: f64,
+    /// Stop after this many epochs without improvement of the monitored loss.
+    pub patience: Option<usize>,
+    pub seed: u64,
+}
+
+impl Config {
+    /// ISM with Adam: the defaults of `EnergyMLP.fit`.
+    pub fn new(epochs: usize, batch_size: usize, lr: f64, seed: u64) -> Self {
+        Config {
+            loss: Loss::Ism,
+            epochs,
+            batch_size,
+            method: Method::ADAM,
+            lr,
+            weight_decay: 0.0,
+            patience: None,
+            seed,
+        }
+    }
+}
+
+/// Rows to train or validate on (owned: the caller's arrays may change while we run), and
+/// for ESM the target score of each row.
+#[derive(Debug, Clone)]
+pub struct Data<T> {
+    x: Vec<T>,
+    target: Option<Vec<T>>,
+    n: usize,
+    dim: usize,
+}
+
+impl<T: Real> Data<T> {
+    /// `x` is (n × dim) row-major; `target`, if given, has the same shape.
+    pub fn new(x: Vec<T>, target: Option<Vec<T>>, dim: usize, what: &'static str) -> Result<Self> {
+        let n = x.len().checked_div(dim).unwrap_or(0);
+        Rows::from_slice(&x, n, dim)?.check_finite(what)?;
+        if n == 0 {
+            return Err(Error::Value(format!(
+                "{what} must hold at least one row, got 0"
+            )));
+        }
+        if let Some(t) = &target {
+            if t.len() != x.len() {
+                return Err(Error::Shape(format!(
+                    "target_score must have the shape of {what}, ({n}, {dim}), got {} values",
+                    t.len()
+                )));
+            }
+            Rows::from_slice(t, n, dim)?.check_finite("target_score")?;
+        }
+        Ok(Data { x, target, n, dim })
+    }
+
+    pub fn rows(&self) -> usize {
+        self.n
+    }
+
+    fn view(&self) -> Rows<'_, T> {
+        Rows::from_slice(&self.x, self.n, self.dim).expect("checked at construction")
+    }
+
+    fn target_view(&self) -> Option<Rows<'_, T>> {
+        self.target
+            .as_ref()
+            .map(|t| Rows::from_slice(t, self.n, self.dim).expect("checked at construction"))
+    }
+}
+
+/// What one finished epoch reports.
+#[derive(Debug, Clone, Copy, PartialEq)]
+pub struct EpochEnd {
+    pub epoch: usize,
+    /// Mean of the epoch's minibatch losses.
+    pub train_loss: f64,
+    pub val_loss: Option<f64>,
+    /// The epoch with the lowest monitored loss so far (validation if any, else training).
+    pub best_epoch: usize,
+    /// Patience ran out: no improvement for `patience` epochs.
+    pub patience_exhausted: bool,
+}
+
+/// A training run in progress.
+pub struct Trainer<T> {
+    cfg: Config,
+    model: Model<T>,
+    opt: Optimizer<T>,
+    train: Data<T>,
+    val: Option<Data<T>>,
+    /// Epoch being run (= epochs finished).
+    epoch: usize,
+    /// Next minibatch of the epoch.
+    step: usize,
+    perm: Vec<usize>,
+    loss_sum: f64,
+    xb: Vec<T>,
+    tb: Vec<T>,
+    grad: Vec<T>,
+    params: Vec<T>,
+    best: Option<(usize, f64, Vec<T>)>,
+    since_best: usize,
+}
+
+impl<T: Real> Trainer<T> {
+    /// Validates everything up front, so that nothing later can fail but divergence.
+    pub fn new(model: Model<T>, train: Data<T>, val: Option<Data<T>>, cfg: Config) -> Result<Self> {
+        let dim = model.mlp().dim();
+        for (d, what) in std::iter::once((&train, "X")).chain(val.iter().map(|v| (v, "X_val"))) {
+            if d.dim != dim {
+                return Err(Error::Shape(format!(
+                    "{what} must have {dim} columns for this model, got {}",
+                    d.dim
+                )));
+            }
+            match (cfg.loss, &d.target) {
+                (Loss::Esm, None) => {
+                    return Err(Error::Value(format!(
+                        "objective 'esm' needs target_score for every row of {what}"
+                    )))
+                }
+                (Loss::Esm, Some(_)) | (_, None) => {}
+                (_, Some(_)) => {
+                    return Err(Error::Value(
+                        "target_score is only used by objective 'esm'".into(),
+                    ))
+                }
+            }
+        }
+        if cfg.epochs == 0 {
+            return Err(Error::Value("epochs must be at least 1, got 0".into()));
+        }
+        if cfg.batch_size == 0 {
+            return Err(Error::Value("batch_size must be at least 1, got 0".into()));
+        }
+        if cfg.patience == Some(0) {
+            return Err(Error::Value(
+                "patience must be at least 1 (or None), got 0".into(),
+            ));
+        }
+        // The objective's own parameters (n_projections, noise_std).
+        let probe: Objective<'_, T> = objective(cfg.loss, None, 0);
+        probe.validate()?;
+        let n_params = model.mlp().n_params();
+        let opt = Optimizer::new(cfg.method, cfg.lr, cfg.weight_decay, n_params)?;
+        let params = model.mlp().params().to_vec();
+        Ok(Trainer {
+            cfg,
+            model,
+            opt,
+            train,
+            val,
+            epoch: 0,
+            step: 0,
+            perm: Vec::new(),
+            loss_sum: 0.0,
+            xb: Vec::new(),
+            tb: Vec::new(),
+            grad: vec![T::zero(); n_params],
+            params,
+            best: None,
+            since_best: 0,
+        })
+    }
+
+    /// The current model: the parameters after the last completed (finite) step.
+    pub fn model(&self) -> &Model<T> {
+        &self.model
+    }
+
+    /// Epochs finished so far.
+    pub fn epoch(&self) -> usize {
+        self.epoch
+    }
+
+    /// Minibatches per epoch.
+    pub fn steps_per_epoch(&self) -> usize {
+        self.train.n.div_ceil(self.batch_size())
+    }
+
+    /// Minibatches of the current epoch already done.
+    pub fn step_in_epoch(&self) -> usize {
+        self.step
+    }
+
+    fn batch_size(&self) -> usize {
+        self.cfg.batch_size.min(self.train.n)
+    }
+
+    /// Runs minibatches of the current epoch until it has no more or `budget` has elapsed
+    /// (at least one); returns whether the epoch's minibatches are all done. How the epoch
+    /// is sliced does not change the result.
+    pub fn run_for(&mut self, budget: Duration) -> Result<bool> {
+        let start = Instant::now();
+        loop {
+            if self.step == self.steps_per_epoch() {
+                return Ok(true);
+            }
+            self.run_step()?;
+            if start.elapsed() >= budget {
+                return Ok(self.step == self.steps_per_epoch());
+            }
+        }
+    }
+
+    /// One minibatch: loss and gradient, divergence checks, optimizer step.
+    fn run_step(&mut self) -> Result<()> {
+        let (n, dim) = (self.train.n, self.train.dim);
+        if self.step == 0 {
+            self.perm = (0..n).collect();
+            let mut s = Stream::new(derive(self.cfg.seed, SHUFFLE, 0), self.epoch as u64);
+            // Fisher–Yates.
+            for i in (1..n).rev() {
+                let j = ((s.uniform() * (i + 1) as f64) as usize).min(i);
+                self.perm.swap(i, j);
+            }
+            self.loss_sum = 0.0;
+        }
+        let bs = self.batch_size();
+        let rows = &self.perm[self.step * bs..((self.step + 1) * bs).min(n)];
+        self.xb.clear();
+        self.tb.clear();
+        for &r in rows {
+            self.xb
+                .extend_from_slice(&self.train.x[r * dim..(r + 1) * dim]);
+            if let Some(t) = &self.train.target {
+                self.tb.extend_from_slice(&t[r * dim..(r + 1) * dim]);
+            }
+        }
+        let c = rows.len();
+        let xb = Rows::from_slice(&self.xb, c, dim)?;
+        let target = match self.train.target {
+            Some(_) => Some(Rows::from_slice(&self.tb, c, dim)?),
+            None => None,
+        };
+        let global = (self.epoch * self.steps_per_epoch() + self.step) as u64;
+        let obj = objective(self.cfg.loss, target, derive(self.cfg.seed, STEP, global));
+        let loss = engine::loss_and_grad(&self.model, xb, obj, &mut self.grad)?;
+        let diverged = |what| Error::TrainingDiverged {
+            epoch: self.epoch,
+            step: self.step,
+            what,
+        };
+        if !loss.is_finite() {
+            return Err(diverged("loss"));
+        }
+        if self.grad.iter().any(|g| !g.is_finite()) {
+            return Err(diverged("gradient"));
+        }
+        self.opt.step(&mut self.params, &self.grad);
+        if self.params.iter().any(|p| !p.is_finite()) {
+            self.params.copy_from_slice(self.model.mlp().params());
+            return Err(diverged("updated parameter vector"));
+        }
+        self.set_model_params();
+        self.loss_sum += loss;
+        self.step += 1;
+        Ok(())
+    }
+
+    fn set_model_params(&mut self) {
+        let mut mlp = self.model.mlp().clone();
+        mlp.set_params(&self.params).expect("finite, right length");
+        self.model = Model::new(mlp);
+    }
+
+    /// Closes the epoch once [`Trainer::run_for`] returned true: validation loss, best
+    /// epoch, patience.
+    pub fn end_epoch(&mut self) -> Result<EpochEnd> {
+        assert!(self.step == self.steps_per_epoch(), "epoch not finished");
+        let train_loss = self.loss_sum / self.steps_per_epoch() as f64;
+        let val_loss = match &self.val {
+            Some(v) => {
+                let obj = objective(
+                    self.cfg.loss,
+                    v.target_view(),
+                    derive(self.cfg.seed, VALIDATION, 0),
+                );
+                let l = engine::loss(&self.model, v.view(), obj)?;
+                if !l.is_finite() {
+                    return Err(Error::TrainingDiverged {
+                        epoch: self.epoch,
+                        step: self.step,
+                        what: "validation loss",
+                    });
+                }
+                Some(l)
+            }
+            None => None,
+        };
+        let monitored = val_loss.unwrap_or(train_loss);
+        let improved = self.best.as_ref().is_none_or(|(_, b, _)| monitored < *b);
+        if improved {
+            self.best = Some((self.epoch, monitored, self.params.clone()));
+            self.since_best = 0;
+        } else {
+            self.since_best += 1;
+        }
+        let end = EpochEnd {
+            epoch: self.epoch,
+            train_loss,
+            val_loss,
+            best_epoch: self.best.as_ref().map_or(0, |b| b.0),
+            patience_exhausted: self.cfg.patience.is_some_and(|p| self.since_best >= p),
+        };
+        self.epoch += 1;
+        self.step = 0;
+        Ok(end)
+    }
+
+    /// Puts back the parameters of the best epoch (if one has finished).
+    pub fn restore_best(&mut self) {
+        if let Some((_, _, p)) = &self.best {
+            self.params.copy_from_slice(p);
+            self.set_model_params();
+        }
+    }
+}
+
+/// The engine objective of `loss` for one batch.
+fn objective<T: Real>(loss: Loss, target: Option<Rows<'_, T>>, seed: u64) -> Objective<'_, T> {
+    match (loss, target) {
+        (Loss::Esm, Some(target)) => Objective::Esm { target },
+        (
+            Loss::Ssm {
+                n_projections,
+                projection,
+            },
+            _,
+        ) => Objective::Ssm {
+            n_projections,
+            projection,
+            seed,
+        },
+        (Loss::Dsm { noise_std }, _) => Objective::Dsm { noise_std, seed },
+        // Esm without a target is refused by Trainer::new; validate() accepts the probe.
+        _ => Objective::Ism,
+    }
+}
+
+/// The history of a finished run.
+#[derive(Debug, Clone, PartialEq)]
+pub struct History {
+    pub train_loss: Vec<f64>,
+    pub val_loss: Vec<f64>,
+    pub best_epoch: usize,
+    pub stopped_by_patience: bool,
+}
+
+/// Runs `cfg.epochs` epochs (or until patience runs out) and returns the model, with the
+/// best validation epoch's parameters restored when there is validation data.
+pub fn fit<T: Real>(
+    model: Model<T>,
+    train: Data<T>,
+    val: Option<Data<T>>,
+    cfg: Config,
+) -> Result<(Model<T>, History)> {
+    let has_val = val.is_some();
+    let mut tr = Trainer::new(model, train, val, cfg)?;
+    let mut h = History {
+        train_loss: Vec::new(),
+        val_loss: Vec::new(),
+        best_epoch: 0,
+        stopped_by_patience: false,
+    };
+    for _ in 0..cfg.epochs {
+        while !tr.run_for(Duration::MAX)? {}
+        let e = tr.end_epoch()?;
+        h.train_loss.push(e.train_loss);
+        h.val_loss.extend(e.val_loss);
+        h.best_epoch = e.best_epoch;
+        if e.patience_exhausted {
+            h.stopped_by_patience = true;
+            break;
+        }
+    }
+    if has_val {
+        tr.restore_best();
+    }
+    Ok((tr.model, h))
+}

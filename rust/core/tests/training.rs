@@ -1,0 +1,208 @@
+//! The training loop: it fits a Gaussian, is bit-identical for any thread count and any
+//! slicing of an epoch, restores the best validation epoch, stops on patience, and reports
+//! divergence while keeping finite parameters.
+
+mod common;
+use std::time::Duration;
+
+use common::*;
+use rayon::ThreadPoolBuilder;
+use scorematch_core::objective::Projection;
+use scorematch_core::optim::Method;
+use scorematch_core::train::{fit, Config, Data, Loss, Trainer};
+use scorematch_core::{Activation, Error, Model};
+
+/// n rows of N(μ, diag(s²)) in 2-D.
+fn gaussian(n: usize, seed: u64) -> Vec<f64> {
+    let z = data(n, 2, 1.0, seed);
+    z.chunks(2)
+        .flat_map(|r| [1.0 + 0.5 * r[0], -0.5 + 1.5 * r[1]])
+        .collect()
+}
+
+fn small_model() -> Model<f64> {
+    model(2, &[16, 16], Activation::Softplus, 0.0, 1)
+}
+
+fn train_data(n: usize, seed: u64) -> Data<f64> {
+    Data::new(gaussian(n, seed), None, 2, "X").unwrap()
+}
+
+#[test]
+fn ism_fits_a_gaussian_score() {
+    let mut cfg = Config::new(60, 64, 1e-2, 0);
+    cfg.loss = Loss::Ism;
+    let (m, h) = fit(small_model(), train_data(1000, 1), None, cfg).unwrap();
+    assert!(h.train_loss.last().unwrap() < &h.train_loss[0]);
+    // True score −Σ⁻¹(x − μ); ISM's optimum value is −½ E‖s‖² = −½ tr Σ⁻¹ = −(4 + 4/9)/2.
+    let x = gaussian(500, 2);
+    let s = score(&m, &x);
+    let (mut err, mut norm) = (0.0, 0.0);
+    for (xr, sr) in x.chunks(2).zip(s.chunks(2)) {
+        let t = [-(xr[0] - 1.0) / 0.25, -(xr[1] + 0.5) / 2.25];
+        err += (sr[0] - t[0]).powi(2) + (sr[1] - t[1]).powi(2);
+        norm += t[0] * t[0] + t[1] * t[1];
+    }
+    let rel = (err / norm).sqrt();
+    assert!(rel < 0.15, "relative score error {rel}");
+}
+
+fn run_all(loss: Loss, threads: usize) -> (Vec<f64>, Vec<f64>, Vec<f64>) {
+    let mut cfg = Config::new(3, 50, 1e-2, 7);
+    cfg.loss = loss;
+    ThreadPoolBuilder::new()
+        .num_threads(threads)
+        .build()
+        .unwrap()
+        .install(|| {
+            let val = Some(train_data(300, 9));
+            let (m, h) = fit(small_model(), train_data(700, 8), val, cfg).unwrap();
+            (m.mlp().params().to_vec(), h.train_loss, h.val_loss)
+        })
+}
+
+#[test]
+fn runs_are_bit_identical_for_any_thread_count() {
+    for loss in [
+        Loss::Ism,
+        Loss::Ssm {
+            n_projections: 2,
+            projection: Projection::Rademacher,
+        },
+        Loss::Dsm { noise_std: 0.1 },
+    ] {
+        let a = run_all(loss, 1);
+        let b = run_all(loss, 3);
+        let bits = |v: &Vec<f64>| v.iter().map(|x| x.to_bits()).collect::<Vec<_>>();
+        assert_eq!(bits(&a.0), bits(&b.0), "{loss:?} params");
+        assert_eq!(bits(&a.1), bits(&b.1), "{loss:?} train loss");
+        assert_eq!(bits(&a.2), bits(&b.2), "{loss:?} val loss");
+    }
+}
+
+#[test]
+fn slicing_an_epoch_does_not_change_the_run() {
+    let cfg = Config::new(2, 32, 1e-2, 3);
+    let run = |budget: Duration| {
+        let mut tr = Trainer::new(small_model(), train_data(400, 4), None, cfg).unwrap();
+        let mut losses = Vec::new();
+        for _ in 0..2 {
+            let mut slices = 0;
+            while !tr.run_for(budget).unwrap() {
+                slices += 1;
+            }
+            losses.push(tr.end_epoch().unwrap().train_loss);
+            if budget.is_zero() {
+                assert!(slices >= tr.steps_per_epoch() - 1);
+            }
+        }
+        (tr.model().mlp().params().to_vec(), losses)
+    };
+    assert_eq!(run(Duration::ZERO), run(Duration::MAX));
+}
+
+#[test]
+fn the_best_validation_epoch_is_restored() {
+    // SGD at a rate that overshoots: validation loss does not improve monotonically.
+    let mut cfg = Config::new(8, 20, 0.05, 5);
+    cfg.method = Method::Sgd { momentum: 0.9 };
+    let mut tr = Trainer::new(
+        small_model(),
+        train_data(200, 6),
+        Some(train_data(100, 7)),
+        cfg,
+    )
+    .unwrap();
+    let mut at_end = Vec::new();
+    let mut last = None;
+    for _ in 0..8 {
+        while !tr.run_for(Duration::MAX).unwrap() {}
+        let e = tr.end_epoch().unwrap();
+        at_end.push((e.val_loss.unwrap(), tr.model().mlp().params().to_vec()));
+        last = Some(e);
+    }
+    let best = last.unwrap().best_epoch;
+    let min = at_end.iter().map(|(l, _)| *l).fold(f64::INFINITY, f64::min);
+    assert_eq!(at_end[best].0, min);
+    tr.restore_best();
+    assert_eq!(tr.model().mlp().params(), at_end[best].1.as_slice());
+}
+
+#[test]
+fn patience_stops_training() {
+    // Validation data far from the training data: fitting the training data soon makes
+    // the validation loss worse, so patience must end the run early.
+    let mut cfg = Config::new(50, 50, 1e-2, 5);
+    cfg.patience = Some(2);
+    let far: Vec<f64> = gaussian(100, 11).iter().map(|v| v + 6.0).collect();
+    let val = Data::new(far, None, 2, "X_val").unwrap();
+    let (_, h) = fit(small_model(), train_data(300, 10), Some(val), cfg).unwrap();
+    assert!(h.stopped_by_patience, "{h:?}");
+    assert!(h.train_loss.len() < 50);
+    assert_eq!(h.train_loss.len(), h.best_epoch + 3);
+}
+
+#[test]
+fn divergence_is_reported_and_parameters_stay_finite() {
+    let mut cfg = Config::new(20, 16, 1e6, 0);
+    cfg.method = Method::Sgd { momentum: 0.9 };
+    let mut tr = Trainer::new(small_model(), train_data(200, 12), None, cfg).unwrap();
+    let err = loop {
+        match tr.run_for(Duration::MAX) {
+            Ok(true) => {
+                tr.end_epoch().unwrap();
+            }
+            Ok(false) => {}
+            Err(e) => break e,
+        }
+        assert!(tr.epoch() < 20, "did not diverge");
+    };
+    assert!(matches!(err, Error::TrainingDiverged { .. }), "{err}");
+    assert!(err.to_string().contains("epoch"), "{err}");
+    assert!(tr.model().mlp().params().iter().all(|p| p.is_finite()));
+}
+
+#[test]
+fn bad_configurations_are_errors() {
+    let base = Config::new(1, 8, 1e-3, 0);
+    let bad = [
+        Config { epochs: 0, ..base },
+        Config {
+            batch_size: 0,
+            ..base
+        },
+        Config { lr: -1.0, ..base },
+        Config {
+            lr: f64::NAN,
+            ..base
+        },
+        Config {
+            patience: Some(0),
+            ..base
+        },
+        Config {
+            loss: Loss::Esm,
+            ..base
+        },
+        Config {
+            loss: Loss::Dsm { noise_std: 0.0 },
+            ..base
+        },
+        Config {
+            loss: Loss::Ssm {
+                n_projections: 0,
+                projection: Projection::Gaussian,
+            },
+            ..base
+        },
+    ];
+    for cfg in bad {
+        assert!(
+            Trainer::new(small_model(), train_data(10, 0), None, cfg).is_err(),
+            "{cfg:?}"
+        );
+    }
+    assert!(Data::new(vec![f64::NAN, 0.0], None, 2, "X").is_err());
+    assert!(Data::<f64>::new(vec![], None, 2, "X").is_err());
+    assert!(Data::new(vec![0.0; 4], Some(vec![0.0; 2]), 2, "X").is_err());
+}
