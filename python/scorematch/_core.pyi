@@ -10,6 +10,8 @@ __all__ = [
     "Model",
     "SamplingDivergedError",
     "Streams",
+    "Trainer",
+    "TrainingDivergedError",
     "__version__",
     "get_num_threads",
     "sample",
@@ -18,6 +20,9 @@ __all__ = [
 __version__: str
 
 def set_num_threads(n: int) -> None: ...
+
+class TrainingDivergedError(RuntimeError): ...
+
 def get_num_threads() -> int: ...
 
 @final
@@ -95,3 +100,32 @@ class Streams:
     def __len__(self) -> int: ...
     def normals(self, dim: int) -> NDArray[np.float64]: ...
     def uniforms(self) -> NDArray[np.float64]: ...
+
+@final
+class Trainer:
+    def __new__(
+        cls,
+        model: Model,
+        x: NDArray[Any],
+        target: NDArray[Any] | None,
+        x_val: NDArray[Any] | None,
+        target_val: NDArray[Any] | None,
+        objective: str,
+        epochs: int,
+        batch_size: int,
+        lr: float,
+        optimizer: str,
+        weight_decay: float,
+        patience: int | None,
+        seed: int,
+        n_projections: int,
+        projection: str,
+        noise_std: float | None,
+    ) -> Trainer: ...
+    @property
+    def steps_per_epoch(self) -> int: ...
+    def run_epoch(
+        self, progress: Callable[[int, int], object] | None = None
+    ) -> tuple[float, float | None, int, bool]: ...
+    def model(self) -> Model: ...
+    def restore_best(self) -> None: ...

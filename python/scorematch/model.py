@@ -14,6 +14,7 @@ from scorematch._validate import as_batch, parse_dtype
 
 if TYPE_CHECKING:
     from scorematch.sampling import SampleResult
+    from scorematch.training import Callback, FitHistory
 
 __all__ = ["EnergyMLP"]
 
@@ -534,6 +535,142 @@ class EnergyMLP:
             seed=seed,
             progress=progress,
             on_divergence=on_divergence,
+        )
+
+    # -- training -------------------------------------------------------------------------
+
+    def fit(
+        self,
+        X: ArrayLike,
+        *,
+        objective: str = "ism",
+        epochs: int = 100,
+        batch_size: int = 256,
+        lr: float = 1e-3,
+        optimizer: str = "adam",
+        weight_decay: float = 0.0,
+        validation: Any = 0.1,
+        patience: int | None = None,
+        seed: int = 0,
+        callback: Callback | None = None,
+        progress: bool | None = None,
+        target_score: ArrayLike | None = None,
+        noise_std: float | None = None,
+        n_projections: int = 1,
+        projection: str = "gaussian",
+        standardize: bool = False,
+    ) -> FitHistory:
+        """Fit the model to samples by score matching, in place.
+
+        Each epoch visits the training rows once in minibatches, in an order drawn from
+        ``seed``; each minibatch takes one optimizer step on the exact gradient of its loss.
+        The loop runs in Rust without the GIL. The same arguments give bit-identical
+        parameters and history whatever the number of threads.
+
+        Parameters
+        ----------
+        X : array_like, shape (n, dim)
+            The samples.
+        objective : {"ism", "ssm", "dsm", "esm"}, default "ism"
+            ``"ism"``: exact implicit score matching (:meth:`ism_loss_and_grad`).
+            ``"ssm"``: sliced score matching with ``n_projections`` random ``projection``
+            directions per row (:meth:`ssm_loss_and_grad`), cheaper than ISM for large dim.
+            ``"dsm"``: denoising score matching at ``noise_std`` (:meth:`dsm_loss_and_grad`);
+            it fits the score of the data blurred by ``N(0, noise_std² I)``.
+            ``"esm"``: explicit score matching against ``target_score``.
+            Random directions and noise are drawn afresh for every minibatch from ``seed``.
+        epochs : int, default 100
+            Number of passes over the training rows (at least 1).
+        batch_size : int, default 256
+            Rows per minibatch; the last minibatch of an epoch may be smaller.
+        lr : float, default 1e-3
+            Learning rate (> 0).
+        optimizer : {"adam", "sgd"}, default "adam"
+            Adam (β = 0.9, 0.999, ε = 1e-8) or SGD with momentum 0.9, with PyTorch's update
+            rules.
+        weight_decay : float, default 0.0
+            L2 penalty coefficient λ: ``λθ`` is added to the gradient (as in PyTorch).
+        validation : float, array_like, tuple or None, default 0.1
+            A fraction of the rows held out (chosen from ``seed``), an array ``X_val`` (for
+            ``"esm"``: a pair ``(X_val, target_val)``), or ``None``/``0`` for none. With
+            validation, the parameters of the epoch with the lowest validation loss are
+            restored at the end. Random objectives use fixed draws for validation, so the
+            epochs' validation losses are comparable.
+        patience : int or None, default None
+            Stop after this many epochs without a new lowest validation loss (training loss
+            without validation).
+        seed : int, default 0
+            Seed of the validation split, the shuffles and the random draws.
+        callback : callable or None
+            Called after each epoch as ``callback(epoch, train_loss, val_loss)`` (``val_loss``
+            is None without validation); returning ``False`` stops training. During the
+            call the model holds that epoch's parameters, so the callback can evaluate it.
+        progress : bool or None, default None
+            Show a progress bar (epoch, losses, rows/s) on stderr. ``None``: only when stderr
+            is a terminal.
+        target_score : array_like, shape (n, dim), optional
+            The score at each row of ``X``; required by ``"esm"`` and refused otherwise.
+        noise_std : float, optional
+            Noise level of ``"dsm"`` (required by it and refused otherwise).
+        n_projections : int, default 1
+            Directions per row for ``"ssm"``.
+        projection : {"gaussian", "rademacher"}, default "gaussian"
+            Distribution of the ``"ssm"`` directions.
+        standardize : bool, default False
+            Not implemented yet: ``True`` raises ``NotImplementedError``.
+
+        Returns
+        -------
+        FitHistory
+            Losses per epoch, wall time, best epoch and the reason training stopped.
+
+        Raises
+        ------
+        ValueError, TypeError
+            For invalid arguments (checked before any training), with the expected values.
+        TrainingDivergedError
+            If a loss, gradient or parameter becomes NaN or Inf. The message names the epoch
+            and step; the model keeps the parameters of the last finite step, and the
+            exception's ``history`` attribute holds the completed epochs.
+
+        Notes
+        -----
+        Ctrl-C (KeyboardInterrupt) stops training between two minibatches (within about a
+        tenth of a second): ``fit`` then returns normally with ``stop_reason ==
+        "interrupted"``, the model holding the parameters of the last completed minibatch
+        (the best epoch is *not* restored), and the history of the completed epochs.
+
+        Examples
+        --------
+        >>> import numpy as np
+        >>> from scorematch import EnergyMLP
+        >>> X = np.random.default_rng(0).normal(size=(500, 2))
+        >>> model = EnergyMLP(2, hidden=(16, 16))
+        >>> history = model.fit(X, epochs=3, lr=1e-2, progress=False)
+        >>> history.n_epochs, history.stop_reason
+        (3, 'completed')
+        """
+        from scorematch.training import fit
+
+        return fit(
+            self,
+            X,
+            objective=objective,
+            epochs=epochs,
+            batch_size=batch_size,
+            lr=lr,
+            optimizer=optimizer,
+            weight_decay=weight_decay,
+            validation=validation,
+            patience=patience,
+            seed=seed,
+            callback=callback,
+            progress=progress,
+            target_score=target_score,
+            noise_std=noise_std,
+            n_projections=n_projections,
+            projection=projection,
+            standardize=standardize,
         )
 
 

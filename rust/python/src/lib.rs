@@ -7,6 +7,7 @@ mod convert;
 mod errors;
 mod model;
 mod sampling;
+mod train;
 
 use pyo3::prelude::*;
 
@@ -21,6 +22,12 @@ mod _core {
     use super::model::PyModel;
     #[pymodule_export]
     use super::sampling::{sample, PyStreams};
+
+    #[pymodule_export]
+    use super::train::PyTrainer;
+
+    #[pymodule_export]
+    use super::errors::TrainingDivergedError;
 
     /// Uses `n` worker threads for every later call.
     #[pyfunction]

@@ -1,0 +1,282 @@
+"""Training: :meth:`scorematch.EnergyMLP.fit` and its :class:`FitHistory`.
+
+The epoch loop runs in Rust without the GIL (``scorematch._core.Trainer``); this module
+checks the arguments, splits off the validation rows, and between epochs calls the user's
+callback and draws the progress bar.
+"""
+
+from __future__ import annotations
+
+import math
+import sys
+import time
+from collections.abc import Callable
+from dataclasses import dataclass, field
+from typing import TYPE_CHECKING, Any, Literal, TextIO
+
+import numpy as np
+from numpy.typing import ArrayLike, NDArray
+
+from scorematch import _core
+from scorematch._validate import as_batch
+
+if TYPE_CHECKING:
+    from scorematch.model import EnergyMLP
+
+__all__ = ["FitHistory", "TrainingDivergedError"]
+
+TrainingDivergedError = _core.TrainingDivergedError
+
+StopReason = Literal["completed", "patience", "callback", "interrupted"]
+Callback = Callable[[int, float, "float | None"], Any]
+
+_OBJECTIVES = ("ism", "ssm", "dsm", "esm")
+_OPTIMIZERS = ("adam", "sgd")
+
+
+@dataclass
+class FitHistory:
+    """What :meth:`EnergyMLP.fit <scorematch.EnergyMLP.fit>` did, epoch by epoch.
+
+    Attributes
+    ----------
+    train_loss : list of float
+        Mean minibatch loss of each completed epoch.
+    val_loss : list of float
+        Validation loss after each completed epoch (empty without validation).
+    seconds : float
+        Wall-clock duration of the fit.
+    best_epoch : int or None
+        Index (from 0) of the epoch with the lowest validation loss (training loss without
+        validation); ``None`` if no epoch completed.
+    stop_reason : {"completed", "patience", "callback", "interrupted"}
+        Why training stopped.
+    """
+
+    train_loss: list[float] = field(default_factory=list)
+    val_loss: list[float] = field(default_factory=list)
+    seconds: float = 0.0
+    best_epoch: int | None = None
+    stop_reason: StopReason = "completed"
+
+    @property
+    def n_epochs(self) -> int:
+        """Number of completed epochs."""
+        return len(self.train_loss)
+
+
+class _ProgressBar:
+    """A one-line progress bar on a text stream: epoch, position, losses, rows/s."""
+
+    def __init__(self, epochs: int, rows_per_epoch: int, stream: TextIO) -> None:
+        self.epochs = epochs
+        self.rows = rows_per_epoch
+        self.stream = stream
+        self.epoch = 0
+        self.last = ""
+        self.start = time.perf_counter()
+        self.rows_done = 0
+
+    def step(self, step: int, steps: int) -> None:
+        frac = step / max(steps, 1)
+        elapsed = time.perf_counter() - self.start
+        rate = (self.rows_done + frac * self.rows) / elapsed if elapsed > 0 else 0.0
+        width = 20
+        filled = width if step == 0 and steps == 1 else int(frac * width)
+        bar = "#" * filled + "." * (width - filled)
+        self._write(f"epoch {self.epoch + 1}/{self.epochs} [{bar}] {self.last}{rate:,.0f} rows/s")
+
+    def end_epoch(self, train: float, val: float | None) -> None:
+        self.rows_done += self.rows
+        self.last = f"loss {train:.4g} " + (f"val {val:.4g} " if val is not None else "")
+        self.step(0, 1)  # the finished epoch: rows_done already counts it
+        self.epoch += 1
+
+    def close(self) -> None:
+        self.stream.write("\n")
+        self.stream.flush()
+
+    def _write(self, line: str) -> None:
+        self.stream.write("\r" + line.ljust(78))
+        self.stream.flush()
+
+
+def fit(
+    model: EnergyMLP,
+    X: ArrayLike,
+    *,
+    objective: str,
+    epochs: int,
+    batch_size: int,
+    lr: float,
+    optimizer: str,
+    weight_decay: float,
+    validation: Any,
+    patience: int | None,
+    seed: int,
+    callback: Callback | None,
+    progress: bool | None,
+    target_score: ArrayLike | None,
+    noise_std: float | None,
+    n_projections: int,
+    projection: str,
+    standardize: bool,
+) -> FitHistory:
+    """Implementation of :meth:`EnergyMLP.fit`; see there."""
+    from scorematch.model import _as_count, _as_positive, _as_projection, _as_seed
+
+    if objective not in _OBJECTIVES:
+        raise ValueError(f"objective must be one of {_OBJECTIVES}, got {objective!r}")
+    if optimizer not in _OPTIMIZERS:
+        raise ValueError(f"optimizer must be one of {_OPTIMIZERS}, got {optimizer!r}")
+    epochs = _as_count(epochs, "epochs")
+    batch_size = _as_count(batch_size, "batch_size")
+    lr = _as_positive(lr, "lr")
+    weight_decay = _as_nonnegative(weight_decay, "weight_decay")
+    if patience is not None:
+        patience = _as_count(patience, "patience")
+    seed = _as_seed(seed)
+    n_projections = _as_count(n_projections, "n_projections")
+    projection = _as_projection(projection)
+    if objective == "dsm":
+        if noise_std is None:
+            raise ValueError("objective 'dsm' needs noise_std (a number > 0)")
+        noise_std = _as_positive(noise_std, "noise_std")
+    elif noise_std is not None:
+        raise ValueError(f"noise_std is only used by objective 'dsm', not {objective!r}")
+    if callback is not None and not callable(callback):
+        raise TypeError(f"callback must be callable, got {type(callback).__name__}")
+    if standardize:
+        raise NotImplementedError("standardize=True is not implemented yet")
+
+    dtype = model._m.dtype
+    Xa = as_batch(X, model.dim, dtype, "X")
+    target = None
+    if objective == "esm":
+        if target_score is None:
+            raise ValueError("objective 'esm' needs target_score, an array shaped like X")
+        target = as_batch(target_score, model.dim, dtype, "target_score")
+        if target.shape != Xa.shape:
+            raise ValueError(
+                f"target_score must have the shape of X, {Xa.shape}, got {target.shape}"
+            )
+    elif target_score is not None:
+        raise ValueError(f"target_score is only used by objective 'esm', not {objective!r}")
+    X_train, t_train, X_val, t_val = _split(Xa, target, validation, model.dim, dtype, seed)
+
+    trainer = _core.Trainer(
+        model._m,
+        X_train,
+        t_train,
+        X_val,
+        t_val,
+        objective,
+        epochs,
+        batch_size,
+        lr,
+        optimizer,
+        weight_decay,
+        patience,
+        seed,
+        n_projections,
+        projection,
+        noise_std,
+    )
+    show = sys.stderr.isatty() if progress is None else bool(progress)
+    bar = _ProgressBar(epochs, X_train.shape[0], sys.stderr) if show else None
+    history = FitHistory()
+    start = time.perf_counter()
+    try:
+        for epoch in range(epochs):
+            train, val, best, out_of_patience = trainer.run_epoch(
+                bar.step if bar is not None else None
+            )
+            history.train_loss.append(train)
+            if val is not None:
+                history.val_loss.append(val)
+            history.best_epoch = best
+            if bar is not None:
+                bar.end_epoch(train, val)
+            if callback is not None:
+                model._m = trainer.model()  # the callback may evaluate the model
+                if callback(epoch, train, val) is False:
+                    history.stop_reason = "callback"
+                    break
+            if out_of_patience:
+                history.stop_reason = "patience"
+                break
+    except KeyboardInterrupt:
+        # Keep the parameters of the last completed minibatch, not the best epoch's.
+        history.stop_reason = "interrupted"
+        model._m = trainer.model()
+    except TrainingDivergedError as err:
+        model._m = trainer.model()
+        history.seconds = time.perf_counter() - start
+        err.history = history  # type: ignore[attr-defined]
+        raise
+    else:
+        if X_val is not None:
+            trainer.restore_best()
+        model._m = trainer.model()
+    finally:
+        if bar is not None:
+            bar.close()
+    history.seconds = time.perf_counter() - start
+    return history
+
+
+def _as_nonnegative(v: Any, name: str) -> float:
+    if isinstance(v, bool) or not isinstance(v, (int, float, np.integer, np.floating)):
+        raise TypeError(f"{name} must be a number, got {type(v).__name__}")
+    f = float(v)
+    if not (math.isfinite(f) and f >= 0):
+        raise ValueError(f"{name} must be a finite number >= 0, got {v}")
+    return f
+
+
+Arr = NDArray[Any]
+
+
+def _split(
+    X: Arr, target: Arr | None, validation: Any, dim: int, dtype: str, seed: int
+) -> tuple[Arr, Arr | None, Arr | None, Arr | None]:
+    """Training and validation rows (and targets) from the ``validation`` argument."""
+    if validation is None:
+        return X, target, None, None
+    if isinstance(validation, (float, int, np.floating, np.integer)) and not isinstance(
+        validation, bool
+    ):
+        frac = float(validation)
+        if frac == 0:
+            return X, target, None, None
+        if not 0 < frac < 1:
+            raise ValueError(
+                f"validation must be a fraction in [0, 1), an array X_val or None, got {frac}"
+            )
+        n = X.shape[0]
+        n_val = max(1, round(frac * n))
+        if n - n_val < 1:
+            raise ValueError(
+                f"validation={frac} leaves no training rows out of {n}: pass more rows or a "
+                "smaller fraction"
+            )
+        # The split is drawn from the fit's seed, apart from the engine's streams.
+        order = np.random.default_rng([seed, 0x5EED]).permutation(n)
+        tr, va = np.sort(order[n_val:]), np.sort(order[:n_val])
+        if target is None:
+            return X[tr], None, X[va], None
+        return X[tr], target[tr], X[va], target[va]
+    if target is not None:
+        if not (isinstance(validation, tuple) and len(validation) == 2):
+            raise ValueError(
+                "with objective 'esm', validation must be a fraction, None or a pair "
+                "(X_val, target_val)"
+            )
+        X_val = as_batch(validation[0], dim, dtype, "X_val")
+        t_val = as_batch(validation[1], dim, dtype, "target_val")
+        if t_val.shape != X_val.shape:
+            raise ValueError(
+                f"target_val must have the shape of X_val, {X_val.shape}, got {t_val.shape}"
+            )
+        return X, target, X_val, t_val
+    return X, None, as_batch(validation, dim, dtype, "X_val"), None

@@ -1,0 +1,195 @@
+//! `_core.Trainer`: a training run of the core ([`scorematch_core::train::Trainer`]) driven
+//! epoch by epoch from Python.
+//!
+//! Each `run_epoch` call runs the epoch's minibatches without the GIL in slices of about
+//! [`SLICE`]; between slices it takes the GIL back to check for Ctrl-C (`py.check_signals`,
+//! which raises KeyboardInterrupt in the caller with the trainer left at its last completed
+//! step) and to report progress. Slicing does not change the result. The inputs are copied
+//! once at construction, so Python code run between slices cannot change them under us.
+
+use std::sync::Arc;
+use std::time::Duration;
+
+use numpy::PyReadonlyArray2;
+use pyo3::exceptions::PyValueError;
+use pyo3::prelude::*;
+use scorematch_core::objective::Projection;
+use scorematch_core::optim::Method;
+use scorematch_core::train::{Config, Data, Loss, Trainer};
+use scorematch_core::Model;
+
+use crate::convert::{readonly2, Float};
+use crate::errors::to_py;
+use crate::model::{Inner, PyModel};
+
+/// Longest stretch run without the GIL: short enough for a responsive Ctrl-C and progress
+/// bar, long enough that taking the GIL back costs nothing measurable.
+const SLICE: Duration = Duration::from_millis(100);
+
+enum TrainerInner {
+    F32(Trainer<f32>),
+    F64(Trainer<f64>),
+}
+
+macro_rules! dispatch_mut {
+    ($self:expr, $t:ident => $body:expr) => {
+        match &mut $self.inner {
+            TrainerInner::F32($t) => $body,
+            TrainerInner::F64($t) => $body,
+        }
+    };
+}
+
+#[pyclass(name = "Trainer", module = "scorematch._core")]
+pub struct PyTrainer {
+    inner: TrainerInner,
+}
+
+fn owned<T: Float>(obj: &Bound<'_, PyAny>, what: &str) -> PyResult<(Vec<T>, usize)> {
+    let arr: PyReadonlyArray2<'_, T> = readonly2(obj, what)?;
+    let view = arr.as_array();
+    Ok((view.iter().copied().collect(), view.ncols()))
+}
+
+fn data<T: Float>(
+    x: &Bound<'_, PyAny>,
+    target: Option<&Bound<'_, PyAny>>,
+    what: &'static str,
+) -> PyResult<Data<T>> {
+    let (xv, dim) = owned::<T>(x, what)?;
+    let tv = target
+        .map(|t| owned::<T>(t, "target_score").map(|p| p.0))
+        .transpose()?;
+    Data::new(xv, tv, dim, what).map_err(to_py)
+}
+
+#[allow(clippy::too_many_arguments)]
+fn build<T: Float>(
+    model: &Model<T>,
+    x: &Bound<'_, PyAny>,
+    target: Option<&Bound<'_, PyAny>>,
+    x_val: Option<&Bound<'_, PyAny>>,
+    target_val: Option<&Bound<'_, PyAny>>,
+    cfg: Config,
+) -> PyResult<Trainer<T>> {
+    let train = data::<T>(x, target, "X")?;
+    let val = x_val
+        .map(|v| data::<T>(v, target_val, "X_val"))
+        .transpose()?;
+    Trainer::new(model.clone(), train, val, cfg).map_err(to_py)
+}
+
+fn run_epoch<T: Float>(
+    py: Python<'_>,
+    tr: &mut Trainer<T>,
+    progress: Option<&Bound<'_, PyAny>>,
+) -> PyResult<(f64, Option<f64>, usize, bool)> {
+    loop {
+        let done = py.detach(|| tr.run_for(SLICE)).map_err(to_py)?;
+        py.check_signals()?;
+        if let Some(p) = progress {
+            p.call1((tr.step_in_epoch(), tr.steps_per_epoch()))?;
+        }
+        if done {
+            break;
+        }
+    }
+    let end = py.detach(|| tr.end_epoch()).map_err(to_py)?;
+    Ok((
+        end.train_loss,
+        end.val_loss,
+        end.best_epoch,
+        end.patience_exhausted,
+    ))
+}
+
+#[pymethods]
+impl PyTrainer {
+    #[new]
+    #[pyo3(signature = (model, x, target, x_val, target_val, objective, epochs, batch_size, lr,
+        optimizer, weight_decay, patience, seed, n_projections, projection, noise_std))]
+    #[allow(clippy::too_many_arguments)]
+    fn new(
+        model: &PyModel,
+        x: &Bound<'_, PyAny>,
+        target: Option<&Bound<'_, PyAny>>,
+        x_val: Option<&Bound<'_, PyAny>>,
+        target_val: Option<&Bound<'_, PyAny>>,
+        objective: &str,
+        epochs: usize,
+        batch_size: usize,
+        lr: f64,
+        optimizer: &str,
+        weight_decay: f64,
+        patience: Option<usize>,
+        seed: u64,
+        n_projections: usize,
+        projection: &str,
+        noise_std: Option<f64>,
+    ) -> PyResult<Self> {
+        let loss = match objective {
+            "ism" => Loss::Ism,
+            "esm" => Loss::Esm,
+            "ssm" => Loss::Ssm {
+                n_projections,
+                projection: Projection::from_name(projection).map_err(to_py)?,
+            },
+            "dsm" => Loss::Dsm {
+                noise_std: noise_std.ok_or_else(|| {
+                    PyValueError::new_err("objective 'dsm' needs noise_std (a number > 0)")
+                })?,
+            },
+            _ => {
+                return Err(PyValueError::new_err(format!(
+                    "objective must be 'ism', 'ssm', 'dsm' or 'esm', got '{objective}'"
+                )))
+            }
+        };
+        let cfg = Config {
+            loss,
+            epochs,
+            batch_size,
+            method: Method::from_name(optimizer).map_err(to_py)?,
+            lr,
+            weight_decay,
+            patience,
+            seed,
+        };
+        let inner = match &model.inner {
+            Inner::F32(m) => TrainerInner::F32(build(m, x, target, x_val, target_val, cfg)?),
+            Inner::F64(m) => TrainerInner::F64(build(m, x, target, x_val, target_val, cfg)?),
+        };
+        Ok(PyTrainer { inner })
+    }
+
+    /// Minibatches per epoch.
+    #[getter]
+    fn steps_per_epoch(&mut self) -> usize {
+        dispatch_mut!(self, t => t.steps_per_epoch())
+    }
+
+    /// Runs one epoch; returns (train_loss, val_loss or None, best_epoch, patience_exhausted).
+    /// `progress(step, steps_per_epoch)` is called between slices of minibatches.
+    #[pyo3(signature = (progress=None))]
+    fn run_epoch(
+        &mut self,
+        py: Python<'_>,
+        progress: Option<&Bound<'_, PyAny>>,
+    ) -> PyResult<(f64, Option<f64>, usize, bool)> {
+        dispatch_mut!(self, t => run_epoch(py, t, progress))
+    }
+
+    /// The model after the last completed step.
+    fn model(&mut self) -> PyModel {
+        let inner = match &self.inner {
+            TrainerInner::F32(t) => Inner::F32(Arc::new(t.model().clone())),
+            TrainerInner::F64(t) => Inner::F64(Arc::new(t.model().clone())),
+        };
+        PyModel { inner }
+    }
+
+    /// Puts back the parameters of the best epoch so far.
+    fn restore_best(&mut self) {
+        dispatch_mut!(self, t => t.restore_best())
+    }
+}

@@ -1,0 +1,273 @@
+"""EnergyMLP.fit: it recovers known scores (Gaussians, a Gaussian mixture) with each objective,
+is deterministic across thread counts, restores the best epoch, honours patience, callbacks
+and Ctrl-C, reports divergence keeping finite parameters, and rejects bad arguments.
+
+Bounds were set from measured values (printed with -s; in comments) with a margin of about 1.5x; every fit
+is small (at most 20 000 rows of dim <= 5, width 32) and takes a few seconds on 2 cores.
+"""
+
+from __future__ import annotations
+
+import _thread
+import threading
+
+import numpy as np
+import pytest
+import scorematch
+from scorematch import EnergyMLP, FitHistory, TrainingDivergedError
+
+MUS = np.array([[-1.5, 0.0], [1.5, 0.0], [0.0, 1.5]])
+S = 0.5  # component standard deviation
+
+
+def mixture(n: int, seed: int) -> np.ndarray:
+    rng = np.random.default_rng(seed)
+    return MUS[rng.integers(0, 3, size=n)] + S * rng.normal(size=(n, 2))
+
+
+def mixture_score(X: np.ndarray) -> np.ndarray:
+    """The exact score of the equal-weight mixture of N(μ_k, S² I)."""
+    d = X[:, None, :] - MUS[None]
+    logw = -0.5 * (d**2).sum(-1) / S**2
+    r = np.exp(logw - logw.max(1, keepdims=True))
+    r /= r.sum(1, keepdims=True)
+    return (r[..., None] * (-d / S**2)).sum(1)
+
+
+def gaussian(dim: int, seed: int) -> tuple[np.ndarray, np.ndarray]:
+    """A mean μ and a covariance Σ with eigenvalues spread over [0.3, 2]."""
+    rng = np.random.default_rng(seed)
+    q, _ = np.linalg.qr(rng.normal(size=(dim, dim)))
+    cov = q @ np.diag(np.linspace(0.3, 2.0, dim)) @ q.T
+    return rng.normal(size=dim), cov
+
+
+def relative_score_error(model: EnergyMLP, X: np.ndarray, s_true: np.ndarray) -> float:
+    """sqrt(E‖s_θ − s‖² / E‖s‖²) over the rows of X."""
+    err = np.sum((model.score(X) - s_true) ** 2)
+    return float(np.sqrt(err / np.sum(s_true**2)))
+
+
+@pytest.mark.parametrize(("dim", "bound"), [(2, 0.15), (5, 0.15)])
+def test_ism_recovers_a_gaussian_score(dim, bound):
+    mu, cov = gaussian(dim, seed=dim)
+    rng = np.random.default_rng(0)
+    X = rng.multivariate_normal(mu, cov, size=8000)
+    X_test = rng.multivariate_normal(mu, cov, size=2000)
+    s_true = -np.linalg.solve(cov, (X_test - mu).T).T
+    model = EnergyMLP(dim, hidden=(32, 32), seed=1)
+    h = model.fit(X, epochs=30, lr=3e-3, progress=False)
+    assert isinstance(h, FitHistory) and h.stop_reason == "completed"
+    err = relative_score_error(model, X_test, s_true)
+    print(f"dim {dim}: relative score error {err:.3f}")
+    assert err < bound
+
+
+@pytest.fixture(scope="module")
+def mixture_data():
+    X = mixture(20000, seed=0)
+    X_test = mixture(2000, seed=1)
+    return X, X_test, mixture_score(X_test)
+
+
+def fisher(model: EnergyMLP, X_test: np.ndarray, s_true: np.ndarray) -> float:
+    return float(np.mean(np.sum((model.score(X_test) - s_true) ** 2, axis=1)))
+
+
+# Measured relative score errors: 0.104 (dim 2), 0.095 (dim 5).
+# Measured Fisher divergences on held-out points (E‖s‖² ≈ 8): ism 0.094, ssm 0.114,
+# dsm (σ = 0.1, which also fits the blur) 0.267; untrained 6.7.
+@pytest.mark.parametrize(
+    ("objective", "kwargs", "bound"),
+    [
+        ("ism", {}, 0.15),
+        ("ssm", {"n_projections": 4}, 0.2),
+        ("ssm", {"n_projections": 2, "projection": "rademacher"}, 0.25),
+        ("dsm", {"noise_std": 0.1}, 0.4),
+    ],
+)
+def test_mixture_fisher_divergence(mixture_data, objective, kwargs, bound):
+    X, X_test, s_true = mixture_data
+    model = EnergyMLP(2, hidden=(32, 32), seed=0)
+    untrained = fisher(model, X_test, s_true)
+    model.fit(X, objective=objective, epochs=40, lr=3e-3, progress=False, **kwargs)
+    f = fisher(model, X_test, s_true)
+    print(f"{objective} {kwargs}: Fisher divergence {f:.4f} (untrained {untrained:.3f})")
+    assert f < bound
+    if objective == "ism":
+        # More than an order and a half of magnitude (measured: 71x).
+        assert untrained / f > 40
+
+
+def test_esm_fits_a_given_score(mixture_data):
+    X, X_test, s_true = mixture_data
+    model = EnergyMLP(2, hidden=(32, 32), seed=0)
+    model.fit(
+        X[:5000],
+        objective="esm",
+        target_score=mixture_score(X[:5000]),
+        epochs=30,
+        lr=3e-3,
+        progress=False,
+    )
+    assert fisher(model, X_test, s_true) < 0.3
+
+
+def run(threads: int, objective: str, **kwargs):
+    scorematch.set_num_threads(threads)
+    model = EnergyMLP(2, hidden=(16, 16), seed=3)
+    h = model.fit(
+        mixture(1500, 2),
+        objective=objective,
+        epochs=3,
+        batch_size=100,
+        seed=5,
+        progress=False,
+        **kwargs,
+    )
+    return model.params, h
+
+
+@pytest.mark.parametrize(
+    ("objective", "kwargs"),
+    [("ism", {}), ("ssm", {"n_projections": 3}), ("dsm", {"noise_std": 0.2})],
+)
+def test_same_seed_same_run_for_any_thread_count(restore_threads, objective, kwargs):
+    p1, h1 = run(1, objective, **kwargs)
+    p2, h2 = run(2, objective, **kwargs)
+    assert all(np.array_equal(a, b) for a, b in zip(p1, p2))
+    assert h1.train_loss == h2.train_loss and h1.val_loss == h2.val_loss
+    p3, _ = run(2, objective, **kwargs)
+    assert all(np.array_equal(a, b) for a, b in zip(p1, p3))
+
+
+def test_best_validation_epoch_is_restored():
+    model = EnergyMLP(2, hidden=(16, 16), seed=0)
+    seen = []
+
+    def record(epoch, train, val):
+        seen.append((val, model.params))
+
+    # SGD with a large rate: validation loss goes up and down.
+    h = model.fit(
+        mixture(600, 3),
+        epochs=8,
+        batch_size=30,
+        lr=0.05,
+        optimizer="sgd",
+        callback=record,
+        progress=False,
+    )
+    vals = [v for v, _ in seen]
+    assert h.val_loss == vals
+    assert h.best_epoch == int(np.argmin(vals))
+    assert h.best_epoch != len(vals) - 1, "pick a run whose last epoch is not the best"
+    assert all(np.array_equal(a, b) for a, b in zip(model.params, seen[h.best_epoch][1]))
+
+
+def test_patience_stops_training():
+    model = EnergyMLP(2, hidden=(16, 16), seed=0)
+    far = mixture(200, 4) + 6.0  # validation data the training data says nothing about
+    h = model.fit(mixture(600, 5), epochs=100, lr=1e-2, validation=far, patience=2, progress=False)
+    assert h.stop_reason == "patience"
+    assert h.n_epochs == h.best_epoch + 3 < 100
+
+
+def test_callback_can_stop_training():
+    model = EnergyMLP(2, hidden=(8,), seed=0)
+    calls = []
+
+    def cb(epoch, train, val):
+        calls.append((epoch, train, val))
+        return epoch < 2
+
+    h = model.fit(mixture(300, 6), epochs=10, validation=None, callback=cb, progress=False)
+    assert h.stop_reason == "callback" and h.n_epochs == 3
+    assert [c[0] for c in calls] == [0, 1, 2] and all(c[2] is None for c in calls)
+
+
+def test_divergence_is_an_error_and_keeps_finite_parameters():
+    model = EnergyMLP(2, hidden=(16, 16), seed=0)
+    with pytest.raises(TrainingDivergedError, match=r"epoch \d+, step \d+") as info:
+        model.fit(mixture(500, 7), epochs=50, lr=1e8, optimizer="sgd", progress=False)
+    assert all(np.all(np.isfinite(p)) for p in model.params)
+    assert isinstance(info.value.history, FitHistory)
+    assert isinstance(info.value, RuntimeError)
+    assert np.all(np.isfinite(model.score(mixture(10, 8))))
+
+
+def test_ctrl_c_returns_the_history_so_far():
+    model = EnergyMLP(2, hidden=(32, 32), seed=0)
+    before = model.params
+    timer = threading.Timer(0.5, _thread.interrupt_main)
+    timer.start()
+    try:
+        h = model.fit(mixture(20000, 9), epochs=100000, progress=False)
+    finally:
+        timer.cancel()
+    assert h.stop_reason == "interrupted"
+    assert h.seconds < 5
+    assert not all(np.array_equal(a, b) for a, b in zip(before, model.params))
+    assert all(np.all(np.isfinite(p)) for p in model.params)
+
+
+def test_progress_bar_draws_on_request(capsys):
+    EnergyMLP(2, hidden=(8,)).fit(mixture(200, 0), epochs=2, progress=True)
+    err = capsys.readouterr().err
+    assert "epoch 2/2" in err and "rows/s" in err and "val" in err
+    EnergyMLP(2, hidden=(8,)).fit(mixture(200, 0), epochs=2, progress=False)
+    assert capsys.readouterr().err == ""
+
+
+def test_float32_models_train(mixture_data):
+    X, X_test, s_true = mixture_data
+    model = EnergyMLP(2, hidden=(32, 32), dtype="float32", seed=0)
+    model.fit(X[:5000], epochs=20, lr=3e-3, progress=False)
+    assert model.dtype == np.float32
+    assert fisher(model, X_test, s_true) < 0.5
+
+
+@pytest.mark.parametrize(
+    ("kwargs", "exc", "match"),
+    [
+        ({"lr": -1.0}, ValueError, "lr"),
+        ({"lr": float("nan")}, ValueError, "lr"),
+        ({"lr": 0}, ValueError, "lr"),
+        ({"batch_size": 0}, ValueError, "batch_size"),
+        ({"epochs": 0}, ValueError, "epochs"),
+        ({"epochs": 2.5}, TypeError, "epochs"),
+        ({"objective": "mle"}, ValueError, "objective"),
+        ({"optimizer": "lbfgs"}, ValueError, "optimizer"),
+        ({"objective": "esm"}, ValueError, "target_score"),
+        ({"objective": "esm", "target_score": np.zeros((3, 2))}, ValueError, "target_score"),
+        ({"target_score": np.zeros((50, 2))}, ValueError, "target_score"),
+        ({"objective": "dsm"}, ValueError, "noise_std"),
+        ({"objective": "dsm", "noise_std": -0.1}, ValueError, "noise_std"),
+        ({"noise_std": 0.1}, ValueError, "noise_std"),
+        ({"objective": "ssm", "n_projections": 0}, ValueError, "n_projections"),
+        ({"objective": "ssm", "projection": "sphere"}, ValueError, "projection"),
+        ({"weight_decay": -1.0}, ValueError, "weight_decay"),
+        ({"patience": 0}, ValueError, "patience"),
+        ({"validation": 1.0}, ValueError, "validation"),
+        ({"validation": np.zeros((5, 3))}, ValueError, "X_val"),
+        ({"seed": -1}, ValueError, "seed"),
+        ({"callback": 3}, TypeError, "callback"),
+        ({"standardize": True}, NotImplementedError, "standardize"),
+    ],
+)
+def test_bad_arguments_are_clear_errors(kwargs, exc, match):
+    model = EnergyMLP(2, hidden=(4,))
+    before = model.params
+    with pytest.raises(exc, match=match):
+        model.fit(mixture(50, 0), progress=False, **kwargs)
+    assert all(np.array_equal(a, b) for a, b in zip(before, model.params))
+
+
+def test_bad_data_is_an_error():
+    model = EnergyMLP(2, hidden=(4,))
+    with pytest.raises(ValueError, match="shape"):
+        model.fit(np.zeros((10, 3)))
+    X = mixture(10, 0)
+    X[4, 1] = np.nan
+    with pytest.raises(ValueError, match="NaN"):
+        model.fit(X, progress=False)
