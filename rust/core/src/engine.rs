@@ -115,14 +115,16 @@ fn tape_chunk<T: Real>(
     start: usize,
     c: usize,
 ) {
-    x.copy_rows(start, c, ws.prepare(model, c, objective.tangents()));
-    objective.prepare_chunk(ws, start);
+    let tangents = objective.tangents(model.mlp().dim());
+    x.copy_rows(start, c, ws.prepare(model, c, tangents));
+    objective.prepare_chunk(model, ws, start);
     laplacian::forward(model, ws);
 }
 
 /// Samples per chunk for `objective`: fixed by the shape, never by the thread count.
 fn loss_chunk<T: Real>(model: &Model<T>, objective: &Objective<'_, T>) -> usize {
-    laplacian::chunk_samples(objective.tangents().count(model.mlp().dim()))
+    let dim = model.mlp().dim();
+    laplacian::chunk_samples(objective.tangents(dim).count(dim))
 }
 
 /// Mean loss of `objective` over the batch.

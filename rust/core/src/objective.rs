@@ -5,6 +5,7 @@
 //! ```text
 //! ISM  l = tr(∇ₓs) + ½‖s‖² = −ΔE + ½‖g‖²          T = I,  Ē = 0, λ̄ = −1/N,     ḡ = g/N
 //! ESM  l = ½‖s − s*‖² = ½‖g + s*‖²               T = I,  Ē = 0, λ̄ = 0,        ḡ = (g + s*)/N
+//!      or, for d ≥ 2, with u = g + s* from a score pass:  T = u (M = 1),  λ̄ = 0,  ḡ = 1/N
 //! DSM  x̃ = x + σε,  l = ½‖s(x̃) + ε/σ‖²          ESM at x̃ with s* = −ε/σ
 //! SSM  l = (1/M) Σ_m [−t_mᵀ ∇²E t_m + ½ (t_mᵀ g)²]  T = random, λ̄ = −1/(MN), ḡ_m = t_mᵀg/(MN)
 //! ```
@@ -13,6 +14,13 @@
 //! their Hutchinson estimates: for t with E[t tᵀ] = I (standard normal or Rademacher),
 //! E[tᵀHt] = tr H and E[(tᵀg)²] = ‖g‖², so E_t[l_SSM] = l_ISM. It runs the same
 //! forward-Laplacian code with the tangents t_m in place of the identity.
+//!
+//! ESM and DSM need only ∂g/∂θ, not the Laplacian. With T = I the tape carries d tangents,
+//! (d + 2)× the forward pass. But ∂l/∂θ = uᵀ ∂g/∂θ = ∂(uᵀg)/∂θ with the residual u held
+//! fixed, and uᵀg is the derivative of E along u: so one score pass (≈ 2 forward passes, any
+//! d) gives u, and the tape with the single tangent t = u (3 rows per sample) gives the
+//! gradient by the same backward pass. That costs about the same at d = 2 and is (d + 2)/3
+//! times cheaper above; [`SCORE_TANGENT_MIN_DIM`] picks the path.
 //!
 //! ∇E and ΔE include the confining term: +αx and +αd (for SSM, tᵀ(αI)t = α‖t‖² and
 //! tᵀ(αx)). It has no parameters, so it changes the adjoint but adds nothing to the gradient
@@ -24,10 +32,17 @@
 //! of the parameters, and its gradient is exact.
 
 use crate::error::{Error, Result};
+use crate::forward::{self, ScoreWorkspace};
 use crate::laplacian::{LapWorkspace, Tangents};
 use crate::matrix::Rows;
+use crate::model::Model;
 use crate::real::Real;
 use crate::rng::Stream;
+use crate::workspace::with_workspace;
+
+/// From this input dimension on, ESM and DSM run a score pass and a one-tangent tape instead
+/// of the d-tangent tape (see the module doc).
+pub const SCORE_TANGENT_MIN_DIM: usize = 2;
 
 /// Distribution of the SSM projections t_m; both have E[t tᵀ] = I.
 #[derive(Debug, Clone, Copy, PartialEq, Eq, Default)]
@@ -126,17 +141,21 @@ impl<T: Real> Objective<'_, T> {
         }
     }
 
-    /// The input tangents of the propagation this objective needs.
-    pub fn tangents(&self) -> Tangents {
+    /// The input tangents of the propagation this objective needs for inputs of `dim`.
+    pub fn tangents(&self, dim: usize) -> Tangents {
         match *self {
             Objective::Ssm { n_projections, .. } => Tangents::PerSample(n_projections),
+            Objective::Esm { .. } | Objective::Dsm { .. } if dim >= SCORE_TANGENT_MIN_DIM => {
+                Tangents::PerSample(1)
+            }
             _ => Tangents::Identity,
         }
     }
 
     /// Draws the chunk's random inputs after its rows `start..start + c` were copied into
-    /// the workspace: SSM tangents into [`LapWorkspace::tangents_mut`], DSM noise onto x.
-    pub fn prepare_chunk(&self, ws: &mut LapWorkspace<T>, start: usize) {
+    /// the workspace: SSM tangents into [`LapWorkspace::tangents_mut`], DSM noise onto x;
+    /// then, on the one-tangent ESM/DSM path, the residuals u = g + s* as the tangents.
+    pub fn prepare_chunk(&self, model: &Model<T>, ws: &mut LapWorkspace<T>, start: usize) {
         let c = ws.c;
         match *self {
             Objective::Ssm {
@@ -161,6 +180,37 @@ impl<T: Real> Objective<'_, T> {
             }
             Objective::Ism | Objective::Esm { .. } => {}
         }
+        if matches!(self, Objective::Esm { .. } | Objective::Dsm { .. })
+            && ws.tangents == Tangents::PerSample(1)
+        {
+            self.residuals(model, ws, start);
+        }
+    }
+
+    /// u = ∇ₓE(x) + s*(x) for each row of the chunk (s* = −ε/σ for DSM), into the tangents.
+    fn residuals(&self, model: &Model<T>, ws: &mut LapWorkspace<T>, start: usize) {
+        let (c, dim) = (ws.c, model.mlp().dim());
+        with_workspace(|sw: &mut ScoreWorkspace<T>| {
+            sw.input(model, c).copy_from_slice(&ws.x);
+            forward::energy_and_grad(model, sw, c, None, Some(&mut ws.t));
+        });
+        for (b, u) in ws.t.chunks_exact_mut(dim).enumerate() {
+            match *self {
+                Objective::Esm { target } => {
+                    for (k, v) in u.iter_mut().enumerate() {
+                        *v += target.at(start + b, k);
+                    }
+                }
+                Objective::Dsm { noise_std, seed } => {
+                    // The same stream as the noise drawn onto x gives ε again.
+                    let mut s = Stream::new(seed, (start + b) as u64);
+                    for v in u.iter_mut() {
+                        *v -= T::c(s.normal() / noise_std);
+                    }
+                }
+                _ => unreachable!("residuals are for ESM and DSM"),
+            }
+        }
     }
 
     /// Sum of the per-sample losses of the chunk starting at batch row `start`; when `adjoint`
@@ -178,6 +228,21 @@ impl<T: Real> Objective<'_, T> {
         let inv_n = T::one() / T::c(n_total as f64);
         let half = T::c(0.5);
         let mut total = 0.0f64;
+        if matches!(self, Objective::Esm { .. } | Objective::Dsm { .. })
+            && ws.tangents == Tangents::PerSample(1)
+        {
+            // One-tangent path: l = ½‖u‖², and ∂l/∂θ = ∂(uᵀg)/∂θ / N with u fixed.
+            for b in 0..c {
+                let u = &ws.t[b * dim..(b + 1) * dim];
+                total += (half * u.iter().map(|&v| v * v).sum::<T>()).to_f64_exact();
+                if adjoint {
+                    ws.out[b] = T::zero();
+                    ws.out[c + b] = T::zero();
+                    ws.out[2 * c + b] = inv_n;
+                }
+            }
+            return total;
+        }
         for b in 0..c {
             let x = &ws.x[b * dim..(b + 1) * dim];
             let gbase = 2 * c + b * m;

@@ -235,3 +235,25 @@ fn bad_objective_parameters_are_errors() {
         );
     }
 }
+
+/// At d = 1 ESM and DSM take the d-tangent tape, above it the score pass + one-tangent tape
+/// (objective.rs): the other tests cover d ≥ 2, this one the d = 1 path.
+#[test]
+fn esm_and_dsm_gradients_on_both_paths() {
+    for act in Activation::ALL {
+        let m = model::<f64>(1, &[6, 5], act, 0.4, 30);
+        let x = data(9, 1, 1.5, 12);
+        let target = data(9, 1, 1.0, 13);
+        let t = Rows::from_slice(&target, 9, 1).unwrap();
+        check_fd(&m, &x, Objective::Esm { target: t });
+        check_fd(
+            &m,
+            &x,
+            Objective::Dsm {
+                noise_std: 0.2,
+                seed: 1,
+            },
+        );
+    }
+    assert_eq!(scorematch_core::objective::SCORE_TANGENT_MIN_DIM, 2);
+}
