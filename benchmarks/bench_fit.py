@@ -1,0 +1,405 @@
+"""Benchmark of training: seconds per epoch of EnergyMLP.fit for ism, ssm and dsm, beside the
+same training loop written in JAX (and PyTorch when it is installed).
+
+    python benchmarks/bench_fit.py                       # full run
+    python benchmarks/bench_fit.py --quick               # smaller n, one timed epoch
+    python benchmarks/bench_fit.py --out results.md      # also write the table as Markdown
+
+Workloads (softplus MLP, depth 3, width 128, Adam lr 1e-3, batch 512, no validation):
+
+    2-D mixture of 3 Gaussians, n = 100 000 rows  (196 minibatches per epoch)
+    16-D mixture of 4 Gaussians, n = 20 480 rows  (40 minibatches; the exact ISM costs
+                                                   dim + 2 = 18 forward passes per row)
+
+Objectives: ism (exact), ssm (1 Gaussian projection per row), dsm (noise_std 0.1).
+
+One epoch is: shuffle, then for each minibatch the loss, its exact parameter gradient and an
+Adam step. The comparators do the same work:
+
+    JAX    one jitted step per minibatch shape, the epoch run by lax.scan over the shuffled
+           minibatches (no Python per step); ISM's Laplacian by folx's forward Laplacian when
+           folx is importable (faster than jax.hessian here, see bench_engine), SSM's tᵀHt by
+           a jvp of the input gradient, DSM by the input gradient at the noisy points;
+           optimizer optax.adam if optax is importable, else the same Adam written in jnp.
+    torch  (skipped when not importable) the hand-written batched forward Laplacian for ISM,
+           autograd double-backward for SSM and DSM, torch.optim.Adam. Untested here: torch
+           is not installed on the machine the results below were measured on.
+
+Before timing, the JAX ISM loss and gradient of one minibatch are checked against
+``ism_loss_and_grad`` (printed as "rel. diff"). Each library runs one untimed epoch first
+(compilation, workspaces), then --epochs timed epochs; the median is reported. Speed-up =
+comparator's seconds per epoch / ours.
+"""
+
+from __future__ import annotations
+
+import argparse
+import datetime as _dt
+import os
+import platform
+import statistics
+import sys
+import time
+from collections.abc import Callable
+from typing import Any
+
+import numpy as np
+import scorematch
+from scorematch import EnergyMLP
+
+try:
+    import jax
+    import jax.numpy as jnp
+
+    jax.config.update("jax_enable_x64", True)
+    HAVE_JAX = True
+except ImportError:  # pragma: no cover
+    HAVE_JAX = False
+try:
+    import folx
+
+    HAVE_FOLX = True
+except ImportError:
+    HAVE_FOLX = False
+try:
+    import optax
+
+    HAVE_OPTAX = True
+except ImportError:
+    HAVE_OPTAX = False
+try:
+    import torch
+
+    HAVE_TORCH = True
+except ImportError:
+    HAVE_TORCH = False
+
+WIDTH, DEPTH, BATCH, LR = 128, 3, 512, 1e-3
+NOISE_STD = 0.1
+OBJECTIVES = ("ism", "ssm", "dsm")
+
+
+def mixture(n: int, dim: int, k: int, seed: int) -> np.ndarray:
+    rng = np.random.default_rng(seed)
+    means = 3.0 * rng.normal(size=(k, dim))
+    return means[rng.integers(0, k, size=n)] + 0.5 * rng.normal(size=(n, dim))
+
+
+# -- ours -------------------------------------------------------------------------------------
+
+
+def time_ours(X: np.ndarray, objective: str, dtype: str, epochs: int) -> float:
+    kwargs: dict[str, Any] = {}
+    if objective == "ssm":
+        kwargs = {"n_projections": 1}
+    elif objective == "dsm":
+        kwargs = {"noise_std": NOISE_STD}
+    model = EnergyMLP(X.shape[1], hidden=(WIDTH,) * DEPTH, dtype=dtype, seed=0)
+    Xd = X.astype(dtype)
+    fit = {
+        "objective": objective,
+        "batch_size": BATCH,
+        "lr": LR,
+        "validation": None,
+        "progress": False,
+    }
+    model.fit(Xd, epochs=1, **fit, **kwargs)  # warm-up: workspaces, thread pool
+    times = []
+    for e in range(epochs):
+        t = time.perf_counter()
+        model.fit(Xd, epochs=1, seed=e + 1, **fit, **kwargs)
+        times.append(time.perf_counter() - t)
+    return statistics.median(times)
+
+
+# -- JAX --------------------------------------------------------------------------------------
+
+
+def _energy1(P: list[Any], x: Any) -> Any:
+    h = x
+    for i in range((len(P) - 2) // 2):
+        h = jax.nn.softplus(P[2 * i] @ h + P[2 * i + 1])
+    return (P[-2] @ h)[0] + P[-1][0]
+
+
+def _grad_x(P: list[Any], X: Any) -> Any:
+    return jax.vmap(jax.grad(_energy1, argnums=1), in_axes=(None, 0))(P, X)
+
+
+def _jax_loss(objective: str) -> Callable[[list[Any], Any, Any], Any]:
+    if objective == "ism":
+        if HAVE_FOLX:
+
+            def lap_g(P: list[Any], X: Any) -> tuple[Any, Any]:
+                r = jax.vmap(folx.forward_laplacian(lambda x: _energy1(P, x)))(X)
+                return r.laplacian, r.jacobian.dense_array
+
+        else:
+
+            def lap_g(P: list[Any], X: Any) -> tuple[Any, Any]:
+                h = jax.vmap(lambda x: jnp.trace(jax.hessian(_energy1, argnums=1)(P, x)))(X)
+                return h, _grad_x(P, X)
+
+        def ism(P: list[Any], X: Any, key: Any) -> Any:
+            lap, g = lap_g(P, X)
+            return jnp.mean(-lap + 0.5 * jnp.sum(g * g, axis=-1))
+
+        return ism
+    if objective == "ssm":
+
+        def ssm(P: list[Any], X: Any, key: Any) -> Any:
+            t = jax.random.normal(key, X.shape, X.dtype)
+            gfun = jax.grad(_energy1, argnums=1)
+
+            def one(x: Any, tt: Any) -> Any:
+                g, hv = jax.jvp(lambda y: gfun(P, y), (x,), (tt,))
+                return -jnp.dot(tt, hv) + 0.5 * jnp.dot(tt, g) ** 2
+
+            return jnp.mean(jax.vmap(one)(X, t))
+
+        return ssm
+
+    def dsm(P: list[Any], X: Any, key: Any) -> Any:
+        eps = jax.random.normal(key, X.shape, X.dtype)
+        g = _grad_x(P, X + NOISE_STD * eps)
+        u = g - eps / NOISE_STD
+        return jnp.mean(0.5 * jnp.sum(u * u, axis=-1))
+
+    return dsm
+
+
+def _adam() -> tuple[Callable[..., Any], Callable[..., Any]]:
+    """(init, update) of Adam with PyTorch's constants, optax's if importable."""
+    if HAVE_OPTAX:
+        opt = optax.adam(LR, b1=0.9, b2=0.999, eps=1e-8)
+
+        def update(g: Any, s: Any, p: Any) -> tuple[Any, Any]:
+            up, s = opt.update(g, s, p)
+            return optax.apply_updates(p, up), s
+
+        return opt.init, update
+
+    def init(p: Any) -> Any:
+        z = jax.tree_util.tree_map(jnp.zeros_like, p)
+        return (z, z, jnp.zeros((), jnp.int32))
+
+    def update_hand(g: Any, s: Any, p: Any) -> tuple[Any, Any]:
+        m, v, t = s
+        t = t + 1
+        m = jax.tree_util.tree_map(lambda m, g: 0.9 * m + 0.1 * g, m, g)
+        v = jax.tree_util.tree_map(lambda v, g: 0.999 * v + 0.001 * g * g, v, g)
+        c1, c2 = 1 - 0.9**t, 1 - 0.999**t
+        p = jax.tree_util.tree_map(
+            lambda p, m, v: p - LR * (m / c1) / (jnp.sqrt(v / c2) + 1e-8), p, m, v
+        )
+        return p, (m, v, t)
+
+    return init, update_hand
+
+
+def jax_check(model: EnergyMLP, X: np.ndarray) -> float:
+    """max relative difference of the JAX ISM loss and gradient vs ours on one minibatch."""
+    P = [jnp.asarray(p) for p in model.params]
+    loss, grads = jax.jit(jax.value_and_grad(_jax_loss("ism")))(P, jnp.asarray(X), None)
+    ours, ours_g = model.ism_loss_and_grad(X)
+    diffs = [abs(float(loss) - ours) / max(abs(float(loss)), 1e-30)]
+    for a, b in zip(grads, ours_g):
+        a = np.asarray(a)
+        diffs.append(float(np.max(np.abs(a - b)) / max(float(np.max(np.abs(a))), 1e-30)))
+    return max(diffs)
+
+
+def time_jax(X: np.ndarray, objective: str, dtype: str, epochs: int) -> float:
+    model = EnergyMLP(X.shape[1], hidden=(WIDTH,) * DEPTH, dtype=dtype, seed=0)
+    P0 = [jnp.asarray(p) for p in model.params]
+    loss = _jax_loss(objective)
+    init, update = _adam()
+    vg = jax.value_and_grad(loss)
+
+    def step(carry: Any, xb_key: Any) -> tuple[Any, Any]:
+        P, s = carry
+        xb, key = xb_key
+        lv, g = vg(P, xb, key)
+        P, s = update(g, s, P)
+        return (P, s), lv
+
+    n, d = X.shape
+    full = n // BATCH
+
+    @jax.jit
+    def epoch(P: Any, s: Any, Xs: Any, rest: Any, key: Any) -> tuple[Any, Any, Any]:
+        keys = jax.random.split(key, full + 1)
+        (P, s), losses = jax.lax.scan(step, (P, s), (Xs, keys[:full]))
+        if rest.shape[0]:
+            (P, s), lr_ = step((P, s), (rest, keys[full]))
+            losses = jnp.concatenate([losses, lr_[None]])
+        return P, s, jnp.mean(losses)
+
+    Xd = X.astype(dtype)
+    rng = np.random.default_rng(0)
+
+    def run(P: Any, s: Any, e: int) -> tuple[Any, Any]:
+        perm = rng.permutation(n)
+        Xp = Xd[perm]
+        Xs = jnp.asarray(Xp[: full * BATCH].reshape(full, BATCH, d))
+        rest = jnp.asarray(Xp[full * BATCH :])
+        P, s, _m = epoch(P, s, Xs, rest, jax.random.PRNGKey(e))
+        jax.block_until_ready(P)
+        return P, s
+
+    P, s = run(P0, init(P0), 0)  # compile
+    times = []
+    for e in range(epochs):
+        t = time.perf_counter()
+        P, s = run(P, s, e + 1)
+        times.append(time.perf_counter() - t)
+    return statistics.median(times)
+
+
+# -- PyTorch ------------------------------------------------------------------------------------
+
+
+def time_torch(X: np.ndarray, objective: str, dtype: str, epochs: int) -> float:  # pragma: no cover
+    tdt = {"float32": torch.float32, "float64": torch.float64}[dtype]
+    model = EnergyMLP(X.shape[1], hidden=(WIDTH,) * DEPTH, dtype=dtype, seed=0)
+    P = [torch.tensor(p, dtype=tdt, requires_grad=True) for p in model.params]
+    opt = torch.optim.Adam(P, lr=LR)
+    Xt = torch.tensor(X, dtype=tdt)
+    n, d = X.shape
+    L = (len(P) - 2) // 2
+
+    def energy_grad(Xb: Any) -> Any:
+        Xb = Xb.requires_grad_(True)
+        h = Xb
+        for i in range(L):
+            h = torch.nn.functional.softplus(h @ P[2 * i].T + P[2 * i + 1])
+        E = (h @ P[-2].T)[:, 0] + P[-1][0]
+        (g,) = torch.autograd.grad(E.sum(), Xb, create_graph=True)
+        return g
+
+    def ism(Xb: Any) -> Any:
+        # Forward Laplacian: value h, tangents J (B, d, n), Laplacian lam (B, n).
+        h, J = Xb, torch.eye(d, dtype=tdt).expand(Xb.shape[0], d, d)
+        lam = torch.zeros_like(Xb)
+        for i in range(L):
+            W, b = P[2 * i], P[2 * i + 1]
+            z, A, mu = h @ W.T + b, J @ W.T, lam @ W.T
+            s = torch.sigmoid(z)
+            s1, s2 = s, s * (1 - s)
+            h = torch.nn.functional.softplus(z)
+            lam = s1 * mu + s2 * (A * A).sum(1)
+            J = s1[:, None, :] * A
+        w = P[-2][0]
+        g, lap = J @ w, lam @ w
+        return (-lap + 0.5 * (g * g).sum(1)).mean()
+
+    def ssm(Xb: Any) -> Any:
+        t = torch.randn_like(Xb)
+        g = energy_grad(Xb)
+        tg = (t * g).sum(1)
+        (hv,) = torch.autograd.grad(tg.sum(), Xb, create_graph=True)
+        return (-(hv * t).sum(1) + 0.5 * tg * tg).mean()
+
+    def dsm(Xb: Any) -> Any:
+        eps = torch.randn_like(Xb)
+        g = energy_grad(Xb + NOISE_STD * eps)
+        return (0.5 * ((g - eps / NOISE_STD) ** 2).sum(1)).mean()
+
+    loss_fn = {"ism": ism, "ssm": ssm, "dsm": dsm}[objective]
+
+    def epoch() -> None:
+        perm = torch.randperm(n)
+        for i in range(0, n, BATCH):
+            Xb = Xt[perm[i : i + BATCH]].clone()
+            opt.zero_grad()
+            loss_fn(Xb).backward()
+            opt.step()
+
+    epoch()
+    times = []
+    for _ in range(epochs):
+        t = time.perf_counter()
+        epoch()
+        times.append(time.perf_counter() - t)
+    return statistics.median(times)
+
+
+# -- driver -----------------------------------------------------------------------------------
+
+
+def main(argv: list[str] | None = None) -> int:
+    p = argparse.ArgumentParser(description="seconds per epoch of EnergyMLP.fit vs JAX/PyTorch")
+    p.add_argument("--quick", action="store_true", help="n / 10, one timed epoch")
+    p.add_argument("--epochs", type=int, default=2, help="timed epochs per entry (median)")
+    p.add_argument("--out", metavar="PATH", help="also write the report as Markdown")
+    p.add_argument("--dtypes", default="float32,float64")
+    p.add_argument("--objectives", default=",".join(OBJECTIVES))
+    args = p.parse_args(argv)
+    epochs = 1 if args.quick else args.epochs
+    scale = 10 if args.quick else 1
+    workloads = [
+        ("2-D mixture", mixture(100_000 // scale, 2, 3, 0)),
+        ("16-D mixture", mixture(20_480 // scale, 16, 4, 1)),
+    ]
+    load0 = os.getloadavg()
+    lines = [
+        "# scorematch fit benchmark",
+        "",
+        (
+            f"- machine: {platform.processor() or platform.machine()}, {os.cpu_count()} logical CPUs; "
+            f"python {platform.python_version()}; scorematch {scorematch.__version__}, "
+            f"{scorematch.get_num_threads()} threads"
+        ),
+        "- comparators: "
+        + (f"jax {jax.__version__}" if HAVE_JAX else "jax not installed")
+        + (f", folx {folx.__version__}" if HAVE_FOLX else ", no folx (jax.hessian)")
+        + (f", optax {optax.__version__}" if HAVE_OPTAX else ", hand-written Adam")
+        + (f"; torch {torch.__version__}" if HAVE_TORCH else "; torch not installed (skipped)"),
+        f"- date: {_dt.datetime.now(_dt.timezone.utc).isoformat(timespec='seconds')}",
+        (
+            f"- softplus, depth {DEPTH}, width {WIDTH}, batch {BATCH}, Adam lr {LR}; ssm: 1 Gaussian "
+            f"projection; dsm: noise_std {NOISE_STD}; median of {epochs} timed epoch(s) after one "
+            "untimed epoch"
+        ),
+        "",
+        (
+            "| data (n, dim) | dtype | objective | ours s/epoch | jax s/epoch | speed-up vs jax "
+            "| torch s/epoch | speed-up vs torch | jax ism rel. diff |"
+        ),
+        "|---|---|---|---:|---:|---:|---:|---:|---:|",
+    ]
+    print("\n".join(lines), flush=True)
+    for name, X in workloads:
+        for dtype in args.dtypes.split(","):
+            check = "–"
+            if HAVE_JAX:
+                m = EnergyMLP(X.shape[1], hidden=(WIDTH,) * DEPTH, dtype=dtype, seed=0)
+                check = f"{jax_check(m, X[:BATCH].astype(dtype)):.1e}"
+            for obj in args.objectives.split(","):
+                ours = time_ours(X, obj, dtype, epochs)
+                tj = time_jax(X, obj, dtype, epochs) if HAVE_JAX else None
+                tt = time_torch(X, obj, dtype, epochs) if HAVE_TORCH else None
+                row = (
+                    f"| {name} ({X.shape[0]}, {X.shape[1]}) | {dtype} | {obj} | {ours:.3f} | "
+                    + (f"{tj:.3f} | {tj / ours:.2f}× | " if tj else "– | – | ")
+                    + (f"{tt:.3f} | {tt / ours:.2f}× | " if tt else "– | – | ")
+                    + (check if obj == "ism" else "")
+                    + " |"
+                )
+                lines.append(row)
+                print(row, flush=True)
+    load1 = os.getloadavg()
+    tail = (
+        f"\nload average (1, 5, 15 min) before: {', '.join(f'{v:.2f}' for v in load0)}; "
+        f"after: {', '.join(f'{v:.2f}' for v in load1)} (on {os.cpu_count()} CPUs)"
+    )
+    lines.append(tail)
+    print(tail)
+    if args.out:
+        with open(args.out, "w") as f:
+            f.write("\n".join(lines) + "\n")
+    return 0
+
+
+if __name__ == "__main__":
+    sys.exit(main())
