@@ -617,7 +617,16 @@ class EnergyMLP:
         projection : {"gaussian", "rademacher"}, default "gaussian"
             Distribution of the ``"ssm"`` directions.
         standardize : bool, default False
-            Not implemented yet: ``True`` raises ``NotImplementedError``.
+            Train in standardized coordinates ``z = (x − mean) / std`` (per column, from the
+            training rows), which makes ``lr`` meaningful whatever the data's scale. The
+            model stays in your coordinates: the affine map is folded exactly into the first
+            layer, so :meth:`energy`, :meth:`score`, :meth:`hessian_trace` and sampling need
+            nothing else. Losses in the history, ``noise_std`` and ``target_score``'s role are
+            in standardized units (``target_score`` is given in yours and converted).
+            Training starts from the current parameters read as those of the standardized
+            network, so a fresh model's initialization suits the standardized data; to
+            continue training a fitted model, use ``standardize=False``. Requires
+            ``alpha == 0``.
 
         Returns
         -------

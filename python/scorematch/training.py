@@ -146,8 +146,13 @@ def fit(
         raise ValueError(f"noise_std is only used by objective 'dsm', not {objective!r}")
     if callback is not None and not callable(callback):
         raise TypeError(f"callback must be callable, got {type(callback).__name__}")
-    if standardize:
-        raise NotImplementedError("standardize=True is not implemented yet")
+    if not isinstance(standardize, (bool, np.bool_)):
+        raise TypeError(f"standardize must be a bool, got {type(standardize).__name__}")
+    if standardize and model.alpha != 0:
+        raise ValueError(
+            "standardize=True needs alpha == 0: the confining term (alpha/2)||x||^2 has no "
+            f"exact counterpart in standardized coordinates (alpha is {model.alpha})"
+        )
 
     dtype = model._m.dtype
     Xa = as_batch(X, model.dim, dtype, "X")
@@ -163,7 +168,13 @@ def fit(
     elif target_score is not None:
         raise ValueError(f"target_score is only used by objective 'esm', not {objective!r}")
     X_train, t_train, X_val, t_val = _split(Xa, target, validation, model.dim, dtype, seed)
+    affine = _Affine.of(X_train) if standardize else _Affine.identity(model.dim)
+    X_train, t_train = affine.data(X_train, t_train)
+    if X_val is not None:
+        X_val, t_val = affine.data(X_val, t_val)
 
+    # With standardize, the current parameters are read as those of the network in z
+    # coordinates (so a fresh initialization suits the standardized data); see fit's doc.
     trainer = _core.Trainer(
         model._m,
         X_train,
@@ -198,7 +209,7 @@ def fit(
             if bar is not None:
                 bar.end_epoch(train, val)
             if callback is not None:
-                model._m = trainer.model()  # the callback may evaluate the model
+                model._m = affine.to_user(trainer.model())  # the callback may evaluate the model
                 if callback(epoch, train, val) is False:
                     history.stop_reason = "callback"
                     break
@@ -208,21 +219,61 @@ def fit(
     except KeyboardInterrupt:
         # Keep the parameters of the last completed minibatch, not the best epoch's.
         history.stop_reason = "interrupted"
-        model._m = trainer.model()
+        model._m = affine.to_user(trainer.model())
     except TrainingDivergedError as err:
-        model._m = trainer.model()
+        model._m = affine.to_user(trainer.model())
         history.seconds = time.perf_counter() - start
         err.history = history  # type: ignore[attr-defined]
         raise
     else:
         if X_val is not None:
             trainer.restore_best()
-        model._m = trainer.model()
+        model._m = affine.to_user(trainer.model())
     finally:
         if bar is not None:
             bar.close()
     history.seconds = time.perf_counter() - start
     return history
+
+
+class _Affine:
+    """The coordinates z = (x − m) / s that ``standardize=True`` trains in.
+
+    The network's first layer absorbs the map: ``W_1 x + b_1 = (W_1 diag(s)) z + (b_1 + W_1 m)``,
+    so a model in z coordinates converts exactly (up to rounding) to one in x coordinates,
+    whose energy, score and Hessian trace are then the user-coordinate ones. Scores
+    transform as ``s_z(z) = s ⊙ s_x(x)``.
+    """
+
+    def __init__(self, m: Arr | None, s: Arr | None) -> None:
+        self.m, self.s = m, s
+
+    @classmethod
+    def identity(cls, dim: int) -> _Affine:
+        return cls(None, None)
+
+    @classmethod
+    def of(cls, X: Arr) -> _Affine:
+        m = X.mean(axis=0, dtype=np.float64)
+        s = X.std(axis=0, dtype=np.float64)
+        s[~(s > 0)] = 1.0  # constant columns: only shift them
+        return cls(m, s)
+
+    def data(self, X: Arr, target: Arr | None) -> tuple[Arr, Arr | None]:
+        if self.m is None or self.s is None:
+            return X, target
+        z = ((X - self.m) / self.s).astype(X.dtype)
+        t = None if target is None else (target * self.s).astype(target.dtype)
+        return z, t
+
+    def to_user(self, handle: _core.Model) -> _core.Model:
+        """The model of x whose network equals ``handle``'s network of z."""
+        if self.m is None or self.s is None:
+            return handle
+        p = [a.astype(np.float64) for a in handle.params()]
+        p[0] = p[0] / self.s  # W_x = W_z diag(1/s)
+        p[1] = p[1] - p[0] @ self.m  # b_x = b_z − W_x m
+        return handle.with_params([a.astype(handle.dtype) for a in p])
 
 
 def _as_nonnegative(v: Any, name: str) -> float:
