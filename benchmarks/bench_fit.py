@@ -334,7 +334,10 @@ def main(argv: list[str] | None = None) -> int:
     p.add_argument("--out", metavar="PATH", help="also write the report as Markdown")
     p.add_argument("--dtypes", default="float32,float64")
     p.add_argument("--objectives", default=",".join(OBJECTIVES))
+    p.add_argument("--no-jax", action="store_true", help="time scorematch only (CI smoke run)")
     args = p.parse_args(argv)
+    global HAVE_JAX
+    HAVE_JAX = HAVE_JAX and not args.no_jax
     epochs = 1 if args.quick else args.epochs
     scale = 10 if args.quick else 1
     workloads = [
@@ -351,7 +354,7 @@ def main(argv: list[str] | None = None) -> int:
             f"{scorematch.get_num_threads()} threads"
         ),
         "- comparators: "
-        + (f"jax {jax.__version__}" if HAVE_JAX else "jax not installed")
+        + (f"jax {jax.__version__}" if HAVE_JAX else "jax not used")
         + (f", folx {folx.__version__}" if HAVE_FOLX else ", no folx (jax.hessian)")
         + (f", optax {optax.__version__}" if HAVE_OPTAX else ", hand-written Adam")
         + (f"; torch {torch.__version__}" if HAVE_TORCH else "; torch not installed (skipped)"),
