@@ -5,7 +5,7 @@
 //! ```text
 //! ISM  l = tr(∇ₓs) + ½‖s‖² = −ΔE + ½‖g‖²          T = I,  Ē = 0, λ̄ = −1/N,     ḡ = g/N
 //! ESM  l = ½‖s − s*‖² = ½‖g + s*‖²               T = I,  Ē = 0, λ̄ = 0,        ḡ = (g + s*)/N
-//!      or, for d ≥ 2, with u = g + s* from a score pass:  T = u (M = 1),  λ̄ = 0,  ḡ = 1/N
+//!      or, for d ≥ 3, with u = g + s* from a score pass:  T = u (M = 1),  λ̄ = 0,  ḡ = 1/N
 //! DSM  x̃ = x + σε,  l = ½‖s(x̃) + ε/σ‖²          ESM at x̃ with s* = −ε/σ
 //! SSM  l = (1/M) Σ_m [−t_mᵀ ∇²E t_m + ½ (t_mᵀ g)²]  T = random, λ̄ = −1/(MN), ḡ_m = t_mᵀg/(MN)
 //! ```
@@ -19,8 +19,10 @@
 //! (d + 2)× the forward pass. But ∂l/∂θ = uᵀ ∂g/∂θ = ∂(uᵀg)/∂θ with the residual u held
 //! fixed, and uᵀg is the derivative of E along u: so one score pass (≈ 2 forward passes, any
 //! d) gives u, and the tape with the single tangent t = u (3 rows per sample) gives the
-//! gradient by the same backward pass. That costs about the same at d = 2 and is (d + 2)/3
-//! times cheaper above; [`SCORE_TANGENT_MIN_DIM`] picks the path.
+//! gradient by the same backward pass. By operation count the two tie at d = 2 (the d-tangent
+//! tape measured faster there: 2.1 vs 2.8 s per DSM epoch of bench_fit in float64) and the
+//! one-tangent path wins by about 3(d + 2)/11 above (tape + backward ≈ 3 passes per row);
+//! [`SCORE_TANGENT_MIN_DIM`] picks the path.
 //!
 //! ∇E and ΔE include the confining term: +αx and +αd (for SSM, tᵀ(αI)t = α‖t‖² and
 //! tᵀ(αx)). It has no parameters, so it changes the adjoint but adds nothing to the gradient
@@ -42,7 +44,7 @@ use crate::workspace::with_workspace;
 
 /// From this input dimension on, ESM and DSM run a score pass and a one-tangent tape instead
 /// of the d-tangent tape (see the module doc).
-pub const SCORE_TANGENT_MIN_DIM: usize = 2;
+pub const SCORE_TANGENT_MIN_DIM: usize = 3;
 
 /// Distribution of the SSM projections t_m; both have E[t tᵀ] = I.
 #[derive(Debug, Clone, Copy, PartialEq, Eq, Default)]

@@ -236,8 +236,8 @@ fn bad_objective_parameters_are_errors() {
     }
 }
 
-/// At d = 1 ESM and DSM take the d-tangent tape, above it the score pass + one-tangent tape
-/// (objective.rs): the other tests cover d ≥ 2, this one the d = 1 path.
+/// Below d = 3 ESM and DSM take the d-tangent tape, from it the score pass + one-tangent tape
+/// (objective.rs): derivatives.rs covers d = 2, 3 and 4, this test d = 1.
 #[test]
 fn esm_and_dsm_gradients_on_both_paths() {
     for act in Activation::ALL {
@@ -255,5 +255,5 @@ fn esm_and_dsm_gradients_on_both_paths() {
             },
         );
     }
-    assert_eq!(scorematch_core::objective::SCORE_TANGENT_MIN_DIM, 2);
+    assert_eq!(scorematch_core::objective::SCORE_TANGENT_MIN_DIM, 3);
 }
