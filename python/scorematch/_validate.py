@@ -13,6 +13,34 @@ _FLOAT_NAMES = {"float32": np.float32, "float64": np.float64}
 _NATIVE = {name: np.dtype(t) for name, t in _FLOAT_NAMES.items()}
 
 
+def as_int(v: Any, name: str, low: int = 1) -> int:
+    """``v`` as an int of at least ``low``; bools and non-integers are a ``TypeError``."""
+    if isinstance(v, bool) or not isinstance(v, (int, np.integer)):
+        raise TypeError(f"{name} must be an int, got {type(v).__name__}")
+    if v < low:
+        raise ValueError(f"{name} must be at least {low}, got {v}")
+    return int(v)
+
+
+def as_positive(v: Any, name: str) -> float:
+    """``v`` as a finite float > 0."""
+    if isinstance(v, bool) or not isinstance(v, (int, float, np.integer, np.floating)):
+        raise TypeError(f"{name} must be a number, got {type(v).__name__}")
+    f = float(v)
+    if not (np.isfinite(f) and f > 0):
+        raise ValueError(f"{name} must be a finite number > 0, got {v}")
+    return f
+
+
+def as_seed(seed: Any) -> int:
+    """A seed: an int in [0, 2**64)."""
+    if isinstance(seed, bool) or not isinstance(seed, (int, np.integer)):
+        raise TypeError(f"seed must be an int, got {type(seed).__name__}")
+    if not 0 <= seed < 2**64:
+        raise ValueError(f"seed must be in [0, 2**64), got {seed}")
+    return int(seed)
+
+
 def parse_dtype(dtype: Any) -> str:
     """Normalize a dtype spec (``"float32"``, ``np.float64``, ...) to its name."""
     try:

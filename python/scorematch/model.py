@@ -10,7 +10,7 @@ import numpy as np
 from numpy.typing import ArrayLike, NDArray
 
 from scorematch import _core
-from scorematch._validate import as_batch, parse_dtype
+from scorematch._validate import as_batch, as_int, as_positive, as_seed, parse_dtype
 
 if TYPE_CHECKING:
     from scorematch.sampling import SampleResult
@@ -82,7 +82,7 @@ class EnergyMLP:
         alpha: float = 0.0,
         seed: int = 0,
     ) -> None:
-        dim = _as_count(dim, "dim")
+        dim = as_int(dim, "dim")
         widths = _as_widths(hidden)
         self._m = _core.Model.create(
             dim,
@@ -90,7 +90,7 @@ class EnergyMLP:
             _as_activation(activation),
             parse_dtype(dtype),
             _as_alpha(alpha),
-            _as_seed(seed),
+            as_seed(seed),
         )
 
     @classmethod
@@ -371,8 +371,8 @@ class EnergyMLP:
         """
         return self._m.ssm_loss_and_grad(
             self._batch(X),
-            _as_count(n_projections, "n_projections"),
-            _as_seed(seed),
+            as_int(n_projections, "n_projections"),
+            as_seed(seed),
             _as_projection(projection),
         )
 
@@ -405,7 +405,7 @@ class EnergyMLP:
             :meth:`energy`.
         """
         return self._m.dsm_loss_and_grad(
-            self._batch(X), _as_positive(noise_std, "noise_std"), _as_seed(seed)
+            self._batch(X), as_positive(noise_std, "noise_std"), as_seed(seed)
         )
 
     # -- sampling -------------------------------------------------------------------------
@@ -687,14 +687,6 @@ def _rebuild(params: list[Array], activation: str, alpha: float, dtype: str) -> 
     return EnergyMLP.from_params(params, activation=activation, alpha=alpha, dtype=dtype)
 
 
-def _as_count(v: Any, name: str) -> int:
-    if isinstance(v, bool) or not isinstance(v, (int, np.integer)):
-        raise TypeError(f"{name} must be an int, got {type(v).__name__}")
-    if v < 1:
-        raise ValueError(f"{name} must be at least 1, got {v}")
-    return int(v)
-
-
 def _as_widths(hidden: Any) -> list[int]:
     if isinstance(hidden, (int, np.integer)) and not isinstance(hidden, bool):
         raise TypeError(f"hidden must be a sequence of widths such as (64, 64), got {hidden!r}")
@@ -704,7 +696,7 @@ def _as_widths(hidden: Any) -> list[int]:
         raise TypeError(f"hidden must be a sequence of ints, got {hidden!r}") from err
     if not widths:
         raise ValueError("hidden must list at least one layer width, got an empty sequence")
-    return [_as_count(w, "every hidden width") for w in widths]
+    return [as_int(w, "every hidden width") for w in widths]
 
 
 def _as_activation(activation: Any) -> str:
@@ -726,23 +718,6 @@ def _as_projection(projection: Any) -> str:
     if projection not in ("gaussian", "rademacher"):
         raise ValueError(f"projection must be 'gaussian' or 'rademacher', got {projection!r}")
     return str(projection)
-
-
-def _as_positive(v: Any, name: str) -> float:
-    if isinstance(v, bool) or not isinstance(v, (int, float, np.integer, np.floating)):
-        raise TypeError(f"{name} must be a number, got {type(v).__name__}")
-    f = float(v)
-    if not (np.isfinite(f) and f > 0):
-        raise ValueError(f"{name} must be a finite number > 0, got {v}")
-    return f
-
-
-def _as_seed(seed: Any) -> int:
-    if isinstance(seed, bool) or not isinstance(seed, (int, np.integer)):
-        raise TypeError(f"seed must be an int, got {type(seed).__name__}")
-    if not 0 <= seed < 2**64:
-        raise ValueError(f"seed must be in [0, 2**64), got {seed}")
-    return int(seed)
 
 
 def _as_param_arrays(params: Any, dtype: str) -> list[Array]:

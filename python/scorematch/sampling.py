@@ -18,7 +18,7 @@ import numpy as np
 from numpy.typing import ArrayLike, NDArray
 
 from scorematch import _core
-from scorematch._validate import as_batch
+from scorematch._validate import as_batch, as_int, as_positive, as_seed
 
 if TYPE_CHECKING:
     from scorematch.model import EnergyMLP
@@ -68,31 +68,6 @@ class SampleResult:
     step_size: Array
     wall_time: float
     chain_indices: NDArray[np.intp]
-
-
-def _int(v: Any, name: str, low: int) -> int:
-    if isinstance(v, bool) or not isinstance(v, (int, np.integer)):
-        raise TypeError(f"{name} must be an int, got {type(v).__name__}")
-    if v < low:
-        raise ValueError(f"{name} must be at least {low}, got {v}")
-    return int(v)
-
-
-def _positive(v: Any, name: str) -> float:
-    if isinstance(v, bool) or not isinstance(v, (int, float, np.integer, np.floating)):
-        raise TypeError(f"{name} must be a number, got {type(v).__name__}")
-    f = float(v)
-    if not (math.isfinite(f) and f > 0):
-        raise ValueError(f"{name} must be a finite number > 0, got {v}")
-    return f
-
-
-def _seed(seed: Any) -> int:
-    if isinstance(seed, bool) or not isinstance(seed, (int, np.integer)):
-        raise TypeError(f"seed must be an int, got {type(seed).__name__}")
-    if not 0 <= seed < 2**64:
-        raise ValueError(f"seed must be in [0, 2**64), got {seed}")
-    return int(seed)
 
 
 def _progress_callback(progress: Progress) -> Callable[[int, int], object] | None:
@@ -168,15 +143,15 @@ def sample(
     """Run ``n_samples`` Langevin chains of ``model`` in parallel; see
     :meth:`scorematch.EnergyMLP.sample`, which documents every option."""
     t_start = time.perf_counter()
-    n = _int(n_samples, "n_samples", 1)
-    n_steps = _int(n_steps, "n_steps", 1)
-    eps = _positive(step_size, "step_size")
+    n = as_int(n_samples, "n_samples", 1)
+    n_steps = as_int(n_steps, "n_steps", 1)
+    eps = as_positive(step_size, "step_size")
     if method not in _METHODS:
         raise ValueError(f"method must be 'ula', 'mala' or 'annealed', got {method!r}")
-    burn_in = _int(burn_in, "burn_in", 0)
-    thin = _int(thin, "thin", 1)
-    temp = _positive(temperature, "temperature")
-    seed = _seed(seed)
+    burn_in = as_int(burn_in, "burn_in", 0)
+    thin = as_int(thin, "thin", 1)
+    temp = as_positive(temperature, "temperature")
+    seed = as_seed(seed)
     raise_on = _on_divergence(on_divergence)
     callback = _progress_callback(progress)
     temps: list[float] | None = None
@@ -184,7 +159,7 @@ def sample(
     if method == "annealed":
         if temperatures is None:
             raise ValueError("method='annealed' needs temperatures, e.g. [10.0, 3.0, 1.0]")
-        temps = [_positive(t, "every temperature") for t in temperatures]
+        temps = [as_positive(t, "every temperature") for t in temperatures]
         if not temps:
             raise ValueError("temperatures must list at least one temperature, got []")
         if temperature != 1.0:
@@ -192,7 +167,7 @@ def sample(
         spl = (
             max(1, n_steps // len(temps))
             if steps_per_level is None
-            else _int(steps_per_level, "steps_per_level", 1)
+            else as_int(steps_per_level, "steps_per_level", 1)
         )
         if burn_in or adapt_step_size:
             raise ValueError("method='annealed' takes neither burn_in nor adapt_step_size")
@@ -320,11 +295,11 @@ def langevin(
         raise ValueError(f"x0 must be 2-D with shape (n_chains, dim), got shape {x.shape}")
     if not np.all(np.isfinite(x)):
         raise ValueError("x0 contains NaN or Inf")
-    n_steps = _int(n_steps, "n_steps", 1)
-    eps = _positive(step_size, "step_size")
-    temp = _positive(temperature, "temperature")
-    burn_in = _int(burn_in, "burn_in", 0)
-    thin = _int(thin, "thin", 1)
+    n_steps = as_int(n_steps, "n_steps", 1)
+    eps = as_positive(step_size, "step_size")
+    temp = as_positive(temperature, "temperature")
+    burn_in = as_int(burn_in, "burn_in", 0)
+    thin = as_int(thin, "thin", 1)
     raise_on = _on_divergence(on_divergence)
     if method not in ("ula", "mala"):
         raise ValueError(f"method must be 'ula' or 'mala', got {method!r}")
@@ -336,7 +311,7 @@ def langevin(
     # The engine's constants, rounded the same way: coef = ε/(2T) and r = √ε in the run's dtype.
     coef = dt(0.5 * eps * inv_t)
     r = dt(math.sqrt(eps))
-    streams = _core.Streams(_seed(seed), n)
+    streams = _core.Streams(as_seed(seed), n)
     n_kept = n_steps // thin
     traj = np.empty((n_kept, n, d), dtype=x.dtype) if return_trajectory else None
     diverged = np.full(n, -1, dtype=np.int64)

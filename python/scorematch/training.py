@@ -18,7 +18,7 @@ import numpy as np
 from numpy.typing import ArrayLike, NDArray
 
 from scorematch import _core
-from scorematch._validate import as_batch
+from scorematch._validate import as_batch, as_int, as_positive, as_seed
 
 if TYPE_CHECKING:
     from scorematch.model import EnergyMLP
@@ -123,25 +123,25 @@ def fit(
     standardize: bool,
 ) -> FitHistory:
     """Implementation of :meth:`EnergyMLP.fit`; see there."""
-    from scorematch.model import _as_count, _as_positive, _as_projection, _as_seed
+    from scorematch.model import _as_projection
 
     if objective not in _OBJECTIVES:
         raise ValueError(f"objective must be one of {_OBJECTIVES}, got {objective!r}")
     if optimizer not in _OPTIMIZERS:
         raise ValueError(f"optimizer must be one of {_OPTIMIZERS}, got {optimizer!r}")
-    epochs = _as_count(epochs, "epochs")
-    batch_size = _as_count(batch_size, "batch_size")
-    lr = _as_positive(lr, "lr")
+    epochs = as_int(epochs, "epochs")
+    batch_size = as_int(batch_size, "batch_size")
+    lr = as_positive(lr, "lr")
     weight_decay = _as_nonnegative(weight_decay, "weight_decay")
     if patience is not None:
-        patience = _as_count(patience, "patience")
-    seed = _as_seed(seed)
-    n_projections = _as_count(n_projections, "n_projections")
+        patience = as_int(patience, "patience")
+    seed = as_seed(seed)
+    n_projections = as_int(n_projections, "n_projections")
     projection = _as_projection(projection)
     if objective == "dsm":
         if noise_std is None:
             raise ValueError("objective 'dsm' needs noise_std (a number > 0)")
-        noise_std = _as_positive(noise_std, "noise_std")
+        noise_std = as_positive(noise_std, "noise_std")
     elif noise_std is not None:
         raise ValueError(f"noise_std is only used by objective 'dsm', not {objective!r}")
     if callback is not None and not callable(callback):
