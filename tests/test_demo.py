@@ -46,3 +46,47 @@ def test_cli_help_and_bad_options():
 def test_demo_runs_on_sampler_only_datasets(tmp_path, name):
     r = run(name, out=None, n_train=2000, epochs=2, n_samples=100, n_steps=20, verbose=False)
     assert r.fisher_divergence is None and r.figure is None
+
+
+def _cli(*args, cwd):
+    return subprocess.run(
+        [sys.executable, "-m", "scorematch", *args],
+        check=False,
+        capture_output=True,
+        text=True,
+        cwd=cwd,
+    )
+
+
+def test_cli_fit_sample_info_round_trip(tmp_path):
+    import numpy as np
+    from scorematch import datasets, load
+
+    np.save(tmp_path / "data.npy", datasets.get("moons").sample(1000, seed=0))
+    fit = _cli(
+        "fit", "data.npy", "--out", "m.npz", "--epochs", "3", "--hidden", "16,16", cwd=tmp_path
+    )
+    assert fit.returncode == 0, fit.stderr
+    assert load(tmp_path / "m.npz").hidden == (16, 16)
+    smp = _cli("sample", "m.npz", "-n", "50", "--steps", "20", "--out", "s.csv", cwd=tmp_path)
+    assert smp.returncode == 0, smp.stderr
+    samples = np.loadtxt(tmp_path / "s.csv", delimiter=",")
+    assert samples.shape == (50, 2) and np.isfinite(samples).all()
+    info = _cli("info", "m.npz", cwd=tmp_path)
+    assert info.returncode == 0 and "hidden=(16, 16)" in info.stdout
+
+
+@pytest.mark.parametrize(
+    "args",
+    [
+        ("info", "missing.npz"),
+        ("fit", "missing.npy", "--out", "m.npz"),
+        ("fit", "data.txt", "--out", "m.npz"),
+        ("sample", "data.txt", "-n", "3", "--out", "s.npy"),
+    ],
+)
+def test_cli_bad_files_give_one_line_errors(tmp_path, args):
+    (tmp_path / "data.txt").write_text("not a model\n")
+    r = _cli(*args, cwd=tmp_path)
+    assert r.returncode == 2
+    assert r.stderr.startswith("scorematch: error:") and r.stderr.count("\n") == 1

@@ -1,10 +1,105 @@
-"""Command line: ``scorematch demo`` (also ``python -m scorematch demo``)."""
+"""Command line: ``scorematch demo | fit | sample | info`` (also ``python -m scorematch``).
+
+Errors in files or options end with a one-line message on stderr and exit status 2.
+"""
 
 from __future__ import annotations
 
 import argparse
 import sys
 from collections.abc import Sequence
+from pathlib import Path
+from typing import Any
+
+import numpy as np
+
+
+def _read_data(path: str) -> Any:
+    p = Path(path)
+    if not p.exists():
+        raise ValueError(f"no data file at {path!r}")
+    if p.suffix == ".npy":
+        return np.load(p, allow_pickle=False)
+    if p.suffix == ".csv":
+        return np.loadtxt(p, delimiter=",", ndmin=2)
+    raise ValueError(f"data must be a .npy or .csv file, got {path!r}")
+
+
+def _write_data(path: str, X: Any) -> None:
+    p = Path(path)
+    if p.suffix == ".npy":
+        np.save(p, X)
+    elif p.suffix == ".csv":
+        np.savetxt(p, X, delimiter=",")
+    else:
+        raise ValueError(f"output must be a .npy or .csv file, got {path!r}")
+
+
+def _demo(args: argparse.Namespace) -> None:
+    from scorematch.demo import run
+
+    run(args.dataset, out=args.out or None, seed=args.seed, epochs=args.epochs)
+
+
+def _fit(args: argparse.Namespace) -> None:
+    from scorematch import EnergyMLP
+
+    X = _read_data(args.data)
+    if X.ndim != 2:
+        raise ValueError(f"data must be a 2-D table (n, dim), got shape {X.shape}")
+    hidden = tuple(int(w) for w in args.hidden.split(","))
+    model = EnergyMLP(
+        X.shape[1],
+        hidden=hidden,
+        activation=args.activation,
+        dtype=args.dtype,
+        alpha=args.alpha,
+        seed=args.seed,
+    )
+    hist = model.fit(
+        X,
+        objective=args.objective,
+        epochs=args.epochs,
+        batch_size=args.batch_size,
+        lr=args.lr,
+        seed=args.seed,
+        noise_std=args.noise_std,
+        progress=None,
+    )
+    model.save(args.out)
+    last = hist.val_loss[-1] if hist.val_loss else hist.train_loss[-1]
+    print(
+        f"fitted {model!r} on {len(X)} rows: {hist.n_epochs} epochs in {hist.seconds:.2f} s, "
+        f"final loss {last:.5g} ({hist.stop_reason}); saved to {args.out}"
+    )
+
+
+def _sample(args: argparse.Namespace) -> None:
+    from scorematch import load
+
+    model = load(args.model)
+    res = model.sample(
+        args.n,
+        n_steps=args.steps,
+        step_size=args.step_size,
+        method=args.method,
+        burn_in=args.burn_in,
+        seed=args.seed,
+        adapt_step_size=args.method == "mala",
+    )
+    _write_data(args.out, res.samples)
+    print(
+        f"{args.n} samples ({args.method}, {args.steps} steps) in {res.wall_time:.2f} s -> {args.out}"
+    )
+
+
+def _info(args: argparse.Namespace) -> None:
+    from scorematch import load
+
+    model = load(args.model)
+    print(repr(model))
+    for i, p in enumerate(model.params):
+        print(f"  params[{i}]: shape {p.shape}, dtype {p.dtype}")
 
 
 def main(argv: Sequence[str] | None = None) -> int:
@@ -16,6 +111,7 @@ def main(argv: Sequence[str] | None = None) -> int:
         description="Energy-based models by score matching, with a fast Rust core.",
     )
     sub = parser.add_subparsers(dest="command", required=True)
+
     demo = sub.add_parser(
         "demo",
         help="fit a built-in 2-D dataset, sample it with Langevin dynamics, plot",
@@ -26,14 +122,51 @@ def main(argv: Sequence[str] | None = None) -> int:
     demo.add_argument("--out", default="demo.png", help="figure path (PNG); '' for none")
     demo.add_argument("--seed", type=int, default=0)
     demo.add_argument("--epochs", type=int, default=40)
+    demo.set_defaults(run=_demo)
+
+    fit = sub.add_parser("fit", help="fit an energy model to a .npy or .csv table of samples")
+    fit.add_argument("data", help="(n, dim) samples, .npy or .csv")
+    fit.add_argument("--out", required=True, help="model file to write")
+    fit.add_argument("--objective", default="ism", choices=["ism", "ssm", "dsm"])
+    fit.add_argument("--hidden", default="64,64,64", help="comma-separated widths")
+    fit.add_argument("--activation", default="softplus", choices=["softplus", "tanh", "silu"])
+    fit.add_argument("--dtype", default="float64", choices=["float32", "float64"])
+    fit.add_argument("--alpha", type=float, default=0.0)
+    fit.add_argument("--epochs", type=int, default=100)
+    fit.add_argument("--batch-size", type=int, default=256)
+    fit.add_argument("--lr", type=float, default=1e-3)
+    fit.add_argument("--noise-std", type=float, default=None, help="for --objective dsm")
+    fit.add_argument("--seed", type=int, default=0)
+    fit.set_defaults(run=_fit)
+
+    sample = sub.add_parser(
+        "sample",
+        help="draw samples from a model file with Langevin dynamics",
+        description="Langevin step x <- x + (eps/2) s(x) + sqrt(eps) z with --step-size = eps.",
+    )
+    sample.add_argument("model")
+    sample.add_argument("-n", type=int, required=True, help="number of chains (samples)")
+    sample.add_argument("--out", required=True, help=".npy or .csv file to write")
+    sample.add_argument("--method", default="mala", choices=["ula", "mala"])
+    sample.add_argument("--steps", type=int, default=1000)
+    sample.add_argument("--burn-in", type=int, default=200)
+    sample.add_argument("--step-size", type=float, default=1e-2)
+    sample.add_argument("--seed", type=int, default=0)
+    sample.set_defaults(run=_sample)
+
+    info = sub.add_parser("info", help="describe a model file")
+    info.add_argument("model")
+    info.set_defaults(run=_info)
+
     args = parser.parse_args(argv)
     try:
-        from scorematch.demo import run
-
-        run(args.dataset, out=args.out or None, seed=args.seed, epochs=args.epochs)
-    except (ValueError, TypeError, OSError) as err:
+        args.run(args)
+    except (ValueError, TypeError, OSError, RuntimeError) as err:
         print(f"scorematch: error: {err}", file=sys.stderr)
         return 2
+    except KeyboardInterrupt:
+        print("scorematch: interrupted", file=sys.stderr)
+        return 130
     return 0
 
 
