@@ -21,8 +21,9 @@ Comparators, in the same run when importable, with the same parameters:
              for MALA); noise from jax.random. x64 enabled so float64 is float64.
     PyTorch  (skipped when not installed) autograd score in a Python loop of steps.
 
-Timing: one warm-up call each (JAX compiles then), then rounds interleaving ours and the
-comparators', median wall time of the rounds. chain-steps/s = chains·steps / median time.
+Timing: bench_engine's Timer: two warm-up calls each (JAX compiles then), then rounds
+interleaving ours and the comparators', each timed call preceded by an untimed one that wakes
+the library's thread pool; median wall time of the rounds. chain-steps/s = chains·steps / median time.
 Speed-up = fastest comparator's time / ours.
 
 Latency: one score call on one point (dim 2, width 64, depth 3), numpy array in and out:
@@ -45,6 +46,9 @@ from typing import Any
 
 import numpy as np
 import scorematch
+
+# Run as a script, this folder is on sys.path: share the engine benchmark's timer.
+from bench_engine import Timer
 from scorematch import EnergyMLP
 
 ROWS: dict[str, tuple[int, int, int, int, int]] = {
@@ -192,15 +196,9 @@ def torch_sampler(model: EnergyMLP, method: str, n_chains: int, steps: int) -> C
 
 
 def timed(fns: dict[str, Callable[[], Any]], rounds: int) -> dict[str, float]:
-    for f in fns.values():
-        f()  # warm-up (JAX compiles here)
-    times: dict[str, list[float]] = {k: [] for k in fns}
-    for _ in range(rounds):
-        for k, f in fns.items():
-            t0 = time.perf_counter()
-            f()
-            times[k].append(time.perf_counter() - t0)
-    return {k: statistics.median(v) for k, v in times.items()}
+    """Median seconds per call, with the engine benchmark's interleaved timer (an untimed call
+    wakes each library's thread pool before every timed one)."""
+    return {k: v["median_s"] for k, v in Timer(rounds, rounds, 0.0)(fns).items()}
 
 
 def latency(dtype: str, reps: int) -> dict[str, float]:
