@@ -6,6 +6,16 @@ use scorematch_core::objective::Objective;
 use scorematch_core::rng::Stream;
 use scorematch_core::{Activation, Mlp, Model, Real, Rows};
 
+/// Step of the central finite differences in float64.
+pub const H: f64 = 1e-5;
+/// Their tolerance: O(h²) truncation (≈1e-10) plus rounding ε/h (≈1e-11), with margin.
+pub const TOL: f64 = 1e-7;
+
+/// |a − b| within `tol`, absolute near zero and relative away from it.
+pub fn close(a: f64, b: f64, tol: f64) -> bool {
+    (a - b).abs() <= tol * (1.0 + a.abs().max(b.abs()))
+}
+
 pub fn model<T: Real>(
     dim: usize,
     hidden: &[usize],

@@ -17,13 +17,6 @@ use scorematch_core::objective::{Objective, Projection};
 use scorematch_core::rng::Stream;
 use scorematch_core::{Activation, Model, Rows};
 
-const H: f64 = 1e-5;
-const TOL: f64 = 1e-7;
-
-fn close(a: f64, b: f64, tol: f64) -> bool {
-    (a - b).abs() <= tol * (1.0 + a.abs().max(b.abs()))
-}
-
 fn models() -> Vec<(Model<f64>, usize)> {
     let mut out = Vec::new();
     for (i, act) in Activation::ALL.into_iter().enumerate() {
