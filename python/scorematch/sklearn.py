@@ -1,0 +1,544 @@
+"""A scikit-learn estimator around :class:`~scorematch.EnergyMLP`: :class:`ScoreMatchingDensity`.
+
+This module is not imported by ``import scorematch``; import it explicitly (it needs
+scikit-learn, ``pip install "scorematch[sklearn]"``)::
+
+    from scorematch.sklearn import ScoreMatchingDensity
+
+Sampling (:meth:`ScoreMatchingDensity.sample`) uses the Langevin step
+``x ← x + (ε/2)·s(x) + √ε·z``, ``z ~ N(0, I)``, with ``step_size = ε``, as everywhere in
+scorematch.
+"""
+
+# Python 3 imports are absolute: `sklearn` below is scikit-learn, never this module
+# (scorematch.sklearn); tests/test_sklearn.py checks it.
+from __future__ import annotations
+
+from dataclasses import dataclass
+from typing import Any
+
+import numpy as np
+from numpy.typing import ArrayLike, NDArray
+
+try:
+    from sklearn.base import BaseEstimator, DensityMixin
+    from sklearn.utils import check_random_state
+    from sklearn.utils.validation import check_is_fitted, validate_data
+except ImportError as _err:  # pragma: no cover - exercised in a subprocess by the tests
+    raise ImportError(
+        "scorematch.sklearn needs scikit-learn >= 1.6, which is not installed (or too old): "
+        'pip install "scorematch[sklearn]"'
+    ) from _err
+
+from scorematch._validate import as_int, as_positive, parse_dtype
+from scorematch.model import EnergyMLP, _as_alpha, _as_widths
+from scorematch.training import FitHistory
+
+__all__ = ["ScoreMatchingDensity"]
+
+Array = NDArray[Any]
+
+_ACTIVATIONS = ("softplus", "tanh", "silu")
+_OBJECTIVES = ("ism", "ssm", "dsm")
+_OPTIMIZERS = ("adam", "sgd")
+_PROJECTIONS = ("gaussian", "rademacher")
+_METHODS = ("mala", "ula")
+
+
+@dataclass(frozen=True)
+class _Params:
+    """The hyper-parameters of a :class:`ScoreMatchingDensity`, checked and normalized."""
+
+    hidden: tuple[int, ...]
+    activation: str
+    dtype: str
+    alpha: float
+    objective: str
+    epochs: int
+    batch_size: int
+    lr: float
+    optimizer: str
+    weight_decay: float
+    noise_std: float | None
+    n_projections: int
+    projection: str
+    standardize: bool
+    validation: float | None
+    patience: int | None
+    method: str
+    n_steps: int
+    burn_in: int
+    step_size: float | None
+
+
+class ScoreMatchingDensity(DensityMixin, BaseEstimator):  # type: ignore[misc]
+    """Density estimator: an MLP energy ``E(x)`` fitted by score matching, density ∝ ``exp(-E)``.
+
+    A scikit-learn estimator (``fit``, ``score_samples``, ``score``, ``sample``; works with
+    ``clone``, ``Pipeline`` and ``GridSearchCV``) around :class:`scorematch.EnergyMLP`:
+    :meth:`fit` builds an ``EnergyMLP(dim=n_features)`` and trains it with
+    :meth:`EnergyMLP.fit <scorematch.EnergyMLP.fit>`. Hyper-parameters are stored as given
+    and checked by :meth:`fit` (and :meth:`sample`), which raise ``ValueError`` naming the
+    bad one.
+
+    Parameters
+    ----------
+    hidden : sequence of int, default (64, 64)
+        Widths of the hidden layers (at least one).
+    activation : {"softplus", "tanh", "silu"}, default "softplus"
+        Hidden-layer nonlinearity.
+    dtype : {"float32", "float64"}, default "float64"
+        Floating-point type of the model; inputs are converted to it.
+    alpha : float, default 0.0
+        Coefficient of the fixed confining term ``(α/2)‖x‖²`` of the energy. ``alpha > 0``
+        requires ``standardize=False``.
+    objective : {"ism", "ssm", "dsm"}, default "ism"
+        Training loss: exact implicit score matching, sliced score matching
+        (``n_projections`` ``projection`` directions per row), or denoising score matching
+        at ``noise_std`` (which fits the data blurred by ``N(0, noise_std² I)``). Explicit
+        score matching needs target scores and is only available through
+        :meth:`EnergyMLP.fit <scorematch.EnergyMLP.fit>`.
+    epochs : int, default 100
+        Passes over the training rows.
+    batch_size : int, default 256
+        Rows per minibatch.
+    lr : float, default 1e-3
+        Learning rate.
+    optimizer : {"adam", "sgd"}, default "adam"
+        Adam, or SGD with momentum 0.9.
+    weight_decay : float, default 0.0
+        L2 penalty coefficient added to the gradient.
+    noise_std : float or None, default None
+        Noise level of ``objective="dsm"`` (required by it, refused by the others); in
+        standardized units when ``standardize=True``.
+    n_projections : int, default 1
+        Directions per row for ``objective="ssm"``.
+    projection : {"gaussian", "rademacher"}, default "gaussian"
+        Distribution of the ``"ssm"`` directions.
+    standardize : bool, default True
+        Train in per-feature standardized coordinates (so ``lr`` suits any data scale); the
+        map is folded into the first layer, so ``model_`` works in the input coordinates.
+    validation : float or None, default None
+        Fraction of the rows held out; the parameters of the epoch with the lowest
+        validation loss are restored at the end. ``None`` or ``0``: train on every row.
+    patience : int or None, default None
+        Stop after this many epochs without improvement of the validation loss (of the
+        training loss without validation).
+    method : {"mala", "ula"}, default "mala"
+        Sampler of :meth:`sample`: Metropolis-adjusted Langevin (exact target; its ε is
+        tuned per chain during ``burn_in`` toward an acceptance rate of 0.574) or
+        unadjusted Langevin (biased by O(ε)).
+    n_steps : int, default 500
+        Langevin steps of :meth:`sample` after the burn-in.
+    burn_in : int, default 500
+        Langevin steps of :meth:`sample` run first (where MALA tunes its step size).
+    step_size : float or None, default None
+        Langevin step size ``ε`` of :meth:`sample`, in the step
+        ``x ← x + (ε/2)·s(x) + √ε·z`` (for MALA, the starting value of the tuning).
+        ``None``: ``0.1 × min(scale_)²``, a tenth of the smallest feature variance of the
+        training data; with ULA, or data with structure much finer than its spread, set it
+        explicitly.
+    random_state : int, RandomState instance or None, default None
+        Seeds the initialization, the validation split, the minibatch order and the random
+        draws of the objective. An int gives the same model as
+        ``EnergyMLP(dim, ..., seed=random_state).fit(X, ..., seed=random_state)``, bit for
+        bit; ``None`` uses numpy's global random state (see the scikit-learn glossary).
+
+    Attributes
+    ----------
+    model_ : EnergyMLP
+        The fitted energy model (energies, scores, Hessian traces, saving, ...).
+    history_ : FitHistory
+        Losses per epoch, best epoch and stop reason of the fit.
+    mean_ : ndarray of shape (n_features_in_,)
+        Per-feature mean of the training data (the sampling chains start around it).
+    scale_ : ndarray of shape (n_features_in_,)
+        Per-feature standard deviation of the training data.
+    n_features_in_ : int
+        Number of features seen during :meth:`fit`.
+    feature_names_in_ : ndarray of shape (n_features_in_,)
+        Names of the features seen during :meth:`fit`, when ``X`` had string column names
+        (a pandas DataFrame).
+
+    Notes
+    -----
+    The density ``exp(-E(x)) / Z`` has an intractable normalizer ``Z``, which score matching
+    never needs. Hence:
+
+    - :meth:`score_samples` returns ``-E(x)``, the log-density **up to the unknown constant**
+      ``log Z``. Differences between points of one model are exact log-density ratios, so it
+      ranks points (e.g. for outlier detection); its values are not comparable between two
+      fitted models.
+    - :meth:`score` (what ``GridSearchCV`` and ``cross_val_score`` maximize) is therefore not
+      the mean of :meth:`score_samples` but the negative implicit score-matching loss
+      ``-J_ISM(X) = -mean[tr(∇ₓ s(x)) + ½‖s(x)‖²]``. It needs no normalizer, and on rows
+      drawn from the data distribution (held out from training) it is an unbiased estimate
+      of ``-½ E‖s(x) - ∇ log p_data(x)‖²`` (minus the Fisher divergence to the data) plus
+      ``½ E‖∇ log p_data‖²``, a constant no model changes (Hyvärinen 2005). So on the same
+      held-out rows it compares models of any architecture or objective correctly: higher
+      is better.
+
+    Examples
+    --------
+    >>> import numpy as np
+    >>> from scorematch.sklearn import ScoreMatchingDensity
+    >>> X = np.random.default_rng(0).normal(size=(500, 2))
+    >>> est = ScoreMatchingDensity(hidden=(16,), epochs=5, random_state=0).fit(X)
+    >>> est.score_samples(X[:3]).shape, est.sample(4, random_state=0).shape
+    ((3,), (4, 2))
+    """
+
+    def __init__(
+        self,
+        hidden: tuple[int, ...] = (64, 64),
+        activation: str = "softplus",
+        dtype: str = "float64",
+        alpha: float = 0.0,
+        objective: str = "ism",
+        epochs: int = 100,
+        batch_size: int = 256,
+        lr: float = 1e-3,
+        optimizer: str = "adam",
+        weight_decay: float = 0.0,
+        noise_std: float | None = None,
+        n_projections: int = 1,
+        projection: str = "gaussian",
+        standardize: bool = True,
+        validation: float | None = None,
+        patience: int | None = None,
+        method: str = "mala",
+        n_steps: int = 500,
+        burn_in: int = 500,
+        step_size: float | None = None,
+        random_state: int | np.random.RandomState | None = None,
+    ) -> None:
+        self.hidden = hidden
+        self.activation = activation
+        self.dtype = dtype
+        self.alpha = alpha
+        self.objective = objective
+        self.epochs = epochs
+        self.batch_size = batch_size
+        self.lr = lr
+        self.optimizer = optimizer
+        self.weight_decay = weight_decay
+        self.noise_std = noise_std
+        self.n_projections = n_projections
+        self.projection = projection
+        self.standardize = standardize
+        self.validation = validation
+        self.patience = patience
+        self.method = method
+        self.n_steps = n_steps
+        self.burn_in = burn_in
+        self.step_size = step_size
+        self.random_state = random_state
+
+    # -- fitting ---------------------------------------------------------------------------
+
+    def fit(self, X: ArrayLike, y: object = None) -> ScoreMatchingDensity:
+        """Fit the energy model to the rows of ``X`` by score matching.
+
+        Parameters
+        ----------
+        X : array_like of shape (n_samples, n_features)
+            Training data (converted to ``dtype``; NaN and Inf are refused).
+        y : None
+            Ignored; present for scikit-learn's API.
+
+        Returns
+        -------
+        ScoreMatchingDensity
+            ``self``, fitted.
+
+        Raises
+        ------
+        ValueError
+            For an invalid hyper-parameter (checked before any training; the message names
+            it) or invalid data.
+        scorematch.TrainingDivergedError
+            If the loss, a gradient or a parameter becomes NaN or Inf (lower ``lr``).
+        """
+        p = self._checked_params()
+        Xa: Array = validate_data(self, X, dtype=p.dtype, ensure_min_samples=1)
+        if p.validation is not None and Xa.shape[0] < 2:
+            raise ValueError(
+                f"validation={self.validation!r} holds rows out and needs at least 2 samples, "
+                f"got n_samples={Xa.shape[0]}"
+            )
+        try:
+            rng = check_random_state(self.random_state)
+        except ValueError as err:
+            raise _invalid(
+                self, "random_state", "None, an int or a numpy RandomState", err
+            ) from err
+        if isinstance(self.random_state, (int, np.integer)):
+            init_seed = fit_seed = int(self.random_state)
+        else:
+            init_seed, fit_seed = (int(s) for s in rng.randint(0, 2**31 - 1, size=2))
+
+        model = EnergyMLP(
+            Xa.shape[1],
+            hidden=p.hidden,
+            activation=p.activation,
+            dtype=p.dtype,
+            alpha=p.alpha,
+            seed=init_seed,
+        )
+        history = model.fit(
+            Xa,
+            objective=p.objective,
+            epochs=p.epochs,
+            batch_size=p.batch_size,
+            lr=p.lr,
+            optimizer=p.optimizer,
+            weight_decay=p.weight_decay,
+            validation=p.validation,
+            patience=p.patience,
+            seed=fit_seed,
+            progress=False,
+            noise_std=p.noise_std,
+            n_projections=p.n_projections,
+            projection=p.projection,
+            standardize=p.standardize,
+        )
+        self.model_: EnergyMLP = model
+        self.history_: FitHistory = history
+        self.mean_: Array = Xa.mean(axis=0, dtype=np.float64)
+        self.scale_: Array = Xa.std(axis=0, dtype=np.float64)
+        return self
+
+    # -- evaluation ------------------------------------------------------------------------
+
+    def score_samples(self, X: ArrayLike) -> Array:
+        """Unnormalized log-density ``-E(x)`` of each row: ``log p(x) + log Z``.
+
+        The normalizer ``Z`` of ``exp(-E)`` is unknown (score matching never computes it),
+        so these values are log-densities **up to one additive constant** per fitted model:
+        differences between rows are exact log-density ratios (they rank points, e.g. for
+        outlier detection), but the values of two different fitted models are not
+        comparable. To compare models use :meth:`score`.
+
+        Parameters
+        ----------
+        X : array_like of shape (n_samples, n_features)
+
+        Returns
+        -------
+        ndarray of shape (n_samples,), of the model's dtype
+        """
+        Xa = self._check_X(X)  # first: raises NotFittedError before model_ is read
+        return -self.model_.energy(Xa)
+
+    def score(self, X: ArrayLike, y: object = None) -> float:
+        """Negative implicit score-matching loss of ``X``: higher is better.
+
+        ``-J_ISM(X) = -mean over rows of [tr(∇ₓ s(x)) + ½‖s(x)‖²]`` with the model's score
+        ``s = -∇ₓE``. It needs no normalizer. On rows drawn from the data distribution and
+        not used for training it is an unbiased estimate of
+        ``-½ E‖s(x) - ∇ log p_data(x)‖²`` (minus the Fisher divergence to the data) plus
+        ``½ E‖∇ log p_data(x)‖²``, a constant that no model changes (Hyvärinen 2005; the
+        identity is integration by parts). So on the same rows it compares any two models —
+        different architectures, objectives or hyper-parameters — correctly, which is what
+        ``GridSearchCV`` and ``cross_val_score`` need; its absolute value (it can be of
+        either sign) and values on different ``X`` mean nothing. It is *not* the mean of
+        :meth:`score_samples`, whose values carry a model-dependent constant ``log Z``.
+        On training rows it is optimistic, as any training loss.
+
+        The exact Hessian trace costs about ``n_features + 2`` forward passes per row.
+
+        Parameters
+        ----------
+        X : array_like of shape (n_samples, n_features)
+            Held-out samples (at least one row).
+        y : None
+            Ignored; present for scikit-learn's API.
+
+        Returns
+        -------
+        float
+        """
+        Xa = self._check_X(X)  # first: raises NotFittedError before model_ is read
+        return -float(self.model_.ism_loss(Xa))
+
+    def score_field(self, X: ArrayLike) -> Array:
+        """The model's score ``s(x) = ∇ₓ log p(x) = -∇ₓE(x)`` at each row (no ``Z`` needed).
+
+        Parameters
+        ----------
+        X : array_like of shape (n_samples, n_features)
+
+        Returns
+        -------
+        ndarray of shape (n_samples, n_features), of the model's dtype
+        """
+        Xa = self._check_X(X)  # first: raises NotFittedError before model_ is read
+        return self.model_.score(Xa)
+
+    def sample(
+        self, n_samples: int = 1, random_state: int | np.random.RandomState | None = None
+    ) -> Array:
+        """Draw samples from the fitted density with ``n_samples`` Langevin chains.
+
+        Each chain starts at ``N(mean_, diag(scale_²))`` and runs ``burn_in + n_steps``
+        steps of ``method`` with the update ``x ← x + (ε/2)·s(x) + √ε·z``, ``z ~ N(0, I)``,
+        ``step_size = ε`` (see the class parameters); each returns its final state. For
+        trajectories, acceptance rates or other options, call ``model_.sample`` directly.
+        The sampling parameters are read at each call, so ``set_params(n_steps=...)``
+        changes them without refitting.
+
+        Parameters
+        ----------
+        n_samples : int, default 1
+            Number of samples (and of chains).
+        random_state : int, RandomState instance or None, default None
+            Seeds the starting points and the chains; an int gives reproducible samples,
+            and the first ``k`` samples of ``sample(n, s)`` are those of ``sample(k, s)``.
+
+        Returns
+        -------
+        ndarray of shape (n_samples, n_features_in_), of the model's dtype
+
+        Raises
+        ------
+        scorematch.SamplingDivergedError
+            If chains reach NaN or Inf (ULA with too large a ``step_size``).
+        """
+        check_is_fitted(self)
+        p = self._checked_params()
+        n = as_int(n_samples, "n_samples")
+        rng = check_random_state(random_state)
+        seed = int(rng.randint(0, 2**31 - 1))
+        init = self.mean_ + self.scale_ * rng.standard_normal((n, self.n_features_in_))
+        step_size = p.step_size
+        if step_size is None:
+            positive = self.scale_[self.scale_ > 0]
+            step_size = 0.1 * float(positive.min()) ** 2 if positive.size else 0.1
+        adapt = p.method == "mala" and p.burn_in > 0
+        res = self.model_.sample(
+            n,
+            n_steps=p.n_steps,
+            step_size=step_size,
+            method="mala" if p.method == "mala" else "ula",
+            init=init,
+            burn_in=p.burn_in,
+            adapt_step_size=adapt,
+            seed=seed,
+            progress=False,
+        )
+        return res.samples
+
+    # -- helpers ---------------------------------------------------------------------------
+
+    def _check_X(self, X: ArrayLike) -> Array:
+        check_is_fitted(self)
+        Xa: Array = validate_data(self, X, dtype=self.model_.dtype, reset=False)
+        return Xa
+
+    def _checked_params(self) -> _Params:
+        """The hyper-parameters, checked; a bad one raises ``ValueError`` naming it."""
+
+        def bad(param: str, expected: str, err: Exception | None = None) -> ValueError:
+            return _invalid(self, param, expected, err)
+
+        def choice(param: str, options: tuple[str, ...]) -> str:
+            value = getattr(self, param)
+            if not isinstance(value, str) or value not in options:
+                raise bad(param, "one of " + ", ".join(repr(o) for o in options))
+            return value
+
+        def integer(param: str, low: int) -> int:
+            try:
+                return as_int(getattr(self, param), param, low)
+            except (TypeError, ValueError) as err:
+                raise bad(param, f"an int >= {low}") from err
+
+        def positive(param: str) -> float:
+            try:
+                return as_positive(getattr(self, param), param)
+            except (TypeError, ValueError) as err:
+                raise bad(param, "a finite number > 0") from err
+
+        try:
+            hidden = tuple(_as_widths(self.hidden))
+        except (TypeError, ValueError) as err:
+            raise bad("hidden", "a non-empty sequence of ints >= 1 such as (64, 64)") from err
+        try:
+            dtype = parse_dtype(self.dtype)
+        except ValueError as err:
+            raise bad("dtype", "'float32' or 'float64'") from err
+        try:
+            alpha = _as_alpha(self.alpha)
+        except (TypeError, ValueError) as err:
+            raise bad("alpha", "a finite number >= 0") from err
+        wd = self.weight_decay
+        if isinstance(wd, bool) or not isinstance(wd, (int, float, np.integer, np.floating)):
+            raise bad("weight_decay", "a finite number >= 0")
+        if not (np.isfinite(wd) and wd >= 0):
+            raise bad("weight_decay", "a finite number >= 0")
+        if not isinstance(self.standardize, (bool, np.bool_)):
+            raise bad("standardize", "a bool")
+        if self.objective == "esm":
+            raise bad(
+                "objective",
+                "'ism', 'ssm' or 'dsm': 'esm' needs target scores, which an unsupervised "
+                "estimator does not take; use EnergyMLP.fit(X, objective='esm', target_score=...)",
+            )
+        objective = choice("objective", _OBJECTIVES)
+        noise_std = None
+        if objective == "dsm":
+            if self.noise_std is None:
+                raise bad("noise_std", "a number > 0, which objective='dsm' requires")
+            noise_std = positive("noise_std")
+        elif self.noise_std is not None:
+            raise bad("noise_std", f"None: only objective='dsm' uses it, not {objective!r}")
+        if self.standardize and alpha != 0:
+            raise bad(
+                "alpha",
+                "0 with standardize=True (the confining term has no exact counterpart in "
+                "standardized coordinates); set standardize=False to use alpha > 0",
+            )
+        validation: float | None = None
+        v = self.validation
+        if v is not None:
+            if isinstance(v, bool) or not isinstance(v, (int, float, np.integer, np.floating)):
+                raise bad("validation", "None or a fraction in [0, 1)")
+            if not 0 <= v < 1:
+                raise bad("validation", "None or a fraction in [0, 1)")
+            validation = float(v) if v > 0 else None
+        patience = None if self.patience is None else integer("patience", 1)
+        step_size = None if self.step_size is None else positive("step_size")
+        return _Params(
+            hidden=hidden,
+            activation=choice("activation", _ACTIVATIONS),
+            dtype=dtype,
+            alpha=alpha,
+            objective=objective,
+            epochs=integer("epochs", 1),
+            batch_size=integer("batch_size", 1),
+            lr=positive("lr"),
+            optimizer=choice("optimizer", _OPTIMIZERS),
+            weight_decay=float(wd),
+            noise_std=noise_std,
+            n_projections=integer("n_projections", 1),
+            projection=choice("projection", _PROJECTIONS),
+            standardize=bool(self.standardize),
+            validation=validation,
+            patience=patience,
+            method=choice("method", _METHODS),
+            n_steps=integer("n_steps", 1),
+            burn_in=integer("burn_in", 0),
+            step_size=step_size,
+        )
+
+
+def _invalid(
+    est: ScoreMatchingDensity, param: str, expected: str, err: Exception | None = None
+) -> ValueError:
+    """The error for an invalid hyper-parameter: its name, value and what was expected."""
+    value = getattr(est, param)
+    detail = f" ({err})" if err is not None else ""
+    return ValueError(
+        f"{type(est).__name__}: invalid hyper-parameter {param}={value!r}: "
+        f"expected {expected}{detail}"
+    )
