@@ -1,0 +1,335 @@
+"""scorematch.sklearn.ScoreMatchingDensity: scikit-learn's estimator checks, real values on a
+Gaussian (log-density differences, held-out score, samples), Pipeline and GridSearchCV,
+clone, determinism, sampling, NotFittedError, hyper-parameter errors, and that
+``import scorematch`` does not import scikit-learn.
+
+Bounds were set from measured values (in comments) with a margin of about 1.5-2x; every fit is
+small and the whole file runs in a few seconds on 2 cores.
+"""
+
+from __future__ import annotations
+
+import os
+import subprocess
+import sys
+from pathlib import Path
+
+import numpy as np
+import pytest
+import scorematch
+from scorematch import EnergyMLP, FitHistory
+from scorematch.sklearn import ScoreMatchingDensity
+from sklearn.base import clone
+from sklearn.exceptions import NotFittedError
+from sklearn.model_selection import GridSearchCV
+from sklearn.pipeline import make_pipeline
+from sklearn.preprocessing import StandardScaler
+from sklearn.utils.estimator_checks import parametrize_with_checks
+
+# A 2-D Gaussian with correlated, unequal axes, away from the origin.
+MU = np.array([1.0, -2.0])
+COV = np.array([[2.0, 0.6], [0.6, 0.5]])
+PREC = np.linalg.inv(COV)
+
+
+def gaussian_rows(n: int, seed: int) -> np.ndarray:
+    return np.random.default_rng(seed).multivariate_normal(MU, COV, size=n)
+
+
+def true_log_density(Z: np.ndarray) -> np.ndarray:
+    """log N(Z; MU, COV) up to its constant."""
+    d = Z - MU
+    return -0.5 * np.einsum("ni,ij,nj->n", d, PREC, d)
+
+
+X = gaussian_rows(4000, seed=0)
+X_TEST = gaussian_rows(500, seed=1)
+SMALL = {"hidden": (16,), "epochs": 5, "lr": 1e-2}  # fast settings for API tests
+
+
+@pytest.fixture(scope="module")
+def fitted() -> ScoreMatchingDensity:
+    """A model that fits the Gaussian well (0.3 s)."""
+    est = ScoreMatchingDensity(hidden=(32, 32), epochs=30, lr=3e-3, random_state=0)
+    return est.fit(X)
+
+
+# ------------------------------------------------------------------------ estimator checks
+
+# Both configurations pass every check: no check is expected to fail. (check_array_api_input
+# is skipped by scikit-learn itself unless SCIPY_ARRAY_API=1 is set; the estimator works on
+# numpy arrays only.) Tiny networks and 2 epochs make the whole suite take about a second.
+EXPECTED_FAILED_CHECKS: dict[str, str] = {}
+
+
+@parametrize_with_checks(
+    [
+        ScoreMatchingDensity(hidden=(8,), epochs=2),
+        ScoreMatchingDensity(
+            hidden=(8, 4),
+            epochs=2,
+            dtype="float32",
+            objective="dsm",
+            noise_std=0.3,
+            validation=0.2,
+            patience=1,
+            method="ula",
+        ),
+    ],
+    expected_failed_checks=lambda est: EXPECTED_FAILED_CHECKS,
+)
+def test_sklearn_compatible(estimator, check):
+    check(estimator)
+
+
+# ------------------------------------------------------------------------ real values
+
+
+def test_score_samples_are_minus_energies_and_match_the_log_density(fitted):
+    ss = fitted.score_samples(X_TEST)
+    E = fitted.model_.energy(X_TEST)
+    assert ss.shape == (500,) and ss.dtype == np.float64
+    assert np.array_equal(ss, -E)
+    # Differences between points are log-density ratios: compare after removing the means
+    # (the model's log Z and the Gaussian's constant are both unknown here), on the 88% of
+    # the rows within 2 standard deviations (the tails hold few training rows).
+    lp = true_log_density(X_TEST)
+    central = np.einsum("ni,ij,nj->n", X_TEST - MU, PREC, X_TEST - MU) < 4
+    err = (ss - ss[central].mean()) - (lp - lp[central].mean())
+    # Measured: rms 0.044 and max 0.146 there (log p spreads there with std 0.51).
+    assert np.sqrt(np.mean(err[central] ** 2)) < 0.07
+    assert np.abs(err[central]).max() < 0.25
+
+
+def test_score_is_minus_the_ism_loss_and_near_the_true_models(fitted):
+    """score = -J_ISM. For the true score s(x) = -PREC (x - MU), tr(∇s) = -tr(PREC), so its
+    -J_ISM on X_TEST is tr(PREC) - ½ mean‖PREC d‖²: the best any model can do, up to the
+    sampling noise of X_TEST."""
+    assert fitted.score(X_TEST) == -fitted.model_.ism_loss(X_TEST)
+    assert fitted.score(X_TEST, None) == fitted.score(X_TEST)
+    d = X_TEST - MU
+    oracle = np.trace(PREC) - 0.5 * np.mean(np.sum((d @ PREC) ** 2, axis=1))
+    untrained = ScoreMatchingDensity(hidden=(32, 32), epochs=1, lr=1e-6, random_state=0).fit(X)
+    # Measured: fitted 1.951, oracle 1.957 (½ tr(PREC) = 1.95 in expectation), untrained -0.008.
+    assert abs(fitted.score(X_TEST) - oracle) < 0.05
+    assert untrained.score(X_TEST) < oracle - 1.0
+
+
+def test_samples_follow_the_fitted_gaussian(fitted):
+    S = fitted.sample(1000, random_state=0)
+    assert S.shape == (1000, 2) and S.dtype == np.float64
+    # Measured: mean error 0.023, covariance error 0.045 (largest entries).
+    np.testing.assert_allclose(S.mean(axis=0), MU, atol=0.05)
+    np.testing.assert_allclose(np.cov(S.T), COV, atol=0.09)
+
+
+def test_score_field_is_the_models_score(fitted):
+    np.testing.assert_array_equal(fitted.score_field(X_TEST), fitted.model_.score(X_TEST))
+
+
+# ------------------------------------------------------------------------ composition
+
+
+def test_pipeline_with_a_standard_scaler():
+    pipe = make_pipeline(StandardScaler(), ScoreMatchingDensity(random_state=0, **SMALL)).fit(X)
+    scaler = StandardScaler().fit(X)
+    est = ScoreMatchingDensity(random_state=0, **SMALL).fit(scaler.transform(X))
+    np.testing.assert_array_equal(
+        pipe.score_samples(X_TEST), est.score_samples(scaler.transform(X_TEST))
+    )
+    assert pipe.score(X_TEST) == est.score(scaler.transform(X_TEST))
+
+
+def test_grid_search_picks_the_learning_rate_that_trains():
+    """With score = -J_ISM, cross-validation prefers the model that fits over the one that
+    barely moved from its initialization."""
+    pipe = make_pipeline(StandardScaler(), ScoreMatchingDensity(random_state=0, **SMALL))
+    grid = {"scorematchingdensity__lr": [1e-6, 1e-2]}
+    search = GridSearchCV(pipe, grid, cv=3).fit(X[:1500])
+    assert search.best_params_ == {"scorematchingdensity__lr": 1e-2}
+    assert np.all(np.isfinite(search.cv_results_["mean_test_score"]))
+    assert isinstance(search.best_estimator_[-1].model_, EnergyMLP)
+
+
+def test_clone_is_an_unfitted_copy_with_the_same_params(fitted):
+    c = clone(fitted)
+    assert c.get_params() == fitted.get_params()
+    assert not hasattr(c, "model_") and not hasattr(c, "n_features_in_")
+    with pytest.raises(NotFittedError):
+        c.score_samples(X_TEST)
+
+
+def test_set_params_is_used_by_the_next_fit():
+    est = ScoreMatchingDensity(random_state=0, **SMALL)
+    est.set_params(hidden=(4, 3), epochs=2).fit(X[:200])
+    assert est.model_.hidden == (4, 3) and est.history_.n_epochs == 2
+
+
+# ------------------------------------------------------------------------ determinism
+
+
+def test_same_random_state_gives_the_same_model_and_equals_energymlp():
+    a = ScoreMatchingDensity(random_state=7, validation=0.1, **SMALL).fit(X[:1000])
+    b = ScoreMatchingDensity(random_state=7, validation=0.1, **SMALL).fit(X[:1000])
+    assert all(np.array_equal(p, q) for p, q in zip(a.model_.params, b.model_.params))
+    for field in ("train_loss", "val_loss", "best_epoch", "stop_reason"):  # not `seconds`
+        assert getattr(a.history_, field) == getattr(b.history_, field)
+    # An int random_state is the seed of EnergyMLP's initialization and fit.
+    m = EnergyMLP(2, hidden=(16,), seed=7)
+    h = m.fit(X[:1000], epochs=5, lr=1e-2, validation=0.1, seed=7, standardize=True, progress=False)
+    assert all(np.array_equal(p, q) for p, q in zip(a.model_.params, m.params))
+    assert isinstance(a.history_, FitHistory) and a.history_.train_loss == h.train_loss
+
+
+def test_random_state_changes_the_model():
+    a = ScoreMatchingDensity(random_state=1, **SMALL).fit(X[:500])
+    b = ScoreMatchingDensity(random_state=2, **SMALL).fit(X[:500])
+    assert not np.array_equal(a.model_.params[0], b.model_.params[0])
+    rs = np.random.RandomState(0)
+    c = ScoreMatchingDensity(random_state=rs, **SMALL).fit(X[:500])
+    d = ScoreMatchingDensity(random_state=rs, **SMALL).fit(X[:500])  # the state has moved on
+    assert not np.array_equal(c.model_.params[0], d.model_.params[0])
+
+
+def test_sample_shape_dtype_and_reproducibility():
+    est = ScoreMatchingDensity(
+        random_state=0, dtype="float32", n_steps=50, burn_in=50, **SMALL
+    ).fit(X[:500])
+    one = est.sample()
+    assert one.shape == (1, 2) and one.dtype == np.float32
+    a = est.sample(20, random_state=3)
+    assert a.shape == (20, 2) and np.all(np.isfinite(a))
+    assert np.array_equal(a, est.sample(20, random_state=3))
+    assert np.array_equal(a[:5], est.sample(5, random_state=3))  # chains are independent
+    assert not np.array_equal(a, est.sample(20, random_state=4))
+    ula = clone(est).set_params(method="ula", step_size=0.01).fit(X[:500])
+    assert ula.sample(10, random_state=0).shape == (10, 2)
+
+
+def test_fit_and_sample_are_scale_equivariant():
+    """standardize=True and the default ε = 0.1·min(scale_)² make fitting and sampling 1000·X
+    give 1000x the samples of X: the same chains, except a few whose MALA accept/reject
+    decisions differ by rounding (measured: 8 of 500 differ by more than 1e-6)."""
+    kw = {"hidden": (16,), "epochs": 30, "lr": 1e-2, "n_steps": 100, "burn_in": 100}
+    a = ScoreMatchingDensity(random_state=0, **kw).fit(X[:1000]).sample(500, random_state=0)
+    big = ScoreMatchingDensity(random_state=0, **kw).fit(1000.0 * X[:1000])
+    b = big.sample(500, random_state=0) / 1000.0
+    same = np.abs(a - b).max(axis=1) < 1e-6
+    assert same.mean() > 0.95
+    np.testing.assert_allclose(b.std(axis=0), a.std(axis=0), rtol=0.05)
+    np.testing.assert_allclose(b.std(axis=0), np.sqrt(np.diag(COV)), rtol=0.25)  # 1.47, 0.77
+
+
+# ------------------------------------------------------------------------ errors
+
+
+@pytest.mark.parametrize("method", ["score_samples", "score", "score_field", "sample"])
+def test_not_fitted_error(method):
+    est = ScoreMatchingDensity()
+    with pytest.raises(NotFittedError):
+        if method == "sample":
+            est.sample(3)
+        else:
+            getattr(est, method)(X_TEST)
+
+
+@pytest.mark.parametrize(
+    ("param", "value"),
+    [
+        ("hidden", ()),
+        ("hidden", 64),
+        ("hidden", (8, 0)),
+        ("activation", "relu"),
+        ("dtype", "float16"),
+        ("alpha", -1.0),
+        ("alpha", 0.5),  # with the default standardize=True
+        ("objective", "esm"),
+        ("objective", "mle"),
+        ("epochs", 0),
+        ("epochs", 2.5),
+        ("batch_size", 0),
+        ("lr", 0.0),
+        ("lr", float("nan")),
+        ("lr", "1e-3"),
+        ("optimizer", "lbfgs"),
+        ("weight_decay", -1.0),
+        ("noise_std", 0.1),  # only for objective="dsm"
+        ("n_projections", 0),
+        ("projection", "uniform"),
+        ("standardize", "yes"),
+        ("validation", 1.0),
+        ("validation", -0.1),
+        ("validation", "0.1"),
+        ("patience", 0),
+        ("method", "annealed"),
+        ("n_steps", 0),
+        ("burn_in", -1),
+        ("step_size", 0.0),
+        ("random_state", -1),
+        ("random_state", "seed"),
+    ],
+)
+def test_bad_hyperparameters_raise_value_error_at_fit(param, value):
+    est = ScoreMatchingDensity(**{**SMALL, param: value})  # construction never checks
+    with pytest.raises(ValueError, match=rf"invalid hyper-parameter {param}="):
+        est.fit(X[:50])
+    assert not hasattr(est, "model_")
+
+
+def test_dsm_needs_noise_std():
+    with pytest.raises(ValueError, match="noise_std=None.*objective='dsm' requires"):
+        ScoreMatchingDensity(objective="dsm", **SMALL).fit(X[:50])
+    est = ScoreMatchingDensity(objective="dsm", noise_std=0.2, **SMALL).fit(X[:50])
+    assert est.history_.n_epochs == 5
+
+
+def test_wrong_number_of_features_is_refused(fitted):
+    with pytest.raises(ValueError, match="X has 3 features"):
+        fitted.score(np.zeros((4, 3)))
+
+
+# ------------------------------------------------------------------------ imports
+
+
+def _run(code: str) -> subprocess.CompletedProcess[str]:
+    root = str(Path(scorematch.__file__).resolve().parents[1])
+    env = {**os.environ, "PYTHONPATH": os.pathsep.join([root, *sys.path])}
+    return subprocess.run(
+        [sys.executable, "-c", code],
+        env=env,
+        capture_output=True,
+        text=True,
+        timeout=60,
+        check=False,
+    )
+
+
+def test_import_scorematch_does_not_import_sklearn_and_sklearn_is_the_real_one():
+    code = (
+        "import sys, scorematch\n"
+        "assert 'sklearn' not in sys.modules, 'import scorematch imported sklearn'\n"
+        "import scorematch.sklearn as sk\n"
+        "import sklearn.base\n"
+        "assert sk.BaseEstimator is sklearn.base.BaseEstimator\n"
+        "assert sys.modules['sklearn'].__file__ != sk.__file__\n"
+        "print(scorematch.__file__)\n"
+    )
+    out = _run(code)
+    assert out.returncode == 0, out.stderr
+    assert Path(out.stdout.strip()).resolve() == Path(scorematch.__file__).resolve()
+
+
+def test_missing_sklearn_gives_an_install_hint():
+    code = (
+        "import sys\n"
+        "sys.modules['sklearn'] = None  # makes `import sklearn...` fail\n"
+        "try:\n"
+        "    import scorematch.sklearn\n"
+        "except ImportError as err:\n"
+        "    print(err)\n"
+        "else:\n"
+        "    raise SystemExit('no ImportError')\n"
+    )
+    out = _run(code)
+    assert out.returncode == 0, out.stderr
+    assert 'pip install "scorematch[sklearn]"' in out.stdout
