@@ -8,14 +8,18 @@ from numpy.typing import NDArray
 
 __all__ = [
     "Model",
+    "Optimizer",
     "SamplingDivergedError",
     "Streams",
     "Trainer",
     "TrainingDivergedError",
     "__version__",
+    "epoch_permutation",
     "get_num_threads",
     "sample",
     "set_num_threads",
+    "step_seed",
+    "validation_seed",
 ]
 __version__: str
 
@@ -60,10 +64,19 @@ class Model:
         self, x: NDArray[Any], target_score: NDArray[Any]
     ) -> tuple[float, list[NDArray[np.floating[Any]]]]: ...
     def ssm_loss_and_grad(
-        self, x: NDArray[Any], n_projections: int, seed: int, projection: str
+        self,
+        x: NDArray[Any],
+        n_projections: int,
+        seed: int,
+        projection: str,
+        row_keys: NDArray[np.uint64] | None = None,
     ) -> tuple[float, list[NDArray[np.floating[Any]]]]: ...
     def dsm_loss_and_grad(
-        self, x: NDArray[Any], noise_std: float, seed: int
+        self,
+        x: NDArray[Any],
+        noise_std: float,
+        seed: int,
+        row_keys: NDArray[np.uint64] | None = None,
     ) -> tuple[float, list[NDArray[np.floating[Any]]]]: ...
 
 class SamplingDivergedError(RuntimeError): ...
@@ -86,6 +99,7 @@ def sample(
     raise_on_divergence: bool,
     block_steps: int,
     progress: Callable[[int, int], object] | None,
+    first_chain: int = 0,
 ) -> tuple[
     NDArray[np.floating[Any]],
     NDArray[np.floating[Any]] | None,
@@ -96,7 +110,7 @@ def sample(
 
 @final
 class Streams:
-    def __new__(cls, seed: int, n_chains: int) -> Streams: ...
+    def __new__(cls, seed: int, n_chains: int, first_chain: int = 0) -> Streams: ...
     def __len__(self) -> int: ...
     def normals(self, dim: int) -> NDArray[np.float64]: ...
     def uniforms(self) -> NDArray[np.float64]: ...
@@ -129,3 +143,16 @@ class Trainer:
     ) -> tuple[float, float | None, int, bool]: ...
     def model(self) -> Model: ...
     def restore_best(self) -> None: ...
+
+def epoch_permutation(seed: int, epoch: int, n: int) -> NDArray[np.int64]: ...
+def step_seed(seed: int, step: int) -> int: ...
+def validation_seed(seed: int) -> int: ...
+
+@final
+class Optimizer:
+    def __new__(
+        cls, dtype: str, n_params: int, optimizer: str, lr: float, weight_decay: float
+    ) -> Optimizer: ...
+    @property
+    def steps(self) -> int: ...
+    def step(self, params: NDArray[Any], grad: NDArray[Any]) -> None: ...

@@ -337,7 +337,13 @@ class EnergyMLP:
         return self._m.esm_loss_and_grad(X, target)
 
     def ssm_loss_and_grad(
-        self, X: ArrayLike, n_projections: int = 1, seed: int = 0, projection: str = "gaussian"
+        self,
+        X: ArrayLike,
+        n_projections: int = 1,
+        seed: int = 0,
+        projection: str = "gaussian",
+        *,
+        row_keys: ArrayLike | None = None,
     ) -> tuple[float, list[Array]]:
         """Sliced score-matching loss (Song et al. 2019) of the batch and its exact gradient.
 
@@ -356,6 +362,11 @@ class EnergyMLP:
             same loss and gradient whatever the number of threads.
         projection : {"gaussian", "rademacher"}, default "gaussian"
             Distribution of the directions: standard normal, or independent ±1 entries.
+        row_keys : array_like of int, shape (n,), optional
+            Row ``i`` draws its directions from the stream ``(seed, row_keys[i])`` instead of
+            ``(seed, i)``. A batch cut into parts, each part passing its rows' positions in
+            the whole batch, gets exactly the directions of the whole: the distributed fit
+            (:mod:`scorematch.dask`) relies on it.
 
         Returns
         -------
@@ -369,15 +380,22 @@ class EnergyMLP:
             If the batch is empty, ``n_projections`` is out of range or ``projection`` is
             unknown, or as for :meth:`energy`.
         """
+        X = self._batch(X)
         return self._m.ssm_loss_and_grad(
-            self._batch(X),
+            X,
             as_int(n_projections, "n_projections"),
             as_seed(seed),
             _as_projection(projection),
+            _as_row_keys(row_keys, X.shape[0]),
         )
 
     def dsm_loss_and_grad(
-        self, X: ArrayLike, noise_std: float, seed: int = 0
+        self,
+        X: ArrayLike,
+        noise_std: float,
+        seed: int = 0,
+        *,
+        row_keys: ArrayLike | None = None,
     ) -> tuple[float, list[Array]]:
         """Denoising score-matching loss (Vincent 2011) of the batch and its exact gradient.
 
@@ -391,6 +409,9 @@ class EnergyMLP:
             The noise level σ > 0.
         seed : int, default 0
             The noise of row ``i`` depends only on ``(seed, i)``.
+        row_keys : array_like of int, shape (n,), optional
+            Row ``i`` draws its noise from the stream ``(seed, row_keys[i])`` instead of
+            ``(seed, i)``; see :meth:`ssm_loss_and_grad`.
 
         Returns
         -------
@@ -404,8 +425,12 @@ class EnergyMLP:
             If the batch is empty, ``noise_std`` is not a finite number > 0, or as for
             :meth:`energy`.
         """
+        X = self._batch(X)
         return self._m.dsm_loss_and_grad(
-            self._batch(X), as_positive(noise_std, "noise_std"), as_seed(seed)
+            X,
+            as_positive(noise_std, "noise_std"),
+            as_seed(seed),
+            _as_row_keys(row_keys, X.shape[0]),
         )
 
     # -- sampling -------------------------------------------------------------------------
@@ -427,6 +452,7 @@ class EnergyMLP:
         temperatures: Sequence[float] | None = None,
         steps_per_level: int | None = None,
         seed: int = 0,
+        first_chain: int = 0,
         progress: bool | Callable[[int, int], object] | None = None,
         on_divergence: Literal["raise", "mask"] = "raise",
     ) -> SampleResult:
@@ -439,8 +465,10 @@ class EnergyMLP:
         Ctrl-C is honoured.
 
         Reproducibility: chain ``i`` draws from its own random stream keyed by
-        ``(seed, i)``, so the result is bit-identical for any number of threads, and the
-        first ``k`` chains of ``sample(n)`` equal ``sample(k)``.
+        ``(seed, i)``, so the result is bit-identical for any number of threads, the
+        first ``k`` chains of ``sample(n)`` equal ``sample(k)``, and chains ``a..b`` of
+        ``sample(n)`` equal ``sample(b - a, first_chain=a)`` (how :func:`scorematch.dask.sample`
+        cuts one run into blocks).
 
         Parameters
         ----------
@@ -481,13 +509,16 @@ class EnergyMLP:
             ``n_steps // len(temperatures)``.
         seed : int, default 0
             Key of the chains' random streams.
+        first_chain : int, default 0
+            Index of the first chain: chain ``i`` of this call draws from the stream
+            ``(seed, first_chain + i)``.
         progress : bool or callable, optional
             True draws a progress bar on stderr; a callable is called as
             ``progress(steps_done, steps_total)`` between blocks of steps.
         on_divergence : {"raise", "mask"}, default "raise"
             What to do with chains that reach NaN or Inf (ULA; MALA rejects such proposals):
             raise :class:`scorematch.SamplingDivergedError`, or return only the finite
-            chains, with their indices in ``chain_indices``.
+            chains, with their indices (counted from ``first_chain``) in ``chain_indices``.
 
         Returns
         -------
@@ -533,6 +564,7 @@ class EnergyMLP:
             temperatures=temperatures,
             steps_per_level=steps_per_level,
             seed=seed,
+            first_chain=first_chain,
             progress=progress,
             on_divergence=on_divergence,
         )
@@ -712,6 +744,19 @@ def _as_alpha(alpha: Any) -> float:
     if not (np.isfinite(a) and a >= 0):
         raise ValueError(f"alpha must be a finite number >= 0, got {alpha}")
     return a
+
+
+def _as_row_keys(keys: ArrayLike | None, n: int) -> NDArray[np.uint64] | None:
+    if keys is None:
+        return None
+    k = np.asarray(keys)
+    if k.dtype.kind not in "iu":
+        raise TypeError(f"row_keys must be an array of integers, got dtype {k.dtype}")
+    if k.shape != (n,):
+        raise ValueError(f"row_keys must have shape ({n},) (one key per row of X), got {k.shape}")
+    if k.dtype.kind == "i" and n and k.min() < 0:
+        raise ValueError(f"row_keys must be >= 0, got {k.min()}")
+    return np.ascontiguousarray(k, dtype=np.uint64)
 
 
 def _as_projection(projection: Any) -> str:

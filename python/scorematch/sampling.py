@@ -11,7 +11,7 @@ import math
 import sys
 import time
 from collections.abc import Callable, Sequence
-from dataclasses import dataclass
+from dataclasses import dataclass, replace
 from typing import TYPE_CHECKING, Any, Literal
 
 import numpy as np
@@ -58,8 +58,8 @@ class SampleResult:
     wall_time : float
         Seconds spent.
     chain_indices : ndarray of int, shape (n_chains,)
-        The index of each returned chain among those started: ``arange(n_samples)`` unless
-        ``on_divergence="mask"`` dropped divergent chains.
+        The index of each returned chain (its random stream): ``first_chain +
+        arange(n_samples)`` unless ``on_divergence="mask"`` dropped divergent chains.
     """
 
     samples: Array
@@ -137,6 +137,7 @@ def sample(
     temperatures: Sequence[float] | None = None,
     steps_per_level: int | None = None,
     seed: int = 0,
+    first_chain: int = 0,
     progress: Progress = None,
     on_divergence: Literal["raise", "mask"] = "raise",
 ) -> SampleResult:
@@ -152,6 +153,7 @@ def sample(
     thin = as_int(thin, "thin", 1)
     temp = as_positive(temperature, "temperature")
     seed = as_seed(seed)
+    first = as_int(first_chain, "first_chain", 0)
     raise_on = _on_divergence(on_divergence)
     callback = _progress_callback(progress)
     temps: list[float] | None = None
@@ -211,9 +213,13 @@ def sample(
         raise_on,
         block,
         callback,
+        first,
     )
     wall = time.perf_counter() - t_start
-    return _masked(samples, traj, acc if method == "mala" else None, steps, wall, diverged)
+    res = _masked(samples, traj, acc if method == "mala" else None, steps, wall, diverged)
+    if first:
+        res = replace(res, chain_indices=res.chain_indices + first)
+    return res
 
 
 def langevin(

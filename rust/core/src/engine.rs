@@ -102,6 +102,15 @@ fn check_loss_batch<T: Real>(x: &Rows<'_, T>, objective: &Objective<'_, T>) -> R
         }
         target.check_finite("target_score")?;
     }
+    if let Some(keys) = objective.keys() {
+        if keys.len() != x.rows() {
+            return Err(Error::Shape(format!(
+                "row_keys must hold one key per row of X, {}, got {}",
+                x.rows(),
+                keys.len()
+            )));
+        }
+    }
     Ok(())
 }
 

@@ -76,6 +76,9 @@ pub struct Config {
     /// Target acceptance rate for per-chain step-size adaptation (MALA, during burn-in).
     pub adapt: Option<f64>,
     pub seed: u64,
+    /// Index of the first chain: chain `i` of a run draws from stream `first_chain + i` of
+    /// the seed, so chains `a..b` of one run equal a run of `b − a` chains from `a`.
+    pub first_chain: u64,
 }
 
 impl Config {
@@ -98,6 +101,7 @@ impl Config {
             thin: 1,
             adapt: None,
             seed,
+            first_chain: 0,
         }
     }
 
@@ -133,6 +137,7 @@ impl Config {
             thin: 1,
             adapt: None,
             seed,
+            first_chain: 0,
         })
     }
 
@@ -341,7 +346,7 @@ impl<T: Real> Sampler<T> {
         while start < n_chains {
             let c = CHUNK_CHAINS.min(n_chains - start);
             let mut streams: Vec<Stream> = (start..start + c)
-                .map(|i| Stream::new(config.seed, i as u64))
+                .map(|i| Stream::new(config.seed, config.first_chain + i as u64))
                 .collect();
             let mut x = vec![T::zero(); c * dim];
             match &init {

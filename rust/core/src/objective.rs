@@ -29,8 +29,8 @@
 //! directly.
 //!
 //! Random draws (SSM tangents, DSM noise) come from [`Stream::new`]`(seed, row)` with `row`
-//! the sample's index in the batch: they depend on the seed and the row alone, never on the
-//! chunking or the number of threads. For fixed seed the loss is a deterministic function
+//! the sample's index in the batch (or the key [`Keys::Given`] assigns it): they depend on
+//! the seed and the row alone, never on the chunking or the number of threads. For fixed seed the loss is a deterministic function
 //! of the parameters, and its gradient is exact.
 
 use crate::error::{Error, Result};
@@ -108,9 +108,35 @@ pub enum Objective<'a, T> {
         n_projections: usize,
         projection: Projection,
         seed: u64,
+        keys: Keys<'a>,
     },
     /// Denoising score matching (Vincent 2011) at noise level `noise_std`.
-    Dsm { noise_std: f64, seed: u64 },
+    Dsm {
+        noise_std: f64,
+        seed: u64,
+        keys: Keys<'a>,
+    },
+}
+
+/// Which random stream of the seed each batch row draws from (SSM tangents, DSM noise).
+#[derive(Clone, Copy, Debug, Default)]
+pub enum Keys<'a> {
+    /// Row `i` draws from stream `i`.
+    #[default]
+    Position,
+    /// Row `i` draws from stream `keys[i]`: a batch split across machines draws exactly
+    /// what the whole batch would, each part passing its rows' positions in the whole.
+    Given(&'a [u64]),
+}
+
+impl Keys<'_> {
+    #[inline]
+    fn stream(self, seed: u64, row: usize) -> Stream {
+        match self {
+            Keys::Position => Stream::new(seed, row as u64),
+            Keys::Given(keys) => Stream::new(seed, keys[row]),
+        }
+    }
 }
 
 impl<T: Real> Objective<'_, T> {
@@ -121,6 +147,21 @@ impl<T: Real> Objective<'_, T> {
             Objective::Esm { .. } => "esm_loss",
             Objective::Ssm { .. } => "ssm_loss",
             Objective::Dsm { .. } => "dsm_loss",
+        }
+    }
+
+    /// The explicit stream keys of the rows, if the objective draws random numbers by key.
+    pub fn keys(&self) -> Option<&[u64]> {
+        match *self {
+            Objective::Ssm {
+                keys: Keys::Given(k),
+                ..
+            }
+            | Objective::Dsm {
+                keys: Keys::Given(k),
+                ..
+            } => Some(k),
+            _ => None,
         }
     }
 
@@ -161,20 +202,27 @@ impl<T: Real> Objective<'_, T> {
         let c = ws.c;
         match *self {
             Objective::Ssm {
-                projection, seed, ..
+                projection,
+                seed,
+                keys,
+                ..
             } => {
                 let per_sample = ws.t.len() / c;
                 for (b, tb) in ws.t.chunks_exact_mut(per_sample).enumerate() {
-                    let mut s = Stream::new(seed, (start + b) as u64);
+                    let mut s = keys.stream(seed, start + b);
                     for v in tb {
                         *v = T::c(projection.draw(&mut s));
                     }
                 }
             }
-            Objective::Dsm { noise_std, seed } => {
+            Objective::Dsm {
+                noise_std,
+                seed,
+                keys,
+            } => {
                 let dim = ws.x.len() / c;
                 for (b, xb) in ws.x.chunks_exact_mut(dim).enumerate() {
-                    let mut s = Stream::new(seed, (start + b) as u64);
+                    let mut s = keys.stream(seed, start + b);
                     for v in xb {
                         *v += T::c(noise_std * s.normal());
                     }
@@ -203,9 +251,13 @@ impl<T: Real> Objective<'_, T> {
                         *v += target.at(start + b, k);
                     }
                 }
-                Objective::Dsm { noise_std, seed } => {
+                Objective::Dsm {
+                    noise_std,
+                    seed,
+                    keys,
+                } => {
                     // The same stream as the noise drawn onto x gives ε again.
-                    let mut s = Stream::new(seed, (start + b) as u64);
+                    let mut s = keys.stream(seed, start + b);
                     for v in u.iter_mut() {
                         *v -= T::c(s.normal() / noise_std);
                     }
@@ -268,9 +320,13 @@ impl<T: Real> Objective<'_, T> {
                     }
                     (half * sq, T::zero())
                 }
-                Objective::Dsm { noise_std, seed } => {
+                Objective::Dsm {
+                    noise_std,
+                    seed,
+                    keys,
+                } => {
                     // x holds x̃ = x + σε; the same stream gives ε again for the target −ε/σ.
-                    let mut s = Stream::new(seed, (start + b) as u64);
+                    let mut s = keys.stream(seed, start + b);
                     let mut sq = T::zero();
                     for k in 0..m {
                         let eps_over_sigma = T::c(s.normal() / noise_std);

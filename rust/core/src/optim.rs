@@ -107,6 +107,15 @@ impl<T: Real> Optimizer<T> {
         })
     }
 
+    /// The length of the parameter vector.
+    pub fn len(&self) -> usize {
+        self.m.len()
+    }
+
+    pub fn is_empty(&self) -> bool {
+        self.m.is_empty()
+    }
+
     /// Steps taken so far.
     pub fn steps(&self) -> u64 {
         self.t

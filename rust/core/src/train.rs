@@ -20,7 +20,7 @@ use crate::engine;
 use crate::error::{Error, Result};
 use crate::matrix::Rows;
 use crate::model::Model;
-use crate::objective::{Objective, Projection};
+use crate::objective::{Keys, Objective, Projection};
 use crate::optim::{Method, Optimizer};
 use crate::real::Real;
 use crate::rng::{derive, Stream};
@@ -28,6 +28,39 @@ use crate::rng::{derive, Stream};
 const SHUFFLE: u64 = 1;
 const STEP: u64 = 2;
 const VALIDATION: u64 = 3;
+
+/// The random schedule of a run of `seed`: which rows each epoch visits in which order, and
+/// the seed of each step's random objective. [`Trainer`] follows it; a caller that computes
+/// the minibatch gradients elsewhere (on a cluster) follows it too and takes the same steps.
+#[derive(Debug, Clone, Copy, PartialEq, Eq)]
+pub struct Schedule {
+    pub seed: u64,
+}
+
+impl Schedule {
+    /// Writes into `perm` the order in which epoch `epoch` visits `n` rows (Fisher–Yates on
+    /// the stream `(derive(seed, SHUFFLE), epoch)`).
+    pub fn permutation(self, epoch: usize, n: usize, perm: &mut Vec<usize>) {
+        perm.clear();
+        perm.extend(0..n);
+        let mut s = Stream::new(derive(self.seed, SHUFFLE, 0), epoch as u64);
+        for i in (1..n).rev() {
+            let j = ((s.uniform() * (i + 1) as f64) as usize).min(i);
+            perm.swap(i, j);
+        }
+    }
+
+    /// Seed of the SSM projections or DSM noise of global step `step` (counted over epochs).
+    pub fn step_seed(self, step: u64) -> u64 {
+        derive(self.seed, STEP, step)
+    }
+
+    /// Seed of the random objective on validation data: one for every epoch, so that the
+    /// epochs' validation losses are comparable.
+    pub fn validation_seed(self) -> u64 {
+        derive(self.seed, VALIDATION, 0)
+    }
+}
 
 /// The objective to train, without its per-step randomness.
 #[derive(Debug, Clone, Copy, PartialEq)]
@@ -217,6 +250,12 @@ impl<T: Real> Trainer<T> {
     }
 
     /// The current model: the parameters after the last completed (finite) step.
+    pub fn schedule(&self) -> Schedule {
+        Schedule {
+            seed: self.cfg.seed,
+        }
+    }
+
     pub fn model(&self) -> &Model<T> {
         &self.model
     }
@@ -260,13 +299,7 @@ impl<T: Real> Trainer<T> {
     fn run_step(&mut self) -> Result<()> {
         let (n, dim) = (self.train.n, self.train.dim);
         if self.step == 0 {
-            self.perm = (0..n).collect();
-            let mut s = Stream::new(derive(self.cfg.seed, SHUFFLE, 0), self.epoch as u64);
-            // Fisher–Yates.
-            for i in (1..n).rev() {
-                let j = ((s.uniform() * (i + 1) as f64) as usize).min(i);
-                self.perm.swap(i, j);
-            }
+            self.schedule().permutation(self.epoch, n, &mut self.perm);
             self.loss_sum = 0.0;
         }
         let bs = self.batch_size();
@@ -287,7 +320,7 @@ impl<T: Real> Trainer<T> {
             None => None,
         };
         let global = (self.epoch * self.steps_per_epoch() + self.step) as u64;
-        let obj = objective(self.cfg.loss, target, derive(self.cfg.seed, STEP, global));
+        let obj = objective(self.cfg.loss, target, self.schedule().step_seed(global));
         let loss = engine::loss_and_grad(&self.model, xb, obj, &mut self.grad)?;
         let diverged = |what| Error::TrainingDiverged {
             epoch: self.epoch,
@@ -327,7 +360,7 @@ impl<T: Real> Trainer<T> {
                 let obj = objective(
                     self.cfg.loss,
                     v.target_view(),
-                    derive(self.cfg.seed, VALIDATION, 0),
+                    self.schedule().validation_seed(),
                 );
                 let l = engine::loss(&self.model, v.view(), obj)?;
                 if !l.is_finite() {
@@ -384,8 +417,13 @@ fn objective<T: Real>(loss: Loss, target: Option<Rows<'_, T>>, seed: u64) -> Obj
             n_projections,
             projection,
             seed,
+            keys: Keys::Position,
         },
-        (Loss::Dsm { noise_std }, _) => Objective::Dsm { noise_std, seed },
+        (Loss::Dsm { noise_std }, _) => Objective::Dsm {
+            noise_std,
+            seed,
+            keys: Keys::Position,
+        },
         // Esm without a target is refused by Trainer::new; validate() accepts the probe.
         _ => Objective::Ism,
     }

@@ -173,6 +173,22 @@ fn the_first_chains_do_not_depend_on_how_many_run() {
     }
 }
 
+/// Chains a..b of a run equal a run of b − a chains started at `first_chain = a`: how a
+/// run is cut into blocks on a cluster.
+#[test]
+fn a_range_of_chains_runs_on_its_own() {
+    let m = model::<f64>(2, &[8], Activation::Tanh, 0.5, 4);
+    let (n, a, b) = (CHUNK_CHAINS + 30, 40, CHUNK_CHAINS + 7);
+    for (cfg, traj) in configs() {
+        let whole = sample(&m, n, None, cfg.clone(), traj).unwrap();
+        let mut part_cfg = cfg.clone();
+        part_cfg.first_chain = a as u64;
+        let part = sample(&m, b - a, None, part_cfg, traj).unwrap();
+        assert_eq!(&whole.samples[a * 2..b * 2], &part.samples[..], "{cfg:?}");
+        assert_eq!(&whole.step_sizes[a..b], &part.step_sizes[..]);
+    }
+}
+
 #[test]
 fn results_are_bit_identical_for_any_thread_count_and_block_size() {
     let m = model::<f64>(2, &[32, 32], Activation::Softplus, 0.1, 11);

@@ -13,7 +13,7 @@ mod common;
 use common::*;
 use rayon::ThreadPoolBuilder;
 use scorematch_core::engine;
-use scorematch_core::objective::{Objective, Projection};
+use scorematch_core::objective::{Keys, Objective, Projection};
 use scorematch_core::rng::Stream;
 use scorematch_core::{Activation, Model, Rows};
 
@@ -31,6 +31,7 @@ fn ssm(n_projections: usize, projection: Projection, seed: u64) -> Objective<'st
         n_projections,
         projection,
         seed,
+        keys: Keys::Position,
     }
 }
 
@@ -151,6 +152,7 @@ fn dsm_is_esm_at_the_noisy_points() {
         let obj = Objective::Dsm {
             noise_std: sigma,
             seed,
+            keys: Keys::Position,
         };
         let (loss, g) = loss_grad(&m, &x, obj);
         let mut xt = x.clone();
@@ -188,6 +190,7 @@ fn random_objectives_do_not_depend_on_threads() {
         Objective::Dsm {
             noise_std: 0.1,
             seed: 5,
+            keys: Keys::Position,
         },
     ];
     for obj in objs {
@@ -205,6 +208,83 @@ fn random_objectives_do_not_depend_on_threads() {
     }
 }
 
+/// A batch cut into parts, each part keyed by its rows' positions in the whole, gives the
+/// whole batch's loss and gradient as the row-weighted sum of the parts'.
+#[test]
+fn keyed_parts_add_up_to_the_whole_batch() {
+    let m = model::<f64>(3, &[12, 12], Activation::Softplus, 0.2, 8);
+    let n = 300;
+    let x = data(n, 3, 1.0, 21);
+    // Rows of the whole batch taken by the first part (the rest go to the second).
+    let first: Vec<usize> = (0..n).filter(|i| i % 3 != 1).collect();
+    let second: Vec<usize> = (0..n).filter(|i| i % 3 == 1).collect();
+    let gather = |rows: &[usize]| -> (Vec<f64>, Vec<u64>) {
+        let xs = rows
+            .iter()
+            .flat_map(|&r| x[r * 3..r * 3 + 3].to_vec())
+            .collect();
+        (xs, rows.iter().map(|&r| r as u64).collect())
+    };
+    let (x1, k1) = gather(&first);
+    let (x2, k2) = gather(&second);
+    for obj in [
+        ssm(2, Projection::Gaussian, 7),
+        ssm(1, Projection::Rademacher, 7),
+    ]
+    .into_iter()
+    .chain([Objective::Dsm {
+        noise_std: 0.3,
+        seed: 7,
+        keys: Keys::Position,
+    }]) {
+        let keyed = |keys| match obj {
+            Objective::Ssm {
+                n_projections,
+                projection,
+                seed,
+                ..
+            } => Objective::Ssm {
+                n_projections,
+                projection,
+                seed,
+                keys,
+            },
+            Objective::Dsm {
+                noise_std, seed, ..
+            } => Objective::Dsm {
+                noise_std,
+                seed,
+                keys,
+            },
+            _ => unreachable!(),
+        };
+        let (l, g) = loss_grad(&m, &x, obj);
+        let (l1, g1) = loss_grad(&m, &x1, keyed(Keys::Given(&k1)));
+        let (l2, g2) = loss_grad(&m, &x2, keyed(Keys::Given(&k2)));
+        let (w1, w2) = (
+            first.len() as f64 / n as f64,
+            second.len() as f64 / n as f64,
+        );
+        assert!(close(w1 * l1 + w2 * l2, l, 1e-12), "{}", obj.name());
+        for i in 0..g.len() {
+            assert!(
+                close(w1 * g1[i] + w2 * g2[i], g[i], 1e-11),
+                "{} grad {i}",
+                obj.name()
+            );
+        }
+    }
+    // One key per row, or an error.
+    let rows = Rows::from_slice(&x1, x1.len() / 3, 3).unwrap();
+    let mut g = vec![0.0; m.mlp().n_params()];
+    let short = Objective::Dsm {
+        noise_std: 0.3,
+        seed: 7,
+        keys: Keys::Given(&k1[1..]),
+    };
+    assert!(engine::loss_and_grad(&m, rows, short, &mut g).is_err());
+}
+
 #[test]
 fn bad_objective_parameters_are_errors() {
     let m = model::<f64>(2, &[4], Activation::Tanh, 0.0, 0);
@@ -215,10 +295,12 @@ fn bad_objective_parameters_are_errors() {
         Objective::Dsm {
             noise_std: 0.0,
             seed: 0,
+            keys: Keys::Position,
         },
         Objective::Dsm {
             noise_std: f64::NAN,
             seed: 0,
+            keys: Keys::Position,
         },
     ] {
         let err = engine::loss(&m, rows, obj).unwrap_err().to_string();
@@ -245,6 +327,7 @@ fn esm_and_dsm_gradients_on_both_paths() {
             Objective::Dsm {
                 noise_std: 0.2,
                 seed: 1,
+                keys: Keys::Position,
             },
         );
     }

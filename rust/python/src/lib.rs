@@ -24,7 +24,7 @@ mod _core {
     use super::sampling::{sample, PyStreams};
 
     #[pymodule_export]
-    use super::train::PyTrainer;
+    use super::train::{epoch_permutation, step_seed, validation_seed, PyOptimizer, PyTrainer};
 
     #[pymodule_export]
     use super::errors::TrainingDivergedError;

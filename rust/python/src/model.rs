@@ -4,10 +4,11 @@
 
 use std::sync::Arc;
 
+use numpy::PyReadonlyArray1;
 use pyo3::exceptions::PyValueError;
 use pyo3::prelude::*;
 use scorematch_core::mlp::fmt_shape;
-use scorematch_core::objective::{Objective, Projection};
+use scorematch_core::objective::{Keys, Objective, Projection};
 use scorematch_core::{engine, Activation, Error, Mlp, Model, Rows};
 
 use crate::convert::{arrays, output1, output2, param_list, readonly2, rows, Float};
@@ -147,8 +148,16 @@ fn loss_and_grad<'py, T: Float>(
     x: &Bound<'py, PyAny>,
     spec: ObjectiveSpec,
     target: Option<&Bound<'py, PyAny>>,
+    row_keys: Option<&PyReadonlyArray1<'py, u64>>,
 ) -> PyResult<(f64, Vec<Bound<'py, PyAny>>)> {
     let arr = readonly2::<T>(x, "X")?;
+    let keys = match row_keys {
+        None => Keys::Position,
+        Some(k) => Keys::Given(
+            k.as_slice()
+                .map_err(|_| PyValueError::new_err("row_keys must be a contiguous uint64 array"))?,
+        ),
+    };
     let tarr = target
         .map(|t| readonly2::<T>(t, "target_score"))
         .transpose()?;
@@ -159,8 +168,13 @@ fn loss_and_grad<'py, T: Float>(
             n_projections,
             projection,
             seed,
+            keys,
         },
-        (ObjectiveSpec::Dsm(noise_std, seed), _) => Objective::Dsm { noise_std, seed },
+        (ObjectiveSpec::Dsm(noise_std, seed), _) => Objective::Dsm {
+            noise_std,
+            seed,
+            keys,
+        },
         _ => Objective::Ism,
     };
     let n_params = m.mlp().n_params();
@@ -296,7 +310,7 @@ impl PyModel {
         py: Python<'py>,
         x: &Bound<'py, PyAny>,
     ) -> PyResult<(f64, Vec<Bound<'py, PyAny>>)> {
-        dispatch!(self, m => loss_and_grad(py, m, x, ObjectiveSpec::Ism, None))
+        dispatch!(self, m => loss_and_grad(py, m, x, ObjectiveSpec::Ism, None, None))
     }
 
     fn esm_loss_and_grad<'py>(
@@ -305,9 +319,10 @@ impl PyModel {
         x: &Bound<'py, PyAny>,
         target_score: &Bound<'py, PyAny>,
     ) -> PyResult<(f64, Vec<Bound<'py, PyAny>>)> {
-        dispatch!(self, m => loss_and_grad(py, m, x, ObjectiveSpec::Esm, Some(target_score)))
+        dispatch!(self, m => loss_and_grad(py, m, x, ObjectiveSpec::Esm, Some(target_score), None))
     }
 
+    #[pyo3(signature = (x, n_projections, seed, projection, row_keys=None))]
     fn ssm_loss_and_grad<'py>(
         &self,
         py: Python<'py>,
@@ -315,20 +330,24 @@ impl PyModel {
         n_projections: usize,
         seed: u64,
         projection: &str,
+        row_keys: Option<PyReadonlyArray1<'py, u64>>,
     ) -> PyResult<(f64, Vec<Bound<'py, PyAny>>)> {
         let projection = Projection::from_name(projection).map_err(to_py)?;
         let spec = ObjectiveSpec::Ssm(n_projections, projection, seed);
-        dispatch!(self, m => loss_and_grad(py, m, x, spec, None))
+        dispatch!(self, m => loss_and_grad(py, m, x, spec, None, row_keys.as_ref()))
     }
 
+    #[pyo3(signature = (x, noise_std, seed, row_keys=None))]
     fn dsm_loss_and_grad<'py>(
         &self,
         py: Python<'py>,
         x: &Bound<'py, PyAny>,
         noise_std: f64,
         seed: u64,
+        row_keys: Option<PyReadonlyArray1<'py, u64>>,
     ) -> PyResult<(f64, Vec<Bound<'py, PyAny>>)> {
-        dispatch!(self, m => loss_and_grad(py, m, x, ObjectiveSpec::Dsm(noise_std, seed), None))
+        let spec = ObjectiveSpec::Dsm(noise_std, seed);
+        dispatch!(self, m => loss_and_grad(py, m, x, spec, None, row_keys.as_ref()))
     }
 }
 

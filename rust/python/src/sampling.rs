@@ -39,6 +39,7 @@ struct Options {
     thin: usize,
     target_accept: Option<f64>,
     seed: u64,
+    first_chain: u64,
 }
 
 fn config(o: &Options) -> PyResult<Config> {
@@ -64,6 +65,7 @@ fn config(o: &Options) -> PyResult<Config> {
     cfg.burn_in = o.burn_in;
     cfg.thin = o.thin;
     cfg.adapt = o.target_accept;
+    cfg.first_chain = o.first_chain;
     cfg.validate().map_err(to_py)?;
     Ok(cfg)
 }
@@ -127,7 +129,7 @@ fn run<'py, T: Float>(
 #[pyfunction]
 #[pyo3(signature = (model, n_chains, method, n_steps, step_size, temperature, temperatures,
     steps_per_level, init, burn_in, thin, target_accept, seed, trajectory, raise_on_divergence,
-    block_steps, progress))]
+    block_steps, progress, first_chain=0))]
 #[allow(clippy::too_many_arguments)]
 pub fn sample<'py>(
     py: Python<'py>,
@@ -148,6 +150,7 @@ pub fn sample<'py>(
     raise_on_divergence: bool,
     block_steps: usize,
     progress: Option<&Bound<'py, PyAny>>,
+    first_chain: u64,
 ) -> PyResult<Sampled<'py>> {
     let cfg = config(&Options {
         method,
@@ -160,6 +163,7 @@ pub fn sample<'py>(
         thin,
         target_accept,
         seed,
+        first_chain,
     })?;
     let args = (
         init,
@@ -190,9 +194,12 @@ pub struct PyStreams {
 #[pymethods]
 impl PyStreams {
     #[new]
-    fn new(seed: u64, n_chains: usize) -> Self {
+    #[pyo3(signature = (seed, n_chains, first_chain=0))]
+    fn new(seed: u64, n_chains: usize, first_chain: u64) -> Self {
         PyStreams {
-            streams: (0..n_chains).map(|i| Stream::new(seed, i as u64)).collect(),
+            streams: (0..n_chains as u64)
+                .map(|i| Stream::new(seed, first_chain + i))
+                .collect(),
         }
     }
 

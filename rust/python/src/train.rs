@@ -10,12 +10,12 @@
 use std::sync::Arc;
 use std::time::Duration;
 
-use numpy::PyReadonlyArray2;
-use pyo3::exceptions::PyValueError;
+use numpy::{PyArray1, PyArrayMethods, PyReadonlyArray2};
+use pyo3::exceptions::{PyTypeError, PyValueError};
 use pyo3::prelude::*;
 use scorematch_core::objective::Projection;
-use scorematch_core::optim::Method;
-use scorematch_core::train::{Config, Data, Loss, Trainer};
+use scorematch_core::optim::{Method, Optimizer};
+use scorematch_core::train::{Config, Data, Loss, Schedule, Trainer};
 use scorematch_core::Model;
 
 use crate::convert::{readonly2, Float};
@@ -191,5 +191,116 @@ impl PyTrainer {
     /// Puts back the parameters of the best epoch so far.
     fn restore_best(&mut self) {
         dispatch_mut!(self, t => t.restore_best())
+    }
+}
+
+/// Order in which epoch `epoch` of a run of `seed` visits `n` rows (as `Trainer` does).
+#[pyfunction]
+pub fn epoch_permutation(py: Python<'_>, seed: u64, epoch: usize, n: usize) -> Bound<'_, PyAny> {
+    let mut perm = Vec::new();
+    py.detach(|| Schedule { seed }.permutation(epoch, n, &mut perm));
+    let perm: Vec<i64> = perm.into_iter().map(|i| i as i64).collect();
+    PyArray1::from_vec(py, perm).into_any()
+}
+
+/// Seed of the random objective (SSM projections, DSM noise) of global step `step`.
+#[pyfunction]
+pub fn step_seed(seed: u64, step: u64) -> u64 {
+    Schedule { seed }.step_seed(step)
+}
+
+/// Seed of the random objective on validation data.
+#[pyfunction]
+pub fn validation_seed(seed: u64) -> u64 {
+    Schedule { seed }.validation_seed()
+}
+
+enum OptimizerInner {
+    F32(Optimizer<f32>),
+    F64(Optimizer<f64>),
+}
+
+/// `_core.Optimizer`: the core's optimizer on a flat parameter vector, for training loops
+/// that compute gradients elsewhere (the distributed fit) but must step exactly as `Trainer`.
+#[pyclass(name = "Optimizer", module = "scorematch._core")]
+pub struct PyOptimizer {
+    inner: OptimizerInner,
+}
+
+fn step_flat<T: Float>(
+    opt: &mut Optimizer<T>,
+    params: &Bound<'_, PyAny>,
+    grad: &Bound<'_, PyAny>,
+) -> PyResult<()> {
+    let dtype = T::NAME;
+    let params = params
+        .cast::<PyArray1<T>>()
+        .map_err(|_| PyTypeError::new_err(format!("params must be a 1-D {dtype} numpy array")))?;
+    let grad = grad
+        .cast::<PyArray1<T>>()
+        .map_err(|_| PyTypeError::new_err(format!("grad must be a 1-D {dtype} numpy array")))?;
+    let mut p = params
+        .try_readwrite()
+        .map_err(|_| PyValueError::new_err("params must be writeable and not shared with grad"))?;
+    let g = grad.try_readonly()?;
+    let (Ok(p), Ok(g)) = (p.as_slice_mut(), g.as_slice()) else {
+        return Err(PyValueError::new_err(
+            "params and grad must be contiguous arrays",
+        ));
+    };
+    if p.len() != opt.len() || g.len() != opt.len() {
+        return Err(PyValueError::new_err(format!(
+            "params and grad must hold {} values, got {} and {}",
+            opt.len(),
+            p.len(),
+            g.len()
+        )));
+    }
+    opt.step(p, g);
+    Ok(())
+}
+
+#[pymethods]
+impl PyOptimizer {
+    #[new]
+    fn new(
+        dtype: &str,
+        n_params: usize,
+        optimizer: &str,
+        lr: f64,
+        weight_decay: f64,
+    ) -> PyResult<Self> {
+        let method = Method::from_name(optimizer).map_err(to_py)?;
+        let inner = match dtype {
+            "float32" => OptimizerInner::F32(
+                Optimizer::new(method, lr, weight_decay, n_params).map_err(to_py)?,
+            ),
+            "float64" => OptimizerInner::F64(
+                Optimizer::new(method, lr, weight_decay, n_params).map_err(to_py)?,
+            ),
+            _ => {
+                return Err(PyValueError::new_err(format!(
+                    "dtype must be 'float32' or 'float64', got '{dtype}'"
+                )))
+            }
+        };
+        Ok(PyOptimizer { inner })
+    }
+
+    /// Steps taken so far.
+    #[getter]
+    fn steps(&self) -> u64 {
+        match &self.inner {
+            OptimizerInner::F32(o) => o.steps(),
+            OptimizerInner::F64(o) => o.steps(),
+        }
+    }
+
+    /// One update of `params` (1-D, the model's dtype, updated in place) from `grad`.
+    fn step(&mut self, params: &Bound<'_, PyAny>, grad: &Bound<'_, PyAny>) -> PyResult<()> {
+        match &mut self.inner {
+            OptimizerInner::F32(o) => step_flat(o, params, grad),
+            OptimizerInner::F64(o) => step_flat(o, params, grad),
+        }
     }
 }
