@@ -13,7 +13,8 @@
 //! ```
 //!
 //! The adjoint of the outputs is given per stacked row, like the outputs themselves:
-//! [Ē; λ̄_out; (T̄ᵀg)] — see [`crate::objective`].
+//! [Ē; λ̄_out; (T̄ᵀg)] — see [`crate::objective`]. A first-order tape has no λ rows: the same
+//! formulas with λ̄ = 0.
 
 use crate::laplacian::{layer_tangents, LapWorkspace, Tangents};
 use crate::model::Model;
@@ -29,8 +30,8 @@ pub fn backward<T>(model: &Model<T>, ws: &mut LapWorkspace<T>, grad: &mut [T]) =
 #[inline(always)]
 fn backward_impl<T: Real>(model: &Model<T>, ws: &mut LapWorkspace<T>, grad: &mut [T]) {
     let mlp = model.mlp();
-    let (c, m) = (ws.c, ws.m);
-    let rows = c * (m + 2);
+    let (c, m, k) = (ws.c, ws.m, ws.k);
+    let rows = c * (m + 1 + k);
     let n_layers = mlp.n_layers();
     let out = mlp.layer(n_layers);
     let out_bar = &ws.out[..rows];
@@ -70,10 +71,30 @@ fn backward_impl<T: Real>(model: &Model<T>, ws: &mut LapWorkspace<T>, grad: &mut
             let (s2s, rest) = rest.split_at(c * n);
             let (s3s, qs) = rest.split_at(c * n);
             let (_, prest) = p.split_at(c * n);
-            let (pmu, pa) = prest.split_at(c * n);
+            let (pmu, pa) = prest.split_at(k * c * n);
             let (hbar, brest) = bar.split_at_mut(c * n);
-            let (lbar, jbar) = brest.split_at_mut(c * n);
-            for b in 0..c {
+            let (lbar, jbar) = brest.split_at_mut(k * c * n);
+            if k == 0 {
+                // First order: Ā = s1 ⊙ J̄, z̄ = s2 ⊙ Σ_m J̄[m] ⊙ A[m] + s1 ⊙ h̄.
+                for b in 0..c {
+                    let row = b * n..(b + 1) * n;
+                    let (s1, s2) = (&s1s[row.clone()], &s2s[row.clone()]);
+                    let hb = &mut hbar[row];
+                    let a_b = layer_tangents(model, ws.tangents, l, pa, b, m * n);
+                    let j_b = &mut jbar[b * m * n..(b + 1) * m * n];
+                    tmp.fill(T::zero());
+                    for (arow, jrow) in a_b.chunks_exact(n).zip(j_b.chunks_exact_mut(n)) {
+                        for i in 0..n {
+                            tmp[i] += jrow[i] * arow[i];
+                            jrow[i] = s1[i] * jrow[i];
+                        }
+                    }
+                    for i in 0..n {
+                        hb[i] = s2[i] * tmp[i] + s1[i] * hb[i];
+                    }
+                }
+            }
+            for b in 0..c * k {
                 let row = b * n..(b + 1) * n;
                 let (s1, s2, s3, q, mu) = (
                     &s1s[row.clone()],
@@ -110,7 +131,7 @@ fn backward_impl<T: Real>(model: &Model<T>, ws: &mut LapWorkspace<T>, grad: &mut
         if l == 0 {
             // W̄_1 += z̄ᵀ x + Āᵀ J_0 (λ_0 = 0).
             crate::gemm::matmul_tn(&bar[..c * n], &ws.x, gw, n, ly.n_in);
-            let abar = &bar[2 * c * n..];
+            let abar = &bar[(1 + k) * c * n..];
             match ws.tangents {
                 // J_0 = I: W̄_1[i, m] += Σ_b Ā[b, m, i].
                 // Summed over the chunk's samples first (contiguous, vectorized), then

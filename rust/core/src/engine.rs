@@ -4,7 +4,7 @@
 use crate::backward;
 use crate::error::{Error, Result};
 use crate::forward::{self, ScoreWorkspace, CHUNK_ROWS};
-use crate::laplacian::{self, LapWorkspace, Tangents};
+use crate::laplacian::{self, LapWorkspace, Order, Tangents};
 use crate::matrix::Rows;
 use crate::model::Model;
 use crate::objective::Objective;
@@ -75,7 +75,11 @@ pub fn hessian_trace<T: Real>(model: &Model<T>, x: Rows<'_, T>, out: &mut [T]) -
     for_each_chunk_mut(out, chunk, |i, tr| {
         with_workspace(|ws: &mut LapWorkspace<T>| {
             let c = tr.len();
-            x.copy_rows(i * chunk, c, ws.prepare(model, c, Tangents::Identity));
+            x.copy_rows(
+                i * chunk,
+                c,
+                ws.prepare(model, c, Tangents::Identity, Order::Second),
+            );
             laplacian::forward(model, ws);
             for (b, t) in tr.iter_mut().enumerate() {
                 *t = -(ws.lap_net(b) + lap_conf);
@@ -125,7 +129,7 @@ fn tape_chunk<T: Real>(
     c: usize,
 ) {
     let tangents = objective.tangents(model.mlp().dim());
-    x.copy_rows(start, c, ws.prepare(model, c, tangents));
+    x.copy_rows(start, c, ws.prepare(model, c, tangents, objective.order()));
     objective.prepare_chunk(model, ws, start);
     laplacian::forward(model, ws);
 }

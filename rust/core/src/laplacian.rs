@@ -13,6 +13,10 @@
 //! single GEMM of c·(M+2) rows. With T = I (the exact Laplacian) layer 1 needs no product for
 //! its tangents: A_1 = W_1ᵀ for every sample, and λ_0 = 0.
 //!
+//! Objectives of the score alone (ESM, DSM) need no λ: their tape is prepared with
+//! [`Order::First`] and stacks `[h; J]` only, c·(M+1) rows, skipping a third of the work of
+//! the one-tangent path.
+//!
 //! Everything the reverse pass of [`crate::backward`] needs stays in the workspace.
 
 use crate::activation::derivs_row;
@@ -42,6 +46,16 @@ impl Tangents {
     }
 }
 
+/// Which derivatives the tape carries.
+#[derive(Debug, Clone, Copy, PartialEq, Eq, Default)]
+pub enum Order {
+    /// Value and tangents `[h; J]`: the energy and its directional derivatives.
+    First,
+    /// Value, λ and tangents `[h; λ; J]`: also Σ_m t_mᵀ(∇²E)t_m.
+    #[default]
+    Second,
+}
+
 /// Target number of stacked rows c·(M+2) per chunk: the GEMM runs at full speed well before
 /// this, and a layer's buffers stay within a few hundred KiB.
 const TARGET_ROWS: usize = 512;
@@ -57,6 +71,8 @@ pub struct LapWorkspace<T> {
     pub(crate) c: usize,
     pub(crate) m: usize,
     pub(crate) tangents: Tangents,
+    /// Rows of λ per sample: 1 for [`Order::Second`], 0 for [`Order::First`].
+    pub(crate) k: usize,
     /// Input rows x (c × d).
     pub(crate) x: Vec<T>,
     /// Per-sample tangents (c·M × d) for [`Tangents::PerSample`].
@@ -78,13 +94,24 @@ pub struct LapWorkspace<T> {
 
 impl<T: Real> LapWorkspace<T> {
     /// Sizes the workspace for `c` samples and returns the input buffer (c × dim) to fill.
-    pub fn prepare(&mut self, model: &Model<T>, c: usize, tangents: Tangents) -> &mut [T] {
+    pub fn prepare(
+        &mut self,
+        model: &Model<T>,
+        c: usize,
+        tangents: Tangents,
+        order: Order,
+    ) -> &mut [T] {
         let mlp = model.mlp();
         let m = tangents.count(mlp.dim());
-        let rows = c * (m + 2);
+        let k = match order {
+            Order::First => 0,
+            Order::Second => 1,
+        };
+        let rows = c * (m + 1 + k);
         let hidden = &mlp.widths()[1..mlp.widths().len() - 1];
         self.c = c;
         self.m = m;
+        self.k = k;
         self.tangents = tangents;
         fit(
             &mut self.t,
@@ -117,14 +144,21 @@ impl<T: Real> LapWorkspace<T> {
         self.out[b]
     }
 
-    /// Σ_m t_mᵀ ∇²E_net t_m of sample `b` (the exact Laplacian of the network part for T = I).
+    /// Σ_m t_mᵀ ∇²E_net t_m of sample `b` (the exact Laplacian of the network part for T = I);
+    /// only on a tape of [`Order::Second`].
     pub fn lap_net(&self, b: usize) -> T {
+        debug_assert!(self.k == 1, "a first-order tape carries no λ");
         self.out[self.c + b]
+    }
+
+    /// Index in `out` of the first tangent row, (1 + k)·c.
+    pub(crate) fn j_start(&self) -> usize {
+        (1 + self.k) * self.c
     }
 
     /// (t_mᵀ ∇ₓE_net)_m of sample `b`, M values (∇ₓE_net itself for T = I).
     pub fn grad_net(&self, b: usize) -> &[T] {
-        let s = 2 * self.c + b * self.m;
+        let s = self.j_start() + b * self.m;
         &self.out[s..s + self.m]
     }
 
@@ -168,14 +202,14 @@ pub fn forward<T>(model: &Model<T>, ws: &mut LapWorkspace<T>) => forward_impl
 fn forward_impl<T: Real>(model: &Model<T>, ws: &mut LapWorkspace<T>) {
     let mlp = model.mlp();
     let act = mlp.activation();
-    let (c, m) = (ws.c, ws.m);
+    let (c, m, k) = (ws.c, ws.m, ws.k);
     for l in 0..mlp.n_layers() {
         let ly = mlp.layer(l);
         let n = ly.n_out;
         let p = &mut ws.p[l];
         if l == 0 {
             let (z, rest) = p.split_at_mut(c * n);
-            let (mu, a) = rest.split_at_mut(c * n);
+            let (mu, a) = rest.split_at_mut(k * c * n);
             model.fwd[0].mul(&ws.x, z, false);
             mu.fill(T::zero());
             // With T = I, A_1 = W_1ᵀ for every sample: it is read from the model
@@ -193,9 +227,9 @@ fn forward_impl<T: Real>(model: &Model<T>, ws: &mut LapWorkspace<T>) {
         let (s2s, rest) = rest.split_at_mut(c * n);
         let (s3s, qs) = rest.split_at_mut(c * n);
         let (pz, prest) = p.split_at_mut(c * n);
-        let (pmu, pa) = prest.split_at_mut(c * n);
+        let (pmu, pa) = prest.split_at_mut(k * c * n);
         let (hh, hrest) = h.split_at_mut(c * n);
-        let (hlam, hj) = hrest.split_at_mut(c * n);
+        let (hlam, hj) = hrest.split_at_mut(k * c * n);
         for b in 0..c {
             let row = b * n..(b + 1) * n;
             let (z, s1, s2, s3) = (
@@ -205,10 +239,18 @@ fn forward_impl<T: Real>(model: &Model<T>, ws: &mut LapWorkspace<T>) {
                 &mut s3s[row.clone()],
             );
             derivs_row(act, z, ly.b, &mut hh[row.clone()], s1, s2, s3);
-            let q = &mut qs[row.clone()];
-            q.fill(T::zero());
             let a_b = layer_tangents(model, ws.tangents, l, pa, b, m * n);
             let j_b = &mut hj[b * m * n..(b + 1) * m * n];
+            if k == 0 {
+                for (arow, jrow) in a_b.chunks_exact(n).zip(j_b.chunks_exact_mut(n)) {
+                    for i in 0..n {
+                        jrow[i] = s1[i] * arow[i];
+                    }
+                }
+                continue;
+            }
+            let q = &mut qs[row.clone()];
+            q.fill(T::zero());
             for (arow, jrow) in a_b.chunks_exact(n).zip(j_b.chunks_exact_mut(n)) {
                 for i in 0..n {
                     q[i] += arow[i] * arow[i];

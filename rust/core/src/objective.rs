@@ -35,7 +35,7 @@
 
 use crate::error::{Error, Result};
 use crate::forward::{self, ScoreWorkspace};
-use crate::laplacian::{LapWorkspace, Tangents};
+use crate::laplacian::{LapWorkspace, Order, Tangents};
 use crate::matrix::Rows;
 use crate::model::Model;
 use crate::real::Real;
@@ -195,6 +195,14 @@ impl<T: Real> Objective<'_, T> {
         }
     }
 
+    /// The derivatives the tape must carry: ESM and DSM are losses of the score alone.
+    pub fn order(&self) -> Order {
+        match self {
+            Objective::Esm { .. } | Objective::Dsm { .. } => Order::First,
+            Objective::Ism | Objective::Ssm { .. } => Order::Second,
+        }
+    }
+
     /// Draws the chunk's random inputs after its rows `start..start + c` were copied into
     /// the workspace: SSM tangents into [`LapWorkspace::tangents_mut`], DSM noise onto x;
     /// then, on the one-tangent ESM/DSM path, the residuals u = g + s* as the tangents.
@@ -278,6 +286,7 @@ impl<T: Real> Objective<'_, T> {
         adjoint: bool,
     ) -> f64 {
         let (c, m) = (ws.c, ws.m);
+        let j0 = ws.j_start();
         let dim = ws.x.len() / c;
         let inv_n = T::one() / T::c(n_total as f64);
         let half = T::c(0.5);
@@ -291,15 +300,14 @@ impl<T: Real> Objective<'_, T> {
                 total += (half * u.iter().map(|&v| v * v).sum::<T>()).to_f64_exact();
                 if adjoint {
                     ws.out[b] = T::zero();
-                    ws.out[c + b] = T::zero();
-                    ws.out[2 * c + b] = inv_n;
+                    ws.out[j0 + b] = inv_n;
                 }
             }
             return total;
         }
         for b in 0..c {
             let x = &ws.x[b * dim..(b + 1) * dim];
-            let gbase = 2 * c + b * m;
+            let gbase = j0 + b * m;
             let (loss, lap_bar) = match *self {
                 Objective::Ism => {
                     let lap = ws.out[c + b] + alpha * T::c(dim as f64);
@@ -359,7 +367,9 @@ impl<T: Real> Objective<'_, T> {
             total += loss.to_f64_exact();
             if adjoint {
                 ws.out[b] = T::zero();
-                ws.out[c + b] = lap_bar;
+                if ws.k == 1 {
+                    ws.out[c + b] = lap_bar;
+                }
             }
         }
         total
