@@ -10,7 +10,7 @@ use crate::model::Model;
 use crate::objective::Objective;
 use crate::parallel::{for_each_chunk_mut, tree_reduce};
 use crate::real::Real;
-use crate::workspace::with_workspace;
+use crate::workspace::{give_back, take_zeroed, with_workspace};
 
 fn check_input<T: Real>(model: &Model<T>, x: &Rows<'_, T>) -> Result<()> {
     let dim = model.mlp().dim();
@@ -179,7 +179,7 @@ pub fn loss_and_grad<T: Real>(
     let (total, g) = tree_reduce(
         n.div_ceil(chunk),
         |i| {
-            let mut g = vec![T::zero(); n_params];
+            let mut g = take_zeroed::<T>(n_params);
             let loss = with_workspace(|ws: &mut LapWorkspace<T>| {
                 let c = chunk.min(n - i * chunk);
                 tape_chunk(model, &x, &objective, ws, i * chunk, c);
@@ -191,11 +191,13 @@ pub fn loss_and_grad<T: Real>(
         },
         |(la, ga), (lb, gb)| {
             *la += lb;
-            for (a, b) in ga.iter_mut().zip(gb) {
-                *a += b;
+            for (a, b) in ga.iter_mut().zip(&gb) {
+                *a += *b;
             }
+            give_back(gb);
         },
     );
     grad.copy_from_slice(&g);
+    give_back(g);
     Ok(total / n as f64)
 }

@@ -30,6 +30,41 @@ pub fn with_workspace<W: Any + Default, R>(f: impl FnOnce(&mut W) -> R) -> R {
     out
 }
 
+/// Spare vectors of this thread, for reductions whose partial results are vectors (the
+/// gradient of a chunk): a leaf takes one, a combine gives back the one it absorbed.
+struct Spares<T>(Vec<Vec<T>>);
+
+impl<T> Default for Spares<T> {
+    fn default() -> Self {
+        Spares(Vec::new())
+    }
+}
+
+/// Most spare vectors a thread keeps: a reduction tree holds about log₂(chunks) partial
+/// results per thread at once.
+const MAX_SPARES: usize = 16;
+
+/// A vector of `len` zeros, reusing a spare one of this thread when there is one.
+pub fn take_zeroed<T: Any + Copy + Default>(len: usize) -> Vec<T> {
+    match with_workspace(|s: &mut Spares<T>| s.0.pop()) {
+        Some(mut v) => {
+            v.clear();
+            v.resize(len, T::default());
+            v
+        }
+        None => vec![T::default(); len],
+    }
+}
+
+/// Keeps `v` for a later [`take_zeroed`] on this thread.
+pub fn give_back<T: Any>(v: Vec<T>) {
+    with_workspace(|s: &mut Spares<T>| {
+        if s.0.len() < MAX_SPARES {
+            s.0.push(v);
+        }
+    });
+}
+
 /// Resizes `v` to `len` without ever shrinking its allocation. Contents are unspecified:
 /// every pass writes a buffer before it reads it.
 #[inline]
