@@ -233,7 +233,7 @@ class EnergyMLP:
         TypeError
             If ``X`` is not an array of floats.
         """
-        return self._m.energy(self._batch(X))
+        return self._m.energy(X)  # converted and checked as by _batch, in _core
 
     def score(self, X: ArrayLike) -> Array:
         """Scores ``s(x) = ∇ₓ log p(x) = -∇ₓE(x)`` of each row.
@@ -248,7 +248,7 @@ class EnergyMLP:
         -------
         ndarray, shape (n, dim), of the model's dtype
         """
-        return self._m.score(self._batch(X))
+        return self._m.score(X)  # converted and checked as by _batch, in _core
 
     def hessian_trace(self, X: ArrayLike) -> Array:
         """Exact traces of the score's Jacobian, ``tr(∇ₓ s) = -ΔₓE``, of each row.
@@ -264,7 +264,7 @@ class EnergyMLP:
         -------
         ndarray, shape (n,), of the model's dtype
         """
-        return self._m.hessian_trace(self._batch(X))
+        return self._m.hessian_trace(X)  # converted and checked as by _batch, in _core
 
     def ism_loss(self, X: ArrayLike) -> float:
         """Implicit score-matching loss (Hyvärinen 2005) of the batch.

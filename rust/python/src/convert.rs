@@ -7,6 +7,7 @@ use numpy::{
 };
 use pyo3::exceptions::PyTypeError;
 use pyo3::prelude::*;
+use pyo3::sync::PyOnceLock;
 use scorematch_core::{Real, Rows};
 
 /// The element types the engine runs in.
@@ -27,6 +28,29 @@ pub fn readonly2<'py, T: Float>(
             describe(obj)
         ))),
     }
+}
+
+/// Borrows `x` as an (n, `dim`) array of `T` for a per-row method.
+///
+/// An array that already is one (any memory order or strides, read-only or not) is read in
+/// place without running any Python code: a single-point call spends a quarter of its time in
+/// the Python check otherwise. Anything else (another dtype or shape, a list, a non-native
+/// byte order) goes through `scorematch._validate.as_batch`, the one place that decides what
+/// is converted and what is an error, so both routes accept and reject the same inputs with
+/// the same messages; NaN and Inf are checked by the engine on either route.
+pub fn batch<'py, T: Float>(
+    x: &Bound<'py, PyAny>,
+    dim: usize,
+    what: &str,
+) -> PyResult<PyReadonlyArray2<'py, T>> {
+    if let Ok(a) = x.cast::<PyArray2<T>>() {
+        if a.shape()[1] == dim {
+            return Ok(a.try_readonly()?);
+        }
+    }
+    static AS_BATCH: PyOnceLock<Py<PyAny>> = PyOnceLock::new();
+    let as_batch = AS_BATCH.import(x.py(), "scorematch._validate", "as_batch")?;
+    readonly2(&as_batch.call1((x, dim, T::NAME, what))?, what)
 }
 
 /// A view of a borrowed array; valid while `arr` lives.

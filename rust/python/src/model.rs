@@ -11,7 +11,7 @@ use scorematch_core::mlp::fmt_shape;
 use scorematch_core::objective::{Keys, Objective, Projection};
 use scorematch_core::{engine, Activation, Error, Mlp, Model, Rows};
 
-use crate::convert::{arrays, output1, output2, param_list, readonly2, rows, Float};
+use crate::convert::{arrays, batch, output1, output2, param_list, readonly2, rows, Float};
 use crate::errors::to_py;
 
 pub(crate) enum Inner {
@@ -108,15 +108,17 @@ fn per_row_blocks<T: Float>(
 }
 
 /// A per-row method: `cols` output values per row of `x` ((n,) when `cols` is `None`),
-/// computed by `f` in GIL-free blocks of about 2²⁸ multiply-adds (`work` per row).
+/// computed by `f` in GIL-free blocks of about 2²⁸ multiply-adds (`work` per row). `x` is
+/// taken as the user passed it: see [`batch`] for what is read in place and what is converted.
 fn per_row<'py, T: Float>(
     py: Python<'py>,
+    m: &Model<T>,
     x: &Bound<'py, PyAny>,
     cols: Option<usize>,
     work: usize,
     f: impl Fn(Rows<'_, T>, &mut [T]) -> scorematch_core::Result<()> + Sync,
 ) -> PyResult<Bound<'py, PyAny>> {
-    let arr = readonly2::<T>(x, "X")?;
+    let arr = batch::<T>(x, m.mlp().dim(), "X")?;
     let x = rows(&arr);
     let (out, data) = match cols {
         None => output1::<T>(py, x.rows()),
@@ -282,12 +284,12 @@ impl PyModel {
     }
 
     fn energy<'py>(&self, py: Python<'py>, x: &Bound<'py, PyAny>) -> PyResult<Bound<'py, PyAny>> {
-        dispatch!(self, m => per_row(py, x, None, work_per_row(m, 0), |x, o| engine::energy(m, x, o)))
+        dispatch!(self, m => per_row(py, m, x, None, work_per_row(m, 0), |x, o| engine::energy(m, x, o)))
     }
 
     fn score<'py>(&self, py: Python<'py>, x: &Bound<'py, PyAny>) -> PyResult<Bound<'py, PyAny>> {
         let dim = Some(self.dim());
-        dispatch!(self, m => per_row(py, x, dim, 2 * work_per_row(m, 0), |x, o| engine::score(m, x, o)))
+        dispatch!(self, m => per_row(py, m, x, dim, 2 * work_per_row(m, 0), |x, o| engine::score(m, x, o)))
     }
 
     fn hessian_trace<'py>(
@@ -297,7 +299,7 @@ impl PyModel {
     ) -> PyResult<Bound<'py, PyAny>> {
         dispatch!(self, m => {
             let work = work_per_row(m, m.mlp().dim());
-            per_row(py, x, None, work, |x, o| engine::hessian_trace(m, x, o))
+            per_row(py, m, x, None, work, |x, o| engine::hessian_trace(m, x, o))
         })
     }
 
