@@ -56,6 +56,12 @@ class EnergyMLP:
     complex and object arrays raise ``TypeError``; NaN or Inf raise ``ValueError`` naming
     the first bad row. All computation runs without the GIL on the engine's threads (see
     :func:`scorematch.set_num_threads`); results do not depend on the number of threads.
+    The one exception: :meth:`energy`, :meth:`score` and :meth:`hessian_trace` calls on at
+    most 16 rows and 2**16 multiply-adds (e.g. ``score`` on up to 3 rows of the default
+    ``hidden=(64, 64, 64)`` in dim 2) take a few microseconds and run without releasing the
+    GIL, because releasing it can cost more than the work: ~0.1 µs when no other thread
+    wants it, and next to a busy Python thread a whole switch interval (5 ms by default) to
+    get it back.
 
     Examples
     --------
@@ -232,6 +238,12 @@ class EnergyMLP:
             If ``X`` is not (n, dim) or holds NaN or Inf.
         TypeError
             If ``X`` is not an array of floats.
+
+        Notes
+        -----
+        Calls on at most 16 rows and 2**16 multiply-adds (for instance one point of the
+        default architecture) run without releasing the GIL: they take a few microseconds,
+        and releasing the GIL can cost more (see the class Notes). Larger calls release it.
         """
         return self._m.energy(X)  # converted and checked as by _batch, in _core
 
@@ -247,6 +259,12 @@ class EnergyMLP:
         Returns
         -------
         ndarray, shape (n, dim), of the model's dtype
+
+        Notes
+        -----
+        Calls on at most 16 rows and 2**16 multiply-adds (for instance one point of the
+        default architecture) run without releasing the GIL: they take a few microseconds,
+        and releasing the GIL can cost more (see the class Notes). Larger calls release it.
         """
         return self._m.score(X)  # converted and checked as by _batch, in _core
 
@@ -263,6 +281,12 @@ class EnergyMLP:
         Returns
         -------
         ndarray, shape (n,), of the model's dtype
+
+        Notes
+        -----
+        Calls on at most 16 rows and 2**16 multiply-adds (for instance one point of the
+        default architecture) run without releasing the GIL: they take a few microseconds,
+        and releasing the GIL can cost more (see the class Notes). Larger calls release it.
         """
         return self._m.hessian_trace(X)  # converted and checked as by _batch, in _core
 

@@ -1,7 +1,8 @@
 //! `scorematch._core`: the PyO3 binding of scorematch-core.
 //!
 //! Each function converts its arguments, validates them, releases the GIL around the core
-//! call and maps errors back (`errors.rs`). No arithmetic happens here.
+//! call and maps errors back (`errors.rs`). No arithmetic happens here. One exception to the
+//! GIL rule: per-row calls of a few microseconds keep it (`model.rs`, `HOLD_GIL_WORK`).
 
 mod convert;
 mod errors;
