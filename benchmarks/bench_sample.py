@@ -3,6 +3,7 @@
     python benchmarks/bench_sample.py                  # full run, prints a markdown table
     python benchmarks/bench_sample.py --quick          # fewer repeats
     python benchmarks/bench_sample.py --quick --rows L1 --no-jax --no-latency   # CI smoke run
+    python benchmarks/bench_sample.py --latency-only    # the single-point latency table alone
     python benchmarks/bench_sample.py --out results/sample-DATE.md
 
 Rows (dim, width, depth, chains, steps), softplus MLP, alpha = 1 (so that chains stay put),
@@ -252,7 +253,10 @@ def main() -> int:
     ap.add_argument("--rows", nargs="+", choices=list(ROWS), default=list(ROWS))
     ap.add_argument("--no-jax", action="store_true", help="skip the JAX comparator")
     ap.add_argument("--no-latency", action="store_true", help="skip the latency table")
+    ap.add_argument("--latency-only", action="store_true", help="skip the sampling table")
     args = ap.parse_args()
+    if args.latency_only:
+        args.rows = []
     global HAVE_JAX
     HAVE_JAX = HAVE_JAX and not args.no_jax
     rounds = 2 if args.quick else 7
@@ -283,13 +287,16 @@ def main() -> int:
             f"- softplus, alpha = {ALPHA}, step_size = {EPS}, init N(0, I); median of {rounds} "
             "rounds interleaved with the comparators, after one warm-up call"
         ),
-        "",
-        (
-            "| row (d, w, L, chains, steps) | dtype | method | ours ms | ours chain-steps/s "
-            "| fastest comparator | its chain-steps/s | speed-up | others (chain-steps/s) |"
-        ),
-        "|---|---|---|---:|---:|---|---:|---:|---|",
     ]
+    if args.rows:
+        lines += [
+            "",
+            (
+                "| row (d, w, L, chains, steps) | dtype | method | ours ms | ours chain-steps/s "
+                "| fastest comparator | its chain-steps/s | speed-up | others (chain-steps/s) |"
+            ),
+            "|---|---|---|---:|---:|---|---:|---:|---|",
+        ]
     print("\n".join(lines), flush=True)
     for name in args.rows:
         d, w, depth, chains, steps = ROWS[name]
