@@ -99,7 +99,7 @@ fn per_row_blocks<T: Float>(
     f: impl Fn(Rows<'_, T>, &mut [T]) -> scorematch_core::Result<()> + Sync,
 ) -> PyResult<()> {
     let n = x.rows();
-    if n <= HOLD_GIL_ROWS && n * work <= HOLD_GIL_WORK {
+    if n <= HOLD_GIL_ROWS && n.saturating_mul(work) <= HOLD_GIL_WORK {
         return f(x, out).map_err(to_py);
     }
     let block = ((1usize << 28) / work).clamp(256, n.max(256));
