@@ -21,7 +21,7 @@ from hypothesis import strategies as st
 from scorematch import EnergyMLP
 
 RTOL = {"float64": 1e-11, "float32": 1e-4}
-LAYOUTS = ("C", "F", "rows_step2", "cols_reversed", "rows_reversed", "both_strided")
+LAYOUTS = ("C", "F", "rows_step2", "cols_reversed", "rows_reversed", "both_strided", "misaligned")
 
 
 def layout(X: np.ndarray, kind: str) -> np.ndarray:
@@ -44,6 +44,12 @@ def layout(X: np.ndarray, kind: str) -> np.ndarray:
         big = np.full((3 * n, 2 * d), np.nan, dtype=X.dtype)
         big[::3, ::2] = X
         out = big[::3, ::2]
+    elif kind == "misaligned":
+        # Floats at an odd byte offset, as in a packed record array: copied, never read as is.
+        buf = np.zeros(X.nbytes + 1, dtype=np.uint8)
+        out = buf[1:].view(X.dtype).reshape(n, d)
+        out[...] = X
+        assert not out.flags.aligned
     else:
         raise ValueError(kind)
     assert out.shape == (n, d) and np.array_equal(out, X)

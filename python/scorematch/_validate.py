@@ -56,11 +56,17 @@ def as_batch(x: Any, dim: int, dtype: str, name: str = "X") -> NDArray[Any]:
     """Return ``x`` as an (n, dim) array of ``dtype``, copying only when the dtype differs.
 
     numpy arrays of the model's dtype pass through untouched whatever their memory order or
-    strides (the engine reads them in place). Arrays of the other float dtype are converted
+    strides (the engine reads them in place), unless misaligned (then they are copied). Arrays of the other float dtype are converted
     once. Array-likes (nested lists, objects with ``__array__``) are converted with numpy.
     Integer, boolean, complex, object and string arrays raise ``TypeError``.
     """
-    if type(x) is np.ndarray and x.dtype is _NATIVE[dtype] and x.ndim == 2 and x.shape[1] == dim:
+    if (
+        type(x) is np.ndarray
+        and x.dtype is _NATIVE[dtype]
+        and x.ndim == 2
+        and x.shape[1] == dim
+        and x.flags.aligned
+    ):
         return x  # the common case, checked first: it costs a few hundred nanoseconds
     if isinstance(x, np.ndarray):
         arr = x
@@ -90,4 +96,8 @@ def as_batch(x: Any, dim: int, dtype: str, name: str = "X") -> NDArray[Any]:
         raise ValueError(f"{name} must have shape (n, {dim}) for this model, got {arr.shape}")
     if arr.dtype != _FLOAT_NAMES[dtype] or not arr.dtype.isnative:
         arr = arr.astype(dtype)
+    elif not arr.flags.aligned:
+        # A view at an odd byte offset (of a packed record array, a byte buffer): the engine
+        # reads whole floats, so it gets an aligned copy.
+        arr = arr.copy()
     return arr

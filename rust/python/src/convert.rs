@@ -21,6 +21,12 @@ pub fn readonly2<'py, T: Float>(
     what: &str,
 ) -> PyResult<PyReadonlyArray2<'py, T>> {
     match obj.cast::<PyArray2<T>>() {
+        // The Python layer copies misaligned views (`_validate.as_batch`); refuse one that
+        // arrives here another way rather than read it.
+        Ok(a) if !aligned(a) => Err(PyTypeError::new_err(format!(
+            "{what} is not aligned for {}: pass a copy (np.array({what}))",
+            T::NAME
+        ))),
         Ok(a) => Ok(a.try_readonly()?),
         Err(_) => Err(PyTypeError::new_err(format!(
             "{what} must be a 2-D numpy array of {}, got {}",
@@ -44,13 +50,21 @@ pub fn batch<'py, T: Float>(
     what: &str,
 ) -> PyResult<PyReadonlyArray2<'py, T>> {
     if let Ok(a) = x.cast::<PyArray2<T>>() {
-        if a.shape()[1] == dim {
+        if a.shape()[1] == dim && aligned(a) {
             return Ok(a.try_readonly()?);
         }
     }
     static AS_BATCH: PyOnceLock<Py<PyAny>> = PyOnceLock::new();
     let as_batch = AS_BATCH.import(x.py(), "scorematch._validate", "as_batch")?;
     readonly2(&as_batch.call1((x, dim, T::NAME, what))?, what)
+}
+
+/// Whether every element of `a` sits at an address aligned for `T` (numpy allows views at
+/// any byte offset; Rust may only read aligned `T`s).
+fn aligned<T: Float>(a: &Bound<'_, PyArray2<T>>) -> bool {
+    let size = std::mem::size_of::<T>() as isize;
+    (a.data() as usize).is_multiple_of(std::mem::align_of::<T>())
+        && a.strides().iter().all(|s| s % size == 0)
 }
 
 /// A view of a borrowed array; valid while `arr` lives.
