@@ -38,7 +38,7 @@ from numpy.typing import NDArray
 
 try:
     import dask.array as da
-    from dask.base import compute
+    from dask.base import compute, get_scheduler
     from dask.delayed import delayed
 except ImportError as err:  # pragma: no cover - exercised only without the extra
     raise ImportError('scorematch.dask needs dask: pip install "scorematch[dask]"') from err
@@ -319,14 +319,61 @@ def _tree_sum(parts: Sequence[tuple[float, Array, int]]) -> tuple[float, Array, 
     return level[0]
 
 
+def _active_client() -> Any:
+    """The ``dask.distributed`` client behind Dask's active scheduler, or None."""
+    try:
+        from distributed import Client
+    except ImportError:  # pragma: no cover - distributed is part of the extra
+        return None
+    owner = getattr(get_scheduler(), "__self__", None)
+    return owner if isinstance(owner, Client) else None
+
+
+def _group_loss_grad(
+    model: EnergyMLP,
+    blocks: list[Array],
+    locals_: list[Array],
+    keys: list[Array],
+    *spec: Any,
+) -> list[tuple[float, Array, int]]:
+    """:func:`_part_loss_grad` for several blocks held by one worker, in one task."""
+    return [_part_loss_grad(model, b, r, k, *spec) for b, r, k in zip(blocks, locals_, keys)]
+
+
 class _Blocks:
-    """A persisted Dask array cut into its row blocks, for gathering arbitrary rows."""
+    """A persisted Dask array cut into its row blocks, for gathering arbitrary rows.
+
+    On a distributed cluster each step sends one task per worker, for all the blocks that
+    worker holds (found with ``who_has`` once per epoch; a hint only, so a block that moved
+    or was lost is fetched or recomputed by the scheduler as usual). Elsewhere one task per
+    block. Either way the per-block sums come back separately and are added in block order,
+    so the result does not depend on where the blocks live.
+    """
 
     def __init__(self, X: da.Array) -> None:
+        self.client = _active_client()
         self.X = X.persist()
         self.parts = list(self.X.to_delayed().ravel())
         self.ends = np.cumsum(self.X.chunks[0])
         self.n = int(self.ends[-1]) if len(self.ends) else 0
+        self.homes: dict[Any, list[int]] = {}
+        if self.client is not None:
+            from distributed import wait
+
+            by_key = {f.key: f for f in self.client.futures_of(self.X)}
+            self.futures = [by_key[p.key] for p in self.parts]
+            wait(self.futures)
+            self.regroup()
+
+    def regroup(self) -> None:
+        """Looks up which worker holds which block (distributed only)."""
+        if self.client is None:
+            return
+        who = self.client.who_has(self.futures)
+        self.homes = {}
+        for b, f in enumerate(self.futures):
+            where = who.get(f.key) or [None]
+            self.homes.setdefault(min(where), []).append(b)
 
     def loss_grad(
         self,
@@ -340,34 +387,44 @@ class _Blocks:
         projection: str,
     ) -> tuple[float, Array, int]:
         """Sums over ``rows`` (global indices) of the loss and its gradient, row ``rows[j]``
-        keyed ``keys[j]``: one task per block that holds some of the rows, summed here.
+        keyed ``keys[j]``, summed over blocks in block order.
 
         The model goes inline in each task rather than as a graph node of its own: it is a
         few kilobytes, and a shared node costs every step an extra scheduler round trip."""
         block_of = np.searchsorted(self.ends, rows, side="right")
         order = np.argsort(block_of, kind="stable")
-        tasks = []
-        f = delayed(_part_loss_grad, pure=False)
         bounds = np.searchsorted(block_of[order], np.arange(len(self.parts) + 1))
+        share: dict[int, tuple[Array, Array]] = {}
         for b in range(len(self.parts)):
             sel = order[bounds[b] : bounds[b + 1]]
-            if sel.size == 0:
+            if sel.size:
+                start = self.ends[b - 1] if b else 0
+                share[b] = (rows[sel] - start, keys[sel].astype(np.uint64))
+        spec = (objective, seed, noise_std, n_projections, projection)
+        if self.client is None:
+            f = delayed(_part_loss_grad, pure=False)
+            tasks = [f(model, self.parts[b], *share[b], *spec) for b in share]
+            return _tree_sum(compute(*tasks))
+        submitted = []
+        for where, blocks in self.homes.items():
+            mine = [b for b in blocks if b in share]
+            if not mine:
                 continue
-            start = self.ends[b - 1] if b else 0
-            tasks.append(
-                f(
-                    model,
-                    self.parts[b],
-                    rows[sel] - start,
-                    keys[sel].astype(np.uint64),
-                    objective,
-                    seed,
-                    noise_std,
-                    n_projections,
-                    projection,
-                )
+            future = self.client.submit(
+                _group_loss_grad,
+                model,
+                [self.futures[b] for b in mine],
+                [share[b][0] for b in mine],
+                [share[b][1] for b in mine],
+                *spec,
+                workers=None if where is None else [where],
+                allow_other_workers=True,
+                pure=False,
             )
-        return _tree_sum(compute(*tasks))
+            submitted.append((mine, future))
+        results = self.client.gather([f for _, f in submitted])
+        per_block = {b: r for (mine, _), rs in zip(submitted, results) for b, r in zip(mine, rs)}
+        return _tree_sum([per_block[b] for b in sorted(per_block)])
 
 
 def _flat(params: list[Array], dtype: np.dtype[Any]) -> Array:
@@ -519,6 +576,7 @@ def fit(
     try:
         for epoch in range(epochs):
             perm = _core.epoch_permutation(seed, epoch, n)
+            train.regroup()
             loss_sum = 0.0
             for step in range(steps):
                 rows = perm[step * bs : (step + 1) * bs]
