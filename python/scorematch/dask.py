@@ -44,8 +44,8 @@ except ImportError as err:  # pragma: no cover - exercised only without the extr
     raise ImportError('scorematch.dask needs dask: pip install "scorematch[dask]"') from err
 
 from scorematch import _core
-from scorematch._validate import as_int, as_positive, as_seed
-from scorematch.training import FitHistory, TrainingDivergedError
+from scorematch._validate import as_int, as_seed
+from scorematch.training import FitHistory, TrainingDivergedError, check_loop_args
 
 if TYPE_CHECKING:
     from dask.delayed import Delayed
@@ -102,6 +102,20 @@ def _call(method: str) -> Callable[..., Array]:
     return run
 
 
+def _per_row(model: EnergyMLP, X: Any, method: str) -> da.Array:
+    """``model.<method>`` of every block of X: (n,) results, or (n, dim) for the score."""
+    X = _rows(X, model)
+    vector = method == "score"
+    return da.map_blocks(
+        _call(method),
+        X,
+        _shared(model),
+        drop_axis=None if vector else 1,
+        dtype=model.dtype,
+        meta=np.empty((0, 0) if vector else (0,), model.dtype),
+    )
+
+
 def energy(model: EnergyMLP, X: Any) -> da.Array:
     """Energies ``E(x)`` of the rows of a Dask array, as a Dask array.
 
@@ -116,15 +130,7 @@ def energy(model: EnergyMLP, X: Any) -> da.Array:
     dask.array.Array, shape (n,)
         Lazy; blocks follow X's row chunks. ``compute()`` equals ``model.energy(X)``.
     """
-    X = _rows(X, model)
-    return da.map_blocks(
-        _call("energy"),
-        X,
-        _shared(model),
-        drop_axis=1,
-        dtype=model.dtype,
-        meta=np.empty((0,), model.dtype),
-    )
+    return _per_row(model, X, "energy")
 
 
 def score(model: EnergyMLP, X: Any) -> da.Array:
@@ -140,10 +146,7 @@ def score(model: EnergyMLP, X: Any) -> da.Array:
     dask.array.Array, shape (n, dim)
         Lazy; ``compute()`` equals ``model.score(X)``.
     """
-    X = _rows(X, model)
-    return da.map_blocks(
-        _call("score"), X, _shared(model), dtype=model.dtype, meta=np.empty((0, 0), model.dtype)
-    )
+    return _per_row(model, X, "score")
 
 
 def hessian_trace(model: EnergyMLP, X: Any) -> da.Array:
@@ -159,15 +162,7 @@ def hessian_trace(model: EnergyMLP, X: Any) -> da.Array:
     dask.array.Array, shape (n,)
         Lazy; ``compute()`` equals ``model.hessian_trace(X)``.
     """
-    X = _rows(X, model)
-    return da.map_blocks(
-        _call("hessian_trace"),
-        X,
-        _shared(model),
-        drop_axis=1,
-        dtype=model.dtype,
-        meta=np.empty((0,), model.dtype),
-    )
+    return _per_row(model, X, "hessian_trace")
 
 
 # -- sampling ----------------------------------------------------------------------------
@@ -506,26 +501,24 @@ def fit(
     ValueError, TypeError
         For bad arguments, as :meth:`scorematch.EnergyMLP.fit`.
     """
-    from scorematch.model import EnergyMLP, _as_projection
+    from scorematch.model import EnergyMLP
 
     _check_model(model)
     if objective not in _OBJECTIVES:
         raise ValueError(f"objective must be one of {_OBJECTIVES}, got {objective!r}")
-    epochs = as_int(epochs, "epochs")
-    batch_size = as_int(batch_size, "batch_size")
-    seed = as_seed(seed)
-    if patience is not None:
-        patience = as_int(patience, "patience")
-    n_projections = as_int(n_projections, "n_projections")
-    projection = _as_projection(projection)
-    if objective == "dsm":
-        if noise_std is None:
-            raise ValueError("objective 'dsm' needs noise_std (a number > 0)")
-        noise_std = as_positive(noise_std, "noise_std")
-    elif noise_std is not None:
-        raise ValueError(f"noise_std is only used by objective 'dsm', not {objective!r}")
-    if callback is not None and not callable(callback):
-        raise TypeError(f"callback must be callable, got {type(callback).__name__}")
+    a = check_loop_args(
+        objective,
+        epochs,
+        batch_size,
+        patience,
+        seed,
+        n_projections,
+        projection,
+        noise_std,
+        callback,
+    )
+    epochs, batch_size, patience, seed = a.epochs, a.batch_size, a.patience, a.seed
+    n_projections, projection, noise_std = a.n_projections, a.projection, a.noise_std
     dtype = model.dtype
     like = model.params
     params = _flat(like, dtype)

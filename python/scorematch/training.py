@@ -12,7 +12,7 @@ import sys
 import time
 from collections.abc import Callable
 from dataclasses import dataclass, field
-from typing import TYPE_CHECKING, Any, Literal, TextIO
+from typing import TYPE_CHECKING, Any, Literal, NamedTuple, TextIO
 
 import numpy as np
 from numpy.typing import ArrayLike, NDArray
@@ -123,29 +123,25 @@ def fit(
     standardize: bool,
 ) -> FitHistory:
     """Implementation of :meth:`EnergyMLP.fit`; see there."""
-    from scorematch.model import _as_projection
-
     if objective not in _OBJECTIVES:
         raise ValueError(f"objective must be one of {_OBJECTIVES}, got {objective!r}")
     if optimizer not in _OPTIMIZERS:
         raise ValueError(f"optimizer must be one of {_OPTIMIZERS}, got {optimizer!r}")
-    epochs = as_int(epochs, "epochs")
-    batch_size = as_int(batch_size, "batch_size")
     lr = as_positive(lr, "lr")
     weight_decay = _as_nonnegative(weight_decay, "weight_decay")
-    if patience is not None:
-        patience = as_int(patience, "patience")
-    seed = as_seed(seed)
-    n_projections = as_int(n_projections, "n_projections")
-    projection = _as_projection(projection)
-    if objective == "dsm":
-        if noise_std is None:
-            raise ValueError("objective 'dsm' needs noise_std (a number > 0)")
-        noise_std = as_positive(noise_std, "noise_std")
-    elif noise_std is not None:
-        raise ValueError(f"noise_std is only used by objective 'dsm', not {objective!r}")
-    if callback is not None and not callable(callback):
-        raise TypeError(f"callback must be callable, got {type(callback).__name__}")
+    a = check_loop_args(
+        objective,
+        epochs,
+        batch_size,
+        patience,
+        seed,
+        n_projections,
+        projection,
+        noise_std,
+        callback,
+    )
+    epochs, batch_size, patience, seed = a.epochs, a.batch_size, a.patience, a.seed
+    n_projections, projection, noise_std = a.n_projections, a.projection, a.noise_std
     if not isinstance(standardize, (bool, np.bool_)):
         raise TypeError(f"standardize must be a bool, got {type(standardize).__name__}")
     if standardize and model.alpha != 0:
@@ -234,6 +230,52 @@ def fit(
             bar.close()
     history.seconds = time.perf_counter() - start
     return history
+
+
+class LoopArgs(NamedTuple):
+    """The checked arguments every training loop shares (local and distributed)."""
+
+    epochs: int
+    batch_size: int
+    patience: int | None
+    seed: int
+    n_projections: int
+    projection: str
+    noise_std: float | None
+
+
+def check_loop_args(
+    objective: str,
+    epochs: Any,
+    batch_size: Any,
+    patience: Any,
+    seed: Any,
+    n_projections: Any,
+    projection: Any,
+    noise_std: Any,
+    callback: Any,
+) -> LoopArgs:
+    """Checks the arguments of a training loop that :meth:`EnergyMLP.fit` and
+    :func:`scorematch.dask.fit` share, with the same messages."""
+    from scorematch.model import _as_projection
+
+    if noise_std is not None or objective == "dsm":
+        if objective != "dsm":
+            raise ValueError(f"noise_std is only used by objective 'dsm', not {objective!r}")
+        if noise_std is None:
+            raise ValueError("objective 'dsm' needs noise_std (a number > 0)")
+        noise_std = as_positive(noise_std, "noise_std")
+    if callback is not None and not callable(callback):
+        raise TypeError(f"callback must be callable, got {type(callback).__name__}")
+    return LoopArgs(
+        epochs=as_int(epochs, "epochs"),
+        batch_size=as_int(batch_size, "batch_size"),
+        patience=None if patience is None else as_int(patience, "patience"),
+        seed=as_seed(seed),
+        n_projections=as_int(n_projections, "n_projections"),
+        projection=_as_projection(projection),
+        noise_std=noise_std,
+    )
 
 
 class _Affine:
