@@ -166,6 +166,10 @@ def test_python_path_matches_the_engine(model, dtype):
     np.testing.assert_array_equal(a.samples, b.samples)
     np.testing.assert_array_equal(a.trajectory, b.trajectory)
     assert b.samples.dtype == np.dtype(dtype)
+    # A range of chains: the same streams from first_chain on, on either path.
+    c = sm.langevin(m.score, x0[100:250], 20, 0.05, seed=11, first_chain=100, **kw)
+    np.testing.assert_array_equal(c.samples, a.samples[100:250])
+    np.testing.assert_array_equal(c.chain_indices, np.arange(100, 250))
 
 
 @pytest.mark.parametrize("dtype", ["float32", "float64"])

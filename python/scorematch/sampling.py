@@ -236,6 +236,7 @@ def langevin(
     thin: int = 1,
     return_trajectory: bool = False,
     on_divergence: Literal["raise", "mask"] = "raise",
+    first_chain: int = 0,
 ) -> SampleResult:
     """Langevin dynamics with a user's own batched score function (the slow path).
 
@@ -265,6 +266,9 @@ def langevin(
         Key of the chains' random streams.
     method : {"ula", "mala"}, default "ula"
         Unadjusted or Metropolis-adjusted Langevin.
+    first_chain : int, default 0
+        Chain ``i`` draws from the stream ``(seed, first_chain + i)``, as in
+        :meth:`scorematch.EnergyMLP.sample`.
     energy_fn : callable, optional
         Maps an (n, dim) array to the energies ``-log p`` (up to a constant), shape (n,).
         Required by ``method="mala"``.
@@ -317,7 +321,8 @@ def langevin(
     # The engine's constants, rounded the same way: coef = ε/(2T) and r = √ε in the run's dtype.
     coef = dt(0.5 * eps * inv_t)
     r = dt(math.sqrt(eps))
-    streams = _core.Streams(as_seed(seed), n)
+    first = as_int(first_chain, "first_chain", 0)
+    streams = _core.Streams(as_seed(seed), n, first)
     n_kept = n_steps // thin
     traj = np.empty((n_kept, n, d), dtype=x.dtype) if return_trajectory else None
     diverged = np.full(n, -1, dtype=np.int64)
@@ -388,4 +393,5 @@ def langevin(
             traj[k // thin - 1] = x
     steps = np.full(n, eps)
     rate = accepted / n_steps if method == "mala" else None
-    return _masked(x, traj, rate, steps, time.perf_counter() - t_start, diverged)
+    res = _masked(x, traj, rate, steps, time.perf_counter() - t_start, diverged)
+    return replace(res, chain_indices=res.chain_indices + first) if first else res
