@@ -219,6 +219,13 @@ def test_fit_bad_arguments(kwargs: dict[str, Any], match: str) -> None:
         smd.fit(model(), da.from_array(data(50)), **kwargs)
 
 
+def test_a_nan_row_is_located_in_its_block() -> None:
+    X = data(100)
+    X[57, 1] = np.nan
+    with pytest.raises(ValueError, match=r"rows 30\.\.60 of X: .*row 27"):
+        smd.score(model(), da.from_array(X, chunks=30)).compute(scheduler="threads")
+
+
 def test_fit_refuses_nan_rows() -> None:
     X = data(100)
     X[57, 1] = np.nan

@@ -94,8 +94,13 @@ def _rows(X: Any, model: EnergyMLP, name: str = "X") -> da.Array:
 
 
 def _call(method: str) -> Callable[..., Array]:
-    def run(block: Array, model: EnergyMLP) -> Array:
-        result: Array = getattr(model, method)(block)
+    def run(block: Array, model: EnergyMLP, block_info: Any = None) -> Array:
+        try:
+            result: Array = getattr(model, method)(block)
+        except ValueError as err:
+            # The engine counts rows from the block's start; say where the block is.
+            start, stop = block_info[0]["array-location"][0] if block_info else (0, 0)
+            raise ValueError(f"in the block of rows {start}..{stop} of X: {err}") from err
         return result
 
     run.__name__ = f"scorematch-{method}"
