@@ -76,9 +76,14 @@ impl Activation {
             Activation::Softplus => {
                 // log1p(e^-|z|) never overflows; the sigmoid comes from the same exponential.
                 let e = T::exp_nonpos(-z.abs());
+                if N == 0 {
+                    // The value alone (energies) needs no sigmoid: one division, not two.
+                    d.s0 = z.max(T::zero()) + T::ln_1p_unit(e);
+                    return d;
+                }
                 let r = one / (one + e);
                 d.s0 = z.max(T::zero()) + T::ln_1p_unit_r(e, r);
-                if N >= 1 {
+                {
                     let s = if z >= T::zero() { r } else { e * r };
                     d.s1 = s;
                     let ds = s * (one - s);
