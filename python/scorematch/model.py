@@ -561,6 +561,11 @@ class EnergyMLP:
         SamplingDivergedError
             If chains diverge and ``on_divergence="raise"``; the message gives how many and
             the first step.
+        KeyboardInterrupt
+            On Ctrl-C, seen between blocks of steps. The exception's ``result`` is a
+            :class:`SampleResult` of the chains as they were after the last completed block
+            (the trajectory holds the states recorded so far) and ``steps_done`` the steps
+            they ran, burn-in included: nothing computed is lost.
 
         Examples
         --------

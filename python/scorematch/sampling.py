@@ -195,26 +195,42 @@ def sample(
                 f"init must have shape ({n}, {model.dim}) (n_samples, dim), got {x0.shape}"
             )
     block = max(1, int(_BLOCK_WORK // (n * (2 * model.n_params + _STEP_OVERHEAD))))
-    samples, traj, acc, steps, diverged = _core.sample(
-        model._m,
-        n,
-        method,
-        n_steps,
-        eps,
-        temp,
-        temps,
-        spl,
-        x0,
-        burn_in,
-        thin,
-        accept,
-        seed,
-        bool(return_trajectory),
-        raise_on,
-        block,
-        callback,
-        first,
-    )
+    try:
+        samples, traj, acc, steps, diverged = _core.sample(
+            model._m,
+            n,
+            method,
+            n_steps,
+            eps,
+            temp,
+            temps,
+            spl,
+            x0,
+            burn_in,
+            thin,
+            accept,
+            seed,
+            bool(return_trajectory),
+            raise_on,
+            block,
+            callback,
+            first,
+        )
+    except KeyboardInterrupt as err:
+        # The chains as they were at the last completed block ride on the exception.
+        partial = getattr(err, "partial", None)
+        if partial is not None:
+            (samples, traj, acc, steps, _), kept, done = partial
+            err.result = SampleResult(  # type: ignore[attr-defined]
+                samples,
+                None if traj is None else traj[:kept],
+                acc if method == "mala" else None,
+                steps,
+                time.perf_counter() - t_start,
+                np.arange(first, first + n),
+            )
+            err.steps_done = done  # type: ignore[attr-defined]
+        raise
     wall = time.perf_counter() - t_start
     res = _masked(samples, traj, acc if method == "mala" else None, steps, wall, diverged)
     if first:

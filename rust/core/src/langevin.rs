@@ -397,6 +397,16 @@ impl<T: Real> Sampler<T> {
         self.step
     }
 
+    /// The dimension of the chains' states.
+    pub fn dim(&self) -> usize {
+        self.dim
+    }
+
+    /// Trajectory slabs recorded so far.
+    pub fn kept_so_far(&self) -> usize {
+        self.step.saturating_sub(self.config.burn_in) / self.config.thin
+    }
+
     pub fn is_done(&self) -> bool {
         self.step >= self.config.total_steps()
     }

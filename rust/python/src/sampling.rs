@@ -101,7 +101,15 @@ fn run<'py, T: Float>(
     while !sampler.is_done() {
         let slice = traj_data.as_deref_mut();
         py.detach(|| sampler.run(m, block, slice)).map_err(to_py)?;
-        py.check_signals()?;
+        if let Err(err) = py.check_signals() {
+            // Ctrl-C: the chains so far ride on the exception (`partial`: the outputs, the
+            // trajectory slabs recorded and the steps run), for the Python layer to return.
+            let kept = sampler.kept_so_far();
+            let steps = sampler.steps_done();
+            let out = finish(py, &sampler, traj);
+            err.value(py).setattr("partial", (out, kept, steps))?;
+            return Err(err);
+        }
         if raise_on_divergence {
             sampler.check_divergence().map_err(to_py)?;
         }
@@ -109,20 +117,29 @@ fn run<'py, T: Float>(
             cb.call1((sampler.steps_done(), total))?;
         }
     }
-    let (samples, data) = output2::<T>(py, n_chains, d);
+    Ok(finish(py, &sampler, traj))
+}
+
+/// The outputs of a run from the sampler's current state.
+fn finish<'py, T: Float>(
+    py: Python<'py>,
+    sampler: &Sampler<T>,
+    traj: Option<Bound<'py, PyArray3<T>>>,
+) -> Sampled<'py> {
+    let (samples, data) = output2::<T>(py, sampler.n_chains(), sampler.dim());
     sampler.positions(data);
     let diverged = sampler
         .diverged_at()
         .into_iter()
         .map(|t| t.map_or(-1, |t| t as i64))
         .collect();
-    Ok((
+    (
         samples,
         traj.map(|a| a.into_any()),
         PyArray1::from_vec(py, sampler.acceptance()).into_any(),
         PyArray1::from_vec(py, sampler.step_sizes()).into_any(),
         diverged,
-    ))
+    )
 }
 
 /// Runs Langevin chains on `model`; see `scorematch.sampling.sample` for the options.
