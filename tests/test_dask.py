@@ -238,7 +238,7 @@ def test_a_killed_worker_is_replaced_and_the_result_is_unchanged(client: Any) ->
     args: dict[str, Any] = {
         "objective": "dsm",
         "noise_std": 0.1,
-        "epochs": 2,
+        "epochs": 3,
         "batch_size": 100,
         "lr": 1e-2,
     }
@@ -246,12 +246,17 @@ def test_a_killed_worker_is_replaced_and_the_result_is_unchanged(client: Any) ->
         undisturbed = model()
         smd.fit(undisturbed, X, **args)
         victim = next(iter(client.run(os.getpid).values()))
-        # SIGKILL one worker mid-fit: its persisted blocks are recomputed elsewhere and the
-        # step in flight is retried; the nanny starts a new worker.
-        killer = threading.Timer(0.3, os.kill, (victim, 9))
+        # SIGKILL one worker 20 ms into epoch 1 (of 20 steps, each at least one scheduler
+        # round trip), with tasks in flight: its persisted blocks are recomputed elsewhere,
+        # the step is retried, and the nanny starts a new worker.
+        killer = threading.Timer(0.02, os.kill, (victim, 9))
+
+        def kill_soon(epoch: int, train: float, val: float | None) -> None:
+            if epoch == 0:
+                killer.start()
+
         killed = model()
-        killer.start()
-        smd.fit(killed, X, **args)
+        smd.fit(killed, X, callback=kill_soon, **args)
         killer.join()
         assert victim not in client.run(os.getpid).values()
     assert all(np.array_equal(p, q) for p, q in zip(killed.params, undisturbed.params))
