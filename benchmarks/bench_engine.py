@@ -92,7 +92,7 @@ OURS = "\0scorematch"  # key of our timing among the comparators
 X_STD = 2.0
 
 # --------------------------------------------------------------------------------------------
-# optional comparators
+# optional comparators: set up here once; bench_sample and bench_fit import them from here
 
 try:
     import jax
@@ -102,6 +102,7 @@ try:
 
     HAVE_JAX = True
 except ImportError:  # pragma: no cover - depends on the machine
+    jax = jnp = None
     HAVE_JAX = False
 
 try:
@@ -109,6 +110,7 @@ try:
 
     HAVE_FOLX = HAVE_JAX
 except ImportError:  # pragma: no cover
+    folx = None
     HAVE_FOLX = False
 
 try:
@@ -116,6 +118,7 @@ try:
 
     HAVE_TORCH = True
 except ImportError:  # pragma: no cover
+    torch = None
     HAVE_TORCH = False
 
 

@@ -45,34 +45,18 @@ from typing import Any
 
 import numpy as np
 import scorematch
+
+# Run as a script, this folder is on sys.path: the optional comparators (x64 JAX, folx,
+# torch) are set up once, in the engine benchmark.
+from bench_engine import HAVE_FOLX, HAVE_JAX, HAVE_TORCH, folx, jax, jnp, torch
 from scorematch import EnergyMLP
 
-try:
-    import jax
-    import jax.numpy as jnp
-
-    jax.config.update("jax_enable_x64", True)
-    HAVE_JAX = True
-except ImportError:  # pragma: no cover
-    HAVE_JAX = False
-try:
-    import folx
-
-    HAVE_FOLX = True
-except ImportError:
-    HAVE_FOLX = False
 try:
     import optax
 
     HAVE_OPTAX = True
 except ImportError:
     HAVE_OPTAX = False
-try:
-    import torch
-
-    HAVE_TORCH = True
-except ImportError:
-    HAVE_TORCH = False
 
 WIDTH, DEPTH, BATCH, LR = 128, 3, 512, 1e-3
 NOISE_STD = 0.1

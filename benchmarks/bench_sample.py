@@ -48,8 +48,9 @@ from typing import Any
 import numpy as np
 import scorematch
 
-# Run as a script, this folder is on sys.path: share the engine benchmark's timer.
-from bench_engine import Timer
+# Run as a script, this folder is on sys.path: share the engine benchmark's timer and its
+# set-up of the optional comparators (x64 JAX).
+from bench_engine import HAVE_JAX, HAVE_TORCH, Timer, jax, jnp, torch
 from scorematch import EnergyMLP
 
 ROWS: dict[str, tuple[int, int, int, int, int]] = {
@@ -60,23 +61,6 @@ DTYPES = ("float32", "float64")
 METHODS = ("ula", "mala")
 EPS = 1e-2
 ALPHA = 1.0
-
-try:
-    import jax
-
-    jax.config.update("jax_enable_x64", True)
-    import jax.numpy as jnp
-
-    HAVE_JAX = True
-except ImportError:  # pragma: no cover
-    HAVE_JAX = False
-
-try:
-    import torch
-
-    HAVE_TORCH = True
-except ImportError:  # pragma: no cover
-    HAVE_TORCH = False
 
 
 def make_model(dim: int, width: int, depth: int, dtype: str) -> EnergyMLP:
