@@ -74,9 +74,8 @@ def test_the_model_enters_the_graph_once() -> None:
     dX = da.from_array(data(2000), chunks=(100, 3))
     graph = dict(smd.score(m, dX).__dask_graph__())
     # 20 blocks, one model node: a cluster sends it to each worker once.
-    assert sum(isinstance(v, sm.EnergyMLP) for v in graph.values()) <= 1
-    pickled = sum(1 for v in graph.values() if "EnergyMLP" in repr(v))
-    assert pickled == 1, pickled
+    holding = [k for k, v in graph.items() if "EnergyMLP" in repr(v)]
+    assert len(graph) > 20 and len(holding) == 1, holding
 
 
 def test_column_chunks_are_merged_and_bad_shapes_are_refused() -> None:

@@ -519,7 +519,7 @@ def fit(
     _check_model(model)
     if objective not in _OBJECTIVES:
         raise ValueError(f"objective must be one of {_OBJECTIVES}, got {objective!r}")
-    a = check_loop_args(
+    epochs, batch_size, patience, seed, n_projections, projection, noise_std = check_loop_args(
         objective,
         epochs,
         batch_size,
@@ -530,8 +530,6 @@ def fit(
         noise_std,
         callback,
     )
-    epochs, batch_size, patience, seed = a.epochs, a.batch_size, a.patience, a.seed
-    n_projections, projection, noise_std = a.n_projections, a.projection, a.noise_std
     dtype = model.dtype
     like = model.params
     params = _flat(like, dtype)

@@ -129,7 +129,7 @@ def fit(
         raise ValueError(f"optimizer must be one of {_OPTIMIZERS}, got {optimizer!r}")
     lr = as_positive(lr, "lr")
     weight_decay = _as_nonnegative(weight_decay, "weight_decay")
-    a = check_loop_args(
+    epochs, batch_size, patience, seed, n_projections, projection, noise_std = check_loop_args(
         objective,
         epochs,
         batch_size,
@@ -140,8 +140,6 @@ def fit(
         noise_std,
         callback,
     )
-    epochs, batch_size, patience, seed = a.epochs, a.batch_size, a.patience, a.seed
-    n_projections, projection, noise_std = a.n_projections, a.projection, a.noise_std
     if not isinstance(standardize, (bool, np.bool_)):
         raise TypeError(f"standardize must be a bool, got {type(standardize).__name__}")
     if standardize and model.alpha != 0:
