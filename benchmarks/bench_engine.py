@@ -34,11 +34,15 @@ arrays and comparators. The script exits with status 1, after printing the table
 exceeds 1e-3 (float32) or 1e-8 (float64) anywhere.
 
 Timing: each function is called twice to warm up (JAX compiles then). Then ours and the
-comparators of a row are timed interleaved, one untimed and one timed call of each per round
-(the untimed call wakes the library's idle thread pool), so that load from
-other processes hits all of them alike; rounds go on until at least --min-runs were made and
-either --max-runs rounds or --budget seconds per function are reached. The median wall time
-is reported (the JSON also has quartiles and the run count). JAX results are waited for with
+comparators of a row are timed in alternating blocks: per round, each function in turn gets
+a 2 ms pause (so the previous library's BLAS / XLA workers stop spinning), one untimed call
+and --block timed calls back to back, the steady state a pipeline calling in a loop sees, so
+that load from other processes hits all of them alike; rounds go on until at least
+--min-runs were made and either --max-runs rounds or --budget seconds per function are
+reached. The median wall time of the timed calls is reported (the JSON also has quartiles
+and the call count). Timing single calls after a pause instead would mostly measure how
+fast this VM wakes an idle vCPU (up to ~0.5 ms), which multithreaded libraries pay and a
+library that runs a small problem on one thread does not. JAX results are waited for with
 block_until_ready. The header shows the load average before and after: on a shared machine
 absolute numbers mean little when it exceeds the core count, the speed-ups still do.
 
@@ -151,11 +155,12 @@ def _summary(times: list[float]) -> dict[str, float]:
 
 
 class Timer:
-    """Interleaved timing: one round calls every function once, so a change in machine load
-    affects ours and the comparators alike and their ratio stays meaningful."""
+    """Alternating blocks: one round times every function once, in a block of consecutive
+    calls, so a change in machine load affects ours and the comparators alike and their
+    ratio stays meaningful."""
 
-    def __init__(self, min_runs: int, max_runs: int, budget: float) -> None:
-        self.min_runs, self.max_runs, self.budget = min_runs, max_runs, budget
+    def __init__(self, min_runs: int, max_runs: int, budget: float, block: int = 5) -> None:
+        self.min_runs, self.max_runs, self.budget, self.block = min_runs, max_runs, budget, block
 
     def __call__(self, fns: dict[str, Callable[[], Any]]) -> dict[str, dict[str, float]]:
         for fn in fns.values():  # warm-up (JAX compiles on the first call)
@@ -170,13 +175,11 @@ class Timer:
         ):
             for name, fn in fns.items():
                 time.sleep(0.002)  # let the previous job's BLAS / XLA workers stop spinning
-                # One untimed call first: on this VM a thread pool that has been idle for a
-                # millisecond takes up to ~0.5 ms to wake (all libraries alike), and we time
-                # the steady state a pipeline calling in a loop sees.
-                fn()
-                t0 = time.perf_counter()
-                fn()
-                times[name].append(time.perf_counter() - t0)
+                fn()  # wakes this library's idle thread pool; not timed
+                for _ in range(self.block):
+                    t0 = time.perf_counter()
+                    fn()
+                    times[name].append(time.perf_counter() - t0)
             rounds += 1
         return {k: _summary(v) for k, v in times.items()}
 
@@ -518,9 +521,12 @@ def parse_args(argv: list[str] | None) -> argparse.Namespace:
     p.add_argument("--dtypes", default="float32,float64", help="float32, float64 or both")
     p.add_argument("--ops", default=",".join(OPS), help="subset of " + ",".join(OPS))
     p.add_argument("--quick", action="store_true", help="few repeats (CI smoke run)")
-    p.add_argument("--min-runs", type=int, default=None, help="default 10 (quick: 3)")
+    p.add_argument("--min-runs", type=int, default=None, help="default 4 (quick: 2)")
     p.add_argument("--max-runs", type=int, default=None, help="default 50 (quick: 5)")
     p.add_argument("--budget", type=float, default=None, help="seconds per timing, default 4")
+    p.add_argument(
+        "--block", type=int, default=5, help="timed consecutive calls per round, default 5"
+    )
     p.add_argument("--no-jax", action="store_true", help="skip the JAX comparators")
     p.add_argument("--no-torch", action="store_true", help="skip the PyTorch comparators")
     p.add_argument("--no-numpy", action="store_true", help="skip the numpy baseline")
@@ -537,7 +543,9 @@ def parse_args(argv: list[str] | None) -> argparse.Namespace:
     a.sizes = pick(a.sizes, tuple(SIZES), "sizes")
     a.dtypes = pick(a.dtypes, DTYPES, "dtypes")
     a.ops = pick(a.ops, OPS, "ops")
-    a.min_runs = a.min_runs or (3 if a.quick else 10)
+    a.min_runs = a.min_runs or (2 if a.quick else 4)
+    if a.block < 1:
+        p.error(f"--block must be at least 1, got {a.block}")
     a.max_runs = max(a.max_runs or (5 if a.quick else 50), a.min_runs)
     a.budget = a.budget if a.budget is not None else (0.5 if a.quick else 4.0)
     return a
@@ -554,7 +562,7 @@ def main(argv: list[str] | None = None) -> int:
     args = parse_args(argv)
     use_jax = HAVE_JAX and not args.no_jax
     use_torch = HAVE_TORCH and not args.no_torch
-    timer = Timer(args.min_runs, args.max_runs, args.budget)
+    timer = Timer(args.min_runs, args.max_runs, args.budget, args.block)
     info = machine_info()
 
     peaks_before = {dt: gemm_peak(dt) for dt in args.dtypes}
@@ -687,8 +695,10 @@ def main(argv: list[str] | None = None) -> int:
         )
     )
     out.append(
-        f"- timing: median of {args.min_runs}–{args.max_runs} calls (or {args.budget:g} s), "
-        "interleaved with the comparators' (each timed call preceded by an untimed one), after 2 warm-up calls; softplus, depth 3, X ~ N(0, 2²), alpha = 0"
+        f"- timing: median over {args.min_runs}–{args.max_runs} rounds (or {args.budget:g} s) "
+        f"of {args.block} consecutive calls, each block after a 2 ms pause and one untimed "
+        "call, alternating with the comparators' blocks; after 2 warm-up calls; softplus, "
+        "depth 3, X ~ N(0, 2²), alpha = 0"
     )
     out.append(
         "- FLOPs (nominal, MAC = Σ_{l=1..L} n_{l-1}·n_l, hidden layers only): energy "

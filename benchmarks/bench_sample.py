@@ -183,7 +183,7 @@ def torch_sampler(model: EnergyMLP, method: str, n_chains: int, steps: int) -> C
 def timed(fns: dict[str, Callable[[], Any]], rounds: int) -> dict[str, float]:
     """Median seconds per call, with the engine benchmark's interleaved timer (an untimed call
     wakes each library's thread pool before every timed one)."""
-    return {k: v["median_s"] for k, v in Timer(rounds, rounds, 0.0)(fns).items()}
+    return {k: v["median_s"] for k, v in Timer(rounds, rounds, 0.0, block=1)(fns).items()}
 
 
 def latency(dtype: str, reps: int) -> dict[str, float]:
