@@ -54,7 +54,7 @@ fn run<T: Real>(op: &str, d: usize, w: usize, depth: usize, n: usize, reps: usiz
     }
     let ms = t0.elapsed().as_secs_f64() * 1e3 / reps as f64;
     println!(
-        "{op} {} d={d} w={w} depth={depth} n={n}: {ms:.3} ms/call",
+        "{op} {} d={d} w={w} depth={depth} n={n}: {ms:.4} ms/call",
         T::NAME
     );
 }

@@ -207,29 +207,13 @@ where
     let full = o.n / nr;
     let mut g0 = 0;
     while g0 < full {
+        // A constant group size, so that the loop over `p` is straight-line code.
         let g = ROW_PANELS.min(full - g0);
-        let mut acc = [[S::zero(); NV]; ROW_PANELS];
-        let c = o.c.add(g0 * nr);
-        if o.accumulate {
-            for (q, row) in acc.iter_mut().enumerate().take(g) {
-                for (v, x) in row.iter_mut().enumerate() {
-                    *x = S::load(c.add(q * nr + v * S::LANES));
-                }
-            }
-        }
-        for p in 0..o.k {
-            let ap = S::splat(o.a.add(p * o.csa));
-            for (q, row) in acc.iter_mut().enumerate().take(g) {
-                let b = o.b.add((g0 + q) * o.k * nr + p * nr);
-                for (v, x) in row.iter_mut().enumerate() {
-                    *x = S::fma(ap, S::load(b.add(v * S::LANES)), *x);
-                }
-            }
-        }
-        for (q, row) in acc.iter().enumerate().take(g) {
-            for (v, &x) in row.iter().enumerate() {
-                S::store(c.add(q * nr + v * S::LANES), x);
-            }
+        match g {
+            4 => row_panels::<S, NV, 4>(o, g0),
+            3 => row_panels::<S, NV, 3>(o, g0),
+            2 => row_panels::<S, NV, 2>(o, g0),
+            _ => row_panels::<S, NV, 1>(o, g0),
         }
         g0 += g;
     }
@@ -245,6 +229,40 @@ where
         let b = o.b.add(full * o.k * nr);
         tile_rows::<S, NV>(1, o.k, o.a, o.rsa, o.csa, b, s, nr, o.accumulate);
         std::ptr::copy_nonoverlapping(s, c, nb);
+    }
+}
+
+/// Panels `g0..g0 + G` of the single row of [`single_row`], advanced together.
+///
+/// # Safety
+/// As [`single_row`], with `g0 + G ≤ ⌊n / NR⌋`.
+#[inline(always)]
+unsafe fn row_panels<S: Simd, const NV: usize, const G: usize>(o: &Operands<S::T>, g0: usize) {
+    let nr = NV * S::LANES;
+    let mut acc = [[S::zero(); NV]; G];
+    let c = o.c.add(g0 * nr);
+    if o.accumulate {
+        for (q, row) in acc.iter_mut().enumerate() {
+            for (v, x) in row.iter_mut().enumerate() {
+                *x = S::load(c.add(q * nr + v * S::LANES));
+            }
+        }
+    }
+    let b0 = o.b.add(g0 * o.k * nr);
+    let panel = o.k * nr;
+    for p in 0..o.k {
+        let ap = S::splat(o.a.add(p * o.csa));
+        let b = b0.add(p * nr);
+        for (q, row) in acc.iter_mut().enumerate() {
+            for (v, x) in row.iter_mut().enumerate() {
+                *x = S::fma(ap, S::load(b.add(q * panel + v * S::LANES)), *x);
+            }
+        }
+    }
+    for (q, row) in acc.iter().enumerate() {
+        for (v, &x) in row.iter().enumerate() {
+            S::store(c.add(q * nr + v * S::LANES), x);
+        }
     }
 }
 
