@@ -31,6 +31,7 @@ import time
 import uuid
 from typing import Any
 
+import _blas_env  # noqa: F401  (before numpy: see its docstring)
 import dask
 import dask.array as da
 import numpy as np

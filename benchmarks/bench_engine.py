@@ -35,14 +35,15 @@ exceeds 1e-3 (float32) or 1e-8 (float64) anywhere.
 
 Timing: each function is called twice to warm up (JAX compiles then). Then ours and the
 comparators of a row are timed in alternating blocks: per round, each function in turn gets
-a 2 ms pause (so the previous library's BLAS / XLA workers stop spinning), one untimed call
-and --block timed calls back to back, the steady state a pipeline calling in a loop sees, so
-that load from other processes hits all of them alike; rounds go on until at least
---min-runs were made and either --max-runs rounds or --budget seconds per function are
-reached. The median wall time of the timed calls is reported (the JSON also has quartiles
-and the call count). Timing single calls after a pause instead would mostly measure how
-fast this VM wakes an idle vCPU (up to ~0.5 ms), which multithreaded libraries pay and a
-library that runs a small problem on one thread does not. JAX results are waited for with
+a 3 ms pause, one untimed call and --block timed calls back to back (the steady state a
+pipeline calling in a loop sees), so that load from other processes hits all of them alike;
+rounds go on until at least --min-runs were made and either --max-runs rounds or --budget
+seconds per function are reached. The median wall time of the timed calls is reported (the
+JSON also has quartiles and the call count). Timing single calls after a pause instead
+would mostly measure how fast this VM wakes an idle vCPU (up to ~0.5 ms), which
+multithreaded libraries pay and a library that runs a small problem on one thread does not.
+The pauses are short and OpenBLAS's busy-wait is shortened to ~1 ms for the same kind of
+reason: see _blas_env.py. JAX results are waited for with
 block_until_ready. The header shows the load average before and after: on a shared machine
 absolute numbers mean little when it exceeds the core count, the speed-ups still do.
 
@@ -79,6 +80,7 @@ import time
 from collections.abc import Callable
 from typing import Any
 
+import _blas_env  # noqa: F401  (before numpy: see its docstring)
 import numpy as np
 import scorematch
 from scorematch import EnergyMLP
@@ -154,6 +156,12 @@ def _summary(times: list[float]) -> dict[str, float]:
     }
 
 
+#: Seconds between timing blocks. Short on purpose (see _blas_env.py): long enough for the
+#: previous library's workers to stop spinning (OpenBLAS's set to ~1 ms there), too short
+#: for this VM to lower its clocks.
+PAUSE = 0.003
+
+
 class Timer:
     """Alternating blocks: one round times every function once, in a block of consecutive
     calls, so a change in machine load affects ours and the comparators alike and their
@@ -174,7 +182,7 @@ class Timer:
             rounds < self.max_runs and time.perf_counter() - start < budget
         ):
             for name, fn in fns.items():
-                time.sleep(0.002)  # let the previous job's BLAS / XLA workers stop spinning
+                time.sleep(PAUSE)  # let the previous job's BLAS / XLA workers stop spinning
                 fn()  # wakes this library's idle thread pool; not timed
                 for _ in range(self.block):
                     t0 = time.perf_counter()
@@ -696,7 +704,7 @@ def main(argv: list[str] | None = None) -> int:
     )
     out.append(
         f"- timing: median over {args.min_runs}–{args.max_runs} rounds (or {args.budget:g} s) "
-        f"of {args.block} consecutive calls, each block after a 2 ms pause and one untimed "
+        f"of {args.block} consecutive calls, each block after a {PAUSE * 1e3:.0f} ms pause and one untimed "
         "call, alternating with the comparators' blocks; after 2 warm-up calls; softplus, "
         "depth 3, X ~ N(0, 2²), alpha = 0"
     )

@@ -43,6 +43,7 @@ import time
 from collections.abc import Callable
 from typing import Any
 
+import _blas_env  # noqa: F401  (before numpy: see its docstring)
 import numpy as np
 import scorematch
 

@@ -23,8 +23,9 @@ Comparators, in the same run when importable, with the same parameters:
     PyTorch  (skipped when not installed) autograd score in a Python loop of steps.
 
 Timing: bench_engine's Timer: two warm-up calls each (JAX compiles then), then rounds
-interleaving ours and the comparators', each timed call preceded by an untimed one that wakes
-the library's thread pool; median wall time of the rounds. chain-steps/s = chains·steps / median time.
+interleaving ours and the comparators', each timed call preceded by a 3 ms pause (see
+_blas_env.py) and an untimed call that wakes the library's thread pool; median wall time of
+the rounds. chain-steps/s = chains·steps / median time.
 Speed-up = fastest comparator's time / ours.
 
 Latency: one score call on one point (dim 2, width 64, depth 3), numpy array in and out:
@@ -45,6 +46,7 @@ import time
 from collections.abc import Callable
 from typing import Any
 
+import _blas_env  # noqa: F401  (before numpy: see its docstring)
 import numpy as np
 import scorematch
 

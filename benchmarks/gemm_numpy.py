@@ -13,6 +13,7 @@ from __future__ import annotations
 import functools
 import time
 
+import _blas_env  # noqa: F401  (before numpy: see its docstring)
 import numpy as np
 
 # (label, m, k, n): c (m x n) = a (m x k) @ b (k x n)
