@@ -35,15 +35,15 @@ exceeds 1e-3 (float32) or 1e-8 (float64) anywhere.
 
 Timing: each function is called twice to warm up (JAX compiles then). Then ours and the
 comparators of a row are timed in alternating blocks: per round, each function in turn gets
-a 3 ms pause, one untimed call and --block timed calls back to back (the steady state a
-pipeline calling in a loop sees), so that load from other processes hits all of them alike;
-rounds go on until at least --min-runs were made and either --max-runs rounds or --budget
-seconds per function are reached. The median wall time of the timed calls is reported (the
-JSON also has quartiles and the call count). Timing single calls after a pause instead
-would mostly measure how fast this VM wakes an idle vCPU (up to ~0.5 ms), which
-multithreaded libraries pay and a library that runs a small problem on one thread does not.
-The pauses are short and OpenBLAS's busy-wait is shortened to ~1 ms for the same kind of
-reason: see _blas_env.py. JAX results are waited for with
+a 3 ms pause, one untimed call and --block timed calls back to back, more if needed to fill
+20 ms (the steady state a pipeline calling in a loop sees), so that load from other
+processes hits all of them alike; rounds go on until at least --min-runs were made and
+either --max-runs rounds or --budget seconds per function are reached. The median wall time
+of the timed calls is reported (the JSON also has quartiles and the call count). Timing
+single calls after a pause instead would mostly measure how fast this VM wakes an idle vCPU
+(up to ~0.5 ms), which multithreaded libraries pay and a library that runs a small problem
+on one thread does not. The pauses are short and OpenBLAS's busy-wait is shortened to ~1 ms
+for the same kind of reason: see _blas_env.py. JAX results are waited for with
 block_until_ready. The header shows the load average before and after: on a shared machine
 absolute numbers mean little when it exceeds the core count, the speed-ups still do.
 
@@ -160,6 +160,10 @@ def _summary(times: list[float]) -> dict[str, float]:
 #: previous library's workers to stop spinning (OpenBLAS's set to ~1 ms there), too short
 #: for this VM to lower its clocks.
 PAUSE = 0.003
+#: Shortest timing block, in seconds: fast calls repeat until the block lasts this long, so
+#: that the median is the steady state, not the first calls after the switch from another
+#: library, when the kernel may still run our two worker threads on one vCPU.
+BLOCK_S = 0.02
 
 
 class Timer:
@@ -184,10 +188,13 @@ class Timer:
             for name, fn in fns.items():
                 time.sleep(PAUSE)  # let the previous job's BLAS / XLA workers stop spinning
                 fn()  # wakes this library's idle thread pool; not timed
-                for _ in range(self.block):
+                block_start = time.perf_counter()
+                calls = 0
+                while calls < self.block or time.perf_counter() - block_start < BLOCK_S:
                     t0 = time.perf_counter()
                     fn()
                     times[name].append(time.perf_counter() - t0)
+                    calls += 1
             rounds += 1
         return {k: _summary(v) for k, v in times.items()}
 
@@ -704,7 +711,7 @@ def main(argv: list[str] | None = None) -> int:
     )
     out.append(
         f"- timing: median over {args.min_runs}–{args.max_runs} rounds (or {args.budget:g} s) "
-        f"of {args.block} consecutive calls, each block after a {PAUSE * 1e3:.0f} ms pause and one untimed "
+        f"of ≥ {args.block} consecutive calls filling ≥ {BLOCK_S * 1e3:.0f} ms, each block after a {PAUSE * 1e3:.0f} ms pause and one untimed "
         "call, alternating with the comparators' blocks; after 2 warm-up calls; softplus, "
         "depth 3, X ~ N(0, 2²), alpha = 0"
     )
