@@ -139,7 +139,37 @@ fn energy_and_grad_impl<T: Real>(
     }
 }
 
-#[inline]
+/// Σ a[i]·b[i] in a fixed order that vectorizes: `LANES` running sums (sum j takes the
+/// elements i ≡ j mod LANES, in order), then added pairwise.
+///
+/// One running sum would be a chain of dependent adds, about 3 cycles per element: the output
+/// layer's dot products (one per row, one per stacked Laplacian row) took 10–20 % of the
+/// energy and hessian_trace passes that way. The order depends only on the length, so a
+/// row's value still depends only on that row.
+#[inline(always)]
 pub(crate) fn dot<T: Real>(a: &[T], b: &[T]) -> T {
-    a.iter().zip(b).fold(T::zero(), |s, (&x, &y)| s + x * y)
+    const LANES: usize = 16;
+    let n = a.len().min(b.len());
+    let (a, b) = (&a[..n], &b[..n]);
+    let mut acc = [T::zero(); LANES];
+    let full = n - n % LANES;
+    for (ca, cb) in a[..full]
+        .chunks_exact(LANES)
+        .zip(b[..full].chunks_exact(LANES))
+    {
+        for j in 0..LANES {
+            acc[j] += ca[j] * cb[j];
+        }
+    }
+    for (j, (&x, &y)) in a[full..].iter().zip(&b[full..]).enumerate() {
+        acc[j] += x * y;
+    }
+    let mut width = LANES;
+    while width > 1 {
+        width /= 2;
+        for j in 0..width {
+            acc[j] += acc[j + width];
+        }
+    }
+    acc[0]
 }
