@@ -33,14 +33,33 @@ fn check_out(len: usize, want: usize, what: &str) -> Result<()> {
     Ok(())
 }
 
+/// A per-row entry point of the engine.
+#[derive(Debug, Clone, Copy, PartialEq, Eq)]
+pub enum PerRow {
+    Energy,
+    Score,
+    HessianTrace,
+}
+
+/// Rows of one parallel task of `op`: fixed by the model's shape, never by the thread count.
+/// Callers that split a batch themselves (the binding's GIL-free blocks) cut it in multiples
+/// of this, so that no block ends with a ragged chunk.
+pub fn chunk_rows<T: Real>(model: &Model<T>, op: PerRow) -> usize {
+    match op {
+        PerRow::Energy | PerRow::Score => CHUNK_ROWS,
+        PerRow::HessianTrace => laplacian::chunk_samples(model.mlp().dim()),
+    }
+}
+
 /// Energies E(x) of every row of `x`, into `out` (n,).
 pub fn energy<T: Real>(model: &Model<T>, x: Rows<'_, T>, out: &mut [T]) -> Result<()> {
     check_input(model, &x)?;
     check_out(out.len(), x.rows(), "energy")?;
-    for_each_chunk_mut(out, CHUNK_ROWS, |i, e| {
+    let chunk = chunk_rows(model, PerRow::Energy);
+    for_each_chunk_mut(out, chunk, |i, e| {
         with_workspace(|ws: &mut ScoreWorkspace<T>| {
             let c = e.len();
-            x.copy_rows(i * CHUNK_ROWS, c, ws.input(model, c));
+            x.copy_rows(i * chunk, c, ws.input(model, c));
             forward::energy_and_grad(model, ws, c, Some(e), None);
         })
     });
@@ -52,10 +71,11 @@ pub fn score<T: Real>(model: &Model<T>, x: Rows<'_, T>, out: &mut [T]) -> Result
     check_input(model, &x)?;
     let dim = model.mlp().dim();
     check_out(out.len(), x.rows() * dim, "score")?;
-    for_each_chunk_mut(out, CHUNK_ROWS * dim, |i, s| {
+    let chunk = chunk_rows(model, PerRow::Score);
+    for_each_chunk_mut(out, chunk * dim, |i, s| {
         with_workspace(|ws: &mut ScoreWorkspace<T>| {
             let c = s.len() / dim;
-            x.copy_rows(i * CHUNK_ROWS, c, ws.input(model, c));
+            x.copy_rows(i * chunk, c, ws.input(model, c));
             forward::energy_and_grad(model, ws, c, None, Some(s));
             for v in s.iter_mut() {
                 *v = -*v;
@@ -70,7 +90,7 @@ pub fn hessian_trace<T: Real>(model: &Model<T>, x: Rows<'_, T>, out: &mut [T]) -
     check_input(model, &x)?;
     check_out(out.len(), x.rows(), "hessian_trace")?;
     let mlp = model.mlp();
-    let chunk = laplacian::chunk_samples(mlp.dim());
+    let chunk = chunk_rows(model, PerRow::HessianTrace);
     let lap_conf = mlp.alpha() * T::c(mlp.dim() as f64);
     for_each_chunk_mut(out, chunk, |i, tr| {
         with_workspace(|ws: &mut LapWorkspace<T>| {

@@ -7,9 +7,10 @@ use std::sync::Arc;
 use numpy::PyReadonlyArray1;
 use pyo3::exceptions::PyValueError;
 use pyo3::prelude::*;
+use scorematch_core::engine::PerRow;
 use scorematch_core::mlp::fmt_shape;
 use scorematch_core::objective::{Keys, Objective, Projection};
-use scorematch_core::{engine, Activation, Error, Mlp, Model, Rows};
+use scorematch_core::{engine, parallel, Activation, Error, Mlp, Model, Rows};
 
 use crate::convert::{arrays, batch, output1, output2, param_list, readonly2, rows, Float};
 use crate::errors::to_py;
@@ -94,6 +95,7 @@ fn per_row_blocks<T: Float>(
     py: Python<'_>,
     x: Rows<'_, T>,
     work: usize,
+    chunk: usize,
     out_per_row: usize,
     out: &mut [T],
     f: impl Fn(Rows<'_, T>, &mut [T]) -> scorematch_core::Result<()> + Sync,
@@ -102,10 +104,11 @@ fn per_row_blocks<T: Float>(
     if n <= HOLD_GIL_ROWS && n.saturating_mul(work) <= HOLD_GIL_WORK {
         return f(x, out).map_err(to_py);
     }
-    // Whole multiples of 1024 rows: every block then splits into full engine chunks that
-    // share out evenly between threads (910-row blocks of S3 `score` left a thread idle for
-    // a third of each block), and each block is one dispatch to the pool.
-    let block = ((1usize << 30) / work).next_multiple_of(1024).max(1024);
+    // Whole multiples of (engine chunk × threads): every block then splits into full chunks
+    // that share out evenly between the threads (910-row blocks of S3 `score`, 3.6 chunks of
+    // 256 rows, left a thread idle for a third of each block).
+    let round = chunk.max(1) * parallel::num_threads();
+    let block = ((1usize << 30) / work).next_multiple_of(round).max(round);
     let mut start = 0;
     loop {
         let len = block.min(n - start);
@@ -127,24 +130,33 @@ fn per_row_blocks<T: Float>(
     }
 }
 
-/// A per-row method: `cols` output values per row of `x` ((n,) when `cols` is `None`),
-/// computed by `f` (`work` multiply-adds per row) as [`per_row_blocks`] says. `x` is taken
-/// as the user passed it: see [`batch`] for what is read in place and what is converted.
+/// A per-row method of the engine on `x`, as [`per_row_blocks`] says: (n,) values, or
+/// (n, dim) for the score. `x` is taken as the user passed it: see [`batch`] for what is
+/// read in place and what is converted.
 fn per_row<'py, T: Float>(
     py: Python<'py>,
     m: &Model<T>,
     x: &Bound<'py, PyAny>,
-    cols: Option<usize>,
-    work: usize,
-    f: impl Fn(Rows<'_, T>, &mut [T]) -> scorematch_core::Result<()> + Sync,
+    op: PerRow,
 ) -> PyResult<Bound<'py, PyAny>> {
-    let arr = batch::<T>(x, m.mlp().dim(), "X")?;
+    let dim = m.mlp().dim();
+    let arr = batch::<T>(x, dim, "X")?;
     let x = rows(&arr);
-    let (out, data) = match cols {
-        None => output1::<T>(py, x.rows()),
-        Some(d) => output2::<T>(py, x.rows(), d),
+    let (cols, work) = match op {
+        PerRow::Energy => (1, work_per_row(m, 0)),
+        PerRow::Score => (dim, 2 * work_per_row(m, 0)),
+        PerRow::HessianTrace => (1, work_per_row(m, dim)),
     };
-    per_row_blocks(py, x, work, cols.unwrap_or(1), data, f)?;
+    let (out, data) = match op {
+        PerRow::Score => output2::<T>(py, x.rows(), dim),
+        _ => output1::<T>(py, x.rows()),
+    };
+    let chunk = engine::chunk_rows(m, op);
+    per_row_blocks(py, x, work, chunk, cols, data, |x, o| match op {
+        PerRow::Energy => engine::energy(m, x, o),
+        PerRow::Score => engine::score(m, x, o),
+        PerRow::HessianTrace => engine::hessian_trace(m, x, o),
+    })?;
     Ok(out)
 }
 
@@ -304,12 +316,11 @@ impl PyModel {
     }
 
     fn energy<'py>(&self, py: Python<'py>, x: &Bound<'py, PyAny>) -> PyResult<Bound<'py, PyAny>> {
-        dispatch!(self, m => per_row(py, m, x, None, work_per_row(m, 0), |x, o| engine::energy(m, x, o)))
+        dispatch!(self, m => per_row(py, m, x, PerRow::Energy))
     }
 
     fn score<'py>(&self, py: Python<'py>, x: &Bound<'py, PyAny>) -> PyResult<Bound<'py, PyAny>> {
-        let dim = Some(self.dim());
-        dispatch!(self, m => per_row(py, m, x, dim, 2 * work_per_row(m, 0), |x, o| engine::score(m, x, o)))
+        dispatch!(self, m => per_row(py, m, x, PerRow::Score))
     }
 
     fn hessian_trace<'py>(
@@ -317,10 +328,7 @@ impl PyModel {
         py: Python<'py>,
         x: &Bound<'py, PyAny>,
     ) -> PyResult<Bound<'py, PyAny>> {
-        dispatch!(self, m => {
-            let work = work_per_row(m, m.mlp().dim());
-            per_row(py, m, x, None, work, |x, o| engine::hessian_trace(m, x, o))
-        })
+        dispatch!(self, m => per_row(py, m, x, PerRow::HessianTrace))
     }
 
     fn ism_loss(&self, py: Python<'_>, x: &Bound<'_, PyAny>) -> PyResult<f64> {
