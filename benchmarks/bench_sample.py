@@ -23,9 +23,9 @@ Comparators, in the same run when importable, with the same parameters:
     PyTorch  (skipped when not installed) autograd score in a Python loop of steps.
 
 Timing: bench_engine's Timer: two warm-up calls each (JAX compiles then), then rounds
-interleaving ours and the comparators', each timed call preceded by a 3 ms pause (see
-_blas_env.py) and an untimed call that wakes the library's thread pool; median wall time of
-the rounds. chain-steps/s = chains·steps / median time.
+alternating ours and the comparators', each a 3 ms pause (see _blas_env.py), an untimed call
+that wakes the library's thread pool, and timed calls filling at least 20 ms (one call, at
+these sizes); median wall time of the timed calls. chain-steps/s = chains·steps / median time.
 Speed-up = fastest comparator's time / ours.
 
 Latency: one score call on one point (dim 2, width 64, depth 3), numpy array in and out:
@@ -183,8 +183,8 @@ def torch_sampler(model: EnergyMLP, method: str, n_chains: int, steps: int) -> C
 
 
 def timed(fns: dict[str, Callable[[], Any]], rounds: int) -> dict[str, float]:
-    """Median seconds per call, with the engine benchmark's interleaved timer (an untimed call
-    wakes each library's thread pool before every timed one)."""
+    """Median seconds per call, with the engine benchmark's timer (blocks of at least one
+    timed call, alternating between libraries)."""
     return {k: v["median_s"] for k, v in Timer(rounds, rounds, 0.0, block=1)(fns).items()}
 
 
