@@ -49,12 +49,32 @@ fn run<T: Real>(op: &str, d: usize, w: usize, depth: usize, n: usize, reps: usiz
                     println!("activation: {ns:.2} ns per element");
                 }
             }
+            "act1" => {
+                // One L1-resident row of `w` elements, `n` times.
+                let z0: Vec<T> = x.iter().cycle().take(w).copied().collect();
+                let mut z = z0.clone();
+                let b = vec![T::zero(); w];
+                let mut s1 = vec![T::zero(); w];
+                let t = std::time::Instant::now();
+                for _ in 0..n {
+                    z.copy_from_slice(&z0);
+                    scorematch_core::activation::apply_row(
+                        Activation::Softplus,
+                        &mut z,
+                        &b,
+                        Some(&mut s1),
+                    );
+                    std::hint::black_box(&s1);
+                }
+                let ns = t.elapsed().as_secs_f64() * 1e9 / (n * w) as f64;
+                println!("activation (one row): {ns:.3} ns per element");
+            }
             _ => panic!("op must be energy, score, trace, ism or act"),
         }
     }
     let ms = t0.elapsed().as_secs_f64() * 1e3 / reps as f64;
     println!(
-        "{op} {} d={d} w={w} depth={depth} n={n}: {ms:.4} ms/call",
+        "{op} {} d={d} w={w} depth={depth} n={n}: {ms:.6} ms/call",
         T::NAME
     );
 }
