@@ -1,8 +1,12 @@
 //! A fixed workload for profilers (`perf record`, callgrind): one engine entry point, repeated.
 //!
 //! cargo run --release --example profile -- <op> <dim> <width> <depth> <batch> <reps> [f32|f64]
+//!
+//! `op`: energy, score, trace, ism (engine calls on `batch` rows); act, act1 (the softplus
+//! pass alone); ula, mala (100 steps of `batch` chains).
 
 use scorematch_core::engine;
+use scorematch_core::langevin::{self, Config, Method};
 use scorematch_core::objective::Objective;
 use scorematch_core::rng::Stream;
 use scorematch_core::{Activation, Mlp, Model, Real, Rows};
@@ -69,7 +73,13 @@ fn run<T: Real>(op: &str, d: usize, w: usize, depth: usize, n: usize, reps: usiz
                 let ns = t.elapsed().as_secs_f64() * 1e9 / (n * w) as f64;
                 println!("activation (one row): {ns:.3} ns per element");
             }
-            _ => panic!("op must be energy, score, trace, ism or act"),
+            "ula" | "mala" => {
+                // `n` chains, 100 steps.
+                let method = if op == "ula" { Method::Ula } else { Method::Mala };
+                let config = Config::new(method, 100, 1e-2, 1.0, 0);
+                std::hint::black_box(langevin::sample(&model, n, None, config, false).unwrap());
+            }
+            _ => panic!("op must be energy, score, trace, ism, act, act1, ula or mala"),
         }
     }
     let ms = t0.elapsed().as_secs_f64() * 1e3 / reps as f64;
