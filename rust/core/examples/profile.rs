@@ -2,7 +2,7 @@
 //!
 //! cargo run --release --example profile -- <op> <dim> <width> <depth> <batch> <reps> [f32|f64]
 //!
-//! `op`: energy, score, trace, ism (engine calls on `batch` rows); act, act1 (the softplus
+//! `op`: energy, score, trace, ism, dsm (engine calls on `batch` rows); act, act1 (the softplus
 //! pass alone); ula, mala (100 steps of `batch` chains).
 
 use scorematch_core::engine;
@@ -27,6 +27,14 @@ fn run<T: Real>(op: &str, d: usize, w: usize, depth: usize, n: usize, reps: usiz
             "trace" => engine::hessian_trace(&model, rows, &mut out[..n]).unwrap(),
             "ism" => {
                 engine::loss_and_grad(&model, rows, Objective::Ism, &mut grad).unwrap();
+            }
+            "dsm" => {
+                let obj = Objective::Dsm {
+                    noise_std: 0.1,
+                    seed: 1,
+                    keys: scorematch_core::objective::Keys::Position,
+                };
+                engine::loss_and_grad(&model, rows, obj, &mut grad).unwrap();
             }
             "act" => {
                 // The activation pass alone, on an L1-resident block of 256 rows of `w`
@@ -75,11 +83,15 @@ fn run<T: Real>(op: &str, d: usize, w: usize, depth: usize, n: usize, reps: usiz
             }
             "ula" | "mala" => {
                 // `n` chains, 100 steps.
-                let method = if op == "ula" { Method::Ula } else { Method::Mala };
+                let method = if op == "ula" {
+                    Method::Ula
+                } else {
+                    Method::Mala
+                };
                 let config = Config::new(method, 100, 1e-2, 1.0, 0);
                 std::hint::black_box(langevin::sample(&model, n, None, config, false).unwrap());
             }
-            _ => panic!("op must be energy, score, trace, ism, act, act1, ula or mala"),
+            _ => panic!("op must be energy, score, trace, ism, dsm, act, act1, ula or mala"),
         }
     }
     let ms = t0.elapsed().as_secs_f64() * 1e3 / reps as f64;

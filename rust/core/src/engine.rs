@@ -4,7 +4,7 @@
 use crate::backward;
 use crate::error::{Error, Result};
 use crate::forward::{self, ScoreWorkspace, CHUNK_ROWS};
-use crate::laplacian::{self, LapWorkspace, Order, Tangents};
+use crate::laplacian::{self, LapWorkspace, Order, Part, Tangents};
 use crate::matrix::Rows;
 use crate::model::Model;
 use crate::objective::Objective;
@@ -100,7 +100,7 @@ pub fn hessian_trace<T: Real>(model: &Model<T>, x: Rows<'_, T>, out: &mut [T]) -
                 c,
                 ws.prepare(model, c, Tangents::Identity, Order::Second),
             );
-            laplacian::forward(model, ws);
+            laplacian::forward(model, ws, Part::All);
             for (b, t) in tr.iter_mut().enumerate() {
                 *t = -(ws.lap_net(b) + lap_conf);
             }
@@ -139,7 +139,9 @@ fn check_loss_batch<T: Real>(x: &Rows<'_, T>, objective: &Objective<'_, T>) -> R
 }
 
 /// Places the chunk of `c` rows starting at `start` in `ws`, draws its random inputs and
-/// runs the forward-Laplacian propagation.
+/// runs the forward-Laplacian propagation. On the one-tangent ESM/DSM path the tangent is the
+/// residual, which needs the score: the values are propagated first, the score is taken from
+/// them by a reverse pass, and then the tangent rows follow.
 fn tape_chunk<T: Real>(
     model: &Model<T>,
     x: &Rows<'_, T>,
@@ -150,8 +152,15 @@ fn tape_chunk<T: Real>(
 ) {
     let tangents = objective.tangents(model.mlp().dim());
     x.copy_rows(start, c, ws.prepare(model, c, tangents, objective.order()));
-    objective.prepare_chunk(model, ws, start);
-    laplacian::forward(model, ws);
+    objective.prepare_chunk(ws, start);
+    if objective.residual_tangent(ws) {
+        laplacian::forward(model, ws, Part::Values);
+        laplacian::gradient_into_tangents(model, ws);
+        objective.complete_residuals(ws, start);
+        laplacian::forward(model, ws, Part::Tangents);
+    } else {
+        laplacian::forward(model, ws, Part::All);
+    }
 }
 
 /// Samples per chunk for `objective`: fixed by the shape, never by the thread count.

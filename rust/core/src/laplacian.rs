@@ -195,32 +195,58 @@ pub(crate) fn layer_tangents<'a, T: Real>(
     }
 }
 
+/// Which rows of the tape a call of [`forward`] computes. Rows are independent in every
+/// product (see `gemm`), so the two halves give the same bits as the whole.
+#[derive(Debug, Clone, Copy, PartialEq, Eq)]
+pub enum Part {
+    /// Everything.
+    All,
+    /// The values: z, h and σ', σ'', σ''' of every layer, and the outputs w·h. This is the
+    /// forward half of a score pass, which [`gradient_into_tangents`] completes.
+    Values,
+    /// What [`Part::Values`] left: λ, J and their outputs.
+    Tangents,
+}
+
 multiversion! {
-/// Runs the propagation on the `c` samples placed by [`LapWorkspace::prepare`].
-pub fn forward<T>(model: &Model<T>, ws: &mut LapWorkspace<T>) => forward_impl
+/// Runs the propagation, or the part of it that `part` names, on the `c` samples placed by
+/// [`LapWorkspace::prepare`].
+pub fn forward<T>(model: &Model<T>, ws: &mut LapWorkspace<T>, part: Part) => forward_impl
 }
 
 #[inline(always)]
-fn forward_impl<T: Real>(model: &Model<T>, ws: &mut LapWorkspace<T>) {
+fn forward_impl<T: Real>(model: &Model<T>, ws: &mut LapWorkspace<T>, part: Part) {
     let mlp = model.mlp();
     let act = mlp.activation();
     let (c, m, k) = (ws.c, ws.m, ws.k);
+    let values = part != Part::Tangents;
+    let tangents = part != Part::Values;
     for l in 0..mlp.n_layers() {
         let ly = mlp.layer(l);
         let n = ly.n_out;
         let p = &mut ws.p[l];
+        let (z, rest) = p.split_at_mut(c * n);
         if l == 0 {
-            let (z, rest) = p.split_at_mut(c * n);
             let (mu, a) = rest.split_at_mut(k * c * n);
-            model.fwd[0].mul(&ws.x, z, false);
-            mu.fill(T::zero());
-            // With T = I, A_1 = W_1ᵀ for every sample: it is read from the model
-            // (`layer_tangents`), never copied into the tape.
-            if let Tangents::PerSample(_) = ws.tangents {
-                model.fwd[0].mul(&ws.t, a, false);
+            if values {
+                model.fwd[0].mul(&ws.x, z, false);
+            }
+            if tangents {
+                mu.fill(T::zero());
+                // With T = I, A_1 = W_1ᵀ for every sample: it is read from the model
+                // (`layer_tangents`), never copied into the tape.
+                if let Tangents::PerSample(_) = ws.tangents {
+                    model.fwd[0].mul(&ws.t, a, false);
+                }
             }
         } else {
-            model.fwd[l].mul(&ws.h[l - 1], p, false);
+            let (h_prev, rest_prev) = ws.h[l - 1].split_at(c * ly.n_in);
+            if values {
+                model.fwd[l].mul(h_prev, z, false);
+            }
+            if tangents {
+                model.fwd[l].mul(rest_prev, rest, false);
+            }
         }
 
         let h = &mut ws.h[l];
@@ -240,7 +266,12 @@ fn forward_impl<T: Real>(model: &Model<T>, ws: &mut LapWorkspace<T>) {
                 &mut s2s[row.clone()],
                 &mut s3s[row.clone()],
             );
-            derivs_row(act, z, ly.b, &mut hh[row.clone()], s1, s2, s3);
+            if values {
+                derivs_row(act, z, ly.b, &mut hh[row.clone()], s1, s2, s3);
+            }
+            if !tangents {
+                continue;
+            }
             let a_b = layer_tangents(model, ws.tangents, l, pa, b, m * n);
             let j_b = &mut hj[b * m * n..(b + 1) * m * n];
             if k == 0 {
@@ -269,7 +300,56 @@ fn forward_impl<T: Real>(model: &Model<T>, ws: &mut LapWorkspace<T>) {
 
     let out = mlp.layer(mlp.n_layers());
     let h_last = &ws.h[mlp.n_layers() - 1];
-    for (o, hr) in ws.out.iter_mut().zip(h_last.chunks_exact(out.n_in)) {
+    let first = if values { 0 } else { c };
+    let last = if tangents { ws.out.len() } else { c };
+    for (o, hr) in ws.out[first..last]
+        .iter_mut()
+        .zip(h_last[first * out.n_in..].chunks_exact(out.n_in))
+    {
         *o = dot(hr, out.w);
+    }
+}
+
+/// ∇ₓE(x) of every sample into the tangent buffer (c × d), by a reverse pass over what
+/// [`forward`] with [`Part::Values`] left in the tape: the score pass of the one-tangent
+/// ESM/DSM path without a second forward pass. The products and their order are those of
+/// [`crate::forward::energy_and_grad`], so the bits are too.
+pub fn gradient_into_tangents<T: Real>(model: &Model<T>, ws: &mut LapWorkspace<T>) {
+    let mlp = model.mlp();
+    let (c, n_layers) = (ws.c, mlp.n_layers());
+    let out = mlp.layer(n_layers);
+    let grad = &mut ws.t[..c * mlp.dim()];
+    // σ' of layer l: the first c·n_l values of `d[l]`.
+    let d = &ws.d;
+    let s1 = |l: usize, len: usize| &d[l][..len];
+    let [cur, next] = &mut ws.bar;
+    for (zb, d) in cur[..c * out.n_in]
+        .chunks_exact_mut(out.n_in)
+        .zip(s1(n_layers - 1, c * out.n_in).chunks_exact(out.n_in))
+    {
+        for ((zb, &d), &w) in zb.iter_mut().zip(d).zip(out.w) {
+            *zb = d * w;
+        }
+    }
+    let (mut cur, mut next) = (cur, next);
+    for l in (0..n_layers).rev() {
+        let ly = mlp.layer(l);
+        let zbar = &cur[..c * ly.n_out];
+        if l == 0 {
+            model.bwd[0].mul(zbar, grad, false);
+        } else {
+            let hbar = &mut next[..c * ly.n_in];
+            model.bwd[l].mul(zbar, hbar, false);
+            for (hb, d) in hbar.iter_mut().zip(s1(l - 1, c * ly.n_in)) {
+                *hb *= *d;
+            }
+            std::mem::swap(&mut cur, &mut next);
+        }
+    }
+    let alpha = mlp.alpha();
+    if alpha != T::zero() {
+        for (g, &x) in grad.iter_mut().zip(&ws.x) {
+            *g += alpha * x;
+        }
     }
 }

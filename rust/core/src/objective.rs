@@ -5,7 +5,7 @@
 //! ```text
 //! ISM  l = tr(∇ₓs) + ½‖s‖² = −ΔE + ½‖g‖²          T = I,  Ē = 0, λ̄ = −1/N,     ḡ = g/N
 //! ESM  l = ½‖s − s*‖² = ½‖g + s*‖²               T = I,  Ē = 0, λ̄ = 0,        ḡ = (g + s*)/N
-//!      or, for d ≥ 3, with u = g + s* from a score pass:  T = u (M = 1),  λ̄ = 0,  ḡ = 1/N
+//!      or, for d ≥ 2, with u = g + s* from a score pass:  T = u (M = 1),  λ̄ = 0,  ḡ = 1/N
 //! DSM  x̃ = x + σε,  l = ½‖s(x̃) + ε/σ‖²          ESM at x̃ with s* = −ε/σ
 //! SSM  l = (1/M) Σ_m [−t_mᵀ ∇²E t_m + ½ (t_mᵀ g)²]  T = random, λ̄ = −1/(MN), ḡ_m = t_mᵀg/(MN)
 //! ```
@@ -15,13 +15,16 @@
 //! E[tᵀHt] = tr H and E[(tᵀg)²] = ‖g‖², so E_t[l_SSM] = l_ISM. It runs the same
 //! forward-Laplacian code with the tangents t_m in place of the identity.
 //!
-//! ESM and DSM need only ∂g/∂θ, not the Laplacian. With T = I the tape carries d tangents,
-//! (d + 2)× the forward pass. But ∂l/∂θ = uᵀ ∂g/∂θ = ∂(uᵀg)/∂θ with the residual u held
-//! fixed, and uᵀg is the derivative of E along u: so one score pass (≈ 2 forward passes, any
-//! d) gives u, and the tape with the single tangent t = u (3 rows per sample) gives the
-//! gradient by the same backward pass. By operation count the two tie at d = 2 (the d-tangent
-//! tape measured faster there: 2.1 vs 2.8 s per DSM epoch of bench_fit in float64) and the
-//! one-tangent path wins by about 3(d + 2)/11 above (tape + backward ≈ 3 passes per row);
+//! ESM and DSM need only ∂g/∂θ, not the Laplacian. With T = I their first-order tape [h; J]
+//! carries d tangents: d + 1 rows per sample, forward and reverse, about 3(d + 1) forward
+//! passes. But ∂l/∂θ = uᵀ ∂g/∂θ = ∂(uᵀg)/∂θ with the residual u held fixed, and uᵀg is the
+//! derivative of E along u: so the tape with the single tangent t = u gives the gradient by
+//! the same backward pass. u needs the score, which the tape provides: its value rows are
+//! propagated first, the score is taken from them by a reverse pass, and the tangent rows
+//! follow (`engine::tape_chunk`): about 7 forward passes for any d (values 1, the score's
+//! reverse 1, tangent rows 1, the tape's reverse over 2 rows 4). By that count the paths tie
+//! between d = 1 and 2; at d = 2 the one-tangent path measured 15–17 % faster (DSM loss and
+//! gradient, width 128, depth 3, batch 512: float64 5.5 → 4.6 ms, float32 2.4 → 2.1 ms).
 //! [`SCORE_TANGENT_MIN_DIM`] picks the path.
 //!
 //! ∇E and ΔE include the confining term: +αx and +αd (for SSM, tᵀ(αI)t = α‖t‖² and
@@ -34,17 +37,14 @@
 //! of the parameters, and its gradient is exact.
 
 use crate::error::{Error, Result};
-use crate::forward::{self, ScoreWorkspace};
 use crate::laplacian::{LapWorkspace, Order, Tangents};
 use crate::matrix::Rows;
-use crate::model::Model;
 use crate::real::Real;
 use crate::rng::Stream;
-use crate::workspace::with_workspace;
 
 /// From this input dimension on, ESM and DSM run a score pass and a one-tangent tape instead
 /// of the d-tangent tape (see the module doc).
-pub const SCORE_TANGENT_MIN_DIM: usize = 3;
+pub const SCORE_TANGENT_MIN_DIM: usize = 2;
 
 /// Distribution of the SSM projections t_m; both have E[t tᵀ] = I.
 #[derive(Debug, Clone, Copy, PartialEq, Eq, Default)]
@@ -204,9 +204,8 @@ impl<T: Real> Objective<'_, T> {
     }
 
     /// Draws the chunk's random inputs after its rows `start..start + c` were copied into
-    /// the workspace: SSM tangents into [`LapWorkspace::tangents_mut`], DSM noise onto x;
-    /// then, on the one-tangent ESM/DSM path, the residuals u = g + s* as the tangents.
-    pub fn prepare_chunk(&self, model: &Model<T>, ws: &mut LapWorkspace<T>, start: usize) {
+    /// the workspace: SSM tangents into [`LapWorkspace::tangents_mut`], DSM noise onto x.
+    pub fn prepare_chunk(&self, ws: &mut LapWorkspace<T>, start: usize) {
         let c = ws.c;
         match *self {
             Objective::Ssm {
@@ -238,20 +237,19 @@ impl<T: Real> Objective<'_, T> {
             }
             Objective::Ism | Objective::Esm { .. } => {}
         }
-        if matches!(self, Objective::Esm { .. } | Objective::Dsm { .. })
-            && ws.tangents == Tangents::PerSample(1)
-        {
-            self.residuals(model, ws, start);
-        }
     }
 
-    /// u = ∇ₓE(x) + s*(x) for each row of the chunk (s* = −ε/σ for DSM), into the tangents.
-    fn residuals(&self, model: &Model<T>, ws: &mut LapWorkspace<T>, start: usize) {
-        let (c, dim) = (ws.c, model.mlp().dim());
-        with_workspace(|sw: &mut ScoreWorkspace<T>| {
-            sw.input(model, c).copy_from_slice(&ws.x);
-            forward::energy_and_grad(model, sw, c, None, Some(&mut ws.t));
-        });
+    /// Whether the tape's tangent is the residual u = ∇ₓE + s* (the one-tangent ESM/DSM
+    /// path), which the caller computes with [`Self::complete_residuals`].
+    pub fn residual_tangent(&self, ws: &LapWorkspace<T>) -> bool {
+        matches!(self, Objective::Esm { .. } | Objective::Dsm { .. })
+            && ws.tangents == Tangents::PerSample(1)
+    }
+
+    /// u = ∇ₓE(x) + s*(x) for each row of the chunk (s* = −ε/σ for DSM), in the tangents,
+    /// which hold ∇ₓE(x) on entry.
+    pub fn complete_residuals(&self, ws: &mut LapWorkspace<T>, start: usize) {
+        let dim = ws.x.len() / ws.c;
         for (b, u) in ws.t.chunks_exact_mut(dim).enumerate() {
             match *self {
                 Objective::Esm { target } => {

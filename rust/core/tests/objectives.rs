@@ -179,6 +179,33 @@ fn dsm_is_esm_at_the_noisy_points() {
     }
 }
 
+/// The one-tangent path's score comes from the tape's value rows (laplacian.rs) instead of a
+/// separate score pass: the same products in the same order, so the same bits.
+#[test]
+fn the_tapes_score_is_the_score_pass_bit_for_bit() {
+    use scorematch_core::laplacian::{self, LapWorkspace, Order, Part, Tangents};
+    for act in Activation::ALL {
+        let m = model::<f64>(5, &[16, 9, 12], act, 0.3, 40);
+        let (n, d) = (37, 5);
+        let x = data(n, d, 1.5, 41);
+        let mut want = vec![0.0; n * d];
+        engine::score(&m, Rows::from_slice(&x, n, d).unwrap(), &mut want).unwrap();
+        let mut ws = LapWorkspace::default();
+        ws.prepare(&m, n, Tangents::PerSample(1), Order::First)
+            .copy_from_slice(&x);
+        laplacian::forward(&m, &mut ws, Part::Values);
+        laplacian::gradient_into_tangents(&m, &mut ws);
+        for (k, (g, s)) in ws.tangents_mut().iter().zip(&want).enumerate() {
+            assert_eq!(
+                g.to_bits(),
+                (-s).to_bits(),
+                "{act:?}, element {k}: {g} vs {}",
+                -s
+            );
+        }
+    }
+}
+
 #[test]
 fn random_objectives_do_not_depend_on_threads() {
     // 600 rows: several chunks for each objective.
@@ -311,8 +338,9 @@ fn bad_objective_parameters_are_errors() {
     }
 }
 
-/// Below d = 3 ESM and DSM take the d-tangent tape, from it the score pass + one-tangent tape
-/// (objective.rs): derivatives.rs covers d = 2, 3 and 4, this test d = 1.
+/// At d = 1 ESM and DSM take the d-tangent tape, from d = 2 the one-tangent tape with the
+/// score taken from its value rows (objective.rs): derivatives.rs covers d = 2, 3 and 4, this
+/// test d = 1.
 #[test]
 fn esm_and_dsm_gradients_on_both_paths() {
     for act in Activation::ALL {
@@ -331,5 +359,5 @@ fn esm_and_dsm_gradients_on_both_paths() {
             },
         );
     }
-    assert_eq!(scorematch_core::objective::SCORE_TANGENT_MIN_DIM, 3);
+    assert_eq!(scorematch_core::objective::SCORE_TANGENT_MIN_DIM, 2);
 }
