@@ -27,7 +27,11 @@ Adam step. The comparators do the same work:
 
 Before timing, the JAX ISM loss and gradient of one minibatch are checked against
 ``ism_loss_and_grad`` (printed as "rel. diff"). Each library runs one untimed epoch first
-(compilation, workspaces), then --epochs timed epochs; the median is reported. Speed-up =
+(compilation, workspaces). Then the libraries take turns, one timed epoch each per round,
+until every library has at least --epochs timed epochs and --budget seconds of them (at most
+--max-epochs); the median is reported. Taking turns exposes every library to the same
+drifts of this shared machine's speed, which run minutes apart by 10-30 %: a 16-D epoch
+lasts about 0.1 s, and two of them in a row mostly measured the moment. Speed-up =
 comparator's seconds per epoch / ours.
 """
 
@@ -73,7 +77,11 @@ def mixture(n: int, dim: int, k: int, seed: int) -> np.ndarray:
 # -- ours -------------------------------------------------------------------------------------
 
 
-def time_ours(X: np.ndarray, objective: str, dtype: str, epochs: int) -> float:
+#: One library's training set up and warmed up: ``run(e)`` trains one epoch, shuffled by e.
+Runner = Callable[[int], None]
+
+
+def ours(X: np.ndarray, objective: str, dtype: str) -> Runner:
     kwargs: dict[str, Any] = {}
     if objective == "ssm":
         kwargs = {"n_projections": 1}
@@ -89,12 +97,11 @@ def time_ours(X: np.ndarray, objective: str, dtype: str, epochs: int) -> float:
         "progress": False,
     }
     model.fit(Xd, epochs=1, **fit, **kwargs)  # warm-up: workspaces, thread pool
-    times = []
-    for e in range(epochs):
-        t = time.perf_counter()
+
+    def run(e: int) -> None:
         model.fit(Xd, epochs=1, seed=e + 1, **fit, **kwargs)
-        times.append(time.perf_counter() - t)
-    return statistics.median(times)
+
+    return run
 
 
 # -- JAX --------------------------------------------------------------------------------------
@@ -194,7 +201,7 @@ def jax_check(model: EnergyMLP, X: np.ndarray) -> float:
     return max(diffs)
 
 
-def time_jax(X: np.ndarray, objective: str, dtype: str, epochs: int) -> float:
+def jax_runner(X: np.ndarray, objective: str, dtype: str) -> Runner:
     model = EnergyMLP(X.shape[1], hidden=(WIDTH,) * DEPTH, dtype=dtype, seed=0)
     P0 = [jnp.asarray(p) for p in model.params]
     loss = _jax_loss(objective)
@@ -223,28 +230,25 @@ def time_jax(X: np.ndarray, objective: str, dtype: str, epochs: int) -> float:
     Xd = X.astype(dtype)
     rng = np.random.default_rng(0)
 
-    def run(P: Any, s: Any, e: int) -> tuple[Any, Any]:
+    state = [P0, init(P0)]
+
+    def run(e: int) -> None:
         perm = rng.permutation(n)
         Xp = Xd[perm]
         Xs = jnp.asarray(Xp[: full * BATCH].reshape(full, BATCH, d))
         rest = jnp.asarray(Xp[full * BATCH :])
-        P, s, _m = epoch(P, s, Xs, rest, jax.random.PRNGKey(e))
+        P, s, _m = epoch(*state, Xs, rest, jax.random.PRNGKey(e))
         jax.block_until_ready(P)
-        return P, s
+        state[:] = [P, s]
 
-    P, s = run(P0, init(P0), 0)  # compile
-    times = []
-    for e in range(epochs):
-        t = time.perf_counter()
-        P, s = run(P, s, e + 1)
-        times.append(time.perf_counter() - t)
-    return statistics.median(times)
+    run(0)  # compile
+    return run
 
 
 # -- PyTorch ------------------------------------------------------------------------------------
 
 
-def time_torch(X: np.ndarray, objective: str, dtype: str, epochs: int) -> float:  # pragma: no cover
+def torch_runner(X: np.ndarray, objective: str, dtype: str) -> Runner:  # pragma: no cover
     tdt = {"float32": torch.float32, "float64": torch.float64}[dtype]
     model = EnergyMLP(X.shape[1], hidden=(WIDTH,) * DEPTH, dtype=dtype, seed=0)
     P = [torch.tensor(p, dtype=tdt, requires_grad=True) for p in model.params]
@@ -292,7 +296,7 @@ def time_torch(X: np.ndarray, objective: str, dtype: str, epochs: int) -> float:
 
     loss_fn = {"ism": ism, "ssm": ssm, "dsm": dsm}[objective]
 
-    def epoch() -> None:
+    def epoch(e: int) -> None:
         perm = torch.randperm(n)
         for i in range(0, n, BATCH):
             Xb = Xt[perm[i : i + BATCH]].clone()
@@ -300,13 +304,23 @@ def time_torch(X: np.ndarray, objective: str, dtype: str, epochs: int) -> float:
             loss_fn(Xb).backward()
             opt.step()
 
-    epoch()
-    times = []
-    for _ in range(epochs):
-        t = time.perf_counter()
-        epoch()
-        times.append(time.perf_counter() - t)
-    return statistics.median(times)
+    epoch(0)
+    return epoch
+
+
+def time_turns(
+    runners: dict[str, Runner], epochs: int, budget: float, max_epochs: int
+) -> dict[str, float]:
+    """Median seconds per epoch of each runner, timed in turns (see the module doc)."""
+    times: dict[str, list[float]] = {k: [] for k in runners}
+    e = 0
+    while e < max_epochs and (e < epochs or min(sum(t) for t in times.values()) < budget):
+        e += 1
+        for k, run in runners.items():
+            t = time.perf_counter()
+            run(e)
+            times[k].append(time.perf_counter() - t)
+    return {k: statistics.median(t) for k, t in times.items()}
 
 
 # -- driver -----------------------------------------------------------------------------------
@@ -315,7 +329,13 @@ def time_torch(X: np.ndarray, objective: str, dtype: str, epochs: int) -> float:
 def main(argv: list[str] | None = None) -> int:
     p = argparse.ArgumentParser(description="seconds per epoch of EnergyMLP.fit vs JAX/PyTorch")
     p.add_argument("--quick", action="store_true", help="n / 10, one timed epoch")
-    p.add_argument("--epochs", type=int, default=2, help="timed epochs per entry (median)")
+    p.add_argument("--epochs", type=int, default=3, help="least timed epochs per library and entry")
+    p.add_argument(
+        "--budget", type=float, default=2.0, help="least timed seconds per library and entry"
+    )
+    p.add_argument(
+        "--max-epochs", type=int, default=25, help="most timed epochs per library and entry"
+    )
     p.add_argument("--out", metavar="PATH", help="also write the report as Markdown")
     p.add_argument("--dtypes", default="float32,float64")
     p.add_argument("--objectives", default=",".join(OBJECTIVES))
@@ -324,6 +344,7 @@ def main(argv: list[str] | None = None) -> int:
     global HAVE_JAX
     HAVE_JAX = HAVE_JAX and not args.no_jax
     epochs = 1 if args.quick else args.epochs
+    budget = 0.0 if args.quick else args.budget
     scale = 10 if args.quick else 1
     workloads = [
         ("2-D mixture", mixture(100_000 // scale, 2, 3, 0)),
@@ -346,8 +367,9 @@ def main(argv: list[str] | None = None) -> int:
         f"- date: {_dt.datetime.now(_dt.timezone.utc).isoformat(timespec='seconds')}",
         (
             f"- softplus, depth {DEPTH}, width {WIDTH}, batch {BATCH}, Adam lr {LR}; ssm: 1 Gaussian "
-            f"projection; dsm: noise_std {NOISE_STD}; median of {epochs} timed epoch(s) after one "
-            "untimed epoch"
+            f"projection; dsm: noise_std {NOISE_STD}; per entry, median of ≥ {epochs} timed epochs "
+            f"and ≥ {budget:g} s per library (at most {args.max_epochs}), the libraries taking turns "
+            "epoch by epoch, after one untimed epoch each"
         ),
         "",
         (
@@ -364,13 +386,17 @@ def main(argv: list[str] | None = None) -> int:
                 m = EnergyMLP(X.shape[1], hidden=(WIDTH,) * DEPTH, dtype=dtype, seed=0)
                 check = f"{jax_check(m, X[:BATCH].astype(dtype)):.1e}"
             for obj in args.objectives.split(","):
-                ours = time_ours(X, obj, dtype, epochs)
-                tj = time_jax(X, obj, dtype, epochs) if HAVE_JAX else None
-                tt = time_torch(X, obj, dtype, epochs) if HAVE_TORCH else None
+                runners = {"ours": ours(X, obj, dtype)}
+                if HAVE_JAX:
+                    runners["jax"] = jax_runner(X, obj, dtype)
+                if HAVE_TORCH:
+                    runners["torch"] = torch_runner(X, obj, dtype)
+                t = time_turns(runners, epochs, budget, args.max_epochs)
+                ours_s, tj, tt = t["ours"], t.get("jax"), t.get("torch")
                 row = (
-                    f"| {name} ({X.shape[0]}, {X.shape[1]}) | {dtype} | {obj} | {ours:.3f} | "
-                    + (f"{tj:.3f} | {tj / ours:.2f}× | " if tj else "– | – | ")
-                    + (f"{tt:.3f} | {tt / ours:.2f}× | " if tt else "– | – | ")
+                    f"| {name} ({X.shape[0]}, {X.shape[1]}) | {dtype} | {obj} | {ours_s:.3f} | "
+                    + (f"{tj:.3f} | {tj / ours_s:.2f}× | " if tj else "– | – | ")
+                    + (f"{tt:.3f} | {tt / ours_s:.2f}× | " if tt else "– | – | ")
                     + (check if obj == "ism" else "")
                     + " |"
                 )
