@@ -14,7 +14,10 @@
 //!
 //! The adjoint of the outputs is given per stacked row, like the outputs themselves:
 //! [Ē; λ̄_out; (T̄ᵀg)] — see [`crate::objective`]. A first-order tape has no λ rows: the same
-//! formulas with λ̄ = 0.
+//! formulas with λ̄ = 0. Then the tangent rows' adjoints follow J̄_{l-1} = (s1 ⊙ J̄_l) W_l from
+//! J̄_L = out̄ ⊗ w: the recursion of the score's reverse pass, so J̄_l = out̄ · h̄_l of that pass.
+//! When the tape kept h̄_l (the one-tangent ESM/DSM path computes the score from the tape),
+//! that product is skipped and only the value rows are multiplied.
 
 use crate::laplacian::{layer_tangents, LapWorkspace, Tangents};
 use crate::model::Model;
@@ -154,7 +157,24 @@ fn backward_impl<T: Real>(model: &Model<T>, ws: &mut LapWorkspace<T>, grad: &mut
             }
         } else {
             crate::gemm::matmul_tn(bar, &ws.h[l - 1], gw, n, ly.n_in);
-            model.bwd[l].mul(bar, &mut next[..rows * ly.n_in], false);
+            let below = &mut next[..rows * ly.n_in];
+            if k == 0 && ws.has_score_bar {
+                let (hrows, jrows) = below.split_at_mut(c * ly.n_in);
+                model.bwd[l].mul(&bar[..c * n], hrows, false);
+                let score_bar = &ws.score_bar[l - 1];
+                for ((jr, &ob), b) in jrows
+                    .chunks_exact_mut(ly.n_in)
+                    .zip(&out_bar[c..])
+                    .zip((0..c).flat_map(|b| std::iter::repeat_n(b, m)))
+                {
+                    let sb = &score_bar[b * ly.n_in..(b + 1) * ly.n_in];
+                    for (j, &s) in jr.iter_mut().zip(sb) {
+                        *j = ob * s;
+                    }
+                }
+            } else {
+                model.bwd[l].mul(bar, below, false);
+            }
             std::mem::swap(&mut cur, &mut next);
         }
     }

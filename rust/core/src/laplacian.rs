@@ -92,6 +92,12 @@ pub struct LapWorkspace<T> {
     pub(crate) tmp: Vec<T>,
     /// Σ over the chunk's samples of Ā_1 (M × n_1), for the layer-1 gradient when T = I.
     pub(crate) sum: Vec<T>,
+    /// Per hidden layer below the last, h̄ of the score's reverse pass (c × n_l), when
+    /// [`gradient_into_tangents`] ran on this chunk (`has_score_bar`): on a first-order tape the
+    /// adjoints of the tangent rows are multiples of it, which spares their product in the
+    /// reverse pass (see `backward`).
+    pub(crate) score_bar: Vec<Vec<T>>,
+    pub(crate) has_score_bar: bool,
 }
 
 impl<T: Real> LapWorkspace<T> {
@@ -133,6 +139,7 @@ impl<T: Real> LapWorkspace<T> {
         fit(&mut self.tmp, mlp.max_width());
         fit(&mut self.sum, m * mlp.widths()[1]);
         fit(&mut self.x, c * mlp.dim());
+        self.has_score_bar = false;
         &mut self.x
     }
 
@@ -314,10 +321,15 @@ fn forward_impl<T: Real>(model: &Model<T>, ws: &mut LapWorkspace<T>, part: Part)
 /// [`forward`] with [`Part::Values`] left in the tape: the score pass of the one-tangent
 /// ESM/DSM path without a second forward pass. The products and their order are those of
 /// [`crate::forward::energy_and_grad`], so the bits are too.
+///
+/// The h̄ of each hidden layer below the last stays in the tape, for [`crate::backward`].
 pub fn gradient_into_tangents<T: Real>(model: &Model<T>, ws: &mut LapWorkspace<T>) {
     let mlp = model.mlp();
     let (c, n_layers) = (ws.c, mlp.n_layers());
     let out = mlp.layer(n_layers);
+    let widths = &mlp.widths()[1..n_layers];
+    fit_all(&mut ws.score_bar, widths.iter().map(|n| c * n));
+    ws.has_score_bar = true;
     let grad = &mut ws.t[..c * mlp.dim()];
     // σ' of layer l: the first c·n_l values of `d[l]`.
     let d = &ws.d;
@@ -338,10 +350,10 @@ pub fn gradient_into_tangents<T: Real>(model: &Model<T>, ws: &mut LapWorkspace<T
         if l == 0 {
             model.bwd[0].mul(zbar, grad, false);
         } else {
-            let hbar = &mut next[..c * ly.n_in];
+            let hbar = &mut ws.score_bar[l - 1];
             model.bwd[l].mul(zbar, hbar, false);
-            for (hb, d) in hbar.iter_mut().zip(s1(l - 1, c * ly.n_in)) {
-                *hb *= *d;
+            for ((zb, &hb), d) in next.iter_mut().zip(&*hbar).zip(s1(l - 1, hbar.len())) {
+                *zb = hb * *d;
             }
             std::mem::swap(&mut cur, &mut next);
         }
