@@ -104,13 +104,36 @@ fn energy_and_grad_impl<T: Real>(
     }
 
     let Some(grad) = grad else { return };
-    // z̄_L = σ'(z_L) ⊙ w, then back through the hidden layers.
-    let [cur, next] = &mut ws.bar;
+    let d1 = &ws.d1;
+    reverse(model, c, |l| &d1[l][..], &ws.x, &mut ws.bar, None, grad);
+}
+
+/// The reverse pass of the score, from σ'(z_l) of each hidden layer (`s1(l)`, at least
+/// c × n_l values): z̄_L = σ'(z_L) ⊙ w, h̄_{l-1} = z̄_l W_l, z̄_{l-1} = h̄_{l-1} ⊙ σ'(z_{l-1}), and
+/// ∇ₓE = z̄_1 W_1 + αx into `grad` (c × dim). `bar` are two buffers of at least c × the
+/// widest layer. With `keep`, h̄_{l-1} of each layer below the last stays there (c × n_{l-1}
+/// each), for a reverse pass that needs it again.
+///
+/// Shared by [`energy_and_grad`] and the one-tangent ESM/DSM tape (`laplacian`), which so
+/// get the same bits.
+#[inline(always)] // into the multiversioned `energy_and_grad`, so its loops get the same ISA
+pub(crate) fn reverse<'a, T: Real + 'a>(
+    model: &Model<T>,
+    c: usize,
+    s1: impl Fn(usize) -> &'a [T],
+    x: &[T],
+    bar: &mut [Vec<T>; 2],
+    mut keep: Option<&mut [Vec<T>]>,
+    grad: &mut [T],
+) {
+    let mlp = model.mlp();
+    let n_layers = mlp.n_layers();
+    let out = mlp.layer(n_layers);
+    let [cur, next] = bar;
     let n_last = out.n_in;
-    let cur_len = c * n_last;
-    for (zb, d) in cur[..cur_len]
+    for (zb, d) in cur[..c * n_last]
         .chunks_exact_mut(n_last)
-        .zip(ws.d1[n_layers - 1].chunks_exact(n_last))
+        .zip(s1(n_layers - 1)[..c * n_last].chunks_exact(n_last))
     {
         for ((zb, &d), &w) in zb.iter_mut().zip(d).zip(out.w) {
             *zb = d * w;
@@ -122,18 +145,31 @@ fn energy_and_grad_impl<T: Real>(
         let zbar = &cur[..c * ly.n_out];
         if l == 0 {
             model.bwd[0].mul(zbar, grad, false);
-        } else {
-            let hbar = &mut next[..c * ly.n_in];
-            model.bwd[l].mul(zbar, hbar, false);
-            for (hb, d) in hbar.iter_mut().zip(&ws.d1[l - 1][..c * ly.n_in]) {
-                *hb *= *d;
-            }
-            std::mem::swap(&mut cur, &mut next);
+            break;
         }
+        let len = c * ly.n_in;
+        let d = &s1(l - 1)[..len];
+        let znext = &mut next[..len];
+        match keep.as_deref_mut() {
+            Some(keep) => {
+                let hbar = &mut keep[l - 1][..len];
+                model.bwd[l].mul(zbar, hbar, false);
+                for ((z, &hb), &d) in znext.iter_mut().zip(&*hbar).zip(d) {
+                    *z = hb * d;
+                }
+            }
+            None => {
+                model.bwd[l].mul(zbar, znext, false);
+                for (z, &d) in znext.iter_mut().zip(d) {
+                    *z *= d;
+                }
+            }
+        }
+        std::mem::swap(&mut cur, &mut next);
     }
     let alpha = mlp.alpha();
     if alpha != T::zero() {
-        for (g, &x) in grad.iter_mut().zip(&ws.x) {
+        for (g, &x) in grad.iter_mut().zip(x) {
             *g += alpha * x;
         }
     }

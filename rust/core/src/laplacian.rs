@@ -319,49 +319,25 @@ fn forward_impl<T: Real>(model: &Model<T>, ws: &mut LapWorkspace<T>, part: Part)
 
 /// ∇ₓE(x) of every sample into the tangent buffer (c × d), by a reverse pass over what
 /// [`forward`] with [`Part::Values`] left in the tape: the score pass of the one-tangent
-/// ESM/DSM path without a second forward pass. The products and their order are those of
-/// [`crate::forward::energy_and_grad`], so the bits are too.
+/// ESM/DSM path without a second forward pass, by the same code as
+/// [`crate::forward::energy_and_grad`] (so the bits are the same too).
 ///
 /// The h̄ of each hidden layer below the last stays in the tape, for [`crate::backward`].
 pub fn gradient_into_tangents<T: Real>(model: &Model<T>, ws: &mut LapWorkspace<T>) {
     let mlp = model.mlp();
     let (c, n_layers) = (ws.c, mlp.n_layers());
-    let out = mlp.layer(n_layers);
     let widths = &mlp.widths()[1..n_layers];
     fit_all(&mut ws.score_bar, widths.iter().map(|n| c * n));
     ws.has_score_bar = true;
-    let grad = &mut ws.t[..c * mlp.dim()];
-    // σ' of layer l: the first c·n_l values of `d[l]`.
     let d = &ws.d;
-    let s1 = |l: usize, len: usize| &d[l][..len];
-    let [cur, next] = &mut ws.bar;
-    for (zb, d) in cur[..c * out.n_in]
-        .chunks_exact_mut(out.n_in)
-        .zip(s1(n_layers - 1, c * out.n_in).chunks_exact(out.n_in))
-    {
-        for ((zb, &d), &w) in zb.iter_mut().zip(d).zip(out.w) {
-            *zb = d * w;
-        }
-    }
-    let (mut cur, mut next) = (cur, next);
-    for l in (0..n_layers).rev() {
-        let ly = mlp.layer(l);
-        let zbar = &cur[..c * ly.n_out];
-        if l == 0 {
-            model.bwd[0].mul(zbar, grad, false);
-        } else {
-            let hbar = &mut ws.score_bar[l - 1];
-            model.bwd[l].mul(zbar, hbar, false);
-            for ((zb, &hb), d) in next.iter_mut().zip(&*hbar).zip(s1(l - 1, hbar.len())) {
-                *zb = hb * *d;
-            }
-            std::mem::swap(&mut cur, &mut next);
-        }
-    }
-    let alpha = mlp.alpha();
-    if alpha != T::zero() {
-        for (g, &x) in grad.iter_mut().zip(&ws.x) {
-            *g += alpha * x;
-        }
-    }
+    crate::forward::reverse(
+        model,
+        c,
+        // σ' of layer l: the first c·n_l values of `d[l]`.
+        |l| &d[l][..],
+        &ws.x,
+        &mut ws.bar,
+        Some(&mut ws.score_bar),
+        &mut ws.t[..c * mlp.dim()],
+    );
 }
