@@ -458,6 +458,21 @@ def torch_comparators(op: str, params: list[np.ndarray], X: np.ndarray) -> dict[
 # machine description
 
 
+def git_commit() -> str | None:
+    """The checkout's commit (with ``-dirty`` for uncommitted changes), for result headers."""
+    try:
+        here = os.path.dirname(os.path.abspath(__file__))
+        return subprocess.run(
+            ["git", "-C", here, "describe", "--always", "--dirty", "--abbrev=7"],
+            capture_output=True,
+            text=True,
+            timeout=5,
+            check=True,
+        ).stdout.strip()
+    except (OSError, subprocess.SubprocessError):
+        return None
+
+
 def machine_info() -> dict[str, Any]:
     cpu = platform.processor() or "unknown"
     try:
@@ -512,17 +527,7 @@ def machine_info() -> dict[str, Any]:
         ]
     except ImportError:
         pass
-    try:
-        here = os.path.dirname(os.path.abspath(__file__))
-        info["git_commit"] = subprocess.run(
-            ["git", "-C", here, "describe", "--always", "--dirty", "--abbrev=7"],
-            capture_output=True,
-            text=True,
-            timeout=5,
-            check=True,
-        ).stdout.strip()
-    except (OSError, subprocess.SubprocessError):
-        pass
+    info["git_commit"] = git_commit()
     return info
 
 

@@ -53,7 +53,7 @@ import scorematch
 
 # Run as a script, this folder is on sys.path: the optional comparators (x64 JAX, folx,
 # torch) are set up once, in the engine benchmark.
-from bench_engine import HAVE_FOLX, HAVE_JAX, HAVE_TORCH, folx, jax, jnp, torch
+from bench_engine import HAVE_FOLX, HAVE_JAX, HAVE_TORCH, folx, git_commit, jax, jnp, torch
 from scorematch import EnergyMLP
 
 try:
@@ -356,7 +356,8 @@ def main(argv: list[str] | None = None) -> int:
         "",
         (
             f"- machine: {platform.processor() or platform.machine()}, {os.cpu_count()} logical CPUs; "
-            f"python {platform.python_version()}; scorematch {scorematch.__version__}, "
+            f"python {platform.python_version()}; scorematch {scorematch.__version__} "
+            f"(git {git_commit() or '?'}), "
             f"{scorematch.get_num_threads()} threads"
         ),
         "- comparators: "

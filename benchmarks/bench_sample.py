@@ -40,7 +40,6 @@ import datetime as _dt
 import os
 import platform
 import statistics
-import subprocess
 import sys
 import time
 from collections.abc import Callable
@@ -52,7 +51,7 @@ import scorematch
 
 # Run as a script, this folder is on sys.path: share the engine benchmark's timer and its
 # set-up of the optional comparators (x64 JAX).
-from bench_engine import HAVE_JAX, HAVE_TORCH, Timer, jax, jnp, torch
+from bench_engine import HAVE_JAX, HAVE_TORCH, Timer, git_commit, jax, jnp, torch
 from scorematch import EnergyMLP
 
 ROWS: dict[str, tuple[int, int, int, int, int]] = {
@@ -246,11 +245,7 @@ def main() -> int:
     global HAVE_JAX
     HAVE_JAX = HAVE_JAX and not args.no_jax
     rounds = 2 if args.quick else 7
-    try:
-        git = subprocess.run(["git", "describe", "--always", "--dirty"], capture_output=True,
-                             text=True, check=False).stdout.strip()  # fmt: skip
-    except OSError:
-        git = "?"
+    git = git_commit() or "?"
     comps = (["jax " + jax.__version__] if HAVE_JAX else []) + (
         ["torch " + torch.__version__] if HAVE_TORCH else ["torch not installed (skipped)"]
     )
