@@ -76,13 +76,12 @@ impl Activation {
             Activation::Softplus => {
                 // log1p(e^-|z|) never overflows; the sigmoid comes from the same exponential.
                 let e = T::exp_nonpos(-z.abs());
+                d.s0 = z.max(T::zero()) + T::ln_1p_unit(e);
                 if N == 0 {
-                    // The value alone (energies) needs no sigmoid: one division, not two.
-                    d.s0 = z.max(T::zero()) + T::ln_1p_unit(e);
+                    // The value alone (energies) needs no sigmoid, hence no division.
                     return d;
                 }
                 let r = one / (one + e);
-                d.s0 = z.max(T::zero()) + T::ln_1p_unit_r(e, r);
                 {
                     let s = if z >= T::zero() { r } else { e * r };
                     d.s1 = s;

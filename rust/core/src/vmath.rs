@@ -5,10 +5,10 @@
 //! use them on (checked against the standard library in the tests below):
 //! - `exp(x)` for x ≤ 0: x = n·ln2 + r with |r| ≤ ln2/2, a Taylor polynomial of r, and 2ⁿ built
 //!   from its exponent bits;
-//! - `log1p(e)` for 0 ≤ e ≤ 1: in f64, u = 1 + e scaled into [√½, √2], log u = 2·atanh(s)
-//!   with s = (u−1)/(u+1) as an odd series in s, plus the correction (e − (u−1))/u that
-//!   restores the bits of e lost in rounding 1 + e; in f32, e times a polynomial in e − ½,
-//!   with no division.
+//! - `log1p(e)` for 0 ≤ e ≤ 1: e·q(e − ½), q a polynomial approximation of ln(1 + e)/e (its
+//!   nearest singularity, at e = −1, is far enough from [0, 1] for degree 9 in f32 and 20 in
+//!   f64). No division, unlike the textbook atanh series of (u−1)/(u+1), and multiplying by e
+//!   keeps small e to full relative accuracy with no correction term.
 //!
 //! Polynomials use fused multiply-adds (one rounding per step and half the latency), in
 //! Estrin's order. On CPUs without FMA `mul_add` is a (slow, exact) library call, so every
@@ -18,11 +18,8 @@
 pub trait Transcendental: Copy {
     /// eˣ for x ≤ 0; 0 where eˣ would be subnormal.
     fn exp_nonpos(x: Self) -> Self;
-    /// ln(1 + e) for 0 ≤ e ≤ 1 (one division in f64, none in f32).
+    /// ln(1 + e) for 0 ≤ e ≤ 1.
     fn ln_1p_unit(e: Self) -> Self;
-    /// ln(1 + e) for 0 ≤ e ≤ 1, given `r = 1/(1 + e)` (the caller usually needs it too, and a
-    /// division is the costliest operation of the activation loops).
-    fn ln_1p_unit_r(e: Self, r: Self) -> Self;
     /// tanh(x) for any x.
     fn tanh_fast(x: Self) -> Self;
 }
@@ -52,6 +49,7 @@ fn estrin<T: Estrin>(x: T, c: &[T]) -> T {
     let x2 = T::mul(x, x);
     let x4 = T::mul(x2, x2);
     let x8 = T::mul(x4, x4);
+    let x16 = T::mul(x8, x8);
     // The lengths used by the polynomials below; the match folds away after inlining.
     match c.len() {
         6 => f(p(2), x4, f(p(1), x2, p(0))),
@@ -67,12 +65,21 @@ fn estrin<T: Estrin>(x: T, c: &[T]) -> T {
             x8,
             f(f(p(3), x2, p(2)), x4, f(p(1), x2, p(0))),
         ),
+        20 => f(
+            f(p(9), x2, p(8)),
+            x16,
+            f(
+                f(f(p(7), x2, p(6)), x4, f(p(5), x2, p(4))),
+                x8,
+                f(f(p(3), x2, p(2)), x4, f(p(1), x2, p(0))),
+            ),
+        ),
         n => unreachable!("no Estrin scheme for {n} coefficients"),
     }
 }
 
 macro_rules! impl_transcendental {
-    ($t:ty, $mant:expr, $bias:expr, $min:expr, $exp_coeffs:expr, $tanh_coeffs:expr, $ln_1p_r:ident) => {
+    ($t:ty, $mant:expr, $bias:expr, $min:expr, $exp_coeffs:expr, $tanh_coeffs:expr, $log1p_coeffs:expr) => {
         impl Estrin for $t {
             #[inline(always)]
             fn fma(a: $t, b: $t, c: $t) -> $t {
@@ -87,12 +94,12 @@ macro_rules! impl_transcendental {
         impl Transcendental for $t {
             #[inline(always)]
             fn ln_1p_unit(e: $t) -> $t {
-                Self::ln_1p_unit_r(e, (0.5 * e).mul_add(e, 1.0 - e))
-            }
-
-            #[inline(always)]
-            fn ln_1p_unit_r(e: $t, r: $t) -> $t {
-                $ln_1p_r(e, r)
+                // c₀ + t·(c₁ + c₂t + …): the leading term, most of q, is rounded once, in the
+                // last FMA (in f32, all of Estrin's order rounded it three times: 1.96 instead
+                // of 1.17·2⁻²³ worst case).
+                let c: &[$t] = &$log1p_coeffs;
+                let t = e - 0.5;
+                e * t.mul_add(estrin(t, &c[1..]), c[0])
             }
 
             #[inline(always)]
@@ -157,42 +164,12 @@ const fn inv_factorials<const N: usize>() -> [f64; N] {
     c
 }
 
-/// 1/(2k+1) for k = 0..n.
-const fn inv_odds<const N: usize>() -> [f64; N] {
-    let mut c = [1.0; N];
-    let mut k = 0;
-    while k < N {
-        c[k] = 1.0 / (2 * k + 1) as f64;
-        k += 1;
-    }
-    c
-}
-
 const EXP64: [f64; 14] = inv_factorials::<14>();
-const LOG64: [f64; 12] = inv_odds::<12>();
 const EXP32: [f64; 8] = inv_factorials::<8>();
 
-/// ln(1 + e) for 0 ≤ e ≤ 1 in f64: u = 1 + e scaled into [√½, √2], log u = 2·atanh(s) with
-/// s = (u−1)/(u+1) as an odd series in s, plus the correction (e − (u−1))/u that restores the
-/// bits of e lost in rounding 1 + e. `r` only scales that correction, at most half an ulp of 1,
-/// so an approximation of 1/(1 + e) within 5 % moves the result by under 0.05 ulp.
-#[inline(always)]
-fn ln_1p_unit_r(e: f64, r: f64) -> f64 {
-    const SQRT2: f64 = std::f64::consts::SQRT_2;
-    const LN2: f64 = std::f64::consts::LN_2;
-    let u = 1.0 + e;
-    let big = u > SQRT2;
-    let f = if big { 0.5 * u } else { u };
-    let k = if big { LN2 } else { 0.0 };
-    let s = (f - 1.0) / (f + 1.0);
-    let p = estrin(s * s, &LOG64);
-    k + 2.0 * s * p + (e - (u - 1.0)) * r
-}
-
-/// ln(1 + e)/e on 0 ≤ e ≤ 1 as a polynomial in t = e − ½: the degree-9 Chebyshev interpolant
-/// on t ∈ [−½, ½], in powers of t, within 0.05·2⁻²³ of the function (its nearest singularity,
-/// at t = −3/2, is far enough for a low degree; degree 9 costs the same Estrin depth as 8 and
-/// leaves the f32 rounding as nearly all of the error). Reproduce with
+/// q(t) = ln(1 + e)/e, t = e − ½ ∈ [−½, ½], in f32: the degree-9 Chebyshev interpolant in
+/// powers of t, within 0.05·2⁻²³ of q (degree 9 costs the same Estrin depth as 8 and leaves
+/// the f32 rounding as nearly all of the error). Reproduce with
 /// `Chebyshev.interpolate(lambda t: np.log1p(t + .5) / (t + .5), 9, domain=[-.5, .5])
 /// .convert(kind=Polynomial, domain=[-.5, .5], window=[-.5, .5]).coef`.
 const LOG1P32: [f32; 10] = [
@@ -208,17 +185,33 @@ const LOG1P32: [f32; 10] = [
     -0.003_176_057,
 ];
 
-/// ln(1 + e) for 0 ≤ e ≤ 1 in f32: e·q(e − ½) with the polynomial above. In f32 a polynomial
-/// of degree 9 is cheaper than the atanh series, which needs a division (the costliest
-/// operation of the activation loops); and multiplying by e keeps small e to full relative
-/// accuracy without any correction, so `r` is not needed.
-#[inline(always)]
-fn ln_1p_unit_r_f32(e: f32, _r: f32) -> f32 {
-    // c₀ + t·(c₁ + c₂t + …): the leading term, most of q, is rounded once, in the last FMA
-    // (all of Estrin's order rounds it three times: 1.96 instead of 1.17·2⁻²³ worst case).
-    let t = e - 0.5;
-    e * t.mul_add(estrin(t, &LOG1P32[1..]), LOG1P32[0])
-}
+/// q as [`LOG1P32`], in f64: the degree-20 polynomial interpolating q at the 21 Chebyshev
+/// nodes of [−½, ½], solved in 80-digit decimal arithmetic and rounded to f64. Within
+/// 0.1·2⁻⁵² of q (degree 19 would be 0.5·2⁻⁵²). numpy's float64 `Chebyshev.interpolate` cannot
+/// give these: its coefficients past degree 12 are rounding noise.
+const LOG1P64: [f64; 21] = [
+    0.8109302162163288,
+    -0.2885270990993239,
+    0.13260975375420375,
+    -0.06768864331096429,
+    0.036611854523044426,
+    -0.020548811919120714,
+    0.011833792115498273,
+    -0.006945394974985513,
+    0.004136178969492579,
+    -0.0024918411947988627,
+    0.0015153851053375097,
+    -0.0009288574279277324,
+    0.0005730446084677868,
+    -0.00035482048783102383,
+    0.00022119170895766566,
+    -0.0001421000228999903,
+    8.93330340681927e-05,
+    -4.4828443252232565e-05,
+    2.827808358562655e-05,
+    -3.8362374451601246e-05,
+    2.443797394858094e-05,
+];
 
 const fn narrow<const N: usize>(c: [f64; N]) -> [f32; N] {
     let mut out = [0.0f32; N];
@@ -255,7 +248,7 @@ const fn head<const N: usize>(c: [f64; 11]) -> [f64; N] {
     out
 }
 
-impl_transcendental!(f64, 52, 1023, -708.0, EXP64, TANH64, ln_1p_unit_r);
+impl_transcendental!(f64, 52, 1023, -708.0, EXP64, TANH64, LOG1P64);
 impl_transcendental!(
     f32,
     23,
@@ -263,7 +256,7 @@ impl_transcendental!(
     -87.0,
     narrow(EXP32),
     narrow(head::<6>(TANH64)),
-    ln_1p_unit_r_f32
+    LOG1P32
 );
 
 #[cfg(test)]
@@ -280,11 +273,15 @@ mod tests {
         for i in 0..200_000 {
             let x = -700.0 * (i as f64 / 200_000.0).powi(3);
             worst.0 = worst.0.max(ulps64(f64::exp_nonpos(x), x.exp()));
-            let e = i as f64 / 200_000.0;
-            worst.1 = worst.1.max(ulps64(f64::ln_1p_unit(e), e.ln_1p()));
+            // log1p over [0, 1] and down to tiny e (std's ln_1p is within 1 ulp).
+            for e in [i as f64 / 200_000.0, (-(i as f64) / 300.0).exp()] {
+                if e > 0.0 {
+                    worst.1 = worst.1.max(ulps64(f64::ln_1p_unit(e), e.ln_1p()));
+                }
+            }
         }
         assert!(
-            worst.0 < 4.0 && worst.1 < 4.0,
+            worst.0 < 4.0 && worst.1 < 2.0,
             "worst ulps: exp {} log1p {}",
             worst.0,
             worst.1
