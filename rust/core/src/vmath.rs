@@ -186,9 +186,10 @@ const LOG1P32: [f32; 10] = [
 ];
 
 /// q as [`LOG1P32`], in f64: the degree-20 polynomial interpolating q at the 21 Chebyshev
-/// nodes of [−½, ½], solved in 80-digit decimal arithmetic and rounded to f64. Within
-/// 0.1·2⁻⁵² of q (degree 19 would be 0.5·2⁻⁵²). numpy's float64 `Chebyshev.interpolate` cannot
-/// give these: its coefficients past degree 12 are rounding noise.
+/// nodes of [−½, ½], solved in 80-digit decimal arithmetic and rounded to f64
+/// (`tools/log1p_coeffs.py` prints them). Within 0.1·2⁻⁵² of q (degree 19 would be 0.5·2⁻⁵²).
+/// numpy's float64 `Chebyshev.interpolate` cannot give these: past degree 12 its coefficients
+/// are rounding noise.
 const LOG1P64: [f64; 21] = [
     0.8109302162163288,
     -0.2885270990993239,
