@@ -81,7 +81,7 @@ def mixture(n: int, dim: int, k: int, seed: int) -> np.ndarray:
 Runner = Callable[[int], None]
 
 
-def ours(X: np.ndarray, objective: str, dtype: str) -> Runner:
+def ours_runner(X: np.ndarray, objective: str, dtype: str) -> Runner:
     kwargs: dict[str, Any] = {}
     if objective == "ssm":
         kwargs = {"n_projections": 1}
@@ -387,7 +387,7 @@ def main(argv: list[str] | None = None) -> int:
                 m = EnergyMLP(X.shape[1], hidden=(WIDTH,) * DEPTH, dtype=dtype, seed=0)
                 check = f"{jax_check(m, X[:BATCH].astype(dtype)):.1e}"
             for obj in args.objectives.split(","):
-                runners = {"ours": ours(X, obj, dtype)}
+                runners = {"ours": ours_runner(X, obj, dtype)}
                 if HAVE_JAX:
                     runners["jax"] = jax_runner(X, obj, dtype)
                 if HAVE_TORCH:

@@ -5,7 +5,7 @@
 //! ```text
 //! ISM  l = tr(∇ₓs) + ½‖s‖² = −ΔE + ½‖g‖²          T = I,  Ē = 0, λ̄ = −1/N,     ḡ = g/N
 //! ESM  l = ½‖s − s*‖² = ½‖g + s*‖²               T = I,  Ē = 0, λ̄ = 0,        ḡ = (g + s*)/N
-//!      or, for d ≥ 2, with u = g + s* from a score pass:  T = u (M = 1),  λ̄ = 0,  ḡ = 1/N
+//!      or, for d ≥ 2, with u = g + s* from the tape's values:  T = u (M = 1),  ḡ = 1/N
 //! DSM  x̃ = x + σε,  l = ½‖s(x̃) + ε/σ‖²          ESM at x̃ with s* = −ε/σ
 //! SSM  l = (1/M) Σ_m [−t_mᵀ ∇²E t_m + ½ (t_mᵀ g)²]  T = random, λ̄ = −1/(MN), ḡ_m = t_mᵀg/(MN)
 //! ```
@@ -42,8 +42,9 @@ use crate::matrix::Rows;
 use crate::real::Real;
 use crate::rng::Stream;
 
-/// From this input dimension on, ESM and DSM run a score pass and a one-tangent tape instead
-/// of the d-tangent tape (see the module doc).
+/// From this input dimension on, ESM and DSM run the one-tangent tape (tangent u = g + s*,
+/// the score taken from the tape's own value rows) instead of the d-tangent tape (see the
+/// module doc).
 pub const SCORE_TANGENT_MIN_DIM: usize = 2;
 
 /// Distribution of the SSM projections t_m; both have E[t tᵀ] = I.

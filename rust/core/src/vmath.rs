@@ -1,8 +1,8 @@
 //! Branch-free exp and log1p for the activations, written so that loops over slices
 //! vectorize (the standard library's `exp` and `ln_1p` are scalar calls).
 //!
-//! Both are the textbook constructions, accurate to a few ulps on the ranges the activations
-//! use them on (checked against the standard library in the tests below):
+//! Both are accurate to a few ulps on the ranges the activations use them on (checked in the
+//! tests below):
 //! - `exp(x)` for x ≤ 0: x = n·ln2 + r with |r| ≤ ln2/2, a Taylor polynomial of r, and 2ⁿ built
 //!   from its exponent bits;
 //! - `log1p(e)` for 0 ≤ e ≤ 1: e·q(e − ½), q a polynomial approximation of ln(1 + e)/e (its
@@ -50,16 +50,18 @@ fn estrin<T: Estrin>(x: T, c: &[T]) -> T {
     let x4 = T::mul(x2, x2);
     let x8 = T::mul(x4, x4);
     let x16 = T::mul(x8, x8);
-    // The lengths used by the polynomials below; the match folds away after inlining.
+    // The lengths used by the polynomials below; the match folds away after inlining. (A
+    // loop over any length computes the same tree, but LLVM does not unroll it: measured 7×
+    // slower in the activation loops.)
     match c.len() {
         6 => f(p(2), x4, f(p(1), x2, p(0))),
         8 => f(f(p(3), x2, p(2)), x4, f(p(1), x2, p(0))),
+        9 => f(p(4), x8, f(f(p(3), x2, p(2)), x4, f(p(1), x2, p(0)))),
         11 | 12 => f(
             f(p(5), x2, p(4)),
             x8,
             f(f(p(3), x2, p(2)), x4, f(p(1), x2, p(0))),
         ),
-        9 => f(p(4), x8, f(f(p(3), x2, p(2)), x4, f(p(1), x2, p(0)))),
         13 | 14 => f(
             f(p(6), x4, f(p(5), x2, p(4))),
             x8,
