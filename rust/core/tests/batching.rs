@@ -84,3 +84,33 @@ fn bad_input_is_an_error() {
     let err = engine::loss_and_grad(&m, rows, Objective::Esm { target }, &mut g).unwrap_err();
     assert!(matches!(err, Error::Shape(_)), "{err}");
 }
+
+/// MALA takes E(x) from the pass that also computes the score (σ and σ' together), while
+/// `energy` runs the value-only activations; both must give the same bits, so that a
+/// sampler's energies are the model's energies.
+#[test]
+fn energy_alone_equals_the_energy_of_the_score_pass_bit_for_bit() {
+    use scorematch_core::forward::{self, ScoreWorkspace};
+    fn check<T: scorematch_core::Real>() {
+        for act in Activation::ALL {
+            for alpha in [0.0, 0.7] {
+                let m = model::<T>(3, &[16, 24, 16], act, alpha, 4);
+                let n = 300;
+                let x: Vec<T> = cast(&data(n, 3, 3.0, 11));
+                let alone = energy(&m, &x);
+                let mut ws = ScoreWorkspace::default();
+                let c = forward::CHUNK_ROWS.min(n);
+                let (mut e, mut g) = (vec![T::zero(); c], vec![T::zero(); c * 3]);
+                ws.input(&m, c).copy_from_slice(&x[..c * 3]);
+                forward::energy_and_grad(&m, &mut ws, c, Some(&mut e), Some(&mut g));
+                assert!(
+                    alone[..c] == e[..],
+                    "{act:?} {} alpha {alpha}: energies differ",
+                    T::NAME
+                );
+            }
+        }
+    }
+    check::<f32>();
+    check::<f64>();
+}
