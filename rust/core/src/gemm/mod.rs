@@ -44,6 +44,10 @@ enum Isa {
     Avx2,
     #[cfg(target_arch = "x86_64")]
     Avx512,
+    /// The AVX-512 geometry (12-row tiles, 2-zmm panels) on plain arrays, for the tests: the
+    /// development and CI machines lack AVX-512, so its blocked loops run only this way there.
+    #[cfg(test)]
+    Emulated512,
 }
 
 impl Isa {
@@ -72,7 +76,9 @@ impl Isa {
             #[cfg(target_arch = "x86_64")]
             Isa::Avx512,
         ];
-        all.into_iter().filter(|&i| i <= best).collect()
+        let mut paths: Vec<Isa> = all.into_iter().filter(|&i| i <= best).collect();
+        paths.push(Isa::Emulated512);
+        paths
     }
 
     fn name(self) -> &'static str {
@@ -82,6 +88,8 @@ impl Isa {
             Isa::Avx2 => "avx2",
             #[cfg(target_arch = "x86_64")]
             Isa::Avx512 => "avx512",
+            #[cfg(test)]
+            Isa::Emulated512 => "emulated-avx512",
         }
     }
 
@@ -93,6 +101,8 @@ impl Isa {
             Isa::Avx2 => x86::MR_AVX2,
             #[cfg(target_arch = "x86_64")]
             Isa::Avx512 => x86::MR_AVX512,
+            #[cfg(test)]
+            Isa::Emulated512 => tests::EMU_MR,
         }
     }
 
@@ -104,6 +114,8 @@ impl Isa {
             Isa::Avx2 => x86::nr_avx2(std::mem::size_of::<T>()),
             #[cfg(target_arch = "x86_64")]
             Isa::Avx512 => x86::nr_avx512(std::mem::size_of::<T>()),
+            #[cfg(test)]
+            Isa::Emulated512 => tests::EMU_NV * 64 / std::mem::size_of::<T>(),
         }
     }
 }
@@ -147,6 +159,15 @@ unsafe fn run<T: Real>(isa: Isa, o: &Operands<T>) {
                 // SAFETY: as above.
                 #[cfg(target_arch = "x86_64")]
                 Isa::Avx512 => unsafe { x86::$avx512(o) },
+                // SAFETY: forwarded contract; plain Rust, no CPU feature needed.
+                #[cfg(test)]
+                Isa::Emulated512 => unsafe {
+                    kernel::drive::<
+                        tests::Emu<$t, { 64 / std::mem::size_of::<$t>() }>,
+                        { tests::EMU_MR },
+                        { tests::EMU_NV },
+                    >(o)
+                },
             }
         }};
     }

@@ -3,6 +3,43 @@
 use super::*;
 use kernel::MulAdd;
 
+/// Register-tile rows and vectors per panel of [`Isa::Emulated512`], those of the AVX-512 path.
+#[cfg(target_arch = "x86_64")]
+pub(super) const EMU_MR: usize = x86::MR_AVX512;
+#[cfg(not(target_arch = "x86_64"))]
+pub(super) const EMU_MR: usize = 12;
+pub(super) const EMU_NV: usize = 2;
+
+/// A vector of `L` lanes as a plain array, with an exactly rounded FMA per lane: a zmm
+/// register in ordinary Rust. The AVX-512 wrappers in `x86.rs` are one intrinsic each; what
+/// that path adds is its geometry, and [`Isa::Emulated512`] runs the blocked loops with it.
+#[derive(Clone, Copy)]
+pub(super) struct Emu<T, const L: usize>(std::marker::PhantomData<T>);
+
+impl<T: Real, const L: usize> kernel::Simd for Emu<T, L> {
+    type T = T;
+    type V = [T; L];
+    const LANES: usize = L;
+    unsafe fn zero() -> [T; L] {
+        [T::zero(); L]
+    }
+    unsafe fn splat(p: *const T) -> [T; L] {
+        // SAFETY: the kernel's contract makes `p` valid.
+        [unsafe { *p }; L]
+    }
+    unsafe fn load(p: *const T) -> [T; L] {
+        // SAFETY: the kernel's contract makes `L` values at `p` valid.
+        unsafe { std::ptr::read_unaligned(p as *const [T; L]) }
+    }
+    unsafe fn store(p: *mut T, v: [T; L]) {
+        // SAFETY: as in `load`.
+        unsafe { std::ptr::write_unaligned(p as *mut [T; L], v) }
+    }
+    unsafe fn fma(a: [T; L], b: [T; L], c: [T; L]) -> [T; L] {
+        std::array::from_fn(|i| a[i].mul_add(b[i], c[i]))
+    }
+}
+
 /// Deterministic values in [-1, 1) with full mantissas, so that any change of the
 /// summation order or of the rounding shows up in the bits.
 fn values<T: Real>(len: usize, seed: u64) -> Vec<T> {
