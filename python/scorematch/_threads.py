@@ -2,6 +2,8 @@
 
 from __future__ import annotations
 
+import numpy as np
+
 from scorematch import _core
 
 _MAX_THREADS = 4096  # scorematch_core::parallel::MAX_THREADS
@@ -26,8 +28,9 @@ def set_num_threads(n: int) -> None:
     TypeError
         If ``n`` is not an integer.
     """
-    if isinstance(n, bool) or not isinstance(n, int):
+    if isinstance(n, bool) or not isinstance(n, (int, np.integer)):
         raise TypeError(f"n must be an int, got {type(n).__name__}")
+    n = int(n)
     if not 1 <= n <= _MAX_THREADS:
         # checked here: the binding maps negatives to 0 (wrong message) and overflows on >i64
         raise ValueError(f"the number of threads must be between 1 and {_MAX_THREADS}, got {n}")

@@ -13,13 +13,37 @@ _FLOAT_NAMES = {"float32": np.float32, "float64": np.float64}
 _NATIVE = {name: np.dtype(t) for name, t in _FLOAT_NAMES.items()}
 
 
-def as_int(v: Any, name: str, low: int = 1) -> int:
-    """``v`` as an int of at least ``low``; bools and non-integers are a ``TypeError``."""
+# Counts reach the engine as 64-bit integers; past this they would wrap or overflow there.
+INT_MAX = 2**63 - 1
+
+
+def as_int(v: Any, name: str, low: int = 1, high: int = INT_MAX) -> int:
+    """``v`` as an int in ``[low, high]``; bools and non-integers are a ``TypeError``."""
     if isinstance(v, bool) or not isinstance(v, (int, np.integer)):
         raise TypeError(f"{name} must be an int, got {type(v).__name__}")
     if v < low:
         raise ValueError(f"{name} must be at least {low}, got {v}")
+    if v > high:
+        raise ValueError(f"{name} must be at most {high}, got {v}")
     return int(v)
+
+
+def as_flag(v: Any, name: str) -> bool:
+    """``v`` as a bool: ``True``/``False`` (or numpy's); anything else is a ``TypeError``, so
+    that a string such as ``"no"`` is not taken for true."""
+    if not isinstance(v, (bool, np.bool_)):
+        raise TypeError(f"{name} must be True or False, got {type(v).__name__} {v!r}")
+    return bool(v)
+
+
+def reject_masked(x: Any, name: str) -> None:
+    """A masked array would be read with its masked values: refuse it rather than ignore the
+    mask."""
+    if isinstance(x, np.ma.MaskedArray):
+        raise TypeError(
+            f"{name} is a masked array; its mask would be ignored. Drop the masked rows "
+            f"(e.g. {name}[~{name}.mask.any(axis=1)].data) or fill them ({name}.filled(value))"
+        )
 
 
 def as_positive(v: Any, name: str) -> float:
@@ -68,8 +92,10 @@ def as_batch(x: Any, dim: int, dtype: str, name: str = "X") -> NDArray[Any]:
         and x.flags.aligned
     ):
         return x  # the common case, checked first: it costs a few hundred nanoseconds
+    reject_masked(x, name)
     if isinstance(x, np.ndarray):
-        arr = x
+        # A subclass (np.matrix, np.memmap, ...) is read as the plain array it holds.
+        arr = x if type(x) is np.ndarray else np.asarray(x)
         kind = arr.dtype.kind
         if kind != "f":
             raise TypeError(
@@ -95,9 +121,25 @@ def as_batch(x: Any, dim: int, dtype: str, name: str = "X") -> NDArray[Any]:
     if arr.shape[1] != dim:
         raise ValueError(f"{name} must have shape (n, {dim}) for this model, got {arr.shape}")
     if arr.dtype != _FLOAT_NAMES[dtype] or not arr.dtype.isnative:
-        arr = arr.astype(dtype)
+        arr = _converted(arr, dtype, name)
     elif not arr.flags.aligned:
         # A view at an odd byte offset (of a packed record array, a byte buffer): the engine
         # reads whole floats, so it gets an aligned copy.
         arr = arr.copy()
     return arr
+
+
+def _converted(arr: NDArray[Any], dtype: str, name: str) -> NDArray[Any]:
+    """``arr`` in ``dtype``; finite values that overflow it (float64 → float32) are an error
+    that says so, not an Inf for the NaN/Inf check to misreport."""
+    with np.errstate(over="ignore"):
+        out = arr.astype(dtype)
+    if dtype == "float32" and arr.dtype.itemsize > 4:
+        over = np.isinf(out) & np.isfinite(arr)
+        if over.any():
+            row = int(np.argmax(over.any(axis=1)))
+            raise ValueError(
+                f"{name} has values too large for float32 (|x| > 3.4e38), first at row {row}; "
+                f"use a float64 model or rescale the data"
+            )
+    return out

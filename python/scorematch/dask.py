@@ -45,7 +45,7 @@ except ImportError as err:  # pragma: no cover - exercised only without the extr
 
 from scorematch import _core
 from scorematch._validate import as_int, as_seed
-from scorematch.training import FitHistory, TrainingDivergedError, check_loop_args
+from scorematch.training import FitHistory, TrainingDivergedError, _stops, check_loop_args
 
 if TYPE_CHECKING:
     from dask.delayed import Delayed
@@ -486,8 +486,9 @@ def fit(
     Parameters
     ----------
     model : EnergyMLP
-        Trained in place: at the end (or on divergence, the last finite step; with
-        validation, the best epoch) its parameters are set.
+        Trained in place: at the end (or on divergence, the last good parameters, as
+        :meth:`scorematch.EnergyMLP.fit`; with validation, the best epoch) its parameters
+        are set.
     X : dask.array.Array or array_like, shape (n, dim)
         Training rows, any row chunking; persisted for the duration of the fit.
     objective : {"ism", "ssm", "dsm"}, default "ism"
@@ -510,7 +511,7 @@ def fit(
     ------
     TrainingDivergedError
         On a NaN/Inf loss, gradient or parameter, naming the epoch and step; ``model``
-        keeps the parameters of the last finite step.
+        keeps the last parameters whose loss and gradient were finite.
     ValueError, TypeError
         For bad arguments, as :meth:`scorematch.EnergyMLP.fit`.
     """
@@ -559,6 +560,8 @@ def fit(
     history = FitHistory()
     best: tuple[float, Array] | None = None
     since_best = 0
+    # The last parameters whose loss and gradient were finite: kept on divergence, as locally.
+    good = params.copy()
     start = time.perf_counter()
 
     def current() -> EnergyMLP:
@@ -571,8 +574,8 @@ def fit(
         history.seconds = time.perf_counter() - start
         err = TrainingDivergedError(
             f"training diverged at epoch {epoch}, step {step} (counting from 0): the {what} "
-            "is NaN or Inf; the model keeps the parameters of the last finite step (try a "
-            "smaller lr)"
+            "is NaN or Inf; the model keeps the last parameters whose loss and gradient were "
+            "finite (try a smaller lr)"
         )
         err.history = history  # type: ignore[attr-defined]
         return err
@@ -592,13 +595,15 @@ def fit(
                 loss = total / count
                 grad = (g_sum / count).astype(dtype)
                 if not math.isfinite(loss):
+                    params[:] = good
                     raise diverged(epoch, step, "loss")
                 if not np.isfinite(grad).all():
+                    params[:] = good
                     raise diverged(epoch, step, "gradient")
-                before = params.copy()
+                good[:] = params
                 opt.step(params, grad)
                 if not np.isfinite(params).all():
-                    params[:] = before
+                    params[:] = good
                     raise diverged(epoch, step, "updated parameter vector")
                 loss_sum += loss
             train_loss = loss_sum / steps
@@ -616,6 +621,7 @@ def fit(
                 )
                 val_loss = total / count
                 if not math.isfinite(val_loss):
+                    params[:] = good
                     raise diverged(epoch, steps, "validation loss")
                 history.val_loss.append(val_loss)
             monitored = train_loss if val_loss is None else val_loss
@@ -627,7 +633,7 @@ def fit(
                 since_best += 1
             if callback is not None:
                 model.set_params(_unflat(params, like))
-                if callback(epoch, train_loss, val_loss) is False:
+                if _stops(callback(epoch, train_loss, val_loss)):
                     history.stop_reason = "callback"
                     break
             if patience is not None and since_best >= patience:
@@ -647,4 +653,4 @@ def fit(
 def _check_finite(X: da.Array, name: str) -> None:
     finite = da.isfinite(X).all(axis=1).compute()
     if not finite.all():
-        raise ValueError(f"{name} has NaN or Inf in row {int(np.argmin(finite))}")
+        raise ValueError(f"{name} contains NaN or Inf (first at row {int(np.argmin(finite))})")

@@ -13,13 +13,19 @@ from typing import Any
 import numpy as np
 from numpy.typing import ArrayLike, NDArray
 
+from scorematch._validate import reject_masked
+
 __all__ = ["acceptance_summary", "ess", "split_rhat"]
 
 Floats = NDArray[np.float64]
 
 
 def _trajectory(trajectory: ArrayLike, min_draws: int) -> Floats:
-    t = np.asarray(trajectory, dtype=np.float64)
+    reject_masked(trajectory, "trajectory")
+    raw = np.asarray(trajectory)
+    if raw.dtype.kind not in "fiu":
+        raise TypeError(f"trajectory must be an array of real numbers, got dtype {raw.dtype}")
+    t = raw.astype(np.float64, copy=False)
     if t.ndim == 2:
         t = t[:, :, None]
     if t.ndim != 3:
@@ -204,6 +210,7 @@ def acceptance_summary(acceptance_rate: ArrayLike) -> dict[str, Any]:
     dict
         ``{"mean", "min", "q25", "median", "q75", "max"}`` as floats.
     """
+    reject_masked(acceptance_rate, "acceptance_rate")
     a = np.asarray(acceptance_rate, dtype=np.float64)
     if a.ndim != 1 or a.size == 0:
         raise ValueError(f"acceptance_rate must be a non-empty 1-D array, got shape {a.shape}")

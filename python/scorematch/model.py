@@ -10,7 +10,14 @@ import numpy as np
 from numpy.typing import ArrayLike, NDArray
 
 from scorematch import _core
-from scorematch._validate import as_batch, as_int, as_positive, as_seed, parse_dtype
+from scorematch._validate import (
+    as_batch,
+    as_int,
+    as_positive,
+    as_seed,
+    parse_dtype,
+    reject_masked,
+)
 
 if TYPE_CHECKING:
     from scorematch.sampling import SampleResult
@@ -700,8 +707,9 @@ class EnergyMLP:
             For invalid arguments (checked before any training), with the expected values.
         TrainingDivergedError
             If a loss, gradient or parameter becomes NaN or Inf. The message names the epoch
-            and step; the model keeps the parameters of the last finite step, and the
-            exception's ``history`` attribute holds the completed epochs.
+            and step; the model keeps its last good parameters (the last whose minibatch
+            loss and gradient were finite, or the initial ones), and the exception's
+            ``history`` attribute holds the completed epochs.
 
         Notes
         -----
@@ -802,7 +810,11 @@ def _as_param_arrays(params: Any, dtype: str) -> list[Array]:
         )
     out = []
     for i, p in enumerate(params):
-        arr = np.asarray(p)
+        reject_masked(p, f"params[{i}]")
+        try:
+            arr = np.asarray(p)
+        except ValueError as err:  # ragged nested lists
+            raise TypeError(f"params[{i}] could not be converted to an array: {err}") from err
         if arr.dtype.kind not in "fiu":
             raise TypeError(f"params[{i}] must be a numeric array, got dtype {arr.dtype}")
         # np.asarray keeps the number of dimensions (ascontiguousarray would turn a scalar

@@ -45,6 +45,10 @@ def save(model: EnergyMLP, path: PathLike) -> None:
         np.savez(f, **arrays)
 
 
+class _NewerFormat(ValueError):
+    """A file written by a newer scorematch (a ValueError for the caller)."""
+
+
 def load(path: PathLike) -> EnergyMLP:
     """Read a model written by :meth:`EnergyMLP.save`.
 
@@ -61,7 +65,12 @@ def load(path: PathLike) -> EnergyMLP:
         raise FileNotFoundError(f"no model file at {os.fspath(path)!r}")
     where = os.fspath(path)
     try:
-        with np.load(path, allow_pickle=False) as z:
+        loaded = np.load(path, allow_pickle=False)
+        if not isinstance(loaded, np.lib.npyio.NpzFile):
+            # A bare .npy array (np.load reads it whatever the file is called): the file's
+            # content is wrong, not the argument's type.
+            raise ValueError("it holds a single array, not the archive `save` writes")  # noqa: TRY004
+        with loaded as z:
             fields = {k: z[k] for k in z.files}
     except (OSError, ValueError, EOFError, zipfile.BadZipFile, KeyError) as err:
         raise ValueError(f"{where!r} is not a readable scorematch model file ({err})") from None
@@ -69,8 +78,9 @@ def load(path: PathLike) -> EnergyMLP:
         raise ValueError(f"{where!r} is not a scorematch model file (no {FORMAT!r} tag)")
     try:
         version = int(fields["version"])
+        # First: a newer format may lay out the rest differently.
         if version > VERSION:
-            raise ValueError(
+            raise _NewerFormat(
                 f"{where!r} has model format version {version}; this scorematch reads up to "
                 f"{VERSION}: upgrade scorematch"
             )
@@ -78,9 +88,11 @@ def load(path: PathLike) -> EnergyMLP:
         params = [fields[f"param_{i}"] for i in range(n)]
         activation, dtype = str(fields["activation"]), str(fields["dtype"])
         alpha = float(fields["alpha"])
+    except _NewerFormat:
+        raise
     except KeyError as err:
         raise ValueError(f"{where!r} is an incomplete scorematch model file (no {err})") from None
-    except TypeError as err:
+    except (TypeError, ValueError) as err:
         raise ValueError(f"{where!r} is a malformed scorematch model file ({err})") from None
     try:
         return EnergyMLP.from_params(params, activation=activation, alpha=alpha, dtype=dtype)

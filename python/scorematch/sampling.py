@@ -18,7 +18,15 @@ import numpy as np
 from numpy.typing import ArrayLike, NDArray
 
 from scorematch import _core
-from scorematch._validate import as_batch, as_int, as_positive, as_seed
+from scorematch._validate import (
+    INT_MAX,
+    as_batch,
+    as_flag,
+    as_int,
+    as_positive,
+    as_seed,
+    reject_masked,
+)
 
 if TYPE_CHECKING:
     from scorematch.model import EnergyMLP
@@ -153,7 +161,9 @@ def sample(
     thin = as_int(thin, "thin", 1)
     temp = as_positive(temperature, "temperature")
     seed = as_seed(seed)
-    first = as_int(first_chain, "first_chain", 0)
+    first = _first_chain(first_chain, n)
+    want_traj = as_flag(return_trajectory, "return_trajectory")
+    adapt_step_size = as_flag(adapt_step_size, "adapt_step_size")
     raise_on = _on_divergence(on_divergence)
     callback = _progress_callback(progress)
     temps: list[float] | None = None
@@ -161,6 +171,11 @@ def sample(
     if method == "annealed":
         if temperatures is None:
             raise ValueError("method='annealed' needs temperatures, e.g. [10.0, 3.0, 1.0]")
+        if isinstance(temperatures, (str, bytes)) or not hasattr(temperatures, "__iter__"):
+            raise TypeError(
+                "temperatures must be a sequence of numbers, e.g. [10.0, 3.0, 1.0], got "
+                f"{type(temperatures).__name__}"
+            )
         temps = [as_positive(t, "every temperature") for t in temperatures]
         if not temps:
             raise ValueError("temperatures must list at least one temperature, got []")
@@ -181,6 +196,12 @@ def sample(
             raise ValueError(
                 "adapt_step_size tunes the acceptance rate: it needs method='mala', "
                 f"got method={method!r}"
+            )
+        if isinstance(target_accept, bool) or not isinstance(
+            target_accept, (int, float, np.integer, np.floating)
+        ):
+            raise TypeError(
+                f"target_accept must be a number in (0, 1), got {type(target_accept).__name__}"
             )
         accept = float(target_accept)
         if not 0.0 < accept < 1.0:
@@ -210,7 +231,7 @@ def sample(
             thin,
             accept,
             seed,
-            bool(return_trajectory),
+            want_traj,
             raise_on,
             block,
             callback,
@@ -236,6 +257,34 @@ def sample(
     if first:
         res = replace(res, chain_indices=res.chain_indices + first)
     return res
+
+
+def _first_chain(v: Any, n: int) -> int:
+    """``first_chain``: chain indices ``first_chain .. first_chain + n - 1`` must fit in int64."""
+    return as_int(v, "first_chain", 0, INT_MAX - n)
+
+
+def _start(x0: Any) -> Array:
+    """``x0`` of ``langevin`` as a fresh native-order array: float32 stays float32, other
+    floats and integers become float64; other kinds are a ``TypeError``."""
+    reject_masked(x0, "x0")
+    try:
+        a = np.asarray(x0)
+    except Exception as err:  # ragged lists and the like
+        raise TypeError(f"x0 could not be converted to a float array: {err}") from err
+    if a.dtype.kind == "f" and a.dtype.itemsize in (4, 8):
+        return np.array(a, dtype=a.dtype.newbyteorder("="), copy=True)
+    if a.dtype.kind in "fiu":
+        return a.astype(np.float64)
+    raise TypeError(f"x0 must be an array of floats (float32 or float64), got dtype {a.dtype}")
+
+
+def _returned(v: Any, name: str) -> Array:
+    """What a user's score or energy function returned, as a real array (ints allowed)."""
+    a = np.asarray(v)
+    if a.dtype.kind not in "fiu":
+        raise TypeError(f"{name} must return a real (float) array, got dtype {a.dtype}")
+    return a
 
 
 def langevin(
@@ -314,13 +363,16 @@ def langevin(
     (4, 2)
     """
     t_start = time.perf_counter()
-    x = np.array(x0, copy=True)
-    if x.dtype not in (np.float32, np.float64):
-        x = x.astype(np.float64)
+    if not callable(score_fn):
+        raise TypeError(f"score_fn must be callable, got {type(score_fn).__name__}")
+    if energy_fn is not None and not callable(energy_fn):
+        raise TypeError(f"energy_fn must be callable or None, got {type(energy_fn).__name__}")
+    x = _start(x0)
     if x.ndim != 2:
         raise ValueError(f"x0 must be 2-D with shape (n_chains, dim), got shape {x.shape}")
-    if not np.all(np.isfinite(x)):
-        raise ValueError("x0 contains NaN or Inf")
+    finite = np.isfinite(x).all(axis=1)
+    if not finite.all():
+        raise ValueError(f"x0 contains NaN or Inf (first at row {int(np.argmin(finite))})")
     n_steps = as_int(n_steps, "n_steps", 1)
     eps = as_positive(step_size, "step_size")
     temp = as_positive(temperature, "temperature")
@@ -331,27 +383,30 @@ def langevin(
         raise ValueError(f"method must be 'ula' or 'mala', got {method!r}")
     if method == "mala" and energy_fn is None:
         raise ValueError("method='mala' needs energy_fn for the acceptance test")
+    if method == "ula" and energy_fn is not None:
+        raise ValueError("energy_fn is used by method='mala' only; ULA needs the score alone")
+    want_traj = as_flag(return_trajectory, "return_trajectory")
     n, d = x.shape
     dt = x.dtype.type
     inv_t = 1.0 / temp
     # The engine's constants, rounded the same way: coef = ε/(2T) and r = √ε in the run's dtype.
     coef = dt(0.5 * eps * inv_t)
     r = dt(math.sqrt(eps))
-    first = as_int(first_chain, "first_chain", 0)
+    first = _first_chain(first_chain, n)
     streams = _core.Streams(as_seed(seed), n, first)
     n_kept = n_steps // thin
-    traj = np.empty((n_kept, n, d), dtype=x.dtype) if return_trajectory else None
+    traj = np.empty((n_kept, n, d), dtype=x.dtype) if want_traj else None
     diverged = np.full(n, -1, dtype=np.int64)
 
     def scores(xs: Array) -> Array:
-        s = np.asarray(score_fn(xs))
+        s = _returned(score_fn(xs), "score_fn")
         if s.shape != xs.shape:
             raise ValueError(f"score_fn must return shape {xs.shape}, got {s.shape}")
         return s.astype(x.dtype, copy=False)
 
     def energies(xs: Array) -> Array:
         assert energy_fn is not None
-        e = np.asarray(energy_fn(xs))
+        e = _returned(energy_fn(xs), "energy_fn")
         if e.shape != (xs.shape[0],):
             raise ValueError(f"energy_fn must return shape ({xs.shape[0]},), got {e.shape}")
         return e.astype(x.dtype, copy=False)

@@ -18,7 +18,7 @@ import numpy as np
 from numpy.typing import ArrayLike, NDArray
 
 from scorematch import _core
-from scorematch._validate import as_batch, as_int, as_positive, as_seed
+from scorematch._validate import as_batch, as_flag, as_int, as_positive, as_seed
 
 if TYPE_CHECKING:
     from scorematch.model import EnergyMLP
@@ -161,6 +161,10 @@ def fit(
             )
     elif target_score is not None:
         raise ValueError(f"target_score is only used by objective 'esm', not {objective!r}")
+    # Checked before the split, so that a bad row is named by its index in X.
+    _check_finite(Xa, "X")
+    if target is not None:
+        _check_finite(target, "target_score")
     X_train, t_train, X_val, t_val = _split(Xa, target, validation, model.dim, dtype, seed)
     affine = _Affine.of(X_train) if standardize else _Affine.identity(model.dim)
     X_train, t_train = affine.data(X_train, t_train)
@@ -187,7 +191,7 @@ def fit(
         projection,
         noise_std,
     )
-    show = sys.stderr.isatty() if progress is None else bool(progress)
+    show = sys.stderr.isatty() if progress is None else as_flag(progress, "progress")
     bar = _ProgressBar(epochs, X_train.shape[0], sys.stderr) if show else None
     history = FitHistory()
     start = time.perf_counter()
@@ -204,7 +208,7 @@ def fit(
                 bar.end_epoch(train, val)
             if callback is not None:
                 model._m = affine.to_user(trainer.model())  # the callback may evaluate the model
-                if callback(epoch, train, val) is False:
+                if _stops(callback(epoch, train, val)):
                     history.stop_reason = "callback"
                     break
             if out_of_patience:
@@ -295,8 +299,14 @@ class _Affine:
     @classmethod
     def of(cls, X: Arr) -> _Affine:
         m = X.mean(axis=0, dtype=np.float64)
-        s = X.std(axis=0, dtype=np.float64)
+        # Each column divided by its largest |x| first: squares of data near 1e154 and up would
+        # overflow, and an infinite s would zero the whole first layer.
+        big = np.abs(X).max(axis=0).astype(np.float64)
+        big[~(big > 0)] = 1.0
+        s = (X / big).std(axis=0, dtype=np.float64) * big
         s[~(s > 0)] = 1.0  # constant columns: only shift them
+        if not (np.all(np.isfinite(m)) and np.all(np.isfinite(s))):
+            raise ValueError("standardize=True: the mean or spread of X overflows; rescale X")
         return cls(m, s)
 
     def data(self, X: Arr, target: Arr | None) -> tuple[Arr, Arr | None]:
@@ -314,6 +324,18 @@ class _Affine:
         p[0] = p[0] / self.s  # W_x = W_z diag(1/s)
         p[1] = p[1] - p[0] @ self.m  # b_x = b_z − W_x m
         return handle.with_params([a.astype(handle.dtype) for a in p])
+
+
+def _check_finite(a: Arr, name: str) -> None:
+    finite = np.isfinite(a).all(axis=1)
+    if not finite.all():
+        raise ValueError(f"{name} contains NaN or Inf (first at row {int(np.argmin(finite))})")
+
+
+def _stops(answer: Any) -> bool:
+    """Whether a callback's answer asks to stop: ``False``, numpy's included (``None`` and
+    anything else go on)."""
+    return answer is False or (isinstance(answer, np.bool_) and not answer)
 
 
 def _as_nonnegative(v: Any, name: str) -> float:

@@ -16,6 +16,9 @@ pub enum Error {
     /// The input holds NaN or Inf; `row` is the first offending row.
     #[error("{what} contains NaN or Inf (first at row {row})")]
     NonFinite { what: &'static str, row: usize },
+    /// A buffer the request needs could not be allocated (it says which, and how large).
+    #[error("{0}")]
+    OutOfMemory(String),
     /// A loss was asked of an empty batch: its mean is undefined.
     #[error("{0} of an empty batch is undefined: pass at least one row")]
     EmptyBatch(&'static str),
@@ -29,11 +32,13 @@ pub enum Error {
         n_chains: usize,
         first_step: usize,
     },
-    /// Training met a NaN or Inf loss, gradient or parameter; the model keeps the parameters
-    /// of the last finite step. Epochs and steps count from 0.
+    /// Training met a NaN or Inf loss, gradient or parameter; the model keeps its last good
+    /// parameters: the last ones whose minibatch loss and gradient were finite (the initial
+    /// ones if there were none). Epochs and steps count from 0.
     #[error(
         "training diverged at epoch {epoch}, step {step} (counting from 0): the {what} is NaN or \
-         Inf; the model keeps the parameters of the last finite step (try a smaller lr)"
+         Inf; the model keeps the last parameters whose loss and gradient were finite (try a \
+         smaller lr)"
     )]
     TrainingDiverged {
         epoch: usize,
@@ -44,3 +49,18 @@ pub enum Error {
 
 /// The core's result type.
 pub type Result<T> = std::result::Result<T, Error>;
+
+/// A vector of `len` copies of `value`, or [`Error::OutOfMemory`] naming `what` when it cannot
+/// be allocated: for buffers whose size a caller chooses (a model's parameters, a sampler's
+/// chains), where `vec!` would abort the process.
+pub fn try_filled<T: Clone>(len: usize, value: T, what: &str) -> Result<Vec<T>> {
+    let mut v = Vec::new();
+    v.try_reserve_exact(len).map_err(|_| {
+        Error::OutOfMemory(format!(
+            "cannot allocate {what}: {len} values of {} bytes",
+            std::mem::size_of::<T>()
+        ))
+    })?;
+    v.resize(len, value);
+    Ok(v)
+}

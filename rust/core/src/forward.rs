@@ -99,7 +99,13 @@ fn energy_and_grad_impl<T: Real>(
         for (r, e) in energy.iter_mut().enumerate() {
             let h = &h_last[r * out.n_in..(r + 1) * out.n_in];
             let x = &ws.x[r * dim..(r + 1) * dim];
-            *e = dot(h, out.w) + out.b[0] + half_alpha * dot(x, x);
+            // Skipped at α = 0, where 0·‖x‖² would turn a finite energy at a huge x into NaN.
+            let conf = if half_alpha == T::zero() {
+                T::zero()
+            } else {
+                half_alpha * dot(x, x)
+            };
+            *e = dot(h, out.w) + out.b[0] + conf;
         }
     }
 

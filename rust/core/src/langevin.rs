@@ -340,8 +340,38 @@ impl<T: Real> Sampler<T> {
             }
             x0.check_finite("init")?;
         }
+        // Chain indices are reported as i64 (numpy's chain_indices): they must not wrap.
+        if (n_chains as u64)
+            .checked_add(config.first_chain)
+            .is_none_or(|end| end > i64::MAX as u64)
+        {
+            return Err(Error::Value(format!(
+                "first_chain + n_samples must be at most 2**63 - 1, got {} + {n_chains}",
+                config.first_chain
+            )));
+        }
         let eps0 = config.levels[0].step_size;
-        let mut chunks = Vec::with_capacity(n_chains.div_ceil(CHUNK_CHAINS));
+        // Every chain's buffers, counted and reserved once (then released) before any is made:
+        // a request past what the system will give is an error here, not an abort (or an
+        // out-of-memory kill) halfway through.
+        let mala = config.method == Method::Mala;
+        let per_chain = std::mem::size_of::<Stream>()
+            + std::mem::size_of::<Chain>()
+            + (if mala { 4 * dim + 2 } else { 2 * dim }) * std::mem::size_of::<T>();
+        let mut chunks = Vec::new();
+        n_chains
+            .checked_mul(per_chain)
+            .filter(|&bytes| Vec::<u8>::new().try_reserve_exact(bytes).is_ok())
+            .and_then(|_| {
+                chunks
+                    .try_reserve_exact(n_chains.div_ceil(CHUNK_CHAINS))
+                    .ok()
+            })
+            .ok_or_else(|| {
+                Error::OutOfMemory(format!(
+                    "cannot allocate {n_chains} chains of dimension {dim} ({per_chain} bytes each)"
+                ))
+            })?;
         let mut start = 0;
         while start < n_chains {
             let c = CHUNK_CHAINS.min(n_chains - start);
@@ -359,7 +389,6 @@ impl<T: Real> Sampler<T> {
                     }
                 }
             }
-            let mala = config.method == Method::Mala;
             let cd = if mala { c * dim } else { 0 };
             chunks.push(Chunk {
                 c,

@@ -6,7 +6,7 @@
 //! reductions work on one slice.
 
 use crate::activation::Activation;
-use crate::error::{Error, Result};
+use crate::error::{try_filled, Error, Result};
 use crate::real::Real;
 use crate::rng::Stream;
 
@@ -99,6 +99,12 @@ impl<T: Real> Mlp<T> {
                 "alpha must be a finite number >= 0, got {alpha}"
             )));
         }
+        if !T::c(alpha).is_finite() {
+            return Err(Error::Value(format!(
+                "alpha = {alpha:e} overflows {}: use a float64 model or a smaller alpha",
+                T::NAME
+            )));
+        }
         let mut widths = Vec::with_capacity(hidden.len() + 2);
         widths.push(dim);
         widths.extend_from_slice(hidden);
@@ -123,7 +129,7 @@ impl<T: Real> Mlp<T> {
         Ok(Mlp {
             widths,
             offsets,
-            params: vec![T::zero(); total],
+            params: try_filled(total, T::zero(), "the model's parameters")?,
             activation,
             alpha: T::c(alpha),
             alpha_f64: alpha,

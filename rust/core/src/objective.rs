@@ -181,6 +181,16 @@ impl<T: Real> Objective<'_, T> {
                     "noise_std must be a finite number > 0, got {noise_std}"
                 )))
             }
+            // The target −(x̃ − x)/σ² and the loss scale as 1/σ and 1/σ²: past the type's range
+            // they are Inf, and the loss NaN.
+            Objective::Dsm { noise_std, .. }
+                if !T::c(1.0 / (noise_std * noise_std)).is_finite() =>
+            {
+                Err(Error::Value(format!(
+                    "noise_std = {noise_std:e} is too small for {}: 1/noise_std² overflows",
+                    T::NAME
+                )))
+            }
             _ => Ok(()),
         }
     }

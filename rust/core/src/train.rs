@@ -184,6 +184,9 @@ pub struct Trainer<T> {
     tb: Vec<T>,
     grad: Vec<T>,
     params: Vec<T>,
+    /// The last parameters whose minibatch loss and gradient were finite (at first, the
+    /// initial ones): what the model falls back to when training diverges.
+    good: Vec<T>,
     best: Option<(usize, f64, Vec<T>)>,
     since_best: usize,
 }
@@ -243,21 +246,30 @@ impl<T: Real> Trainer<T> {
             xb: Vec::new(),
             tb: Vec::new(),
             grad: vec![T::zero(); n_params],
+            good: params.clone(),
             params,
             best: None,
             since_best: 0,
         })
     }
 
-    /// The current model: the parameters after the last completed (finite) step.
     pub fn schedule(&self) -> Schedule {
         Schedule {
             seed: self.cfg.seed,
         }
     }
 
+    /// The current model: the parameters after the last completed step, or after an error
+    /// the last good ones (see [`Error::TrainingDiverged`]).
     pub fn model(&self) -> &Model<T> {
         &self.model
+    }
+
+    /// Back to the last good parameters, with `err` to return.
+    fn fall_back(&mut self, err: Error) -> Error {
+        self.params.copy_from_slice(&self.good);
+        self.set_model_params();
+        err
     }
 
     /// Epochs finished so far.
@@ -327,16 +339,22 @@ impl<T: Real> Trainer<T> {
             step: self.step,
             what,
         };
-        if !loss.is_finite() {
-            return Err(diverged("loss"));
+        let bad = if !loss.is_finite() {
+            Some("loss")
+        } else if self.grad.iter().any(|g| !g.is_finite()) {
+            Some("gradient")
+        } else {
+            None
+        };
+        if let Some(what) = bad {
+            let err = diverged(what);
+            return Err(self.fall_back(err));
         }
-        if self.grad.iter().any(|g| !g.is_finite()) {
-            return Err(diverged("gradient"));
-        }
+        self.good.copy_from_slice(&self.params);
         self.opt.step(&mut self.params, &self.grad);
         if self.params.iter().any(|p| !p.is_finite()) {
-            self.params.copy_from_slice(self.model.mlp().params());
-            return Err(diverged("updated parameter vector"));
+            let err = diverged("updated parameter vector");
+            return Err(self.fall_back(err));
         }
         self.set_model_params();
         self.loss_sum += loss;
@@ -364,11 +382,12 @@ impl<T: Real> Trainer<T> {
                 );
                 let l = engine::loss(&self.model, v.view(), obj)?;
                 if !l.is_finite() {
-                    return Err(Error::TrainingDiverged {
+                    let err = Error::TrainingDiverged {
                         epoch: self.epoch,
                         step: self.step,
                         what: "validation loss",
-                    });
+                    };
+                    return Err(self.fall_back(err));
                 }
                 Some(l)
             }

@@ -1,9 +1,10 @@
 //! numpy ⇄ core conversions. Nothing here copies an input array: inputs are read in place
 //! through [`Rows`] views with their own strides.
 
+use numpy::npyffi::{self, npy_intp, NpyTypes, PY_ARRAY_API};
 use numpy::{
-    Element, PyArray1, PyArray2, PyArrayDyn, PyArrayMethods, PyReadonlyArray2,
-    PyUntypedArrayMethods,
+    Element, PyArray, PyArray1, PyArray2, PyArrayDescrMethods, PyArrayDyn, PyArrayMethods,
+    PyReadonlyArray2, PyUntypedArrayMethods,
 };
 use pyo3::exceptions::PyTypeError;
 use pyo3::prelude::*;
@@ -49,7 +50,9 @@ pub fn batch<'py, T: Float>(
     dim: usize,
     what: &str,
 ) -> PyResult<PyReadonlyArray2<'py, T>> {
-    if let Ok(a) = x.cast::<PyArray2<T>>() {
+    // Exactly an ndarray: a subclass (a masked array above all) goes through `as_batch`, which
+    // decides what it means.
+    if let Ok(a) = x.cast_exact::<PyArray2<T>>() {
         if a.shape()[1] == dim && aligned(a) {
             return Ok(a.try_readonly()?);
         }
@@ -77,27 +80,70 @@ pub fn rows<'a, T: Float>(arr: &'a PyReadonlyArray2<'_, T>) -> Rows<'a, T> {
     unsafe { Rows::from_raw_parts(view.as_ptr(), n, d, s[0], s[1]) }
 }
 
-/// A fresh, uninitialized (n,) array and a mutable view of its data, for the engine to fill
-/// without the GIL (no intermediate buffer, no copy). The caller must write every element
-/// before Python sees the array; on error it is dropped unseen.
-pub fn output1<T: Float>(py: Python<'_>, n: usize) -> (Bound<'_, PyAny>, &mut [T]) {
-    // SAFETY: the array is fresh, C-contiguous and referenced nowhere else, so the slice is
-    // the only access to its n elements for as long as the owning `Bound` lives.
+/// A fresh C-ordered array of `shape`, zero-filled or left uninitialized. numpy's
+/// `MemoryError` when it cannot be allocated, where rust-numpy's constructors panic.
+fn new_array<'py, T: Float, const N: usize>(
+    py: Python<'py>,
+    shape: [usize; N],
+    zeroed: bool,
+) -> PyResult<Bound<'py, PyArray<T, numpy::ndarray::Dim<[usize; N]>>>>
+where
+    numpy::ndarray::Dim<[usize; N]>: numpy::ndarray::Dimension,
+{
+    let mut dims = shape.map(|n| n as npy_intp);
+    // SAFETY: the numpy C API as rust-numpy calls it (`PyArray::new`, `PyArray::zeros`), with
+    // the descriptor reference stolen by the call; a NULL result is turned into the error
+    // numpy set instead of being dereferenced.
     unsafe {
-        let arr = PyArray1::<T>::new(py, [n], false);
-        let data = std::slice::from_raw_parts_mut(arr.data(), n);
-        (arr.into_any(), data)
+        let descr = T::get_dtype(py).into_dtype_ptr();
+        let ptr = if zeroed {
+            PY_ARRAY_API.PyArray_Zeros(py, N as i32, dims.as_mut_ptr(), descr, 0)
+        } else {
+            PY_ARRAY_API.PyArray_NewFromDescr(
+                py,
+                npyffi::get_type_object(py, NpyTypes::PyArray_Type),
+                descr,
+                N as i32,
+                dims.as_mut_ptr(),
+                std::ptr::null_mut(),
+                std::ptr::null_mut(),
+                0,
+                std::ptr::null_mut(),
+            )
+        };
+        Ok(Bound::from_owned_ptr_or_err(py, ptr)?.cast_into_unchecked())
     }
 }
 
+/// A fresh, uninitialized (n,) array and a mutable view of its data, for the engine to fill
+/// without the GIL (no intermediate buffer, no copy). The caller must write every element
+/// before Python sees the array; on error it is dropped unseen.
+pub fn output1<T: Float>(py: Python<'_>, n: usize) -> PyResult<(Bound<'_, PyAny>, &mut [T])> {
+    let arr = new_array::<T, 1>(py, [n], false)?;
+    // SAFETY: the array is fresh, C-contiguous and referenced nowhere else, so the slice is
+    // the only access to its n elements for as long as the owning `Bound` lives.
+    let data = unsafe { std::slice::from_raw_parts_mut(arr.data(), n) };
+    Ok((arr.into_any(), data))
+}
+
 /// As [`output1`], for an (n, d) array.
-pub fn output2<T: Float>(py: Python<'_>, n: usize, d: usize) -> (Bound<'_, PyAny>, &mut [T]) {
+pub fn output2<T: Float>(
+    py: Python<'_>,
+    n: usize,
+    d: usize,
+) -> PyResult<(Bound<'_, PyAny>, &mut [T])> {
+    let arr = new_array::<T, 2>(py, [n, d], false)?;
     // SAFETY: as in `output1`; n·d elements, C order.
-    unsafe {
-        let arr = PyArray2::<T>::new(py, [n, d], false);
-        let data = std::slice::from_raw_parts_mut(arr.data(), n * d);
-        (arr.into_any(), data)
-    }
+    let data = unsafe { std::slice::from_raw_parts_mut(arr.data(), n * d) };
+    Ok((arr.into_any(), data))
+}
+
+/// A fresh zero-filled (a, b, c) array (a trajectory), or numpy's `MemoryError`.
+pub fn zeros3<T: Float>(
+    py: Python<'_>,
+    shape: [usize; 3],
+) -> PyResult<Bound<'_, numpy::PyArray3<T>>> {
+    new_array::<T, 3>(py, shape, true)
 }
 
 /// The public parameter list `[W_1, b_1, ..., w, c]` as fresh arrays, from a flat vector.

@@ -1,12 +1,12 @@
 //! The one place where core errors become Python exceptions.
 //!
 //! Invalid input of any kind (shape, value, NaN/Inf, empty batch for a loss) is a
-//! `ValueError`; a wrong element type is a `TypeError`, raised in `convert.rs`. A numerical
+//! `ValueError`; a buffer that cannot be allocated is a `MemoryError`; a wrong element type is a `TypeError`, raised in `convert.rs`. A numerical
 //! failure is our own exception: `SamplingDivergedError` from the sampler,
 //! `TrainingDivergedError` from training (both `RuntimeError`s, re-exported from `scorematch`).
 
 use pyo3::create_exception;
-use pyo3::exceptions::{PyRuntimeError, PyValueError};
+use pyo3::exceptions::{PyMemoryError, PyRuntimeError, PyValueError};
 use pyo3::PyErr;
 use scorematch_core::Error;
 
@@ -21,8 +21,9 @@ create_exception!(
     _core,
     TrainingDivergedError,
     PyRuntimeError,
-    "Training met a NaN or Inf loss, gradient or parameter. The model keeps the parameters \
-     of the last finite step; the message names the epoch and step (counting from 0)."
+    "Training met a NaN or Inf loss, gradient or parameter. The model keeps the last \
+     parameters whose loss and gradient were finite; the message names the epoch and step \
+     (counting from 0)."
 );
 
 /// Maps a core error to the Python exception a user expects.
@@ -31,6 +32,7 @@ pub fn to_py(err: Error) -> PyErr {
         Error::Shape(_) | Error::Value(_) | Error::NonFinite { .. } | Error::EmptyBatch(_) => {
             PyValueError::new_err(err.to_string())
         }
+        Error::OutOfMemory(_) => PyMemoryError::new_err(err.to_string()),
         Error::Diverged { .. } => SamplingDivergedError::new_err(err.to_string()),
         Error::TrainingDiverged { .. } => TrainingDivergedError::new_err(err.to_string()),
     }

@@ -148,8 +148,8 @@ fn per_row<'py, T: Float>(
         PerRow::HessianTrace => (1, work_per_row(m, dim)),
     };
     let (out, data) = match op {
-        PerRow::Score => output2::<T>(py, x.rows(), dim),
-        _ => output1::<T>(py, x.rows()),
+        PerRow::Score => output2::<T>(py, x.rows(), dim)?,
+        _ => output1::<T>(py, x.rows())?,
     };
     let chunk = engine::chunk_rows(m, op);
     per_row_blocks(py, x, work, chunk, cols, data, |x, o| match op {

@@ -6,13 +6,14 @@
 //! The sampler's state lives between blocks, so the result does not depend on the block size.
 
 use numpy::{PyArray1, PyArray3, PyArrayMethods};
+use pyo3::exceptions::PyKeyboardInterrupt;
 use pyo3::exceptions::PyValueError;
 use pyo3::prelude::*;
 use scorematch_core::langevin::{Config, Method, Sampler};
 use scorematch_core::rng::Stream;
 use scorematch_core::Model;
 
-use crate::convert::{output2, readonly2, rows, Float};
+use crate::convert::{output2, readonly2, rows, zeros3, Float};
 use crate::errors::to_py;
 use crate::model::{Inner, PyModel};
 
@@ -91,7 +92,9 @@ fn run<'py, T: Float>(
     drop(init);
     let total = sampler.config().total_steps();
     let n_kept = sampler.config().n_kept();
-    let traj = want_trajectory.then(|| PyArray3::<T>::zeros(py, [n_kept, n_chains, d], false));
+    let traj = want_trajectory
+        .then(|| zeros3::<T>(py, [n_kept, n_chains, d]))
+        .transpose()?;
     // SAFETY: the array is fresh, C-contiguous and referenced only here until it is returned;
     // no Python code can reach it while the slice is alive.
     let mut traj_data: Option<&mut [T]> = traj
@@ -101,23 +104,31 @@ fn run<'py, T: Float>(
     while !sampler.is_done() {
         let slice = traj_data.as_deref_mut();
         py.detach(|| sampler.run(m, block, slice)).map_err(to_py)?;
-        if let Err(err) = py.check_signals() {
-            // Ctrl-C: the chains so far ride on the exception (`partial`: the outputs, the
-            // trajectory slabs recorded and the steps run), for the Python layer to return.
+        // Ctrl-C, seen here or raised inside the progress callback.
+        let interrupt = match py.check_signals() {
+            Err(err) => Some(err),
+            Ok(()) => {
+                if raise_on_divergence {
+                    sampler.check_divergence().map_err(to_py)?;
+                }
+                match progress.map(|cb| cb.call1((sampler.steps_done(), total))) {
+                    Some(Err(err)) if err.is_instance_of::<PyKeyboardInterrupt>(py) => Some(err),
+                    Some(Err(err)) => return Err(err),
+                    _ => None,
+                }
+            }
+        };
+        if let Some(err) = interrupt {
+            // The chains so far ride on the exception (`partial`: the outputs, the trajectory
+            // slabs recorded and the steps run), for the Python layer to return.
             let kept = sampler.kept_so_far();
             let steps = sampler.steps_done();
-            let out = finish(py, &sampler, traj);
+            let out = finish(py, &sampler, traj)?;
             err.value(py).setattr("partial", (out, kept, steps))?;
             return Err(err);
         }
-        if raise_on_divergence {
-            sampler.check_divergence().map_err(to_py)?;
-        }
-        if let Some(cb) = progress {
-            cb.call1((sampler.steps_done(), total))?;
-        }
     }
-    Ok(finish(py, &sampler, traj))
+    finish(py, &sampler, traj)
 }
 
 /// The outputs of a run from the sampler's current state.
@@ -125,21 +136,21 @@ fn finish<'py, T: Float>(
     py: Python<'py>,
     sampler: &Sampler<T>,
     traj: Option<Bound<'py, PyArray3<T>>>,
-) -> Sampled<'py> {
-    let (samples, data) = output2::<T>(py, sampler.n_chains(), sampler.dim());
+) -> PyResult<Sampled<'py>> {
+    let (samples, data) = output2::<T>(py, sampler.n_chains(), sampler.dim())?;
     sampler.positions(data);
     let diverged = sampler
         .diverged_at()
         .into_iter()
         .map(|t| t.map_or(-1, |t| t as i64))
         .collect();
-    (
+    Ok((
         samples,
         traj.map(|a| a.into_any()),
         PyArray1::from_vec(py, sampler.acceptance()).into_any(),
         PyArray1::from_vec(py, sampler.step_sizes()).into_any(),
         diverged,
-    )
+    ))
 }
 
 /// Runs Langevin chains on `model`; see `scorematch.sampling.sample` for the options.
@@ -225,14 +236,14 @@ impl PyStreams {
     }
 
     /// The next `dim` standard normals of every chain, (n_chains, dim) float64.
-    fn normals<'py>(&mut self, py: Python<'py>, dim: usize) -> Bound<'py, PyAny> {
-        let (out, data) = output2::<f64>(py, self.streams.len(), dim);
+    fn normals<'py>(&mut self, py: Python<'py>, dim: usize) -> PyResult<Bound<'py, PyAny>> {
+        let (out, data) = output2::<f64>(py, self.streams.len(), dim)?;
         for (row, s) in data.chunks_exact_mut(dim.max(1)).zip(&mut self.streams) {
             for v in row {
                 *v = s.normal();
             }
         }
-        out
+        Ok(out)
     }
 
     /// The next uniform in [0, 1) of every chain, (n_chains,) float64.

@@ -1,0 +1,250 @@
+"""Requests that used to abort the interpreter, return NaN for finite input, or pass bad
+arguments through silently: each gets a clear exception, or the right numbers."""
+
+from __future__ import annotations
+
+import _thread
+import threading
+import time
+
+import numpy as np
+import pytest
+import scorematch as sm
+from scorematch import EnergyMLP
+
+
+@pytest.fixture
+def model():
+    return EnergyMLP(2, hidden=(8,), alpha=1.0, seed=3)
+
+
+@pytest.fixture
+def X():
+    return np.random.default_rng(0).normal(size=(64, 2))
+
+
+# ------------------------------------------------------------------ memory
+
+
+def test_more_chains_than_memory_is_a_memory_error_not_an_abort(model):
+    with pytest.raises(MemoryError, match=r"cannot allocate 1000000000000000 chains"):
+        model.sample(10**15, n_steps=1)
+
+
+def test_a_trajectory_larger_than_memory_is_a_memory_error(model):
+    with pytest.raises(MemoryError):
+        model.sample(1000, n_steps=2**32 - 1, return_trajectory=True)  # 62.5 TiB
+
+
+def test_counts_past_int64_name_the_argument(model):
+    with pytest.raises(ValueError, match=r"n_samples must be at most 2?9223372036854775807"):
+        model.sample(2**64, n_steps=1)
+    with pytest.raises(ValueError, match=r"n_projections must be at most"):
+        model.ssm_loss_and_grad(np.zeros((3, 2)), 2**64)
+
+
+# ------------------------------------------------------------------ values
+
+
+@pytest.mark.parametrize("dtype, x", [("float64", [[1e155, -5e154]]), ("float32", [[1e20, 1.0]])])
+def test_energy_at_a_huge_finite_x_is_finite_when_alpha_is_zero(dtype, x):
+    # Without the confining term the energy is the network's, finite here; 0·‖x‖² = 0·Inf
+    # used to make it NaN. The reference: the same network written out in float64.
+    m = EnergyMLP(2, hidden=(4,), seed=1, dtype=dtype)
+    W, b, w, c = (p.astype(np.float64) for p in m.params)
+    xx = np.asarray(x, dtype=dtype).astype(np.float64)
+    want = np.logaddexp(0.0, xx @ W.T + b) @ w.T + c
+    got = m.energy(np.asarray(x, dtype=dtype))
+    assert np.isfinite(got).all()
+    np.testing.assert_allclose(got, want[:, 0], rtol=1e-6 if dtype == "float32" else 1e-12)
+
+
+def test_an_alpha_that_overflows_float32_is_refused():
+    with pytest.raises(ValueError, match=r"alpha = 1e\+?39 overflows float32"):
+        EnergyMLP(2, hidden=(4,), alpha=1e39, dtype="float32")
+    assert EnergyMLP(2, hidden=(4,), alpha=1e39).alpha == 1e39  # fine in float64
+
+
+def test_float64_values_too_large_for_a_float32_model_say_so():
+    m = EnergyMLP(2, hidden=(4,), dtype="float32")
+    X = np.zeros((3, 2))
+    X[2, 0] = 1e39
+    with pytest.raises(ValueError, match=r"too large for float32.*row 2"):
+        m.energy(X)
+
+
+@pytest.mark.parametrize("dtype, sigma", [("float64", 5e-324), ("float32", 1e-20)])
+def test_a_noise_std_whose_inverse_square_overflows_is_refused(dtype, sigma, X):
+    m = EnergyMLP(2, hidden=(4,), dtype=dtype)
+    with pytest.raises(ValueError, match=rf"too small for {dtype}"):
+        m.dsm_loss_and_grad(X.astype(dtype), sigma)
+    loss, _ = m.dsm_loss_and_grad(X.astype(dtype), 1e-3)
+    assert np.isfinite(loss)
+
+
+# ------------------------------------------------------------------ masked arrays and subclasses
+
+
+def test_masked_arrays_are_refused_everywhere(model, X):
+    mx = np.ma.masked_array(X[:2], mask=[[0, 0], [1, 1]])
+    calls = [
+        lambda: model.energy(mx),
+        lambda: model.score(mx),
+        lambda: model.ism_loss(mx),
+        lambda: model.fit(mx, epochs=1, progress=False),
+        lambda: model.sample(2, n_steps=1, init=mx),
+        lambda: model.set_params([np.ma.masked_array(p) for p in model.params]),
+        lambda: sm.langevin(lambda x: -x, mx, 1, 0.1),
+        lambda: sm.diagnostics.ess(np.ma.masked_array(np.zeros((10, 2, 2)))),
+    ]
+    for call in calls:
+        with pytest.raises(TypeError, match="masked array"):
+            call()
+
+
+@pytest.mark.filterwarnings("ignore::PendingDeprecationWarning")
+def test_a_matrix_subclass_reads_as_its_array(model, X):
+    np.testing.assert_array_equal(model.score(np.matrix(X)), model.score(X))
+
+
+# ------------------------------------------------------------------ training
+
+
+def test_a_bad_row_is_named_by_its_index_in_x_despite_the_validation_split(X):
+    for row in (40, 25):  # 25 lands in the validation split of seed 0
+        Xb = X.copy()
+        Xb[row] = np.nan
+        with pytest.raises(ValueError, match=rf"X contains NaN or Inf \(first at row {row}\)"):
+            EnergyMLP(2, hidden=(8,)).fit(Xb, epochs=1, progress=False)
+
+
+def test_divergence_keeps_the_last_parameters_with_a_finite_loss(X):
+    m = EnergyMLP(2, hidden=(8,), seed=2)
+    start = [p.copy() for p in m.params]
+    with pytest.raises(sm.TrainingDivergedError, match="epoch 0, step 1") as info:
+        m.fit(X, lr=1e200, optimizer="sgd", validation=None, batch_size=16, progress=False)
+    assert "whose loss and gradient were finite" in str(info.value)
+    # Step 0's update blew the parameters up to ~1e200 (finite), whose loss is NaN: the model
+    # is back at step 0's parameters, a usable model.
+    for a, b in zip(m.params, start):
+        np.testing.assert_array_equal(a, b)
+    assert np.isfinite(m.energy(X)).all()
+
+
+def test_a_numpy_false_from_the_callback_stops_training(X):
+    h = EnergyMLP(2, hidden=(8,)).fit(
+        X, epochs=3, progress=False, callback=lambda e, tr, va: np.float64(va) > 1e300
+    )
+    assert h.stop_reason == "callback" and h.n_epochs == 1
+
+
+def test_standardize_copes_with_data_near_the_top_of_float64(X):
+    big = EnergyMLP(2, hidden=(8,), seed=1)
+    big.fit(X * 1e160, standardize=True, epochs=2, progress=False)
+    small = EnergyMLP(2, hidden=(8,), seed=1)
+    small.fit(X, standardize=True, epochs=2, progress=False)
+    # The same fit in coordinates scaled by 1e160: first-layer weights scale by 1e-160.
+    np.testing.assert_allclose(big.params[0] * 1e160, small.params[0], rtol=1e-6)
+
+
+# ------------------------------------------------------------------ sampling arguments
+
+
+def test_first_chain_may_not_push_chain_indices_past_int64(model):
+    top = 2**63 - 1
+    with pytest.raises(ValueError, match="first_chain must be at most"):
+        model.sample(2, n_steps=1, first_chain=top - 1)
+    res = model.sample(2, n_steps=1, first_chain=top - 2)
+    assert res.chain_indices.tolist() == [top - 2, top - 1]
+    with pytest.raises(ValueError, match="first_chain must be at most"):
+        sm.langevin(lambda x: -x, np.zeros((2, 2)), 1, 0.1, first_chain=2**64 - 1)
+
+
+@pytest.mark.parametrize(
+    "kw",
+    [
+        {"return_trajectory": "no"},
+        {"adapt_step_size": "no", "method": "mala", "burn_in": 2},
+        {"adapt_step_size": True, "method": "mala", "burn_in": 2, "target_accept": "0.5"},
+        {"adapt_step_size": True, "method": "mala", "burn_in": 2, "target_accept": None},
+        {"method": "annealed", "temperatures": 3.0},
+    ],
+)
+def test_arguments_of_the_wrong_type_are_type_errors(model, kw):
+    with pytest.raises(TypeError):
+        model.sample(2, n_steps=3, **kw)
+
+
+def test_fit_progress_must_be_a_bool(model, X):
+    with pytest.raises(TypeError, match="progress must be True or False"):
+        model.fit(X, epochs=1, progress="no")
+
+
+def test_langevin_keeps_its_dtype_promises():
+    x0 = np.random.default_rng(1).normal(size=(3, 2))
+    for bad in (x0 + 1j, np.array([["1", "2"]]), x0 > 0, x0.astype(object)):
+        with pytest.raises(TypeError, match="x0 must be an array of floats"):
+            sm.langevin(lambda x: -x, bad, 3, 0.1)
+    with pytest.raises(TypeError, match="score_fn must return a real"):
+        sm.langevin(lambda x: -x + 0j, x0, 3, 0.1)
+    with pytest.raises(TypeError, match="score_fn must be callable"):
+        sm.langevin(None, x0, 3, 0.1)
+    with pytest.raises(ValueError, match="energy_fn is used by method='mala' only"):
+        sm.langevin(lambda x: -x, x0, 3, 0.1, energy_fn=lambda x: (x**2).sum(1))
+    with pytest.raises(ValueError, match=r"x0 contains NaN or Inf \(first at row 1\)"):
+        sm.langevin(lambda x: -x, np.array([[0.0, 0.0], [np.nan, 1.0]]), 3, 0.1)
+    # A big-endian float32 start runs in float32, as the native one does.
+    m = EnergyMLP(2, hidden=(8,), dtype="float32")
+    x32 = x0.astype(np.float32)
+    a = sm.langevin(m.score, x32, 10, 0.1)
+    b = sm.langevin(m.score, x32.astype(">f4"), 10, 0.1)
+    assert b.samples.dtype == np.float32
+    np.testing.assert_array_equal(a.samples, b.samples)
+
+
+def test_set_num_threads_takes_numpy_integers():
+    before = sm.get_num_threads()
+    try:
+        sm.set_num_threads(np.int64(1))
+        assert sm.get_num_threads() == 1
+    finally:
+        sm.set_num_threads(before)
+
+
+def test_ctrl_c_inside_the_progress_callback_keeps_the_chains_so_far():
+    m = EnergyMLP(2, hidden=(64, 64), alpha=1.0, seed=0)
+    calls: list[int] = []
+
+    def progress(done: int, total: int) -> None:
+        calls.append(done)
+        if len(calls) == 1:
+            # The interrupt lands while the callback runs, not while the sampler does.
+            threading.Timer(0.05, _thread.interrupt_main).start()
+            time.sleep(0.5)
+
+    with pytest.raises(KeyboardInterrupt) as info:
+        m.sample(2000, n_steps=10**6, progress=progress)
+    done = info.value.steps_done
+    assert done == calls[0]
+    again = m.sample(2000, n_steps=done)
+    np.testing.assert_array_equal(info.value.result.samples, again.samples)
+
+
+# ------------------------------------------------------------------ files
+
+
+def test_loading_a_npy_file_is_a_value_error(tmp_path):
+    path = tmp_path / "arr.npy"
+    np.save(path, np.zeros(3))
+    with pytest.raises(ValueError, match="single array, not the archive"):
+        sm.load(path)
+
+
+def test_a_malformed_field_names_the_file(tmp_path, model):
+    path = tmp_path / "m.npz"
+    model.save(path)
+    fields = dict(np.load(path))
+    fields["alpha"] = np.array("one")
+    np.savez(path, **fields)
+    with pytest.raises(ValueError, match="m.npz.*malformed"):
+        sm.load(path)
