@@ -185,12 +185,17 @@ def ess(trajectory: ArrayLike, *, method: str = "bulk") -> Floats:
     with np.errstate(divide="ignore", invalid="ignore"):
         rho = 1.0 - (mean_var - acov.mean(axis=1)) / var_plus
     rho[0] = 1.0
-    n_pairs = n // 2
-    pairs = rho[: 2 * n_pairs : 2] + rho[1 : 2 * n_pairs : 2]
-    # Geyer: keep the pairs up to the first negative one, made monotone non-increasing.
-    positive = np.cumprod(pairs > 0, axis=0).astype(bool)
-    mono = np.minimum.accumulate(np.where(positive, pairs, 0.0), axis=0)
-    tau = -1.0 + 2.0 * mono.sum(axis=0)
+    # Geyer's initial monotone sequence, as Stan and ArviZ run it: pairs P_k = ρ_2k + ρ_2k+1
+    # for k = 0..K-1, where K is the first pair that is not positive (or the last one whose
+    # lags stay below n - 3), made non-increasing; then the even term ρ_2K of pair K when it
+    # is positive. (Without that term ESS came out up to 2 % above ArviZ's.)
+    last = max(0, (n - 3) // 2)  # pairs 1..last are formed (odd lags 1, 3, ... below n - 3)
+    pairs = rho[0 : 2 * last + 1 : 2] + rho[1 : 2 * last + 2 : 2]  # P_0..P_last
+    stop = np.where((pairs <= 0).any(axis=0), np.argmax(pairs <= 0, axis=0), last)
+    k = np.arange(last + 1)[:, None]
+    mono = np.minimum.accumulate(np.where(k < stop, pairs, 0.0), axis=0)
+    even = np.take_along_axis(rho[0 : 2 * last + 1 : 2], stop[None, :], axis=0)[0]
+    tau = -1.0 + 2.0 * mono.sum(axis=0) + np.maximum(even, 0.0)
     total = n * m
     with np.errstate(divide="ignore", invalid="ignore"):
         out = np.where(var_plus > 0, total / np.maximum(tau, 1.0 / np.log10(total)), np.nan)

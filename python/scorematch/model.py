@@ -524,7 +524,10 @@ class EnergyMLP:
         thin : int, default 1
             Keep every ``thin``-th state after burn-in in the trajectory.
         return_trajectory : bool, default False
-            Also return the kept states, shape (n_steps // thin, n_samples, dim).
+            Also return the kept states, shape (n_run // thin, n_samples, dim), where
+            ``n_run`` is ``n_steps``, or for ``method="annealed"`` the steps actually run,
+            ``len(temperatures) · steps_per_level`` (with the default ``steps_per_level``
+            that can be less than ``n_steps``: 10 steps over 3 temperatures run 9).
         adapt_step_size : bool, default False
             MALA only: tune ε per chain during burn-in by dual averaging (Hoffman & Gelman
             2014) toward ``target_accept``, then freeze it.
@@ -537,7 +540,8 @@ class EnergyMLP:
             The (usually decreasing) temperatures of ``method="annealed"``.
         steps_per_level : int, optional
             Steps per temperature of ``method="annealed"``; default
-            ``n_steps // len(temperatures)``.
+            ``max(1, n_steps // len(temperatures))``, and then ``n_steps`` is not used
+            otherwise.
         seed : int, default 0
             Key of the chains' random streams.
         first_chain : int, default 0
