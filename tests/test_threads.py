@@ -156,3 +156,33 @@ def test_gil_is_released_during_computation(restore_threads, method):
     else:
         assert np.isfinite(seen["out"][0]) and seen["out"][0] == again[0]
         assert all(np.array_equal(a, b) for a, b in zip(seen["out"][1], again[1]))
+
+
+def _child_work(args):
+    model, X = args
+    return model.score(X), model.ism_loss(X), model.sample(600, n_steps=5, seed=1).samples
+
+
+@pytest.mark.skipif(sys.platform == "win32", reason="fork is POSIX")
+@pytest.mark.filterwarnings("ignore:.*multi-threaded.*fork:DeprecationWarning")
+@pytest.mark.parametrize("threads", [None, 2])
+def test_forked_children_compute_after_the_parent_used_its_threads(threads):
+    """multiprocessing's fork start method (and Dask's process scheduler, forking servers):
+    the parent's worker threads do not exist in the child, whose first parallel call used to
+    wait for them forever. Each child must compute the parent's numbers."""
+    import multiprocessing as mp
+
+    before = scorematch.get_num_threads()
+    try:
+        if threads is not None:
+            scorematch.set_num_threads(threads)
+        m = scorematch.EnergyMLP(2, hidden=(32, 32), alpha=1.0, seed=4)
+        X = np.random.default_rng(3).normal(size=(20_000, 2))
+        want = _child_work((m, X))  # runs the pool in the parent first
+        with mp.get_context("fork").Pool(2) as pool:
+            got = pool.map_async(_child_work, [(m, X)] * 2).get(timeout=120)
+        for g in got:
+            for a, b in zip(g, want):
+                np.testing.assert_array_equal(a, b)
+    finally:
+        scorematch.set_num_threads(before)

@@ -5,6 +5,7 @@
 //! gradients) are combined over a binary tree fixed by the chunk count, so the result is
 //! bit-identical for any number of threads.
 
+use std::sync::atomic::{AtomicBool, Ordering};
 use std::sync::{Arc, RwLock};
 
 use rayon::{ThreadPool, ThreadPoolBuilder};
@@ -13,6 +14,9 @@ use crate::error::{Error, Result};
 
 /// The pool set by [`set_num_threads`]; `None` means Rayon's global pool.
 static POOL: RwLock<Option<Arc<ThreadPool>>> = RwLock::new(None);
+
+/// Set in a child process after `fork` (see [`forget_threads_after_fork`]).
+static FORKED: AtomicBool = AtomicBool::new(false);
 
 /// Upper bound on [`set_num_threads`]: well past any machine, low enough to refuse typos.
 pub const MAX_THREADS: usize = 4096;
@@ -24,18 +28,73 @@ pub fn set_num_threads(n: usize) -> Result<()> {
             "the number of threads must be between 1 and {MAX_THREADS}, got {n}"
         )));
     }
-    let pool = ThreadPoolBuilder::new()
-        .num_threads(n)
-        .thread_name(|i| format!("scorematch-{i}"))
-        .build()
-        .map_err(|e| Error::Value(format!("cannot start {n} threads: {e}")))?;
+    let pool = build(n)?;
     *POOL.write().unwrap_or_else(|e| e.into_inner()) = Some(Arc::new(pool));
     Ok(())
 }
 
+fn build(n: usize) -> Result<ThreadPool> {
+    ThreadPoolBuilder::new()
+        .num_threads(n)
+        .thread_name(|i| format!("scorematch-{i}"))
+        .build()
+        .map_err(|e| Error::Value(format!("cannot start {n} threads: {e}")))
+}
+
+/// Declares that this process is the child of a `fork`: only the forking thread exists here,
+/// so a pool whose workers ran in the parent would wait for them forever. The next call
+/// starts a new pool of the same size instead (and never uses Rayon's global pool again,
+/// which may be one of those). Registered with `pthread_atfork` on first use of the pool,
+/// so that `multiprocessing` workers, Dask's process scheduler and forking servers compute
+/// instead of hanging. It only stores a flag: async-signal-safe, as a fork handler must be.
+pub extern "C" fn forget_threads_after_fork() {
+    FORKED.store(true, Ordering::SeqCst);
+}
+
+#[cfg(unix)]
+fn watch_forks() {
+    use std::sync::Once;
+    unsafe extern "C" {
+        // POSIX; in the C library every unix target links.
+        fn pthread_atfork(
+            prepare: Option<extern "C" fn()>,
+            parent: Option<extern "C" fn()>,
+            child: Option<extern "C" fn()>,
+        ) -> std::ffi::c_int;
+    }
+    static ONCE: Once = Once::new();
+    // SAFETY: registers a handler that only stores to an atomic.
+    ONCE.call_once(|| unsafe {
+        pthread_atfork(None, None, Some(forget_threads_after_fork));
+    });
+}
+
+#[cfg(not(unix))]
+fn watch_forks() {}
+
+/// The pool to run in: the configured one, a new one after a fork, or `None` for the global.
+fn current_pool() -> Option<Arc<ThreadPool>> {
+    watch_forks();
+    if FORKED.swap(false, Ordering::SeqCst) {
+        let mut slot = POOL.write().unwrap_or_else(|e| e.into_inner());
+        let n = match &*slot {
+            Some(p) => p.current_num_threads(),
+            None => rayon::current_num_threads(),
+        };
+        // The parent's pool is leaked, not dropped: its threads are not here to be stopped.
+        if let Some(old) = slot.take() {
+            std::mem::forget(old);
+        }
+        // If no thread can be started, run serially (a pool of one runs on the caller).
+        *slot = build(n).or_else(|_| build(1)).ok().map(Arc::new);
+        return slot.clone();
+    }
+    POOL.read().unwrap_or_else(|e| e.into_inner()).clone()
+}
+
 /// The number of worker threads calls will use.
 pub fn num_threads() -> usize {
-    match &*POOL.read().unwrap_or_else(|e| e.into_inner()) {
+    match current_pool() {
         Some(p) => p.current_num_threads(),
         None => rayon::current_num_threads(),
     }
@@ -43,8 +102,7 @@ pub fn num_threads() -> usize {
 
 /// Runs `f` inside the configured pool.
 pub fn install<R: Send>(f: impl FnOnce() -> R + Send) -> R {
-    let pool = POOL.read().unwrap_or_else(|e| e.into_inner()).clone();
-    match pool {
+    match current_pool() {
         Some(p) => p.install(f),
         None => f(),
     }
