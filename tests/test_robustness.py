@@ -248,3 +248,8 @@ def test_a_malformed_field_names_the_file(tmp_path, model):
     np.savez(path, **fields)
     with pytest.raises(ValueError, match="m.npz.*malformed"):
         sm.load(path)
+
+
+def test_annealed_temperatures_whose_step_sizes_overflow_are_named(model):
+    with pytest.raises(ValueError, match=r"step_size·T/T_last = 1e-2·1e300/1e-300"):
+        model.sample(2, n_steps=4, method="annealed", temperatures=[1e300, 1e-300])
