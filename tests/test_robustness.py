@@ -253,3 +253,27 @@ def test_a_malformed_field_names_the_file(tmp_path, model):
 def test_annealed_temperatures_whose_step_sizes_overflow_are_named(model):
     with pytest.raises(ValueError, match=r"step_size·T/T_last = 1e-2·1e300/1e-300"):
         model.sample(2, n_steps=4, method="annealed", temperatures=[1e300, 1e-300])
+
+
+def test_a_temperature_so_small_that_the_drift_overflows_is_named(model):
+    with pytest.raises(ValueError, match=r"step_size / temperature = 1e-2/1e-320 overflows"):
+        model.sample(2, n_steps=4, temperature=1e-320)
+
+
+def test_validation_arguments_of_the_wrong_kind(X):
+    m = EnergyMLP(2, hidden=(8,))
+    for bad in (True, "0.1"):
+        with pytest.raises(TypeError, match="validation must be a fraction"):
+            m.fit(X, epochs=1, progress=False, validation=bad)
+    with pytest.raises(ValueError, match=r"is for objective 'esm'"):
+        m.fit(X, epochs=1, progress=False, validation=(X[:5], X[:5]))
+
+
+def test_diagnostics_name_the_first_bad_draw_and_take_zero_coordinates():
+    t = np.zeros((10, 3, 2))
+    t[4, 2, 1] = np.nan
+    with pytest.raises(ValueError, match=r"first at draw 4, chain 2, coordinate 1"):
+        sm.diagnostics.ess(t)
+    empty = np.zeros((10, 3, 0))
+    assert sm.diagnostics.ess(empty).shape == (0,)
+    assert sm.diagnostics.split_rhat(empty).shape == (0,)

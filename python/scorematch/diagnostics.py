@@ -36,8 +36,13 @@ def _trajectory(trajectory: ArrayLike, min_draws: int) -> Floats:
         raise ValueError(
             f"trajectory needs at least {min_draws} draws and 1 chain, got shape {t.shape}"
         )
-    if not np.all(np.isfinite(t)):
-        raise ValueError("trajectory contains NaN or Inf")
+    finite = np.isfinite(t)
+    if not finite.all():
+        draw, chain, coord = np.argwhere(~finite)[0]
+        raise ValueError(
+            f"trajectory contains NaN or Inf (first at draw {draw}, chain {chain}, "
+            f"coordinate {coord})"
+        )
     return t
 
 
@@ -130,6 +135,8 @@ def split_rhat(trajectory: ArrayLike) -> Floats:
         If the shape is wrong or a value is NaN or Inf.
     """
     t = _split(_trajectory(trajectory, 4))
+    if t.shape[2] == 0:
+        return np.empty(0)
     bulk = _rhat(_rank_normalize(t))
     folded = np.abs(t - np.median(t.reshape(-1, t.shape[2]), axis=0))
     tail = _rhat(_rank_normalize(folded))

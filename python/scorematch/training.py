@@ -392,4 +392,14 @@ def _split(
                 f"target_val must have the shape of X_val, {X_val.shape}, got {t_val.shape}"
             )
         return X, target, X_val, t_val
+    if isinstance(validation, (bool, np.bool_, str, bytes)):
+        raise TypeError(
+            "validation must be a fraction in [0, 1), an array X_val or None, got "
+            f"{type(validation).__name__} {validation!r}"
+        )
+    if isinstance(validation, tuple) and len(validation) == 2:
+        raise ValueError(
+            "validation=(X_val, target_val) is for objective 'esm'; for this objective pass "
+            "X_val alone"
+        )
     return X, None, as_batch(validation, dim, dtype, "X_val"), None

@@ -180,6 +180,13 @@ impl Config {
             }
             check_positive(l.step_size, "step_size")?;
             check_positive(l.temperature, "temperature")?;
+            // The drift coefficient ε/(2T): a tiny T makes it Inf, and every chain NaN.
+            if !(0.5 * l.step_size / l.temperature).is_finite() {
+                return Err(Error::Value(format!(
+                    "step_size / temperature = {:e}/{:e} overflows: use a larger temperature",
+                    l.step_size, l.temperature
+                )));
+            }
         }
         if self.thin == 0 {
             return Err(Error::Value("thin must be at least 1, got 0".into()));
