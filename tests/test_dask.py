@@ -86,6 +86,13 @@ def test_column_chunks_are_merged_and_bad_shapes_are_refused() -> None:
         smd.score(m, da.from_array(X[:, :2]))
     with pytest.raises(TypeError, match="EnergyMLP"):
         smd.score(object(), dX)  # type: ignore[arg-type]
+    # Integer arrays are refused as by the in-memory methods; lists of ints are converted.
+    with pytest.raises(TypeError, match="array of floats"):
+        smd.energy(m, da.from_array(np.ones((4, 3), dtype=np.int64)))
+    with pytest.raises(TypeError, match="array of floats"):
+        m.energy(np.ones((4, 3), dtype=np.int64))
+    ints = [[1, 2, 3], [4, 5, 6]]
+    np.testing.assert_array_equal(smd.energy(m, ints).compute(), m.energy(ints))
 
 
 @pytest.mark.parametrize(
@@ -218,11 +225,68 @@ def test_fit_bad_arguments(kwargs: dict[str, Any], match: str) -> None:
         smd.fit(model(), da.from_array(data(50)), **kwargs)
 
 
-def test_a_nan_row_is_located_in_its_block() -> None:
+def test_a_nan_row_is_named_by_its_row_in_x() -> None:
     X = data(100)
     X[57, 1] = np.nan
-    with pytest.raises(ValueError, match=r"rows 30\.\.60 of X: .*row 27"):
+    with pytest.raises(ValueError, match=r"X contains NaN or Inf \(first at row 57\)"):
         smd.score(model(), da.from_array(X, chunks=30)).compute(scheduler="threads")
+    # Unknown chunk sizes: the block's place in X is not known, and the message says so.
+    Xd = da.from_array(X, chunks=30)
+    with pytest.raises(ValueError, match=r"row \d+ of a block whose place in X is not known"):
+        smd.score(model(), Xd[Xd[:, 0] < 10]).compute(scheduler="threads")
+
+
+def test_divergence_errors_cross_process_boundaries(client: Any) -> None:
+    # Raised in a worker process and pickled back: still the class users catch.
+    m = sm.EnergyMLP(2, hidden=(4,), alpha=10.0)
+    arr = smd.sample(m, 6, chunks=3, n_steps=500, step_size=10.0, method="ula")
+    with pytest.raises(sm.SamplingDivergedError):
+        client.compute(arr).result()
+
+
+def test_a_lazy_result_keeps_the_parameters_it_was_built_with() -> None:
+    m = model()
+    X = data(200)
+    want = m.energy(X)
+    E = smd.energy(m, da.from_array(X, chunks=50))
+    m.set_params([p * 2 for p in m.params])
+    np.testing.assert_array_equal(E.compute(scheduler="threads"), want)
+    # The new parameters get their own graph key, and their own values.
+    E2 = smd.energy(m, da.from_array(X, chunks=50))
+    assert E2.name != E.name
+    np.testing.assert_array_equal(E2.compute(scheduler="threads"), m.energy(X))
+
+
+def test_sample_takes_empty_blocks_and_builds_lazily(monkeypatch: pytest.MonkeyPatch) -> None:
+    m = model()
+    got = smd.sample(m, 10, chunks=(0, 5, 0, 5), n_steps=3).compute(scheduler="threads")
+    np.testing.assert_array_equal(got, m.sample(10, n_steps=3).samples)
+    # Building the array checks the options on one chain and one step, whatever burn_in or
+    # steps_per_level (numpy integers included), and runs nothing else.
+    calls: list[tuple[int, dict[str, Any]]] = []
+    real = sm.EnergyMLP.sample
+
+    def spy(self: sm.EnergyMLP, n: int, **kw: Any) -> Any:
+        calls.append((n, kw))
+        return real(self, n, **kw)
+
+    monkeypatch.setattr(sm.EnergyMLP, "sample", spy)
+    smd.sample(m, 10, n_steps=5, burn_in=np.int64(10**7))
+    smd.sample(m, 10, method="annealed", temperatures=[2.0, 1.0], steps_per_level=10**7)
+    assert [n for n, _ in calls] == [1, 1]
+    assert calls[0][1]["burn_in"] == 1 and calls[0][1]["n_steps"] == 1
+    assert calls[1][1]["steps_per_level"] == 1
+
+
+def test_fit_takes_unknown_chunk_sizes() -> None:
+    X = data(400)
+    Xd = da.from_array(X, chunks=50)
+    keep = X[:, 0] > -0.5
+    m, local = model(), model()
+    smd.fit(m, Xd[Xd[:, 0] > -0.5], epochs=2, seed=3)
+    local.fit(X[keep], epochs=2, seed=3, validation=None, progress=False)
+    for a, b in zip(m.params, local.params):
+        np.testing.assert_allclose(a, b, rtol=1e-10, atol=1e-12)
 
 
 def test_fit_refuses_nan_rows() -> None:

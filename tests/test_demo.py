@@ -95,6 +95,20 @@ def test_cli_fit_sample_info_round_trip(tmp_path):
     assert samples.shape == (50, 2) and np.isfinite(samples).all()
     info = _cli("info", "m.npz", cwd=tmp_path)
     assert info.returncode == 0 and "hidden=(16, 16)" in info.stdout
+    # Without burn-in, MALA runs with the given step size (no adaptation to ask for).
+    smp = _cli("sample", "m.npz", "-n", "5", "--steps", "5", "--burn-in", "0", "--out", "t.npy",
+               cwd=tmp_path)  # fmt: skip
+    assert smp.returncode == 0, smp.stderr
+    assert np.load(tmp_path / "t.npy").shape == (5, 2)
+
+
+def test_demo_figure_path_is_checked_first_and_named_as_written(tmp_path):
+    from scorematch.demo import _figure_path
+
+    assert _figure_path(str(tmp_path / "fig")) == str(tmp_path / "fig.png")
+    assert _figure_path(str(tmp_path / "fig.svg")) == str(tmp_path / "fig.svg")
+    with pytest.raises(ValueError, match="no folder"):
+        run(out=str(tmp_path / "missing" / "x.png"), verbose=False)
 
 
 @pytest.mark.parametrize(

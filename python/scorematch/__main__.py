@@ -85,7 +85,7 @@ def _sample(args: argparse.Namespace) -> None:
         method=args.method,
         burn_in=args.burn_in,
         seed=args.seed,
-        adapt_step_size=args.method == "mala",
+        adapt_step_size=args.method == "mala" and args.burn_in > 0,
     )
     _write_data(args.out, res.samples)
     print(
@@ -149,7 +149,12 @@ def main(argv: Sequence[str] | None = None) -> int:
     sample.add_argument("--out", required=True, help=".npy or .csv file to write")
     sample.add_argument("--method", default="mala", choices=["ula", "mala"])
     sample.add_argument("--steps", type=int, default=1000)
-    sample.add_argument("--burn-in", type=int, default=200)
+    sample.add_argument(
+        "--burn-in",
+        type=int,
+        default=200,
+        help="steps run first and dropped; MALA tunes its step size during them (none at 0)",
+    )
     sample.add_argument("--step-size", type=float, default=1e-2)
     sample.add_argument("--seed", type=int, default=0)
     sample.set_defaults(run=_sample)

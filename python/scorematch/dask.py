@@ -28,6 +28,7 @@ What each function reproduces:
 
 from __future__ import annotations
 
+import copy
 import math
 import time
 from collections.abc import Callable, Sequence
@@ -71,13 +72,17 @@ def _check_model(model: Any) -> None:
 def _shared(model: EnergyMLP) -> Delayed:
     """The model as one graph node: workers fetch it once and reuse it for every block."""
     # pure=True names the node by the model's contents: the same parameters give the same
-    # key, so graphs built from one model share (and cache) it.
-    return delayed(model, pure=True, traverse=False)
+    # key, so graphs built from one model share (and cache) it. The node holds a copy (its
+    # core handle is immutable): a later fit or set_params of `model` must change neither
+    # the value under that key nor what an array built earlier computes.
+    return delayed(copy.copy(model), pure=True, traverse=False)
 
 
 def _rows(X: Any, model: EnergyMLP, name: str = "X") -> da.Array:
     """X as a Dask array of the model's dtype, (n, dim), one chunk across the columns."""
     _check_model(model)
+    # As the in-memory methods: arrays must hold floats, array-likes of ints are converted.
+    exact = isinstance(X, (da.Array, np.ndarray))
     if not isinstance(X, da.Array):
         X = da.asarray(X)
     if X.ndim != 2 or X.shape[1] != model.dim:
@@ -85,8 +90,11 @@ def _rows(X: Any, model: EnergyMLP, name: str = "X") -> da.Array:
             f"{name} must have shape (n, {model.dim}) for this model (dim = {model.dim}), "
             f"got {X.shape}"
         )
-    if X.dtype.kind not in "fiu":
-        raise TypeError(f"{name} must hold real numbers, got dtype {X.dtype}")
+    if X.dtype.kind != "f" and (exact or X.dtype.kind not in "iu"):
+        raise TypeError(
+            f"{name} must be an array of floats (float32 or float64), got dtype {X.dtype}; "
+            f"convert it explicitly, e.g. {name}.astype(np.float64)"
+        )
     X = X.astype(model.dtype, copy=False)
     if len(X.chunks[1]) != 1:
         X = X.rechunk({1: -1})
@@ -98,9 +106,19 @@ def _call(method: str) -> Callable[..., Array]:
         try:
             result: Array = getattr(model, method)(block)
         except ValueError as err:
-            # The engine counts rows from the block's start; say where the block is.
-            start, stop = block_info[0]["array-location"][0] if block_info else (0, 0)
-            raise ValueError(f"in the block of rows {start}..{stop} of X: {err}") from err
+            # The engine counts rows from the block's start: name the row in X when the
+            # block's place is known (chunk sizes known), else say it is within a block.
+            start, _ = block_info[0]["array-location"][0] if block_info else (None, None)
+            finite = np.isfinite(block).all(axis=1)
+            if finite.all():
+                raise
+            first = int(np.argmin(finite))
+            if start is None or not np.isfinite(start):
+                raise ValueError(
+                    f"X contains NaN or Inf (row {first} of a block whose place in X is not "
+                    "known: its chunk sizes are unknown)"
+                ) from err
+            raise ValueError(f"X contains NaN or Inf (first at row {int(start) + first})") from err
         return result
 
     run.__name__ = f"scorematch-{method}"
@@ -186,6 +204,8 @@ def _sample_block(
 ) -> Array:
     assert block_info is not None
     start, stop = block_info[None]["array-location"][0]
+    if stop == start:
+        return np.empty((0, model.dim), model.dtype)
     res = model.sample(stop - start, seed=seed, first_chain=start, init=init, **kwargs)
     return res.samples
 
@@ -247,8 +267,10 @@ def sample(
     row_chunks = da.core.normalize_chunks((chunks, model.dim), (n, model.dim))
     # Check every option once here, on one chain, rather than in every task.
     probe = {**sample_kwargs, "n_steps": 1}
-    if isinstance(probe.get("burn_in"), int) and probe["burn_in"] > 1:
-        probe["burn_in"] = 1
+    for long in ("burn_in", "steps_per_level"):
+        v = probe.get(long)
+        if isinstance(v, (int, np.integer)) and not isinstance(v, bool) and v > 1:
+            probe[long] = 1
     model.sample(1, seed=seed, **probe)
     meta = np.empty((0, 0), model.dtype)
     if init is None:
@@ -355,6 +377,9 @@ class _Blocks:
     def __init__(self, X: da.Array) -> None:
         self.client = _active_client()
         self.X = X.persist()
+        if np.isnan(self.X.shape[0]):
+            # Unknown chunk sizes (boolean indexing): read them from the persisted blocks.
+            self.X.compute_chunk_sizes()
         self.parts = list(self.X.to_delayed().ravel())
         self.ends = np.cumsum(self.X.chunks[0])
         self.n = int(self.ends[-1]) if len(self.ends) else 0

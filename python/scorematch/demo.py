@@ -8,6 +8,7 @@ score field as arrows (when matplotlib is installed).
 
 from __future__ import annotations
 
+import os
 import time
 from dataclasses import dataclass
 from typing import Any
@@ -66,6 +67,8 @@ def run(
     """Fit, sample, measure and plot; see the module docstring."""
     say = print if verbose else (lambda *a, **k: None)
     ds = datasets.get(dataset)
+    if out:
+        out = _figure_path(out)
     X = ds.sample(n_train, seed=seed)
     X_test = ds.sample(2_000, seed=seed + 1)
     model = EnergyMLP(2, hidden=(64, 64, 64), activation="softplus", alpha=1e-3, seed=seed)
@@ -121,6 +124,17 @@ def run(
 
     figure = _plot(model, X, res.samples, out, dataset, say) if out else None
     return DemoResult(fit_s, sample_s, heldout, untrained, fisher, mmd, null, figure)
+
+
+def _figure_path(out: str) -> str:
+    """The file the figure goes to: ``out``, with ``.png`` added when it has no extension (as
+    matplotlib would write it), checked before the minutes of fitting and sampling."""
+    root, ext = os.path.splitext(out)
+    path = out if ext else root + ".png"
+    folder = os.path.dirname(os.path.abspath(path))
+    if not os.path.isdir(folder):
+        raise ValueError(f"cannot write the figure {path!r}: no folder {folder!r}")
+    return path
 
 
 def _plot(model: EnergyMLP, X: Array, S: Array, out: str, name: str, say: Any) -> str | None:

@@ -11,14 +11,14 @@ use pyo3::PyErr;
 use scorematch_core::Error;
 
 create_exception!(
-    _core,
+    scorematch._core,
     SamplingDivergedError,
     PyRuntimeError,
     "Langevin chains left the finite numbers (NaN or Inf)."
 );
 
 create_exception!(
-    _core,
+    scorematch._core,
     TrainingDivergedError,
     PyRuntimeError,
     "Training met a NaN or Inf loss, gradient or parameter. The model keeps the last \
