@@ -21,7 +21,12 @@ pub trait Transcendental: Copy {
     /// ln(1 + e) for 0 ≤ e ≤ 1.
     fn ln_1p_unit(e: Self) -> Self;
     /// tanh(x) for any x.
-    fn tanh_fast(x: Self) -> Self;
+    fn tanh_fast(x: Self) -> Self {
+        Self::tanh_sech2(x).0
+    }
+    /// tanh(x) and 1 − tanh²(x), the latter to full relative accuracy in the tails, where
+    /// 1 − t² by subtraction is 0 or noise (|x| ≳ 9 in f32, 19 in f64).
+    fn tanh_sech2(x: Self) -> (Self, Self);
 }
 
 /// The two operations of [`estrin`], per float type.
@@ -138,7 +143,7 @@ macro_rules! impl_transcendental {
             }
 
             #[inline(always)]
-            fn tanh_fast(x: $t) -> $t {
+            fn tanh_sech2(x: $t) -> ($t, $t) {
                 // Below 0.2 the odd Taylor series (ratio of terms ≤ 0.04·0.41); above, (1−e)/(1+e)
                 // with e = e^{−2|x|} ≤ 0.67, where 1 − e loses at most 1.6 bits. Both are
                 // computed and one is selected, so the loop stays branch-free.
@@ -148,8 +153,16 @@ macro_rules! impl_transcendental {
                 let a2 = a * a;
                 let c: &[$t] = &$tanh_coeffs;
                 let p = estrin(a2, c);
-                let t = if a < 0.2 { a * p } else { large };
-                t.copysign(x)
+                let small = a < 0.2;
+                let t = if small { a * p } else { large };
+                // 1 − t² = (1 − t)(1 + t), and 1 − t = 2e/(1 + e) = e·(1 + t) above 0.2: no
+                // cancellation. Below, t² < 0.04 and the subtraction is harmless.
+                let u = if small {
+                    1.0 - t * t
+                } else {
+                    e * (1.0 + t) * (1.0 + t)
+                };
+                (t.copysign(x), u)
             }
         }
     };
@@ -312,6 +325,31 @@ mod tests {
         assert_eq!(f64::tanh_fast(0.0), 0.0);
         assert_eq!(f64::tanh_fast(-1e300), -1.0);
         assert_eq!(f32::tanh_fast(1e30), 1.0);
+    }
+
+    /// 1 − tanh² within 8 ulps of itself everywhere (measured: 3.7 in f64, 3 in f32), tails
+    /// included, against
+    /// sech² x = 4q/(1 + q)² with q = e^{−2|x|} in f64 (no cancellation there).
+    #[test]
+    fn sech2_keeps_its_relative_accuracy() {
+        let sech2 = |x: f64| {
+            let q = (-2.0 * x.abs()).exp();
+            4.0 * q / ((1.0 + q) * (1.0 + q))
+        };
+        let (mut w64, mut w32) = (0.0f64, 0.0f64);
+        for i in 0..400_000 {
+            let x = 40.0 * ((i as f64 / 200_000.0) - 1.0).powi(3);
+            w64 = w64.max(((f64::tanh_sech2(x).1 - sech2(x)) / sech2(x)).abs());
+            let y = x as f32;
+            let want = sech2(y as f64);
+            if want > f32::MIN_POSITIVE as f64 {
+                w32 = w32.max(((f32::tanh_sech2(y).1 as f64 - want) / want).abs());
+            }
+        }
+        assert!(
+            w64 < 8.0 * f64::EPSILON && w32 < 8.0 * f32::EPSILON as f64,
+            "worst relative errors: f64 {w64:e}, f32 {w32:e}"
+        );
     }
 
     #[test]
