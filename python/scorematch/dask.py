@@ -192,7 +192,7 @@ def hessian_trace(model: EnergyMLP, X: Any) -> da.Array:
 
 # Options of EnergyMLP.sample that change the shape of the result or talk to the caller's
 # terminal: they have no place in a block of a distributed array.
-_NOT_FOR_BLOCKS = ("return_trajectory", "progress", "on_divergence", "first_chain", "init")
+_NOT_FOR_BLOCKS = ("return_trajectory", "progress", "on_divergence", "first_chain")
 
 
 def _sample_block(
