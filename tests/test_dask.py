@@ -195,7 +195,7 @@ def test_fit_callback_patience_and_divergence() -> None:
     m = model()
     h = smd.fit(m, X, epochs=5, callback=lambda e, tr, va: seen.append(e) or e < 1)
     assert seen == [0, 1] and h.stop_reason == "callback" and h.n_epochs == 2
-    # Divergence stops where the local fit stops, with its last finite parameters.
+    # Divergence stops where the local fit stops, with its last good parameters.
     m, local = model(), model()
     bad: dict[str, Any] = {"epochs": 3, "lr": 1e12, "optimizer": "sgd"}
     with pytest.raises(sm.TrainingDivergedError) as want:
@@ -323,3 +323,30 @@ def test_a_killed_worker_is_replaced_and_the_result_is_unchanged(client: Any) ->
         killer.join()
         assert victim not in client.run(os.getpid).values()
     assert all(np.array_equal(p, q) for p, q in zip(killed.params, undisturbed.params))
+
+
+@pytest.mark.parametrize(
+    "kw, error",
+    [
+        ({"n_steps": "10"}, TypeError),
+        ({"n_steps": 0}, ValueError),
+        ({"n_steps": 2**40}, ValueError),
+        ({"burn_in": 2**32}, ValueError),
+        ({"method": "annealed", "temperatures": [2.0, 1.0], "steps_per_level": 2**31}, ValueError),
+    ],
+)
+def test_sample_checks_step_counts_when_built(kw: dict[str, Any], error: type) -> None:
+    with pytest.raises(error):
+        smd.sample(model(), 10, **kw)
+
+
+def test_float64_values_too_large_for_a_float32_model_are_named() -> None:
+    X = data(100)
+    X[57, 0] = 1e39
+    with pytest.raises(ValueError, match=r"too large for float32.*row 57"):
+        smd.score(model("float32"), da.from_array(X, chunks=30)).compute(scheduler="threads")
+
+
+def test_fit_refuses_a_bool_validation() -> None:
+    with pytest.raises(TypeError, match="validation must be validation rows"):
+        smd.fit(model(), da.from_array(data(50)), validation=True)

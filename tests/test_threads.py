@@ -158,31 +158,51 @@ def test_gil_is_released_during_computation(restore_threads, method):
         assert all(np.array_equal(a, b) for a, b in zip(seen["out"][1], again[1]))
 
 
-def _child_work(args):
-    model, X = args
-    return model.score(X), model.ism_loss(X), model.sample(600, n_steps=5, seed=1).samples
+_FORK_SCRIPT = """
+import multiprocessing as mp, sys
+import numpy as np, scorematch as sm
+
+def work(_):
+    m = sm.EnergyMLP(2, hidden=(32, 32), alpha=1.0, seed=4)
+    X = np.random.default_rng(3).normal(size=(20_000, 2))
+    return m.score(X), m.ism_loss(X), m.sample(600, n_steps=5, seed=1).samples
+
+case = sys.argv[1]
+if case == "set-threads-only":
+    sm.set_num_threads(2)        # a pool started, never used before the fork
+elif case == "set-threads":
+    sm.set_num_threads(2)
+    want = work(0)
+if case != "set-threads-only":
+    want = work(0)               # "global": Rayon's global pool ran in the parent
+with mp.get_context("fork").Pool(2) as pool:
+    got = pool.map_async(work, range(2)).get(timeout=120)
+if case == "set-threads-only":
+    want = work(0)
+for g in got:
+    for a, b in zip(g, want):
+        np.testing.assert_array_equal(a, b)
+print("ok")
+"""
 
 
 @pytest.mark.skipif(sys.platform == "win32", reason="fork is POSIX")
-@pytest.mark.filterwarnings("ignore:.*multi-threaded.*fork:DeprecationWarning")
-@pytest.mark.parametrize("threads", [None, 2])
-def test_forked_children_compute_after_the_parent_used_its_threads(threads):
+@pytest.mark.parametrize("case", ["global", "set-threads", "set-threads-only"])
+def test_forked_children_compute_with_the_parents_numbers(case, tmp_path):
     """multiprocessing's fork start method (and Dask's process scheduler, forking servers):
     the parent's worker threads do not exist in the child, whose first parallel call used to
-    wait for them forever. Each child must compute the parent's numbers."""
-    import multiprocessing as mp
+    wait for them forever. Each child must compute the parent's numbers, whether the parent
+    ran Rayon's global pool, a set_num_threads pool, or only started one. A fresh
+    interpreter per case, so that no earlier test has set the pool."""
+    import subprocess
 
-    before = scorematch.get_num_threads()
-    try:
-        if threads is not None:
-            scorematch.set_num_threads(threads)
-        m = scorematch.EnergyMLP(2, hidden=(32, 32), alpha=1.0, seed=4)
-        X = np.random.default_rng(3).normal(size=(20_000, 2))
-        want = _child_work((m, X))  # runs the pool in the parent first
-        with mp.get_context("fork").Pool(2) as pool:
-            got = pool.map_async(_child_work, [(m, X)] * 2).get(timeout=120)
-        for g in got:
-            for a, b in zip(g, want):
-                np.testing.assert_array_equal(a, b)
-    finally:
-        scorematch.set_num_threads(before)
+    script = tmp_path / "fork_case.py"
+    script.write_text(_FORK_SCRIPT)
+    r = subprocess.run(
+        [sys.executable, "-W", "ignore::DeprecationWarning", str(script), case],
+        capture_output=True,
+        text=True,
+        timeout=300,
+        check=False,
+    )
+    assert r.returncode == 0 and r.stdout.strip() == "ok", r.stderr[-2000:]

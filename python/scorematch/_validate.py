@@ -40,10 +40,21 @@ def reject_masked(x: Any, name: str) -> None:
     """A masked array would be read with its masked values: refuse it rather than ignore the
     mask."""
     if isinstance(x, np.ma.MaskedArray):
-        raise TypeError(
-            f"{name} is a masked array; its mask would be ignored. Drop the masked rows "
-            f"(e.g. {name}[~{name}.mask.any(axis=1)].data) or fill them ({name}.filled(value))"
+        hint = (
+            f"drop the masked rows ({name}[~{name}.mask.any(axis=1)].data) or fill them "
+            f"({name}.filled(value))"
+            if x.ndim == 2
+            else f"fill them ({name}.filled(value))"
         )
+        raise TypeError(f"{name} is a masked array; its mask would be ignored: {hint}")
+
+
+def check_finite_rows(a: NDArray[Any], name: str) -> None:
+    """NaN or Inf in the 2-D ``a`` is a ``ValueError`` naming its first row, worded as the
+    engine's."""
+    finite = np.isfinite(a).all(axis=1)
+    if not finite.all():
+        raise ValueError(f"{name} contains NaN or Inf (first at row {int(np.argmin(finite))})")
 
 
 def as_positive(v: Any, name: str) -> float:
@@ -121,7 +132,7 @@ def as_batch(x: Any, dim: int, dtype: str, name: str = "X") -> NDArray[Any]:
     if arr.shape[1] != dim:
         raise ValueError(f"{name} must have shape (n, {dim}) for this model, got {arr.shape}")
     if arr.dtype != _FLOAT_NAMES[dtype] or not arr.dtype.isnative:
-        arr = _converted(arr, dtype, name)
+        arr = convert_checked(arr, dtype, name)
     elif not arr.flags.aligned:
         # A view at an odd byte offset (of a packed record array, a byte buffer): the engine
         # reads whole floats, so it gets an aligned copy.
@@ -129,15 +140,16 @@ def as_batch(x: Any, dim: int, dtype: str, name: str = "X") -> NDArray[Any]:
     return arr
 
 
-def _converted(arr: NDArray[Any], dtype: str, name: str) -> NDArray[Any]:
+def convert_checked(arr: NDArray[Any], dtype: str, name: str, first_row: int = 0) -> NDArray[Any]:
     """``arr`` in ``dtype``; finite values that overflow it (float64 → float32) are an error
-    that says so, not an Inf for the NaN/Inf check to misreport."""
+    that says so, not an Inf for the NaN/Inf check to misreport. Rows are numbered from
+    ``first_row`` (a block's place in a larger array)."""
     with np.errstate(over="ignore"):
         out = arr.astype(dtype)
     if dtype == "float32" and arr.dtype.itemsize > 4:
         over = np.isinf(out) & np.isfinite(arr)
         if over.any():
-            row = int(np.argmax(over.any(axis=1)))
+            row = first_row + int(np.argmax(over.any(axis=1)))
             raise ValueError(
                 f"{name} has values too large for float32 (|x| > 3.4e38), first at row {row}; "
                 f"use a float64 model or rescale the data"

@@ -29,6 +29,7 @@ What each function reproduces:
 from __future__ import annotations
 
 import copy
+import inspect
 import math
 import time
 from collections.abc import Callable, Sequence
@@ -45,7 +46,7 @@ except ImportError as err:  # pragma: no cover - exercised only without the extr
     raise ImportError('scorematch.dask needs dask: pip install "scorematch[dask]"') from err
 
 from scorematch import _core
-from scorematch._validate import as_int, as_seed
+from scorematch._validate import as_int, as_seed, convert_checked
 from scorematch.training import FitHistory, TrainingDivergedError, _stops, check_loop_args
 
 if TYPE_CHECKING:
@@ -95,10 +96,19 @@ def _rows(X: Any, model: EnergyMLP, name: str = "X") -> da.Array:
             f"{name} must be an array of floats (float32 or float64), got dtype {X.dtype}; "
             f"convert it explicitly, e.g. {name}.astype(np.float64)"
         )
-    X = X.astype(model.dtype, copy=False)
+    if X.dtype != model.dtype:
+        # Block by block, as the in-memory methods convert: a float64 value too large for a
+        # float32 model is named as such (by its row in X), not left to become Inf.
+        X = X.map_blocks(_to_dtype, str(model.dtype), name, dtype=model.dtype)
     if len(X.chunks[1]) != 1:
         X = X.rechunk({1: -1})
     return X
+
+
+def _to_dtype(block: Array, dtype: str, name: str, block_info: Any = None) -> Array:
+    start = block_info[0]["array-location"][0][0] if block_info else 0
+    first = int(start) if np.isfinite(start) else 0
+    return convert_checked(np.asarray(block), dtype, name, first)
 
 
 def _call(method: str) -> Callable[..., Array]:
@@ -210,6 +220,27 @@ def _sample_block(
     return res.samples
 
 
+def _check_run_length(kw: dict[str, Any]) -> None:
+    """The step counts of ``kw`` (as ``EnergyMLP.sample`` takes them) are ints in range, and
+    burn-in plus the sampling steps stay within the engine's 2**32 - 1."""
+    from scorematch import sampling
+
+    default = inspect.signature(sampling.sample).parameters["n_steps"].default
+    n_steps = as_int(kw.get("n_steps", default), "n_steps", 1)
+    burn_in = as_int(kw.get("burn_in", 0), "burn_in", 0)
+    run = n_steps
+    if kw.get("method") == "annealed" and kw.get("temperatures") is not None:
+        levels = len(kw["temperatures"])
+        spl = kw.get("steps_per_level")
+        spl = max(1, n_steps // max(levels, 1)) if spl is None else as_int(spl, "steps_per_level")
+        run = levels * spl
+    if burn_in + run > 2**32 - 1:
+        raise ValueError(
+            f"the run is too long: burn_in + n_steps must be at most {2**32 - 1}, "
+            f"got {burn_in} + {run}"
+        )
+
+
 def _sample_block_from(
     init: Array, model: EnergyMLP, seed: int, kwargs: dict[str, Any], block_info: Any = None
 ) -> Array:
@@ -265,11 +296,12 @@ def sample(
     if isinstance(chunks, (int, np.integer)):
         as_int(chunks, "chunks")
     row_chunks = da.core.normalize_chunks((chunks, model.dim), (n, model.dim))
-    # Check every option once here, on one chain, rather than in every task.
+    # Check every option once here rather than in every task: the counts and the run's
+    # length as the engine bounds them, then the rest on one chain and one step.
+    _check_run_length(sample_kwargs)
     probe = {**sample_kwargs, "n_steps": 1}
     for long in ("burn_in", "steps_per_level"):
-        v = probe.get(long)
-        if isinstance(v, (int, np.integer)) and not isinstance(v, bool) and v > 1:
+        if probe.get(long) is not None and probe[long] > 1:
             probe[long] = 1
     model.sample(1, seed=seed, **probe)
     meta = np.empty((0, 0), model.dtype)
@@ -568,7 +600,12 @@ def fit(
     _check_finite(train.X, "X")
     val = None
     if validation is not None:
-        if isinstance(validation, (float, int)):
+        if isinstance(validation, (bool, np.bool_, str, bytes)):
+            raise TypeError(
+                "validation must be validation rows (a Dask array or array) or None, got "
+                f"{type(validation).__name__} {validation!r}"
+            )
+        if isinstance(validation, (float, int, np.floating, np.integer)):
             raise ValueError(
                 "scorematch.dask.fit takes validation rows (a Dask array or array) or None, "
                 f"not a fraction ({validation}): split the Dask array yourself"

@@ -195,14 +195,16 @@ def ess(trajectory: ArrayLike, *, method: str = "bulk") -> Floats:
     # Geyer's initial monotone sequence, as Stan and ArviZ run it: pairs P_k = ρ_2k + ρ_2k+1
     # for k = 0..K-1, where K is the first pair that is not positive (or the last one whose
     # lags stay below n - 3), made non-increasing; then the even term ρ_2K of pair K when it
-    # is positive. (Without that term ESS came out up to 2 % above ArviZ's.)
+    # is positive or pair K was kept (P_K ≥ 0: the lag limit stopped the sequence). Without
+    # that term ESS came out up to 2 % above ArviZ's.
     last = max(0, (n - 3) // 2)  # pairs 1..last are formed (odd lags 1, 3, ... below n - 3)
     pairs = rho[0 : 2 * last + 1 : 2] + rho[1 : 2 * last + 2 : 2]  # P_0..P_last
     stop = np.where((pairs <= 0).any(axis=0), np.argmax(pairs <= 0, axis=0), last)
     k = np.arange(last + 1)[:, None]
     mono = np.minimum.accumulate(np.where(k < stop, pairs, 0.0), axis=0)
     even = np.take_along_axis(rho[0 : 2 * last + 1 : 2], stop[None, :], axis=0)[0]
-    tau = -1.0 + 2.0 * mono.sum(axis=0) + np.maximum(even, 0.0)
+    kept = np.take_along_axis(pairs, stop[None, :], axis=0)[0] >= 0
+    tau = -1.0 + 2.0 * mono.sum(axis=0) + np.where((even > 0) | kept, even, 0.0)
     total = n * m
     with np.errstate(divide="ignore", invalid="ignore"):
         out = np.where(var_plus > 0, total / np.maximum(tau, 1.0 / np.log10(total)), np.nan)
@@ -223,7 +225,10 @@ def acceptance_summary(acceptance_rate: ArrayLike) -> dict[str, Any]:
         ``{"mean", "min", "q25", "median", "q75", "max"}`` as floats.
     """
     reject_masked(acceptance_rate, "acceptance_rate")
-    a = np.asarray(acceptance_rate, dtype=np.float64)
+    raw = np.asarray(acceptance_rate)
+    if raw.dtype.kind not in "fiu":
+        raise TypeError(f"acceptance_rate must be an array of numbers, got dtype {raw.dtype}")
+    a = raw.astype(np.float64, copy=False)
     if a.ndim != 1 or a.size == 0:
         raise ValueError(f"acceptance_rate must be a non-empty 1-D array, got shape {a.shape}")
     q = np.quantile(a, [0.0, 0.25, 0.5, 0.75, 1.0])

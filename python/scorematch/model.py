@@ -527,7 +527,7 @@ class EnergyMLP:
             Also return the kept states, shape (n_run // thin, n_samples, dim), where
             ``n_run`` is ``n_steps``, or for ``method="annealed"`` the steps actually run,
             ``len(temperatures) · steps_per_level`` (with the default ``steps_per_level``
-            that can be less than ``n_steps``: 10 steps over 3 temperatures run 9).
+            that can differ from ``n_steps``: 10 steps over 3 temperatures run 9, 2 run 3).
         adapt_step_size : bool, default False
             MALA only: tune ε per chain during burn-in by dual averaging (Hoffman & Gelman
             2014) toward ``target_accept``, then freeze it.

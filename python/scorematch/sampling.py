@@ -25,6 +25,7 @@ from scorematch._validate import (
     as_int,
     as_positive,
     as_seed,
+    check_finite_rows,
     reject_masked,
 )
 
@@ -56,7 +57,8 @@ class SampleResult:
         The final state of every chain.
     trajectory : ndarray, shape (n_kept, n_chains, dim), or None
         Every ``thin``-th state after burn-in, when ``return_trajectory=True``.
-        ``n_kept = n_steps // thin``.
+        ``n_kept = n_run // thin``, ``n_run`` being ``n_steps`` or, for ``method="annealed"``,
+        ``len(temperatures) · steps_per_level``.
     acceptance_rate : ndarray, shape (n_chains,), or None
         Per chain, the fraction of accepted MALA proposals after burn-in; None for ULA and
         annealed Langevin (every proposal is taken).
@@ -79,9 +81,11 @@ class SampleResult:
 
 
 def _progress_callback(progress: Progress) -> Callable[[int, int], object] | None:
-    if progress is None or progress is False:
+    if progress is None:
         return None
-    if progress is True:
+    if isinstance(progress, (bool, np.bool_)) and not progress:
+        return None
+    if isinstance(progress, (bool, np.bool_)):
         start = time.perf_counter()
 
         def bar(done: int, total: int) -> None:
@@ -260,8 +264,12 @@ def sample(
 
 
 def _first_chain(v: Any, n: int) -> int:
-    """``first_chain``: chain indices ``first_chain .. first_chain + n - 1`` must fit in int64."""
-    return as_int(v, "first_chain", 0, INT_MAX - n)
+    """``first_chain``, with ``first_chain + n`` (the end of ``chain_indices``, exclusive)
+    within int64, as the engine requires."""
+    first = as_int(v, "first_chain", 0)
+    if first + n > INT_MAX:
+        raise ValueError(f"first_chain + n_samples must be at most 2**63 - 1, got {first} + {n}")
+    return first
 
 
 def _start(x0: Any) -> Array:
@@ -370,12 +378,15 @@ def langevin(
     x = _start(x0)
     if x.ndim != 2:
         raise ValueError(f"x0 must be 2-D with shape (n_chains, dim), got shape {x.shape}")
-    finite = np.isfinite(x).all(axis=1)
-    if not finite.all():
-        raise ValueError(f"x0 contains NaN or Inf (first at row {int(np.argmin(finite))})")
+    check_finite_rows(x, "x0")
     n_steps = as_int(n_steps, "n_steps", 1)
     eps = as_positive(step_size, "step_size")
     temp = as_positive(temperature, "temperature")
+    if not math.isfinite(0.5 * eps / temp):
+        # As the engine's sampler (its Config::validate).
+        raise ValueError(
+            f"step_size / temperature = {eps:e}/{temp:e} overflows: use a larger temperature"
+        )
     burn_in = as_int(burn_in, "burn_in", 0)
     thin = as_int(thin, "thin", 1)
     raise_on = _on_divergence(on_divergence)

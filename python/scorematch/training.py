@@ -18,7 +18,14 @@ import numpy as np
 from numpy.typing import ArrayLike, NDArray
 
 from scorematch import _core
-from scorematch._validate import as_batch, as_flag, as_int, as_positive, as_seed
+from scorematch._validate import (
+    as_batch,
+    as_flag,
+    as_int,
+    as_positive,
+    as_seed,
+    check_finite_rows,
+)
 
 if TYPE_CHECKING:
     from scorematch.model import EnergyMLP
@@ -162,9 +169,9 @@ def fit(
     elif target_score is not None:
         raise ValueError(f"target_score is only used by objective 'esm', not {objective!r}")
     # Checked before the split, so that a bad row is named by its index in X.
-    _check_finite(Xa, "X")
+    check_finite_rows(Xa, "X")
     if target is not None:
-        _check_finite(target, "target_score")
+        check_finite_rows(target, "target_score")
     X_train, t_train, X_val, t_val = _split(Xa, target, validation, model.dim, dtype, seed)
     affine = _Affine.of(X_train) if standardize else _Affine.identity(model.dim)
     X_train, t_train = affine.data(X_train, t_train)
@@ -324,12 +331,6 @@ class _Affine:
         p[0] = p[0] / self.s  # W_x = W_z diag(1/s)
         p[1] = p[1] - p[0] @ self.m  # b_x = b_z − W_x m
         return handle.with_params([a.astype(handle.dtype) for a in p])
-
-
-def _check_finite(a: Arr, name: str) -> None:
-    finite = np.isfinite(a).all(axis=1)
-    if not finite.all():
-        raise ValueError(f"{name} contains NaN or Inf (first at row {int(np.argmin(finite))})")
 
 
 def _stops(answer: Any) -> bool:

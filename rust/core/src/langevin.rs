@@ -124,7 +124,7 @@ impl Config {
         }
         // A ratio T_i / T_last past the floats' range gives ε_i = Inf or 0: say which input.
         if let Some(&t) = temperatures.iter().find(|&&t| {
-            let eps = step_size * t / last;
+            let eps = step_size * (t / last);
             !(eps.is_finite() && eps > 0.0)
         }) {
             return Err(Error::Value(format!(
@@ -136,7 +136,7 @@ impl Config {
             .iter()
             .map(|&t| Level {
                 temperature: t,
-                step_size: step_size * t / last,
+                step_size: step_size * (t / last),
                 n_steps: steps_per_level,
             })
             .collect();
@@ -369,8 +369,8 @@ impl<T: Real> Sampler<T> {
         }
         let eps0 = config.levels[0].step_size;
         // Every chain's buffers, counted and reserved once (then released) before any is made:
-        // a request past what the system will give is an error here, not an abort (or an
-        // out-of-memory kill) halfway through.
+        // a request the allocator refuses outright is an error here, not an abort halfway
+        // through. (Under overcommit a request it grants can still exhaust memory later.)
         let mala = config.method == Method::Mala;
         let per_chain = std::mem::size_of::<Stream>()
             + std::mem::size_of::<Chain>()

@@ -34,6 +34,9 @@ pub fn set_num_threads(n: usize) -> Result<()> {
 }
 
 fn build(n: usize) -> Result<ThreadPool> {
+    // Before any worker exists: a fork between this pool's start and its first use must be
+    // seen too.
+    watch_forks();
     ThreadPoolBuilder::new()
         .num_threads(n)
         .thread_name(|i| format!("scorematch-{i}"))
@@ -44,8 +47,8 @@ fn build(n: usize) -> Result<ThreadPool> {
 /// Declares that this process is the child of a `fork`: only the forking thread exists here,
 /// so a pool whose workers ran in the parent would wait for them forever. The next call
 /// starts a new pool of the same size instead (and never uses Rayon's global pool again,
-/// which may be one of those). Registered with `pthread_atfork` on first use of the pool,
-/// so that `multiprocessing` workers, Dask's process scheduler and forking servers compute
+/// which may be one of those). Registered with `pthread_atfork` before any pool of ours
+/// starts and on first use of Rayon's global one, so that `multiprocessing` workers, Dask's process scheduler and forking servers compute
 /// instead of hanging. It only stores a flag: async-signal-safe, as a fork handler must be.
 pub extern "C" fn forget_threads_after_fork() {
     FORKED.store(true, Ordering::SeqCst);
@@ -85,8 +88,12 @@ fn current_pool() -> Option<Arc<ThreadPool>> {
         if let Some(old) = slot.take() {
             std::mem::forget(old);
         }
-        // If no thread can be started, run serially (a pool of one runs on the caller).
-        *slot = build(n).or_else(|_| build(1)).ok().map(Arc::new);
+        // Fewer threads if the system refuses n. None at all would leave only the global
+        // pool, whose workers may be the parent's: a panic (a Python exception) beats a hang.
+        let pool = build(n)
+            .or_else(|_| build(1))
+            .unwrap_or_else(|e| panic!("no worker thread can start after fork: {e}"));
+        *slot = Some(Arc::new(pool));
         return slot.clone();
     }
     POOL.read().unwrap_or_else(|e| e.into_inner()).clone()

@@ -3,11 +3,15 @@
 use super::*;
 use kernel::MulAdd;
 
-/// Register-tile rows and vectors per panel of [`Isa::Emulated512`], those of the AVX-512 path.
+/// Register-tile rows and vectors per panel of [`Isa::Emulated512`]: those of the AVX-512
+/// path, taken from it so that the two cannot drift apart.
 #[cfg(target_arch = "x86_64")]
 pub(super) const EMU_MR: usize = x86::MR_AVX512;
+#[cfg(target_arch = "x86_64")]
+pub(super) const EMU_NV: usize = x86::NV;
 #[cfg(not(target_arch = "x86_64"))]
 pub(super) const EMU_MR: usize = 12;
+#[cfg(not(target_arch = "x86_64"))]
 pub(super) const EMU_NV: usize = 2;
 
 /// A vector of `L` lanes as a plain array, with an exactly rounded FMA per lane: a zmm
