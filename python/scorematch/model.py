@@ -291,9 +291,10 @@ class EnergyMLP:
 
         Notes
         -----
-        Calls on at most 16 rows and 2**16 multiply-adds (for instance one point of the
-        default architecture) run without releasing the GIL: they take a few microseconds,
-        and releasing the GIL can cost more (see the class Notes). Larger calls release it.
+        Calls on at most 16 rows, 2**16 multiply-adds and ``256 // (dim + 2)`` rows (for
+        instance one point of the default architecture) run without releasing the GIL: they
+        take a few microseconds, and releasing the GIL can cost more (see the class Notes).
+        Larger calls release it.
         """
         return self._m.hessian_trace(X)  # converted and checked as by _batch, in _core
 
@@ -823,5 +824,6 @@ def _as_param_arrays(params: Any, dtype: str) -> list[Array]:
             raise TypeError(f"params[{i}] must be a numeric array, got dtype {arr.dtype}")
         # np.asarray keeps the number of dimensions (ascontiguousarray would turn a scalar
         # into shape (1,) and let a malformed list through).
-        out.append(np.asarray(arr, dtype=dtype, order="C"))
+        # Aligned and C-ordered, copied only if not already (a view at an odd byte offset is).
+        out.append(np.require(np.asarray(arr, dtype=dtype), requirements=["C", "A"]))
     return out

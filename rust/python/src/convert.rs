@@ -64,7 +64,7 @@ pub fn batch<'py, T: Float>(
 
 /// Whether every element of `a` sits at an address aligned for `T` (numpy allows views at
 /// any byte offset; Rust may only read aligned `T`s).
-fn aligned<T: Float>(a: &Bound<'_, PyArray2<T>>) -> bool {
+fn aligned<T: Float, D: numpy::ndarray::Dimension>(a: &Bound<'_, PyArray<T, D>>) -> bool {
     let size = std::mem::size_of::<T>() as isize;
     (a.data() as usize).is_multiple_of(std::mem::align_of::<T>())
         && a.strides().iter().all(|s| s % size == 0)
@@ -76,7 +76,10 @@ pub fn rows<'a, T: Float>(arr: &'a PyReadonlyArray2<'_, T>) -> Rows<'a, T> {
     let (n, d) = view.dim();
     let s = view.strides();
     // SAFETY: ndarray's view guarantees that every (i, j) in bounds at these element strides
-    // points into the array, and the readonly borrow keeps it alive and unmodified for 'a.
+    // points into the array, and the readonly borrow keeps it alive, and unwritten by Rust,
+    // for 'a. Another Python thread holding the array can still write it while the engine
+    // runs without the GIL: numpy allows that race on plain floats, and the engine then reads
+    // some mix of old and new values (never outside the array).
     unsafe { Rows::from_raw_parts(view.as_ptr(), n, d, s[0], s[1]) }
 }
 
@@ -176,6 +179,14 @@ pub fn arrays<T: Float>(list: &[Bound<'_, PyAny>]) -> PyResult<Vec<(Vec<usize>, 
                     describe(obj)
                 ))
             })?;
+            // The Python layer copies misaligned arrays (`np.require`); refuse one that
+            // arrives here another way rather than read it.
+            if !aligned(arr) {
+                return Err(PyTypeError::new_err(format!(
+                    "params[{i}] is not aligned for {}: pass a copy (np.array(params[{i}]))",
+                    T::NAME
+                )));
+            }
             let ro = arr.try_readonly()?;
             Ok((ro.shape().to_vec(), ro.as_array().iter().copied().collect()))
         })

@@ -73,8 +73,8 @@ fn work_per_row<T: Float>(m: &Model<T>, tangents: usize) -> usize {
     macs.saturating_mul(tangents + 2).max(1)
 }
 
-/// A per-row call on at most [`HOLD_GIL_ROWS`] rows and [`HOLD_GIL_WORK`] multiply-adds runs
-/// with the GIL held: for a dim-2 model with hidden (64, 64, 64), `score` on up to 3 rows,
+/// A per-row call on at most [`HOLD_GIL_ROWS`] rows, [`HOLD_GIL_WORK`] multiply-adds and one
+/// engine chunk (which bounds `hessian_trace` to 256/(dim + 2) rows) runs with the GIL held: for a dim-2 model with hidden (64, 64, 64), `score` on up to 3 rows,
 /// `energy` on up to 7, `hessian_trace` on 1, 2–13 µs here (a single-point `score`: 1.8 µs
 /// in float32, 3.3 µs in float64). Releasing and re-taking the GIL costs ~0.1 µs even when
 /// no other thread wants it, and next to a busy Python thread taking it back waits out that
@@ -101,7 +101,9 @@ fn per_row_blocks<T: Float>(
     f: impl Fn(Rows<'_, T>, &mut [T]) -> scorematch_core::Result<()> + Sync,
 ) -> PyResult<()> {
     let n = x.rows();
-    if n <= HOLD_GIL_ROWS && n.saturating_mul(work) <= HOLD_GIL_WORK {
+    // One engine chunk at most: two would go through the pool, which may be busy with
+    // another thread's detached work, and hold the GIL meanwhile (measured: tens of ms).
+    if n <= HOLD_GIL_ROWS && n <= chunk && n.saturating_mul(work) <= HOLD_GIL_WORK {
         return f(x, out).map_err(to_py);
     }
     // Whole multiples of (engine chunk × threads): every block then splits into full chunks
