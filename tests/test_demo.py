@@ -63,6 +63,16 @@ def test_cli_help_and_bad_options():
     assert "Traceback" not in bad.stderr
 
 
+def test_cli_names_a_malformed_hidden_option(tmp_path):
+    import numpy as np
+
+    np.save(tmp_path / "d.npy", np.zeros((10, 2)))
+    r = _cli("fit", "d.npy", "--out", "m.npz", "--hidden", "8,a", cwd=tmp_path)
+    assert r.returncode == 2 and "Traceback" not in r.stderr
+    want = "--hidden must be comma-separated integer widths, e.g. 64,64,64; got '8,a'"
+    assert r.stderr.strip().splitlines() == [f"scorematch: error: {want}"]
+
+
 @pytest.mark.parametrize("name", ["moons", "checkerboard"])
 def test_demo_runs_on_sampler_only_datasets(tmp_path, name):
     r = run(name, out=None, n_train=2000, epochs=2, n_samples=100, n_steps=20, verbose=False)

@@ -1,6 +1,7 @@
 """Command line: ``scorematch demo | fit | sample | info`` (also ``python -m scorematch``).
 
-Errors in files or options end with a one-line message on stderr and exit status 2.
+Errors in files or option values end with a one-line message on stderr and exit status 2
+(argparse itself reports unknown options and malformed numbers, after its usage line).
 """
 
 from __future__ import annotations
@@ -47,7 +48,12 @@ def _fit(args: argparse.Namespace) -> None:
     X = _read_data(args.data)
     if X.ndim != 2:
         raise ValueError(f"data must be a 2-D table (n, dim), got shape {X.shape}")
-    hidden = tuple(int(w) for w in args.hidden.split(","))
+    try:
+        hidden = tuple(int(w) for w in args.hidden.split(","))
+    except ValueError:
+        raise ValueError(
+            f"--hidden must be comma-separated integer widths, e.g. 64,64,64; got {args.hidden!r}"
+        ) from None
     model = EnergyMLP(
         X.shape[1],
         hidden=hidden,
