@@ -73,6 +73,19 @@ def test_cli_names_a_malformed_hidden_option(tmp_path):
     assert r.stderr.strip().splitlines() == [f"scorematch: error: {want}"]
 
 
+def test_cli_takes_integer_data_and_names_empty_data_and_bad_seeds(tmp_path):
+    import numpy as np
+
+    np.save(tmp_path / "i.npy", np.arange(40).reshape(20, 2))
+    r = _cli("fit", "i.npy", "--out", "m.npz", "--epochs", "1", "--hidden", "4", cwd=tmp_path)
+    assert r.returncode == 0, r.stderr
+    np.save(tmp_path / "e.npy", np.zeros((0, 2)))
+    r = _cli("fit", "e.npy", "--out", "m.npz", cwd=tmp_path)
+    assert r.returncode == 2 and "X must hold at least one row, got 0" in r.stderr
+    r = _cli("demo", "--seed", "-1", cwd=tmp_path)
+    assert r.returncode == 2 and "seed must be in [0, 2**64), got -1" in r.stderr
+
+
 @pytest.mark.parametrize("name", ["moons", "checkerboard"])
 def test_demo_runs_on_sampler_only_datasets(tmp_path, name):
     r = run(name, out=None, n_train=2000, epochs=2, n_samples=100, n_steps=20, verbose=False)

@@ -20,7 +20,10 @@ def _read_data(path: str) -> Any:
     if not p.exists():
         raise ValueError(f"no data file at {path!r}")
     if p.suffix == ".npy":
-        return np.load(p, allow_pickle=False)
+        data = np.load(p, allow_pickle=False)
+        # A file of integer samples is data like any other here (the API asks for floats
+        # so that no conversion happens unseen; the command line converts it once).
+        return data.astype(np.float64) if data.dtype.kind in "iu" else data
     if p.suffix == ".csv":
         return np.loadtxt(p, delimiter=",", ndmin=2)
     raise ValueError(f"data must be a .npy or .csv file, got {path!r}")

@@ -18,6 +18,7 @@ from numpy.typing import NDArray
 
 from scorematch import datasets
 from scorematch._threads import get_num_threads
+from scorematch._validate import as_seed
 from scorematch.model import EnergyMLP
 
 Array = NDArray[np.float64]
@@ -66,6 +67,7 @@ def run(
 ) -> DemoResult:
     """Fit, sample, measure and plot; see the module docstring."""
     say = print if verbose else (lambda *a, **k: None)
+    seed = as_seed(seed)
     ds = datasets.get(dataset)
     if out:
         out = _figure_path(out)

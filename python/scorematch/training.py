@@ -168,6 +168,8 @@ def fit(
             )
     elif target_score is not None:
         raise ValueError(f"target_score is only used by objective 'esm', not {objective!r}")
+    if Xa.shape[0] == 0:
+        raise ValueError("X must hold at least one row, got 0")
     # Checked before the split, so that a bad row is named by its index in X.
     check_finite_rows(Xa, "X")
     if target is not None:
