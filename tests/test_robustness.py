@@ -295,3 +295,8 @@ def test_misaligned_parameter_arrays_are_read_as_aligned_copies():
     # The binding itself refuses them, for any caller that skips the Python layer.
     with pytest.raises(TypeError, match=r"params\[0\] is not aligned"):
         sm._core.Model.from_params(odd, "softplus", "float64", 0.0)
+
+
+def test_n_projections_is_range_checked_whatever_the_objective(X):
+    with pytest.raises(ValueError, match="n_projections must be at most 4096, got 5000"):
+        EnergyMLP(2, hidden=(4,)).fit(X, objective="ism", n_projections=5000, progress=False)

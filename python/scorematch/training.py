@@ -255,6 +255,10 @@ class LoopArgs(NamedTuple):
     noise_std: float | None
 
 
+# scorematch_core::objective::MAX_PROJECTIONS
+_MAX_PROJECTIONS = 4096
+
+
 def check_loop_args(
     objective: str,
     epochs: Any,
@@ -283,7 +287,8 @@ def check_loop_args(
         batch_size=as_int(batch_size, "batch_size"),
         patience=None if patience is None else as_int(patience, "patience"),
         seed=as_seed(seed),
-        n_projections=as_int(n_projections, "n_projections"),
+        # Checked whatever the objective, as noise_std is: the engine's range for SSM.
+        n_projections=as_int(n_projections, "n_projections", 1, _MAX_PROJECTIONS),
         projection=_as_projection(projection),
         noise_std=noise_std,
     )
