@@ -257,6 +257,12 @@ def test_a_lazy_result_keeps_the_parameters_it_was_built_with() -> None:
     np.testing.assert_array_equal(E2.compute(scheduler="threads"), m.energy(X))
 
 
+def test_sample_takes_auto_chunks() -> None:
+    m = model()
+    got = smd.sample(m, 10, chunks="auto", n_steps=3)
+    np.testing.assert_array_equal(got.compute(scheduler="threads"), m.sample(10, n_steps=3).samples)
+
+
 def test_sample_takes_empty_blocks_and_builds_lazily(monkeypatch: pytest.MonkeyPatch) -> None:
     m = model()
     got = smd.sample(m, 10, chunks=(0, 5, 0, 5), n_steps=3).compute(scheduler="threads")

@@ -251,7 +251,7 @@ def sample(
     model: EnergyMLP,
     n_samples: int,
     *,
-    chunks: int | Sequence[int] = 4096,
+    chunks: int | Sequence[int] | str = 4096,
     seed: int = 0,
     init: Any = None,
     **sample_kwargs: Any,
@@ -269,8 +269,9 @@ def sample(
     model : EnergyMLP
     n_samples : int
         Number of chains (≥ 1).
-    chunks : int or sequence of int, default 4096
-        Chains per block (as Dask's ``chunks`` for the first axis).
+    chunks : int, sequence of int or "auto", default 4096
+        Chains per block (as Dask's ``chunks`` for the first axis; ``"auto"`` sizes blocks
+        by Dask's ``array.chunk-size`` setting).
     seed : int, default 0
     init : dask.array.Array or array_like, shape (n_samples, dim), optional
         Starting points (rechunked to the blocks); by default N(0, I) from each chain's
@@ -295,7 +296,7 @@ def sample(
         raise TypeError(f"scorematch.dask.sample does not take {', '.join(bad)}")
     if isinstance(chunks, (int, np.integer)):
         as_int(chunks, "chunks")
-    row_chunks = da.core.normalize_chunks((chunks, model.dim), (n, model.dim))
+    row_chunks = da.core.normalize_chunks((chunks, model.dim), (n, model.dim), dtype=model.dtype)
     # Check every option once here rather than in every task: the counts and the run's
     # length as the engine bounds them, then the rest on one chain and one step.
     _check_run_length(sample_kwargs)
