@@ -19,7 +19,6 @@ from numpy.typing import ArrayLike, NDArray
 
 from scorematch import _core
 from scorematch._validate import (
-    INT_MAX,
     as_batch,
     as_flag,
     as_int,
@@ -165,7 +164,8 @@ def sample(
     thin = as_int(thin, "thin", 1)
     temp = as_positive(temperature, "temperature")
     seed = as_seed(seed)
-    first = _first_chain(first_chain, n)
+    # first_chain + n_samples is bounded by the engine (langevin::check_chain_range).
+    first = as_int(first_chain, "first_chain", 0)
     want_traj = as_flag(return_trajectory, "return_trajectory")
     adapt_step_size = as_flag(adapt_step_size, "adapt_step_size")
     raise_on = _on_divergence(on_divergence)
@@ -261,15 +261,6 @@ def sample(
     if first:
         res = replace(res, chain_indices=res.chain_indices + first)
     return res
-
-
-def _first_chain(v: Any, n: int) -> int:
-    """``first_chain``, with ``first_chain + n`` (the end of ``chain_indices``, exclusive)
-    within int64, as the engine requires."""
-    first = as_int(v, "first_chain", 0)
-    if first + n > INT_MAX:
-        raise ValueError(f"first_chain + n_samples must be at most 2**63 - 1, got {first} + {n}")
-    return first
 
 
 def _start(x0: Any) -> Array:
@@ -403,7 +394,7 @@ def langevin(
     # The engine's constants, rounded the same way: coef = ε/(2T) and r = √ε in the run's dtype.
     coef = dt(0.5 * eps * inv_t)
     r = dt(math.sqrt(eps))
-    first = _first_chain(first_chain, n)
+    first = as_int(first_chain, "first_chain", 0)
     streams = _core.Streams(as_seed(seed), n, first)
     n_kept = n_steps // thin
     traj = np.empty((n_kept, n, d), dtype=x.dtype) if want_traj else None

@@ -357,16 +357,7 @@ impl<T: Real> Sampler<T> {
             }
             x0.check_finite("init")?;
         }
-        // Chain indices are reported as i64 (numpy's chain_indices): they must not wrap.
-        if (n_chains as u64)
-            .checked_add(config.first_chain)
-            .is_none_or(|end| end > i64::MAX as u64)
-        {
-            return Err(Error::Value(format!(
-                "first_chain + n_samples must be at most 2**63 - 1, got {} + {n_chains}",
-                config.first_chain
-            )));
-        }
+        check_chain_range(config.first_chain, n_chains)?;
         let eps0 = config.levels[0].step_size;
         // Every chain's buffers, counted and reserved once (then released) before any is made:
         // a request the allocator refuses outright is an error here, not an abort halfway
@@ -587,6 +578,21 @@ impl<T: Real> Sampler<T> {
             }),
         }
     }
+}
+
+/// Chains `first_chain .. first_chain + n_chains` draw from the streams of those indices,
+/// reported as i64 (numpy's `chain_indices`): the range must not pass 2⁶³ − 1. Checked by
+/// every way of making chains (the sampler, and the binding's streams for the Python path).
+pub fn check_chain_range(first_chain: u64, n_chains: usize) -> Result<()> {
+    if (n_chains as u64)
+        .checked_add(first_chain)
+        .is_none_or(|end| end > i64::MAX as u64)
+    {
+        return Err(Error::Value(format!(
+            "first_chain + n_samples must be at most 2**63 - 1, got {first_chain} + {n_chains}"
+        )));
+    }
+    Ok(())
 }
 
 /// Fills the chunk's input rows with `x` and runs one forward + reverse pass.

@@ -9,7 +9,7 @@ use numpy::{PyArray1, PyArray3, PyArrayMethods};
 use pyo3::exceptions::PyKeyboardInterrupt;
 use pyo3::exceptions::PyValueError;
 use pyo3::prelude::*;
-use scorematch_core::langevin::{Config, Method, Sampler};
+use scorematch_core::langevin::{self, Config, Method, Sampler};
 use scorematch_core::rng::Stream;
 use scorematch_core::Model;
 
@@ -223,12 +223,13 @@ pub struct PyStreams {
 impl PyStreams {
     #[new]
     #[pyo3(signature = (seed, n_chains, first_chain=0))]
-    fn new(seed: u64, n_chains: usize, first_chain: u64) -> Self {
-        PyStreams {
+    fn new(seed: u64, n_chains: usize, first_chain: u64) -> PyResult<Self> {
+        langevin::check_chain_range(first_chain, n_chains).map_err(to_py)?;
+        Ok(PyStreams {
             streams: (0..n_chains as u64)
                 .map(|i| Stream::new(seed, first_chain + i))
                 .collect(),
-        }
+        })
     }
 
     fn __len__(&self) -> usize {
