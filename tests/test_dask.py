@@ -267,21 +267,28 @@ def test_sample_takes_empty_blocks_and_builds_lazily(monkeypatch: pytest.MonkeyP
     m = model()
     got = smd.sample(m, 10, chunks=(0, 5, 0, 5), n_steps=3).compute(scheduler="threads")
     np.testing.assert_array_equal(got, m.sample(10, n_steps=3).samples)
-    # Building the array checks the options on one chain and one step, whatever burn_in or
-    # steps_per_level (numpy integers included), and runs nothing else.
-    calls: list[tuple[int, dict[str, Any]]] = []
+    # Building the array checks the options (as model.sample would) and runs no chain, whatever
+    # burn_in or steps_per_level (numpy integers included).
+    calls: list[int] = []
     real = sm.EnergyMLP.sample
 
     def spy(self: sm.EnergyMLP, n: int, **kw: Any) -> Any:
-        calls.append((n, kw))
+        calls.append(n)
         return real(self, n, **kw)
 
     monkeypatch.setattr(sm.EnergyMLP, "sample", spy)
-    smd.sample(m, 10, n_steps=5, burn_in=np.int64(10**7))
+    lazy = smd.sample(m, 10, n_steps=5, burn_in=np.int64(10**7))
     smd.sample(m, 10, method="annealed", temperatures=[2.0, 1.0], steps_per_level=10**7)
-    assert [n for n, _ in calls] == [1, 1]
-    assert calls[0][1]["burn_in"] == 1 and calls[0][1]["n_steps"] == 1
-    assert calls[1][1]["steps_per_level"] == 1
+    assert calls == []
+    assert lazy.shape == (10, m.dim)
+    # ... and still refuses what the engine would, at build time.
+    with pytest.raises(ValueError, match="overflows"):
+        smd.sample(m, 10, step_size=1e300, temperature=1e-300)
+    with pytest.raises(ValueError, match="target_accept"):
+        smd.sample(m, 10, method="mala", adapt_step_size=True, burn_in=5, target_accept=1.5)
+    with pytest.raises(TypeError, match="unexpected keyword argument 'n_step'"):
+        smd.sample(m, 10, n_step=5)
+    assert calls == []
 
 
 def test_fit_takes_unknown_chunk_sizes() -> None:

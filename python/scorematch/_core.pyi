@@ -14,6 +14,7 @@ __all__ = [
     "Trainer",
     "TrainingDivergedError",
     "__version__",
+    "check_sample_config",
     "epoch_permutation",
     "get_num_threads",
     "sample",
@@ -107,6 +108,19 @@ def sample(
     NDArray[np.float64],
     list[int],
 ]: ...
+def check_sample_config(
+    method: str,
+    n_chains: int,
+    n_steps: int,
+    step_size: float,
+    temperature: float,
+    temperatures: list[float] | None,
+    steps_per_level: int,
+    burn_in: int,
+    thin: int,
+    target_accept: float | None,
+    first_chain: int = 0,
+) -> None: ...
 
 @final
 class Streams:

@@ -57,11 +57,16 @@ def check_finite_rows(a: NDArray[Any], name: str) -> None:
         raise ValueError(f"{name} contains NaN or Inf (first at row {int(np.argmin(finite))})")
 
 
-def as_positive(v: Any, name: str) -> float:
-    """``v`` as a finite float > 0."""
+def as_float(v: Any, name: str) -> float:
+    """``v`` (a real number, not a bool) as a float; anything else is a ``TypeError``."""
     if isinstance(v, bool) or not isinstance(v, (int, float, np.integer, np.floating)):
         raise TypeError(f"{name} must be a number, got {type(v).__name__}")
-    f = float(v)
+    return float(v)
+
+
+def as_positive(v: Any, name: str) -> float:
+    """``v`` as a finite float > 0."""
+    f = as_float(v, name)
     if not (np.isfinite(f) and f > 0):
         raise ValueError(f"{name} must be a finite number > 0, got {v}")
     return f

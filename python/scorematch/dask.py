@@ -45,7 +45,7 @@ try:
 except ImportError as err:  # pragma: no cover - exercised only without the extra
     raise ImportError('scorematch.dask needs dask: pip install "scorematch[dask]"') from err
 
-from scorematch import _core
+from scorematch import _core, sampling
 from scorematch._validate import as_int, as_seed, convert_checked
 from scorematch.training import FitHistory, TrainingDivergedError, _stops, check_loop_args
 
@@ -220,27 +220,6 @@ def _sample_block(
     return res.samples
 
 
-def _check_run_length(kw: dict[str, Any]) -> None:
-    """The step counts of ``kw`` (as ``EnergyMLP.sample`` takes them) are ints in range, and
-    burn-in plus the sampling steps stay within the engine's 2**32 - 1."""
-    from scorematch import sampling
-
-    default = inspect.signature(sampling.sample).parameters["n_steps"].default
-    n_steps = as_int(kw.get("n_steps", default), "n_steps", 1)
-    burn_in = as_int(kw.get("burn_in", 0), "burn_in", 0)
-    run = n_steps
-    if kw.get("method") == "annealed" and kw.get("temperatures") is not None:
-        levels = len(kw["temperatures"])
-        spl = kw.get("steps_per_level")
-        spl = max(1, n_steps // max(levels, 1)) if spl is None else as_int(spl, "steps_per_level")
-        run = levels * spl
-    if burn_in + run > 2**32 - 1:
-        raise ValueError(
-            f"the run is too long: burn_in + n_steps must be at most {2**32 - 1}, "
-            f"got {burn_in} + {run}"
-        )
-
-
 def _sample_block_from(
     init: Array, model: EnergyMLP, seed: int, kwargs: dict[str, Any], block_info: Any = None
 ) -> Array:
@@ -297,14 +276,12 @@ def sample(
     if isinstance(chunks, (int, np.integer)):
         as_int(chunks, "chunks")
     row_chunks = da.core.normalize_chunks((chunks, model.dim), (n, model.dim), dtype=model.dtype)
-    # Check every option once here rather than in every task: the counts and the run's
-    # length as the engine bounds them, then the rest on one chain and one step.
-    _check_run_length(sample_kwargs)
-    probe = {**sample_kwargs, "n_steps": 1}
-    for long in ("burn_in", "steps_per_level"):
-        if probe.get(long) is not None and probe[long] > 1:
-            probe[long] = 1
-    model.sample(1, seed=seed, **probe)
+    # Every option is checked once here, as model.sample checks it, rather than in every task.
+    options = set(inspect.signature(sampling.prepare).parameters) - {"model", "n_samples"}
+    unknown = sorted(set(sample_kwargs) - options)
+    if unknown:
+        raise TypeError(f"scorematch.dask.sample got an unexpected keyword argument {unknown[0]!r}")
+    sampling.prepare(model, n, seed=seed, **sample_kwargs)
     meta = np.empty((0, 0), model.dtype)
     if init is None:
         return da.map_blocks(

@@ -521,7 +521,8 @@ class EnergyMLP:
             Starting points. By default each chain starts at ``N(0, I)`` drawn from its own
             stream.
         burn_in : int, default 0
-            Steps run first and never recorded (where ε is tuned when adapting).
+            Steps run first and never recorded (where ε is tuned when adapting). The whole
+            run, burn-in included, is at most 2**32 - 1 steps.
         thin : int, default 1
             Keep every ``thin``-th state after burn-in in the trajectory.
         return_trajectory : bool, default False

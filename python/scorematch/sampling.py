@@ -21,6 +21,7 @@ from scorematch import _core
 from scorematch._validate import (
     as_batch,
     as_flag,
+    as_float,
     as_int,
     as_positive,
     as_seed,
@@ -31,7 +32,7 @@ from scorematch._validate import (
 if TYPE_CHECKING:
     from scorematch.model import EnergyMLP
 
-__all__ = ["SampleResult", "SamplingDivergedError", "langevin", "sample"]
+__all__ = ["SampleResult", "SamplingDivergedError", "langevin", "prepare", "sample"]
 
 Array = NDArray[Any]
 Progress = bool | Callable[[int, int], object] | None
@@ -131,7 +132,29 @@ def _masked(
     )
 
 
-def sample(
+@dataclass(frozen=True)
+class _Run:
+    """The options of one :func:`sample` call, checked and converted for ``_core.sample``."""
+
+    n: int
+    method: str
+    n_steps: int
+    step_size: float
+    temperature: float
+    temperatures: list[float] | None
+    steps_per_level: int
+    init: Array | None
+    burn_in: int
+    thin: int
+    target_accept: float | None
+    seed: int
+    first_chain: int
+    want_trajectory: bool
+    raise_on_divergence: bool
+    progress: Callable[[int, int], object] | None
+
+
+def prepare(
     model: EnergyMLP,
     n_samples: int,
     *,
@@ -151,10 +174,10 @@ def sample(
     first_chain: int = 0,
     progress: Progress = None,
     on_divergence: Literal["raise", "mask"] = "raise",
-) -> SampleResult:
-    """Run ``n_samples`` Langevin chains of ``model`` in parallel; see
-    :meth:`scorematch.EnergyMLP.sample`, which documents every option."""
-    t_start = time.perf_counter()
+) -> _Run:
+    """Checks the options of :meth:`scorematch.EnergyMLP.sample` without running anything:
+    types and combinations here, then the engine's own rules for a run (its ``Config``)
+    through ``_core.check_sample_config``. Any invalid option raises as ``sample`` would."""
     n = as_int(n_samples, "n_samples", 1)
     n_steps = as_int(n_steps, "n_steps", 1)
     eps = as_positive(step_size, "step_size")
@@ -163,13 +186,7 @@ def sample(
     burn_in = as_int(burn_in, "burn_in", 0)
     thin = as_int(thin, "thin", 1)
     temp = as_positive(temperature, "temperature")
-    seed = as_seed(seed)
-    # first_chain + n_samples is bounded by the engine (langevin::check_chain_range).
-    first = as_int(first_chain, "first_chain", 0)
-    want_traj = as_flag(return_trajectory, "return_trajectory")
     adapt_step_size = as_flag(adapt_step_size, "adapt_step_size")
-    raise_on = _on_divergence(on_divergence)
-    callback = _progress_callback(progress)
     temps: list[float] | None = None
     spl = 1
     if method == "annealed":
@@ -201,13 +218,7 @@ def sample(
                 "adapt_step_size tunes the acceptance rate: it needs method='mala', "
                 f"got method={method!r}"
             )
-        if isinstance(target_accept, bool) or not isinstance(
-            target_accept, (int, float, np.integer, np.floating)
-        ):
-            raise TypeError(
-                f"target_accept must be a number in (0, 1), got {type(target_accept).__name__}"
-            )
-        accept = float(target_accept)
+        accept = as_float(target_accept, "target_accept")
         if not 0.0 < accept < 1.0:
             raise ValueError(f"target_accept must be in (0, 1), got {target_accept}")
         if burn_in < 1:
@@ -219,26 +230,68 @@ def sample(
             raise ValueError(
                 f"init must have shape ({n}, {model.dim}) (n_samples, dim), got {x0.shape}"
             )
+    run = _Run(
+        n=n,
+        method=method,
+        n_steps=n_steps,
+        step_size=eps,
+        temperature=temp,
+        temperatures=temps,
+        steps_per_level=spl,
+        init=x0,
+        burn_in=burn_in,
+        thin=thin,
+        target_accept=accept,
+        seed=as_seed(seed),
+        first_chain=as_int(first_chain, "first_chain", 0),
+        want_trajectory=as_flag(return_trajectory, "return_trajectory"),
+        raise_on_divergence=_on_divergence(on_divergence),
+        progress=_progress_callback(progress),
+    )
+    _core.check_sample_config(
+        run.method,
+        run.n,
+        run.n_steps,
+        run.step_size,
+        run.temperature,
+        run.temperatures,
+        run.steps_per_level,
+        run.burn_in,
+        run.thin,
+        run.target_accept,
+        run.first_chain,
+    )
+    return run
+
+
+def sample(model: EnergyMLP, n_samples: int, **options: Any) -> SampleResult:
+    """Run ``n_samples`` Langevin chains of ``model`` in parallel; see
+    :meth:`scorematch.EnergyMLP.sample`, which documents every option (checked by
+    :func:`prepare`)."""
+    t_start = time.perf_counter()
+    run = prepare(model, n_samples, **options)
+    n, first = run.n, run.first_chain
+    mala = run.method == "mala"
     block = max(1, int(_BLOCK_WORK // (n * (2 * model.n_params + _STEP_OVERHEAD))))
     try:
         samples, traj, acc, steps, diverged = _core.sample(
             model._m,
             n,
-            method,
-            n_steps,
-            eps,
-            temp,
-            temps,
-            spl,
-            x0,
-            burn_in,
-            thin,
-            accept,
-            seed,
-            want_traj,
-            raise_on,
+            run.method,
+            run.n_steps,
+            run.step_size,
+            run.temperature,
+            run.temperatures,
+            run.steps_per_level,
+            run.init,
+            run.burn_in,
+            run.thin,
+            run.target_accept,
+            run.seed,
+            run.want_trajectory,
+            run.raise_on_divergence,
             block,
-            callback,
+            run.progress,
             first,
         )
     except KeyboardInterrupt as err:
@@ -249,7 +302,7 @@ def sample(
             err.result = SampleResult(  # type: ignore[attr-defined]
                 samples,
                 None if traj is None else traj[:kept],
-                acc if method == "mala" else None,
+                acc if mala else None,
                 steps,
                 time.perf_counter() - t_start,
                 np.arange(first, first + n),
@@ -257,7 +310,7 @@ def sample(
             err.steps_done = done  # type: ignore[attr-defined]
         raise
     wall = time.perf_counter() - t_start
-    res = _masked(samples, traj, acc if method == "mala" else None, steps, wall, diverged)
+    res = _masked(samples, traj, acc if mala else None, steps, wall, diverged)
     if first:
         res = replace(res, chain_indices=res.chain_indices + first)
     return res
@@ -339,7 +392,8 @@ def langevin(
     temperature : float, default 1.0
         T > 0: the target is ``p^(1/T)``.
     burn_in, thin, return_trajectory, on_divergence
-        As for :meth:`scorematch.EnergyMLP.sample` (MALA rejects non-finite proposals, so
+        As for :meth:`scorematch.EnergyMLP.sample`, whose rules for a run (its length, the
+        drift ε/(2T), the chain range) apply here too (MALA rejects non-finite proposals, so
         its chains do not diverge).
 
     Returns
@@ -373,11 +427,6 @@ def langevin(
     n_steps = as_int(n_steps, "n_steps", 1)
     eps = as_positive(step_size, "step_size")
     temp = as_positive(temperature, "temperature")
-    if not math.isfinite(0.5 * eps / temp):
-        # As the engine's sampler (its Config::validate).
-        raise ValueError(
-            f"step_size / temperature = {eps:e}/{temp:e} overflows: use a larger temperature"
-        )
     burn_in = as_int(burn_in, "burn_in", 0)
     thin = as_int(thin, "thin", 1)
     raise_on = _on_divergence(on_divergence)
@@ -395,6 +444,9 @@ def langevin(
     coef = dt(0.5 * eps * inv_t)
     r = dt(math.sqrt(eps))
     first = as_int(first_chain, "first_chain", 0)
+    # The engine's rules for a run (drift ε/(2T) finite, its length, the chain range), as
+    # the built-in sampler applies them.
+    _core.check_sample_config("ula", n, n_steps, eps, temp, None, 1, burn_in, thin, None, first)
     streams = _core.Streams(as_seed(seed), n, first)
     n_kept = n_steps // thin
     traj = np.empty((n_kept, n, d), dtype=x.dtype) if want_traj else None

@@ -22,7 +22,7 @@ mod _core {
     #[pymodule_export]
     use super::model::PyModel;
     #[pymodule_export]
-    use super::sampling::{sample, PyStreams};
+    use super::sampling::{check_sample_config, sample, PyStreams};
 
     #[pymodule_export]
     use super::train::{epoch_permutation, step_seed, validation_seed, PyOptimizer, PyTrainer};

@@ -211,6 +211,42 @@ pub fn sample<'py>(
     }
 }
 
+/// Checks a run's options as `sample` would, without running it: the same `Config` rules
+/// and chain range, for callers that validate before they run (`scorematch.dask.sample`
+/// builds a lazy graph; `scorematch.langevin` steps in Python and builds no sampler).
+#[pyfunction]
+#[pyo3(signature = (method, n_chains, n_steps, step_size, temperature, temperatures,
+    steps_per_level, burn_in, thin, target_accept, first_chain=0))]
+#[allow(clippy::too_many_arguments)]
+pub fn check_sample_config(
+    method: String,
+    n_chains: usize,
+    n_steps: usize,
+    step_size: f64,
+    temperature: f64,
+    temperatures: Option<Vec<f64>>,
+    steps_per_level: usize,
+    burn_in: usize,
+    thin: usize,
+    target_accept: Option<f64>,
+    first_chain: u64,
+) -> PyResult<()> {
+    config(&Options {
+        method,
+        n_steps,
+        step_size,
+        temperature,
+        temperatures,
+        steps_per_level,
+        burn_in,
+        thin,
+        target_accept,
+        seed: 0,
+        first_chain,
+    })?;
+    langevin::check_chain_range(first_chain, n_chains).map_err(to_py)
+}
+
 /// The sampler's random streams, for the Python-callable path (`scorematch.langevin`): chain
 /// `i` of seed `s` draws exactly the numbers the built-in sampler's chain `i` draws, in the
 /// same order (initial point, then per step `dim` normals).
