@@ -1,7 +1,7 @@
 # Stub of the compiled extension `scorematch._core` (rust/python). Private: use the typed
 # public API in scorematch.model instead.
 from collections.abc import Callable
-from typing import Any, final
+from typing import Any, Protocol, final
 
 import numpy as np
 from numpy.typing import ArrayLike, NDArray
@@ -82,25 +82,44 @@ class Model:
 
 class SamplingDivergedError(RuntimeError): ...
 
+class _SampleRun(Protocol):
+    """The attributes ``sample`` and ``check_sample_config`` read (scorematch.sampling._Run)."""
+
+    @property
+    def n(self) -> int: ...
+    @property
+    def method(self) -> str: ...
+    @property
+    def n_steps(self) -> int: ...
+    @property
+    def step_size(self) -> float: ...
+    @property
+    def temperature(self) -> float: ...
+    @property
+    def temperatures(self) -> list[float] | None: ...
+    @property
+    def steps_per_level(self) -> int: ...
+    @property
+    def init(self) -> NDArray[Any] | None: ...
+    @property
+    def burn_in(self) -> int: ...
+    @property
+    def thin(self) -> int: ...
+    @property
+    def target_accept(self) -> float | None: ...
+    @property
+    def seed(self) -> int: ...
+    @property
+    def first_chain(self) -> int: ...
+    @property
+    def want_trajectory(self) -> bool: ...
+    @property
+    def raise_on_divergence(self) -> bool: ...
+    @property
+    def progress(self) -> Callable[[int, int], object] | None: ...
+
 def sample(
-    model: Model,
-    n_chains: int,
-    method: str,
-    n_steps: int,
-    step_size: float,
-    temperature: float,
-    temperatures: list[float] | None,
-    steps_per_level: int,
-    init: NDArray[Any] | None,
-    burn_in: int,
-    thin: int,
-    target_accept: float | None,
-    seed: int,
-    trajectory: bool,
-    raise_on_divergence: bool,
-    block_steps: int,
-    progress: Callable[[int, int], object] | None,
-    first_chain: int = 0,
+    model: Model, run: _SampleRun, block_steps: int
 ) -> tuple[
     NDArray[np.floating[Any]],
     NDArray[np.floating[Any]] | None,
@@ -108,19 +127,7 @@ def sample(
     NDArray[np.float64],
     list[int],
 ]: ...
-def check_sample_config(
-    method: str,
-    n_chains: int,
-    n_steps: int,
-    step_size: float,
-    temperature: float,
-    temperatures: list[float] | None,
-    steps_per_level: int,
-    burn_in: int,
-    thin: int,
-    target_accept: float | None,
-    first_chain: int = 0,
-) -> None: ...
+def check_sample_config(run: _SampleRun) -> None: ...
 
 @final
 class Streams:

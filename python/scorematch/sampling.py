@@ -134,7 +134,8 @@ def _masked(
 
 @dataclass(frozen=True)
 class _Run:
-    """The options of one :func:`sample` call, checked and converted for ``_core.sample``."""
+    """The options of one :func:`sample` call, checked and converted. ``_core.sample`` and
+    ``_core.check_sample_config`` read them by attribute name."""
 
     n: int
     method: str
@@ -248,19 +249,7 @@ def prepare(
         raise_on_divergence=_on_divergence(on_divergence),
         progress=_progress_callback(progress),
     )
-    _core.check_sample_config(
-        run.method,
-        run.n,
-        run.n_steps,
-        run.step_size,
-        run.temperature,
-        run.temperatures,
-        run.steps_per_level,
-        run.burn_in,
-        run.thin,
-        run.target_accept,
-        run.first_chain,
-    )
+    _core.check_sample_config(run)
     return run
 
 
@@ -274,26 +263,7 @@ def sample(model: EnergyMLP, n_samples: int, **options: Any) -> SampleResult:
     mala = run.method == "mala"
     block = max(1, int(_BLOCK_WORK // (n * (2 * model.n_params + _STEP_OVERHEAD))))
     try:
-        samples, traj, acc, steps, diverged = _core.sample(
-            model._m,
-            n,
-            run.method,
-            run.n_steps,
-            run.step_size,
-            run.temperature,
-            run.temperatures,
-            run.steps_per_level,
-            run.init,
-            run.burn_in,
-            run.thin,
-            run.target_accept,
-            run.seed,
-            run.want_trajectory,
-            run.raise_on_divergence,
-            block,
-            run.progress,
-            first,
-        )
+        samples, traj, acc, steps, diverged = _core.sample(model._m, run, block)
     except KeyboardInterrupt as err:
         # The chains as they were at the last completed block ride on the exception.
         partial = getattr(err, "partial", None)
@@ -444,10 +414,30 @@ def langevin(
     coef = dt(0.5 * eps * inv_t)
     r = dt(math.sqrt(eps))
     first = as_int(first_chain, "first_chain", 0)
+    seed = as_seed(seed)
     # The engine's rules for a run (drift ε/(2T) finite, its length, the chain range), as
     # the built-in sampler applies them.
-    _core.check_sample_config("ula", n, n_steps, eps, temp, None, 1, burn_in, thin, None, first)
-    streams = _core.Streams(as_seed(seed), n, first)
+    _core.check_sample_config(
+        _Run(
+            n=n,
+            method="ula",
+            n_steps=n_steps,
+            step_size=eps,
+            temperature=temp,
+            temperatures=None,
+            steps_per_level=1,
+            init=None,
+            burn_in=burn_in,
+            thin=thin,
+            target_accept=None,
+            seed=seed,
+            first_chain=first,
+            want_trajectory=want_traj,
+            raise_on_divergence=raise_on,
+            progress=None,
+        )
+    )
+    streams = _core.Streams(seed, n, first)
     n_kept = n_steps // thin
     traj = np.empty((n_kept, n, d), dtype=x.dtype) if want_traj else None
     diverged = np.full(n, -1, dtype=np.int64)

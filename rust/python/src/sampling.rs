@@ -27,10 +27,14 @@ type Sampled<'py> = (
     Vec<i64>,
 );
 
-/// The run's options, as the Python layer passes them.
-#[derive(Clone)]
-struct Options {
+/// A run's options, read by name from the attributes of the Python layer's checked options
+/// (`scorematch.sampling._Run`): one list of fields for every entry point, never a long
+/// positional argument list that the two sides must keep in the same order.
+#[derive(FromPyObject)]
+pub(crate) struct Options {
     method: String,
+    /// The number of chains.
+    n: usize,
     n_steps: usize,
     step_size: f64,
     temperature: f64,
@@ -41,6 +45,16 @@ struct Options {
     target_accept: Option<f64>,
     seed: u64,
     first_chain: u64,
+}
+
+/// What a run reads and reports besides its options: the start, the outputs wanted, and
+/// the progress callback (from the same Python object as [`Options`]).
+#[derive(FromPyObject)]
+struct Io<'py> {
+    init: Option<Bound<'py, PyAny>>,
+    want_trajectory: bool,
+    raise_on_divergence: bool,
+    progress: Option<Bound<'py, PyAny>>,
 }
 
 fn config(o: &Options) -> PyResult<Config> {
@@ -72,7 +86,7 @@ fn config(o: &Options) -> PyResult<Config> {
 }
 
 #[allow(clippy::too_many_arguments)]
-fn run<'py, T: Float>(
+fn run_chains<'py, T: Float>(
     py: Python<'py>,
     m: &Model<T>,
     n_chains: usize,
@@ -153,98 +167,44 @@ fn finish<'py, T: Float>(
     ))
 }
 
-/// Runs Langevin chains on `model`; see `scorematch.sampling.sample` for the options.
+/// Runs Langevin chains on `model` with the options of `run` (a `scorematch.sampling._Run`;
+/// see `scorematch.sampling.sample`), detached in blocks of `block_steps` steps.
 #[pyfunction]
-#[pyo3(signature = (model, n_chains, method, n_steps, step_size, temperature, temperatures,
-    steps_per_level, init, burn_in, thin, target_accept, seed, trajectory, raise_on_divergence,
-    block_steps, progress, first_chain=0))]
-#[allow(clippy::too_many_arguments)]
 pub fn sample<'py>(
     py: Python<'py>,
     model: &PyModel,
-    n_chains: usize,
-    method: String,
-    n_steps: usize,
-    step_size: f64,
-    temperature: f64,
-    temperatures: Option<Vec<f64>>,
-    steps_per_level: usize,
-    init: Option<&Bound<'py, PyAny>>,
-    burn_in: usize,
-    thin: usize,
-    target_accept: Option<f64>,
-    seed: u64,
-    trajectory: bool,
-    raise_on_divergence: bool,
+    run: &Bound<'py, PyAny>,
     block_steps: usize,
-    progress: Option<&Bound<'py, PyAny>>,
-    first_chain: u64,
 ) -> PyResult<Sampled<'py>> {
-    let cfg = config(&Options {
-        method,
-        n_steps,
-        step_size,
-        temperature,
-        temperatures,
-        steps_per_level,
-        burn_in,
-        thin,
-        target_accept,
-        seed,
-        first_chain,
-    })?;
+    let options: Options = run.extract()?;
+    let io: Io<'py> = run.extract()?;
+    let n_chains = options.n;
+    let cfg = config(&options)?;
     let args = (
-        init,
+        io.init.as_ref(),
         cfg,
-        trajectory,
-        raise_on_divergence,
+        io.want_trajectory,
+        io.raise_on_divergence,
         block_steps,
-        progress,
+        io.progress.as_ref(),
     );
     match &model.inner {
-        Inner::F32(m) => run(
+        Inner::F32(m) => run_chains(
             py, m, n_chains, args.0, args.1, args.2, args.3, args.4, args.5,
         ),
-        Inner::F64(m) => run(
+        Inner::F64(m) => run_chains(
             py, m, n_chains, args.0, args.1, args.2, args.3, args.4, args.5,
         ),
     }
 }
 
-/// Checks a run's options as `sample` would, without running it: the same `Config` rules
-/// and chain range, for callers that validate before they run (`scorematch.dask.sample`
+/// Checks the options of `run` as [`sample`] would, without running it: the same `Config`
+/// rules and chain range, for callers that validate before they run (`scorematch.dask.sample`
 /// builds a lazy graph; `scorematch.langevin` steps in Python and builds no sampler).
 #[pyfunction]
-#[pyo3(signature = (method, n_chains, n_steps, step_size, temperature, temperatures,
-    steps_per_level, burn_in, thin, target_accept, first_chain=0))]
-#[allow(clippy::too_many_arguments)]
-pub fn check_sample_config(
-    method: String,
-    n_chains: usize,
-    n_steps: usize,
-    step_size: f64,
-    temperature: f64,
-    temperatures: Option<Vec<f64>>,
-    steps_per_level: usize,
-    burn_in: usize,
-    thin: usize,
-    target_accept: Option<f64>,
-    first_chain: u64,
-) -> PyResult<()> {
-    config(&Options {
-        method,
-        n_steps,
-        step_size,
-        temperature,
-        temperatures,
-        steps_per_level,
-        burn_in,
-        thin,
-        target_accept,
-        seed: 0,
-        first_chain,
-    })?;
-    langevin::check_chain_range(first_chain, n_chains).map_err(to_py)
+pub fn check_sample_config(run: Options) -> PyResult<()> {
+    config(&run)?;
+    langevin::check_chain_range(run.first_chain, run.n).map_err(to_py)
 }
 
 /// The sampler's random streams, for the Python-callable path (`scorematch.langevin`): chain
