@@ -61,6 +61,20 @@ fn run<T: Real>(op: &str, d: usize, w: usize, depth: usize, n: usize, reps: usiz
                     println!("activation: {ns:.2} ns per element");
                 }
             }
+            "act0" => {
+                // One L1-resident row of `w` elements, `n` times: σ alone (the energy's pass).
+                let z0: Vec<T> = x.iter().cycle().take(w).copied().collect();
+                let mut z = z0.clone();
+                let b = vec![T::zero(); w];
+                let t = std::time::Instant::now();
+                for _ in 0..n {
+                    z.copy_from_slice(&z0);
+                    scorematch_core::activation::apply_row(Activation::Softplus, &mut z, &b, None);
+                    std::hint::black_box(&z);
+                }
+                let ns = t.elapsed().as_secs_f64() * 1e9 / (n * w) as f64;
+                println!("activation value (one row): {ns:.3} ns per element");
+            }
             "act1" => {
                 // One L1-resident row of `w` elements, `n` times.
                 let z0: Vec<T> = x.iter().cycle().take(w).copied().collect();

@@ -69,13 +69,28 @@ impl Activation {
     /// Each activation shares one exponential between all orders.
     #[inline(always)]
     pub fn derivs<T: Real, const N: u8>(self, z: T) -> Derivs<T> {
+        self.derivs_with::<T, N>(z, self.exponential(z))
+    }
+
+    /// The one exponential σ and its derivatives are built on: e^{−2|z|} for tanh, e^{−|z|}
+    /// for the others (never overflows).
+    #[inline(always)]
+    pub fn exponential<T: Real>(self, z: T) -> T {
+        match self {
+            Activation::Tanh => T::exp_nonpos(T::c(-2.0) * z.abs()),
+            Activation::Softplus | Activation::Silu => T::exp_nonpos(-z.abs()),
+        }
+    }
+
+    /// [`Activation::derivs`] given `e = self.exponential(z)`.
+    #[inline(always)]
+    pub fn derivs_with<T: Real, const N: u8>(self, z: T, e: T) -> Derivs<T> {
         let one = T::one();
         let two = T::c(2.0);
         let mut d = Derivs::default();
         match self {
             Activation::Softplus => {
                 // log1p(e^-|z|) never overflows; the sigmoid comes from the same exponential.
-                let e = T::exp_nonpos(-z.abs());
                 d.s0 = z.max(T::zero()) + T::ln_1p_unit(e);
                 if N == 0 {
                     // The value alone (energies) needs no sigmoid, hence no division.
@@ -96,14 +111,13 @@ impl Activation {
                 }
             }
             Activation::Tanh => {
-                let (t, u) = T::tanh_sech2(z);
+                let (t, u) = T::tanh_sech2_with(z, e);
                 d.s0 = t;
                 d.s1 = u;
                 d.s2 = -two * t * u;
                 d.s3 = -two * u * (one - T::c(3.0) * t * t);
             }
             Activation::Silu => {
-                let e = T::exp_nonpos(-z.abs());
                 let r = one / (one + e);
                 let pos = z >= T::zero();
                 let s = if pos { r } else { e * r };
@@ -170,31 +184,81 @@ multiversion! {
     pub fn derivative_row<T>(act: Activation, z: &[T], b: &[T], s1: &mut [T]) => derivative_row_impl
 }
 
+/// Elements per block of the row loops below.
+const STAGE: usize = 64;
+
+/// `staged!(act, z, b, |start, zc, e| body)`: for each block of [`STAGE`] elements of a
+/// row, starting at `start`, computes `zc ← z + b` and `e ←` its activation's exponential
+/// in one loop, then runs `body` (a second loop over the block) on them.
+///
+/// The operations are those of [`Activation::derivs`], so are the bits. Split, each loop
+/// body is a dependency chain about half as long (the exponential's polynomial, then the
+/// logarithm's or the division's), and the out-of-order window overlaps more elements: the
+/// softplus pass of an energy took 20–25 % less time than as one loop, in f32 and f64.
+/// A macro, not a function taking a closure: the body must be compiled inside the
+/// multiversioned caller (a closure that is not inlined there runs without FMA, through
+/// the C library's `fma`, 20× slower).
+macro_rules! staged {
+    ($act:ident, $z:expr, $b:expr, |$start:ident, $zc:ident, $e:ident| $body:block) => {{
+        let z: &mut [_] = $z;
+        let n = z.len();
+        let b = &$b[..n];
+        let mut e_buf = [T::zero(); STAGE];
+        for (blk, ($zc, bc)) in z.chunks_mut(STAGE).zip(b.chunks(STAGE)).enumerate() {
+            let m = $zc.len();
+            let ($e, bc) = (&mut e_buf[..m], &bc[..m]);
+            for i in 0..m {
+                $zc[i] += bc[i];
+                $e[i] = $act.exponential($zc[i]);
+            }
+            let $start = blk * STAGE;
+            let $e: &[T] = $e;
+            $body
+        }
+    }};
+}
+
 #[inline(always)]
 fn derivative_row_impl<T: Real>(act: Activation, z: &[T], b: &[T], s1: &mut [T]) {
     let n = z.len();
     let (b, s1) = (&b[..n], &mut s1[..n]);
-    per_activation!(act => for i in 0..n {
-        s1[i] = act.derivs::<T, 1>(z[i] + b[i]).s1;
+    // As `staged!`, with `z` left as it is: z + b is formed again in the second loop (the
+    // same value), which is cheaper than a copy.
+    let mut e = [T::zero(); STAGE];
+    per_activation!(act => for ((zc, bc), sc) in z.chunks(STAGE).zip(b.chunks(STAGE)).zip(s1.chunks_mut(STAGE)) {
+        let m = zc.len();
+        let (e, bc, sc) = (&mut e[..m], &bc[..m], &mut sc[..m]);
+        for i in 0..m {
+            e[i] = act.exponential(zc[i] + bc[i]);
+        }
+        for i in 0..m {
+            sc[i] = act.derivs_with::<T, 1>(zc[i] + bc[i], e[i]).s1;
+        }
     })
 }
 
 #[inline(always)]
 fn apply_row_impl<T: Real>(act: Activation, z: &mut [T], b: &[T], s1: Option<&mut [T]>) {
     let n = z.len();
-    let b = &b[..n];
     match s1 {
         Some(s1) => {
             let s1 = &mut s1[..n];
-            per_activation!(act => for i in 0..n {
-                let d = act.derivs::<T, 1>(z[i] + b[i]);
-                z[i] = d.s0;
-                s1[i] = d.s1;
-            })
+            per_activation!(act => staged!(act, z, b, |start, z, e| {
+                let m = z.len();
+                let (e, s1) = (&e[..m], &mut s1[start..start + m]);
+                for i in 0..m {
+                    let d = act.derivs_with::<T, 1>(z[i], e[i]);
+                    z[i] = d.s0;
+                    s1[i] = d.s1;
+                }
+            }))
         }
-        None => per_activation!(act => for i in 0..n {
-            z[i] = act.value(z[i] + b[i]);
-        }),
+        None => per_activation!(act => staged!(act, z, b, |_start, z, e| {
+            let e = &e[..z.len()];
+            for i in 0..z.len() {
+                z[i] = act.derivs_with::<T, 0>(z[i], e[i]).s0;
+            }
+        })),
     }
 }
 
@@ -209,21 +273,25 @@ fn derivs_row_impl<T: Real>(
     s3: &mut [T],
 ) {
     let n = z.len();
-    let (b, h, s1, s2, s3) = (
-        &b[..n],
-        &mut h[..n],
-        &mut s1[..n],
-        &mut s2[..n],
-        &mut s3[..n],
-    );
-    per_activation!(act => for i in 0..n {
-        z[i] += b[i];
-        let d = act.derivs::<T, 3>(z[i]);
-        h[i] = d.s0;
-        s1[i] = d.s1;
-        s2[i] = d.s2;
-        s3[i] = d.s3;
-    })
+    let (h, s1, s2, s3) = (&mut h[..n], &mut s1[..n], &mut s2[..n], &mut s3[..n]);
+    per_activation!(act => staged!(act, z, b, |start, z, e| {
+        let m = z.len();
+        let r = start..start + m;
+        let (e, h, s1, s2, s3) = (
+            &e[..m],
+            &mut h[r.clone()],
+            &mut s1[r.clone()],
+            &mut s2[r.clone()],
+            &mut s3[r],
+        );
+        for i in 0..m {
+            let d = act.derivs_with::<T, 3>(z[i], e[i]);
+            h[i] = d.s0;
+            s1[i] = d.s1;
+            s2[i] = d.s2;
+            s3[i] = d.s3;
+        }
+    }))
 }
 
 #[cfg(test)]
@@ -318,6 +386,64 @@ mod tests {
                 );
             }
         }
+    }
+
+    /// The row loops (staged in blocks, multiversioned) give the bits of the scalar
+    /// [`Activation::derivs`], for rows shorter than, equal to and longer than a block.
+    #[test]
+    fn row_loops_equal_the_scalar_derivatives_bit_for_bit() {
+        fn check<T: Real>() {
+            let mut s = crate::rng::Stream::new(7, 0);
+            for act in Activation::ALL {
+                for n in [1, 7, STAGE - 1, STAGE, STAGE + 1, 3 * STAGE + 5] {
+                    let z: Vec<T> = (0..n)
+                        .map(|i| match i % 7 {
+                            0 => T::c(40.0 * s.normal()),
+                            1 => T::c(1e-3 * s.normal()),
+                            _ => T::c(3.0 * s.normal()),
+                        })
+                        .collect();
+                    let b: Vec<T> = (0..n).map(|_| T::c(s.normal())).collect();
+                    let want: Vec<Derivs<T>> = z
+                        .iter()
+                        .zip(&b)
+                        .map(|(&z, &b)| act.derivs::<T, 3>(z + b))
+                        .collect();
+                    let bits = |v: &[T], f: fn(&Derivs<T>) -> T, what: &str| {
+                        for (i, (x, d)) in v.iter().zip(&want).enumerate() {
+                            assert!(
+                                x.to_f64_exact().to_bits() == f(d).to_f64_exact().to_bits(),
+                                "{act:?} {} n={n} {what}[{i}]: {x} vs {}",
+                                T::NAME,
+                                f(d)
+                            );
+                        }
+                    };
+                    let (mut h, mut s1) = (z.clone(), vec![T::zero(); n]);
+                    apply_row(act, &mut h, &b, Some(&mut s1));
+                    bits(&h, |d| d.s0, "apply_row σ");
+                    bits(&s1, |d| d.s1, "apply_row σ'");
+                    let mut h0 = z.clone();
+                    apply_row(act, &mut h0, &b, None);
+                    bits(&h0, |d| d.s0, "apply_row value");
+                    let mut d1 = vec![T::zero(); n];
+                    derivative_row(act, &z, &b, &mut d1);
+                    bits(&d1, |d| d.s1, "derivative_row");
+                    let mut zz = z.clone();
+                    let mut out = vec![vec![T::zero(); n]; 4];
+                    let [h, s1, s2, s3] = &mut out[..] else {
+                        unreachable!()
+                    };
+                    derivs_row(act, &mut zz, &b, h, s1, s2, s3);
+                    bits(h, |d| d.s0, "derivs_row σ");
+                    bits(s1, |d| d.s1, "derivs_row σ'");
+                    bits(s2, |d| d.s2, "derivs_row σ''");
+                    bits(s3, |d| d.s3, "derivs_row σ'''");
+                }
+            }
+        }
+        check::<f32>();
+        check::<f64>();
     }
 
     #[test]

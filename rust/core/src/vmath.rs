@@ -27,6 +27,9 @@ pub trait Transcendental: Copy {
     /// tanh(x) and 1 − tanh²(x), the latter to full relative accuracy in the tails, where
     /// 1 − t² by subtraction is 0 or noise (|x| ≳ 9 in f32, 19 in f64).
     fn tanh_sech2(x: Self) -> (Self, Self);
+    /// [`Transcendental::tanh_sech2`] given `e = exp_nonpos(−2|x|)`, so that a loop can
+    /// compute the exponentials of a block first (see `activation`).
+    fn tanh_sech2_with(x: Self, e: Self) -> (Self, Self);
 }
 
 /// The two operations of [`estrin`], per float type.
@@ -144,11 +147,15 @@ macro_rules! impl_transcendental {
 
             #[inline(always)]
             fn tanh_sech2(x: $t) -> ($t, $t) {
+                Self::tanh_sech2_with(x, Self::exp_nonpos(-2.0 * x.abs()))
+            }
+
+            #[inline(always)]
+            fn tanh_sech2_with(x: $t, e: $t) -> ($t, $t) {
                 // Below 0.2 the odd Taylor series (ratio of terms ≤ 0.04·0.41); above, (1−e)/(1+e)
                 // with e = e^{−2|x|} ≤ 0.67, where 1 − e loses at most 1.6 bits. Both are
                 // computed and one is selected, so the loop stays branch-free.
                 let a = x.abs();
-                let e = Self::exp_nonpos(-2.0 * a);
                 let large = (1.0 - e) / (1.0 + e);
                 let a2 = a * a;
                 let c: &[$t] = &$tanh_coeffs;
