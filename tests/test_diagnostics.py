@@ -75,6 +75,10 @@ def _fixed_trajectories() -> dict[str, np.ndarray]:
         ar[t] = 0.95 * ar[t - 1] + rng.normal(size=(4, 2))
     out["ar1"] = ar
     out["heavy"] = rng.standard_cauchy(size=(101, 3, 2))
+    # Equal medians, scales 1 and 4: the bulk R-hat is near 1 and the folded (tail) one
+    # decides, so this case checks max(bulk, tail) and the fold around the median.
+    scales = np.array([1.0, 1.0, 4.0, 4.0])[None, :, None]
+    out["scales"] = np.random.default_rng(7).normal(size=(300, 4, 2)) * scales
     return out
 
 
@@ -87,6 +91,8 @@ _ARVIZ = {
             [1.059767825305511, 1.1272798846279237]),
     "heavy": ([302.4337274282566, 325.6847287829667], [323.90646060595714, 327.88486945236514],
               [1.006061021232982, 1.0031481190831857]),
+    "scales": ([1159.965317358975, 1289.6763557631411], [1183.2757752013442, 1290.3509087423847],
+               [1.2560770949465736, 1.2312784275890332]),
 }  # fmt: skip
 
 

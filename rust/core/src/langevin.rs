@@ -790,3 +790,46 @@ pub struct Output<T> {
     pub step_sizes: Vec<f64>,
     pub diverged_at: Vec<Option<usize>>,
 }
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+
+    /// Step-size adaptation is Hoffman & Gelman's dual averaging (2014, Algorithm 5), and
+    /// the frozen ε is the averaged iterate ε̄, not the last one: here against the recursion
+    /// written out from the paper, on a fixed sequence of acceptance probabilities.
+    #[test]
+    fn adaptation_freezes_the_dual_averaged_step_size() {
+        let (eps0, target) = (0.1, 0.574);
+        let mut chain = Chain::new(eps0);
+        let (mu, mut h_bar, mut log_eps, mut log_eps_bar) = ((10.0 * eps0).ln(), 0.0, 0.0, 0.0);
+        for m in 1..=200 {
+            let a: f64 = if m % 2 == 0 { 0.9 } else { 0.3 };
+            chain.adapt(target, a);
+            let m = m as f64;
+            h_bar = (1.0 - 1.0 / (m + 10.0)) * h_bar + (target - a) / (m + 10.0);
+            log_eps = mu - m.sqrt() / 0.05 * h_bar;
+            let eta = m.powf(-0.75);
+            log_eps_bar = eta * log_eps + (1.0 - eta) * log_eps_bar;
+            let rel = (chain.eps - f64::exp(log_eps)).abs() / f64::exp(log_eps);
+            assert!(
+                rel < 1e-12,
+                "step {m}: ε {} vs {}",
+                chain.eps,
+                f64::exp(log_eps)
+            );
+        }
+        chain.freeze();
+        let (last, averaged) = (f64::exp(log_eps), f64::exp(log_eps_bar));
+        assert!(
+            (chain.eps - averaged).abs() < 1e-12 * averaged,
+            "{} vs {averaged}",
+            chain.eps
+        );
+        // The two differ here, so the check above tells them apart.
+        assert!(
+            (last - averaged).abs() > 1e-3 * averaged,
+            "{last} vs {averaged}"
+        );
+    }
+}

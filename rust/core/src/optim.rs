@@ -200,6 +200,39 @@ mod tests {
         assert!((p[0] - 1.9).abs() < 1e-15);
     }
 
+    /// Adam's weight decay is coupled L2 (λθ joins the gradient before the moments, as in
+    /// `torch.optim.Adam(weight_decay=λ)`), not AdamW's decoupled decay, and not dropped.
+    #[test]
+    fn adam_weight_decay_is_coupled_l2() {
+        let (lr, wd) = (0.1, 0.5);
+        let mut opt = Optimizer::<f64>::new(Method::ADAM, lr, wd, 2).unwrap();
+        // Zero gradient: the first step moves by lr·sign(λθ).
+        let mut p = vec![2.0, -3.0];
+        opt.step(&mut p, &[0.0, 0.0]);
+        assert!(
+            (p[0] - 1.9).abs() < 1e-6 && (p[1] + 2.9).abs() < 1e-6,
+            "{p:?}"
+        );
+        // A second step against the textbook recursion (bias-corrected moments of g + λθ).
+        let Method::Adam { beta1, beta2, eps } = Method::ADAM else {
+            unreachable!()
+        };
+        let grad = [0.3, -1.2];
+        let mut want = vec![0.0; 2];
+        for i in 0..2 {
+            let (theta0, theta1) = ([2.0, -3.0][i], p[i]);
+            let (g1, g2) = (wd * theta0, grad[i] + wd * theta1);
+            let m = beta1 * (1.0 - beta1) * g1 + (1.0 - beta1) * g2;
+            let v = beta2 * (1.0 - beta2) * g1 * g1 + (1.0 - beta2) * g2 * g2;
+            let (m_hat, v_hat) = (m / (1.0 - beta1 * beta1), v / (1.0 - beta2 * beta2));
+            want[i] = theta1 - lr * m_hat / (v_hat.sqrt() + eps);
+        }
+        opt.step(&mut p, &grad);
+        for (a, b) in p.iter().zip(&want) {
+            assert!((a - b).abs() < 1e-12, "{a} vs {b}");
+        }
+    }
+
     #[test]
     fn bad_hyper_parameters_are_errors() {
         for (lr, wd) in [

@@ -87,6 +87,18 @@ fn temperature_and_annealing_scale_the_target() {
         temp * sigma2 / (1.0 - eps / (4.0 * temp * sigma2)),
         "T = 2.5",
     );
+    // MALA's acceptance test tempers the energy too (ΔE/T): its variance is Tσ² exactly,
+    // at a step size (ε = 1) where ULA's would be 10 standard errors high.
+    let eps_mala = 2.5 * eps;
+    let mala = sample(
+        &m,
+        n,
+        None,
+        Config::new(Method::Mala, 150, eps_mala, temp, 6),
+        false,
+    )
+    .unwrap();
+    check_variance(&mala, temp * sigma2, "MALA, T = 2.5");
     // Annealing ends at the last temperature with ε itself.
     let cfg = Config::annealed(&[10.0, 3.0, 1.0], eps, 100, 5).unwrap();
     assert_eq!(cfg.levels[0].step_size, eps * 10.0);
