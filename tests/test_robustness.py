@@ -272,13 +272,13 @@ def test_the_python_path_applies_the_engines_run_rules(model):
             run()
 
 
-def test_prepare_checks_without_running(model):
-    run = sm.sampling.prepare(model, 3, n_steps=7, burn_in=2, method="mala")
+def test_sampling_options_are_checked_without_running(model):
+    run = sm.sampling._prepare(model, 3, n_steps=7, burn_in=2, method="mala")
     assert (run.n, run.n_steps, run.burn_in, run.method) == (3, 7, 2, "mala")
     with pytest.raises(ValueError, match="overflows"):
-        sm.sampling.prepare(model, 3, temperature=1e-320)
+        sm.sampling._prepare(model, 3, temperature=1e-320)
     with pytest.raises(TypeError, match="target_accept must be a number"):
-        sm.sampling.prepare(
+        sm.sampling._prepare(
             model, 3, method="mala", adapt_step_size=True, burn_in=2, target_accept="0.5"
         )
 

@@ -32,7 +32,7 @@ from scorematch._validate import (
 if TYPE_CHECKING:
     from scorematch.model import EnergyMLP
 
-__all__ = ["SampleResult", "SamplingDivergedError", "langevin", "prepare", "sample"]
+__all__ = ["SampleResult", "SamplingDivergedError", "langevin", "sample"]
 
 Array = NDArray[Any]
 Progress = bool | Callable[[int, int], object] | None
@@ -155,7 +155,7 @@ class _Run:
     progress: Callable[[int, int], object] | None
 
 
-def prepare(
+def _prepare(
     model: EnergyMLP,
     n_samples: int,
     *,
@@ -256,9 +256,9 @@ def prepare(
 def sample(model: EnergyMLP, n_samples: int, **options: Any) -> SampleResult:
     """Run ``n_samples`` Langevin chains of ``model`` in parallel; see
     :meth:`scorematch.EnergyMLP.sample`, which documents every option (checked by
-    :func:`prepare`)."""
+    :func:`_prepare`)."""
     t_start = time.perf_counter()
-    run = prepare(model, n_samples, **options)
+    run = _prepare(model, n_samples, **options)
     n, first = run.n, run.first_chain
     mala = run.method == "mala"
     block = max(1, int(_BLOCK_WORK // (n * (2 * model.n_params + _STEP_OVERHEAD))))
