@@ -1,0 +1,227 @@
+//! What a Langevin run does: the update rule, its levels (temperature, step size, steps),
+//! burn-in, thinning and step-size adaptation, and the rules every run's options obey.
+
+use crate::error::{Error, Result};
+
+/// The update rule.
+#[derive(Debug, Clone, Copy, PartialEq, Eq)]
+pub enum Method {
+    /// Unadjusted Langevin: every proposal is taken.
+    Ula,
+    /// Metropolis-adjusted Langevin.
+    Mala,
+}
+
+impl Method {
+    pub fn name(self) -> &'static str {
+        match self {
+            Method::Ula => "ula",
+            Method::Mala => "mala",
+        }
+    }
+}
+
+/// A stretch of steps at one temperature and step size.
+#[derive(Debug, Clone, Copy, PartialEq)]
+pub struct Level {
+    /// T: the target is exp(−E/T).
+    pub temperature: f64,
+    /// ε of the update x + (ε/2)·s(x) + √ε·ξ.
+    pub step_size: f64,
+    pub n_steps: usize,
+}
+
+/// What to run. `burn_in` steps at `levels[0]` come first (tuning ε when `adapt` is set, and
+/// never recorded), then every level in order; the trajectory keeps every `thin`-th of the
+/// steps after burn-in.
+#[derive(Debug, Clone, PartialEq)]
+pub struct Config {
+    pub method: Method,
+    pub levels: Vec<Level>,
+    pub burn_in: usize,
+    pub thin: usize,
+    /// Target acceptance rate for per-chain step-size adaptation (MALA, during burn-in).
+    pub adapt: Option<f64>,
+    pub seed: u64,
+    /// Index of the first chain: chain `i` of a run draws from stream `first_chain + i` of
+    /// the seed, so chains `a..b` of one run equal a run of `b − a` chains from `a`.
+    pub first_chain: u64,
+}
+
+impl Config {
+    /// `n_steps` steps of `method` at one temperature and step size.
+    pub fn new(
+        method: Method,
+        n_steps: usize,
+        step_size: f64,
+        temperature: f64,
+        seed: u64,
+    ) -> Self {
+        Config {
+            method,
+            levels: vec![Level {
+                temperature,
+                step_size,
+                n_steps,
+            }],
+            burn_in: 0,
+            thin: 1,
+            adapt: None,
+            seed,
+            first_chain: 0,
+        }
+    }
+
+    /// Annealed Langevin dynamics (Song & Ermon 2019): ULA over `temperatures` in order,
+    /// `steps_per_level` steps each, with ε_i = ε·T_i / T_last.
+    pub fn annealed(
+        temperatures: &[f64],
+        step_size: f64,
+        steps_per_level: usize,
+        seed: u64,
+    ) -> Result<Self> {
+        check_positive(step_size, "step_size")?;
+        let Some(&last) = temperatures.last() else {
+            return Err(Error::Value(
+                "temperatures must list at least one temperature, got an empty list".into(),
+            ));
+        };
+        for &t in temperatures {
+            check_positive(t, "every temperature")?;
+        }
+        // A ratio T_i / T_last past the floats' range gives ε_i = Inf or 0: say which input.
+        if let Some(&t) = temperatures.iter().find(|&&t| {
+            let eps = step_size * (t / last);
+            !(eps.is_finite() && eps > 0.0)
+        }) {
+            return Err(Error::Value(format!(
+                "the annealed step size step_size·T/T_last = {step_size:e}·{t:e}/{last:e} is not \
+                 a finite number > 0; use temperatures within a narrower range"
+            )));
+        }
+        let levels = temperatures
+            .iter()
+            .map(|&t| Level {
+                temperature: t,
+                step_size: step_size * (t / last),
+                n_steps: steps_per_level,
+            })
+            .collect();
+        Ok(Config {
+            method: Method::Ula,
+            levels,
+            burn_in: 0,
+            thin: 1,
+            adapt: None,
+            seed,
+            first_chain: 0,
+        })
+    }
+
+    /// Steps after burn-in.
+    pub fn sampling_steps(&self) -> usize {
+        self.levels.iter().map(|l| l.n_steps).sum()
+    }
+
+    /// All steps, burn-in included.
+    pub fn total_steps(&self) -> usize {
+        self.burn_in + self.sampling_steps()
+    }
+
+    /// Number of recorded states: ⌊sampling steps / thin⌋.
+    pub fn n_kept(&self) -> usize {
+        self.sampling_steps() / self.thin.max(1)
+    }
+
+    /// Checks every field; the sampler never sees an invalid configuration.
+    pub fn validate(&self) -> Result<()> {
+        if self.levels.is_empty() {
+            return Err(Error::Value("a sampler needs at least one level".into()));
+        }
+        for l in &self.levels {
+            if l.n_steps == 0 {
+                return Err(Error::Value(format!(
+                    "the number of steps must be at least 1, got {}",
+                    l.n_steps
+                )));
+            }
+            check_positive(l.step_size, "step_size")?;
+            check_positive(l.temperature, "temperature")?;
+            // The drift coefficient ε/(2T): a tiny T makes it Inf, and every chain NaN.
+            if !(0.5 * l.step_size / l.temperature).is_finite() {
+                return Err(Error::Value(format!(
+                    "step_size / temperature = {:e}/{:e} overflows: use a larger temperature",
+                    l.step_size, l.temperature
+                )));
+            }
+        }
+        if self.thin == 0 {
+            return Err(Error::Value("thin must be at least 1, got 0".into()));
+        }
+        let total = self
+            .levels
+            .iter()
+            .try_fold(self.burn_in, |s, l| s.checked_add(l.n_steps));
+        if total.is_none_or(|t| t > u32::MAX as usize) {
+            return Err(Error::Value(format!(
+                "the run is too long: burn_in + n_steps must be at most {}",
+                u32::MAX
+            )));
+        }
+        if let Some(target) = self.adapt {
+            if self.method != Method::Mala {
+                return Err(Error::Value(format!(
+                    "step-size adaptation tunes the acceptance rate: it needs method 'mala', got '{}'",
+                    self.method.name()
+                )));
+            }
+            if !(target > 0.0 && target < 1.0) {
+                return Err(Error::Value(format!(
+                    "target_accept must be in (0, 1), got {target}"
+                )));
+            }
+            if self.burn_in == 0 {
+                return Err(Error::Value(
+                    "step-size adaptation runs during burn-in: pass burn_in >= 1".into(),
+                ));
+            }
+            if self.levels.len() != 1 {
+                return Err(Error::Value(
+                    "step-size adaptation needs a single temperature (not annealing)".into(),
+                ));
+            }
+        }
+        Ok(())
+    }
+
+    /// The level, and whether burn-in is running, at step `t` (0-based, burn-in included).
+    pub(super) fn level_at(&self, t: usize) -> (&Level, bool) {
+        if t < self.burn_in {
+            return (&self.levels[0], true);
+        }
+        let mut s = t - self.burn_in;
+        for l in &self.levels {
+            if s < l.n_steps {
+                return (l, false);
+            }
+            s -= l.n_steps;
+        }
+        (self.levels.last().expect("validated: not empty"), false)
+    }
+
+    /// Index in the trajectory of the state after step `t`, if it is kept.
+    pub(super) fn kept_index(&self, t: usize) -> Option<usize> {
+        let s = (t + 1).checked_sub(self.burn_in)?;
+        (s > 0 && s % self.thin == 0).then(|| s / self.thin - 1)
+    }
+}
+
+fn check_positive(v: f64, what: &str) -> Result<()> {
+    if v.is_finite() && v > 0.0 {
+        Ok(())
+    } else {
+        Err(Error::Value(format!(
+            "{what} must be a finite number > 0, got {v}"
+        )))
+    }
+}
