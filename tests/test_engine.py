@@ -308,6 +308,46 @@ def test_large_batches_across_chunk_boundaries(dtype, dim, n):
     assert abs(model.esm_loss_and_grad(X, target)[0] - esm) <= tol * max(1.0, abs(esm))
 
 
+@pytest.mark.parametrize("dtype", ["float64", "float32"])
+@pytest.mark.parametrize("activation", ref.ACTIVATIONS)
+def test_wide_layers_match_reference(activation, dtype):
+    """Layers wider than the hypothesis cases (≤ 64): the activation loops work in blocks of
+    64 units and the GEMM in panels of 8–32 columns, so widths 64, 65 and 130 cross both
+    (a full block, one past it, two blocks and a remainder)."""
+    dim, hidden, alpha = 7, (130, 65, 64), 0.2
+    model, params = make_model(dim, hidden, activation, alpha, dtype, seed=64, scale=0.5)
+    X = np.random.default_rng(65).normal(0, 2, size=(37, dim)).astype(dtype)
+    X64 = X.astype(np.float64)
+    tol = RTOL[dtype]
+    assert_close(model.energy(X), ref.energy(params, X64, activation, alpha), tol, "energy")
+    S_ref = ref.score(params, X64, activation, alpha)
+    assert_close(model.score(X), S_ref, tol, "score")
+    T_ref = ref.hessian_trace(params, X64, activation, alpha)
+    assert_close(model.hessian_trace(X), T_ref, tol, "hessian_trace")
+    ism = float(np.mean(T_ref + 0.5 * np.sum(S_ref**2, axis=1)))
+    loss, grads = model.ism_loss_and_grad(X)
+    assert abs(loss - ism) <= tol * max(1.0, abs(ism))
+    if dtype == "float64":
+        # The gradient along a unit direction V against the reference loss's derivative
+        # (4th-order stencil, Richardson-extrapolated), as for the drawn architectures.
+        rng = np.random.default_rng(66)
+        V = [rng.normal(size=p.shape) for p in params]
+        norm = np.sqrt(sum(float(np.sum(v * v)) for v in V))
+
+        def f(t):
+            return ref.ism_loss(
+                [p + t * v / norm for p, v in zip(params, V)], X64, activation, alpha
+            )
+
+        def stencil(h):
+            return (-f(2 * h) + 8 * f(h) - 8 * f(-h) + f(-2 * h)) / (12 * h)
+
+        dd = (16 * stencil(5e-4) - stencil(1e-3)) / 15
+        proj = sum(float(np.sum(g * v)) for g, v in zip(grads, V)) / norm
+        gnorm = np.sqrt(sum(float(np.sum(g * g)) for g in grads))
+        assert abs(proj - dd) <= 1e-8 * max(1.0, gnorm), (proj, dd, gnorm)
+
+
 @pytest.mark.parametrize("dim", [2, 20])
 def test_gradients_are_means_over_rows(dim):
     """The gradient of the batch mean is the row-weighted mean of the gradients of its parts,
