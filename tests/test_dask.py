@@ -363,3 +363,30 @@ def test_float64_values_too_large_for_a_float32_model_are_named() -> None:
 def test_fit_refuses_a_bool_validation() -> None:
     with pytest.raises(TypeError, match="validation must be validation rows"):
         smd.fit(model(), da.from_array(data(50)), validation=True)
+
+
+def test_fit_stops_on_patience_and_restores_the_best_epoch_as_the_local_fit() -> None:
+    X, X_val = data(600), data(200, seed=4)
+    args: dict[str, Any] = {
+        "epochs": 40,
+        "batch_size": 50,
+        "lr": 5e-2,
+        "optimizer": "sgd",
+        "patience": 2,
+    }
+    ours, local = model(), model()
+    seen: list[tuple[float, float | None]] = []
+    h = smd.fit(
+        ours,
+        da.from_array(X, chunks=(250, 3)),
+        validation=X_val,
+        callback=lambda e, tr, va: seen.append((tr, va)),
+        **args,
+    )
+    hl = local.fit(X, validation=X_val, progress=False, **args)
+    assert h.stop_reason == hl.stop_reason == "patience"
+    assert h.n_epochs == hl.n_epochs == h.best_epoch + 3 < 40
+    # The callback gets (epoch, train loss, validation loss), in that order.
+    assert seen == list(zip(h.train_loss, h.val_loss))
+    # Restored: the best epoch's parameters, not the last epoch's.
+    assert rel_diff(ours, local) < 1e-9

@@ -65,6 +65,12 @@ def test_two_dimensional_input_and_errors(rng):
 def test_acceptance_summary():
     s = diagnostics.acceptance_summary([0.5, 0.6, 0.7])
     assert s["mean"] == pytest.approx(0.6) and s["min"] == 0.5 and s["max"] == 0.7
+    # Quantiles by linear interpolation (numpy's default), each in its own field.
+    s = diagnostics.acceptance_summary([0.1, 0.2, 0.4, 0.8, 0.9])
+    want = {"min": 0.1, "q25": 0.2, "median": 0.4, "q75": 0.8, "max": 0.9}
+    assert {k: s[k] for k in want} == want and s["mean"] == pytest.approx(0.48, abs=1e-15)
+    s = diagnostics.acceptance_summary([0.0, 0.25, 0.5, 0.75])
+    assert (s["q25"], s["median"], s["q75"]) == (0.1875, 0.375, 0.5625)
 
 
 def _fixed_trajectories() -> dict[str, np.ndarray]:

@@ -181,6 +181,31 @@ def test_same_random_state_gives_the_same_model_and_equals_energymlp():
     assert isinstance(a.history_, FitHistory) and a.history_.train_loss == h.train_loss
 
 
+@pytest.mark.parametrize(
+    "model_options, options",
+    [
+        ({}, {"weight_decay": 0.1}),
+        ({}, {"optimizer": "sgd", "lr": 1e-3}),
+        ({}, {"batch_size": 64}),
+        ({}, {"objective": "ssm", "n_projections": 3, "projection": "rademacher"}),
+        ({}, {"objective": "dsm", "noise_std": 0.3}),
+        ({"alpha": 0.5}, {"standardize": False, "validation": 0.2, "patience": 1}),
+    ],
+    ids=["weight_decay", "sgd", "batch_size", "ssm", "dsm", "alpha-validation"],
+)
+def test_every_training_hyperparameter_reaches_fit(model_options, options):
+    """Each estimator hyper-parameter is forwarded: the fitted parameters equal those of
+    EnergyMLP.fit with the same non-default option, bit for bit."""
+    model_kw = {"activation": "tanh", "dtype": "float32", **model_options}
+    kw = {"epochs": 3, "lr": 1e-2, "standardize": True, "validation": None, **options}
+    est = ScoreMatchingDensity(hidden=(8,), random_state=7, **model_kw, **kw).fit(X[:600])
+    m = EnergyMLP(2, hidden=(8,), seed=7, **model_kw)
+    h = m.fit(X[:600], seed=7, progress=False, **kw)
+    assert all(np.array_equal(p, q) for p, q in zip(est.model_.params, m.params))
+    assert est.history_.train_loss == h.train_loss and est.model_.dtype == np.float32
+    assert est.model_.activation == "tanh" and est.model_.alpha == model_kw.get("alpha", 0.0)
+
+
 def test_random_state_changes_the_model():
     a = ScoreMatchingDensity(random_state=1, **SMALL).fit(X[:500])
     b = ScoreMatchingDensity(random_state=2, **SMALL).fit(X[:500])

@@ -303,3 +303,99 @@ def test_bad_data_is_an_error():
     X[4, 1] = np.nan
     with pytest.raises(ValueError, match="NaN"):
         model.fit(X, progress=False)
+
+
+def test_progress_bar_shows_the_train_and_validation_losses(capsys):
+    h = EnergyMLP(2, hidden=(8,), seed=1).fit(
+        mixture(200, 0), epochs=2, validation=0.25, progress=True
+    )
+    err = capsys.readouterr().err
+    assert f"loss {h.train_loss[-1]:.4g} val {h.val_loss[-1]:.4g}" in err
+    assert h.train_loss[-1] != h.val_loss[-1]
+
+
+def test_the_validation_split_is_disjoint_and_its_loss_is_the_models():
+    X = mixture(50, 11)
+    X_tr, _, X_va, _ = scorematch.training._split(X, None, 0.2, 2, "float64", 4)
+    assert X_va is not None and len(X_va) == 10 and len(X_tr) == 40
+    rows = {tuple(r) for r in X}
+    tr, va = {tuple(r) for r in X_tr}, {tuple(r) for r in X_va}
+    assert tr.isdisjoint(va) and tr | va == rows
+    # The validation loss of each epoch is the ISM loss of those rows under the model the
+    # callback sees (the epoch's final parameters).
+    model = EnergyMLP(2, hidden=(8,), seed=2)
+    seen: list[float] = []
+    h = model.fit(
+        X,
+        epochs=3,
+        validation=0.2,
+        seed=4,
+        progress=False,
+        callback=lambda e, tr, va: seen.append(model.ism_loss(X_va)),
+    )
+    np.testing.assert_allclose(h.val_loss, seen, rtol=1e-12)
+
+
+def _to_user(params, X):
+    """A network of z = (x − m)/s as a network of x, computed here from the definition."""
+    m = X.mean(axis=0)
+    big = np.abs(X).max(axis=0)
+    s = (X / big).std(axis=0) * big
+    W = params[0] / s
+    return [W, params[1] - W @ m, *params[2:]]
+
+
+def test_standardize_leaves_models_in_user_coordinates_whatever_ends_the_run():
+    rng = np.random.default_rng(3)
+    X = np.array([500.0, -0.2]) + np.array([1000.0, 0.01]) * rng.normal(size=(400, 2))
+    # Divergence at once keeps the initial network, read (as always with standardize) as a
+    # network of z: the model is its conversion to x, not the z network itself.
+    model = EnergyMLP(2, hidden=(8,), seed=3)
+    p0 = model.params
+    with pytest.raises(TrainingDivergedError, match="epoch 0, step [01]"):
+        model.fit(
+            X,
+            epochs=2,
+            lr=1e200,
+            optimizer="sgd",
+            standardize=True,
+            validation=None,
+            progress=False,
+        )
+    for got, want in zip(model.params, _to_user(p0, X)):
+        np.testing.assert_allclose(got, want, rtol=1e-12, atol=1e-300)
+    # The callback sees the model in x coordinates too: at the last epoch, the final one.
+    model = EnergyMLP(2, hidden=(8,), seed=3)
+    seen = []
+    model.fit(
+        X,
+        epochs=2,
+        lr=1e-3,
+        standardize=True,
+        validation=None,
+        progress=False,
+        callback=lambda e, tr, va: seen.append(model.params),
+    )
+    assert all(np.array_equal(a, b) for a, b in zip(seen[-1], model.params))
+    assert not np.allclose(seen[-1][0], EnergyMLP(2, hidden=(8,), seed=3).params[0])
+
+
+def test_esm_with_standardize_matches_the_target_in_user_coordinates():
+    # The target score is mapped to z coordinates as s_z = s ⊙ s_x: fitting the exact score of
+    # a badly scaled Gaussian recovers it (a wrong map would fit another field).
+    rng = np.random.default_rng(0)
+    mu, sd = np.array([500.0, -0.2]), np.array([1000.0, 0.01])
+    X = mu + sd * rng.normal(size=(4000, 2))
+    X_test = mu + sd * rng.normal(size=(500, 2))
+    model = EnergyMLP(2, hidden=(32, 32), seed=1)
+    model.fit(
+        X,
+        objective="esm",
+        target_score=-(X - mu) / sd**2,
+        epochs=20,
+        lr=3e-3,
+        standardize=True,
+        progress=False,
+    )
+    err = relative_score_error(model, X_test, -(X_test - mu) / sd**2)
+    assert err < 0.15, err

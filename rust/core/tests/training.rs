@@ -209,3 +209,41 @@ fn bad_configurations_are_errors() {
     assert!(Data::<f64>::new(vec![], None, 2, "X").is_err());
     assert!(Data::new(vec![0.0; 4], Some(vec![0.0; 2]), 2, "X").is_err());
 }
+
+/// One full-batch SGD step (no momentum) moves θ by −η·∇J, J the mean loss over the rows:
+/// the minibatch gradient is averaged, not summed (Adam would hardly notice the difference).
+#[test]
+fn an_sgd_step_moves_by_the_mean_gradient() {
+    let (n, lr) = (64, 0.01);
+    let x = gaussian(n, 20);
+    let (_, g) = ism(&small_model(), &x);
+    let mut cfg = Config::new(1, n, lr, 0);
+    cfg.method = Method::Sgd { momentum: 0.0 };
+    let data = Data::new(x, None, 2, "X").unwrap();
+    let (m1, _) = fit(small_model(), data, None, cfg).unwrap();
+    let (p0, p1) = (small_model().mlp().params().to_vec(), m1.mlp().params());
+    for k in 0..p0.len() {
+        let want = p0[k] - lr * g[k];
+        assert!(
+            (p1[k] - want).abs() <= 1e-12 * (1.0 + want.abs()),
+            "param {k}: {} vs {want}",
+            p1[k]
+        );
+    }
+}
+
+/// Each epoch visits the rows in a new order, drawn from (seed, epoch) alone.
+#[test]
+fn every_epoch_draws_its_own_permutation() {
+    use scorematch_core::train::Schedule;
+    let s = Schedule { seed: 5 };
+    let (mut a, mut b, mut c) = (Vec::new(), Vec::new(), Vec::new());
+    s.permutation(0, 50, &mut a);
+    s.permutation(1, 50, &mut b);
+    s.permutation(1, 50, &mut c);
+    let mut sorted = b.clone();
+    sorted.sort_unstable();
+    assert_eq!(sorted, (0..50).collect::<Vec<_>>());
+    assert_ne!(a, b);
+    assert_eq!(b, c);
+}
