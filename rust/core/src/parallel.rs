@@ -50,7 +50,7 @@ fn build(n: usize) -> Result<ThreadPool> {
 /// which may be one of those). Registered with `pthread_atfork` before any pool of ours
 /// starts and on first use of Rayon's global one, so that `multiprocessing` workers, Dask's process scheduler and forking servers compute
 /// instead of hanging. It only stores a flag: async-signal-safe, as a fork handler must be.
-pub extern "C" fn forget_threads_after_fork() {
+extern "C" fn forget_threads_after_fork() {
     FORKED.store(true, Ordering::SeqCst);
 }
 

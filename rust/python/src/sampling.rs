@@ -81,23 +81,24 @@ fn config(o: &Options) -> PyResult<Config> {
     cfg.thin = o.thin;
     cfg.adapt = o.target_accept;
     cfg.first_chain = o.first_chain;
-    cfg.validate().map_err(to_py)?;
+    // Validated by `Sampler::new` (or `Config::check`), not here.
     Ok(cfg)
 }
 
-#[allow(clippy::too_many_arguments)]
 fn run_chains<'py, T: Float>(
     py: Python<'py>,
     m: &Model<T>,
     n_chains: usize,
-    init: Option<&Bound<'py, PyAny>>,
     cfg: Config,
-    want_trajectory: bool,
-    raise_on_divergence: bool,
+    io: &Io<'py>,
     block_steps: usize,
-    progress: Option<&Bound<'py, PyAny>>,
 ) -> PyResult<Sampled<'py>> {
-    let init = init.map(|a| readonly2::<T>(a, "init")).transpose()?;
+    let progress = io.progress.as_ref();
+    let init = io
+        .init
+        .as_ref()
+        .map(|a| readonly2::<T>(a, "init"))
+        .transpose()?;
     let init_rows = init.as_ref().map(rows);
     let d = m.mlp().dim();
     let mut sampler = py
@@ -106,7 +107,8 @@ fn run_chains<'py, T: Float>(
     drop(init);
     let total = sampler.config().total_steps();
     let n_kept = sampler.config().n_kept();
-    let traj = want_trajectory
+    let traj = io
+        .want_trajectory
         .then(|| zeros3::<T>(py, [n_kept, n_chains, d]))
         .transpose()?;
     // SAFETY: the array is fresh, C-contiguous and referenced only here until it is returned;
@@ -122,7 +124,7 @@ fn run_chains<'py, T: Float>(
         let interrupt = match py.check_signals() {
             Err(err) => Some(err),
             Ok(()) => {
-                if raise_on_divergence {
+                if io.raise_on_divergence {
                     sampler.check_divergence().map_err(to_py)?;
                 }
                 match progress.map(|cb| cb.call1((sampler.steps_done(), total))) {
@@ -178,23 +180,10 @@ pub fn sample<'py>(
 ) -> PyResult<Sampled<'py>> {
     let options: Options = run.extract()?;
     let io: Io<'py> = run.extract()?;
-    let n_chains = options.n;
     let cfg = config(&options)?;
-    let args = (
-        io.init.as_ref(),
-        cfg,
-        io.want_trajectory,
-        io.raise_on_divergence,
-        block_steps,
-        io.progress.as_ref(),
-    );
     match &model.inner {
-        Inner::F32(m) => run_chains(
-            py, m, n_chains, args.0, args.1, args.2, args.3, args.4, args.5,
-        ),
-        Inner::F64(m) => run_chains(
-            py, m, n_chains, args.0, args.1, args.2, args.3, args.4, args.5,
-        ),
+        Inner::F32(m) => run_chains(py, m, options.n, cfg, &io, block_steps),
+        Inner::F64(m) => run_chains(py, m, options.n, cfg, &io, block_steps),
     }
 }
 
@@ -203,8 +192,7 @@ pub fn sample<'py>(
 /// builds a lazy graph; `scorematch.langevin` steps in Python and builds no sampler).
 #[pyfunction]
 pub fn check_sample_config(run: Options) -> PyResult<()> {
-    config(&run)?;
-    langevin::check_chain_range(run.first_chain, run.n).map_err(to_py)
+    config(&run)?.check(run.n).map_err(to_py)
 }
 
 /// The sampler's random streams, for the Python-callable path (`scorematch.langevin`): chain

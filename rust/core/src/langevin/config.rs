@@ -133,6 +133,13 @@ impl Config {
         self.sampling_steps() / self.thin.max(1)
     }
 
+    /// Checks every field and the range of `n_chains` chains from `first_chain`: what
+    /// [`crate::langevin::Sampler::new`] refuses, for callers that check before they run.
+    pub fn check(&self, n_chains: usize) -> Result<()> {
+        self.validate()?;
+        check_chain_range(self.first_chain, n_chains)
+    }
+
     /// Checks every field; the sampler never sees an invalid configuration.
     pub fn validate(&self) -> Result<()> {
         if self.levels.is_empty() {
@@ -224,4 +231,19 @@ fn check_positive(v: f64, what: &str) -> Result<()> {
             "{what} must be a finite number > 0, got {v}"
         )))
     }
+}
+
+/// Chains `first_chain .. first_chain + n_chains` draw from the streams of those indices,
+/// reported as i64 (numpy's `chain_indices`): the range must not pass 2⁶³ − 1. Checked by
+/// every way of making chains (the sampler, and the binding's streams for the Python path).
+pub fn check_chain_range(first_chain: u64, n_chains: usize) -> Result<()> {
+    if (n_chains as u64)
+        .checked_add(first_chain)
+        .is_none_or(|end| end > i64::MAX as u64)
+    {
+        return Err(Error::Value(format!(
+            "first_chain + n_samples must be at most 2**63 - 1, got {first_chain} + {n_chains}"
+        )));
+    }
+    Ok(())
 }

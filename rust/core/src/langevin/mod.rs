@@ -22,7 +22,7 @@
 mod chain;
 mod config;
 
-pub use config::{Config, Level, Method};
+pub use config::{check_chain_range, Config, Level, Method};
 
 use crate::error::{Error, Result};
 use crate::forward::{self, ScoreWorkspace};
@@ -78,7 +78,7 @@ impl<T: Real> Sampler<T> {
         init: Option<Rows<'_, T>>,
         config: Config,
     ) -> Result<Self> {
-        config.validate()?;
+        config.check(n_chains)?;
         let dim = model.mlp().dim();
         if let Some(x0) = &init {
             if x0.rows() != n_chains || x0.cols() != dim {
@@ -90,7 +90,6 @@ impl<T: Real> Sampler<T> {
             }
             x0.check_finite("init")?;
         }
-        check_chain_range(config.first_chain, n_chains)?;
         let eps0 = config.levels[0].step_size;
         // Every chain's buffers, counted and reserved once (then released) before any is made:
         // a request the allocator refuses outright is an error here, not an abort halfway
@@ -311,21 +310,6 @@ impl<T: Real> Sampler<T> {
             }),
         }
     }
-}
-
-/// Chains `first_chain .. first_chain + n_chains` draw from the streams of those indices,
-/// reported as i64 (numpy's `chain_indices`): the range must not pass 2⁶³ − 1. Checked by
-/// every way of making chains (the sampler, and the binding's streams for the Python path).
-pub fn check_chain_range(first_chain: u64, n_chains: usize) -> Result<()> {
-    if (n_chains as u64)
-        .checked_add(first_chain)
-        .is_none_or(|end| end > i64::MAX as u64)
-    {
-        return Err(Error::Value(format!(
-            "first_chain + n_samples must be at most 2**63 - 1, got {first_chain} + {n_chains}"
-        )));
-    }
-    Ok(())
 }
 
 /// Fills the chunk's input rows with `x` and runs one forward + reverse pass.
