@@ -1,10 +1,12 @@
 # Stub of the compiled extension `scorematch._core` (rust/python). Private: use the typed
 # public API in scorematch.model instead.
 from collections.abc import Callable
-from typing import Any, Protocol, final
+from typing import Any, final
 
 import numpy as np
 from numpy.typing import ArrayLike, NDArray
+
+from scorematch.sampling import _Run
 
 __all__ = [
     "Model",
@@ -82,44 +84,8 @@ class Model:
 
 class SamplingDivergedError(RuntimeError): ...
 
-class _SampleRun(Protocol):
-    """The attributes ``sample`` and ``check_sample_config`` read (scorematch.sampling._Run)."""
-
-    @property
-    def n(self) -> int: ...
-    @property
-    def method(self) -> str: ...
-    @property
-    def n_steps(self) -> int: ...
-    @property
-    def step_size(self) -> float: ...
-    @property
-    def temperature(self) -> float: ...
-    @property
-    def temperatures(self) -> list[float] | None: ...
-    @property
-    def steps_per_level(self) -> int: ...
-    @property
-    def init(self) -> NDArray[Any] | None: ...
-    @property
-    def burn_in(self) -> int: ...
-    @property
-    def thin(self) -> int: ...
-    @property
-    def target_accept(self) -> float | None: ...
-    @property
-    def seed(self) -> int: ...
-    @property
-    def first_chain(self) -> int: ...
-    @property
-    def want_trajectory(self) -> bool: ...
-    @property
-    def raise_on_divergence(self) -> bool: ...
-    @property
-    def progress(self) -> Callable[[int, int], object] | None: ...
-
 def sample(
-    model: Model, run: _SampleRun, block_steps: int
+    model: Model, run: _Run, block_steps: int
 ) -> tuple[
     NDArray[np.floating[Any]],
     NDArray[np.floating[Any]] | None,
@@ -127,7 +93,7 @@ def sample(
     NDArray[np.float64],
     list[int],
 ]: ...
-def check_sample_config(run: _SampleRun) -> None: ...
+def check_sample_config(run: _Run) -> None: ...
 
 @final
 class Streams:

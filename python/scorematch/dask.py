@@ -276,12 +276,13 @@ def sample(
     if isinstance(chunks, (int, np.integer)):
         as_int(chunks, "chunks")
     row_chunks = da.core.normalize_chunks((chunks, model.dim), (n, model.dim), dtype=model.dtype)
-    # Every option is checked once here, as model.sample checks it, rather than in every task.
+    # Every option is checked here too, as model.sample checks it, so that a bad one is an
+    # error when the graph is built rather than at compute().
     options = set(inspect.signature(sampling._prepare).parameters) - {"model", "n_samples"}
     unknown = sorted(set(sample_kwargs) - options)
     if unknown:
         raise TypeError(f"scorematch.dask.sample got an unexpected keyword argument {unknown[0]!r}")
-    sampling._prepare(model, n, seed=seed, **sample_kwargs)
+    _core.check_sample_config(sampling._prepare(model, n, seed=seed, **sample_kwargs))
     meta = np.empty((0, 0), model.dtype)
     if init is None:
         return da.map_blocks(

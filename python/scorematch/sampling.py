@@ -134,25 +134,26 @@ def _masked(
 
 @dataclass(frozen=True)
 class _Run:
-    """The options of one :func:`sample` call, checked and converted. ``_core.sample`` and
-    ``_core.check_sample_config`` read them by attribute name."""
+    """The options of one run, checked and converted. ``_core.sample`` and
+    ``_core.check_sample_config`` read them by attribute name; the defaults are those of a
+    plain ULA/MALA run (what :func:`langevin` describes)."""
 
     n: int
     method: str
     n_steps: int
     step_size: float
     temperature: float
-    temperatures: list[float] | None
-    steps_per_level: int
-    init: Array | None
     burn_in: int
     thin: int
-    target_accept: float | None
     seed: int
     first_chain: int
     want_trajectory: bool
     raise_on_divergence: bool
-    progress: Callable[[int, int], object] | None
+    temperatures: list[float] | None = None
+    steps_per_level: int = 1
+    init: Array | None = None
+    target_accept: float | None = None
+    progress: Callable[[int, int], object] | None = None
 
 
 def _prepare(
@@ -176,9 +177,9 @@ def _prepare(
     progress: Progress = None,
     on_divergence: Literal["raise", "mask"] = "raise",
 ) -> _Run:
-    """Checks the options of :meth:`scorematch.EnergyMLP.sample` without running anything:
-    types and combinations here, then the engine's own rules for a run (its ``Config``)
-    through ``_core.check_sample_config``. Any invalid option raises as ``sample`` would."""
+    """Checks and converts the options of :meth:`scorematch.EnergyMLP.sample`: types and
+    combinations. The engine's own rules for a run (its ``Config``) are applied by
+    ``_core.sample``, or, by callers that do not run at once, ``_core.check_sample_config``."""
     n = as_int(n_samples, "n_samples", 1)
     n_steps = as_int(n_steps, "n_steps", 1)
     eps = as_positive(step_size, "step_size")
@@ -249,7 +250,6 @@ def _prepare(
         raise_on_divergence=_on_divergence(on_divergence),
         progress=_progress_callback(progress),
     )
-    _core.check_sample_config(run)
     return run
 
 
@@ -417,26 +417,20 @@ def langevin(
     seed = as_seed(seed)
     # The engine's rules for a run (drift ε/(2T) finite, its length, the chain range), as
     # the built-in sampler applies them.
-    _core.check_sample_config(
-        _Run(
-            n=n,
-            method="ula",
-            n_steps=n_steps,
-            step_size=eps,
-            temperature=temp,
-            temperatures=None,
-            steps_per_level=1,
-            init=None,
-            burn_in=burn_in,
-            thin=thin,
-            target_accept=None,
-            seed=seed,
-            first_chain=first,
-            want_trajectory=want_traj,
-            raise_on_divergence=raise_on,
-            progress=None,
-        )
+    run = _Run(
+        n=n,
+        method=method,
+        n_steps=n_steps,
+        step_size=eps,
+        temperature=temp,
+        burn_in=burn_in,
+        thin=thin,
+        seed=seed,
+        first_chain=first,
+        want_trajectory=want_traj,
+        raise_on_divergence=raise_on,
     )
+    _core.check_sample_config(run)
     streams = _core.Streams(seed, n, first)
     n_kept = n_steps // thin
     traj = np.empty((n_kept, n, d), dtype=x.dtype) if want_traj else None

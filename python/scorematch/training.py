@@ -21,6 +21,7 @@ from scorematch import _core
 from scorematch._validate import (
     as_batch,
     as_flag,
+    as_float,
     as_int,
     as_positive,
     as_seed,
@@ -347,9 +348,7 @@ def _stops(answer: Any) -> bool:
 
 
 def _as_nonnegative(v: Any, name: str) -> float:
-    if isinstance(v, bool) or not isinstance(v, (int, float, np.integer, np.floating)):
-        raise TypeError(f"{name} must be a number, got {type(v).__name__}")
-    f = float(v)
+    f = as_float(v, name)
     if not (math.isfinite(f) and f >= 0):
         raise ValueError(f"{name} must be a finite number >= 0, got {v}")
     return f
