@@ -254,8 +254,8 @@ def test_a_temperature_so_small_that_the_drift_overflows_is_named(model):
 
 
 def test_the_python_path_applies_the_engines_run_rules(model):
-    # One rule set (the engine's Config), whichever sampler runs: the run's length and the
-    # chain range are refused by langevin as by model.sample, with the same message.
+    # One rule set (the engine's Config), whichever sampler runs: the run's length is refused
+    # by langevin as by model.sample, with the same message (the chain range: see above).
     for run in (
         lambda: model.sample(2, n_steps=2**32 - 10, burn_in=10),
         lambda: sm.langevin(lambda x: -x, np.zeros((2, 2)), 2**32 - 10, 0.1, burn_in=10),
@@ -264,19 +264,11 @@ def test_the_python_path_applies_the_engines_run_rules(model):
             ValueError, match=r"run is too long: burn_in \+ n_steps must be at most"
         ):
             run()
-    for run in (
-        lambda: model.sample(2, n_steps=1, first_chain=2**63 - 2),
-        lambda: sm.langevin(lambda x: -x, np.zeros((2, 2)), 1, 0.1, first_chain=2**63 - 2),
-    ):
-        with pytest.raises(ValueError, match=r"first_chain \+ n_samples must be at most"):
-            run()
 
 
 def test_sampling_options_are_checked_without_running(model):
     run = sm.sampling._prepare(model, 3, n_steps=7, burn_in=2, method="mala")
     assert (run.n, run.n_steps, run.burn_in, run.method) == (3, 7, 2, "mala")
-    with pytest.raises(ValueError, match="overflows"):
-        sm.sampling._prepare(model, 3, temperature=1e-320)
     with pytest.raises(TypeError, match="target_accept must be a number"):
         sm.sampling._prepare(
             model, 3, method="mala", adapt_step_size=True, burn_in=2, target_accept="0.5"
@@ -286,7 +278,7 @@ def test_sampling_options_are_checked_without_running(model):
 def test_annealed_step_sizes_take_the_ratio_first(model):
     # ε·(T_i/T_last) with T_i = T_last = 1e308: ratio 1, no overflow on the way.
     res = model.sample(2, n_steps=4, method="annealed", step_size=10.0, temperatures=[1e308] * 2)
-    assert res.samples.shape == (2, 2)
+    assert np.all(res.step_size == 10.0) and np.isfinite(res.samples).all()
 
 
 def test_validation_arguments_of_the_wrong_kind(X):

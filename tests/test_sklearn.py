@@ -189,7 +189,17 @@ def test_same_random_state_gives_the_same_model_and_equals_energymlp():
         ({}, {"batch_size": 64}),
         ({}, {"objective": "ssm", "n_projections": 3, "projection": "rademacher"}),
         ({}, {"objective": "dsm", "noise_std": 0.3}),
-        ({"alpha": 0.5}, {"standardize": False, "validation": 0.2, "patience": 1}),
+        (
+            {"alpha": 0.5},
+            {
+                "standardize": False,
+                "validation": 0.2,
+                "patience": 1,
+                "epochs": 30,
+                "lr": 0.05,
+                "optimizer": "sgd",
+            },
+        ),
     ],
     ids=["weight_decay", "sgd", "batch_size", "ssm", "dsm", "alpha-validation"],
 )
@@ -204,6 +214,8 @@ def test_every_training_hyperparameter_reaches_fit(model_options, options):
     assert all(np.array_equal(p, q) for p, q in zip(est.model_.params, m.params))
     assert est.history_.train_loss == h.train_loss and est.model_.dtype == np.float32
     assert est.model_.activation == "tanh" and est.model_.alpha == model_kw.get("alpha", 0.0)
+    if "patience" in options:  # it must act, or dropping it would go unseen
+        assert est.history_.stop_reason == "patience" and est.history_.n_epochs < 30
 
 
 def test_random_state_changes_the_model():

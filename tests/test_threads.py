@@ -172,7 +172,6 @@ if case == "set-threads-only":
     sm.set_num_threads(2)        # a pool started, never used before the fork
 elif case == "set-threads":
     sm.set_num_threads(2)
-    want = work(0)
 if case != "set-threads-only":
     want = work(0)               # "global": Rayon's global pool ran in the parent
 with mp.get_context("fork").Pool(2) as pool:
