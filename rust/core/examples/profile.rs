@@ -2,7 +2,7 @@
 //!
 //! cargo run --release --example profile -- <op> <dim> <width> <depth> <batch> <reps> [f32|f64]
 //!
-//! `op`: energy, score, trace, ism, dsm (engine calls on `batch` rows); act, act1 (the softplus
+//! `op`: energy, score, trace, ism, dsm (engine calls on `batch` rows); act, act0, act1 (the softplus
 //! pass alone); ula, mala (100 steps of `batch` chains).
 
 use scorematch_core::engine;
@@ -61,39 +61,23 @@ fn run<T: Real>(op: &str, d: usize, w: usize, depth: usize, n: usize, reps: usiz
                     println!("activation: {ns:.2} ns per element");
                 }
             }
-            "act0" => {
-                // One L1-resident row of `w` elements, `n` times: σ alone (the energy's pass).
-                let z0: Vec<T> = x.iter().cycle().take(w).copied().collect();
-                let mut z = z0.clone();
-                let b = vec![T::zero(); w];
-                let t = std::time::Instant::now();
-                for _ in 0..n {
-                    z.copy_from_slice(&z0);
-                    scorematch_core::activation::apply_row(Activation::Softplus, &mut z, &b, None);
-                    std::hint::black_box(&z);
-                }
-                let ns = t.elapsed().as_secs_f64() * 1e9 / (n * w) as f64;
-                println!("activation value (one row): {ns:.3} ns per element");
-            }
-            "act1" => {
-                // One L1-resident row of `w` elements, `n` times.
+            "act0" | "act1" => {
+                // One L1-resident row of `w` elements, `n` times: σ alone (act0, the energy's
+                // pass) or σ and σ' (act1).
                 let z0: Vec<T> = x.iter().cycle().take(w).copied().collect();
                 let mut z = z0.clone();
                 let b = vec![T::zero(); w];
                 let mut s1 = vec![T::zero(); w];
+                let with_s1 = op == "act1";
                 let t = std::time::Instant::now();
                 for _ in 0..n {
                     z.copy_from_slice(&z0);
-                    scorematch_core::activation::apply_row(
-                        Activation::Softplus,
-                        &mut z,
-                        &b,
-                        Some(&mut s1),
-                    );
-                    std::hint::black_box(&s1);
+                    let d = with_s1.then_some(&mut s1[..]);
+                    scorematch_core::activation::apply_row(Activation::Softplus, &mut z, &b, d);
+                    std::hint::black_box((&z, &s1));
                 }
                 let ns = t.elapsed().as_secs_f64() * 1e9 / (n * w) as f64;
-                println!("activation (one row): {ns:.3} ns per element");
+                println!("{op} (one row): {ns:.3} ns per element");
             }
             "ula" | "mala" => {
                 // `n` chains, 100 steps.
@@ -105,7 +89,7 @@ fn run<T: Real>(op: &str, d: usize, w: usize, depth: usize, n: usize, reps: usiz
                 let config = Config::new(method, 100, 1e-2, 1.0, 0);
                 std::hint::black_box(langevin::sample(&model, n, None, config, false).unwrap());
             }
-            _ => panic!("op must be energy, score, trace, ism, dsm, act, act1, ula or mala"),
+            _ => panic!("op must be energy, score, trace, ism, dsm, act, act0, act1, ula or mala"),
         }
     }
     let ms = t0.elapsed().as_secs_f64() * 1e3 / reps as f64;
