@@ -265,11 +265,16 @@ impl<T: Real> Trainer<T> {
         &self.model
     }
 
-    /// Back to the last good parameters, with `err` to return.
-    fn fall_back(&mut self, err: Error) -> Error {
+    /// Back to the last good parameters, with the error saying that `what` stopped being
+    /// finite at the current step.
+    fn diverged(&mut self, what: &'static str) -> Error {
         self.params.copy_from_slice(&self.good);
         self.set_model_params();
-        err
+        Error::TrainingDiverged {
+            epoch: self.epoch,
+            step: self.step,
+            what,
+        }
     }
 
     /// Epochs finished so far.
@@ -334,27 +339,16 @@ impl<T: Real> Trainer<T> {
         let global = (self.epoch * self.steps_per_epoch() + self.step) as u64;
         let obj = objective(self.cfg.loss, target, self.schedule().step_seed(global));
         let loss = engine::loss_and_grad(&self.model, xb, obj, &mut self.grad)?;
-        let diverged = |what| Error::TrainingDiverged {
-            epoch: self.epoch,
-            step: self.step,
-            what,
-        };
-        let bad = if !loss.is_finite() {
-            Some("loss")
-        } else if self.grad.iter().any(|g| !g.is_finite()) {
-            Some("gradient")
-        } else {
-            None
-        };
-        if let Some(what) = bad {
-            let err = diverged(what);
-            return Err(self.fall_back(err));
+        if !loss.is_finite() {
+            return Err(self.diverged("loss"));
+        }
+        if self.grad.iter().any(|g| !g.is_finite()) {
+            return Err(self.diverged("gradient"));
         }
         self.good.copy_from_slice(&self.params);
         self.opt.step(&mut self.params, &self.grad);
         if self.params.iter().any(|p| !p.is_finite()) {
-            let err = diverged("updated parameter vector");
-            return Err(self.fall_back(err));
+            return Err(self.diverged("updated parameter vector"));
         }
         self.set_model_params();
         self.loss_sum += loss;
@@ -363,9 +357,9 @@ impl<T: Real> Trainer<T> {
     }
 
     fn set_model_params(&mut self) {
-        let mut mlp = self.model.mlp().clone();
-        mlp.set_params(&self.params).expect("finite, right length");
-        self.model = Model::new(mlp);
+        self.model
+            .set_params(&self.params)
+            .expect("finite, right length");
     }
 
     /// Closes the epoch once [`Trainer::run_for`] returned true: validation loss, best
@@ -382,12 +376,7 @@ impl<T: Real> Trainer<T> {
                 );
                 let l = engine::loss(&self.model, v.view(), obj)?;
                 if !l.is_finite() {
-                    let err = Error::TrainingDiverged {
-                        epoch: self.epoch,
-                        step: self.step,
-                        what: "validation loss",
-                    };
-                    return Err(self.fall_back(err));
+                    return Err(self.diverged("validation loss"));
                 }
                 Some(l)
             }

@@ -180,20 +180,41 @@ unsafe fn run<T: Real>(isa: Isa, o: &Operands<T>) {
     }
 }
 
-/// `B` laid out for `isa`: column panels, or plain row-major for the portable path.
-fn layout<T: Real>(isa: Isa, b: &[T], k: usize, n: usize) -> Vec<T> {
+/// Lays out the (k × n) matrix whose element (p, j) is `at(p, j)` for `isa` into `dst`:
+/// column panels, or plain row-major for the portable path. Reuses `dst`'s allocation when
+/// the shape is unchanged.
+fn layout_into<T: Real>(
+    isa: Isa,
+    dst: &mut Vec<T>,
+    k: usize,
+    n: usize,
+    at: impl Fn(usize, usize) -> T,
+) {
     let nr = isa.nr::<T>();
+    dst.clear();
     if nr == 0 || k == 0 || n == 0 {
-        return b.to_vec();
+        dst.extend(
+            (0..k)
+                .flat_map(|p| (0..n).map(move |j| (p, j)))
+                .map(|(p, j)| at(p, j)),
+        );
+        return;
     }
-    let mut packed = vec![T::zero(); n.div_ceil(nr) * k * nr];
-    kernel::pack(&mut packed, b, k, n, nr);
-    packed
+    // Panel `jp` holds B[p, jp·nr + j] at jp·k·nr + p·nr + j, zero past column n: the
+    // layout of `kernel::pack`, which lays out the per-call operands of `matmul_tn` faster.
+    dst.resize(n.div_ceil(nr) * k * nr, T::zero());
+    for (jp, panel) in dst.chunks_exact_mut(k * nr).enumerate() {
+        for (p, row) in panel.chunks_exact_mut(nr).enumerate() {
+            for (j, x) in row.iter_mut().enumerate().take(n.saturating_sub(jp * nr)) {
+                *x = at(p, jp * nr + j);
+            }
+        }
+    }
 }
 
 /// The right-hand side of the products of one pass: a (k × n) matrix, copied once into the
 /// layout the kernel reads fastest and reused for every chunk and thread.
-#[derive(Debug, Clone)]
+#[derive(Debug, Clone, PartialEq)]
 pub struct Rhs<T> {
     k: usize,
     n: usize,
@@ -208,25 +229,41 @@ impl<T: Real> Rhs<T> {
     }
 
     fn with_isa(isa: Isa, w: &[T], k: usize, n: usize) -> Self {
-        assert_eq!(w.len(), k * n);
-        Rhs {
+        let mut rhs = Rhs {
             k,
             n,
             isa,
-            data: layout(isa, w, k, n),
-        }
+            data: Vec::new(),
+        };
+        rhs.set(w);
+        rhs
     }
 
     /// `B = Wᵀ` for a row-major `w` of shape (n, k).
     pub fn transposed(w: &[T], n: usize, k: usize) -> Self {
+        let mut rhs = Rhs {
+            k,
+            n,
+            isa: isa(),
+            data: Vec::new(),
+        };
+        rhs.set_transposed(w);
+        rhs
+    }
+
+    /// Lays out new values of the same shape: `B = W`, `w` row-major (k, n). Allocates
+    /// nothing (a training step re-lays every weight matrix).
+    pub fn set(&mut self, w: &[T]) {
+        let (k, n) = (self.k, self.n);
         assert_eq!(w.len(), k * n);
-        let mut b = vec![T::zero(); k * n];
-        for i in 0..n {
-            for j in 0..k {
-                b[j * n + i] = w[i * k + j];
-            }
-        }
-        Self::new(&b, k, n)
+        layout_into(self.isa, &mut self.data, k, n, |p, j| w[p * n + j]);
+    }
+
+    /// As [`Rhs::set`], with `B = Wᵀ` for `w` row-major (n, k).
+    pub fn set_transposed(&mut self, w: &[T]) {
+        let (k, n) = (self.k, self.n);
+        assert_eq!(w.len(), k * n);
+        layout_into(self.isa, &mut self.data, k, n, |p, j| w[j * k + p]);
     }
 
     pub fn k(&self) -> usize {

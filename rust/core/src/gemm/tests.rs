@@ -326,3 +326,32 @@ fn empty_shapes() {
 fn backend_is_named() {
     assert!(["avx512", "avx2", "portable"].contains(&backend()));
 }
+
+#[test]
+fn relaid_weights_equal_fresh_ones() {
+    for isa in Isa::all_supported() {
+        for (k, n) in [(1, 1), (13, 29), (64, 64), (7, 33), (2, 130)] {
+            let w = |s: usize| -> Vec<f32> {
+                (0..k * n).map(|i| ((i * s % 17) as f32) - 8.0).collect()
+            };
+            // `set` over other values rewrites every element, the zero padding included.
+            let mut rhs = Rhs::with_isa(isa, &w(5), k, n);
+            rhs.set(&w(3));
+            assert_eq!(rhs.data, Rhs::with_isa(isa, &w(3), k, n).data);
+            let nr = isa.nr::<f32>();
+            if nr > 0 {
+                let mut packed = vec![0.0; n.div_ceil(nr) * k * nr];
+                kernel::pack(&mut packed, &w(3), k, n, nr);
+                assert_eq!(rhs.data, packed, "{} {k}x{n}", isa.name());
+            }
+            // `set_transposed` reads w as the (n × k) matrix it transposes.
+            let wt: Vec<f32> = (0..n)
+                .flat_map(|j| (0..k).map(move |p| (p, j)))
+                .map(|(p, j)| w(3)[p * n + j])
+                .collect();
+            let mut t = Rhs::with_isa(isa, &w(5), k, n);
+            t.set_transposed(&wt);
+            assert_eq!(t.data, rhs.data, "{} {k}x{n}", isa.name());
+        }
+    }
+}
