@@ -187,9 +187,11 @@ multiversion! {
 /// Elements per block of the row loops below.
 const STAGE: usize = 64;
 
-/// `staged!(act, z, b, |start, zc, e| body)`: for each block of [`STAGE`] elements of a
-/// row, starting at `start`, computes `zc ← z + b` and `e ←` its activation's exponential
-/// in one loop, then runs `body` (a second loop over the block) on them.
+/// `staged!(act, chunks, b, |start, zc, bc, e| body)`: for each block `zc` of at most
+/// [`STAGE`] elements of a row (`chunks` is `z.chunks(STAGE)` or `z.chunks_mut(STAGE)`),
+/// starting at `start`, with `bc` the same block of `b`, computes `e ←` the exponential of
+/// the activation at `zc + bc` in one loop, then runs `body` (a second loop over the block,
+/// which forms `zc + bc` again: the same value, cheaper than storing it).
 ///
 /// The operations are those of [`Activation::derivs`], so are the bits. Split, each loop
 /// body is a dependency chain about half as long (the exponential's polynomial, then the
@@ -200,17 +202,13 @@ const STAGE: usize = 64;
 /// multiversioned caller (a closure that is not inlined there runs without FMA, through
 /// the C library's `fma`, 20× slower).
 macro_rules! staged {
-    ($act:ident, $z:expr, $b:expr, |$start:ident, $zc:ident, $e:ident| $body:block) => {{
-        let z: &mut [_] = $z;
-        let n = z.len();
-        let b = &$b[..n];
+    ($act:ident, $chunks:expr, $b:expr, |$start:ident, $zc:ident, $bc:ident, $e:ident| $body:block) => {{
         let mut e_buf = [T::zero(); STAGE];
-        for (blk, ($zc, bc)) in z.chunks_mut(STAGE).zip(b.chunks(STAGE)).enumerate() {
+        for (blk, ($zc, $bc)) in $chunks.zip($b.chunks(STAGE)).enumerate() {
             let m = $zc.len();
-            let ($e, bc) = (&mut e_buf[..m], &bc[..m]);
+            let ($e, $bc) = (&mut e_buf[..m], &$bc[..m]);
             for i in 0..m {
-                $zc[i] += bc[i];
-                $e[i] = $act.exponential($zc[i]);
+                $e[i] = $act.exponential($zc[i] + $bc[i]);
             }
             let $start = blk * STAGE;
             let $e: &[T] = $e;
@@ -223,41 +221,35 @@ macro_rules! staged {
 fn derivative_row_impl<T: Real>(act: Activation, z: &[T], b: &[T], s1: &mut [T]) {
     let n = z.len();
     let (b, s1) = (&b[..n], &mut s1[..n]);
-    // As `staged!`, with `z` left as it is: z + b is formed again in the second loop (the
-    // same value), which is cheaper than a copy.
-    let mut e = [T::zero(); STAGE];
-    per_activation!(act => for ((zc, bc), sc) in z.chunks(STAGE).zip(b.chunks(STAGE)).zip(s1.chunks_mut(STAGE)) {
-        let m = zc.len();
-        let (e, bc, sc) = (&mut e[..m], &bc[..m], &mut sc[..m]);
-        for i in 0..m {
-            e[i] = act.exponential(zc[i] + bc[i]);
+    per_activation!(act => staged!(act, z.chunks(STAGE), b, |start, z, b, e| {
+        let s1 = &mut s1[start..start + z.len()];
+        for i in 0..z.len() {
+            s1[i] = act.derivs_with::<T, 1>(z[i] + b[i], e[i]).s1;
         }
-        for i in 0..m {
-            sc[i] = act.derivs_with::<T, 1>(zc[i] + bc[i], e[i]).s1;
-        }
-    })
+    }))
 }
 
 #[inline(always)]
 fn apply_row_impl<T: Real>(act: Activation, z: &mut [T], b: &[T], s1: Option<&mut [T]>) {
     let n = z.len();
+    let b = &b[..n];
     match s1 {
         Some(s1) => {
             let s1 = &mut s1[..n];
-            per_activation!(act => staged!(act, z, b, |start, z, e| {
+            per_activation!(act => staged!(act, z.chunks_mut(STAGE), b, |start, z, b, e| {
                 let m = z.len();
                 let (e, s1) = (&e[..m], &mut s1[start..start + m]);
                 for i in 0..m {
-                    let d = act.derivs_with::<T, 1>(z[i], e[i]);
+                    let d = act.derivs_with::<T, 1>(z[i] + b[i], e[i]);
                     z[i] = d.s0;
                     s1[i] = d.s1;
                 }
             }))
         }
-        None => per_activation!(act => staged!(act, z, b, |_start, z, e| {
+        None => per_activation!(act => staged!(act, z.chunks_mut(STAGE), b, |_start, z, b, e| {
             let e = &e[..z.len()];
             for i in 0..z.len() {
-                z[i] = act.derivs_with::<T, 0>(z[i], e[i]).s0;
+                z[i] = act.derivs_with::<T, 0>(z[i] + b[i], e[i]).s0;
             }
         })),
     }
@@ -274,8 +266,14 @@ fn derivs_row_impl<T: Real>(
     s3: &mut [T],
 ) {
     let n = z.len();
-    let (h, s1, s2, s3) = (&mut h[..n], &mut s1[..n], &mut s2[..n], &mut s3[..n]);
-    per_activation!(act => staged!(act, z, b, |start, z, e| {
+    let (b, h, s1, s2, s3) = (
+        &b[..n],
+        &mut h[..n],
+        &mut s1[..n],
+        &mut s2[..n],
+        &mut s3[..n],
+    );
+    per_activation!(act => staged!(act, z.chunks_mut(STAGE), b, |start, z, b, e| {
         let m = z.len();
         let r = start..start + m;
         let (e, h, s1, s2, s3) = (
@@ -286,6 +284,7 @@ fn derivs_row_impl<T: Real>(
             &mut s3[r],
         );
         for i in 0..m {
+            z[i] += b[i];
             let d = act.derivs_with::<T, 3>(z[i], e[i]);
             h[i] = d.s0;
             s1[i] = d.s1;

@@ -20,12 +20,15 @@ pub trait Transcendental: Copy {
     fn exp_nonpos(x: Self) -> Self;
     /// ln(1 + e) for 0 ≤ e ≤ 1.
     fn ln_1p_unit(e: Self) -> Self;
-    /// tanh(x) for any x.
+    /// tanh(x) for any x (the tests check the accuracy of the pair through it).
+    #[cfg(test)]
     fn tanh_fast(x: Self) -> Self {
         Self::tanh_sech2(x).0
     }
     /// tanh(x) and 1 − tanh²(x), the latter to full relative accuracy in the tails, where
-    /// 1 − t² by subtraction is 0 or noise (|x| ≳ 9 in f32, 19 in f64).
+    /// 1 − t² by subtraction is 0 or noise (|x| ≳ 9 in f32, 19 in f64). The engine calls
+    /// [`Transcendental::tanh_sech2_with`]; this is its reference form, for the tests.
+    #[cfg(test)]
     fn tanh_sech2(x: Self) -> (Self, Self);
     /// [`Transcendental::tanh_sech2`] given `e = exp_nonpos(−2|x|)`, so that a loop can
     /// compute the exponentials of a block first (see `activation`).
@@ -145,7 +148,7 @@ macro_rules! impl_transcendental {
                 }
             }
 
-            #[inline(always)]
+            #[cfg(test)]
             fn tanh_sech2(x: $t) -> ($t, $t) {
                 Self::tanh_sech2_with(x, Self::exp_nonpos(-2.0 * x.abs()))
             }

@@ -118,35 +118,32 @@ where
     }
 }
 
-/// A fresh, uninitialized (n,) array and a mutable view of its data, for the engine to fill
-/// without the GIL (no intermediate buffer, no copy). The caller must write every element
-/// before Python sees the array; on error it is dropped unseen.
-pub fn output1<T: Float>(py: Python<'_>, n: usize) -> PyResult<(Bound<'_, PyAny>, &mut [T])> {
-    let arr = new_array::<T, 1>(py, [n], false)?;
+/// A fresh, uninitialized C-ordered array of `shape` and a mutable view of its data, for the
+/// engine to fill without the GIL (no intermediate buffer, no copy). The caller must write
+/// every element before Python sees the array; on error it is dropped unseen.
+pub fn output<T: Float, const N: usize>(
+    py: Python<'_>,
+    shape: [usize; N],
+) -> PyResult<(Bound<'_, PyAny>, &mut [T])>
+where
+    numpy::ndarray::Dim<[usize; N]>: numpy::ndarray::Dimension,
+{
+    let arr = new_array::<T, N>(py, shape, false)?;
     // SAFETY: the array is fresh, C-contiguous and referenced nowhere else, so the slice is
-    // the only access to its n elements for as long as the owning `Bound` lives.
-    let data = unsafe { std::slice::from_raw_parts_mut(arr.data(), n) };
+    // the only access to its elements for as long as the owning `Bound` lives.
+    let data = unsafe { std::slice::from_raw_parts_mut(arr.data(), shape.iter().product()) };
     Ok((arr.into_any(), data))
 }
 
-/// As [`output1`], for an (n, d) array.
-pub fn output2<T: Float>(
+/// A fresh zero-filled C-ordered array of `shape`, or numpy's `MemoryError`.
+pub fn zeros<T: Float, const N: usize>(
     py: Python<'_>,
-    n: usize,
-    d: usize,
-) -> PyResult<(Bound<'_, PyAny>, &mut [T])> {
-    let arr = new_array::<T, 2>(py, [n, d], false)?;
-    // SAFETY: as in `output1`; n·d elements, C order.
-    let data = unsafe { std::slice::from_raw_parts_mut(arr.data(), n * d) };
-    Ok((arr.into_any(), data))
-}
-
-/// A fresh zero-filled (a, b, c) array (a trajectory), or numpy's `MemoryError`.
-pub fn zeros3<T: Float>(
-    py: Python<'_>,
-    shape: [usize; 3],
-) -> PyResult<Bound<'_, numpy::PyArray3<T>>> {
-    new_array::<T, 3>(py, shape, true)
+    shape: [usize; N],
+) -> PyResult<Bound<'_, PyArray<T, numpy::ndarray::Dim<[usize; N]>>>>
+where
+    numpy::ndarray::Dim<[usize; N]>: numpy::ndarray::Dimension,
+{
+    new_array::<T, N>(py, shape, true)
 }
 
 /// The public parameter list `[W_1, b_1, ..., w, c]` as fresh arrays, from a flat vector.

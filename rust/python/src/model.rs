@@ -12,7 +12,7 @@ use scorematch_core::mlp::fmt_shape;
 use scorematch_core::objective::{Keys, Objective, Projection};
 use scorematch_core::{engine, parallel, Activation, Error, Mlp, Model, Rows};
 
-use crate::convert::{arrays, batch, output1, output2, param_list, readonly2, rows, Float};
+use crate::convert::{arrays, batch, output, param_list, readonly2, rows, Float};
 use crate::errors::to_py;
 
 pub(crate) enum Inner {
@@ -150,8 +150,8 @@ fn per_row<'py, T: Float>(
         PerRow::HessianTrace => (1, work_per_row(m, dim)),
     };
     let (out, data) = match op {
-        PerRow::Score => output2::<T>(py, x.rows(), dim)?,
-        _ => output1::<T>(py, x.rows())?,
+        PerRow::Score => output::<T, 2>(py, [x.rows(), dim])?,
+        _ => output::<T, 1>(py, [x.rows()])?,
     };
     let chunk = engine::chunk_rows(m, op);
     per_row_blocks(py, x, work, chunk, cols, data, |x, o| match op {

@@ -13,7 +13,7 @@ use scorematch_core::langevin::{self, Config, Method, Sampler};
 use scorematch_core::rng::Stream;
 use scorematch_core::Model;
 
-use crate::convert::{output2, readonly2, rows, zeros3, Float};
+use crate::convert::{output, readonly2, rows, zeros, Float};
 use crate::errors::to_py;
 use crate::model::{Inner, PyModel};
 
@@ -109,7 +109,7 @@ fn run_chains<'py, T: Float>(
     let n_kept = sampler.config().n_kept();
     let traj = io
         .want_trajectory
-        .then(|| zeros3::<T>(py, [n_kept, n_chains, d]))
+        .then(|| zeros::<T, 3>(py, [n_kept, n_chains, d]))
         .transpose()?;
     // SAFETY: the array is fresh, C-contiguous and referenced only here until it is returned;
     // no Python code can reach it while the slice is alive.
@@ -153,7 +153,7 @@ fn finish<'py, T: Float>(
     sampler: &Sampler<T>,
     traj: Option<Bound<'py, PyArray3<T>>>,
 ) -> PyResult<Sampled<'py>> {
-    let (samples, data) = output2::<T>(py, sampler.n_chains(), sampler.dim())?;
+    let (samples, data) = output::<T, 2>(py, [sampler.n_chains(), sampler.dim()])?;
     sampler.positions(data);
     let diverged = sampler
         .diverged_at()
@@ -222,7 +222,7 @@ impl PyStreams {
 
     /// The next `dim` standard normals of every chain, (n_chains, dim) float64.
     fn normals<'py>(&mut self, py: Python<'py>, dim: usize) -> PyResult<Bound<'py, PyAny>> {
-        let (out, data) = output2::<f64>(py, self.streams.len(), dim)?;
+        let (out, data) = output::<f64, 2>(py, [self.streams.len(), dim])?;
         for (row, s) in data.chunks_exact_mut(dim.max(1)).zip(&mut self.streams) {
             for v in row {
                 *v = s.normal();

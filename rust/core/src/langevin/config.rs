@@ -89,24 +89,25 @@ impl Config {
         for &t in temperatures {
             check_positive(t, "every temperature")?;
         }
-        // A ratio T_i / T_last past the floats' range gives ε_i = Inf or 0: say which input.
-        if let Some(&t) = temperatures.iter().find(|&&t| {
-            let eps = step_size * (t / last);
-            !(eps.is_finite() && eps > 0.0)
-        }) {
-            return Err(Error::Value(format!(
-                "the annealed step size step_size·T/T_last = {step_size:e}·{t:e}/{last:e} is not \
-                 a finite number > 0; use temperatures within a narrower range"
-            )));
-        }
         let levels = temperatures
             .iter()
-            .map(|&t| Level {
-                temperature: t,
-                step_size: step_size * (t / last),
-                n_steps: steps_per_level,
+            .map(|&t| {
+                let eps = step_size * (t / last);
+                // A ratio T_i / T_last past the floats' range gives ε_i = Inf or 0: say which
+                // input.
+                if !(eps.is_finite() && eps > 0.0) {
+                    return Err(Error::Value(format!(
+                        "the annealed step size step_size·T/T_last = {step_size:e}·{t:e}/{last:e} \
+                         is not a finite number > 0; use temperatures within a narrower range"
+                    )));
+                }
+                Ok(Level {
+                    temperature: t,
+                    step_size: eps,
+                    n_steps: steps_per_level,
+                })
             })
-            .collect();
+            .collect::<Result<_>>()?;
         Ok(Config {
             method: Method::Ula,
             levels,

@@ -24,7 +24,7 @@ mod config;
 
 pub use config::{check_chain_range, Config, Level, Method};
 
-use crate::error::{Error, Result};
+use crate::error::{try_filled, Error, Result};
 use crate::forward::{self, ScoreWorkspace};
 use crate::matrix::Rows;
 use crate::model::Model;
@@ -50,6 +50,35 @@ struct Chunk<T> {
     ey: Vec<T>,
     streams: Vec<Stream>,
     chains: Vec<Chain>,
+}
+
+impl<T: Real> Chunk<T> {
+    /// `c` chains starting at `x` (c × dim): the one place that sizes a chunk's buffers.
+    fn new(x: Vec<T>, dim: usize, mala: bool, streams: Vec<Stream>, chain: Chain) -> Self {
+        let c = streams.len();
+        // MALA alone keeps energies and a proposal beside the states.
+        let (energies, proposal) = if mala { (c, c * dim) } else { (0, 0) };
+        Chunk {
+            c,
+            x,
+            g: vec![T::zero(); c * dim],
+            e: vec![T::zero(); energies],
+            cached: false,
+            y: vec![T::zero(); proposal],
+            gy: vec![T::zero(); proposal],
+            ey: vec![T::zero(); energies],
+            streams,
+            chains: vec![chain; c],
+        }
+    }
+
+    /// What [`Chunk::new`] allocates per chain, in bytes.
+    fn bytes_per_chain(dim: usize, mala: bool) -> usize {
+        let per_proposal = if mala { 2 * dim + 2 } else { 0 };
+        std::mem::size_of::<Stream>()
+            + std::mem::size_of::<Chain>()
+            + (2 * dim + per_proposal) * std::mem::size_of::<T>()
+    }
 }
 
 /// All chains of one run; advance it with [`Sampler::run`].
@@ -95,9 +124,7 @@ impl<T: Real> Sampler<T> {
         // a request the allocator refuses outright is an error here, not an abort halfway
         // through. (Under overcommit a request it grants can still exhaust memory later.)
         let mala = config.method == Method::Mala;
-        let per_chain = std::mem::size_of::<Stream>()
-            + std::mem::size_of::<Chain>()
-            + (if mala { 4 * dim + 2 } else { 2 * dim }) * std::mem::size_of::<T>();
+        let per_chain = Chunk::<T>::bytes_per_chain(dim, mala);
         let mut chunks = Vec::new();
         n_chains
             .checked_mul(per_chain)
@@ -129,19 +156,7 @@ impl<T: Real> Sampler<T> {
                     }
                 }
             }
-            let cd = if mala { c * dim } else { 0 };
-            chunks.push(Chunk {
-                c,
-                x,
-                g: vec![T::zero(); c * dim],
-                e: vec![T::zero(); if mala { c } else { 0 }],
-                cached: false,
-                y: vec![T::zero(); cd],
-                gy: vec![T::zero(); cd],
-                ey: vec![T::zero(); if mala { c } else { 0 }],
-                streams,
-                chains: vec![Chain::new(eps0); c],
-            });
+            chunks.push(Chunk::new(x, dim, mala, streams, Chain::new(eps0)));
             start += c;
         }
         Ok(Sampler {
@@ -479,7 +494,10 @@ pub fn sample<T: Real>(
     let mut sampler = Sampler::new(model, n_chains, init, config)?;
     let d = model.mlp().dim();
     let mut trajectory = if want_trajectory {
-        vec![T::zero(); sampler.config().n_kept() * n_chains * d]
+        let len = (sampler.config().n_kept())
+            .checked_mul(n_chains * d)
+            .ok_or_else(|| Error::OutOfMemory("the trajectory's length overflows usize".into()))?;
+        try_filled(len, T::zero(), "the trajectory")?
     } else {
         Vec::new()
     };
@@ -506,4 +524,27 @@ pub struct Output<T> {
     pub acceptance: Vec<f64>,
     pub step_sizes: Vec<f64>,
     pub diverged_at: Vec<Option<usize>>,
+}
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+
+    #[test]
+    fn the_memory_check_counts_what_a_chunk_holds() {
+        for mala in [false, true] {
+            let (c, dim) = (3, 5);
+            let streams = (0..c as u64).map(|i| Stream::new(0, i)).collect();
+            let k = Chunk::<f32>::new(vec![0.0; c * dim], dim, mala, streams, Chain::new(0.1));
+            let values = [&k.x, &k.g, &k.e, &k.y, &k.gy, &k.ey].map(|v| v.len());
+            let bytes = values.iter().sum::<usize>() * 4
+                + k.streams.len() * std::mem::size_of::<Stream>()
+                + k.chains.len() * std::mem::size_of::<Chain>();
+            assert_eq!(
+                bytes,
+                c * Chunk::<f32>::bytes_per_chain(dim, mala),
+                "mala {mala}"
+            );
+        }
+    }
 }
