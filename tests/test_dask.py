@@ -86,11 +86,15 @@ def test_column_chunks_are_merged_and_bad_shapes_are_refused() -> None:
         smd.score(m, da.from_array(X[:, :2]))
     with pytest.raises(TypeError, match="EnergyMLP"):
         smd.score(object(), dX)  # type: ignore[arg-type]
-    # Integer arrays are refused as by the in-memory methods; lists of ints are converted.
-    with pytest.raises(TypeError, match="array of floats"):
-        smd.energy(m, da.from_array(np.ones((4, 3), dtype=np.int64)))
-    with pytest.raises(TypeError, match="array of floats"):
-        m.energy(np.ones((4, 3), dtype=np.int64))
+    # Integer arrays are refused as by the in-memory methods, with the same messages; lists of
+    # ints are converted.
+    for dtype in (np.int64, np.complex128, bool):
+        bad = np.ones((4, 3), dtype=dtype)
+        with pytest.raises(TypeError, match="array of floats") as dask_err:
+            smd.energy(m, da.from_array(bad))
+        with pytest.raises(TypeError, match="array of floats") as local_err:
+            m.energy(bad)
+        assert str(dask_err.value) == str(local_err.value)
     ints = [[1, 2, 3], [4, 5, 6]]
     np.testing.assert_array_equal(smd.energy(m, ints).compute(), m.energy(ints))
 

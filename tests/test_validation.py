@@ -129,6 +129,51 @@ def test_non_float_lists_are_type_errors(model):
         m.energy([[1 + 2j, 0.0, 0.0]])
 
 
+def _real_array_inputs(m):
+    """Every input that takes real-number arrays (``_validate.as_real_array``), by its name in
+    messages: a call that passes it, a good value of it, and what its messages say it must be."""
+    import scorematch as sm
+
+    params = m.params
+    floats = r"an array of floats \(float32 or float64\)"
+    return {
+        "X": (m.energy, np.zeros((2, 3)), floats),
+        "x0": (lambda a: sm.langevin(lambda x: -x, a, 1, 0.1), np.zeros((2, 3)), floats),
+        "params[0]": (lambda a: m.set_params([a, *params[1:]]), params[0], "a numeric array"),
+        "trajectory": (sm.diagnostics.ess, np.zeros((6, 2, 3)), "an array of real numbers"),
+        "acceptance_rate": (
+            sm.diagnostics.acceptance_summary,
+            np.full(3, 0.5),
+            "an array of numbers",
+        ),
+    }
+
+
+@pytest.mark.parametrize("name", ["X", "x0", "params[0]", "trajectory", "acceptance_rate"])
+def test_every_real_array_input_is_converted_by_one_rule(model, name):
+    m, _ = model
+    run, good, expected = _real_array_inputs(m)[name]
+    esc = name.replace("[", r"\[").replace("]", r"\]")
+    run(good)
+    with pytest.raises(TypeError, match=rf"^{esc} is a masked array; its mask would be ignored"):
+        run(np.ma.masked_array(good))
+    ragged = [[0.0] * good.shape[-1], [0.0]] if good.ndim == 2 else [[0.0, 0.0], [0.0]]
+    with pytest.raises(TypeError, match=rf"^{esc} could not be converted to an array: "):
+        run(ragged)
+    for dtype in (np.complex128, bool, object, "U3"):
+        with pytest.raises(TypeError, match=rf"^{esc} must be {expected}, got dtype "):
+            run(good.astype(dtype))
+    # Integers are taken, except in a numpy array given as X: refused rather than converted
+    # unseen, with a hint (lists of ints are converted).
+    ints = good.astype(np.int64)
+    if name == "X":
+        with pytest.raises(TypeError, match=r"got dtype int64; convert it explicitly"):
+            run(ints)
+        np.testing.assert_array_equal(run(ints.tolist()), run(good))
+    else:
+        run(ints)
+
+
 # ------------------------------------------------------------------------ accepted inputs
 
 

@@ -49,6 +49,26 @@ def reject_masked(x: Any, name: str) -> None:
         raise TypeError(f"{name} is a masked array; its mask would be ignored: {hint}")
 
 
+# What a batch (as_batch) and langevin's x0 must be, in their messages: they are computed in
+# float32 or float64 (integers in lists are converted; see as_batch).
+FLOATS = "an array of floats (float32 or float64)"
+
+
+def as_real_array(x: Any, name: str, expected: str = "an array of real numbers") -> NDArray[Any]:
+    """``x`` as a numpy array of real numbers (floats or integers), not copied when it already
+    is one. A masked array, what numpy cannot convert (ragged lists and the like) and arrays of
+    other kinds (bool, complex, object, str) are a ``TypeError``; ``expected`` says what
+    ``name`` must be."""
+    reject_masked(x, name)
+    try:
+        arr = np.asarray(x)
+    except Exception as err:  # ragged lists and the like
+        raise TypeError(f"{name} could not be converted to an array: {err}") from err
+    if arr.dtype.kind not in "fiu":
+        raise TypeError(f"{name} must be {expected}, got dtype {arr.dtype}")
+    return arr
+
+
 def check_finite_rows(a: NDArray[Any], name: str) -> None:
     """NaN or Inf in the 2-D ``a`` is a ``ValueError`` naming its first row, worded as the
     engine's."""
@@ -108,27 +128,17 @@ def as_batch(x: Any, dim: int, dtype: str, name: str = "X") -> NDArray[Any]:
         and x.flags.aligned
     ):
         return x  # the common case, checked first: it costs a few hundred nanoseconds
-    reject_masked(x, name)
-    if isinstance(x, np.ndarray):
-        # A subclass (np.matrix, np.memmap, ...) is read as the plain array it holds.
-        arr = x if type(x) is np.ndarray else np.asarray(x)
-        kind = arr.dtype.kind
-        if kind != "f":
+    # A subclass (np.matrix, np.memmap, ...) is read as the plain array it holds.
+    arr = as_real_array(x, name, FLOATS)
+    if arr.dtype.kind != "f":
+        if isinstance(x, np.ndarray):
+            # An integer array is refused rather than converted unseen; integers in a list are
+            # numbers written without a decimal point.
             raise TypeError(
-                f"{name} must be an array of floats (float32 or float64), got dtype {arr.dtype}; "
+                f"{name} must be {FLOATS}, got dtype {arr.dtype}; "
                 f"convert it explicitly, e.g. {name}.astype(np.float64)"
             )
-    else:
-        try:
-            arr = np.asarray(x)
-        except Exception as err:  # ragged lists and the like
-            raise TypeError(f"{name} could not be converted to a float array: {err}") from err
-        if arr.dtype.kind in "iu":
-            arr = arr.astype(dtype)
-        elif arr.dtype.kind != "f":
-            raise TypeError(
-                f"{name} must be an array of floats (float32 or float64), got dtype {arr.dtype}"
-            )
+        arr = arr.astype(dtype)
     if arr.ndim != 2:
         raise ValueError(
             f"{name} must be 2-D with shape (n, {dim}), got an array of shape {arr.shape}"

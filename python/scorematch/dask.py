@@ -46,7 +46,7 @@ except ImportError as err:  # pragma: no cover - exercised only without the extr
     raise ImportError('scorematch.dask needs dask: pip install "scorematch[dask]"') from err
 
 from scorematch import _core, sampling
-from scorematch._validate import as_int, as_seed, convert_checked
+from scorematch._validate import FLOATS, as_int, as_seed, convert_checked
 from scorematch.training import FitHistory, TrainingDivergedError, _stops, check_loop_args
 
 if TYPE_CHECKING:
@@ -92,10 +92,12 @@ def _rows(X: Any, model: EnergyMLP, name: str = "X") -> da.Array:
             f"got {X.shape}"
         )
     if X.dtype.kind != "f" and (exact or X.dtype.kind not in "iu"):
-        raise TypeError(
-            f"{name} must be an array of floats (float32 or float64), got dtype {X.dtype}; "
-            f"convert it explicitly, e.g. {name}.astype(np.float64)"
+        hint = (
+            f"; convert it explicitly, e.g. {name}.astype(np.float64)"
+            if X.dtype.kind in "iu"
+            else ""
         )
+        raise TypeError(f"{name} must be {FLOATS}, got dtype {X.dtype}{hint}")
     if X.dtype != model.dtype:
         # Block by block, as the in-memory methods convert: a float64 value too large for a
         # float32 model is named as such (by its row in X), not left to become Inf.

@@ -13,7 +13,7 @@ from typing import Any
 import numpy as np
 from numpy.typing import ArrayLike, NDArray
 
-from scorematch._validate import reject_masked
+from scorematch._validate import as_real_array
 
 __all__ = ["acceptance_summary", "ess", "split_rhat"]
 
@@ -21,11 +21,7 @@ Floats = NDArray[np.float64]
 
 
 def _trajectory(trajectory: ArrayLike, min_draws: int) -> Floats:
-    reject_masked(trajectory, "trajectory")
-    raw = np.asarray(trajectory)
-    if raw.dtype.kind not in "fiu":
-        raise TypeError(f"trajectory must be an array of real numbers, got dtype {raw.dtype}")
-    t = raw.astype(np.float64, copy=False)
+    t = as_real_array(trajectory, "trajectory").astype(np.float64, copy=False)
     if t.ndim == 2:
         t = t[:, :, None]
     if t.ndim != 3:
@@ -133,6 +129,8 @@ def split_rhat(trajectory: ArrayLike) -> Floats:
     ------
     ValueError
         If the shape is wrong or a value is NaN or Inf.
+    TypeError
+        If ``trajectory`` is a masked array or not an array of real numbers.
     """
     t = _split(_trajectory(trajectory, 4))
     if t.shape[2] == 0:
@@ -176,6 +174,8 @@ def ess(trajectory: ArrayLike, *, method: str = "bulk") -> Floats:
     ------
     ValueError
         If the shape or the method is wrong, or a value is NaN or Inf.
+    TypeError
+        If ``trajectory`` is a masked array or not an array of real numbers.
     """
     if method not in ("bulk", "basic"):
         raise ValueError(f"method must be 'bulk' or 'basic', got {method!r}")
@@ -224,10 +224,7 @@ def acceptance_summary(acceptance_rate: ArrayLike) -> dict[str, Any]:
     dict
         ``{"mean", "min", "q25", "median", "q75", "max"}`` as floats.
     """
-    reject_masked(acceptance_rate, "acceptance_rate")
-    raw = np.asarray(acceptance_rate)
-    if raw.dtype.kind not in "fiu":
-        raise TypeError(f"acceptance_rate must be an array of numbers, got dtype {raw.dtype}")
+    raw = as_real_array(acceptance_rate, "acceptance_rate", "an array of numbers")
     a = raw.astype(np.float64, copy=False)
     if a.ndim != 1 or a.size == 0:
         raise ValueError(f"acceptance_rate must be a non-empty 1-D array, got shape {a.shape}")

@@ -14,9 +14,9 @@ from scorematch._validate import (
     as_batch,
     as_int,
     as_positive,
+    as_real_array,
     as_seed,
     parse_dtype,
-    reject_masked,
 )
 
 if TYPE_CHECKING:
@@ -816,13 +816,7 @@ def _as_param_arrays(params: Any, dtype: str) -> list[Array]:
         )
     out = []
     for i, p in enumerate(params):
-        reject_masked(p, f"params[{i}]")
-        try:
-            arr = np.asarray(p)
-        except ValueError as err:  # ragged nested lists
-            raise TypeError(f"params[{i}] could not be converted to an array: {err}") from err
-        if arr.dtype.kind not in "fiu":
-            raise TypeError(f"params[{i}] must be a numeric array, got dtype {arr.dtype}")
+        arr = as_real_array(p, f"params[{i}]", "a numeric array")
         # np.asarray keeps the number of dimensions (ascontiguousarray would turn a scalar
         # into shape (1,) and let a malformed list through).
         # Aligned and C-ordered, copied only if not already (a view at an odd byte offset is).

@@ -19,14 +19,15 @@ from numpy.typing import ArrayLike, NDArray
 
 from scorematch import _core
 from scorematch._validate import (
+    FLOATS,
     as_batch,
     as_flag,
     as_float,
     as_int,
     as_positive,
+    as_real_array,
     as_seed,
     check_finite_rows,
-    reject_masked,
 )
 
 if TYPE_CHECKING:
@@ -289,16 +290,10 @@ def sample(model: EnergyMLP, n_samples: int, **options: Any) -> SampleResult:
 def _start(x0: Any) -> Array:
     """``x0`` of ``langevin`` as a fresh native-order array: float32 stays float32, other
     floats and integers become float64; other kinds are a ``TypeError``."""
-    reject_masked(x0, "x0")
-    try:
-        a = np.asarray(x0)
-    except Exception as err:  # ragged lists and the like
-        raise TypeError(f"x0 could not be converted to a float array: {err}") from err
+    a = as_real_array(x0, "x0", FLOATS)
     if a.dtype.kind == "f" and a.dtype.itemsize in (4, 8):
         return np.array(a, dtype=a.dtype.newbyteorder("="), copy=True)
-    if a.dtype.kind in "fiu":
-        return a.astype(np.float64)
-    raise TypeError(f"x0 must be an array of floats (float32 or float64), got dtype {a.dtype}")
+    return a.astype(np.float64)
 
 
 def _returned(v: Any, name: str) -> Array:
