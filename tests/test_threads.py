@@ -78,6 +78,15 @@ def test_set_num_threads_not_an_int(restore_threads, bad):
 def test_set_num_threads_huge_int_is_value_error(restore_threads):
     with pytest.raises(ValueError, match="between 1 and 4096"):
         scorematch.set_num_threads(2**70)
+    with pytest.raises(ValueError, match=r"between 1 and 4096, got -1$"):
+        scorematch.set_num_threads(np.int64(-1))
+
+
+def test_set_num_threads_takes_numpy_integers(restore_threads):
+    scorematch.set_num_threads(np.int32(3))
+    assert scorematch.get_num_threads() == 3
+    with pytest.raises(TypeError, match="n must be an int, got bool"):
+        scorematch.set_num_threads(np.bool_(True))
 
 
 def test_two_python_threads_compute_concurrently_and_correctly(restore_threads):

@@ -2,9 +2,8 @@
 
 from __future__ import annotations
 
-import numpy as np
-
 from scorematch import _core
+from scorematch._validate import as_int
 
 _MAX_THREADS = 4096  # scorematch_core::parallel::MAX_THREADS
 
@@ -28,12 +27,14 @@ def set_num_threads(n: int) -> None:
     TypeError
         If ``n`` is not an integer.
     """
-    if isinstance(n, bool) or not isinstance(n, (int, np.integer)):
-        raise TypeError(f"n must be an int, got {type(n).__name__}")
-    n = int(n)
-    if not 1 <= n <= _MAX_THREADS:
-        # checked here: the binding maps negatives to 0 (wrong message) and overflows on >i64
-        raise ValueError(f"the number of threads must be between 1 and {_MAX_THREADS}, got {n}")
+    # The range is checked here: the binding maps negatives to 0 (wrong message) and overflows
+    # on >i64. One message for both ends, which states the whole range.
+    try:
+        n = as_int(n, "n", 1, _MAX_THREADS)
+    except ValueError:
+        raise ValueError(
+            f"the number of threads must be between 1 and {_MAX_THREADS}, got {n}"
+        ) from None
     _core.set_num_threads(n)
 
 
