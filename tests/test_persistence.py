@@ -88,6 +88,27 @@ def test_newer_format_versions_are_refused(tmp_path):
     np.savez(path, format=np.array("scorematch.EnergyMLP"), version=np.array(99))
     with pytest.raises(ValueError, match="version 99.*upgrade"):
         sm.load(path)
+    # Before anything else is read, and whatever else the file holds.
+    np.savez(path, format=np.array("scorematch.EnergyMLP"), version=np.array(2), n_arrays="x")
+    with pytest.raises(ValueError, match="version 2; this scorematch reads up to 1: upgrade"):
+        sm.load(path)
+
+
+@pytest.mark.parametrize(
+    ("fields", "match"),
+    [
+        ({}, r"incomplete scorematch model file \(no 'version'\)"),
+        ({"version": np.array("one")}, r"malformed scorematch model file \(invalid literal"),
+        ({"version": np.array([1, 1])}, "malformed scorematch model file"),
+        ({"version": np.array(1)}, r"incomplete scorematch model file \(no 'n_arrays'\)"),
+        ({"version": np.array(1), "n_arrays": np.array("x")}, "malformed scorematch model file"),
+    ],
+)
+def test_a_missing_or_malformed_version_or_field_is_named(tmp_path, fields, match):
+    path = tmp_path / "bad.npz"
+    np.savez(path, format=np.array("scorematch.EnergyMLP"), **fields)
+    with pytest.raises(ValueError, match=match):
+        sm.load(path)
 
 
 def test_pickle_round_trip():

@@ -45,10 +45,6 @@ def save(model: EnergyMLP, path: PathLike) -> None:
         np.savez(f, **arrays)
 
 
-class _NewerFormat(ValueError):
-    """A file written by a newer scorematch (a ValueError for the caller)."""
-
-
 def load(path: PathLike) -> EnergyMLP:
     """Read a model written by :meth:`EnergyMLP.save`.
 
@@ -78,23 +74,29 @@ def load(path: PathLike) -> EnergyMLP:
         raise ValueError(f"{where!r} is not a scorematch model file (no {FORMAT!r} tag)")
     try:
         version = int(fields["version"])
-        # First: a newer format may lay out the rest differently.
-        if version > VERSION:
-            raise _NewerFormat(
-                f"{where!r} has model format version {version}; this scorematch reads up to "
-                f"{VERSION}: upgrade scorematch"
-            )
+    except (KeyError, TypeError, ValueError) as err:
+        raise _unreadable(where, err) from None
+    # Checked before anything else is read: a newer format may lay out the rest differently.
+    if version > VERSION:
+        raise ValueError(
+            f"{where!r} has model format version {version}; this scorematch reads up to "
+            f"{VERSION}: upgrade scorematch"
+        )
+    try:
         n = int(fields["n_arrays"])
         params = [fields[f"param_{i}"] for i in range(n)]
         activation, dtype = str(fields["activation"]), str(fields["dtype"])
         alpha = float(fields["alpha"])
-    except _NewerFormat:
-        raise
-    except KeyError as err:
-        raise ValueError(f"{where!r} is an incomplete scorematch model file (no {err})") from None
-    except (TypeError, ValueError) as err:
-        raise ValueError(f"{where!r} is a malformed scorematch model file ({err})") from None
+    except (KeyError, TypeError, ValueError) as err:
+        raise _unreadable(where, err) from None
     try:
         return EnergyMLP.from_params(params, activation=activation, alpha=alpha, dtype=dtype)
     except (ValueError, TypeError) as err:
         raise ValueError(f"{where!r} holds an invalid model: {err}") from None
+
+
+def _unreadable(where: str, err: Exception) -> ValueError:
+    """The error for a field of a model file that is missing (``KeyError``) or malformed."""
+    if isinstance(err, KeyError):
+        return ValueError(f"{where!r} is an incomplete scorematch model file (no {err})")
+    return ValueError(f"{where!r} is a malformed scorematch model file ({err})")
