@@ -399,3 +399,56 @@ def test_esm_with_standardize_matches_the_target_in_user_coordinates():
     )
     err = relative_score_error(model, X_test, -(X_test - mu) / sd**2)
     assert err < 0.15, err
+
+
+@pytest.mark.parametrize("dtype", [np.float64, np.float32])
+def test_standardize_statistics_and_data_are_those_of_their_definition(dtype):
+    # The affine map's (m, s), and the data it maps, bit for bit as written out plainly: the
+    # largest |x| of a column may be its most negative value, a constant column is only shifted
+    # (s = 1), an all-zero one too; the caller's arrays are left as they were.
+    from scorematch.training import _Affine
+
+    rng = np.random.default_rng(5)
+    X = np.column_stack(
+        [
+            rng.normal(3.0, 2.0, 300),
+            rng.normal(-40.0, 1.0, 300),  # all negative: max |x| is -min
+            np.full(300, 7.0),
+            np.zeros(300),
+        ]
+    ).astype(dtype)
+    T = rng.normal(size=X.shape).astype(dtype)
+    X0, T0 = X.copy(), T.copy()
+    aff = _Affine.of(X)
+    m = X.mean(axis=0, dtype=np.float64)
+    big = np.abs(X).max(axis=0).astype(np.float64)
+    big[big == 0] = 1.0
+    s = (X / big).std(axis=0, dtype=np.float64) * big
+    s[s == 0] = 1.0
+    np.testing.assert_array_equal(aff.m, m)
+    np.testing.assert_array_equal(aff.s, s)
+    assert aff.s[2] == aff.s[3] == 1.0
+    z, t = aff.data(X, T)
+    assert z.dtype == t.dtype == dtype
+    np.testing.assert_array_equal(z, ((X - m) / s).astype(dtype))
+    np.testing.assert_array_equal(t, (T * s).astype(dtype))
+    np.testing.assert_array_equal(X, X0)
+    np.testing.assert_array_equal(T, T0)
+    assert not np.shares_memory(z, X) and not np.shares_memory(t, T)
+
+
+def test_standardized_data_take_one_temporary_of_the_rows():
+    # data() of float64 rows allocates the result and nothing else of their size.
+    import tracemalloc
+
+    from scorematch.training import _Affine
+
+    X = np.random.default_rng(0).normal(size=(50_000, 4))
+    aff = _Affine.of(X)
+    tracemalloc.start()
+    try:
+        _z, _ = aff.data(X, None)
+        _, peak = tracemalloc.get_traced_memory()
+    finally:
+        tracemalloc.stop()
+    assert peak < 1.25 * X.nbytes, peak / X.nbytes

@@ -314,9 +314,10 @@ class _Affine:
     @classmethod
     def of(cls, X: Arr) -> _Affine:
         m = X.mean(axis=0, dtype=np.float64)
-        # Each column divided by its largest |x| first: squares of data near 1e154 and up would
-        # overflow, and an infinite s would zero the whole first layer.
-        big = np.abs(X).max(axis=0).astype(np.float64)
+        # Each column divided by its largest |x| first (from the column's extremes, without the
+        # copy of X that np.abs(X) would be): squares of data near 1e154 and up would overflow,
+        # and an infinite s would zero the whole first layer.
+        big = np.maximum(X.max(axis=0), -X.min(axis=0)).astype(np.float64)
         big[~(big > 0)] = 1.0
         s = (X / big).std(axis=0, dtype=np.float64) * big
         s[~(s > 0)] = 1.0  # constant columns: only shift them
@@ -327,9 +328,11 @@ class _Affine:
     def data(self, X: Arr, target: Arr | None) -> tuple[Arr, Arr | None]:
         if self.m is None or self.s is None:
             return X, target
-        z = ((X - self.m) / self.s).astype(X.dtype)
-        t = None if target is None else (target * self.s).astype(target.dtype)
-        return z, t
+        # One float64 temporary each, divided in place, returned as is when X is float64.
+        z = X - self.m
+        z /= self.s
+        t = None if target is None else (target * self.s).astype(target.dtype, copy=False)
+        return z.astype(X.dtype, copy=False), t
 
     def to_user(self, handle: _core.Model) -> _core.Model:
         """The model of x whose network equals ``handle``'s network of z."""
