@@ -234,10 +234,17 @@ def test_a_nan_row_is_named_by_its_row_in_x() -> None:
     X[57, 1] = np.nan
     with pytest.raises(ValueError, match=r"X contains NaN or Inf \(first at row 57\)"):
         smd.score(model(), da.from_array(X, chunks=30)).compute(scheduler="threads")
-    # Unknown chunk sizes: the block's place in X is not known, and the message says so.
+    # Unknown chunk sizes: the block's place in X is not known, and the message says so (row 57
+    # is row 27 of the block of rows 30..59).
     Xd = da.from_array(X, chunks=30)
-    with pytest.raises(ValueError, match=r"row \d+ of a block whose place in X is not known"):
+    with pytest.raises(
+        ValueError,
+        match=r"^X contains NaN or Inf \(first at row 27 of a block whose place in X is not known",
+    ):
         smd.score(model(), Xd[Xd[:, 0] < 10]).compute(scheduler="threads")
+    # Another error of the engine goes up as it is.
+    with pytest.raises(ValueError, match="ism_loss of an empty batch"):
+        smd._call("ism_loss")(np.empty((0, 3)), model(), None)
 
 
 def test_divergence_errors_cross_process_boundaries(client: Any) -> None:
@@ -369,8 +376,14 @@ def test_sample_checks_step_counts_when_built(kw: dict[str, Any], error: type) -
 def test_float64_values_too_large_for_a_float32_model_are_named() -> None:
     X = data(100)
     X[57, 0] = 1e39
-    with pytest.raises(ValueError, match=r"too large for float32.*row 57"):
+    with pytest.raises(ValueError, match=r"too large for float32.*first at row 57;"):
         smd.score(model("float32"), da.from_array(X, chunks=30)).compute(scheduler="threads")
+    # Unknown chunk sizes: row 27 of its block, which is not row 27 of X.
+    Xd = da.from_array(X, chunks=30)
+    with pytest.raises(
+        ValueError, match=r"first at row 27 of a block whose place in X is not known: its chunk"
+    ):
+        smd.score(model("float32"), Xd[Xd[:, 1] < 10]).compute(scheduler="threads")
 
 
 def test_fit_refuses_a_bool_validation() -> None:

@@ -69,12 +69,20 @@ def as_real_array(x: Any, name: str, expected: str = "an array of real numbers")
     return arr
 
 
-def check_finite_rows(a: NDArray[Any], name: str) -> None:
+def check_finite_rows(a: NDArray[Any], name: str, first_row: int | None = 0) -> None:
     """NaN or Inf in the 2-D ``a`` is a ``ValueError`` naming its first row, worded as the
-    engine's."""
+    engine's. Rows are numbered as by :func:`convert_checked`."""
     finite = np.isfinite(a).all(axis=1)
     if not finite.all():
-        raise ValueError(f"{name} contains NaN or Inf (first at row {int(np.argmin(finite))})")
+        row = _row(int(np.argmin(finite)), first_row, name)
+        raise ValueError(f"{name} contains NaN or Inf (first at {row})")
+
+
+def _row(i: int, first_row: int | None, name: str) -> str:
+    """Row ``i`` of a block that starts at row ``first_row`` of ``name``, in a message."""
+    if first_row is None:
+        return f"row {i} of a block whose place in {name} is not known: its chunk sizes are unknown"
+    return f"row {first_row + i}"
 
 
 def as_float(v: Any, name: str) -> float:
@@ -155,18 +163,21 @@ def as_batch(x: Any, dim: int, dtype: str, name: str = "X") -> NDArray[Any]:
     return arr
 
 
-def convert_checked(arr: NDArray[Any], dtype: str, name: str, first_row: int = 0) -> NDArray[Any]:
+def convert_checked(
+    arr: NDArray[Any], dtype: str, name: str, first_row: int | None = 0
+) -> NDArray[Any]:
     """``arr`` in ``dtype``; finite values that overflow it (float64 → float32) are an error
     that says so, not an Inf for the NaN/Inf check to misreport. Rows are numbered from
-    ``first_row`` (a block's place in a larger array)."""
+    ``first_row`` (a block's place in a larger array); ``None``: the block's place is not known
+    (a Dask array of unknown chunk sizes), and the message says so."""
     with np.errstate(over="ignore"):
         out = arr.astype(dtype)
     if dtype == "float32" and arr.dtype.itemsize > 4:
         over = np.isinf(out) & np.isfinite(arr)
         if over.any():
-            row = first_row + int(np.argmax(over.any(axis=1)))
+            row = _row(int(np.argmax(over.any(axis=1))), first_row, name)
             raise ValueError(
-                f"{name} has values too large for float32 (|x| > 3.4e38), first at row {row}; "
+                f"{name} has values too large for float32 (|x| > 3.4e38), first at {row}; "
                 f"use a float64 model or rescale the data"
             )
     return out

@@ -46,7 +46,7 @@ except ImportError as err:  # pragma: no cover - exercised only without the extr
     raise ImportError('scorematch.dask needs dask: pip install "scorematch[dask]"') from err
 
 from scorematch import _core, sampling
-from scorematch._validate import FLOATS, as_int, as_seed, convert_checked
+from scorematch._validate import FLOATS, as_int, as_seed, check_finite_rows, convert_checked
 from scorematch.training import FitHistory, TrainingDivergedError, _stops, check_loop_args
 
 if TYPE_CHECKING:
@@ -107,30 +107,27 @@ def _rows(X: Any, model: EnergyMLP, name: str = "X") -> da.Array:
     return X
 
 
+def _block_start(block_info: Any) -> int | None:
+    """The row of the whole array at which the block (of map_blocks' first array) starts;
+    None when the array's chunk sizes are unknown."""
+    start = block_info[0]["array-location"][0][0] if block_info else math.nan
+    return int(start) if math.isfinite(start) else None
+
+
 def _to_dtype(block: Array, dtype: str, name: str, block_info: Any = None) -> Array:
-    start = block_info[0]["array-location"][0][0] if block_info else 0
-    first = int(start) if np.isfinite(start) else 0
-    return convert_checked(np.asarray(block), dtype, name, first)
+    return convert_checked(np.asarray(block), dtype, name, _block_start(block_info))
 
 
 def _call(method: str) -> Callable[..., Array]:
     def run(block: Array, model: EnergyMLP, block_info: Any = None) -> Array:
         try:
             result: Array = getattr(model, method)(block)
-        except ValueError as err:
-            # The engine counts rows from the block's start: name the row in X when the
-            # block's place is known (chunk sizes known), else say it is within a block.
-            start, _ = block_info[0]["array-location"][0] if block_info else (None, None)
-            finite = np.isfinite(block).all(axis=1)
-            if finite.all():
-                raise
-            first = int(np.argmin(finite))
-            if start is None or not np.isfinite(start):
-                raise ValueError(
-                    f"X contains NaN or Inf (row {first} of a block whose place in X is not "
-                    "known: its chunk sizes are unknown)"
-                ) from err
-            raise ValueError(f"X contains NaN or Inf (first at row {int(start) + first})") from err
+        except ValueError:
+            # A NaN/Inf row is named by the engine by its row in the block, and only in the
+            # message's text: name it by its row in X (when the block's place is known). Any
+            # other error goes up as it is.
+            check_finite_rows(block, "X", _block_start(block_info))
+            raise
         return result
 
     run.__name__ = f"scorematch-{method}"
