@@ -147,8 +147,12 @@ fn divergence_is_reported_and_the_last_good_parameters_are_kept() {
     let mut cfg = Config::new(20, 16, 1e6, 0);
     cfg.method = Method::Sgd { momentum: 0.9 };
     let mut tr = Trainer::new(small_model(), train_data(200, 12), None, cfg).unwrap();
+    // Parameters before the current step and before the one preceding it.
+    let params = |tr: &Trainer<f64>| tr.model().mlp().params().to_vec();
+    let (mut before, mut before_previous) = (params(&tr), params(&tr));
     let err = loop {
-        match tr.run_for(Duration::MAX) {
+        // A zero budget runs exactly one step.
+        match tr.run_for(Duration::ZERO) {
             Ok(true) => {
                 tr.end_epoch().unwrap();
             }
@@ -156,11 +160,20 @@ fn divergence_is_reported_and_the_last_good_parameters_are_kept() {
             Err(e) => break e,
         }
         assert!(tr.epoch() < 20, "did not diverge");
+        before_previous = std::mem::replace(&mut before, params(&tr));
     };
-    assert!(matches!(err, Error::TrainingDiverged { .. }), "{err}");
+    let Error::TrainingDiverged { what, .. } = err else {
+        panic!("{err}");
+    };
     assert!(err.to_string().contains("epoch"), "{err}");
-    assert!(tr.model().mlp().params().iter().all(|p| p.is_finite()));
-    // The last good parameters: their loss is finite (the ones after them had none).
+    // The last parameters whose loss and gradient were finite: those the failing step started
+    // from when only its update overflowed, else those the step before it started from.
+    let kept = params(&tr);
+    match what {
+        "updated parameter vector" => assert_eq!(kept, before),
+        "loss" | "gradient" => assert_eq!(kept, before_previous),
+        other => panic!("unexpected cause {other}"),
+    }
     let x = gaussian(200, 12);
     assert!(ism(tr.model(), &x).0.is_finite());
 }
