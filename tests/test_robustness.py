@@ -64,9 +64,9 @@ def test_an_alpha_that_overflows_float32_is_refused():
 
 def test_float64_values_too_large_for_a_float32_model_say_so():
     m = EnergyMLP(2, hidden=(4,), dtype="float32")
-    X = np.zeros((3, 2))
-    X[2, 0] = 1e39
-    with pytest.raises(ValueError, match=r"too large for float32.*row 2"):
+    X = np.zeros((4, 2))
+    X[2, 1] = 1e39  # row and column differ, so that the message can only name the row
+    with pytest.raises(ValueError, match=r"too large for float32.*first at row 2;"):
         m.energy(X)
 
 

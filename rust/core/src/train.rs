@@ -339,11 +339,8 @@ impl<T: Real> Trainer<T> {
         let global = (self.epoch * self.steps_per_epoch() + self.step) as u64;
         let obj = objective(self.cfg.loss, target, self.schedule().step_seed(global));
         let loss = engine::loss_and_grad(&self.model, xb, obj, &mut self.grad)?;
-        if !loss.is_finite() {
-            return Err(self.diverged("loss"));
-        }
-        if self.grad.iter().any(|g| !g.is_finite()) {
-            return Err(self.diverged("gradient"));
+        if let Some(what) = non_finite(loss, &self.grad) {
+            return Err(self.diverged(what));
         }
         self.good.copy_from_slice(&self.params);
         self.opt.step(&mut self.params, &self.grad);
@@ -408,6 +405,18 @@ impl<T: Real> Trainer<T> {
             self.params.copy_from_slice(p);
             self.set_model_params();
         }
+    }
+}
+
+/// What a step's loss and gradient hold that is not finite, the loss named first: the
+/// cause a [`Error::TrainingDiverged`] reports.
+fn non_finite<T: Real>(loss: f64, grad: &[T]) -> Option<&'static str> {
+    if !loss.is_finite() {
+        Some("loss")
+    } else if grad.iter().any(|g| !g.is_finite()) {
+        Some("gradient")
+    } else {
+        None
     }
 }
 
@@ -477,4 +486,19 @@ pub fn fit<T: Real>(
         tr.restore_best();
     }
     Ok((tr.model, h))
+}
+
+#[cfg(test)]
+mod tests {
+    use super::non_finite;
+
+    #[test]
+    fn the_cause_of_divergence_names_the_loss_first() {
+        let nan = f64::NAN;
+        assert_eq!(non_finite(1.0, &[1.0f32, 2.0]), None);
+        assert_eq!(non_finite(nan, &[1.0f32]), Some("loss"));
+        assert_eq!(non_finite(f64::INFINITY, &[f32::NAN]), Some("loss"));
+        assert_eq!(non_finite(1.0, &[1.0, f64::NEG_INFINITY]), Some("gradient"));
+        assert_eq!(non_finite(1.0, &[f32::NAN]), Some("gradient"));
+    }
 }

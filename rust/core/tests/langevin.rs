@@ -351,6 +351,13 @@ fn bad_arguments_are_errors() {
     assert!(bad(c).contains("target_accept"));
     assert!(Config::annealed(&[], 0.1, 10, 0).is_err());
     assert!(Config::annealed(&[1.0, -1.0], 0.1, 10, 0).is_err());
+    // ε·T_i/T_last past the floats' range: Inf, then 0.
+    for (temps, eps) in [([1e300, 1e-300], 0.1), ([1e-300, 1e300], 1e-10)] {
+        match Config::annealed(&temps, eps, 10, 0) {
+            Err(Error::Value(m)) => assert!(m.contains("narrower range"), "{m}"),
+            other => panic!("{temps:?}: {other:?}"),
+        }
+    }
     let x0 = vec![0.0; 6];
     let rows = Rows::from_slice(&x0, 2, 3).unwrap();
     let err = Sampler::new(&m, 2, Some(rows), ok.clone()).err().unwrap();
