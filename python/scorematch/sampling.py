@@ -157,6 +157,36 @@ class _Run:
     progress: Callable[[int, int], object] | None = None
 
 
+def _run(
+    n: int,
+    method: str,
+    n_steps: Any,
+    step_size: Any,
+    temperature: Any,
+    burn_in: Any,
+    thin: Any,
+    seed: Any,
+    first_chain: Any,
+    return_trajectory: Any,
+    on_divergence: Any,
+) -> _Run:
+    """The options every run has, checked and converted: those of a plain ULA/MALA run,
+    shared by :meth:`scorematch.EnergyMLP.sample` and :func:`langevin`."""
+    return _Run(
+        n=n,
+        method=method,
+        n_steps=as_int(n_steps, "n_steps", 1),
+        step_size=as_positive(step_size, "step_size"),
+        temperature=as_positive(temperature, "temperature"),
+        burn_in=as_int(burn_in, "burn_in", 0),
+        thin=as_int(thin, "thin", 1),
+        seed=as_seed(seed),
+        first_chain=as_int(first_chain, "first_chain", 0),
+        want_trajectory=as_flag(return_trajectory, "return_trajectory"),
+        raise_on_divergence=_on_divergence(on_divergence),
+    )
+
+
 def _prepare(
     model: EnergyMLP,
     n_samples: int,
@@ -182,13 +212,21 @@ def _prepare(
     combinations. The engine's own rules for a run (its ``Config``) are applied by
     ``_core.sample``, or, by callers that do not run at once, ``_core.check_sample_config``."""
     n = as_int(n_samples, "n_samples", 1)
-    n_steps = as_int(n_steps, "n_steps", 1)
-    eps = as_positive(step_size, "step_size")
     if method not in _METHODS:
         raise ValueError(f"method must be 'ula', 'mala' or 'annealed', got {method!r}")
-    burn_in = as_int(burn_in, "burn_in", 0)
-    thin = as_int(thin, "thin", 1)
-    temp = as_positive(temperature, "temperature")
+    run = _run(
+        n,
+        method,
+        n_steps,
+        step_size,
+        temperature,
+        burn_in,
+        thin,
+        seed,
+        first_chain,
+        return_trajectory,
+        on_divergence,
+    )
     adapt_step_size = as_flag(adapt_step_size, "adapt_step_size")
     temps: list[float] | None = None
     spl = 1
@@ -206,11 +244,11 @@ def _prepare(
         if temperature != 1.0:
             raise ValueError("pass temperatures, not temperature, with method='annealed'")
         spl = (
-            max(1, n_steps // len(temps))
+            max(1, run.n_steps // len(temps))
             if steps_per_level is None
             else as_int(steps_per_level, "steps_per_level", 1)
         )
-        if burn_in or adapt_step_size:
+        if run.burn_in or adapt_step_size:
             raise ValueError("method='annealed' takes neither burn_in nor adapt_step_size")
     elif temperatures is not None or steps_per_level is not None:
         raise ValueError("temperatures and steps_per_level are options of method='annealed'")
@@ -224,7 +262,7 @@ def _prepare(
         accept = as_float(target_accept, "target_accept")
         if not 0.0 < accept < 1.0:
             raise ValueError(f"target_accept must be in (0, 1), got {target_accept}")
-        if burn_in < 1:
+        if run.burn_in < 1:
             raise ValueError("adapt_step_size tunes ε during burn-in: pass burn_in >= 1")
     x0 = None
     if init is not None:
@@ -233,25 +271,14 @@ def _prepare(
             raise ValueError(
                 f"init must have shape ({n}, {model.dim}) (n_samples, dim), got {x0.shape}"
             )
-    run = _Run(
-        n=n,
-        method=method,
-        n_steps=n_steps,
-        step_size=eps,
-        temperature=temp,
+    return replace(
+        run,
         temperatures=temps,
         steps_per_level=spl,
         init=x0,
-        burn_in=burn_in,
-        thin=thin,
         target_accept=accept,
-        seed=as_seed(seed),
-        first_chain=as_int(first_chain, "first_chain", 0),
-        want_trajectory=as_flag(return_trajectory, "return_trajectory"),
-        raise_on_divergence=_on_divergence(on_divergence),
         progress=_progress_callback(progress),
     )
-    return run
 
 
 def sample(model: EnergyMLP, n_samples: int, **options: Any) -> SampleResult:
@@ -389,46 +416,39 @@ def langevin(
     if x.ndim != 2:
         raise ValueError(f"x0 must be 2-D with shape (n_chains, dim), got shape {x.shape}")
     check_finite_rows(x, "x0")
-    n_steps = as_int(n_steps, "n_steps", 1)
-    eps = as_positive(step_size, "step_size")
-    temp = as_positive(temperature, "temperature")
-    burn_in = as_int(burn_in, "burn_in", 0)
-    thin = as_int(thin, "thin", 1)
-    raise_on = _on_divergence(on_divergence)
     if method not in ("ula", "mala"):
         raise ValueError(f"method must be 'ula' or 'mala', got {method!r}")
+    n, d = x.shape
+    run = _run(
+        n,
+        method,
+        n_steps,
+        step_size,
+        temperature,
+        burn_in,
+        thin,
+        seed,
+        first_chain,
+        return_trajectory,
+        on_divergence,
+    )
     if method == "mala" and energy_fn is None:
         raise ValueError("method='mala' needs energy_fn for the acceptance test")
     if method == "ula" and energy_fn is not None:
         raise ValueError("energy_fn is used by method='mala' only; ULA needs the score alone")
-    want_traj = as_flag(return_trajectory, "return_trajectory")
-    n, d = x.shape
+    # The engine's rules for a run (drift ε/(2T) finite, its length, the chain range), as
+    # the built-in sampler applies them.
+    _core.check_sample_config(run)
+    n_steps, eps, burn_in, thin = run.n_steps, run.step_size, run.burn_in, run.thin
+    seed, first, raise_on = run.seed, run.first_chain, run.raise_on_divergence
     dt = x.dtype.type
-    inv_t = 1.0 / temp
+    inv_t = 1.0 / run.temperature
     # The engine's constants, rounded the same way: coef = ε/(2T) and r = √ε in the run's dtype.
     coef = dt(0.5 * eps * inv_t)
     r = dt(math.sqrt(eps))
-    first = as_int(first_chain, "first_chain", 0)
-    seed = as_seed(seed)
-    # The engine's rules for a run (drift ε/(2T) finite, its length, the chain range), as
-    # the built-in sampler applies them.
-    run = _Run(
-        n=n,
-        method=method,
-        n_steps=n_steps,
-        step_size=eps,
-        temperature=temp,
-        burn_in=burn_in,
-        thin=thin,
-        seed=seed,
-        first_chain=first,
-        want_trajectory=want_traj,
-        raise_on_divergence=raise_on,
-    )
-    _core.check_sample_config(run)
     streams = _core.Streams(seed, n, first)
     n_kept = n_steps // thin
-    traj = np.empty((n_kept, n, d), dtype=x.dtype) if want_traj else None
+    traj = np.empty((n_kept, n, d), dtype=x.dtype) if run.want_trajectory else None
     diverged = np.full(n, -1, dtype=np.int64)
 
     def scores(xs: Array) -> Array:
