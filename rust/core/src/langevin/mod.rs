@@ -388,6 +388,11 @@ fn ula_step<T: Real>(
     d: usize,
 ) {
     pass(model, ws, ch.c, &ch.x, None, &mut ch.g);
+    let eps = level.step_size;
+    // The Python path (scorematch.langevin) computes x + coef·s + r·ξ with these same
+    // constants and in this order, so both agree to the last bit.
+    let coef = T::c(0.5 * eps * inv_t);
+    let r = T::c(eps.sqrt());
     for (((x, g), s), chain) in
         ch.x.chunks_exact_mut(d)
             .zip(ch.g.chunks_exact(d))
@@ -397,11 +402,6 @@ fn ula_step<T: Real>(
         if chain.diverged_at.is_some() {
             continue; // frozen: its values stay as they were when it diverged
         }
-        let eps = level.step_size;
-        // The Python path (scorematch.langevin) computes x + coef·s + r·ξ with these same
-        // constants and in this order, so both agree to the last bit.
-        let coef = T::c(0.5 * eps * inv_t);
-        let r = T::c(eps.sqrt());
         let mut finite = true;
         for (x, &g) in x.iter_mut().zip(g) {
             *x = *x - coef * g + r * T::c(s.normal());
