@@ -3,7 +3,7 @@
 from __future__ import annotations
 
 from scorematch import _core
-from scorematch._validate import as_int
+from scorematch._validate import as_integer
 
 _MAX_THREADS = 4096  # scorematch_core::parallel::MAX_THREADS
 
@@ -27,14 +27,11 @@ def set_num_threads(n: int) -> None:
     TypeError
         If ``n`` is not an integer.
     """
-    # The range is checked here: the binding maps negatives to 0 (wrong message) and overflows
-    # on >i64. One message for both ends, which states the whole range.
-    try:
-        n = as_int(n, "n", 1, _MAX_THREADS)
-    except ValueError:
-        raise ValueError(
-            f"the number of threads must be between 1 and {_MAX_THREADS}, got {n}"
-        ) from None
+    n = as_integer(n, "n")
+    if not 1 <= n <= _MAX_THREADS:
+        # Checked here, with the whole range in one message: the binding maps negatives to 0
+        # (wrong message) and overflows on >i64.
+        raise ValueError(f"the number of threads must be between 1 and {_MAX_THREADS}, got {n}")
     _core.set_num_threads(n)
 
 

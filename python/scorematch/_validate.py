@@ -17,15 +17,21 @@ _NATIVE = {name: np.dtype(t) for name, t in _FLOAT_NAMES.items()}
 INT_MAX = 2**63 - 1
 
 
-def as_int(v: Any, name: str, low: int = 1, high: int = INT_MAX) -> int:
-    """``v`` as an int in ``[low, high]``; bools and non-integers are a ``TypeError``."""
+def as_integer(v: Any, name: str) -> int:
+    """``v`` as an int, of any value; bools and non-integers are a ``TypeError``."""
     if isinstance(v, bool) or not isinstance(v, (int, np.integer)):
         raise TypeError(f"{name} must be an int, got {type(v).__name__}")
-    if v < low:
-        raise ValueError(f"{name} must be at least {low}, got {v}")
-    if v > high:
-        raise ValueError(f"{name} must be at most {high}, got {v}")
     return int(v)
+
+
+def as_int(v: Any, name: str, low: int = 1, high: int = INT_MAX) -> int:
+    """``v`` as an int in ``[low, high]``; bools and non-integers are a ``TypeError``."""
+    i = as_integer(v, name)
+    if i < low:
+        raise ValueError(f"{name} must be at least {low}, got {i}")
+    if i > high:
+        raise ValueError(f"{name} must be at most {high}, got {i}")
+    return i
 
 
 def as_flag(v: Any, name: str) -> bool:
