@@ -21,6 +21,11 @@ pub fn readonly2<'py, T: Float>(
     obj: &Bound<'py, PyAny>,
     what: &str,
 ) -> PyResult<PyReadonlyArray2<'py, T>> {
+    Ok(array2(obj, what)?.try_readonly()?)
+}
+
+/// `obj` as a 2-D array of `T`, not borrowed (see [`readonly2`]).
+fn array2<'py, T: Float>(obj: &Bound<'py, PyAny>, what: &str) -> PyResult<Bound<'py, PyArray2<T>>> {
     match obj.cast::<PyArray2<T>>() {
         // The Python layer copies misaligned views (`_validate.as_batch`); refuse one that
         // arrives here another way rather than read it.
@@ -28,7 +33,7 @@ pub fn readonly2<'py, T: Float>(
             "{what} is not aligned for {}: pass a copy (np.array({what}))",
             T::NAME
         ))),
-        Ok(a) => Ok(a.try_readonly()?),
+        Ok(a) => Ok(a.clone()),
         Err(_) => Err(PyTypeError::new_err(format!(
             "{what} must be a 2-D numpy array of {}, got {}",
             T::NAME,
@@ -37,10 +42,12 @@ pub fn readonly2<'py, T: Float>(
     }
 }
 
-/// Borrows `x` as an (n, `dim`) array of `T` for a per-row method.
+/// `x` as an (n, `dim`) array of `T` for a per-row method, not yet borrowed: the caller
+/// borrows it with `try_readonly` to read it without the GIL, or reads it through
+/// [`rows_with_gil`].
 ///
-/// An array that already is one (any memory order or strides, read-only or not) is read in
-/// place without running any Python code: a single-point call spends a quarter of its time in
+/// An array that already is one (any memory order or strides, read-only or not) is taken as
+/// it is without running any Python code: a single-point call spends a quarter of its time in
 /// the Python check otherwise. Anything else (another dtype or shape, a list, a non-native
 /// byte order) goes through `scorematch._validate.as_batch`, the one place that decides what
 /// is converted and what is an error, so both routes accept and reject the same inputs with
@@ -49,17 +56,17 @@ pub fn batch<'py, T: Float>(
     x: &Bound<'py, PyAny>,
     dim: usize,
     what: &str,
-) -> PyResult<PyReadonlyArray2<'py, T>> {
+) -> PyResult<Bound<'py, PyArray2<T>>> {
     // Exactly an ndarray: a subclass (a masked array above all) goes through `as_batch`, which
     // decides what it means.
     if let Ok(a) = x.cast_exact::<PyArray2<T>>() {
         if a.shape()[1] == dim && aligned(a) {
-            return Ok(a.try_readonly()?);
+            return Ok(a.clone());
         }
     }
     static AS_BATCH: PyOnceLock<Py<PyAny>> = PyOnceLock::new();
     let as_batch = AS_BATCH.import(x.py(), "scorematch._validate", "as_batch")?;
-    readonly2(&as_batch.call1((x, dim, T::NAME, what))?, what)
+    array2(&as_batch.call1((x, dim, T::NAME, what))?, what)
 }
 
 /// Whether every element of `a` sits at an address aligned for `T` (numpy allows views at
@@ -72,14 +79,32 @@ fn aligned<T: Float, D: numpy::ndarray::Dimension>(a: &Bound<'_, PyArray<T, D>>)
 
 /// A view of a borrowed array; valid while `arr` lives.
 pub fn rows<'a, T: Float>(arr: &'a PyReadonlyArray2<'_, T>) -> Rows<'a, T> {
-    let view = arr.as_array();
+    view(arr.as_array())
+}
+
+/// A view of `arr` for a computation that holds the GIL from start to end, without
+/// rust-numpy's borrow tracking: registering and releasing the borrow cost ~0.15 µs, 8 % of
+/// a single-point `score` (measured).
+///
+/// # Safety
+/// The caller holds `'py`'s GIL for as long as the view lives, and never gives it up (no
+/// `detach`, no call into Python that could). Then no Rust borrow of `arr` in this extension
+/// can be mutable: the only one there is (`Optimizer.step`'s) also holds the GIL. Writers
+/// that run without the GIL — numpy's own ufunc loops, another extension — are not stopped by
+/// borrow tracking either, as with [`rows`]' reads.
+pub unsafe fn rows_with_gil<'a, T: Float>(arr: &'a Bound<'_, PyArray2<T>>) -> Rows<'a, T> {
+    // SAFETY: forwarded contract: no mutable Rust borrow of the array exists while it lives.
+    view(unsafe { arr.as_array() })
+}
+
+fn view<T: Float>(view: numpy::ndarray::ArrayView2<'_, T>) -> Rows<'_, T> {
     let (n, d) = view.dim();
     let s = view.strides();
     // SAFETY: ndarray's view guarantees that every (i, j) in bounds at these element strides
-    // points into the array, and the readonly borrow keeps it alive, and unwritten by Rust,
-    // for 'a. Another Python thread holding the array can still write it while the engine
-    // runs without the GIL: numpy allows that race on plain floats, and the engine then reads
-    // some mix of old and new values (never outside the array).
+    // points into the array, which outlives the view's lifetime, unwritten by Rust (see
+    // `rows` and `rows_with_gil`). Another Python thread holding the array can still write it
+    // while the engine runs without the GIL: numpy allows that race on plain floats, and the
+    // engine then reads some mix of old and new values (never outside the array).
     unsafe { Rows::from_raw_parts(view.as_ptr(), n, d, s[0], s[1]) }
 }
 

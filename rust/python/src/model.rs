@@ -4,7 +4,7 @@
 
 use std::sync::Arc;
 
-use numpy::PyReadonlyArray1;
+use numpy::{PyArrayMethods, PyReadonlyArray1, PyUntypedArrayMethods};
 use pyo3::exceptions::PyValueError;
 use pyo3::prelude::*;
 use scorematch_core::engine::PerRow;
@@ -12,7 +12,7 @@ use scorematch_core::mlp::fmt_shape;
 use scorematch_core::objective::{Keys, Objective, Projection};
 use scorematch_core::{engine, parallel, Activation, Error, Mlp, Model, Rows};
 
-use crate::convert::{arrays, batch, output, param_list, readonly2, rows, Float};
+use crate::convert::{arrays, batch, output, param_list, readonly2, rows, rows_with_gil, Float};
 use crate::errors::to_py;
 
 pub(crate) enum Inner {
@@ -87,10 +87,18 @@ const HOLD_GIL_WORK: usize = 1 << 16;
 /// underestimate, from holding the GIL over long batches.
 const HOLD_GIL_ROWS: usize = 16;
 
+/// Whether a per-row call on `n` rows of `work` multiply-adds each, with engine chunks of
+/// `chunk` rows, runs at once with the GIL held (see [`HOLD_GIL_WORK`]). One engine chunk at
+/// most: two would go through the pool, which may be busy with another thread's detached
+/// work, and hold the GIL meanwhile (measured: tens of ms).
+fn holds_gil(n: usize, work: usize, chunk: usize) -> bool {
+    n <= HOLD_GIL_ROWS && n <= chunk && n.saturating_mul(work) <= HOLD_GIL_WORK
+}
+
 /// Runs a per-row computation over the batch in blocks of about 2³⁰ multiply-adds (tens of
-/// milliseconds), each without the GIL, checking for Ctrl-C between blocks; a tiny call (see
-/// [`HOLD_GIL_WORK`]) runs at once with the GIL held. Rows are independent, so the blocks
-/// change no result; a NaN reported by a block is renumbered to its row in the whole batch.
+/// milliseconds), each without the GIL, checking for Ctrl-C between blocks. Rows are
+/// independent, so the blocks change no result; a NaN reported by a block is renumbered to
+/// its row in the whole batch.
 fn per_row_blocks<T: Float>(
     py: Python<'_>,
     x: Rows<'_, T>,
@@ -101,11 +109,6 @@ fn per_row_blocks<T: Float>(
     f: impl Fn(Rows<'_, T>, &mut [T]) -> scorematch_core::Result<()> + Sync,
 ) -> PyResult<()> {
     let n = x.rows();
-    // One engine chunk at most: two would go through the pool, which may be busy with
-    // another thread's detached work, and hold the GIL meanwhile (measured: tens of ms).
-    if n <= HOLD_GIL_ROWS && n <= chunk && n.saturating_mul(work) <= HOLD_GIL_WORK {
-        return f(x, out).map_err(to_py);
-    }
     // Whole multiples of (engine chunk × threads): every block then splits into full chunks
     // that share out evenly between the threads (910-row blocks of S3 `score`, 3.6 chunks of
     // 256 rows, left a thread idle for a third of each block).
@@ -132,9 +135,10 @@ fn per_row_blocks<T: Float>(
     }
 }
 
-/// A per-row method of the engine on `x`, as [`per_row_blocks`] says: (n,) values, or
-/// (n, dim) for the score. `x` is taken as the user passed it: see [`batch`] for what is
-/// read in place and what is converted.
+/// A per-row method of the engine on `x`: (n,) values, or (n, dim) for the score; a tiny call
+/// with the GIL held ([`holds_gil`]), any other in blocks without it ([`per_row_blocks`]).
+/// `x` is taken as the user passed it: see [`batch`] for what is read in place and what is
+/// converted.
 fn per_row<'py, T: Float>(
     py: Python<'py>,
     m: &Model<T>,
@@ -143,22 +147,30 @@ fn per_row<'py, T: Float>(
 ) -> PyResult<Bound<'py, PyAny>> {
     let dim = m.mlp().dim();
     let arr = batch::<T>(x, dim, "X")?;
-    let x = rows(&arr);
+    let n = arr.shape()[0];
     let (cols, work) = match op {
         PerRow::Energy => (1, work_per_row(m, 0)),
         PerRow::Score => (dim, 2 * work_per_row(m, 0)),
         PerRow::HessianTrace => (1, work_per_row(m, dim)),
     };
     let (out, data) = match op {
-        PerRow::Score => output::<T, 2>(py, [x.rows(), dim])?,
-        _ => output::<T, 1>(py, [x.rows()])?,
+        PerRow::Score => output::<T, 2>(py, [n, dim])?,
+        _ => output::<T, 1>(py, [n])?,
     };
-    let chunk = engine::chunk_rows(m, op);
-    per_row_blocks(py, x, work, chunk, cols, data, |x, o| match op {
+    let f = |x: Rows<'_, T>, o: &mut [T]| match op {
         PerRow::Energy => engine::energy(m, x, o),
         PerRow::Score => engine::score(m, x, o),
         PerRow::HessianTrace => engine::hessian_trace(m, x, o),
-    })?;
+    };
+    let chunk = engine::chunk_rows(m, op);
+    if holds_gil(n, work, chunk) {
+        // SAFETY: the view lives within this call, which keeps the GIL: the engine runs on
+        // this thread (one chunk) and never calls into Python.
+        f(unsafe { rows_with_gil(&arr) }, data).map_err(to_py)?;
+    } else {
+        let ro = arr.try_readonly()?;
+        per_row_blocks(py, rows(&ro), work, chunk, cols, data, f)?;
+    }
     Ok(out)
 }
 
