@@ -182,7 +182,8 @@ unsafe fn run<T: Real>(isa: Isa, o: &Operands<T>) {
 
 /// Lays out the (k × n) matrix whose element (p, j) is `at(p, j)` for `isa` into `dst`:
 /// column panels, or plain row-major for the portable path. Reuses `dst`'s allocation when
-/// the shape is unchanged.
+/// the shape is unchanged, writing each element once (a training step lays out every weight
+/// matrix again).
 fn layout_into<T: Real>(
     isa: Isa,
     dst: &mut Vec<T>,
@@ -191,8 +192,8 @@ fn layout_into<T: Real>(
     at: impl Fn(usize, usize) -> T,
 ) {
     let nr = isa.nr::<T>();
-    dst.clear();
     if nr == 0 || k == 0 || n == 0 {
+        dst.clear();
         dst.extend(
             (0..k)
                 .flat_map(|p| (0..n).map(move |j| (p, j)))
@@ -205,8 +206,9 @@ fn layout_into<T: Real>(
     dst.resize(n.div_ceil(nr) * k * nr, T::zero());
     for (jp, panel) in dst.chunks_exact_mut(k * nr).enumerate() {
         for (p, row) in panel.chunks_exact_mut(nr).enumerate() {
-            for (j, x) in row.iter_mut().enumerate().take(n.saturating_sub(jp * nr)) {
-                *x = at(p, jp * nr + j);
+            for (j, x) in row.iter_mut().enumerate() {
+                let col = jp * nr + j;
+                *x = if col < n { at(p, col) } else { T::zero() };
             }
         }
     }

@@ -334,8 +334,9 @@ fn relaid_weights_equal_fresh_ones() {
             let w = |s: usize| -> Vec<f32> {
                 (0..k * n).map(|i| ((i * s % 17) as f32) - 8.0).collect()
             };
-            // `set` over other values rewrites every element, the zero padding included.
+            // `set` rewrites every element, the zero padding included (poisoned here).
             let mut rhs = Rhs::with_isa(isa, &w(5), k, n);
+            rhs.data.fill(f32::NAN);
             rhs.set(&w(3));
             assert_eq!(rhs.data, Rhs::with_isa(isa, &w(3), k, n).data);
             let nr = isa.nr::<f32>();
@@ -350,6 +351,7 @@ fn relaid_weights_equal_fresh_ones() {
                 .map(|(p, j)| w(3)[p * n + j])
                 .collect();
             let mut t = Rhs::with_isa(isa, &w(5), k, n);
+            t.data.fill(f32::NAN);
             t.set_transposed(&wt);
             assert_eq!(t.data, rhs.data, "{} {k}x{n}", isa.name());
         }
