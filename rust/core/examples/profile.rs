@@ -13,7 +13,8 @@ use scorematch_core::{Activation, Mlp, Model, Real, Rows};
 
 fn run<T: Real>(op: &str, d: usize, w: usize, depth: usize, n: usize, reps: usize) {
     let model =
-        Model::new(Mlp::<T>::new(d, &vec![w; depth], Activation::Softplus, 0.0, 0).unwrap());
+        Model::new(Mlp::<T>::new(d, &vec![w; depth], Activation::Softplus, 0.0, 0).unwrap())
+            .unwrap();
     let mut s = Stream::new(1, 0);
     let x: Vec<T> = (0..n * d).map(|_| T::c(2.0 * s.normal())).collect();
     let rows = Rows::from_slice(&x, n, d).unwrap();

@@ -2,13 +2,13 @@
 //! pool with per-thread workspaces, and reduce in a fixed order.
 
 use crate::backward;
-use crate::error::{Error, Result};
+use crate::error::{check_reservable, Error, Result};
 use crate::forward::{self, ScoreWorkspace, CHUNK_ROWS};
 use crate::laplacian::{self, LapWorkspace, Order, Part, Tangents};
 use crate::matrix::Rows;
 use crate::model::Model;
 use crate::objective::Objective;
-use crate::parallel::{for_each_chunk_mut, tree_reduce};
+use crate::parallel::{self, for_each_chunk_mut, tree_reduce};
 use crate::real::Real;
 use crate::workspace::{give_back, take_zeroed, with_workspace};
 
@@ -31,6 +31,24 @@ fn check_out(len: usize, want: usize, what: &str) -> Result<()> {
         )));
     }
     Ok(())
+}
+
+/// Refuses a call on `n` rows, in chunks of `chunk`, whose workspaces (`bytes(c)` for a
+/// chunk of c rows, one per thread that gets a chunk) cannot be allocated: their size grows
+/// with the model's widths and dim, not only with the input, so a small X can ask for more
+/// memory than there is. An error, where growing the workspaces would abort.
+fn check_workspaces(
+    n: usize,
+    chunk: usize,
+    what: &str,
+    bytes: impl Fn(usize) -> Option<usize>,
+) -> Result<()> {
+    let holders = parallel::num_threads().min(n.div_ceil(chunk.max(1)));
+    let per_thread = bytes(chunk.min(n));
+    check_reservable(per_thread.and_then(|b| b.checked_mul(holders)), || {
+        let size = per_thread.map_or("more than usize holds".into(), |b| format!("{b} bytes"));
+        format!("cannot allocate the working buffers of {what} for this model: {size} per thread")
+    })
 }
 
 /// A per-row entry point of the engine.
@@ -56,6 +74,9 @@ pub fn energy<T: Real>(model: &Model<T>, x: Rows<'_, T>, out: &mut [T]) -> Resul
     check_input(model, &x)?;
     check_out(out.len(), x.rows(), "energy")?;
     let chunk = chunk_rows(model, PerRow::Energy);
+    check_workspaces(x.rows(), chunk, "energy", |c| {
+        ScoreWorkspace::bytes(model, c)
+    })?;
     for_each_chunk_mut(out, chunk, |i, e| {
         with_workspace(|ws: &mut ScoreWorkspace<T>| {
             let c = e.len();
@@ -72,6 +93,9 @@ pub fn score<T: Real>(model: &Model<T>, x: Rows<'_, T>, out: &mut [T]) -> Result
     let dim = model.mlp().dim();
     check_out(out.len(), x.rows() * dim, "score")?;
     let chunk = chunk_rows(model, PerRow::Score);
+    check_workspaces(x.rows(), chunk, "score", |c| {
+        ScoreWorkspace::bytes(model, c)
+    })?;
     for_each_chunk_mut(out, chunk * dim, |i, s| {
         with_workspace(|ws: &mut ScoreWorkspace<T>| {
             let c = s.len() / dim;
@@ -91,6 +115,9 @@ pub fn hessian_trace<T: Real>(model: &Model<T>, x: Rows<'_, T>, out: &mut [T]) -
     check_out(out.len(), x.rows(), "hessian_trace")?;
     let mlp = model.mlp();
     let chunk = chunk_rows(model, PerRow::HessianTrace);
+    check_workspaces(x.rows(), chunk, "hessian_trace", |c| {
+        LapWorkspace::bytes(model, c, Tangents::Identity, Order::Second)
+    })?;
     let lap_conf = mlp.alpha() * T::c(mlp.dim() as f64);
     for_each_chunk_mut(out, chunk, |i, tr| {
         with_workspace(|ws: &mut LapWorkspace<T>| {
@@ -163,10 +190,16 @@ fn tape_chunk<T: Real>(
     }
 }
 
-/// Samples per chunk for `objective`: fixed by the shape, never by the thread count.
-fn loss_chunk<T: Real>(model: &Model<T>, objective: &Objective<'_, T>) -> usize {
+/// Samples per chunk for `objective`: fixed by the shape, never by the thread count. Checks
+/// that the tapes of a batch of `n` rows can be allocated ([`check_workspaces`]).
+fn loss_chunk<T: Real>(model: &Model<T>, objective: &Objective<'_, T>, n: usize) -> Result<usize> {
     let dim = model.mlp().dim();
-    laplacian::chunk_samples(objective.tangents(dim).count(dim))
+    let tangents = objective.tangents(dim);
+    let chunk = laplacian::chunk_samples(tangents.count(dim));
+    check_workspaces(n, chunk, objective.name(), |c| {
+        LapWorkspace::bytes(model, c, tangents, objective.order())
+    })?;
+    Ok(chunk)
 }
 
 /// Mean loss of `objective` over the batch.
@@ -174,7 +207,7 @@ pub fn loss<T: Real>(model: &Model<T>, x: Rows<'_, T>, objective: Objective<'_, 
     check_input(model, &x)?;
     check_loss_batch(&x, &objective)?;
     let n = x.rows();
-    let chunk = loss_chunk(model, &objective);
+    let chunk = loss_chunk(model, &objective, n)?;
     let alpha = model.mlp().alpha();
     let total = tree_reduce(
         n.div_ceil(chunk),
@@ -202,7 +235,7 @@ pub fn loss_and_grad<T: Real>(
     check_loss_batch(&x, &objective)?;
     check_out(grad.len(), model.mlp().n_params(), "gradient")?;
     let n = x.rows();
-    let chunk = loss_chunk(model, &objective);
+    let chunk = loss_chunk(model, &objective, n)?;
     let alpha = model.mlp().alpha();
     let n_params = grad.len();
     let (total, g) = tree_reduce(

@@ -50,6 +50,22 @@ pub enum Error {
 /// The core's result type.
 pub type Result<T> = std::result::Result<T, Error>;
 
+/// Requests below this many bytes skip [`check_reservable`]: no allocator refuses them short
+/// of memory already exhausted, and the check would cost a small call its malloc and free.
+const CHECK_FROM_BYTES: usize = 64 << 20;
+
+/// Fails with [`Error::OutOfMemory`] (its message from `what`) when `bytes` (`None`: more than
+/// `usize` holds) cannot be reserved in one piece; the reservation is released at once. Run
+/// before buffers whose sizes the caller's input decides are made, so that a request the
+/// allocator refuses is an error instead of an abort halfway through. Under overcommit a
+/// request it grants can still exhaust memory later.
+pub fn check_reservable(bytes: Option<usize>, what: impl FnOnce() -> String) -> Result<()> {
+    match bytes {
+        Some(b) if b < CHECK_FROM_BYTES || Vec::<u8>::new().try_reserve_exact(b).is_ok() => Ok(()),
+        _ => Err(Error::OutOfMemory(what())),
+    }
+}
+
 /// A vector of `len` copies of `value`, or [`Error::OutOfMemory`] naming `what` when it cannot
 /// be allocated: for buffers whose size a caller chooses (a model's parameters, a sampler's
 /// chains), where `vec!` would abort the process.

@@ -29,21 +29,27 @@ pub struct ScoreWorkspace<T> {
 }
 
 impl<T: Real> ScoreWorkspace<T> {
+    /// Bytes of the buffers of a chunk of `c` rows (`None`: more than `usize` holds), for a
+    /// memory check before any is made; [`ScoreWorkspace::input`] sizes them the same way.
+    pub fn bytes(model: &Model<T>, c: usize) -> Option<usize> {
+        let mlp = model.mlp();
+        // x, then per hidden layer h and σ′, then the two adjoint buffers.
+        let values = mlp
+            .hidden()
+            .iter()
+            .try_fold(mlp.dim(), |s, &n| s.checked_add(n.checked_mul(2)?))?
+            .checked_add(2 * mlp.max_hidden())?;
+        values.checked_mul(c)?.checked_mul(std::mem::size_of::<T>())
+    }
+
     /// The chunk's input buffer, (c × dim), to be filled by the caller.
     pub fn input(&mut self, model: &Model<T>, c: usize) -> &mut [T] {
         let mlp = model.mlp();
-        let widths = mlp.widths();
         fit(&mut self.x, c * mlp.dim());
-        fit_all(
-            &mut self.h,
-            widths[1..widths.len() - 1].iter().map(|n| c * n),
-        );
-        fit_all(
-            &mut self.d1,
-            widths[1..widths.len() - 1].iter().map(|n| c * n),
-        );
+        fit_all(&mut self.h, mlp.hidden().iter().map(|n| c * n));
+        fit_all(&mut self.d1, mlp.hidden().iter().map(|n| c * n));
         for b in &mut self.bar {
-            fit(b, c * mlp.max_width());
+            fit(b, c * mlp.max_hidden());
         }
         &mut self.x
     }
@@ -214,4 +220,28 @@ pub(crate) fn dot<T: Real>(a: &[T], b: &[T]) -> T {
         }
     }
     acc[0]
+}
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+    use crate::{Activation, Mlp};
+
+    #[test]
+    fn the_memory_check_counts_what_a_chunk_holds() {
+        for (dim, hidden) in [(3, vec![4]), (100, vec![6, 30, 5])] {
+            let model =
+                Model::new(Mlp::<f32>::new(dim, &hidden, Activation::Silu, 0.0, 0).unwrap())
+                    .unwrap();
+            let mut ws = ScoreWorkspace::default();
+            ws.input(&model, 7);
+            let lens = |vs: &[Vec<f32>]| vs.iter().map(Vec::len).sum::<usize>();
+            let made = ws.x.len() + lens(&ws.h) + lens(&ws.d1) + lens(&ws.bar);
+            assert_eq!(
+                ScoreWorkspace::bytes(&model, 7),
+                Some(made * 4),
+                "{hidden:?}"
+            );
+        }
+    }
 }

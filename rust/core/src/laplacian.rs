@@ -100,8 +100,82 @@ pub struct LapWorkspace<T> {
     pub(crate) has_score_bar: bool,
 }
 
+/// The sizes of a tape of `c` samples, computed in one place for [`LapWorkspace::prepare`],
+/// which makes the buffers, and [`LapWorkspace::bytes`], which counts them beforehand.
+struct TapeShape {
+    /// Tangents M and λ rows per sample k.
+    m: usize,
+    k: usize,
+    /// Stacked rows c·(M + 1 + k).
+    rows: usize,
+    /// Per-sample tangents: c·M·d, or 0 for T = I.
+    t: usize,
+    /// Values of the per-layer buffers (P, H, the four derivative blocks) over all hidden
+    /// layers, and of all the others.
+    layers: usize,
+    fixed: usize,
+}
+
+impl TapeShape {
+    /// `None` when a size overflows `usize` (no such tape can be allocated).
+    fn of<T: Real>(model: &Model<T>, c: usize, tangents: Tangents, order: Order) -> Option<Self> {
+        let mlp = model.mlp();
+        let dim = mlp.dim();
+        let m = tangents.count(dim);
+        let k = match order {
+            Order::First => 0,
+            Order::Second => 1,
+        };
+        let rows = c.checked_mul(m.checked_add(1 + k)?)?;
+        let t = match tangents {
+            Tangents::PerSample(_) => c.checked_mul(m)?.checked_mul(dim)?,
+            Tangents::Identity => 0,
+        };
+        // P and H: rows·n each; σ′, σ″, σ‴ and q: 4·c·n.
+        let per_width = rows.checked_mul(2)?.checked_add(c.checked_mul(4)?)?;
+        let hidden = mlp.hidden();
+        let layers = hidden
+            .iter()
+            .try_fold(0usize, |s, &n| s.checked_add(per_width.checked_mul(n)?))?;
+        // h̄ of the score pass below the last layer (`gradient_into_tangents`), out, two
+        // adjoint buffers of the widest hidden layer, tmp, Σ Ā_1 and the inputs.
+        let below_last: usize = hidden[..hidden.len() - 1].iter().sum();
+        let fixed = [
+            c.checked_mul(below_last),
+            Some(rows),
+            rows.checked_mul(2 * mlp.max_hidden()),
+            Some(mlp.max_hidden()),
+            m.checked_mul(mlp.widths()[1]),
+            c.checked_mul(dim),
+            Some(t),
+        ]
+        .into_iter()
+        .try_fold(0usize, |s, v| s.checked_add(v?))?;
+        Some(TapeShape {
+            m,
+            k,
+            rows,
+            t,
+            layers,
+            fixed,
+        })
+    }
+}
+
 impl<T: Real> LapWorkspace<T> {
+    /// Bytes of a tape of `c` samples (`None`: more than `usize` holds), for a memory check
+    /// before any tape is made.
+    pub fn bytes(model: &Model<T>, c: usize, tangents: Tangents, order: Order) -> Option<usize> {
+        let s = TapeShape::of(model, c, tangents, order)?;
+        s.layers
+            .checked_add(s.fixed)?
+            .checked_mul(std::mem::size_of::<T>())
+    }
+
     /// Sizes the workspace for `c` samples and returns the input buffer (c × dim) to fill.
+    ///
+    /// # Panics
+    /// If a size overflows `usize`: callers check [`LapWorkspace::bytes`] first.
     pub fn prepare(
         &mut self,
         model: &Model<T>,
@@ -110,33 +184,21 @@ impl<T: Real> LapWorkspace<T> {
         order: Order,
     ) -> &mut [T] {
         let mlp = model.mlp();
-        let m = tangents.count(mlp.dim());
-        let k = match order {
-            Order::First => 0,
-            Order::Second => 1,
-        };
-        let rows = c * (m + 1 + k);
-        let hidden = &mlp.widths()[1..mlp.widths().len() - 1];
+        let s = TapeShape::of(model, c, tangents, order).expect("a tape whose size fits usize");
+        let (m, rows, hidden) = (s.m, s.rows, mlp.hidden());
         self.c = c;
         self.m = m;
-        self.k = k;
+        self.k = s.k;
         self.tangents = tangents;
-        fit(
-            &mut self.t,
-            if matches!(tangents, Tangents::PerSample(_)) {
-                c * m * mlp.dim()
-            } else {
-                0
-            },
-        );
+        fit(&mut self.t, s.t);
         fit_all(&mut self.p, hidden.iter().map(|n| rows * n));
         fit_all(&mut self.h, hidden.iter().map(|n| rows * n));
         fit_all(&mut self.d, hidden.iter().map(|n| 4 * c * n));
         fit(&mut self.out, rows);
         for b in &mut self.bar {
-            fit(b, rows * mlp.max_width());
+            fit(b, rows * mlp.max_hidden());
         }
-        fit(&mut self.tmp, mlp.max_width());
+        fit(&mut self.tmp, mlp.max_hidden());
         fit(&mut self.sum, m * mlp.widths()[1]);
         fit(&mut self.x, c * mlp.dim());
         self.has_score_bar = false;
@@ -340,4 +402,62 @@ pub fn gradient_into_tangents<T: Real>(model: &Model<T>, ws: &mut LapWorkspace<T
         Some(&mut ws.score_bar),
         &mut ws.t[..c * mlp.dim()],
     );
+}
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+    use crate::{Activation, Mlp};
+
+    #[test]
+    fn the_memory_check_counts_what_a_tape_holds() {
+        for hidden in [vec![4], vec![6, 3, 5]] {
+            let model =
+                Model::new(Mlp::<f64>::new(3, &hidden, Activation::Tanh, 0.0, 0).unwrap()).unwrap();
+            for tangents in [Tangents::Identity, Tangents::PerSample(2)] {
+                for order in [Order::First, Order::Second] {
+                    let c = 4;
+                    let mut ws = LapWorkspace::default();
+                    ws.prepare(&model, c, tangents, order);
+                    let lens = |vs: &[Vec<f64>]| vs.iter().map(Vec::len).sum::<usize>();
+                    let made = [&ws.x, &ws.t, &ws.out, &ws.tmp, &ws.sum]
+                        .map(|v| v.len())
+                        .iter()
+                        .sum::<usize>()
+                        + lens(&ws.bar)
+                        + lens(&ws.p)
+                        + lens(&ws.h)
+                        + lens(&ws.d);
+                    // The score pass's h̄, which `gradient_into_tangents` makes later.
+                    let score_bar = c * hidden[..hidden.len() - 1].iter().sum::<usize>();
+                    assert_eq!(
+                        LapWorkspace::bytes(&model, c, tangents, order),
+                        Some((made + score_bar) * 8),
+                        "{hidden:?} {tangents:?} {order:?}"
+                    );
+                }
+            }
+        }
+    }
+
+    #[test]
+    fn adjoint_buffers_do_not_grow_with_dim() {
+        // h̄_0 (dim wide) goes straight to its output: a wide input must not make the
+        // adjoint buffers dim² (they took 80 GB at dim 10⁵ and aborted).
+        let model =
+            Model::new(Mlp::<f32>::new(100_000, &[1], Activation::Softplus, 0.0, 0).unwrap())
+                .unwrap();
+        let bytes = LapWorkspace::bytes(&model, 1, Tangents::Identity, Order::Second).unwrap();
+        assert!(bytes < 4_000_000, "{bytes} bytes");
+    }
+
+    #[test]
+    fn a_tape_too_large_for_usize_is_none() {
+        let model =
+            Model::new(Mlp::<f64>::new(2, &[1 << 20], Activation::Tanh, 0.0, 0).unwrap()).unwrap();
+        assert_eq!(
+            LapWorkspace::bytes(&model, usize::MAX / 4, Tangents::Identity, Order::Second),
+            None
+        );
+    }
 }

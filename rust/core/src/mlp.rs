@@ -237,9 +237,10 @@ impl<T: Real> Mlp<T> {
         self.widths.len() - 2
     }
 
-    /// Widest layer input or output, `dim` included.
-    pub fn max_width(&self) -> usize {
-        self.widths.iter().copied().max().unwrap_or(1)
+    /// Widest hidden layer: the widest adjoint a reverse pass keeps (h̄_0, `dim` wide, goes
+    /// straight to its output).
+    pub fn max_hidden(&self) -> usize {
+        self.hidden().iter().copied().max().unwrap_or(1)
     }
 
     pub fn activation(&self) -> Activation {

@@ -3,7 +3,7 @@
 //! The weight matrices are the right-hand side of every product of a pass, for every chunk
 //! and thread: they are laid out once, when the parameters are set, not once per call.
 
-use crate::error::Result;
+use crate::error::{check_reservable, Result};
 use crate::gemm::Rhs;
 use crate::mlp::Mlp;
 use crate::real::Real;
@@ -21,7 +21,16 @@ pub struct Model<T> {
 }
 
 impl<T: Real> Model<T> {
-    pub fn new(mlp: Mlp<T>) -> Self {
+    /// Lays out `mlp`'s weights; [`crate::Error::OutOfMemory`] when the layouts cannot be
+    /// allocated (they take twice the weights, more where a layer narrower than the kernel's
+    /// panel width is padded to it).
+    pub fn new(mlp: Mlp<T>) -> Result<Self> {
+        check_reservable(Self::bytes(&mlp), || {
+            format!(
+                "cannot allocate the GEMM layouts of a model of {} parameters",
+                mlp.n_params()
+            )
+        })?;
         let hidden = 0..mlp.n_layers();
         let fwd = hidden
             .clone()
@@ -43,7 +52,20 @@ impl<T: Real> Model<T> {
             w1t: Vec::new(),
         };
         model.set_w1t();
-        model
+        Ok(model)
+    }
+
+    /// Bytes of the layouts [`Model::new`] makes for `mlp`: each W_l forward and reverse, and
+    /// W_1ᵀ (`None`: more than `usize` holds).
+    fn bytes(mlp: &Mlp<T>) -> Option<usize> {
+        let l1 = mlp.layer(0);
+        let w1t = (l1.n_in * l1.n_out).checked_mul(std::mem::size_of::<T>());
+        (0..mlp.n_layers()).try_fold(w1t?, |s, l| {
+            let ly = mlp.layer(l);
+            let both = Rhs::<T>::bytes(ly.n_in, ly.n_out)?
+                .checked_add(Rhs::<T>::bytes(ly.n_out, ly.n_in)?)?;
+            s.checked_add(both)
+        })
     }
 
     /// New parameters (the flat layout of [`Mlp::set_params`], same architecture), laid
@@ -84,9 +106,9 @@ mod tests {
     fn set_params_equals_a_fresh_model() {
         let mlp = |seed| Mlp::<f64>::new(3, &[5, 7], Activation::Tanh, 0.5, seed).unwrap();
         let (a, b) = (mlp(1), mlp(2));
-        let mut m = Model::new(a.clone());
+        let mut m = Model::new(a.clone()).unwrap();
         m.set_params(b.params()).unwrap();
-        let fresh = Model::new(b.clone());
+        let fresh = Model::new(b.clone()).unwrap();
         assert_eq!(m.mlp().params(), b.params());
         assert_eq!(
             (&m.fwd, &m.bwd, &m.w1t),
@@ -98,5 +120,16 @@ mod tests {
         assert!(m.set_params(&bad).is_err());
         assert_eq!(m.mlp().params(), b.params());
         assert_eq!(&m.fwd, &fresh.fwd);
+    }
+
+    #[test]
+    fn the_memory_check_counts_the_layouts() {
+        for (dim, hidden) in [(1, vec![3]), (5, vec![40, 17]), (33, vec![8, 8, 70])] {
+            let mlp = Mlp::<f32>::new(dim, &hidden, Activation::Tanh, 0.0, 0).unwrap();
+            let m = Model::new(mlp.clone()).unwrap();
+            let data = |r: &[Rhs<f32>]| r.iter().map(|r| r.data.len()).sum::<usize>();
+            let made = data(&m.fwd) + data(&m.bwd) + m.w1t.len();
+            assert_eq!(Model::bytes(&mlp), Some(made * 4), "{dim} {hidden:?}");
+        }
     }
 }

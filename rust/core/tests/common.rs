@@ -23,7 +23,7 @@ pub fn model<T: Real>(
     alpha: f64,
     seed: u64,
 ) -> Model<T> {
-    Model::new(Mlp::new(dim, hidden, act, alpha, seed).unwrap())
+    Model::new(Mlp::new(dim, hidden, act, alpha, seed).unwrap()).unwrap()
 }
 
 /// n × d standard normal values scaled by `scale`.
@@ -80,5 +80,5 @@ pub fn nudged<T: Real>(m: &Model<T>, k: usize, h: f64) -> Model<T> {
     let mut p = mlp.params().to_vec();
     p[k] += T::c(h);
     mlp.set_params(&p).unwrap();
-    Model::new(mlp)
+    Model::new(mlp).unwrap()
 }

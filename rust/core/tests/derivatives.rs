@@ -130,13 +130,14 @@ fn float32_agrees_with_float64() {
         let p32: Vec<f32> = m64.mlp().params().iter().map(|&v| v as f32).collect();
         let mut mlp32 = scorematch_core::Mlp::<f32>::zeros(3, &[16, 16], act, 0.5).unwrap();
         mlp32.set_params(&p32).unwrap();
-        let m32 = Model::new(mlp32);
+        let m32 = Model::new(mlp32).unwrap();
         let m64 = Model::new({
             let mut mm = m64.mlp().clone();
             mm.set_params(&p32.iter().map(|&v| v as f64).collect::<Vec<_>>())
                 .unwrap();
             mm
-        });
+        })
+        .unwrap();
         let x64 = cast::<f32>(&data(50, 3, 1.5, 6))
             .iter()
             .map(|&v| v as f64)

@@ -9,7 +9,7 @@ use scorematch_core::{Activation, Error, Mlp, Model, Real, Rows};
 
 /// The energy (1/(2σ²))‖x‖²: all network weights zero, alpha = 1/σ². Target N(0, σ² I).
 fn gaussian<T: Real>(dim: usize, sigma2: f64) -> Model<T> {
-    Model::new(Mlp::zeros(dim, &[8], Activation::Softplus, 1.0 / sigma2).unwrap())
+    Model::new(Mlp::zeros(dim, &[8], Activation::Softplus, 1.0 / sigma2).unwrap()).unwrap()
 }
 
 /// mean(x²) over every coordinate of every chain's final state — independent draws (the

@@ -46,10 +46,10 @@ fn parse_dtype(dtype: &str) -> PyResult<bool> {
 }
 
 impl PyModel {
-    fn wrap<T: Float>(mlp: Mlp<T>, wrap: fn(Arc<Model<T>>) -> Inner) -> Self {
-        PyModel {
-            inner: wrap(Arc::new(Model::new(mlp))),
-        }
+    fn wrap<T: Float>(mlp: Mlp<T>, wrap: fn(Arc<Model<T>>) -> Inner) -> PyResult<Self> {
+        Ok(PyModel {
+            inner: wrap(Arc::new(Model::new(mlp).map_err(to_py)?)),
+        })
     }
 }
 
@@ -248,7 +248,7 @@ impl PyModel {
         seed: u64,
     ) -> PyResult<Self> {
         let act = Activation::from_name(activation).map_err(to_py)?;
-        Ok(if parse_dtype(dtype)? {
+        if parse_dtype(dtype)? {
             Self::wrap(
                 Mlp::<f32>::new(dim, &hidden, act, alpha, seed).map_err(to_py)?,
                 Inner::F32,
@@ -258,7 +258,7 @@ impl PyModel {
                 Mlp::<f64>::new(dim, &hidden, act, alpha, seed).map_err(to_py)?,
                 Inner::F64,
             )
-        })
+        }
     }
 
     /// A model from the public parameter list (arrays already of `dtype`).
@@ -270,25 +270,19 @@ impl PyModel {
         alpha: f64,
     ) -> PyResult<Self> {
         let act = Activation::from_name(activation).map_err(to_py)?;
-        Ok(if parse_dtype(dtype)? {
+        if parse_dtype(dtype)? {
             Self::wrap(from_arrays::<f32>(&params, act, alpha)?, Inner::F32)
         } else {
             Self::wrap(from_arrays::<f64>(&params, act, alpha)?, Inner::F64)
-        })
+        }
     }
 
     /// The same architecture with new parameters.
     fn with_params(&self, params: Vec<Bound<'_, PyAny>>) -> PyResult<Self> {
         let (act, alpha) = (dispatch!(self, m => m.mlp().activation()), self.alpha());
         match &self.inner {
-            Inner::F32(m) => Ok(Self::wrap(
-                same_shapes(m.mlp(), &params, act, alpha)?,
-                Inner::F32,
-            )),
-            Inner::F64(m) => Ok(Self::wrap(
-                same_shapes(m.mlp(), &params, act, alpha)?,
-                Inner::F64,
-            )),
+            Inner::F32(m) => Self::wrap(same_shapes(m.mlp(), &params, act, alpha)?, Inner::F32),
+            Inner::F64(m) => Self::wrap(same_shapes(m.mlp(), &params, act, alpha)?, Inner::F64),
         }
     }
 

@@ -221,7 +221,7 @@ pub struct Rhs<T> {
     k: usize,
     n: usize,
     isa: Isa,
-    data: Vec<T>,
+    pub(crate) data: Vec<T>,
 }
 
 impl<T: Real> Rhs<T> {
@@ -239,6 +239,17 @@ impl<T: Real> Rhs<T> {
         };
         rhs.set(w);
         rhs
+    }
+
+    /// Bytes of the layout of a (k × n) matrix on this CPU (`None`: more than `usize` holds).
+    pub fn bytes(k: usize, n: usize) -> Option<usize> {
+        let nr = isa().nr::<T>();
+        let cols = if nr == 0 {
+            n
+        } else {
+            n.div_ceil(nr).checked_mul(nr)?
+        };
+        cols.checked_mul(k)?.checked_mul(std::mem::size_of::<T>())
     }
 
     /// `B = Wᵀ` for a row-major `w` of shape (n, k).

@@ -24,11 +24,11 @@ mod config;
 
 pub use config::{check_chain_range, Config, Level, Method};
 
-use crate::error::{try_filled, Error, Result};
+use crate::error::{check_reservable, try_filled, Error, Result};
 use crate::forward::{self, ScoreWorkspace};
 use crate::matrix::Rows;
 use crate::model::Model;
-use crate::parallel::install;
+use crate::parallel::{self, install};
 use crate::real::Real;
 use crate::rng::Stream;
 use crate::workspace::with_workspace;
@@ -120,25 +120,29 @@ impl<T: Real> Sampler<T> {
             x0.check_finite("init")?;
         }
         let eps0 = config.levels[0].step_size;
-        // Every chain's buffers, counted and reserved once (then released) before any is made:
-        // a request the allocator refuses outright is an error here, not an abort halfway
-        // through. (Under overcommit a request it grants can still exhaust memory later.)
+        // Every chain's buffers and the threads' score workspaces, counted and reserved once
+        // (then released) before any is made: a request the allocator refuses outright is an
+        // error here, not an abort halfway through.
         let mala = config.method == Method::Mala;
         let per_chain = Chunk::<T>::bytes_per_chain(dim, mala);
-        let mut chunks = Vec::new();
-        n_chains
+        let holders = parallel::num_threads().min(n_chains.div_ceil(CHUNK_CHAINS));
+        let workspaces = ScoreWorkspace::bytes(model, CHUNK_CHAINS.min(n_chains))
+            .and_then(|b| b.checked_mul(holders));
+        let bytes = n_chains
             .checked_mul(per_chain)
-            .filter(|&bytes| Vec::<u8>::new().try_reserve_exact(bytes).is_ok())
-            .and_then(|_| {
-                chunks
-                    .try_reserve_exact(n_chains.div_ceil(CHUNK_CHAINS))
-                    .ok()
-            })
-            .ok_or_else(|| {
-                Error::OutOfMemory(format!(
-                    "cannot allocate {n_chains} chains of dimension {dim} ({per_chain} bytes each)"
-                ))
-            })?;
+            .zip(workspaces)
+            .and_then(|(a, b)| a.checked_add(b));
+        let refusal = || {
+            format!(
+                "cannot allocate {n_chains} chains of dimension {dim} ({per_chain} bytes each, \
+                 plus the working buffers of this model's score)"
+            )
+        };
+        check_reservable(bytes, refusal)?;
+        let mut chunks = Vec::new();
+        chunks
+            .try_reserve_exact(n_chains.div_ceil(CHUNK_CHAINS))
+            .map_err(|_| Error::OutOfMemory(refusal()))?;
         let mut start = 0;
         while start < n_chains {
             let c = CHUNK_CHAINS.min(n_chains - start);
