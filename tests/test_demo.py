@@ -150,6 +150,18 @@ def test_cli_bad_files_give_one_line_errors(tmp_path, args):
     assert r.stderr.startswith("scorematch: error:") and r.stderr.count("\n") == 1
 
 
+def test_cli_names_a_sample_larger_than_memory(tmp_path):
+    """Too many chains for memory is a bad option value: one line, exit status 2."""
+    from scorematch import EnergyMLP
+
+    EnergyMLP(2, hidden=(4,)).save(tmp_path / "m.npz")
+    r = _cli("sample", "m.npz", "-n", "100000000000000", "--out", "s.npy", cwd=tmp_path)
+    assert r.returncode == 2, r.stderr
+    want = "cannot allocate 100000000000000 chains of dimension 2"
+    assert r.stderr.startswith(f"scorematch: error: {want}") and r.stderr.count("\n") == 1
+    assert not (tmp_path / "s.npy").exists()
+
+
 def test_demo_measures_on_held_out_points(monkeypatch):
     """The held-out ISM loss and the Fisher divergence use the held-out draw (seed + 1),
     never the training set; the MMD baseline compares two different exact draws."""

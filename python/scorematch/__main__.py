@@ -175,7 +175,9 @@ def main(argv: Sequence[str] | None = None) -> int:
     args = parser.parse_args(argv)
     try:
         args.run(args)
-    except (ValueError, TypeError, OSError, RuntimeError) as err:
+    # MemoryError too: -n or --steps can ask for more than the machine has, which is an
+    # option value like any other, not a crash.
+    except (ValueError, TypeError, OSError, RuntimeError, MemoryError) as err:
         print(f"scorematch: error: {err}", file=sys.stderr)
         return 2
     except KeyboardInterrupt:
