@@ -208,6 +208,8 @@ def test_fit_callback_patience_and_divergence() -> None:
         smd.fit(m, X, **bad)
     where = r"epoch \d+, step \d+"
     assert re.search(where, str(got.value))[0] == re.search(where, str(want.value))[0]  # type: ignore[index]
+    assert got.value.history.stop_reason == want.value.history.stop_reason == "diverged"
+    assert got.value.history.n_epochs == want.value.history.n_epochs
     assert all(np.isfinite(p).all() for p in m.params)
     assert rel_diff(m, local) < 1e-9
 

@@ -192,6 +192,7 @@ def test_divergence_is_an_error_and_keeps_finite_parameters():
         model.fit(mixture(500, 7), epochs=50, lr=1e8, optimizer="sgd", progress=False)
     assert all(np.all(np.isfinite(p)) for p in model.params)
     assert isinstance(info.value.history, FitHistory)
+    assert info.value.history.stop_reason == "diverged"
     assert isinstance(info.value, RuntimeError)
     assert np.all(np.isfinite(model.score(mixture(10, 8))))
 

@@ -546,7 +546,8 @@ def fit(
     ------
     TrainingDivergedError
         On a NaN/Inf loss, gradient or parameter, naming the epoch and step; ``model``
-        keeps the last parameters whose loss and gradient were finite.
+        keeps the last parameters whose loss and gradient were finite, and the exception's
+        ``history`` attribute holds the completed epochs, with ``stop_reason == "diverged"``.
     ValueError, TypeError
         For bad arguments, as :meth:`scorematch.EnergyMLP.fit`.
     """
@@ -611,6 +612,7 @@ def fit(
         return m
 
     def diverged(epoch: int, step: int, what: str) -> TrainingDivergedError:
+        history.stop_reason = "diverged"
         history.seconds = time.perf_counter() - start
         err = TrainingDivergedError(
             f"training diverged at epoch {epoch}, step {step} (counting from 0): the {what} "

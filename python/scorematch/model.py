@@ -715,7 +715,8 @@ class EnergyMLP:
             If a loss, gradient or parameter becomes NaN or Inf. The message names the epoch
             and step; the model keeps its last good parameters (the last whose minibatch
             loss and gradient were finite, or the initial ones), and the exception's
-            ``history`` attribute holds the completed epochs.
+            ``history`` attribute holds the completed epochs, with ``stop_reason ==
+            "diverged"``.
 
         Notes
         -----

@@ -35,7 +35,7 @@ __all__ = ["FitHistory", "TrainingDivergedError"]
 
 TrainingDivergedError = _core.TrainingDivergedError
 
-StopReason = Literal["completed", "patience", "callback", "interrupted"]
+StopReason = Literal["completed", "patience", "callback", "interrupted", "diverged"]
 Callback = Callable[[int, float, "float | None"], Any]
 
 _OBJECTIVES = ("ism", "ssm", "dsm", "esm")
@@ -57,8 +57,9 @@ class FitHistory:
     best_epoch : int or None
         Index (from 0) of the epoch with the lowest validation loss (training loss without
         validation); ``None`` if no epoch completed.
-    stop_reason : {"completed", "patience", "callback", "interrupted"}
-        Why training stopped.
+    stop_reason : {"completed", "patience", "callback", "interrupted", "diverged"}
+        Why training stopped; ``"diverged"`` only on the ``history`` attribute of a
+        :class:`TrainingDivergedError`.
     """
 
     train_loss: list[float] = field(default_factory=list)
@@ -230,6 +231,7 @@ def fit(
         model._m = affine.to_user(trainer.model())
     except TrainingDivergedError as err:
         model._m = affine.to_user(trainer.model())
+        history.stop_reason = "diverged"
         history.seconds = time.perf_counter() - start
         err.history = history  # type: ignore[attr-defined]
         raise
