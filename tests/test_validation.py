@@ -4,6 +4,8 @@ numpy reference (float64 tolerance 1e-12 relative to scale unless stated)."""
 
 from __future__ import annotations
 
+import re
+
 import numpy as np
 import pytest
 import reference as ref
@@ -332,6 +334,19 @@ def test_integer_alpha_is_accepted():
 def test_bad_hidden(hidden, exc, pattern):
     with pytest.raises(exc, match=pattern):
         EnergyMLP(2, hidden=hidden)
+
+
+@pytest.mark.parametrize(
+    "dim,hidden",
+    [
+        (2, (2**16, 2**16)),  # the total (2**32 + 4 * 2**16 + 1) is over the limit
+        (2**31, (1,)),  # the first layer alone: W's 2**31 entries and b's one
+    ],
+)
+def test_more_than_2_31_parameters_is_a_value_error_before_any_allocation(dim, hidden):
+    want = f"the architecture dim={dim}, hidden={list(hidden)} has more than 2147483648 parameters"
+    with pytest.raises(ValueError, match=f"^{re.escape(want)}$"):
+        EnergyMLP(dim, hidden=hidden)
 
 
 @pytest.mark.parametrize(

@@ -41,7 +41,8 @@ class EnergyMLP:
     dim : int
         Input dimension d.
     hidden : sequence of int, default (64, 64, 64)
-        Widths of the hidden layers (at least one).
+        Widths of the hidden layers (at least one). An architecture of more than 2**31
+        parameters in all raises ``ValueError``.
     activation : {"softplus", "tanh", "silu"}, default "softplus"
         Hidden-layer nonlinearity. All three are C³, as score matching requires (ReLU is not:
         its Hessian vanishes almost everywhere).
