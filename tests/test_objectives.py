@@ -57,6 +57,10 @@ def test_bad_arguments(rng):
         model.ssm_loss_and_grad(X, projection="uniform")
     with pytest.raises(TypeError, match="n_projections"):
         model.ssm_loss_and_grad(X, n_projections=1.5)  # type: ignore[arg-type]
+    with pytest.raises(TypeError, match="^n_projections must be an int, got float$"):
+        model.ssm_loss_and_grad(X, n_projections=1.0)  # type: ignore[arg-type]
+    with pytest.raises(TypeError, match="^noise_std must be a number, got str$"):
+        model.dsm_loss_and_grad(X, noise_std="1")  # type: ignore[arg-type]
     for bad in (0.0, -1.0, float("nan"), float("inf")):
         with pytest.raises(ValueError, match="noise_std"):
             model.dsm_loss_and_grad(X, noise_std=bad)

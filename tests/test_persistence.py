@@ -81,6 +81,8 @@ def test_truncated_corrupted_and_foreign_files_are_clear_errors(tmp_path):
 
     with pytest.raises(FileNotFoundError):
         sm.load(tmp_path / "missing.npz")
+    with pytest.raises(TypeError, match="not NoneType"):
+        sm.load(None)  # type: ignore[arg-type]
 
 
 def test_newer_format_versions_are_refused(tmp_path):

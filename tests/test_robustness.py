@@ -203,6 +203,12 @@ def test_langevin_keeps_its_dtype_promises():
         sm.langevin(lambda x: -x + 0j, x0, 3, 0.1)
     with pytest.raises(TypeError, match="score_fn must be callable"):
         sm.langevin(None, x0, 3, 0.1)
+    with pytest.raises(TypeError, match="^energy_fn must be callable or None, got int$"):
+        sm.langevin(lambda x: -x, x0, 3, 0.1, method="mala", energy_fn=3)
+    with pytest.raises(TypeError, match="^energy_fn must return a real .*got dtype complex128$"):
+        sm.langevin(lambda x: -x, x0, 3, 0.1, method="mala", energy_fn=lambda x: x[:, 0] + 0j)
+    with pytest.raises(TypeError, match="^return_trajectory must be True or False, got int 1$"):
+        sm.langevin(lambda x: -x, x0, 3, 0.1, return_trajectory=1)
     with pytest.raises(ValueError, match="energy_fn is used by method='mala' only"):
         sm.langevin(lambda x: -x, x0, 3, 0.1, energy_fn=lambda x: (x**2).sum(1))
     with pytest.raises(ValueError, match=r"x0 contains NaN or Inf \(first at row 1\)"):

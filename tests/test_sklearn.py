@@ -239,6 +239,10 @@ def test_sample_shape_dtype_and_reproducibility():
     assert np.array_equal(a, est.sample(20, random_state=3))
     assert np.array_equal(a[:5], est.sample(5, random_state=3))  # chains are independent
     assert not np.array_equal(a, est.sample(20, random_state=4))
+    with pytest.raises(TypeError, match="^n_samples must be an int, got float$"):
+        est.sample(1.5)  # type: ignore[arg-type]
+    with pytest.raises(ValueError, match="^n_samples must be at least 1, got 0$"):
+        est.sample(0)
     ula = clone(est).set_params(method="ula", step_size=0.01).fit(X[:500])
     assert ula.sample(10, random_state=0).shape == (10, 2)
 

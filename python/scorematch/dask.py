@@ -265,6 +265,16 @@ def sample(
     dask.array.Array, shape (n_samples, dim)
         Lazy; a diverging chain raises :class:`scorematch.SamplingDivergedError` at
         ``compute()``.
+
+    Raises
+    ------
+    ValueError
+        For a bad option value, as :meth:`scorematch.EnergyMLP.sample`, or an ``init`` of
+        the wrong shape; checked when the graph is built, not at ``compute()``.
+    TypeError
+        For an option of the wrong type, as :meth:`scorematch.EnergyMLP.sample`, or one
+        this function does not take: ``return_trajectory``, ``progress``,
+        ``on_divergence``, ``first_chain``, or a name ``EnergyMLP.sample`` does not know.
     """
     _check_model(model)
     n = as_int(n_samples, "n_samples")

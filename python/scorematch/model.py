@@ -191,6 +191,8 @@ class EnergyMLP:
         ValueError
             If the number of arrays or a shape differs from :attr:`params`, or a value is
             NaN or Inf. The model is unchanged then.
+        TypeError
+            If ``params`` is not a sequence of numeric arrays. The model is unchanged then.
         """
         self._m = self._m.with_params(_as_param_arrays(params, self._m.dtype))
 
@@ -317,6 +319,8 @@ class EnergyMLP:
         ------
         ValueError
             If the batch is empty (the mean of no rows is undefined), or as for :meth:`energy`.
+        TypeError
+            If ``X`` is not an array of floats.
         """
         return self._m.ism_loss(self._batch(X))
 
@@ -337,6 +341,8 @@ class EnergyMLP:
         ------
         ValueError
             If the batch is empty, or as for :meth:`energy`.
+        TypeError
+            If ``X`` is not an array of floats.
         """
         return self._m.ism_loss_and_grad(self._batch(X))
 
@@ -360,6 +366,8 @@ class EnergyMLP:
         ValueError
             If the batch is empty, ``target_score`` is not shaped like ``X``, or either holds
             NaN or Inf.
+        TypeError
+            If ``X`` or ``target_score`` is not an array of floats.
         """
         X = self._batch(X)
         target = as_batch(target_score, self.dim, self._m.dtype, "target_score")
@@ -412,6 +420,9 @@ class EnergyMLP:
         ValueError
             If the batch is empty, ``n_projections`` is out of range or ``projection`` is
             unknown, or as for :meth:`energy`.
+        TypeError
+            If ``n_projections`` or ``seed`` is not an int, ``row_keys`` not an array of
+            integers, or ``X`` not an array of floats.
         """
         X = self._batch(X)
         return self._m.ssm_loss_and_grad(
@@ -457,6 +468,9 @@ class EnergyMLP:
         ValueError
             If the batch is empty, ``noise_std`` is not a finite number > 0, or as for
             :meth:`energy`.
+        TypeError
+            If ``noise_std`` is not a number, ``seed`` not an int, ``row_keys`` not an array
+            of integers, or ``X`` not an array of floats.
         """
         X = self._batch(X)
         return self._m.dsm_loss_and_grad(

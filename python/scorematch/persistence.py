@@ -54,6 +54,8 @@ def load(path: PathLike) -> EnergyMLP:
         If ``path`` does not exist.
     ValueError
         If the file is truncated, corrupted, not a scorematch model, or of a newer format.
+    TypeError
+        If ``path`` is not a str or an ``os.PathLike``.
     """
     from scorematch.model import EnergyMLP
 

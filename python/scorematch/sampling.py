@@ -399,6 +399,10 @@ def langevin(
         If a ULA chain reaches NaN or Inf and ``on_divergence="raise"``.
     ValueError
         For invalid arguments, or a score or energy of the wrong shape.
+    TypeError
+        If ``score_fn`` or ``energy_fn`` is not callable, ``x0`` is not an array of real
+        numbers (e.g. complex), ``score_fn`` or ``energy_fn`` returns one that is not, or
+        an option has the wrong type (e.g. a non-bool ``return_trajectory``).
 
     Examples
     --------

@@ -256,6 +256,9 @@ class ScoreMatchingDensity(DensityMixin, BaseEstimator):  # type: ignore[misc]
         ValueError
             For an invalid hyper-parameter (checked before any training; the message names
             it) or invalid data.
+        TypeError
+            If ``X`` holds objects that are not numbers (as scikit-learn's validation
+            raises it).
         scorematch.TrainingDivergedError
             If the loss, a gradient or a parameter becomes NaN or Inf (lower ``lr``).
         """
@@ -401,6 +404,10 @@ class ScoreMatchingDensity(DensityMixin, BaseEstimator):  # type: ignore[misc]
 
         Raises
         ------
+        ValueError
+            If ``n_samples`` < 1 or ``random_state`` cannot seed a RandomState.
+        TypeError
+            If ``n_samples`` is not an int.
         scorematch.SamplingDivergedError
             If chains reach NaN or Inf (ULA with too large a ``step_size``).
         """
