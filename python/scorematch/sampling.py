@@ -284,7 +284,11 @@ def _prepare(
 def sample(model: EnergyMLP, n_samples: int, **options: Any) -> SampleResult:
     """Run ``n_samples`` Langevin chains of ``model`` in parallel; see
     :meth:`scorematch.EnergyMLP.sample`, which documents every option (checked by
-    :func:`_prepare`)."""
+    :func:`_prepare`).
+
+    Each step is ``x ← x + (ε/2)·s(x) + √ε·z`` with ``step_size = ε`` (an option),
+    ``s = -∇ₓE / T`` and ``z ~ N(0, I)``.
+    """
     t_start = time.perf_counter()
     run = _prepare(model, n_samples, **options)
     n, first = run.n, run.first_chain
