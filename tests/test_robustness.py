@@ -3,6 +3,8 @@ arguments through silently: each gets a clear exception, or the right numbers.""
 
 from __future__ import annotations
 
+import re
+
 import numpy as np
 import pytest
 import scorematch as sm
@@ -220,6 +222,15 @@ def test_langevin_keeps_its_dtype_promises():
     b = sm.langevin(m.score, x32.astype(">f4"), 10, 0.1)
     assert b.samples.dtype == np.float32
     np.testing.assert_array_equal(a.samples, b.samples)
+
+
+@pytest.mark.parametrize("shape", [(3, 0), (0, 0)])
+def test_langevin_refuses_a_start_without_columns(shape):
+    # Chains of dimension 0 cost nothing to pass in, yet their number sizes per-chain state:
+    # a (2**28, 0) start was reported to abort the process.
+    want = f"x0 must have at least one column (shape (n_chains, dim), dim >= 1), got shape {shape}"
+    with pytest.raises(ValueError, match=f"^{re.escape(want)}$"):
+        sm.langevin(lambda x: -x, np.empty(shape), 3, 0.1)
 
 
 def test_set_num_threads_takes_numpy_integers(restore_threads):

@@ -369,7 +369,7 @@ def langevin(
     ----------
     score_fn : callable
         Maps an (n, dim) array to the scores ``∇ₓ log p``, an (n, dim) array.
-    x0 : array_like, shape (n_chains, dim)
+    x0 : array_like, shape (n_chains, dim) with dim ≥ 1
         Starting points; float32 or float64 (the dtype of the whole run; others → float64).
     n_steps : int
         Steps after burn-in (≥ 1).
@@ -423,6 +423,12 @@ def langevin(
     x = _start(x0)
     if x.ndim != 2:
         raise ValueError(f"x0 must be 2-D with shape (n_chains, dim), got shape {x.shape}")
+    if x.shape[1] == 0:
+        # No model has dim 0, and a cheap (n, 0) start would let n alone size later buffers.
+        raise ValueError(
+            f"x0 must have at least one column (shape (n_chains, dim), dim >= 1), "
+            f"got shape {x.shape}"
+        )
     check_finite_rows(x, "x0")
     if method not in ("ula", "mala"):
         raise ValueError(f"method must be 'ula' or 'mala', got {method!r}")
