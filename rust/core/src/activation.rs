@@ -1,4 +1,4 @@
-//! Activations and their first three derivatives (math.md, "Activations").
+//! Activations and their first three derivatives.
 //!
 //! Third derivatives enter the ISM parameter gradient, so only C³ activations exist here.
 

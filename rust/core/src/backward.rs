@@ -1,5 +1,5 @@
 //! Reverse mode through the forward-Laplacian propagation: the exact parameter gradient of
-//! any loss of (E, Laplacian, tangent derivatives) (math.md, "Exact ISM gradient").
+//! any loss of (E, Laplacian, tangent derivatives), the ISM loss first among them.
 //!
 //! With adjoints [h̄; λ̄; J̄] of layer l stacked like its rows, and s1, s2, s3 = σ', σ'', σ'''
 //! at z_l:

@@ -1,5 +1,4 @@
-//! Energy and score of a chunk of rows: one forward pass and one reverse pass
-//! (math.md, "Energy and score").
+//! Energy and score of a chunk of rows: one forward pass and one reverse pass.
 //!
 //! ```text
 //! forward: z_l = W_l h_{l-1} + b_l,  h_l = σ(z_l),  E = w·h_L + c + (α/2)‖x‖²

@@ -1,4 +1,4 @@
-//! Forward-Laplacian propagation over a chunk of samples (math.md, "Exact Laplacian").
+//! Forward-Laplacian propagation over a chunk of samples (Li et al., *Forward Laplacian*, 2023).
 //!
 //! Per sample, each hidden layer carries its value h_l, the M tangents J_l (directional
 //! derivatives of h_l along the input tangents t_m) and λ_l[i] = Σ_m t_mᵀ (∇²h_l[i]) t_m:

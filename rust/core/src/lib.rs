@@ -1,9 +1,9 @@
 //! scorematch-core: energy MLPs with exact scores, Hessian traces and score-matching
 //! gradients, for whole batches, in parallel and deterministically.
 //!
-//! Where each part of `shared/design/math.md` lives:
+//! Where each equation lives (README's "The mathematics in brief" states them all):
 //!
-//! | math.md section | module |
+//! | equations | module |
 //! |---|---|
 //! | Model, parameter layout | [`mlp`] |
 //! | Activations | [`activation`] |

@@ -1,5 +1,4 @@
-//! The energy MLP: architecture, parameters in their public layout, validated construction
-//! (math.md, "Model").
+//! The energy MLP: architecture, parameters in their public layout, validated construction.
 //!
 //! Parameters live in one flat vector in the public order `[W_1, b_1, ..., W_L, b_L, w, c]`,
 //! each `W` row-major with rows = outputs. Gradients use the same layout, so optimizers and

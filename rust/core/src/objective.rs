@@ -1,4 +1,4 @@
-//! Score-matching objectives (math.md, "Objectives" and "Other objectives"): each turns the
+//! Score-matching objectives (ISM, ESM, SSM, DSM): each turns the
 //! forward-Laplacian outputs of a chunk into per-sample losses and the adjoint that
 //! [`crate::backward`] needs. With g = ∇ₓE (so s = −g), N the batch size and M tangents:
 //!

@@ -1,4 +1,5 @@
-//! Langevin sampling: the Gaussian facts of math.md, MALA's acceptance, adaptation, and the
+//! Langevin sampling: the stationary variances of a Gaussian target (ULA's biased one, MALA's
+//! exact one), MALA's acceptance, adaptation, and the
 //! determinism guarantees (prefix property, thread count, blocks), and bad arguments.
 
 mod common;

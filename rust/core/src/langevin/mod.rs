@@ -1,5 +1,4 @@
-//! Langevin sampling: ULA, MALA and annealed Langevin over many chains at once
-//! (math.md, "Langevin sampling").
+//! Langevin sampling: ULA, MALA and annealed Langevin over many chains at once.
 //!
 //! ```text
 //! ULA   x' = x + (ε/2)·s(x) + √ε·ξ,   s = −∇ₓE / T,  ξ ~ N(0, I)
