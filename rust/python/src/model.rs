@@ -66,17 +66,24 @@ fn from_arrays<T: Float>(
     Mlp::from_parts(&parts, act, alpha).map_err(to_py)
 }
 
-/// Multiply-adds of one row's pass; with `tangents` rows, the forward-Laplacian's (M + 2)·.
-fn work_per_row<T: Float>(m: &Model<T>, tangents: usize) -> usize {
+/// Multiply-adds per input row of `op`: one forward pass for the energy, about two for the
+/// score (forward and reverse), d + 2 stacked rows for the forward Laplacian.
+fn work_per_row<T: Float>(m: &Model<T>, op: PerRow) -> usize {
     let w = m.mlp().widths();
     let macs: usize = w.windows(2).map(|p| p[0] * p[1]).sum();
-    macs.saturating_mul(tangents + 2).max(1)
+    let passes = match op {
+        PerRow::Energy => 1,
+        PerRow::Score => 2,
+        PerRow::HessianTrace => m.mlp().dim() + 2,
+    };
+    macs.saturating_mul(passes).max(1)
 }
 
 /// A per-row call on at most [`HOLD_GIL_ROWS`] rows, [`HOLD_GIL_WORK`] multiply-adds and one
-/// engine chunk (which bounds `hessian_trace` to 256/(dim + 2) rows) runs with the GIL held: for a dim-2 model with hidden (64, 64, 64), `score` on up to 3 rows,
-/// `energy` on up to 7, `hessian_trace` on 1, 2–13 µs here (a single-point `score`: 1.8 µs
-/// in float32, 3.3 µs in float64). Releasing and re-taking the GIL costs ~0.1 µs even when
+/// engine chunk (which bounds `hessian_trace` to 256/(dim + 2) rows) runs with the GIL held:
+/// for a dim-2 model with hidden (64, 64, 64), `score` on up to 3 rows, `energy` on up to 7,
+/// `hessian_trace` on 1, 2–13 µs here (a single-point `score`: 1.6–2.1 µs in float32,
+/// 2.8–3.2 µs in float64). Releasing and re-taking the GIL costs ~0.1 µs even when
 /// no other thread wants it, and next to a busy Python thread taking it back waits out that
 /// thread's switch interval (5 ms by default): measured, single-point `score` calls beside a
 /// spinning thread took a median of 5.2 ms releasing the GIL and 2–3 µs holding it. Holding
@@ -148,11 +155,8 @@ fn per_row<'py, T: Float>(
     let dim = m.mlp().dim();
     let arr = batch::<T>(x, dim, "X")?;
     let n = arr.shape()[0];
-    let (cols, work) = match op {
-        PerRow::Energy => (1, work_per_row(m, 0)),
-        PerRow::Score => (dim, 2 * work_per_row(m, 0)),
-        PerRow::HessianTrace => (1, work_per_row(m, dim)),
-    };
+    let cols = if op == PerRow::Score { dim } else { 1 };
+    let work = work_per_row(m, op);
     let (out, data) = match op {
         PerRow::Score => output::<T, 2>(py, [n, dim])?,
         _ => output::<T, 1>(py, [n])?,
