@@ -70,11 +70,15 @@ pub fn batch<'py, T: Float>(
 }
 
 /// Whether every element of `a` sits at an address aligned for `T` (numpy allows views at
-/// any byte offset; Rust may only read aligned `T`s).
+/// any byte offset; Rust may only read aligned `T`s). The stride of an axis of length 0 or 1
+/// never enters an address, so it may be anything, as numpy's own `aligned` flag has it.
 fn aligned<T: Float, D: numpy::ndarray::Dimension>(a: &Bound<'_, PyArray<T, D>>) -> bool {
     let size = std::mem::size_of::<T>() as isize;
     (a.data() as usize).is_multiple_of(std::mem::align_of::<T>())
-        && a.strides().iter().all(|s| s % size == 0)
+        && a.shape()
+            .iter()
+            .zip(a.strides())
+            .all(|(&n, s)| n <= 1 || s % size == 0)
 }
 
 /// A view of a borrowed array; valid while `arr` lives.
