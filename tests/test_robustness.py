@@ -3,7 +3,10 @@ arguments through silently: each gets a clear exception, or the right numbers.""
 
 from __future__ import annotations
 
+import json
 import re
+import subprocess
+import sys
 
 import numpy as np
 import pytest
@@ -22,6 +25,76 @@ def X():
 
 
 # ------------------------------------------------------------------ memory
+
+
+# Each case needs more memory than the 3 GiB address space the script gives itself; before
+# these checks existed, each one aborted the interpreter (so they run in a subprocess, where an
+# abort fails the test instead of killing the suite).
+OVERSIZED = r"""
+import json, resource
+import numpy as np
+import scorematch as sm
+from scorematch import _core
+resource.setrlimit(resource.RLIMIT_AS, (3 << 30, 3 << 30))
+cases = {
+    # the forward-Laplacian tape of 4097 stacked rows of width 1e5: 16 GB per thread
+    "ssm tape": lambda: sm.EnergyMLP(2, hidden=(100_000,)).ssm_loss_and_grad(
+        np.zeros((1, 2)), n_projections=4096),
+    # a 256-row chunk of the score pass at width 2**22 (float32): 16 GB per thread
+    "score workspace": lambda: sm.EnergyMLP(1, hidden=(2**22,), dtype="float32").score(
+        np.zeros((256, 1), np.float32)),
+    # the weights' GEMM layouts, a dim-1 layer padded to the kernel's panel width: 8 GB
+    "model layouts": lambda: sm.EnergyMLP(1, hidden=(2**27,), dtype="float32"),
+    # 2**25 random streams of 320 bytes for a 128 MB start
+    "langevin streams": lambda: sm.langevin(
+        lambda x: -x, np.zeros((2**25, 1), np.float32), n_steps=1, step_size=0.1),
+    # the epoch permutation a Dask fit draws over all rows (8 TB)
+    "permutation": lambda: _core.epoch_permutation(0, 0, 2**40),
+    "optimizer state": lambda: _core.Optimizer("float64", 2**40, "adam", 1e-3, 0.0),
+}
+out = {}
+for name, f in cases.items():
+    try:
+        f()
+        out[name] = "no error"
+    except MemoryError as e:
+        out[name] = "MemoryError: " + str(e)
+print(json.dumps(out))
+"""
+
+
+def test_oversized_buffers_are_memory_errors_not_aborts():
+    run = subprocess.run(
+        [sys.executable, "-c", OVERSIZED], check=False, capture_output=True, text=True
+    )
+    assert run.returncode == 0, run.stderr[-2000:]
+    got = json.loads(run.stdout)
+    expected = {
+        "ssm tape": r"working buffers of ssm_loss for this model: \d+ bytes per thread",
+        "score workspace": r"working buffers of score for this model",
+        "model layouts": r"GEMM layouts of a model of 402653185 parameters",
+        "langevin streams": r"random streams of 33554432 chains \(320 bytes each\)",
+        "permutation": r"permutation of 1099511627776 rows",
+        "optimizer state": r"optimizer's first moments",
+    }
+    for name, pattern in expected.items():
+        assert re.search("MemoryError: cannot allocate .*" + pattern, got[name]), (name, got[name])
+
+
+def test_a_wide_input_needs_no_dim_squared_buffers():
+    # The reverse passes' adjoint buffers were dim wide per stacked row, dim² values for the
+    # forward Laplacian (80 GB at dim 1e5, an abort). Reference: E = w·σ(Wx + b) + c has
+    # Laplacian w·σ''(z)·‖W‖² with σ'' = sigmoid' for softplus.
+    d = 100_000
+    m = EnergyMLP(d, hidden=(1,), seed=0)
+    W, b, w, _c = m.params
+    x = np.random.default_rng(1).normal(size=(1, d)) * 1e-3
+    z = float(W[0] @ x[0] + b[0])
+    sig = 1.0 / (1.0 + np.exp(-z))
+    lap = float(w[0, 0]) * sig * (1.0 - sig) * float(W[0] @ W[0])
+    np.testing.assert_allclose(m.hessian_trace(x), [-lap], rtol=1e-10)
+    s = -float(w[0, 0]) * sig * W[0]
+    np.testing.assert_allclose(m.ism_loss(x), -lap + 0.5 * float(s @ s), rtol=1e-10)
 
 
 def test_more_chains_than_memory_is_a_memory_error_not_an_abort(model):

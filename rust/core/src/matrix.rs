@@ -49,7 +49,11 @@ impl<'a, T: Real> Rows<'a, T> {
     ///
     /// # Safety
     /// For every `i < rows`, `j < cols`, `ptr.offset(i·rs + j·cs)` must point to an initialized
-    /// `T` that stays valid and unmodified for `'a`.
+    /// `T` that stays valid for `'a` and that no Rust code writes meanwhile. Writes from
+    /// outside Rust (numpy code in another thread, on an array the engine reads without the
+    /// GIL) are a data race Rust's model does not allow: the binding accepts that race, as
+    /// numpy does for plain floats, and documents it; the values read are then unspecified,
+    /// but never outside the array.
     pub unsafe fn from_raw_parts(
         ptr: *const T,
         rows: usize,
@@ -78,9 +82,8 @@ impl<'a, T: Real> Rows<'a, T> {
     /// Rows `start..start + len` as a view of their own.
     pub fn sub(&self, start: usize, len: usize) -> Self {
         assert!(
-            start + len <= self.rows,
-            "rows {start}..{} of {}",
-            start + len,
+            start.checked_add(len).is_some_and(|end| end <= self.rows),
+            "rows {start}.. ({len} of them) of {}",
             self.rows
         );
         // SAFETY: row `start` is in bounds (or the view is empty) and the strides are unchanged.
@@ -107,7 +110,10 @@ impl<'a, T: Real> Rows<'a, T> {
     /// Copies rows `start..start + count` into `dst` (row-major, `count × cols`).
     #[inline]
     pub fn copy_rows(&self, start: usize, count: usize, dst: &mut [T]) {
-        assert!(start + count <= self.rows && dst.len() == count * self.cols);
+        assert!(
+            start.checked_add(count).is_some_and(|end| end <= self.rows)
+                && count.checked_mul(self.cols) == Some(dst.len())
+        );
         if self.cs == 1 {
             for (r, out) in dst.chunks_exact_mut(self.cols.max(1)).enumerate() {
                 // SAFETY: row `start + r` is in bounds and contiguous because cs == 1.
@@ -171,6 +177,24 @@ mod tests {
         assert_eq!(s.at(0, 1), 5.0);
         assert_eq!(s.at(2, 0), 8.0);
         assert_eq!(v.sub(6, 0).rows(), 0);
+    }
+
+    #[test]
+    #[should_panic(expected = "rows 1..")]
+    fn a_sub_view_whose_end_overflows_is_refused() {
+        // 1 + usize::MAX wraps to 0 ≤ rows: a wrapping check let this through.
+        let a = [0.0f32; 4];
+        Rows::from_slice(&a, 2, 2).unwrap().sub(1, usize::MAX);
+    }
+
+    #[test]
+    #[should_panic]
+    fn copying_rows_past_the_end_is_refused_even_when_the_end_wraps() {
+        // usize::MAX + 2 wraps to 1 ≤ rows: a wrapping check read row usize::MAX.
+        let a = [0.0f32; 2];
+        Rows::from_slice(&a, 2, 1)
+            .unwrap()
+            .copy_rows(usize::MAX, 2, &mut [0.0; 2]);
     }
 
     #[test]

@@ -13,7 +13,7 @@
 //! Each step is one sequential pass over the parameters: the result does not depend on the
 //! number of threads.
 
-use crate::error::{Error, Result};
+use crate::error::{try_filled, Error, Result};
 use crate::real::Real;
 
 /// Which update rule, with its own hyper-parameters.
@@ -101,8 +101,8 @@ impl<T: Real> Optimizer<T> {
             method,
             lr: T::c(lr),
             weight_decay: T::c(weight_decay),
-            m: vec![T::zero(); n_params],
-            v: vec![T::zero(); v_len],
+            m: try_filled(n_params, T::zero(), "the optimizer's first moments")?,
+            v: try_filled(v_len, T::zero(), "the optimizer's second moments")?,
             t: 0,
         })
     }

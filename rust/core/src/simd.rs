@@ -20,7 +20,8 @@ pub fn level() -> Level {
     #[cfg(target_arch = "x86_64")]
     {
         use std::arch::is_x86_feature_detected as has;
-        if has!("avx512f") && has!("avx512dq") && has!("avx512vl") {
+        // `v4` is compiled with AVX2 and FMA too: a VM may mask those while showing AVX-512.
+        if has!("avx512f") && has!("avx512dq") && has!("avx512vl") && has!("avx2") && has!("fma") {
             return Level::Avx512;
         }
         if has!("avx2") && has!("fma") {

@@ -39,15 +39,20 @@ pub struct Schedule {
 
 impl Schedule {
     /// Writes into `perm` the order in which epoch `epoch` visits `n` rows (Fisher–Yates on
-    /// the stream `(derive(seed, SHUFFLE), epoch)`).
-    pub fn permutation(self, epoch: usize, n: usize, perm: &mut Vec<usize>) {
+    /// the stream `(derive(seed, SHUFFLE), epoch)`). [`Error::OutOfMemory`] when `n` indices
+    /// cannot be allocated (a Dask fit permutes all rows of a dataset that may not fit).
+    pub fn permutation(self, epoch: usize, n: usize, perm: &mut Vec<usize>) -> Result<()> {
         perm.clear();
+        perm.try_reserve_exact(n).map_err(|_| {
+            Error::OutOfMemory(format!("cannot allocate the permutation of {n} rows"))
+        })?;
         perm.extend(0..n);
         let mut s = Stream::new(derive(self.seed, SHUFFLE, 0), epoch as u64);
         for i in (1..n).rev() {
             let j = ((s.uniform() * (i + 1) as f64) as usize).min(i);
             perm.swap(i, j);
         }
+        Ok(())
     }
 
     /// Seed of the SSM projections or DSM noise of global step `step` (counted over epochs).
@@ -316,7 +321,7 @@ impl<T: Real> Trainer<T> {
     fn run_step(&mut self) -> Result<()> {
         let (n, dim) = (self.train.n, self.train.dim);
         if self.step == 0 {
-            self.schedule().permutation(self.epoch, n, &mut self.perm);
+            self.schedule().permutation(self.epoch, n, &mut self.perm)?;
             self.loss_sum = 0.0;
         }
         let bs = self.batch_size();

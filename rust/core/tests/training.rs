@@ -251,9 +251,9 @@ fn every_epoch_draws_its_own_permutation() {
     use scorematch_core::train::Schedule;
     let s = Schedule { seed: 5 };
     let (mut a, mut b, mut c) = (Vec::new(), Vec::new(), Vec::new());
-    s.permutation(0, 50, &mut a);
-    s.permutation(1, 50, &mut b);
-    s.permutation(1, 50, &mut c);
+    s.permutation(0, 50, &mut a).unwrap();
+    s.permutation(1, 50, &mut b).unwrap();
+    s.permutation(1, 50, &mut c).unwrap();
     let mut sorted = b.clone();
     sorted.sort_unstable();
     assert_eq!(sorted, (0..50).collect::<Vec<_>>());

@@ -1,7 +1,7 @@
 //! numpy ⇄ core conversions. Nothing here copies an input array: inputs are read in place
 //! through [`Rows`] views with their own strides.
 
-use numpy::npyffi::{self, npy_intp, NpyTypes, PY_ARRAY_API};
+use numpy::npyffi::{npy_intp, PY_ARRAY_API};
 use numpy::{
     Element, PyArray, PyArray1, PyArray2, PyArrayDescrMethods, PyArrayDyn, PyArrayMethods,
     PyReadonlyArray2, PyUntypedArrayMethods,
@@ -112,44 +112,30 @@ fn view<T: Float>(view: numpy::ndarray::ArrayView2<'_, T>) -> Rows<'_, T> {
     unsafe { Rows::from_raw_parts(view.as_ptr(), n, d, s[0], s[1]) }
 }
 
-/// A fresh C-ordered array of `shape`, zero-filled or left uninitialized. numpy's
-/// `MemoryError` when it cannot be allocated, where rust-numpy's constructors panic.
+/// A fresh zero-filled C-ordered array of `shape`, or numpy's `MemoryError` where
+/// rust-numpy's constructors panic. Zero-filled, not left uninitialized: a Rust slice over
+/// uninitialized floats is undefined behaviour, and the fill costs nothing measurable (calloc
+/// maps fresh zero pages for large arrays; a single-point `score` timed the same).
 fn new_array<'py, T: Float, const N: usize>(
     py: Python<'py>,
     shape: [usize; N],
-    zeroed: bool,
 ) -> PyResult<Bound<'py, PyArray<T, numpy::ndarray::Dim<[usize; N]>>>>
 where
     numpy::ndarray::Dim<[usize; N]>: numpy::ndarray::Dimension,
 {
     let mut dims = shape.map(|n| n as npy_intp);
-    // SAFETY: the numpy C API as rust-numpy calls it (`PyArray::new`, `PyArray::zeros`), with
-    // the descriptor reference stolen by the call; a NULL result is turned into the error
-    // numpy set instead of being dereferenced.
+    // SAFETY: the numpy C API as rust-numpy's `PyArray::zeros` calls it, with the descriptor
+    // reference stolen by the call; a NULL result is turned into the error numpy set instead
+    // of being dereferenced.
     unsafe {
         let descr = T::get_dtype(py).into_dtype_ptr();
-        let ptr = if zeroed {
-            PY_ARRAY_API.PyArray_Zeros(py, N as i32, dims.as_mut_ptr(), descr, 0)
-        } else {
-            PY_ARRAY_API.PyArray_NewFromDescr(
-                py,
-                npyffi::get_type_object(py, NpyTypes::PyArray_Type),
-                descr,
-                N as i32,
-                dims.as_mut_ptr(),
-                std::ptr::null_mut(),
-                std::ptr::null_mut(),
-                0,
-                std::ptr::null_mut(),
-            )
-        };
+        let ptr = PY_ARRAY_API.PyArray_Zeros(py, N as i32, dims.as_mut_ptr(), descr, 0);
         Ok(Bound::from_owned_ptr_or_err(py, ptr)?.cast_into_unchecked())
     }
 }
 
-/// A fresh, uninitialized C-ordered array of `shape` and a mutable view of its data, for the
-/// engine to fill without the GIL (no intermediate buffer, no copy). The caller must write
-/// every element before Python sees the array; on error it is dropped unseen.
+/// A fresh zero-filled C-ordered array of `shape` and a mutable view of its data, for the
+/// engine to fill without the GIL (no intermediate buffer, no copy).
 pub fn output<T: Float, const N: usize>(
     py: Python<'_>,
     shape: [usize; N],
@@ -157,9 +143,9 @@ pub fn output<T: Float, const N: usize>(
 where
     numpy::ndarray::Dim<[usize; N]>: numpy::ndarray::Dimension,
 {
-    let arr = new_array::<T, N>(py, shape, false)?;
-    // SAFETY: the array is fresh, C-contiguous and referenced nowhere else, so the slice is
-    // the only access to its elements for as long as the owning `Bound` lives.
+    let arr = new_array::<T, N>(py, shape)?;
+    // SAFETY: the array is fresh, C-contiguous, initialized and referenced nowhere else, so
+    // the slice is the only access to its elements for as long as the owning `Bound` lives.
     let data = unsafe { std::slice::from_raw_parts_mut(arr.data(), shape.iter().product()) };
     Ok((arr.into_any(), data))
 }
@@ -172,7 +158,7 @@ pub fn zeros<T: Float, const N: usize>(
 where
     numpy::ndarray::Dim<[usize; N]>: numpy::ndarray::Dimension,
 {
-    new_array::<T, N>(py, shape, true)
+    new_array::<T, N>(py, shape)
 }
 
 /// The public parameter list `[W_1, b_1, ..., w, c]` as fresh arrays, from a flat vector.

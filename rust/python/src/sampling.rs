@@ -11,7 +11,7 @@ use pyo3::exceptions::PyValueError;
 use pyo3::prelude::*;
 use scorematch_core::langevin::{self, Config, Method, Sampler};
 use scorematch_core::rng::Stream;
-use scorematch_core::Model;
+use scorematch_core::{Error, Model};
 
 use crate::convert::{output, readonly2, rows, zeros, Float};
 use crate::errors::to_py;
@@ -209,11 +209,17 @@ impl PyStreams {
     #[pyo3(signature = (seed, n_chains, first_chain=0))]
     fn new(seed: u64, n_chains: usize, first_chain: u64) -> PyResult<Self> {
         langevin::check_chain_range(first_chain, n_chains).map_err(to_py)?;
-        Ok(PyStreams {
-            streams: (0..n_chains as u64)
-                .map(|i| Stream::new(seed, first_chain + i))
-                .collect(),
-        })
+        // A stream is 320 bytes, 40 times a float64 coordinate: the chains' states are not
+        // the largest buffer here.
+        let mut streams = Vec::new();
+        streams.try_reserve_exact(n_chains).map_err(|_| {
+            to_py(Error::OutOfMemory(format!(
+                "cannot allocate the random streams of {n_chains} chains ({} bytes each)",
+                std::mem::size_of::<Stream>()
+            )))
+        })?;
+        streams.extend((0..n_chains as u64).map(|i| Stream::new(seed, first_chain + i)));
+        Ok(PyStreams { streams })
     }
 
     fn __len__(&self) -> usize {

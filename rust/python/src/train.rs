@@ -16,7 +16,7 @@ use pyo3::prelude::*;
 use scorematch_core::objective::Projection;
 use scorematch_core::optim::{Method, Optimizer};
 use scorematch_core::train::{Config, Data, Loss, Schedule, Trainer};
-use scorematch_core::Model;
+use scorematch_core::{Error, Model};
 
 use crate::convert::{readonly2, Float};
 use crate::errors::to_py;
@@ -45,10 +45,21 @@ pub struct PyTrainer {
     inner: TrainerInner,
 }
 
+/// A copy of the 2-D array `obj` (the trainer keeps its data), and its column count.
+/// `MemoryError` when the copy cannot be allocated.
 fn owned<T: Float>(obj: &Bound<'_, PyAny>, what: &str) -> PyResult<(Vec<T>, usize)> {
     let arr: PyReadonlyArray2<'_, T> = readonly2(obj, what)?;
     let view = arr.as_array();
-    Ok((view.iter().copied().collect(), view.ncols()))
+    let mut v = Vec::new();
+    v.try_reserve_exact(view.len()).map_err(|_| {
+        to_py(Error::OutOfMemory(format!(
+            "cannot copy {what} for training: {} values of {} bytes",
+            view.len(),
+            std::mem::size_of::<T>()
+        )))
+    })?;
+    v.extend(view.iter().copied());
+    Ok((v, view.ncols()))
 }
 
 fn data<T: Float>(
@@ -58,7 +69,17 @@ fn data<T: Float>(
 ) -> PyResult<Data<T>> {
     let (xv, dim) = owned::<T>(x, what)?;
     let tv = target
-        .map(|t| owned::<T>(t, "target_score").map(|p| p.0))
+        .map(|t| owned::<T>(t, "target_score"))
+        .transpose()?
+        .map(|(tv, tdim)| {
+            if tdim == dim {
+                Ok(tv)
+            } else {
+                Err(PyValueError::new_err(format!(
+                    "target_score must have {dim} columns like {what}, got {tdim}"
+                )))
+            }
+        })
         .transpose()?;
     Data::new(xv, tv, dim, what).map_err(to_py)
 }
@@ -196,11 +217,18 @@ impl PyTrainer {
 
 /// Order in which epoch `epoch` of a run of `seed` visits `n` rows (as `Trainer` does).
 #[pyfunction]
-pub fn epoch_permutation(py: Python<'_>, seed: u64, epoch: usize, n: usize) -> Bound<'_, PyAny> {
+pub fn epoch_permutation(
+    py: Python<'_>,
+    seed: u64,
+    epoch: usize,
+    n: usize,
+) -> PyResult<Bound<'_, PyAny>> {
     let mut perm = Vec::new();
-    py.detach(|| Schedule { seed }.permutation(epoch, n, &mut perm));
+    py.detach(|| Schedule { seed }.permutation(epoch, n, &mut perm))
+        .map_err(to_py)?;
+    // Collected in place (same size and alignment): no second copy of n indices.
     let perm: Vec<i64> = perm.into_iter().map(|i| i as i64).collect();
-    PyArray1::from_vec(py, perm).into_any()
+    Ok(PyArray1::from_vec(py, perm).into_any())
 }
 
 /// Seed of the random objective (SSM projections, DSM noise) of global step `step`.
