@@ -329,6 +329,14 @@ def test_wrong_number_of_features_is_refused(fitted):
         fitted.score(np.zeros((4, 3)))
 
 
+def test_masked_arrays_are_refused_as_by_the_model(fitted):
+    # scikit-learn's validation would read the masked values as data, as np.asarray does.
+    X = np.ma.masked_array(np.zeros((4, 2)), mask=[[0, 0], [1, 0], [0, 0], [0, 0]])
+    for call in (lambda: ScoreMatchingDensity(epochs=1).fit(X), lambda: fitted.score_samples(X)):
+        with pytest.raises(TypeError, match=r"X is a masked array; its mask would be ignored"):
+            call()
+
+
 # ------------------------------------------------------------------------ imports
 
 

@@ -30,7 +30,7 @@ except ImportError as _err:  # pragma: no cover - exercised in a subprocess by t
         'pip install "scorematch[sklearn]"'
     ) from _err
 
-from scorematch._validate import as_int, as_positive, parse_dtype
+from scorematch._validate import as_int, as_positive, parse_dtype, reject_masked
 from scorematch.model import EnergyMLP, _as_alpha, _as_widths
 from scorematch.training import FitHistory
 
@@ -258,11 +258,12 @@ class ScoreMatchingDensity(DensityMixin, BaseEstimator):  # type: ignore[misc]
             it) or invalid data.
         TypeError
             If ``X`` holds objects that are not numbers (as scikit-learn's validation
-            raises it).
+            raises it), or is a masked array (its mask would be ignored).
         scorematch.TrainingDivergedError
             If the loss, a gradient or a parameter becomes NaN or Inf (lower ``lr``).
         """
         p = self._checked_params()
+        reject_masked(X, "X")  # scikit-learn's validation would drop the mask unseen
         Xa: Array = validate_data(self, X, dtype=p.dtype, ensure_min_samples=1)
         if p.validation is not None and Xa.shape[0] < 2:
             raise ValueError(
@@ -439,6 +440,7 @@ class ScoreMatchingDensity(DensityMixin, BaseEstimator):  # type: ignore[misc]
 
     def _check_X(self, X: ArrayLike) -> Array:
         check_is_fitted(self)
+        reject_masked(X, "X")
         Xa: Array = validate_data(self, X, dtype=self.model_.dtype, reset=False)
         return Xa
 
