@@ -1,7 +1,7 @@
 //! Forward-Laplacian propagation over a chunk of samples (Li et al., *Forward Laplacian*, 2023).
 //!
 //! Per sample, each hidden layer carries its value h_l, the M tangents J_l (directional
-//! derivatives of h_l along the input tangents t_m) and λ_l[i] = Σ_m t_mᵀ (∇²h_l[i]) t_m:
+//! derivatives of h_l along the input tangents t_m) and `λ_l[i] = Σ_m t_mᵀ (∇²h_l[i]) t_m`:
 //!
 //! ```text
 //! A_l = J_{l-1} W_lᵀ,  μ_l = W_l λ_{l-1},  q_l = Σ_m A_l[m]²
@@ -32,7 +32,7 @@ pub enum Tangents {
     /// T = I_d (M = d): exact Laplacian and gradient.
     #[default]
     Identity,
-    /// M tangents per sample, given by the caller in [`LapWorkspace::tangents`] as (c·M × d).
+    /// M tangents per sample, given by the caller in [`LapWorkspace::tangents_mut`] as (c·M × d).
     PerSample(usize),
 }
 

@@ -12,7 +12,7 @@
 //!
 //! SSM (Song et al. 2019) is the ISM loss with the trace and the squared norm replaced by
 //! their Hutchinson estimates: for t with E[t tᵀ] = I (standard normal or Rademacher),
-//! E[tᵀHt] = tr H and E[(tᵀg)²] = ‖g‖², so E_t[l_SSM] = l_ISM. It runs the same
+//! `E[tᵀHt] = tr H` and `E[(tᵀg)²] = ‖g‖²`, so `E_t[l_SSM] = l_ISM`. It runs the same
 //! forward-Laplacian code with the tangents t_m in place of the identity.
 //!
 //! ESM and DSM need only ∂g/∂θ, not the Laplacian. With T = I their first-order tape [h; J]

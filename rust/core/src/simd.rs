@@ -1,7 +1,7 @@
 //! Runtime CPU dispatch for the elementwise loops.
 //!
 //! The wheel is built for baseline x86-64, where autovectorized loops use SSE2 only.
-//! [`multiversion!`] compiles the same `#[inline(always)]` generic body a second and third
+//! `multiversion!` compiles the same `#[inline(always)]` generic body a second and third
 //! time inside functions with AVX-512 or AVX2+FMA enabled, and picks one at run time. Rust
 //! never contracts `a * b + c` into a fused multiply-add on its own, so every path performs
 //! the same roundings: results do not depend on the CPU.
