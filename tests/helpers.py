@@ -2,6 +2,11 @@
 
 from __future__ import annotations
 
+import _thread
+import contextlib
+import threading
+from collections.abc import Iterator
+
 import numpy as np
 import reference as ref
 from scorematch import EnergyMLP
@@ -27,3 +32,34 @@ def assert_close(actual, expected, rtol, what=""):
     scale = max(1.0, float(np.max(np.abs(expected), initial=0.0)))
     err = float(np.max(np.abs(actual - expected), initial=0.0))
     assert err <= rtol * scale, f"{what}: max error {err:.3e} > {rtol:.1e} * scale {scale:.3e}"
+
+
+@contextlib.contextmanager
+def ctrl_c_every(delay: float) -> Iterator[None]:
+    """Presses Ctrl-C (``_thread.interrupt_main``) ``delay`` seconds into the block and again
+    every ``delay`` seconds until the block ends.
+
+    One press is not enough: CPython drops a KeyboardInterrupt raised while the main thread
+    runs a finalizer ("Exception ignored in ..."), and a test that waited on a single press
+    once ran a 10**6-step sampling run for over ten minutes. A press still pending when the
+    block ends is absorbed here, not raised in the test's next statement."""
+    stop = threading.Event()
+
+    def press() -> None:
+        while not stop.wait(delay):
+            _thread.interrupt_main()
+
+    presser = threading.Thread(target=press, daemon=True)
+    presser.start()
+    try:
+        yield
+    finally:
+        stop.set()
+        while True:
+            try:
+                presser.join()
+                for _ in range(3):  # bytecode, where a pending press is raised
+                    pass
+                break
+            except KeyboardInterrupt:
+                continue
