@@ -43,8 +43,14 @@ fn check_workspaces(
     what: &str,
     bytes: impl Fn(usize) -> Option<usize>,
 ) -> Result<()> {
-    let holders = parallel::num_threads().min(n.div_ceil(chunk.max(1)));
+    let chunks = n.div_ceil(chunk.max(1));
     let per_thread = bytes(chunk.min(n));
+    // One chunk runs on one thread; the thread count (a lock to read) matters only for more.
+    let holders = if chunks <= 1 {
+        chunks
+    } else {
+        parallel::num_threads().min(chunks)
+    };
     check_reservable(per_thread.and_then(|b| b.checked_mul(holders)), || {
         let size = per_thread.map_or("more than usize holds".into(), |b| format!("{b} bytes"));
         format!("cannot allocate the working buffers of {what} for this model: {size} per thread")
