@@ -73,8 +73,8 @@ def test_oversized_buffers_are_memory_errors_not_aborts():
         "ssm tape": r"working buffers of ssm_loss for this model: \d+ bytes per thread",
         "score workspace": r"working buffers of score for this model",
         "model layouts": r"GEMM layouts of a model of 402653185 parameters",
-        "langevin streams": r"random streams of 33554432 chains \(320 bytes each\)",
-        "permutation": r"permutation of 1099511627776 rows",
+        "langevin streams": r"the chains' random streams: 33554432 values of 320 bytes",
+        "permutation": r"the permutation of the rows: 1099511627776 values of 8 bytes",
         "optimizer state": r"optimizer's first moments",
     }
     for name, pattern in expected.items():

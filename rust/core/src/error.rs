@@ -66,17 +66,22 @@ pub fn check_reservable(bytes: Option<usize>, what: impl FnOnce() -> String) -> 
     }
 }
 
-/// A vector of `len` copies of `value`, or [`Error::OutOfMemory`] naming `what` when it cannot
+/// Room for `len` more values in `v`, or [`Error::OutOfMemory`] naming `what` when it cannot
 /// be allocated: for buffers whose size a caller chooses (a model's parameters, a sampler's
-/// chains), where `vec!` would abort the process.
-pub fn try_filled<T: Clone>(len: usize, value: T, what: &str) -> Result<Vec<T>> {
-    let mut v = Vec::new();
+/// chains, a dataset's permutation), where growing the vector would abort the process.
+pub fn try_reserve<T>(v: &mut Vec<T>, len: usize, what: &str) -> Result<()> {
     v.try_reserve_exact(len).map_err(|_| {
         Error::OutOfMemory(format!(
             "cannot allocate {what}: {len} values of {} bytes",
             std::mem::size_of::<T>()
         ))
-    })?;
+    })
+}
+
+/// A vector of `len` copies of `value`, or [`Error::OutOfMemory`] as [`try_reserve`].
+pub fn try_filled<T: Clone>(len: usize, value: T, what: &str) -> Result<Vec<T>> {
+    let mut v = Vec::new();
+    try_reserve(&mut v, len, what)?;
     v.resize(len, value);
     Ok(v)
 }

@@ -17,7 +17,7 @@
 use std::time::{Duration, Instant};
 
 use crate::engine;
-use crate::error::{Error, Result};
+use crate::error::{try_reserve, Error, Result};
 use crate::matrix::Rows;
 use crate::model::Model;
 use crate::objective::{Keys, Objective, Projection};
@@ -43,9 +43,7 @@ impl Schedule {
     /// cannot be allocated (a Dask fit permutes all rows of a dataset that may not fit).
     pub fn permutation(self, epoch: usize, n: usize, perm: &mut Vec<usize>) -> Result<()> {
         perm.clear();
-        perm.try_reserve_exact(n).map_err(|_| {
-            Error::OutOfMemory(format!("cannot allocate the permutation of {n} rows"))
-        })?;
+        try_reserve(perm, n, "the permutation of the rows")?;
         perm.extend(0..n);
         let mut s = Stream::new(derive(self.seed, SHUFFLE, 0), epoch as u64);
         for i in (1..n).rev() {

@@ -9,9 +9,10 @@ use numpy::{PyArray1, PyArray3, PyArrayMethods};
 use pyo3::exceptions::PyKeyboardInterrupt;
 use pyo3::exceptions::PyValueError;
 use pyo3::prelude::*;
+use scorematch_core::error::try_reserve;
 use scorematch_core::langevin::{self, Config, Method, Sampler};
 use scorematch_core::rng::Stream;
-use scorematch_core::{Error, Model};
+use scorematch_core::Model;
 
 use crate::convert::{output, readonly2, rows, zeros, Float};
 use crate::errors::to_py;
@@ -212,12 +213,7 @@ impl PyStreams {
         // A stream is 320 bytes, 40 times a float64 coordinate: the chains' states are not
         // the largest buffer here.
         let mut streams = Vec::new();
-        streams.try_reserve_exact(n_chains).map_err(|_| {
-            to_py(Error::OutOfMemory(format!(
-                "cannot allocate the random streams of {n_chains} chains ({} bytes each)",
-                std::mem::size_of::<Stream>()
-            )))
-        })?;
+        try_reserve(&mut streams, n_chains, "the chains' random streams").map_err(to_py)?;
         streams.extend((0..n_chains as u64).map(|i| Stream::new(seed, first_chain + i)));
         Ok(PyStreams { streams })
     }

@@ -13,10 +13,11 @@ use std::time::Duration;
 use numpy::{PyArray1, PyArrayMethods, PyReadonlyArray2};
 use pyo3::exceptions::{PyTypeError, PyValueError};
 use pyo3::prelude::*;
+use scorematch_core::error::try_reserve;
 use scorematch_core::objective::Projection;
 use scorematch_core::optim::{Method, Optimizer};
 use scorematch_core::train::{Config, Data, Loss, Schedule, Trainer};
-use scorematch_core::{Error, Model};
+use scorematch_core::Model;
 
 use crate::convert::{readonly2, Float};
 use crate::errors::to_py;
@@ -51,13 +52,12 @@ fn owned<T: Float>(obj: &Bound<'_, PyAny>, what: &str) -> PyResult<(Vec<T>, usiz
     let arr: PyReadonlyArray2<'_, T> = readonly2(obj, what)?;
     let view = arr.as_array();
     let mut v = Vec::new();
-    v.try_reserve_exact(view.len()).map_err(|_| {
-        to_py(Error::OutOfMemory(format!(
-            "cannot copy {what} for training: {} values of {} bytes",
-            view.len(),
-            std::mem::size_of::<T>()
-        )))
-    })?;
+    try_reserve(
+        &mut v,
+        view.len(),
+        &format!("a copy of {what} for training"),
+    )
+    .map_err(to_py)?;
     v.extend(view.iter().copied());
     Ok((v, view.ncols()))
 }
@@ -68,19 +68,14 @@ fn data<T: Float>(
     what: &'static str,
 ) -> PyResult<Data<T>> {
     let (xv, dim) = owned::<T>(x, what)?;
-    let tv = target
-        .map(|t| owned::<T>(t, "target_score"))
-        .transpose()?
-        .map(|(tv, tdim)| {
-            if tdim == dim {
-                Ok(tv)
-            } else {
-                Err(PyValueError::new_err(format!(
-                    "target_score must have {dim} columns like {what}, got {tdim}"
-                )))
-            }
-        })
-        .transpose()?;
+    let tv = match target.map(|t| owned::<T>(t, "target_score")).transpose()? {
+        Some((_, tdim)) if tdim != dim => {
+            return Err(PyValueError::new_err(format!(
+                "target_score must have {dim} columns like {what}, got {tdim}"
+            )))
+        }
+        t => t.map(|(tv, _)| tv),
+    };
     Data::new(xv, tv, dim, what).map_err(to_py)
 }
 
