@@ -8,9 +8,9 @@ use crate::laplacian::{self, LapWorkspace, Order, Part, Tangents};
 use crate::matrix::Rows;
 use crate::model::Model;
 use crate::objective::Objective;
-use crate::parallel::{self, for_each_chunk_mut, tree_reduce};
+use crate::parallel::{for_each_chunk_mut, tree_reduce};
 use crate::real::Real;
-use crate::workspace::{give_back, take_zeroed, with_workspace};
+use crate::workspace::{give_back, take_zeroed, with_workspace, workspaces_bytes};
 
 fn check_input<T: Real>(model: &Model<T>, x: &Rows<'_, T>) -> Result<()> {
     let dim = model.mlp().dim();
@@ -34,25 +34,18 @@ fn check_out(len: usize, want: usize, what: &str) -> Result<()> {
 }
 
 /// Refuses a call on `n` rows, in chunks of `chunk`, whose workspaces (`bytes(c)` for a
-/// chunk of c rows, one per thread that gets a chunk) cannot be allocated: their size grows
-/// with the model's widths and dim, not only with the input, so a small X can ask for more
-/// memory than there is. An error, where growing the workspaces would abort.
+/// chunk of c rows) cannot be allocated: their size grows with the model's widths and dim,
+/// not only with the input, so a small X can ask for more memory than there is. An error,
+/// where growing the workspaces would abort.
 fn check_workspaces(
     n: usize,
     chunk: usize,
     what: &str,
     bytes: impl Fn(usize) -> Option<usize>,
 ) -> Result<()> {
-    let chunks = n.div_ceil(chunk.max(1));
-    let per_thread = bytes(chunk.min(n));
-    // One chunk runs on one thread; the thread count (a lock to read) matters only for more.
-    let holders = if chunks <= 1 {
-        chunks
-    } else {
-        parallel::num_threads().min(chunks)
-    };
-    check_reservable(per_thread.and_then(|b| b.checked_mul(holders)), || {
-        let size = per_thread.map_or("more than usize holds".into(), |b| format!("{b} bytes"));
+    check_reservable(workspaces_bytes(n, chunk, &bytes), || {
+        let size =
+            bytes(chunk.min(n)).map_or("more than usize holds".into(), |b| format!("{b} bytes"));
         format!("cannot allocate the working buffers of {what} for this model: {size} per thread")
     })
 }

@@ -30,6 +30,23 @@ pub fn with_workspace<W: Any + Default, R>(f: impl FnOnce(&mut W) -> R) -> R {
     out
 }
 
+/// Bytes of the workspaces of a call on `n` rows in chunks of `chunk`: `bytes(c)` for a chunk
+/// of c rows, once per thread that gets a chunk (`None`: more than `usize` holds).
+pub fn workspaces_bytes(
+    n: usize,
+    chunk: usize,
+    bytes: impl Fn(usize) -> Option<usize>,
+) -> Option<usize> {
+    let chunks = n.div_ceil(chunk.max(1));
+    // One chunk runs on one thread; the thread count (a lock to read) matters only for more.
+    let holders = if chunks <= 1 {
+        chunks
+    } else {
+        crate::parallel::num_threads().min(chunks)
+    };
+    bytes(chunk.min(n))?.checked_mul(holders)
+}
+
 /// Spare vectors of this thread, for reductions whose partial results are vectors (the
 /// gradient of a chunk): a leaf takes one, a combine gives back the one it absorbed.
 struct Spares<T>(Vec<Vec<T>>);

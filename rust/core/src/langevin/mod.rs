@@ -27,10 +27,10 @@ use crate::error::{check_reservable, try_filled, Error, Result};
 use crate::forward::{self, ScoreWorkspace};
 use crate::matrix::Rows;
 use crate::model::Model;
-use crate::parallel::{self, install};
+use crate::parallel::install;
 use crate::real::Real;
 use crate::rng::Stream;
-use crate::workspace::with_workspace;
+use crate::workspace::{with_workspace, workspaces_bytes};
 use chain::Chain;
 
 /// Chains per chunk: the rows of one batched pass.
@@ -124,9 +124,8 @@ impl<T: Real> Sampler<T> {
         // error here, not an abort halfway through.
         let mala = config.method == Method::Mala;
         let per_chain = Chunk::<T>::bytes_per_chain(dim, mala);
-        let holders = parallel::num_threads().min(n_chains.div_ceil(CHUNK_CHAINS));
-        let workspaces = ScoreWorkspace::bytes(model, CHUNK_CHAINS.min(n_chains))
-            .and_then(|b| b.checked_mul(holders));
+        let workspaces =
+            workspaces_bytes(n_chains, CHUNK_CHAINS, |c| ScoreWorkspace::bytes(model, c));
         let bytes = n_chains
             .checked_mul(per_chain)
             .zip(workspaces)
