@@ -180,6 +180,18 @@ unsafe fn run<T: Real>(isa: Isa, o: &Operands<T>) {
     }
 }
 
+/// Values in `isa`'s layout of a (k × n) matrix: column panels padded to the panel width, or
+/// plain row-major for the portable path (`None`: more than `usize` holds).
+fn layout_len<T: Real>(isa: Isa, k: usize, n: usize) -> Option<usize> {
+    let nr = isa.nr::<T>();
+    let cols = if nr == 0 {
+        n
+    } else {
+        n.div_ceil(nr).checked_mul(nr)?
+    };
+    cols.checked_mul(k)
+}
+
 /// Lays out the (k × n) matrix whose element (p, j) is `at(p, j)` for `isa` into `dst`:
 /// column panels, or plain row-major for the portable path. Reuses `dst`'s allocation when
 /// the shape is unchanged, writing each element once (a training step lays out every weight
@@ -203,7 +215,8 @@ fn layout_into<T: Real>(
     }
     // Panel `jp` holds B[p, jp·nr + j] at jp·k·nr + p·nr + j, zero past column n: the
     // layout of `kernel::pack`, which lays out the per-call operands of `matmul_tn` faster.
-    dst.resize(n.div_ceil(nr) * k * nr, T::zero());
+    let len = layout_len::<T>(isa, k, n).expect("a layout whose size fits usize");
+    dst.resize(len, T::zero());
     for (jp, panel) in dst.chunks_exact_mut(k * nr).enumerate() {
         for (p, row) in panel.chunks_exact_mut(nr).enumerate() {
             for (j, x) in row.iter_mut().enumerate() {
@@ -243,13 +256,7 @@ impl<T: Real> Rhs<T> {
 
     /// Bytes of the layout of a (k × n) matrix on this CPU (`None`: more than `usize` holds).
     pub fn bytes(k: usize, n: usize) -> Option<usize> {
-        let nr = isa().nr::<T>();
-        let cols = if nr == 0 {
-            n
-        } else {
-            n.div_ceil(nr).checked_mul(nr)?
-        };
-        cols.checked_mul(k)?.checked_mul(std::mem::size_of::<T>())
+        layout_len::<T>(isa(), k, n)?.checked_mul(std::mem::size_of::<T>())
     }
 
     /// `B = Wᵀ` for a row-major `w` of shape (n, k).
