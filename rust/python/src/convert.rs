@@ -116,7 +116,7 @@ fn view<T: Float>(view: numpy::ndarray::ArrayView2<'_, T>) -> Rows<'_, T> {
 /// rust-numpy's constructors panic. Zero-filled, not left uninitialized: a Rust slice over
 /// uninitialized floats is undefined behaviour, and the fill costs nothing measurable (calloc
 /// maps fresh zero pages for large arrays; a single-point `score` timed the same).
-fn new_array<'py, T: Float, const N: usize>(
+pub fn zeros<'py, T: Float, const N: usize>(
     py: Python<'py>,
     shape: [usize; N],
 ) -> PyResult<Bound<'py, PyArray<T, numpy::ndarray::Dim<[usize; N]>>>>
@@ -143,22 +143,11 @@ pub fn output<T: Float, const N: usize>(
 where
     numpy::ndarray::Dim<[usize; N]>: numpy::ndarray::Dimension,
 {
-    let arr = new_array::<T, N>(py, shape)?;
+    let arr = zeros::<T, N>(py, shape)?;
     // SAFETY: the array is fresh, C-contiguous, initialized and referenced nowhere else, so
     // the slice is the only access to its elements for as long as the owning `Bound` lives.
     let data = unsafe { std::slice::from_raw_parts_mut(arr.data(), shape.iter().product()) };
     Ok((arr.into_any(), data))
-}
-
-/// A fresh zero-filled C-ordered array of `shape`, or numpy's `MemoryError`.
-pub fn zeros<T: Float, const N: usize>(
-    py: Python<'_>,
-    shape: [usize; N],
-) -> PyResult<Bound<'_, PyArray<T, numpy::ndarray::Dim<[usize; N]>>>>
-where
-    numpy::ndarray::Dim<[usize; N]>: numpy::ndarray::Dimension,
-{
-    new_array::<T, N>(py, shape)
 }
 
 /// The public parameter list `[W_1, b_1, ..., w, c]` as fresh arrays, from a flat vector.
