@@ -43,18 +43,17 @@ fn run<T: Real>(op: &str, d: usize, w: usize, depth: usize, n: usize, reps: usiz
                 let mut z: Vec<T> = x.iter().cycle().take(256 * w).copied().collect();
                 let z0 = z.clone();
                 let b = vec![T::zero(); w];
-                let mut s1 = vec![T::zero(); w];
+                let mut s1 = vec![T::zero(); 256 * w];
                 let t = std::time::Instant::now();
                 for _ in 0..n.div_ceil(256) {
                     z.copy_from_slice(&z0);
-                    for row in z.chunks_exact_mut(w) {
-                        scorematch_core::activation::apply_row(
-                            Activation::Softplus,
-                            row,
-                            &b,
-                            Some(&mut s1),
-                        );
-                    }
+                    scorematch_core::activation::apply_rows(
+                        Activation::Softplus,
+                        &mut z,
+                        w,
+                        &b,
+                        Some(&mut s1),
+                    );
                 }
                 std::hint::black_box(&z);
                 let ns = t.elapsed().as_secs_f64() * 1e9 / (n.div_ceil(256) * 256 * w) as f64;
@@ -74,7 +73,7 @@ fn run<T: Real>(op: &str, d: usize, w: usize, depth: usize, n: usize, reps: usiz
                 for _ in 0..n {
                     z.copy_from_slice(&z0);
                     let d = with_s1.then_some(&mut s1[..]);
-                    scorematch_core::activation::apply_row(Activation::Softplus, &mut z, &b, d);
+                    scorematch_core::activation::apply_rows(Activation::Softplus, &mut z, w, &b, d);
                     std::hint::black_box((&z, &s1));
                 }
                 let ns = t.elapsed().as_secs_f64() * 1e9 / (n * w) as f64;

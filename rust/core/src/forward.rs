@@ -8,7 +8,7 @@
 //! The cost is about twice the forward pass whatever the input dimension; the score never
 //! goes through the Jacobian propagation of [`crate::laplacian`].
 
-use crate::activation::{apply_row, derivative_row};
+use crate::activation::{apply_rows, derivative_rows};
 use crate::model::Model;
 use crate::real::Real;
 use crate::simd::multiversion;
@@ -81,18 +81,13 @@ fn energy_and_grad_impl<T: Real>(
         let h_prev: &[T] = if l == 0 { &ws.x } else { &done[l - 1] };
         let z = &mut rest[0];
         model.fwd[l].mul(h_prev, z, false);
-        let d1 = &mut ws.d1[l];
+        let n = ly.n_out;
+        let (z, d1) = (&mut z[..c * n], &mut ws.d1[l][..c * n]);
         // Without the energy, the last layer's values h_L are never read: σ' alone will do.
-        let derivative_only = want_grad && !want_energy && l == n_layers - 1;
-        for (zr, dr) in z
-            .chunks_exact_mut(ly.n_out)
-            .zip(d1.chunks_exact_mut(ly.n_out))
-        {
-            if derivative_only {
-                derivative_row(act, zr, ly.b, dr);
-            } else {
-                apply_row(act, zr, ly.b, want_grad.then_some(dr));
-            }
+        if want_grad && !want_energy && l == n_layers - 1 {
+            derivative_rows(act, z, n, ly.b, d1);
+        } else {
+            apply_rows(act, z, n, ly.b, want_grad.then_some(d1));
         }
     }
 

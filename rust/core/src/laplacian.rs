@@ -19,7 +19,7 @@
 //!
 //! Everything the reverse pass of [`crate::backward`] needs stays in the workspace.
 
-use crate::activation::derivs_row;
+use crate::activation::derivs_rows;
 use crate::forward::dot;
 use crate::model::Model;
 use crate::real::Real;
@@ -327,20 +327,15 @@ fn forward_impl<T: Real>(model: &Model<T>, ws: &mut LapWorkspace<T>, part: Part)
         let (pmu, pa) = prest.split_at_mut(k * c * n);
         let (hh, hrest) = h.split_at_mut(c * n);
         let (hlam, hj) = hrest.split_at_mut(k * c * n);
+        if values {
+            derivs_rows(act, pz, n, ly.b, [hh, s1s, s2s, s3s]);
+        }
+        if !tangents {
+            continue;
+        }
         for b in 0..c {
             let row = b * n..(b + 1) * n;
-            let (z, s1, s2, s3) = (
-                &mut pz[row.clone()],
-                &mut s1s[row.clone()],
-                &mut s2s[row.clone()],
-                &mut s3s[row.clone()],
-            );
-            if values {
-                derivs_row(act, z, ly.b, &mut hh[row.clone()], s1, s2, s3);
-            }
-            if !tangents {
-                continue;
-            }
+            let (s1, s2) = (&s1s[row.clone()], &s2s[row.clone()]);
             let a_b = layer_tangents(model, ws.tangents, l, pa, b, m * n);
             let j_b = &mut hj[b * m * n..(b + 1) * m * n];
             if k == 0 {
