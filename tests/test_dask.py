@@ -361,17 +361,25 @@ def test_a_killed_worker_is_replaced_and_the_result_is_unchanged(client: Any) ->
 
 
 @pytest.mark.parametrize(
-    "kw, error",
+    "kw, error, match",
     [
-        ({"n_steps": "10"}, TypeError),
-        ({"n_steps": 0}, ValueError),
-        ({"n_steps": 2**40}, ValueError),
-        ({"burn_in": 2**32}, ValueError),
-        ({"method": "annealed", "temperatures": [2.0, 1.0], "steps_per_level": 2**31}, ValueError),
+        ({"n_steps": "10"}, TypeError, "^n_steps must be an int, got str$"),
+        ({"n_steps": 0}, ValueError, "^n_steps must be at least 1, got 0$"),
+        (
+            {"n_steps": 2**40},
+            ValueError,
+            r"^the run is too long: burn_in \+ n_steps = 1099511627776 ",
+        ),
+        ({"burn_in": 2**32}, ValueError, r"^the run is too long: burn_in \+ n_steps = 4294968296 "),
+        (
+            {"method": "annealed", "temperatures": [2.0, 1.0], "steps_per_level": 2**31},
+            ValueError,
+            r"^the run is too long: 2 temperatures × steps_per_level 2147483648 = 4294967296 ",
+        ),
     ],
 )
-def test_sample_checks_step_counts_when_built(kw: dict[str, Any], error: type) -> None:
-    with pytest.raises(error):
+def test_sample_checks_step_counts_when_built(kw: dict[str, Any], error: type, match: str) -> None:
+    with pytest.raises(error, match=match):
         smd.sample(model(), 10, **kw)
 
 

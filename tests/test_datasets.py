@@ -52,6 +52,20 @@ def test_mixture_log_prob_is_normalized_and_sampling_matches_moments():
     assert abs(X.mean() - mean) < 0.03
 
 
+def test_mixture_sampling_matches_the_mixture_covariance():
+    """In 4-D, where a transposed Cholesky factor would give the wrong covariance (by 2.0 on
+    a scale of 9.2). Measured over seeds 1-5 with 200 000 draws: mean within 0.012,
+    covariance within 0.054; asserted: 0.05 and 0.15."""
+    gm = _mixture(4, 1)
+    X = gm.sample(200_000, seed=1)
+    mu = gm.weights @ gm.means
+    cov = sum(
+        w * (C + np.outer(m, m)) for w, C, m in zip(gm.weights, gm.covs, gm.means, strict=True)
+    ) - np.outer(mu, mu)
+    assert np.abs(X.mean(axis=0) - mu).max() < 0.05
+    assert np.abs(np.cov(X.T) - cov).max() < 0.15
+
+
 def test_bad_mixtures_are_errors():
     with pytest.raises(ValueError, match="covs must have shape"):
         datasets.gaussian_mixture(np.zeros((2, 2)), np.eye(2))

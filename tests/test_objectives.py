@@ -7,6 +7,7 @@ from __future__ import annotations
 import numpy as np
 import pytest
 from helpers import make_model
+from scorematch import EnergyMLP
 
 
 def test_ssm_is_unbiased_for_ism_and_seeded(rng):
@@ -18,9 +19,10 @@ def test_ssm_is_unbiased_for_ism_and_seeded(rng):
     c = model.ssm_loss_and_grad(X, n_projections=4, seed=2)
     assert a[0] == b[0] and all(np.array_equal(x, y) for x, y in zip(a[1], b[1]))
     assert a[0] != c[0]
-    # 400 projections per row: the Monte-Carlo error is far below 5% of the loss scale.
+    # 400 projections per row. Measured: ISM -0.077; over seeds 3..12 the SSM loss spreads
+    # by 6.3e-4 (s.d.), so 5e-3 is 8 s.d.: dropping the ½(tᵀs)² term (0.016) would fail.
     big = model.ssm_loss_and_grad(X, n_projections=400, seed=3, projection="rademacher")[0]
-    assert abs(big - ism) < 0.05 * (abs(ism) + 1.0)
+    assert abs(big - ism) < 5e-3
     assert [g.shape for g in a[1]] == [p.shape for p in model.params]
 
 
@@ -34,16 +36,25 @@ def test_dsm_is_seeded_and_small_noise_has_large_loss(rng):
     assert model.dsm_loss_and_grad(X, noise_std=0.01, seed=4)[0] > 1000
 
 
-@pytest.mark.parametrize("dtype", ["float32", "float64"])
-def test_dtypes(dtype, rng):
-    model, _ = make_model(2, (8,), dtype=dtype)
-    X = rng.normal(size=(10, 2))
-    for loss, grads in (
-        model.ssm_loss_and_grad(X, 2, 0),
-        model.dsm_loss_and_grad(X, 0.1, 0),
-    ):
-        assert np.isfinite(loss)
-        assert all(g.dtype == np.dtype(dtype) for g in grads)
+@pytest.mark.parametrize("which", ["ssm", "dsm"])
+def test_float32_draws_the_float64_directions_and_noise(which, rng):
+    """Same seed, same random draws in both dtypes: float32 agrees with float64 on the same
+    float32-rounded parameters and inputs. Measured: 4e-9 relative for the loss, 1e-7 of the
+    scale for the gradients; asserted: 1e-5 and 1e-4."""
+    m32, params = make_model(2, (8,), dtype="float32")
+    m64 = EnergyMLP.from_params(params)
+    X = rng.normal(size=(10, 2)).astype(np.float32)
+    X64 = X.astype(np.float64)
+    if which == "ssm":
+        (l32, g32), (l64, g64) = m32.ssm_loss_and_grad(X, 2, 0), m64.ssm_loss_and_grad(X64, 2, 0)
+    else:
+        (l32, g32) = m32.dsm_loss_and_grad(X, 0.1, 0)
+        (l64, g64) = m64.dsm_loss_and_grad(X64, 0.1, 0)
+    assert isinstance(l32, float) and abs(l32 - l64) <= 1e-5 * max(1.0, abs(l64))
+    scale = max(1.0, max(float(np.max(np.abs(g))) for g in g64))
+    for a, b in zip(g32, g64, strict=True):
+        assert a.dtype == np.float32 and a.shape == b.shape
+        assert float(np.max(np.abs(a - b))) <= 1e-4 * scale
 
 
 def test_bad_arguments(rng):

@@ -296,7 +296,9 @@ def test_gil_is_released_while_sampling():
         stop.set()
         th.join()
     during = [t for t in ticks if t0 < t < t1]
-    assert t1 - t0 < 0.05 or len(during) >= 3, (t1 - t0, len(during))
+    # The run takes 0.5-0.8 s here, and tens of milliseconds on any machine: with the GIL
+    # held throughout, the ticker could not tick at all.
+    assert len(during) >= 3, (t1 - t0, len(during))
 
 
 def mixture(mu, sigma2):

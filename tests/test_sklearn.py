@@ -247,6 +247,28 @@ def test_sample_shape_dtype_and_reproducibility():
     assert ula.sample(10, random_state=0).shape == (10, 2)
 
 
+@pytest.mark.parametrize(
+    "opts",
+    [
+        {"method": "ula", "step_size": 0.01, "n_steps": 30, "burn_in": 10},
+        {"method": "mala", "step_size": 0.05, "n_steps": 20, "burn_in": 7},
+        {"method": "mala", "step_size": 0.05, "n_steps": 20, "burn_in": 0},
+    ],
+)
+def test_sampling_hyperparameters_reach_the_model(opts):
+    """``sample`` is the documented call of ``model_.sample``: starts drawn from
+    N(mean_, diag(scale_²)) after the chains' seed, the estimator's method, step size, steps
+    and burn-in, and MALA's step size tuned during a burn-in."""
+    est = ScoreMatchingDensity(hidden=(16,), epochs=5, lr=1e-2, random_state=0, **opts)
+    est.fit(X[:500])
+    rs = np.random.RandomState(3)
+    seed = int(rs.randint(0, 2**31 - 1))
+    init = est.mean_ + est.scale_ * rs.standard_normal((10, 2))
+    adapt = opts["method"] == "mala" and opts["burn_in"] > 0
+    want = est.model_.sample(10, init=init, seed=seed, adapt_step_size=adapt, **opts)
+    np.testing.assert_array_equal(est.sample(10, random_state=3), want.samples)
+
+
 def test_fit_and_sample_are_scale_equivariant():
     """standardize=True and the default ε = 0.1·min(scale_)² make fitting and sampling 1000·X
     give 1000x the samples of X: the same chains, except a few whose MALA accept/reject

@@ -206,6 +206,28 @@ def test_ctrl_c_returns_the_history_so_far():
     assert all(np.all(np.isfinite(p)) for p in model.params)
 
 
+def test_ctrl_c_keeps_the_completed_epochs_and_the_last_parameters():
+    """The history holds every completed epoch, and the model keeps the parameters of the last
+    completed minibatch, not those of the best epoch (as ``fit`` documents)."""
+    model = EnergyMLP(2, hidden=(16, 16), seed=0)
+    seen = []
+
+    def callback(epoch, train, val):
+        seen.append((train, val, model.params))
+        if epoch == 5:
+            raise KeyboardInterrupt  # what a Ctrl-C during the callback raises
+
+    h = model.fit(mixture(600, 3), epochs=8, batch_size=30, lr=0.05, optimizer="sgd",
+                  callback=callback, progress=False)  # fmt: skip
+    assert h.stop_reason == "interrupted"
+    assert h.train_loss == [s[0] for s in seen] and h.val_loss == [s[1] for s in seen]
+    assert h.n_epochs == 6 and h.best_epoch == int(np.argmin(h.val_loss))
+    # Measured validation losses: -0.07 -0.30 -0.62 -0.87 -1.17 -0.97: the best is epoch 4.
+    assert h.best_epoch != 5, "the run must end on an epoch that is not the best"
+    for a, b in zip(model.params, seen[5][2], strict=True):
+        np.testing.assert_array_equal(a, b)
+
+
 def test_progress_bar_draws_on_request(capsys):
     EnergyMLP(2, hidden=(8,)).fit(mixture(200, 0), epochs=2, progress=True)
     err = capsys.readouterr().err

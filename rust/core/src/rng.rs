@@ -57,7 +57,10 @@ mod tests {
         assert!(a.windows(2).all(|w| w[0] == w[1]));
         let mut s = Stream::new(3, 5);
         let mut t = Stream::new(3, 6);
-        assert_ne!(s.uniform(), t.uniform());
+        let mut u = Stream::new(4, 5);
+        let first = s.uniform();
+        assert_ne!(first, t.uniform(), "the index must change the stream");
+        assert_ne!(first, u.uniform(), "the seed must change the stream");
         let x = s.normal();
         assert!(x.is_finite());
     }

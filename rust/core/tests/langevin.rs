@@ -146,8 +146,12 @@ fn adaptation_reaches_the_target_acceptance() {
             (acc - target).abs() < 0.05,
             "acceptance {acc}, target {target}"
         );
-        // Per-chain step sizes are tuned and then frozen: all different, all positive.
+        // Per-chain step sizes are tuned and then frozen: each its own, all positive.
         assert!(out.step_sizes.iter().all(|&s| s > 0.0 && s != eps0));
+        let mut sorted = out.step_sizes.clone();
+        sorted.sort_by(f64::total_cmp);
+        sorted.dedup();
+        assert_eq!(sorted.len(), 512, "chains share tuned step sizes");
     }
 }
 

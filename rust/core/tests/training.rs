@@ -181,42 +181,62 @@ fn divergence_is_reported_and_the_last_good_parameters_are_kept() {
 #[test]
 fn bad_configurations_are_errors() {
     let base = Config::new(1, 8, 1e-3, 0);
+    assert!(Trainer::new(small_model(), train_data(10, 0), None, base).is_ok());
+    // Each bad configuration, and a word its message must contain.
     let bad = [
-        Config { epochs: 0, ..base },
-        Config {
-            batch_size: 0,
-            ..base
-        },
-        Config { lr: -1.0, ..base },
-        Config {
-            lr: f64::NAN,
-            ..base
-        },
-        Config {
-            patience: Some(0),
-            ..base
-        },
-        Config {
-            loss: Loss::Esm,
-            ..base
-        },
-        Config {
-            loss: Loss::Dsm { noise_std: 0.0 },
-            ..base
-        },
-        Config {
-            loss: Loss::Ssm {
-                n_projections: 0,
-                projection: Projection::Gaussian,
+        (Config { epochs: 0, ..base }, "epochs"),
+        (
+            Config {
+                batch_size: 0,
+                ..base
             },
-            ..base
-        },
+            "batch_size",
+        ),
+        (Config { lr: -1.0, ..base }, "lr"),
+        (
+            Config {
+                lr: f64::NAN,
+                ..base
+            },
+            "lr",
+        ),
+        (
+            Config {
+                patience: Some(0),
+                ..base
+            },
+            "patience",
+        ),
+        (
+            Config {
+                loss: Loss::Esm,
+                ..base
+            },
+            "target",
+        ),
+        (
+            Config {
+                loss: Loss::Dsm { noise_std: 0.0 },
+                ..base
+            },
+            "noise_std",
+        ),
+        (
+            Config {
+                loss: Loss::Ssm {
+                    n_projections: 0,
+                    projection: Projection::Gaussian,
+                },
+                ..base
+            },
+            "n_projections",
+        ),
     ];
-    for cfg in bad {
-        assert!(
-            Trainer::new(small_model(), train_data(10, 0), None, cfg).is_err(),
-            "{cfg:?}"
-        );
+    for (cfg, word) in bad {
+        match Trainer::new(small_model(), train_data(10, 0), None, cfg) {
+            Ok(_) => panic!("accepted {cfg:?}"),
+            Err(e) => assert!(e.to_string().contains(word), "{cfg:?}: {e}"),
+        }
     }
     assert!(Data::new(vec![f64::NAN, 0.0], None, 2, "X").is_err());
     assert!(Data::<f64>::new(vec![], None, 2, "X").is_err());

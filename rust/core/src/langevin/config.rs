@@ -166,13 +166,20 @@ impl Config {
         if self.thin == 0 {
             return Err(Error::Value("thin must be at least 1, got 0".into()));
         }
-        let total = self
-            .levels
-            .iter()
-            .try_fold(self.burn_in, |s, l| s.checked_add(l.n_steps));
-        if total.is_none_or(|t| t > u32::MAX as usize) {
+        // Counted in u128, which no sum of usize values here can overflow, to name the total.
+        let total: u128 =
+            self.levels.iter().map(|l| l.n_steps as u128).sum::<u128>() + self.burn_in as u128;
+        if total > u32::MAX as u128 {
+            let steps = self.levels[0].n_steps;
+            let what = match &self.levels[..] {
+                [_] => "burn_in + n_steps".to_string(),
+                levels if levels.iter().all(|l| l.n_steps == steps) => {
+                    format!("{} temperatures × steps_per_level {steps}", levels.len())
+                }
+                _ => "burn_in + the levels' steps".to_string(),
+            };
             return Err(Error::Value(format!(
-                "the run is too long: burn_in + n_steps must be at most {}",
+                "the run is too long: {what} = {total} steps, at most {} allowed",
                 u32::MAX
             )));
         }
