@@ -81,8 +81,20 @@ def test_truncated_corrupted_and_foreign_files_are_clear_errors(tmp_path):
 
     with pytest.raises(FileNotFoundError):
         sm.load(tmp_path / "missing.npz")
-    with pytest.raises(TypeError, match="not NoneType"):
+    with pytest.raises(TypeError, match="^path must be a str or an os.PathLike, got NoneType$"):
         sm.load(None)  # type: ignore[arg-type]
+
+
+@pytest.mark.parametrize("path", [3, True, None, b"model.npz"])
+def test_only_str_and_pathlike_name_a_file(tmp_path, path):
+    """``open`` would take an int for a file descriptor: the archive would go into whatever
+    it is (a log file, stdout), which would then be closed."""
+    m = sm.EnergyMLP(2, hidden=(4,))
+    name = type(path).__name__
+    with pytest.raises(TypeError, match=f"^path must be a str or an os.PathLike, got {name}$"):
+        m.save(path)  # type: ignore[arg-type]
+    with pytest.raises(TypeError, match=f"^path must be a str or an os.PathLike, got {name}$"):
+        sm.load(path)  # type: ignore[arg-type]
 
 
 def test_newer_format_versions_are_refused(tmp_path):

@@ -442,3 +442,106 @@ def test_misaligned_parameter_arrays_are_read_as_aligned_copies():
 def test_n_projections_is_range_checked_whatever_the_objective(X):
     with pytest.raises(ValueError, match="n_projections must be at most 4096, got 5000"):
         EnergyMLP(2, hidden=(4,)).fit(X, objective="ism", n_projections=5000, progress=False)
+
+
+# ------------------------------------------------------------------ found by fuzzing the API
+
+
+def test_parameters_too_large_for_float32_say_so():
+    m = EnergyMLP(2, hidden=(8,), dtype="float32")
+    p = [a.astype(np.float64) for a in m.params]
+    p[0][1, 0] = 1e300  # finite in float64: not "NaN or Inf"
+    match = r"^params\[0\] has values too large for float32 \(\|x\| > 3.4e38\) \(at flat index 2\)"
+    with pytest.raises(ValueError, match=match):
+        m.set_params(p)
+    with pytest.raises(ValueError, match=match):
+        EnergyMLP.from_params(p, dtype="float32")
+    EnergyMLP.from_params(p)  # fine in float64
+
+
+@pytest.mark.skipif(
+    np.finfo(np.longdouble).max <= np.finfo(np.float64).max, reason="longdouble is float64 here"
+)
+def test_longdouble_values_too_large_for_float64_say_so():
+    X = np.zeros((3, 2), dtype=np.longdouble)
+    X[1, 0] = np.longdouble(1e308) * 10
+    with pytest.raises(ValueError, match=r"^X has values too large for float64 .* first at row 1"):
+        EnergyMLP(2, hidden=(4,)).energy(X)
+
+
+@pytest.mark.parametrize(("bad", "name"), [(None, "NoneType"), ((x for x in [1.0]), "generator")])
+def test_non_arrays_are_named_by_their_type(model, bad, name):
+    with pytest.raises(TypeError, match=rf"^X must be an array of floats .*, got {name}$"):
+        model.energy(bad)
+
+
+@pytest.mark.parametrize(
+    "call",
+    [
+        lambda m, X: m.sample(4, step_size=10**400),
+        lambda m, X: m.sample(4, temperature=10**400),
+        lambda m, X: m.fit(X, lr=10**400, progress=False),
+        lambda m, X: m.dsm_loss_and_grad(X, 10**400),
+    ],
+)
+def test_ints_beyond_the_float_range_are_value_errors(model, X, call):
+    with pytest.raises(ValueError, match=r"must be a finite number, got an int of 401 digits$"):
+        call(model, X)
+
+
+@pytest.mark.parametrize(("dtype", "sigma"), [("float32", 1e37), ("float64", 1e307)])
+def test_a_noise_std_that_overflows_the_noisy_points_is_refused(dtype, sigma, X):
+    m = EnergyMLP(2, hidden=(8,), dtype=dtype)
+    with pytest.raises(ValueError, match=rf"^noise_std = 1e\+?3\d+ is too large for {dtype}"):
+        m.dsm_loss_and_grad(X.astype(dtype), sigma)
+    with pytest.raises(ValueError, match=rf"too large for {dtype}"):
+        m.fit(X, objective="dsm", noise_std=sigma, epochs=1, progress=False)
+    loss, grads = m.dsm_loss_and_grad(X.astype(dtype), sigma / 1e3)
+    assert np.isfinite(loss) and all(np.isfinite(g).all() for g in grads)
+
+
+@pytest.mark.parametrize(("dtype", "scale"), [("float64", 1e-310), ("float32", 1e-40)])
+def test_standardize_refuses_a_spread_too_small_before_training(dtype, scale, X):
+    m = EnergyMLP(2, hidden=(8,), dtype=dtype, seed=1)
+    before = m.params
+    calls = []
+    with pytest.raises(ValueError, match=rf"spread of column 0 of X .* too small for a {dtype}"):
+        m.fit(X * scale, epochs=1, standardize=True, progress=False,
+              callback=lambda *a: calls.append(a))  # fmt: skip
+    assert calls == []  # refused before the first epoch, not after training
+    for a, b in zip(m.params, before, strict=True):
+        np.testing.assert_array_equal(a, b)
+
+
+def test_esm_validation_targets_are_named_as_such(model, X):
+    with pytest.raises(ValueError, match=r"^target_val contains NaN or Inf \(first at row 2\)$"):
+        bad = np.zeros((5, 2))
+        bad[2, 1] = np.nan
+        model.fit(X, objective="esm", target_score=-X, validation=(X[:5], bad), progress=False)
+
+
+def test_n_projections_names_its_real_limit(model, X):
+    with pytest.raises(
+        ValueError, match=r"^n_projections must be at most 4096, got 9223372036854775808$"
+    ):
+        model.ssm_loss_and_grad(X, n_projections=2**63)
+
+
+def test_datasets_check_their_arguments():
+    from scorematch import datasets
+
+    moons, gm = datasets.get("moons"), datasets.get("8gaussians")
+    with pytest.raises(ValueError, match=r"^seed must be in \[0, 2\*\*64\), got -1$"):
+        moons.sample(3, seed=-1)
+    with pytest.raises(TypeError, match="^seed must be an int, got float$"):
+        gm.sample(3, seed=1.5)  # type: ignore[arg-type]
+    with pytest.raises(ValueError, match="^n must be a non-negative int below 2"):
+        moons.sample(2**63)
+    with pytest.raises(ValueError, match="^covs contains NaN or Inf$"):
+        datasets.gaussian_mixture([[0.0, 0.0]], [[[np.nan, 0.0], [0.0, 1.0]]])
+    with pytest.raises(ValueError, match="^means contains NaN or Inf$"):
+        datasets.gaussian_mixture([[np.inf, 0.0]], [np.eye(2)])
+    with pytest.raises(TypeError, match="got dtype complex128"):
+        gm.log_prob(np.zeros((1, 2), dtype=complex))
+    with pytest.raises(TypeError, match="masked array"):
+        gm.score(np.ma.masked_array(np.zeros((1, 2)), mask=[[True, False]]))

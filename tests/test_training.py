@@ -436,7 +436,7 @@ def test_standardize_statistics_and_data_are_those_of_their_definition(dtype):
     ).astype(dtype)
     T = rng.normal(size=X.shape).astype(dtype)
     X0, T0 = X.copy(), T.copy()
-    aff = _Affine.of(X)
+    aff = _Affine.of(X, X.dtype)
     m = X.mean(axis=0, dtype=np.float64)
     big = np.abs(X).max(axis=0).astype(np.float64)
     big[big == 0] = 1.0
@@ -461,7 +461,7 @@ def test_standardized_data_take_one_temporary_of_the_rows():
     from scorematch.training import _Affine
 
     X = np.random.default_rng(0).normal(size=(50_000, 4))
-    aff = _Affine.of(X)
+    aff = _Affine.of(X, X.dtype)
     tracemalloc.start()
     try:
         _z, _ = aff.data(X, None)

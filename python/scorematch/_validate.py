@@ -15,6 +15,8 @@ _NATIVE = {name: np.dtype(t) for name, t in _FLOAT_NAMES.items()}
 
 # Counts reach the engine as 64-bit integers; past this they would wrap or overflow there.
 INT_MAX = 2**63 - 1
+# Directions per row of sliced score matching: scorematch_core::objective::MAX_PROJECTIONS.
+MAX_PROJECTIONS = 4096
 
 
 def as_integer(v: Any, name: str) -> int:
@@ -71,6 +73,9 @@ def as_real_array(x: Any, name: str, expected: str = "an array of real numbers")
     except Exception as err:  # ragged lists and the like
         raise TypeError(f"{name} could not be converted to an array: {err}") from err
     if arr.dtype.kind not in "fiu":
+        if arr.dtype.kind == "O" and arr.ndim == 0:
+            # None, a generator, any object numpy wraps as a 0-d object array: name its type.
+            raise TypeError(f"{name} must be {expected}, got {type(x).__name__}")
         raise TypeError(f"{name} must be {expected}, got dtype {arr.dtype}")
     return arr
 
@@ -92,10 +97,16 @@ def _row(i: int, first_row: int | None, name: str) -> str:
 
 
 def as_float(v: Any, name: str) -> float:
-    """``v`` (a real number, not a bool) as a float; anything else is a ``TypeError``."""
+    """``v`` (a real number, not a bool) as a float; anything else is a ``TypeError``, and an
+    int beyond the float range a ``ValueError``."""
     if isinstance(v, bool) or not isinstance(v, (int, float, np.integer, np.floating)):
         raise TypeError(f"{name} must be a number, got {type(v).__name__}")
-    return float(v)
+    try:
+        return float(v)
+    except OverflowError:
+        raise ValueError(
+            f"{name} must be a finite number, got an int of {len(str(abs(int(v))))} digits"
+        ) from None
 
 
 def as_positive(v: Any, name: str) -> float:
@@ -176,14 +187,44 @@ def convert_checked(
     that says so, not an Inf for the NaN/Inf check to misreport. Rows are numbered from
     ``first_row`` (a block's place in a larger array); ``None``: the block's place is not known
     (a Dask array of unknown chunk sizes), and the message says so."""
+    out, over = _narrowed(arr, dtype)
+    if over is not None:
+        row = _row(int(np.argmax(over.any(axis=1))), first_row, name)
+        raise ValueError(f"{name} has {_too_large(dtype)}, first at {row}; {_FIX[dtype]}")
+    return out
+
+
+# What to do about values a dtype cannot hold.
+_FIX = {
+    "float32": "use a float64 model or rescale the data",
+    "float64": "rescale the data",
+}
+
+
+def _too_large(dtype: str) -> str:
+    top = f"{float(np.finfo(dtype).max):.1e}".replace("e+", "e")
+    return f"values too large for {dtype} (|x| > {top})"
+
+
+def _narrowed(arr: NDArray[Any], dtype: str) -> tuple[NDArray[Any], NDArray[Any] | None]:
+    """``arr`` converted to ``dtype``, and where finite values overflowed to ±Inf in the
+    conversion (``None`` if nowhere): those are not NaN or Inf in the caller's data, and a
+    message must not say they are."""
     with np.errstate(over="ignore"):
-        out = arr.astype(dtype)
-    if dtype == "float32" and arr.dtype.itemsize > 4:
+        out = arr.astype(dtype, copy=False)
+    if arr.dtype.kind == "f" and arr.dtype.itemsize > out.dtype.itemsize:
         over = np.isinf(out) & np.isfinite(arr)
         if over.any():
-            row = _row(int(np.argmax(over.any(axis=1))), first_row, name)
-            raise ValueError(
-                f"{name} has values too large for float32 (|x| > 3.4e38), first at {row}; "
-                f"use a float64 model or rescale the data"
-            )
-    return out
+            return out, over
+    return out, None
+
+
+def as_params_dtype(arr: NDArray[Any], dtype: str, name: str) -> NDArray[Any]:
+    """A parameter array in ``dtype``, C-ordered and aligned (copied only if it is not
+    already); finite values too large for ``dtype`` are a ``ValueError`` that says so."""
+    out, over = _narrowed(arr, dtype)
+    if over is not None:
+        j = int(np.argmax(over.reshape(-1)))
+        fix = "use a float64 model" if dtype == "float32" else "rescale them"
+        raise ValueError(f"{name} has {_too_large(dtype)} (at flat index {j}); {fix}")
+    return np.require(out, requirements=["C", "A"])

@@ -24,6 +24,8 @@ from typing import Any
 import numpy as np
 from numpy.typing import ArrayLike, NDArray
 
+from scorematch._validate import INT_MAX, as_real_array, as_seed
+
 __all__ = ["GaussianMixture", "ToyDataset", "gaussian_mixture", "get", "names"]
 
 Array = NDArray[np.float64]
@@ -44,7 +46,7 @@ class ToyDataset:
         -------
         ndarray, shape (n, 2), float64
         """
-        return self._draw(np.random.default_rng(seed), _count(n))
+        return self._draw(np.random.default_rng(as_seed(seed)), _count(n))
 
 
 class GaussianMixture:
@@ -74,6 +76,9 @@ class GaussianMixture:
         cov = np.asarray(covs, dtype=np.float64)
         if cov.shape != (k, d, d):
             raise ValueError(f"covs must have shape ({k}, {d}, {d}), got {cov.shape}")
+        for what, a in (("means", mu), ("covs", cov)):
+            if not np.isfinite(a).all():
+                raise ValueError(f"{what} contains NaN or Inf")
         if not np.allclose(cov, np.swapaxes(cov, 1, 2)):
             raise ValueError("covs must be symmetric")
         w = np.full(k, 1.0 / k) if weights is None else np.asarray(weights, dtype=np.float64)
@@ -97,7 +102,7 @@ class GaussianMixture:
 
     def sample(self, n: int, seed: int = 0) -> Array:
         """Draw ``n`` points, reproducibly from ``seed``; shape (n, d)."""
-        rng = np.random.default_rng(seed)
+        rng = np.random.default_rng(as_seed(seed))
         n = _count(n)
         comp = rng.choice(len(self.weights), size=n, p=self.weights)
         z = rng.standard_normal((n, self.dim))
@@ -105,7 +110,8 @@ class GaussianMixture:
         return out
 
     def _component_terms(self, X: ArrayLike) -> tuple[Array, Array]:
-        x = np.asarray(X, dtype=np.float64)
+        # Masked arrays and complex values are refused, as everywhere in the package.
+        x = as_real_array(X, "X").astype(np.float64, copy=False)
         if x.ndim != 2 or x.shape[1] != self.dim:
             raise ValueError(f"X must have shape (n, {self.dim}), got {x.shape}")
         diff = x[:, None, :] - self.means[None]  # (n, K, d)
@@ -140,8 +146,8 @@ def gaussian_mixture(
 
 
 def _count(n: Any) -> int:
-    if isinstance(n, bool) or not isinstance(n, (int, np.integer)) or n < 0:
-        raise ValueError(f"n must be a non-negative int, got {n!r}")
+    if isinstance(n, bool) or not isinstance(n, (int, np.integer)) or not 0 <= n <= INT_MAX:
+        raise ValueError(f"n must be a non-negative int below 2**63, got {n!r}")
     return int(n)
 
 

@@ -11,8 +11,10 @@ from numpy.typing import ArrayLike, NDArray
 
 from scorematch import _core
 from scorematch._validate import (
+    MAX_PROJECTIONS,
     as_batch,
     as_int,
+    as_params_dtype,
     as_positive,
     as_real_array,
     as_seed,
@@ -209,6 +211,14 @@ class EnergyMLP:
         The file holds the parameters, the architecture, the dtype and alpha, and a format
         version; :func:`scorematch.load` reads it back bit for bit, and never executes
         anything from the file.
+
+        Raises
+        ------
+        TypeError
+            If ``path`` is not a str or an ``os.PathLike`` (an int would be taken for a file
+            descriptor by ``open``).
+        OSError
+            If the file cannot be written.
         """
         from scorematch.persistence import save
 
@@ -427,7 +437,7 @@ class EnergyMLP:
         X = self._batch(X)
         return self._m.ssm_loss_and_grad(
             X,
-            as_int(n_projections, "n_projections"),
+            as_int(n_projections, "n_projections", 1, MAX_PROJECTIONS),
             as_seed(seed),
             _as_projection(projection),
             _as_row_keys(row_keys, X.shape[0]),
@@ -833,8 +843,7 @@ def _as_param_arrays(params: Any, dtype: str) -> list[Array]:
     out = []
     for i, p in enumerate(params):
         arr = as_real_array(p, f"params[{i}]", "a numeric array")
-        # np.asarray keeps the number of dimensions (ascontiguousarray would turn a scalar
-        # into shape (1,) and let a malformed list through).
-        # Aligned and C-ordered, copied only if not already (a view at an odd byte offset is).
-        out.append(np.require(np.asarray(arr, dtype=dtype), requirements=["C", "A"]))
+        # Keeps the number of dimensions (ascontiguousarray would turn a scalar into shape
+        # (1,) and let a malformed list through).
+        out.append(as_params_dtype(arr, dtype, f"params[{i}]"))
     return out

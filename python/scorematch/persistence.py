@@ -29,8 +29,16 @@ VERSION = 1
 PathLike = str | os.PathLike[str]
 
 
+def _check_path(path: Any) -> None:
+    """Only a str or os.PathLike names a file: ``open`` would take an int as a file descriptor
+    (writing the archive into whatever it is, then closing it) and a bool as 0 or 1."""
+    if not isinstance(path, (str, os.PathLike)):
+        raise TypeError(f"path must be a str or an os.PathLike, got {type(path).__name__}")
+
+
 def save(model: EnergyMLP, path: PathLike) -> None:
     """Write ``model`` to ``path`` (exactly that path: no suffix is added)."""
+    _check_path(path)
     params = model.params
     arrays: dict[str, Any] = {
         "format": np.array(FORMAT),
@@ -59,6 +67,7 @@ def load(path: PathLike) -> EnergyMLP:
     """
     from scorematch.model import EnergyMLP
 
+    _check_path(path)
     if not os.path.exists(path):
         raise FileNotFoundError(f"no model file at {os.fspath(path)!r}")
     where = os.fspath(path)

@@ -14,6 +14,7 @@ scorematch.
 # (scorematch.sklearn); tests/test_sklearn.py checks it.
 from __future__ import annotations
 
+import math
 from dataclasses import dataclass
 from typing import Any
 
@@ -32,7 +33,7 @@ except ImportError as _err:  # pragma: no cover - exercised in a subprocess by t
 
 from scorematch._validate import as_int, as_positive, parse_dtype, reject_masked
 from scorematch.model import EnergyMLP, _as_alpha, _as_widths
-from scorematch.training import FitHistory
+from scorematch.training import FitHistory, column_std
 
 __all__ = ["ScoreMatchingDensity"]
 
@@ -309,7 +310,7 @@ class ScoreMatchingDensity(DensityMixin, BaseEstimator):  # type: ignore[misc]
         self.model_: EnergyMLP = model
         self.history_: FitHistory = history
         self.mean_: Array = Xa.mean(axis=0, dtype=np.float64)
-        self.scale_: Array = Xa.std(axis=0, dtype=np.float64)
+        self.scale_: Array = column_std(Xa)
         return self
 
     # -- evaluation ------------------------------------------------------------------------
@@ -406,7 +407,8 @@ class ScoreMatchingDensity(DensityMixin, BaseEstimator):  # type: ignore[misc]
         Raises
         ------
         ValueError
-            If ``n_samples`` < 1 or ``random_state`` cannot seed a RandomState.
+            If ``n_samples`` < 1, ``random_state`` cannot seed a RandomState, or the default
+            ``step_size`` over- or underflows for data of extreme scale.
         TypeError
             If ``n_samples`` is not an int.
         scorematch.SamplingDivergedError
@@ -421,7 +423,13 @@ class ScoreMatchingDensity(DensityMixin, BaseEstimator):  # type: ignore[misc]
         step_size = p.step_size
         if step_size is None:
             positive = self.scale_[self.scale_ > 0]
-            step_size = 0.1 * float(positive.min()) ** 2 if positive.size else 0.1
+            low = float(positive.min()) if positive.size else 1.0
+            step_size = 0.1 * low * low  # a product: Inf past the range, where ** raises
+            if not (math.isfinite(step_size) and step_size > 0):
+                raise ValueError(
+                    f"the default step_size 0.1·min(scale_)² is {step_size} for data of this "
+                    f"scale (min scale_ = {low:.1e}); pass step_size"
+                )
         adapt = p.method == "mala" and p.burn_in > 0
         res = self.model_.sample(
             n,

@@ -19,6 +19,7 @@ from numpy.typing import ArrayLike, NDArray
 
 from scorematch import _core
 from scorematch._validate import (
+    MAX_PROJECTIONS,
     as_batch,
     as_flag,
     as_float,
@@ -177,7 +178,7 @@ def fit(
     if target is not None:
         check_finite_rows(target, "target_score")
     X_train, t_train, X_val, t_val = _split(Xa, target, validation, model.dim, dtype, seed)
-    affine = _Affine.of(X_train) if standardize else _Affine.identity(model.dim)
+    affine = _Affine.of(X_train, model.dtype) if standardize else _Affine.identity(model.dim)
     X_train, t_train = affine.data(X_train, t_train)
     if X_val is not None:
         X_val, t_val = affine.data(X_val, t_val)
@@ -258,10 +259,6 @@ class LoopArgs(NamedTuple):
     noise_std: float | None
 
 
-# scorematch_core::objective::MAX_PROJECTIONS
-_MAX_PROJECTIONS = 4096
-
-
 def check_loop_args(
     objective: str,
     epochs: Any,
@@ -291,10 +288,21 @@ def check_loop_args(
         patience=None if patience is None else as_int(patience, "patience"),
         seed=as_seed(seed),
         # Checked whatever the objective, as noise_std is: the engine's range for SSM.
-        n_projections=as_int(n_projections, "n_projections", 1, _MAX_PROJECTIONS),
+        n_projections=as_int(n_projections, "n_projections", 1, MAX_PROJECTIONS),
         projection=_as_projection(projection),
         noise_std=noise_std,
     )
+
+
+def column_std(X: Arr) -> Arr:
+    """The standard deviation of each column of ``X`` (n ≥ 1 rows), in float64, for data of
+    any scale: each column is divided by its largest |x| first (from the column's extremes,
+    without the copy of X that np.abs(X) would be), so that squares neither overflow (data near
+    1e154 and up: an infinite spread) nor underflow (near 1e-154 and below: a zero one)."""
+    big = np.maximum(X.max(axis=0), -X.min(axis=0)).astype(np.float64)
+    big[~(big > 0)] = 1.0
+    s: Arr = (X / big).std(axis=0, dtype=np.float64) * big
+    return s
 
 
 class _Affine:
@@ -314,17 +322,24 @@ class _Affine:
         return cls(None, None)
 
     @classmethod
-    def of(cls, X: Arr) -> _Affine:
+    def of(cls, X: Arr, dtype: np.dtype[Any]) -> _Affine:
         m = X.mean(axis=0, dtype=np.float64)
-        # Each column divided by its largest |x| first (from the column's extremes, without the
-        # copy of X that np.abs(X) would be): squares of data near 1e154 and up would overflow,
-        # and an infinite s would zero the whole first layer.
-        big = np.maximum(X.max(axis=0), -X.min(axis=0)).astype(np.float64)
-        big[~(big > 0)] = 1.0
-        s = (X / big).std(axis=0, dtype=np.float64) * big
+        s = column_std(X)
         s[~(s > 0)] = 1.0  # constant columns: only shift them
         if not (np.all(np.isfinite(m)) and np.all(np.isfinite(s))):
             raise ValueError("standardize=True: the mean or spread of X overflows; rescale X")
+        # The first layer in X's units is W_z / s: a spread this small would make it overflow
+        # after training, and the trained model could not be returned (1e6: room for W_z).
+        tiny = float(np.finfo(dtype).max) / 1e6
+        with np.errstate(divide="ignore", over="ignore"):
+            too_small = ~(1.0 / s < tiny)
+        if too_small.any():
+            j = int(np.argmax(too_small))
+            raise ValueError(
+                f"standardize=True: the spread of column {j} of X ({s[j]:.1e}) is too small for "
+                f"a {np.dtype(dtype).name} model: its first layer in X's units would overflow; "
+                "rescale X or pass standardize=False"
+            )
         return cls(m, s)
 
     def data(self, X: Arr, target: Arr | None) -> tuple[Arr, Arr | None]:
@@ -403,6 +418,8 @@ def _split(
             raise ValueError(
                 f"target_val must have the shape of X_val, {X_val.shape}, got {t_val.shape}"
             )
+        # Named here: the engine's own check would call it target_score.
+        check_finite_rows(t_val, "target_val")
         return X, target, X_val, t_val
     if isinstance(validation, (bool, np.bool_, str, bytes)):
         raise TypeError(

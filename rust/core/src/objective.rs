@@ -191,6 +191,16 @@ impl<T: Real> Objective<'_, T> {
                     T::NAME
                 )))
             }
+            // The noisy points x + σε, with |ε| up to ~6 in practice (64 leaves a margin):
+            // past the type's range they are Inf, and every gradient NaN.
+            Objective::Dsm { noise_std, .. } if !T::c(64.0 * noise_std).is_finite() => {
+                Err(Error::Value(format!(
+                    "noise_std = {noise_std:e} is too large for {}: the noisy points x + \
+                     noise_std·ε overflow (at most {:.1e})",
+                    T::NAME,
+                    T::max_value().to_f64_exact() / 64.0
+                )))
+            }
             _ => Ok(()),
         }
     }
