@@ -1,9 +1,12 @@
 """Long per-row calls and sampling runs go in blocks without the GIL, check for Ctrl-C between
 blocks (sampling hands back the chains so far), and report bad rows by their index in the
-whole batch."""
+whole batch; long losses and minibatches stop on Ctrl-C too."""
+
+import time
 
 import numpy as np
 import pytest
+import scorematch as sm
 from helpers import ctrl_c_every
 from scorematch import EnergyMLP
 
@@ -56,3 +59,45 @@ def test_blocked_results_equal_row_by_row_results():
     # puts it, falls inside a piece computed on its own.
     pieces = np.concatenate([m.hessian_trace(X[i : i + 7]) for i in range(0, len(X), 7)])
     np.testing.assert_array_equal(whole, pieces)
+
+
+@pytest.mark.parametrize("objective", ["ism", "ssm", "dsm"])
+def test_ctrl_c_interrupts_a_long_loss_and_gradient(objective, restore_threads):
+    """A loss is one reduction over the whole batch, not cut into blocks: it runs on a helper
+    thread while the caller watches for Ctrl-C, and stops within a fraction of a second."""
+    m = EnergyMLP(2, hidden=(64, 64, 64), alpha=1.0, seed=0)
+    X = np.random.default_rng(0).normal(size=(2_000_000, 2))  # ~30 s of work (ISM) here
+    call = {
+        "ism": lambda X: m.ism_loss_and_grad(X),
+        "ssm": lambda X: m.ssm_loss_and_grad(X, n_projections=8),
+        "dsm": lambda X: m.dsm_loss_and_grad(X, 0.1),
+    }[objective]
+    t0 = time.perf_counter()
+    with ctrl_c_every(0.3), pytest.raises(KeyboardInterrupt):
+        call(X)
+    assert time.perf_counter() - t0 < 5.0
+    # Past the size that takes the interruptible path (8000 rows of 33 500 multiply-adds),
+    # results are still bit-identical for any thread count.
+    small = X[:8000]
+    sm.set_num_threads(1)
+    one = call(small)
+    sm.set_num_threads(2)
+    two = call(small)
+    assert one[0] == two[0]
+    for a, b in zip(one[1], two[1], strict=True):
+        np.testing.assert_array_equal(a, b)
+
+
+def test_ctrl_c_interrupts_a_long_minibatch():
+    """fit checks for Ctrl-C between slices of minibatches, and now inside a long one: the
+    model keeps the parameters of its last completed step (here: none, the initial ones)."""
+    m = EnergyMLP(2, hidden=(64, 64, 64), seed=0)
+    before = m.params
+    X = np.random.default_rng(1).normal(size=(1_000_000, 2))  # one step: ~15 s of work here
+    t0 = time.perf_counter()
+    with ctrl_c_every(0.5):
+        h = m.fit(X, epochs=3, batch_size=1_000_000, progress=False)
+    assert time.perf_counter() - t0 < 5.0
+    assert h.stop_reason == "interrupted" and h.n_epochs == 0
+    for a, b in zip(m.params, before, strict=True):
+        np.testing.assert_array_equal(a, b)

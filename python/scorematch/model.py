@@ -745,10 +745,11 @@ class EnergyMLP:
 
         Notes
         -----
-        Ctrl-C (KeyboardInterrupt) stops training between two minibatches (within about a
-        tenth of a second): ``fit`` then returns normally with ``stop_reason ==
-        "interrupted"``, the model holding the parameters of the last completed minibatch
-        (the best epoch is *not* restored), and the history of the completed epochs.
+        Ctrl-C (KeyboardInterrupt) stops training within about a tenth of a second, inside
+        a long minibatch too (which is then discarded): ``fit`` then returns normally with
+        ``stop_reason == "interrupted"``, the model holding the parameters of the last
+        completed minibatch (the best epoch is *not* restored), and the history of the
+        completed epochs.
 
         Examples
         --------

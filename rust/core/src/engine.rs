@@ -1,6 +1,8 @@
 //! Batch entry points: validate, cut the batch into chunks, run the per-chunk passes on the
 //! pool with per-thread workspaces, and reduce in a fixed order.
 
+use std::sync::atomic::{AtomicBool, Ordering};
+
 use crate::backward;
 use crate::error::{check_reservable, Error, Result};
 use crate::forward::{self, ScoreWorkspace, CHUNK_ROWS};
@@ -203,6 +205,17 @@ fn loss_chunk<T: Real>(model: &Model<T>, objective: &Objective<'_, T>, n: usize)
 
 /// Mean loss of `objective` over the batch.
 pub fn loss<T: Real>(model: &Model<T>, x: Rows<'_, T>, objective: Objective<'_, T>) -> Result<f64> {
+    loss_unless(model, x, objective, &AtomicBool::new(false))
+}
+
+/// [`loss`], which gives up with [`Error::Cancelled`] once `cancel` is raised: chunks not yet
+/// started are skipped.
+pub fn loss_unless<T: Real>(
+    model: &Model<T>,
+    x: Rows<'_, T>,
+    objective: Objective<'_, T>,
+    cancel: &AtomicBool,
+) -> Result<f64> {
     check_input(model, &x)?;
     check_loss_batch(&x, &objective)?;
     let n = x.rows();
@@ -211,6 +224,9 @@ pub fn loss<T: Real>(model: &Model<T>, x: Rows<'_, T>, objective: Objective<'_, 
     let total = tree_reduce(
         n.div_ceil(chunk),
         |i| {
+            if cancel.load(Ordering::Relaxed) {
+                return 0.0;
+            }
             with_workspace(|ws: &mut LapWorkspace<T>| {
                 let c = chunk.min(n - i * chunk);
                 tape_chunk(model, &x, &objective, ws, i * chunk, c);
@@ -219,6 +235,9 @@ pub fn loss<T: Real>(model: &Model<T>, x: Rows<'_, T>, objective: Objective<'_, 
         },
         |a, b| *a += b,
     );
+    if cancel.load(Ordering::Relaxed) {
+        return Err(Error::Cancelled);
+    }
     Ok(total / n as f64)
 }
 
@@ -229,6 +248,18 @@ pub fn loss_and_grad<T: Real>(
     x: Rows<'_, T>,
     objective: Objective<'_, T>,
     grad: &mut [T],
+) -> Result<f64> {
+    loss_and_grad_unless(model, x, objective, grad, &AtomicBool::new(false))
+}
+
+/// [`loss_and_grad`], which gives up with [`Error::Cancelled`] once `cancel` is raised
+/// (chunks not yet started are skipped), leaving `grad` as it was.
+pub fn loss_and_grad_unless<T: Real>(
+    model: &Model<T>,
+    x: Rows<'_, T>,
+    objective: Objective<'_, T>,
+    grad: &mut [T],
+    cancel: &AtomicBool,
 ) -> Result<f64> {
     check_input(model, &x)?;
     check_loss_batch(&x, &objective)?;
@@ -241,6 +272,9 @@ pub fn loss_and_grad<T: Real>(
         n.div_ceil(chunk),
         |i| {
             let mut g = take_zeroed::<T>(n_params);
+            if cancel.load(Ordering::Relaxed) {
+                return (0.0, g);
+            }
             let loss = with_workspace(|ws: &mut LapWorkspace<T>| {
                 let c = chunk.min(n - i * chunk);
                 tape_chunk(model, &x, &objective, ws, i * chunk, c);
@@ -258,6 +292,10 @@ pub fn loss_and_grad<T: Real>(
             give_back(gb);
         },
     );
+    if cancel.load(Ordering::Relaxed) {
+        give_back(g);
+        return Err(Error::Cancelled);
+    }
     grad.copy_from_slice(&g);
     give_back(g);
     Ok(total / n as f64)

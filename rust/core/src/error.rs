@@ -45,6 +45,10 @@ pub enum Error {
         step: usize,
         what: &'static str,
     },
+    /// The caller's cancellation flag was raised while the computation ran (Ctrl-C in
+    /// Python); its partial result is discarded.
+    #[error("the computation was cancelled")]
+    Cancelled,
 }
 
 /// The core's result type.

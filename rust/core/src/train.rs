@@ -14,6 +14,7 @@
 //! engine is bit-identical for any thread count and the optimizer is sequential, so the
 //! parameters and the history are too.
 
+use std::sync::atomic::{AtomicBool, Ordering};
 use std::time::{Duration, Instant};
 
 use crate::engine;
@@ -303,12 +304,21 @@ impl<T: Real> Trainer<T> {
     /// (at least one); returns whether the epoch's minibatches are all done. How the epoch
     /// is sliced does not change the result.
     pub fn run_for(&mut self, budget: Duration) -> Result<bool> {
+        self.run_for_unless(budget, &AtomicBool::new(false))
+    }
+
+    /// [`Trainer::run_for`], which gives up with [`Error::Cancelled`] once `cancel` is raised,
+    /// even inside a minibatch: the trainer stays at its last completed step.
+    pub fn run_for_unless(&mut self, budget: Duration, cancel: &AtomicBool) -> Result<bool> {
         let start = Instant::now();
         loop {
             if self.step == self.steps_per_epoch() {
                 return Ok(true);
             }
-            self.run_step()?;
+            if cancel.load(Ordering::Relaxed) {
+                return Err(Error::Cancelled);
+            }
+            self.run_step(cancel)?;
             if start.elapsed() >= budget {
                 return Ok(self.step == self.steps_per_epoch());
             }
@@ -316,7 +326,7 @@ impl<T: Real> Trainer<T> {
     }
 
     /// One minibatch: loss and gradient, divergence checks, optimizer step.
-    fn run_step(&mut self) -> Result<()> {
+    fn run_step(&mut self, cancel: &AtomicBool) -> Result<()> {
         let (n, dim) = (self.train.n, self.train.dim);
         if self.step == 0 {
             self.schedule().permutation(self.epoch, n, &mut self.perm)?;
@@ -341,7 +351,8 @@ impl<T: Real> Trainer<T> {
         };
         let global = (self.epoch * self.steps_per_epoch() + self.step) as u64;
         let obj = objective(self.cfg.loss, target, self.schedule().step_seed(global));
-        let loss = engine::loss_and_grad(&self.model, xb, obj, &mut self.grad)?;
+        // Cancelled, it leaves `grad` and everything else as they were.
+        let loss = engine::loss_and_grad_unless(&self.model, xb, obj, &mut self.grad, cancel)?;
         if let Some(what) = non_finite(loss, &self.grad) {
             return Err(self.diverged(what));
         }

@@ -6,7 +6,7 @@
 //! `TrainingDivergedError` from training (both `RuntimeError`s, re-exported from `scorematch`).
 
 use pyo3::create_exception;
-use pyo3::exceptions::{PyMemoryError, PyRuntimeError, PyValueError};
+use pyo3::exceptions::{PyKeyboardInterrupt, PyMemoryError, PyRuntimeError, PyValueError};
 use pyo3::PyErr;
 use scorematch_core::Error;
 
@@ -35,5 +35,8 @@ pub fn to_py(err: Error) -> PyErr {
         Error::OutOfMemory(_) => PyMemoryError::new_err(err.to_string()),
         Error::Diverged { .. } => SamplingDivergedError::new_err(err.to_string()),
         Error::TrainingDiverged { .. } => TrainingDivergedError::new_err(err.to_string()),
+        // Raised by a Ctrl-C, whose KeyboardInterrupt the caller returns instead; mapped for
+        // completeness.
+        Error::Cancelled => PyKeyboardInterrupt::new_err(err.to_string()),
     }
 }

@@ -6,6 +6,7 @@
 
 mod convert;
 mod errors;
+mod interrupt;
 mod model;
 mod sampling;
 mod train;

@@ -2,6 +2,7 @@
 //! place; `scorematch.EnergyMLP.set_params` swaps in a new handle, so a handle can be shared
 //! with threads that run without the GIL.
 
+use std::sync::atomic::AtomicBool;
 use std::sync::Arc;
 
 use numpy::{PyArrayMethods, PyReadonlyArray1, PyUntypedArrayMethods};
@@ -14,6 +15,7 @@ use scorematch_core::{engine, parallel, Activation, Error, Mlp, Model, Rows};
 
 use crate::convert::{arrays, batch, output, param_list, readonly2, rows, rows_with_gil, Float};
 use crate::errors::to_py;
+use crate::interrupt::detach_interruptible;
 
 pub(crate) enum Inner {
     F32(Arc<Model<f32>>),
@@ -178,11 +180,31 @@ fn per_row<'py, T: Float>(
     Ok(out)
 }
 
+/// Multiply-adds above which a loss runs on a helper thread that Ctrl-C can stop
+/// ([`detach_interruptible`]): tens of milliseconds, where the thread's start (~50 µs) is
+/// lost in the noise.
+const INTERRUPTIBLE_WORK: usize = 1 << 27;
+
+/// Runs a loss computation without the GIL; a long one can be stopped by Ctrl-C. `n` rows of
+/// the forward Laplacian's work each decide which (other objectives cost less: an estimate).
+fn run_loss<T: Float, R: Send>(
+    py: Python<'_>,
+    m: &Model<T>,
+    n: usize,
+    f: impl FnOnce(&AtomicBool) -> scorematch_core::Result<R> + Send,
+) -> PyResult<R> {
+    if n.saturating_mul(work_per_row(m, PerRow::HessianTrace)) < INTERRUPTIBLE_WORK {
+        return py.detach(|| f(&AtomicBool::new(false))).map_err(to_py);
+    }
+    detach_interruptible(py, f)?.map_err(to_py)
+}
+
 fn ism_loss<T: Float>(py: Python<'_>, m: &Model<T>, x: &Bound<'_, PyAny>) -> PyResult<f64> {
     let arr = readonly2::<T>(x, "X")?;
     let x = rows(&arr);
-    py.detach(|| engine::loss(m, x, Objective::Ism))
-        .map_err(to_py)
+    run_loss(py, m, x.rows(), |cancel| {
+        engine::loss_unless(m, x, Objective::Ism, cancel)
+    })
 }
 
 /// The arguments of an objective, before the borrowed arrays they refer to exist.
@@ -230,12 +252,10 @@ fn loss_and_grad<'py, T: Float>(
         _ => Objective::Ism,
     };
     let n_params = m.mlp().n_params();
-    let (loss, grad) = py
-        .detach(|| {
-            let mut grad = vec![T::zero(); n_params];
-            engine::loss_and_grad(m, x, objective, &mut grad).map(|l| (l, grad))
-        })
-        .map_err(to_py)?;
+    let (loss, grad) = run_loss(py, m, x.rows(), |cancel| {
+        let mut grad = vec![T::zero(); n_params];
+        engine::loss_and_grad_unless(m, x, objective, &mut grad, cancel).map(|l| (l, grad))
+    })?;
     Ok((loss, param_list(py, &grad, &m.mlp().param_shapes())?))
 }
 

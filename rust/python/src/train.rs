@@ -4,7 +4,8 @@
 //! Each `run_epoch` call runs the epoch's minibatches without the GIL in slices of about
 //! [`SLICE`]; between slices it takes the GIL back to check for Ctrl-C (`py.check_signals`,
 //! which raises KeyboardInterrupt in the caller with the trainer left at its last completed
-//! step) and to report progress. Slicing does not change the result. The inputs are copied
+//! step) and to report progress. A slice runs on a helper thread while this one watches for
+//! Ctrl-C (`detach_interruptible`), so a minibatch that takes seconds is stopped too. Slicing does not change the result. The inputs are copied
 //! once at construction, so Python code run between slices cannot change them under us.
 
 use std::sync::Arc;
@@ -21,6 +22,7 @@ use scorematch_core::Model;
 
 use crate::convert::{readonly2, Float};
 use crate::errors::to_py;
+use crate::interrupt::detach_interruptible;
 use crate::model::{Inner, PyModel};
 
 /// Longest stretch run without the GIL: short enough for a responsive Ctrl-C and progress
@@ -101,7 +103,9 @@ fn run_epoch<T: Float>(
     progress: Option<&Bound<'_, PyAny>>,
 ) -> PyResult<(f64, Option<f64>, usize, bool)> {
     loop {
-        let done = py.detach(|| tr.run_for(SLICE)).map_err(to_py)?;
+        // A slice is one minibatch at least: a Ctrl-C during a long one stops it too.
+        let done =
+            detach_interruptible(py, |cancel| tr.run_for_unless(SLICE, cancel))?.map_err(to_py)?;
         py.check_signals()?;
         if let Some(p) = progress {
             p.call1((tr.step_in_epoch(), tr.steps_per_epoch()))?;
