@@ -1,6 +1,7 @@
 """Model files: bit-exact round trips, and clear errors for anything that is not one."""
 
 import pickle
+import struct
 import zipfile
 
 import numpy as np
@@ -130,3 +131,19 @@ def test_pickle_round_trip():
     back = pickle.loads(pickle.dumps(m))
     X = np.ones((3, 2), np.float32)
     assert np.array_equal(m.score(X), back.score(X))
+
+
+def test_a_header_declaring_a_huge_array_is_a_damaged_file(tmp_path):
+    """A damaged header asking for 745 GiB is a ValueError naming the file, not numpy's
+    MemoryError."""
+    good = tmp_path / "good.npz"
+    sm.EnergyMLP(2, hidden=(4,)).save(good)
+    header = b"{'descr': '<f8', 'fortran_order': False, 'shape': (100000000000,), }"
+    header += b" " * (118 - len(header)) + b"\n"
+    npy = b"\x93NUMPY\x01\x00" + struct.pack("<H", len(header)) + header
+    bad = tmp_path / "bad.npz"
+    with zipfile.ZipFile(good) as src, zipfile.ZipFile(bad, "w") as dst:
+        for name in src.namelist():
+            dst.writestr(name, npy if name == "param_0.npy" else src.read(name))
+    with pytest.raises(ValueError, match=r"bad.npz.*header of 'param_0' declares an array larger"):
+        sm.load(bad)

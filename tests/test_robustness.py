@@ -545,3 +545,23 @@ def test_datasets_check_their_arguments():
         gm.log_prob(np.zeros((1, 2), dtype=complex))
     with pytest.raises(TypeError, match="masked array"):
         gm.score(np.ma.masked_array(np.zeros((1, 2)), mask=[[True, False]]))
+
+
+def test_masks_are_never_silently_dropped(model, X):
+    keys = np.ma.masked_array(np.arange(len(X)), mask=np.arange(len(X)) % 2 == 0)
+    with pytest.raises(TypeError, match="^row_keys is a masked array"):
+        model.ssm_loss_and_grad(X, row_keys=keys)
+    with pytest.raises(TypeError, match="^row_keys is a masked array"):
+        model.dsm_loss_and_grad(X, 0.1, row_keys=keys)
+    masked_score = lambda x: np.ma.masked_array(-x, mask=np.ones_like(x, dtype=bool))
+    with pytest.raises(TypeError, match="^score_fn returned a masked array"):
+        sm.langevin(masked_score, np.zeros((3, 2)), 5, 0.1)
+
+
+def test_the_estimator_names_the_n_projections_limit():
+    from scorematch.sklearn import ScoreMatchingDensity
+
+    est = ScoreMatchingDensity(objective="ssm", n_projections=4097)
+    match = r"invalid hyper-parameter n_projections=4097: expected an int in \[1, 4096\]"
+    with pytest.raises(ValueError, match=match):
+        est.fit(np.random.default_rng(0).normal(size=(50, 2)))

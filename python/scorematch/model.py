@@ -19,6 +19,7 @@ from scorematch._validate import (
     as_real_array,
     as_seed,
     parse_dtype,
+    reject_masked,
 )
 
 if TYPE_CHECKING:
@@ -819,6 +820,7 @@ def _as_alpha(alpha: Any) -> float:
 def _as_row_keys(keys: ArrayLike | None, n: int) -> NDArray[np.uint64] | None:
     if keys is None:
         return None
+    reject_masked(keys, "row_keys")
     k = np.asarray(keys)
     if k.dtype.kind not in "iu":
         raise TypeError(f"row_keys must be an array of integers, got dtype {k.dtype}")

@@ -78,7 +78,18 @@ def load(path: PathLike) -> EnergyMLP:
             # content is wrong, not the argument's type.
             raise ValueError("it holds a single array, not the archive `save` writes")  # noqa: TRY004
         with loaded as z:
-            fields = {k: z[k] for k in z.files}
+            fields = {}
+            for k in z.files:
+                try:
+                    fields[k] = z[k]
+                except MemoryError:
+                    # `save` stores arrays uncompressed: a header that declares more bytes
+                    # than its member holds is damage, not a model too large for memory.
+                    held = z.zip.getinfo(f"{k}.npy").file_size
+                    raise ValueError(
+                        f"the header of {k!r} declares an array larger than the {held} bytes "
+                        "the file holds for it"
+                    ) from None
     except (OSError, ValueError, EOFError, zipfile.BadZipFile, KeyError) as err:
         raise ValueError(f"{where!r} is not a readable scorematch model file ({err})") from None
     if fields.get("format") is None or str(fields["format"]) != FORMAT:

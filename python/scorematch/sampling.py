@@ -329,6 +329,10 @@ def _start(x0: Any) -> Array:
 
 def _returned(v: Any, name: str) -> Array:
     """What a user's score or energy function returned, as a real array (ints allowed)."""
+    if isinstance(v, np.ma.MaskedArray):
+        raise TypeError(
+            f"{name} returned a masked array; its mask would be ignored: return a plain array"
+        )
     a = np.asarray(v)
     if a.dtype.kind not in "fiu":
         raise TypeError(f"{name} must return a real (float) array, got dtype {a.dtype}")

@@ -31,7 +31,13 @@ except ImportError as _err:  # pragma: no cover - exercised in a subprocess by t
         'pip install "scorematch[sklearn]"'
     ) from _err
 
-from scorematch._validate import as_int, as_positive, parse_dtype, reject_masked
+from scorematch._validate import (
+    MAX_PROJECTIONS,
+    as_int,
+    as_positive,
+    parse_dtype,
+    reject_masked,
+)
 from scorematch.model import EnergyMLP, _as_alpha, _as_widths
 from scorematch.training import FitHistory, column_std
 
@@ -464,11 +470,14 @@ class ScoreMatchingDensity(DensityMixin, BaseEstimator):  # type: ignore[misc]
                 raise bad(param, "one of " + ", ".join(repr(o) for o in options))
             return value
 
-        def integer(param: str, low: int) -> int:
+        def integer(param: str, low: int, high: int | None = None) -> int:
             try:
-                return as_int(getattr(self, param), param, low)
+                if high is None:
+                    return as_int(getattr(self, param), param, low)
+                return as_int(getattr(self, param), param, low, high)
             except (TypeError, ValueError) as err:
-                raise bad(param, f"an int >= {low}") from err
+                expected = f"an int >= {low}" if high is None else f"an int in [{low}, {high}]"
+                raise bad(param, expected) from err
 
         def positive(param: str) -> float:
             try:
@@ -537,7 +546,7 @@ class ScoreMatchingDensity(DensityMixin, BaseEstimator):  # type: ignore[misc]
             optimizer=choice("optimizer", _OPTIMIZERS),
             weight_decay=float(wd),
             noise_std=noise_std,
-            n_projections=integer("n_projections", 1),
+            n_projections=integer("n_projections", 1, MAX_PROJECTIONS),
             projection=choice("projection", _PROJECTIONS),
             standardize=bool(self.standardize),
             validation=validation,
