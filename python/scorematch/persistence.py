@@ -85,7 +85,9 @@ def load(path: PathLike) -> EnergyMLP:
                 except MemoryError:
                     # `save` stores arrays uncompressed: a header that declares more bytes
                     # than its member holds is damage, not a model too large for memory.
-                    held = z.zip.getinfo(f"{k}.npy").file_size
+                    archive = z.zip
+                    assert archive is not None  # open inside `with`
+                    held = archive.getinfo(f"{k}.npy").file_size
                     raise ValueError(
                         f"the header of {k!r} declares an array larger than the {held} bytes "
                         "the file holds for it"
