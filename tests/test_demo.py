@@ -3,6 +3,7 @@
 import subprocess
 import sys
 
+import numpy as np
 import pytest
 from scorematch.demo import mmd2, run
 
@@ -132,6 +133,9 @@ def test_demo_figure_path_is_checked_first_and_named_as_written(tmp_path):
     assert _figure_path(str(tmp_path / "fig.svg")) == str(tmp_path / "fig.svg")
     with pytest.raises(ValueError, match="no folder"):
         run(out=str(tmp_path / "missing" / "x.png"), verbose=False)
+    # A format matplotlib cannot write, before the fit (which would take seconds).
+    with pytest.raises(ValueError, match=r"cannot write the figure .*fig.txt.*: matplotlib writes"):
+        _figure_path(str(tmp_path / "fig.txt"))
 
 
 @pytest.mark.parametrize(
@@ -148,6 +152,18 @@ def test_cli_bad_files_give_one_line_errors(tmp_path, args):
     r = _cli(*args, cwd=tmp_path)
     assert r.returncode == 2
     assert r.stderr.startswith("scorematch: error:") and r.stderr.count("\n") == 1
+
+
+def test_cli_names_the_data_file_it_cannot_read(tmp_path):
+    np.save(tmp_path / "good.npy", np.zeros((10, 2)))
+    (tmp_path / "trunc.npy").write_bytes((tmp_path / "good.npy").read_bytes()[:90])
+    r = _cli("fit", "trunc.npy", "--out", "m.npz", cwd=tmp_path)
+    assert r.returncode == 2
+    assert r.stderr.startswith("scorematch: error: cannot read 'trunc.npy': ")
+    assert r.stderr.count("\n") == 1
+    (tmp_path / "empty.csv").write_text("")
+    r = _cli("fit", "empty.csv", "--out", "m.npz", cwd=tmp_path)
+    assert r.returncode == 2 and r.stderr.count("\n") == 1, r.stderr  # no numpy warning
 
 
 def test_cli_names_a_sample_larger_than_memory(tmp_path):

@@ -565,3 +565,25 @@ def test_the_estimator_names_the_n_projections_limit():
     match = r"invalid hyper-parameter n_projections=4097: expected an int in \[1, 4096\]"
     with pytest.raises(ValueError, match=match):
         est.fit(np.random.default_rng(0).normal(size=(50, 2)))
+
+
+def test_threads_the_system_refuses_are_a_runtime_error():
+    """4000 threads' stacks do not fit a 2 GiB address space: a RuntimeError, and the pool
+    in use before stays in use."""
+    script = (
+        "import resource, numpy as np, scorematch as sm\n"
+        "resource.setrlimit(resource.RLIMIT_AS, (2 << 30, 2 << 30))\n"
+        "sm.set_num_threads(2)\n"
+        "try:\n"
+        "    sm.set_num_threads(4000)\n"
+        "except RuntimeError as e:\n"
+        "    print('RuntimeError', e)\n"
+        "print(sm.get_num_threads(), sm.EnergyMLP(2, hidden=(4,)).energy(np.zeros((3, 2))).shape)\n"
+    )
+    r = subprocess.run(
+        [sys.executable, "-c", script], check=False, capture_output=True, text=True, timeout=120
+    )
+    assert r.returncode == 0, r.stderr
+    lines = r.stdout.splitlines()
+    assert lines[0].startswith("RuntimeError cannot start 4000 threads: "), r.stdout
+    assert lines[1] == "2 (3,)"

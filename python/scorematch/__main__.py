@@ -8,6 +8,7 @@ from __future__ import annotations
 
 import argparse
 import sys
+import warnings
 from collections.abc import Sequence
 from pathlib import Path
 from typing import Any
@@ -19,14 +20,20 @@ def _read_data(path: str) -> Any:
     p = Path(path)
     if not p.exists():
         raise ValueError(f"no data file at {path!r}")
-    if p.suffix == ".npy":
-        data = np.load(p, allow_pickle=False)
-        # A file of integer samples is data like any other here (the API asks for floats
-        # so that no conversion happens unseen; the command line converts it once).
-        return data.astype(np.float64) if data.dtype.kind in "iu" else data
-    if p.suffix == ".csv":
-        return np.loadtxt(p, delimiter=",", ndmin=2)
-    raise ValueError(f"data must be a .npy or .csv file, got {path!r}")
+    if p.suffix not in (".npy", ".csv"):
+        raise ValueError(f"data must be a .npy or .csv file, got {path!r}")
+    try:
+        with warnings.catch_warnings():
+            # An empty CSV: numpy warns, then the data check below says what is wrong.
+            warnings.simplefilter("ignore", UserWarning)
+            if p.suffix == ".csv":
+                return np.loadtxt(p, delimiter=",", ndmin=2)
+            data = np.load(p, allow_pickle=False)
+    except (ValueError, OSError, EOFError) as err:
+        raise ValueError(f"cannot read {path!r}: {err}") from None
+    # A file of integer samples is data like any other here (the API asks for floats so that
+    # no conversion happens unseen; the command line converts it once).
+    return data.astype(np.float64) if data.dtype.kind in "iu" else data
 
 
 def _write_data(path: str, X: Any) -> None:

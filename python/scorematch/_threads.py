@@ -26,6 +26,9 @@ def set_num_threads(n: int) -> None:
         If ``n`` is out of range.
     TypeError
         If ``n`` is not an integer.
+    RuntimeError
+        If the system refuses to start that many threads (a process or memory limit); the
+        previous threads stay in use.
     """
     n = as_integer(n, "n")
     if not 1 <= n <= _MAX_THREADS:

@@ -136,6 +136,16 @@ def _figure_path(out: str) -> str:
     folder = os.path.dirname(os.path.abspath(path))
     if not os.path.isdir(folder):
         raise ValueError(f"cannot write the figure {path!r}: no folder {folder!r}")
+    try:
+        from matplotlib.backend_bases import FigureCanvasBase
+    except ImportError:
+        return path  # no figure will be drawn
+    formats = FigureCanvasBase.get_supported_filetypes()
+    if os.path.splitext(path)[1][1:].lower() not in formats:
+        raise ValueError(
+            f"cannot write the figure {path!r}: matplotlib writes "
+            f"{', '.join('.' + f for f in sorted(formats))}"
+        )
     return path
 
 

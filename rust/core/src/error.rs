@@ -45,6 +45,9 @@ pub enum Error {
         step: usize,
         what: &'static str,
     },
+    /// The system refused a resource that is not memory (threads, under a process limit).
+    #[error("{0}")]
+    System(String),
     /// The caller's cancellation flag was raised while the computation ran (Ctrl-C in
     /// Python); its partial result is discarded.
     #[error("the computation was cancelled")]

@@ -41,7 +41,7 @@ fn build(n: usize) -> Result<ThreadPool> {
         .num_threads(n)
         .thread_name(|i| format!("scorematch-{i}"))
         .build()
-        .map_err(|e| Error::Value(format!("cannot start {n} threads: {e}")))
+        .map_err(|e| Error::System(format!("cannot start {n} threads: {e}")))
 }
 
 /// Declares that this process is the child of a `fork`: only the forking thread exists here,

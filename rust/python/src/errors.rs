@@ -35,6 +35,7 @@ pub fn to_py(err: Error) -> PyErr {
         Error::OutOfMemory(_) => PyMemoryError::new_err(err.to_string()),
         Error::Diverged { .. } => SamplingDivergedError::new_err(err.to_string()),
         Error::TrainingDiverged { .. } => TrainingDivergedError::new_err(err.to_string()),
+        Error::System(_) => PyRuntimeError::new_err(err.to_string()),
         // Raised by a Ctrl-C, whose KeyboardInterrupt the caller returns instead; mapped for
         // completeness.
         Error::Cancelled => PyKeyboardInterrupt::new_err(err.to_string()),
