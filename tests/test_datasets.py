@@ -1,5 +1,7 @@
 """Built-in datasets: reproducible samplers; exact Gaussian-mixture densities and scores."""
 
+import warnings
+
 import numpy as np
 import pytest
 from scorematch import datasets
@@ -50,6 +52,16 @@ def test_mixture_log_prob_is_normalized_and_sampling_matches_moments():
     X = gm.sample(200_000, seed=1)
     mean = gm.weights @ gm.means[:, 0]
     assert abs(X.mean() - mean) < 0.03
+
+
+def test_mixture_log_prob_far_out_is_minus_infinity():
+    """Where every component's quadratic form overflows, log p is -Inf, not NaN, and no
+    warning is raised."""
+    gm = datasets.get("8gaussians")
+    with warnings.catch_warnings():
+        warnings.simplefilter("error")
+        lp = gm.log_prob(np.array([[1e300, 0.0], [0.0, 0.0], [-1e200, 1e200]]))
+    assert lp[0] == -np.inf and lp[2] == -np.inf and np.isfinite(lp[1])
 
 
 def test_mixture_sampling_matches_the_mixture_covariance():

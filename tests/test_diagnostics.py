@@ -71,6 +71,12 @@ def test_acceptance_summary():
     assert {k: s[k] for k in want} == want and s["mean"] == pytest.approx(0.48, abs=1e-15)
     s = diagnostics.acceptance_summary([0.0, 0.25, 0.5, 0.75])
     assert (s["q25"], s["median"], s["q75"]) == (0.1875, 0.375, 0.5625)
+    # Not rates: refused, as ess and split_rhat refuse NaN, instead of a summary of NaNs.
+    for bad, shown in (([0.5, np.nan], "nan at chain 1"), ([0.2, 0.3, 1.5], "1.5 at chain 2")):
+        with pytest.raises(
+            ValueError, match=f"^acceptance_rate must hold rates in \\[0, 1\\], got {shown}$"
+        ):
+            diagnostics.acceptance_summary(bad)
 
 
 def _fixed_trajectories() -> dict[str, np.ndarray]:

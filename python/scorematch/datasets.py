@@ -123,7 +123,11 @@ class GaussianMixture:
         """Exact log-density of each row; shape (n,)."""
         logc, _ = self._component_terms(X)
         m = logc.max(axis=1, keepdims=True)
-        out: Array = (m + np.log(np.exp(logc - m).sum(axis=1, keepdims=True)))[:, 0]
+        # Far enough out, every component's quadratic form overflows: log p = −Inf there,
+        # not the NaN of −Inf − (−Inf).
+        with np.errstate(invalid="ignore"):
+            lse = m + np.log(np.exp(logc - m).sum(axis=1, keepdims=True))
+        out: Array = np.where(np.isneginf(m), -np.inf, lse)[:, 0]
         return out
 
     def score(self, X: ArrayLike) -> Array:

@@ -223,11 +223,23 @@ def acceptance_summary(acceptance_rate: ArrayLike) -> dict[str, Any]:
     -------
     dict
         ``{"mean", "min", "q25", "median", "q75", "max"}`` as floats.
+
+    Raises
+    ------
+    ValueError
+        If ``acceptance_rate`` is not a non-empty 1-D array of rates in [0, 1] (NaN
+        included).
+    TypeError
+        If it is not an array of numbers.
     """
     raw = as_real_array(acceptance_rate, "acceptance_rate", "an array of numbers")
     a = raw.astype(np.float64, copy=False)
     if a.ndim != 1 or a.size == 0:
         raise ValueError(f"acceptance_rate must be a non-empty 1-D array, got shape {a.shape}")
+    bad = ~((a >= 0) & (a <= 1))  # NaN included
+    if bad.any():
+        i = int(np.argmax(bad))
+        raise ValueError(f"acceptance_rate must hold rates in [0, 1], got {a[i]} at chain {i}")
     q = np.quantile(a, [0.0, 0.25, 0.5, 0.75, 1.0])
     return {
         "mean": float(a.mean()),
