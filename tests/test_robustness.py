@@ -587,3 +587,21 @@ def test_threads_the_system_refuses_are_a_runtime_error():
     lines = r.stdout.splitlines()
     assert lines[0].startswith("RuntimeError cannot start 4000 threads: "), r.stdout
     assert lines[1] == "2 (3,)"
+
+
+def test_the_trainer_checks_target_columns_itself(model):
+    """The binding's own check (fit checks shapes before it, so only a direct caller of
+    _core.Trainer reaches it): targets with the wrong column count are named."""
+    from scorematch import _core
+
+    X = np.zeros((10, 2))
+
+    def trainer(target, x_val=None, target_val=None):
+        return _core.Trainer(model._m, X, target, x_val, target_val, "esm", 1, 4, 1e-3, "adam",
+                             0.0, None, 0, 1, "gaussian", None)  # fmt: skip
+
+    with pytest.raises(ValueError, match="^target_score must have 2 columns like X, got 3$"):
+        trainer(np.zeros((10, 3)))
+    with pytest.raises(ValueError, match="^target_val must have 2 columns like X_val, got 1$"):
+        trainer(np.zeros((10, 2)), X[:3], np.zeros((3, 1)))
+    assert trainer(np.zeros((10, 2)), X[:3], np.zeros((3, 2))).steps_per_epoch == 3

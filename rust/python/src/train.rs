@@ -64,16 +64,18 @@ fn owned<T: Float>(obj: &Bound<'_, PyAny>, what: &str) -> PyResult<(Vec<T>, usiz
     Ok((v, view.ncols()))
 }
 
+/// The rows `what` (`"X"` or `"X_val"`) and their targets, named `target_what` in errors.
 fn data<T: Float>(
     x: &Bound<'_, PyAny>,
     target: Option<&Bound<'_, PyAny>>,
     what: &'static str,
+    target_what: &'static str,
 ) -> PyResult<Data<T>> {
     let (xv, dim) = owned::<T>(x, what)?;
-    let tv = match target.map(|t| owned::<T>(t, "target_score")).transpose()? {
+    let tv = match target.map(|t| owned::<T>(t, target_what)).transpose()? {
         Some((_, tdim)) if tdim != dim => {
             return Err(PyValueError::new_err(format!(
-                "target_score must have {dim} columns like {what}, got {tdim}"
+                "{target_what} must have {dim} columns like {what}, got {tdim}"
             )))
         }
         t => t.map(|(tv, _)| tv),
@@ -90,9 +92,9 @@ fn build<T: Float>(
     target_val: Option<&Bound<'_, PyAny>>,
     cfg: Config,
 ) -> PyResult<Trainer<T>> {
-    let train = data::<T>(x, target, "X")?;
+    let train = data::<T>(x, target, "X", "target_score")?;
     let val = x_val
-        .map(|v| data::<T>(v, target_val, "X_val"))
+        .map(|v| data::<T>(v, target_val, "X_val", "target_val"))
         .transpose()?;
     Trainer::new(model.clone(), train, val, cfg).map_err(to_py)
 }
