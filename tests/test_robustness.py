@@ -590,7 +590,7 @@ def test_threads_the_system_refuses_are_a_runtime_error():
 
 
 def test_the_trainer_checks_target_columns_itself(model):
-    """The binding's own check (fit checks shapes before it, so only a direct caller of
+    """The trainer's own check (fit checks shapes before it, so only a direct caller of
     _core.Trainer reaches it): targets with the wrong column count are named."""
     from scorematch import _core
 

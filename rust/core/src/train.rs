@@ -119,11 +119,13 @@ pub struct Data<T> {
     target: Option<Vec<T>>,
     n: usize,
     dim: usize,
+    /// The rows' name in messages (`"X"`, `"X_val"`).
+    what: &'static str,
 }
 
 impl<T: Real> Data<T> {
-    /// `x` is (n × dim) row-major; `target`, if given, has the same shape.
-    pub fn new(x: Vec<T>, target: Option<Vec<T>>, dim: usize, what: &'static str) -> Result<Self> {
+    /// `x` is (n × dim) row-major, named `what` in errors.
+    pub fn new(x: Vec<T>, dim: usize, what: &'static str) -> Result<Self> {
         let n = x.len().checked_div(dim).unwrap_or(0);
         Rows::from_slice(&x, n, dim)?.check_finite(what)?;
         if n == 0 {
@@ -131,16 +133,33 @@ impl<T: Real> Data<T> {
                 "{what} must hold at least one row, got 0"
             )));
         }
-        if let Some(t) = &target {
-            if t.len() != x.len() {
-                return Err(Error::Shape(format!(
-                    "target_score must have the shape of {what}, ({n}, {dim}), got {} values",
-                    t.len()
-                )));
-            }
-            Rows::from_slice(t, n, dim)?.check_finite("target_score")?;
+        Ok(Data {
+            x,
+            target: None,
+            n,
+            dim,
+            what,
+        })
+    }
+
+    /// These rows with their target scores `t`, row-major with `cols` columns, named `name`
+    /// in errors: it must have the rows' shape and be finite.
+    pub fn with_target(mut self, t: Vec<T>, cols: usize, name: &'static str) -> Result<Self> {
+        let (n, dim, what) = (self.n, self.dim, self.what);
+        if cols != dim {
+            return Err(Error::Shape(format!(
+                "{name} must have {dim} columns like {what}, got {cols}"
+            )));
         }
-        Ok(Data { x, target, n, dim })
+        if t.len() != self.x.len() {
+            return Err(Error::Shape(format!(
+                "{name} must have the shape of {what}, ({n}, {dim}), got ({}, {cols})",
+                t.len() / cols.max(1)
+            )));
+        }
+        Rows::from_slice(&t, n, dim)?.check_finite(name)?;
+        self.target = Some(t);
+        Ok(self)
     }
 
     pub fn rows(&self) -> usize {

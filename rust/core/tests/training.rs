@@ -25,7 +25,7 @@ fn small_model() -> Model<f64> {
 }
 
 fn train_data(n: usize, seed: u64) -> Data<f64> {
-    Data::new(gaussian(n, seed), None, 2, "X").unwrap()
+    Data::new(gaussian(n, seed), 2, "X").unwrap()
 }
 
 #[test]
@@ -135,7 +135,7 @@ fn patience_stops_training() {
     let mut cfg = Config::new(50, 50, 1e-2, 5);
     cfg.patience = Some(2);
     let far: Vec<f64> = gaussian(100, 11).iter().map(|v| v + 6.0).collect();
-    let val = Data::new(far, None, 2, "X_val").unwrap();
+    let val = Data::new(far, 2, "X_val").unwrap();
     let (_, h) = fit(small_model(), train_data(300, 10), Some(val), cfg).unwrap();
     assert!(h.stopped_by_patience, "{h:?}");
     assert!(h.train_loss.len() < 50);
@@ -238,9 +238,23 @@ fn bad_configurations_are_errors() {
             Err(e) => assert!(e.to_string().contains(word), "{cfg:?}: {e}"),
         }
     }
-    assert!(Data::new(vec![f64::NAN, 0.0], None, 2, "X").is_err());
-    assert!(Data::<f64>::new(vec![], None, 2, "X").is_err());
-    assert!(Data::new(vec![0.0; 4], Some(vec![0.0; 2]), 2, "X").is_err());
+    assert!(Data::new(vec![f64::NAN, 0.0], 2, "X").is_err());
+    assert!(Data::<f64>::new(vec![], 2, "X").is_err());
+    let rows = || Data::new(vec![0.0; 4], 2, "X").unwrap();
+    let err = |t: Vec<f64>, cols| rows().with_target(t, cols, "target_score").unwrap_err();
+    assert_eq!(
+        err(vec![0.0; 2], 2).to_string(),
+        "target_score must have the shape of X, (2, 2), got (1, 2)"
+    );
+    assert_eq!(
+        err(vec![0.0; 4], 1).to_string(),
+        "target_score must have 2 columns like X, got 1"
+    );
+    assert_eq!(
+        err(vec![0.0, f64::INFINITY, 0.0, 0.0], 2).to_string(),
+        "target_score contains NaN or Inf (first at row 0)"
+    );
+    assert!(rows().with_target(vec![0.0; 4], 2, "target_score").is_ok());
 }
 
 /// One full-batch SGD step (no momentum) moves θ by −η·∇J, J the mean loss over the rows:
@@ -252,7 +266,7 @@ fn an_sgd_step_moves_by_the_mean_gradient() {
     let (_, g) = ism(&small_model(), &x);
     let mut cfg = Config::new(1, n, lr, 0);
     cfg.method = Method::Sgd { momentum: 0.0 };
-    let data = Data::new(x, None, 2, "X").unwrap();
+    let data = Data::new(x, 2, "X").unwrap();
     let (m1, _) = fit(small_model(), data, None, cfg).unwrap();
     let (p0, p1) = (small_model().mlp().params().to_vec(), m1.mlp().params());
     for k in 0..p0.len() {

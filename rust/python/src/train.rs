@@ -72,15 +72,14 @@ fn data<T: Float>(
     target_what: &'static str,
 ) -> PyResult<Data<T>> {
     let (xv, dim) = owned::<T>(x, what)?;
-    let tv = match target.map(|t| owned::<T>(t, target_what)).transpose()? {
-        Some((_, tdim)) if tdim != dim => {
-            return Err(PyValueError::new_err(format!(
-                "{target_what} must have {dim} columns like {what}, got {tdim}"
-            )))
+    let data = Data::new(xv, dim, what).map_err(to_py)?;
+    match target {
+        None => Ok(data),
+        Some(t) => {
+            let (tv, cols) = owned::<T>(t, target_what)?;
+            data.with_target(tv, cols, target_what).map_err(to_py)
         }
-        t => t.map(|(tv, _)| tv),
-    };
-    Data::new(xv, tv, dim, what).map_err(to_py)
+    }
 }
 
 #[allow(clippy::too_many_arguments)]
