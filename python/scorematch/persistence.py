@@ -36,6 +36,21 @@ def _check_path(path: Any) -> None:
         raise TypeError(f"path must be a str or an os.PathLike, got {type(path).__name__}")
 
 
+def _member(z: np.lib.npyio.NpzFile, key: str) -> Any:
+    """Array ``key`` of the archive. `save` stores arrays uncompressed, so a header that
+    declares more bytes than its member holds, which numpy would try to allocate, is damage,
+    not a model too large for memory."""
+    try:
+        return z[key]
+    except MemoryError:
+        assert z.zip is not None  # open: called inside `with`
+        held = z.zip.getinfo(f"{key}.npy").file_size
+        raise ValueError(
+            f"the header of {key!r} declares an array larger than the {held} bytes the file "
+            "holds for it"
+        ) from None
+
+
 def save(model: EnergyMLP, path: PathLike) -> None:
     """Write ``model`` to ``path`` (exactly that path: no suffix is added)."""
     _check_path(path)
@@ -78,20 +93,7 @@ def load(path: PathLike) -> EnergyMLP:
             # content is wrong, not the argument's type.
             raise ValueError("it holds a single array, not the archive `save` writes")  # noqa: TRY004
         with loaded as z:
-            fields = {}
-            for k in z.files:
-                try:
-                    fields[k] = z[k]
-                except MemoryError:
-                    # `save` stores arrays uncompressed: a header that declares more bytes
-                    # than its member holds is damage, not a model too large for memory.
-                    archive = z.zip
-                    assert archive is not None  # open inside `with`
-                    held = archive.getinfo(f"{k}.npy").file_size
-                    raise ValueError(
-                        f"the header of {k!r} declares an array larger than the {held} bytes "
-                        "the file holds for it"
-                    ) from None
+            fields = {k: _member(z, k) for k in z.files}
     except (OSError, ValueError, EOFError, zipfile.BadZipFile, KeyError) as err:
         raise ValueError(f"{where!r} is not a readable scorematch model file ({err})") from None
     if fields.get("format") is None or str(fields["format"]) != FORMAT:

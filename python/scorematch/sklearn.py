@@ -32,6 +32,7 @@ except ImportError as _err:  # pragma: no cover - exercised in a subprocess by t
     ) from _err
 
 from scorematch._validate import (
+    INT_MAX,
     MAX_PROJECTIONS,
     as_int,
     as_positive,
@@ -470,13 +471,11 @@ class ScoreMatchingDensity(DensityMixin, BaseEstimator):  # type: ignore[misc]
                 raise bad(param, "one of " + ", ".join(repr(o) for o in options))
             return value
 
-        def integer(param: str, low: int, high: int | None = None) -> int:
+        def integer(param: str, low: int, high: int = INT_MAX) -> int:
             try:
-                if high is None:
-                    return as_int(getattr(self, param), param, low)
                 return as_int(getattr(self, param), param, low, high)
             except (TypeError, ValueError) as err:
-                expected = f"an int >= {low}" if high is None else f"an int in [{low}, {high}]"
+                expected = f"an int >= {low}" if high == INT_MAX else f"an int in [{low}, {high}]"
                 raise bad(param, expected) from err
 
         def positive(param: str) -> float:

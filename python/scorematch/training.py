@@ -330,9 +330,9 @@ class _Affine:
             raise ValueError("standardize=True: the mean or spread of X overflows; rescale X")
         # The first layer in X's units is W_z / s: a spread this small would make it overflow
         # after training, and the trained model could not be returned (1e6: room for W_z).
-        tiny = float(np.finfo(dtype).max) / 1e6
+        largest = float(np.finfo(dtype).max) / 1e6
         with np.errstate(divide="ignore", over="ignore"):
-            too_small = ~(1.0 / s < tiny)
+            too_small = ~(1.0 / s < largest)
         if too_small.any():
             j = int(np.argmax(too_small))
             raise ValueError(
@@ -418,8 +418,6 @@ def _split(
             raise ValueError(
                 f"target_val must have the shape of X_val, {X_val.shape}, got {t_val.shape}"
             )
-        # Named here: the engine's own check would call it target_score.
-        check_finite_rows(t_val, "target_val")
         return X, target, X_val, t_val
     if isinstance(validation, (bool, np.bool_, str, bytes)):
         raise TypeError(
