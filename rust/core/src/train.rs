@@ -395,6 +395,12 @@ impl<T: Real> Trainer<T> {
     /// Closes the epoch once [`Trainer::run_for`] returned true: validation loss, best
     /// epoch, patience.
     pub fn end_epoch(&mut self) -> Result<EpochEnd> {
+        self.end_epoch_unless(&AtomicBool::new(false))
+    }
+
+    /// [`Trainer::end_epoch`], which gives up with [`Error::Cancelled`] once `cancel` is
+    /// raised during the validation loss, leaving the epoch open.
+    pub fn end_epoch_unless(&mut self, cancel: &AtomicBool) -> Result<EpochEnd> {
         assert!(self.step == self.steps_per_epoch(), "epoch not finished");
         let train_loss = self.loss_sum / self.steps_per_epoch() as f64;
         let val_loss = match &self.val {
@@ -404,7 +410,7 @@ impl<T: Real> Trainer<T> {
                     v.target_view(),
                     self.schedule().validation_seed(),
                 );
-                let l = engine::loss(&self.model, v.view(), obj)?;
+                let l = engine::loss_unless(&self.model, v.view(), obj, cancel)?;
                 if !l.is_finite() {
                     return Err(self.diverged("validation loss"));
                 }

@@ -1,5 +1,8 @@
-//! Ctrl-C for one long computation that cannot be cut into blocks without changing its result
-//! (a loss and its gradient, reduced over a fixed tree of chunks).
+//! Ctrl-C for one long computation that cannot be cut into blocks without changing its result:
+//! a loss and its gradient, reduced over a fixed tree of chunks, and a training minibatch or
+//! validation loss. (Per-row calls and sampling are cut into blocks instead, which changes
+//! nothing there, and check for Ctrl-C between them; sampling also reports progress and can
+//! hand back its chains between blocks.)
 
 use std::sync::atomic::{AtomicBool, Ordering};
 use std::sync::mpsc::{channel, RecvTimeoutError};

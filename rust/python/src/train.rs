@@ -4,9 +4,11 @@
 //! Each `run_epoch` call runs the epoch's minibatches without the GIL in slices of about
 //! [`SLICE`]; between slices it takes the GIL back to check for Ctrl-C (`py.check_signals`,
 //! which raises KeyboardInterrupt in the caller with the trainer left at its last completed
-//! step) and to report progress. A slice runs on a helper thread while this one watches for
-//! Ctrl-C (`detach_interruptible`), so a minibatch that takes seconds is stopped too. Slicing does not change the result. The inputs are copied
-//! once at construction, so Python code run between slices cannot change them under us.
+//! step) and to report progress. A slice, and the validation loss that ends an epoch, run on
+//! a helper thread while this one watches for Ctrl-C (`detach_interruptible`), so a minibatch
+//! that takes seconds is stopped too. Slicing does not change the result. The inputs are
+//! copied once at construction, so Python code run between slices cannot change them under
+//! us.
 
 use std::sync::Arc;
 use std::time::Duration;
@@ -115,7 +117,8 @@ fn run_epoch<T: Float>(
             break;
         }
     }
-    let end = py.detach(|| tr.end_epoch()).map_err(to_py)?;
+    // The validation loss can be as long as an epoch: Ctrl-C stops it too.
+    let end = detach_interruptible(py, |cancel| tr.end_epoch_unless(cancel))?.map_err(to_py)?;
     Ok((
         end.train_loss,
         end.val_loss,
