@@ -38,8 +38,9 @@ fn run<T: Real>(op: &str, d: usize, w: usize, depth: usize, n: usize, reps: usiz
                 engine::loss_and_grad(&model, rows, obj, &mut grad).unwrap();
             }
             "act" => {
-                // The activation pass alone, on an L1-resident block of 256 rows of `w`
-                // pre-activations, σ and σ' (`n` rows in all).
+                // The activation pass alone, as the engine runs it: one call on a chunk of 256
+                // rows of `w` pre-activations (from L2 at width 64 and up), σ and σ' (`n` rows
+                // in all).
                 let mut z: Vec<T> = x.iter().cycle().take(256 * w).copied().collect();
                 let z0 = z.clone();
                 let b = vec![T::zero(); w];

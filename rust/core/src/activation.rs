@@ -198,7 +198,8 @@ const STAGE: usize = 256;
 /// softplus pass alone (the profile example's `act0`/`act1`) took 14–22 % less time than as
 /// one loop, in f32 and f64; whole energy and score passes, 2–5 %. Blocks of several rows
 /// keep the loops long when rows are short: at width 64, blocks of four rows took ~30 % less
-/// time than one row at a time.
+/// time than one row at a time on data in L1, and whole score passes, whose rows come from
+/// L2, 2–4 % less.
 /// A macro, not a function taking a closure: the body must be compiled inside the
 /// multiversioned caller (a closure that is not inlined there runs without FMA, through
 /// the C library's `fma`, 20× slower).
