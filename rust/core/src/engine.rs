@@ -1,7 +1,7 @@
 //! Batch entry points: validate, cut the batch into chunks, run the per-chunk passes on the
 //! pool with per-thread workspaces, and reduce in a fixed order.
 
-use std::sync::atomic::{AtomicBool, Ordering};
+use std::sync::atomic::AtomicBool;
 
 use crate::backward;
 use crate::error::{check_reservable, Error, Result};
@@ -224,9 +224,6 @@ pub fn loss_unless<T: Real>(
     let total = tree_reduce(
         n.div_ceil(chunk),
         |i| {
-            if cancel.load(Ordering::Relaxed) {
-                return 0.0;
-            }
             with_workspace(|ws: &mut LapWorkspace<T>| {
                 let c = chunk.min(n - i * chunk);
                 tape_chunk(model, &x, &objective, ws, i * chunk, c);
@@ -234,10 +231,9 @@ pub fn loss_unless<T: Real>(
             })
         },
         |a, b| *a += b,
-    );
-    if cancel.load(Ordering::Relaxed) {
-        return Err(Error::Cancelled);
-    }
+        cancel,
+    )
+    .ok_or(Error::Cancelled)?;
     Ok(total / n as f64)
 }
 
@@ -272,9 +268,6 @@ pub fn loss_and_grad_unless<T: Real>(
         n.div_ceil(chunk),
         |i| {
             let mut g = take_zeroed::<T>(n_params);
-            if cancel.load(Ordering::Relaxed) {
-                return (0.0, g);
-            }
             let loss = with_workspace(|ws: &mut LapWorkspace<T>| {
                 let c = chunk.min(n - i * chunk);
                 tape_chunk(model, &x, &objective, ws, i * chunk, c);
@@ -291,11 +284,9 @@ pub fn loss_and_grad_unless<T: Real>(
             }
             give_back(gb);
         },
-    );
-    if cancel.load(Ordering::Relaxed) {
-        give_back(g);
-        return Err(Error::Cancelled);
-    }
+        cancel,
+    )
+    .ok_or(Error::Cancelled)?;
     grad.copy_from_slice(&g);
     give_back(g);
     Ok(total / n as f64)

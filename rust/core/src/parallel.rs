@@ -139,33 +139,44 @@ pub fn for_each_chunk_mut<T: Send>(
 
 /// `leaf(0) ⊕ leaf(1) ⊕ … ⊕ leaf(n−1)` over a balanced binary tree fixed by `n` alone, so the
 /// floating-point result does not depend on the number of threads. `n` must be ≥ 1.
+///
+/// Gives up (`None`) once `cancel` is raised: every subtree not yet started is skipped whole,
+/// so a cancelled reduction returns within the time of the leaves already running. (Skipping
+/// only the leaves still visited, and combined, all the others: 0.2 s for an SSM gradient
+/// over 3·10⁶ rows.) The flag is only read, so the result does not depend on it otherwise.
 pub fn tree_reduce<A: Send>(
     n: usize,
     leaf: impl Fn(usize) -> A + Sync + Send,
     combine: impl Fn(&mut A, A) + Sync + Send,
-) -> A {
+    cancel: &AtomicBool,
+) -> Option<A> {
     assert!(n >= 1, "tree_reduce needs at least one leaf");
     fn node<A: Send>(
         lo: usize,
         hi: usize,
         leaf: &(impl Fn(usize) -> A + Sync),
         combine: &(impl Fn(&mut A, A) + Sync),
-    ) -> A {
+        cancel: &AtomicBool,
+    ) -> Option<A> {
+        if cancel.load(Ordering::Relaxed) {
+            return None;
+        }
         if hi - lo == 1 {
-            return leaf(lo);
+            return Some(leaf(lo));
         }
         let mid = lo + (hi - lo) / 2;
-        let (mut a, b) = rayon::join(
-            || node(lo, mid, leaf, combine),
-            || node(mid, hi, leaf, combine),
+        let (a, b) = rayon::join(
+            || node(lo, mid, leaf, combine, cancel),
+            || node(mid, hi, leaf, combine, cancel),
         );
+        let (mut a, b) = (a?, b?);
         combine(&mut a, b);
-        a
+        Some(a)
     }
     if n == 1 {
-        return leaf(0);
+        return node(0, 1, &leaf, &combine, cancel);
     }
-    install(|| node(0, n, &leaf, &combine))
+    install(|| node(0, n, &leaf, &combine, cancel))
 }
 
 #[cfg(test)]
@@ -175,7 +186,7 @@ mod tests {
     #[test]
     fn tree_sums_do_not_depend_on_threads() {
         let xs: Vec<f32> = (0..1000).map(|i| 1.0 / (1.0 + i as f32)).collect();
-        let sum = || tree_reduce(xs.len(), |i| xs[i], |a, b| *a += b);
+        let sum = || tree_reduce(xs.len(), |i| xs[i], |a, b| *a += b, &AtomicBool::new(false));
         let one = ThreadPoolBuilder::new()
             .num_threads(1)
             .build()
@@ -186,7 +197,25 @@ mod tests {
             .build()
             .unwrap()
             .install(sum);
-        assert_eq!(one.to_bits(), three.to_bits());
+        assert_eq!(one.unwrap().to_bits(), three.unwrap().to_bits());
+    }
+
+    #[test]
+    fn a_cancelled_tree_skips_the_leaves_not_started() {
+        use std::sync::atomic::AtomicUsize;
+        let (cancel, visited) = (AtomicBool::new(false), AtomicUsize::new(0));
+        let leaf = |i: usize| {
+            visited.fetch_add(1, Ordering::Relaxed);
+            if i == 10 {
+                cancel.store(true, Ordering::Relaxed);
+            }
+            i
+        };
+        let one = ThreadPoolBuilder::new().num_threads(1).build().unwrap();
+        let out = one.install(|| tree_reduce(100_000, leaf, |a, b| *a += b, &cancel));
+        assert_eq!(out, None);
+        // One thread visits leaves in order: the eleventh raises the flag, no other runs.
+        assert_eq!(visited.load(Ordering::Relaxed), 11);
     }
 
     #[test]
