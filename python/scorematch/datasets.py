@@ -133,7 +133,20 @@ class GaussianMixture:
     def score(self, X: ArrayLike) -> Array:
         """Exact score ∇ₓ log p of each row; shape (n, d)."""
         logc, pd = self._component_terms(X)
-        r = np.exp(logc - logc.max(axis=1, keepdims=True))
+        m = logc.max(axis=1, keepdims=True)
+        far = np.isneginf(m[:, 0])
+        with np.errstate(invalid="ignore"):
+            r = np.exp(logc - m)
+        if far.any():
+            # Every quadratic form overflowed (|x| past ~1e154), so the log-densities cannot be
+            # compared, but the score Σ⁻¹(x − μ) is still finite: compare the forms at the
+            # scale of x, where the nearest component in its own metric takes all the weight
+            # (exactly tied ones share it: their scores then agree to rounding).
+            x = as_real_array(X, "X").astype(np.float64, copy=False)[far]
+            scale = np.abs(x).max(axis=1)[:, None, None]
+            diff = (x[:, None, :] - self.means[None]) / scale
+            q = np.einsum("nki,kij,nkj->nk", diff, self._prec, diff)
+            r[far] = q == q.min(axis=1, keepdims=True)
         r /= r.sum(axis=1, keepdims=True)  # responsibilities
         out: Array = -np.einsum("nk,nki->ni", r, pd)
         return out
