@@ -9,6 +9,8 @@ from numpy.typing import ArrayLike, NDArray
 from scorematch.sampling import _Run
 
 __all__ = [
+    "MAX_PROJECTIONS",
+    "MAX_THREADS",
     "Model",
     "Optimizer",
     "SamplingDivergedError",
@@ -25,6 +27,8 @@ __all__ = [
     "validation_seed",
 ]
 __version__: str
+MAX_THREADS: int
+MAX_PROJECTIONS: int
 
 def set_num_threads(n: int) -> None: ...
 

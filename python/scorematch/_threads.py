@@ -5,8 +5,6 @@ from __future__ import annotations
 from scorematch import _core
 from scorematch._validate import as_integer
 
-_MAX_THREADS = 4096  # scorematch_core::parallel::MAX_THREADS
-
 
 def set_num_threads(n: int) -> None:
     """Use ``n`` worker threads for all later computations.
@@ -31,10 +29,12 @@ def set_num_threads(n: int) -> None:
         previous threads stay in use.
     """
     n = as_integer(n, "n")
-    if not 1 <= n <= _MAX_THREADS:
+    if not 1 <= n <= _core.MAX_THREADS:
         # Checked here, with the whole range in one message: the binding maps negatives to 0
         # (wrong message) and overflows on >i64.
-        raise ValueError(f"the number of threads must be between 1 and {_MAX_THREADS}, got {n}")
+        raise ValueError(
+            f"the number of threads must be between 1 and {_core.MAX_THREADS}, got {n}"
+        )
     _core.set_num_threads(n)
 
 

@@ -7,6 +7,8 @@ from typing import Any
 import numpy as np
 from numpy.typing import NDArray
 
+from scorematch import _core
+
 _FLOAT_NAMES = {"float32": np.float32, "float64": np.float64}
 # numpy keeps one dtype instance per native builtin type, so `arr.dtype is _NATIVE[name]`
 # is an exact and cheap test for "native float32/float64".
@@ -15,8 +17,8 @@ _NATIVE = {name: np.dtype(t) for name, t in _FLOAT_NAMES.items()}
 
 # Counts reach the engine as 64-bit integers; past this they would wrap or overflow there.
 INT_MAX = 2**63 - 1
-# Directions per row of sliced score matching: scorematch_core::objective::MAX_PROJECTIONS.
-MAX_PROJECTIONS = 4096
+# Directions per row of sliced score matching, as the engine allows.
+MAX_PROJECTIONS: int = _core.MAX_PROJECTIONS
 
 
 def as_integer(v: Any, name: str) -> int:

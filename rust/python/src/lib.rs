@@ -51,6 +51,13 @@ mod _core {
 
     #[pymodule_init]
     fn init(m: &Bound<'_, PyModule>) -> PyResult<()> {
-        m.add("__version__", env!("CARGO_PKG_VERSION"))
+        m.add("__version__", env!("CARGO_PKG_VERSION"))?;
+        // The core's limits, so that the Python checks (which say more: the whole range, the
+        // argument's name) cannot drift from the ones they front.
+        m.add("MAX_THREADS", scorematch_core::parallel::MAX_THREADS)?;
+        m.add(
+            "MAX_PROJECTIONS",
+            scorematch_core::objective::MAX_PROJECTIONS,
+        )
     }
 }
