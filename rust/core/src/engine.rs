@@ -5,7 +5,7 @@ use std::sync::atomic::AtomicBool;
 
 use crate::backward;
 use crate::error::{check_reservable, Error, Result};
-use crate::forward::{self, ScoreWorkspace, CHUNK_ROWS};
+use crate::forward::{self, ScoreWorkspace};
 use crate::laplacian::{self, LapWorkspace, Order, Part, Tangents};
 use crate::matrix::Rows;
 use crate::model::Model;
@@ -65,7 +65,7 @@ pub enum PerRow {
 /// of this, so that no block ends with a ragged chunk.
 pub fn chunk_rows<T: Real>(model: &Model<T>, op: PerRow) -> usize {
     match op {
-        PerRow::Energy | PerRow::Score => CHUNK_ROWS,
+        PerRow::Energy | PerRow::Score => forward::chunk_rows(model),
         PerRow::HessianTrace => laplacian::chunk_samples(model.mlp().dim()),
     }
 }

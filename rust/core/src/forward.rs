@@ -14,8 +14,20 @@ use crate::real::Real;
 use crate::simd::multiversion;
 use crate::workspace::{fit, fit_all};
 
-/// Rows per chunk: enough for the GEMM to run at speed, few enough to stay in cache.
-pub const CHUNK_ROWS: usize = 256;
+/// Bytes a chunk's buffers may take, so that they stay in a 512 KiB L2 (Zen 3) beside the
+/// weights while the GEMMs stream over them. Fixed 256-row chunks took 0.5–1 MiB at widths
+/// 128–256 and spilled: energy and score ran 5–16 % slower than with chunks in this budget
+/// (S1–S3, float32 and float64, 2 threads, medians of 6–10 alternated runs).
+const CHUNK_BYTES: usize = 256 << 10;
+
+/// Rows per chunk of the energy and score passes: the largest power of two from 16 to 256
+/// whose buffers fit [`CHUNK_BYTES`]. It depends on the model's shape alone; and since every
+/// row's result depends only on that row, it changes no value, only speed.
+pub fn chunk_rows<T: Real>(model: &Model<T>) -> usize {
+    let per_row = ScoreWorkspace::bytes(model, 1).unwrap_or(usize::MAX).max(1);
+    let rows = (CHUNK_BYTES / per_row).clamp(16, 256);
+    1 << rows.ilog2()
+}
 
 /// Buffers of one chunk; reused across chunks and calls.
 #[derive(Default)]

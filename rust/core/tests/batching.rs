@@ -99,7 +99,7 @@ fn energy_alone_equals_the_energy_of_the_score_pass_bit_for_bit() {
                 let x: Vec<T> = cast(&data(n, 3, 3.0, 11));
                 let alone = energy(&m, &x);
                 let mut ws = ScoreWorkspace::default();
-                let c = forward::CHUNK_ROWS.min(n);
+                let c = forward::chunk_rows(&m).min(n);
                 let (mut e, mut g) = (vec![T::zero(); c], vec![T::zero(); c * 3]);
                 ws.input(&m, c).copy_from_slice(&x[..c * 3]);
                 forward::energy_and_grad(&m, &mut ws, c, Some(&mut e), Some(&mut g));
