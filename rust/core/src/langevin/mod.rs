@@ -6,8 +6,8 @@
 //!       a = (E(x) − E(y))/T − ‖x − y − (ε/2)s(y)‖²/(2ε) + ‖y − x − (ε/2)s(x)‖²/(2ε)
 //! ```
 //!
-//! `step_size = ε` everywhere. Chains are cut into chunks of [`CHUNK_CHAINS`] (a constant,
-//! never the thread count); a chunk runs all the steps of a block on its own, one batched
+//! `step_size = ε` everywhere. Chains are cut into chunks of [`chunk_chains`] (fixed by the
+//! model's shape, never by the thread count); a chunk runs all the steps of a block on its own, one batched
 //! forward + reverse pass per step ([`forward::energy_and_grad`], which gives MALA the energy
 //! and the score from the same pass). Chain `i` draws from its own [`Stream`] `(seed, i)` in
 //! a fixed order — the initial point (dim normals, when no init is given), then per step dim
@@ -33,8 +33,13 @@ use crate::rng::Stream;
 use crate::workspace::{with_workspace, workspaces_bytes};
 use chain::Chain;
 
-/// Chains per chunk: the rows of one batched pass.
-pub const CHUNK_CHAINS: usize = 256;
+/// Chains per chunk: the rows of one batched pass, as many as the model's energy and score
+/// passes take ([`forward::chunk_rows`]: their buffers, which a chunk reuses at every step,
+/// then stay in L2). Fixed 256-chain chunks spilled at width 128: the L2 row of
+/// `bench_sample` (float32 ULA) ran 7–10 % slower, L1's 3–4 % (medians of 6 alternated runs).
+pub fn chunk_chains<T: Real>(model: &Model<T>) -> usize {
+    forward::chunk_rows(model)
+}
 
 /// The state of one chunk of chains, with its scratch buffers.
 struct Chunk<T> {
@@ -85,6 +90,8 @@ pub struct Sampler<T> {
     config: Config,
     dim: usize,
     n_chains: usize,
+    /// [`chunk_chains`] of the model: every chunk but the last holds this many chains.
+    chunk: usize,
     chunks: Vec<Chunk<T>>,
     step: usize,
 }
@@ -124,8 +131,8 @@ impl<T: Real> Sampler<T> {
         // error here, not an abort halfway through.
         let mala = config.method == Method::Mala;
         let per_chain = Chunk::<T>::bytes_per_chain(dim, mala);
-        let workspaces =
-            workspaces_bytes(n_chains, CHUNK_CHAINS, |c| ScoreWorkspace::bytes(model, c));
+        let chunk = chunk_chains(model);
+        let workspaces = workspaces_bytes(n_chains, chunk, |c| ScoreWorkspace::bytes(model, c));
         let bytes = n_chains
             .checked_mul(per_chain)
             .zip(workspaces)
@@ -139,11 +146,11 @@ impl<T: Real> Sampler<T> {
         check_reservable(bytes, refusal)?;
         let mut chunks = Vec::new();
         chunks
-            .try_reserve_exact(n_chains.div_ceil(CHUNK_CHAINS))
+            .try_reserve_exact(n_chains.div_ceil(chunk))
             .map_err(|_| Error::OutOfMemory(refusal()))?;
         let mut start = 0;
         while start < n_chains {
-            let c = CHUNK_CHAINS.min(n_chains - start);
+            let c = chunk.min(n_chains - start);
             let mut streams: Vec<Stream> = (start..start + c)
                 .map(|i| Stream::new(config.seed, config.first_chain + i as u64))
                 .collect();
@@ -165,6 +172,7 @@ impl<T: Real> Sampler<T> {
             config,
             dim,
             n_chains,
+            chunk,
             chunks,
             step: 0,
         })
@@ -234,7 +242,7 @@ impl<T: Real> Sampler<T> {
                 for slab in slabs {
                     for (p, piece) in pieces
                         .iter_mut()
-                        .zip(slab.chunks_mut((CHUNK_CHAINS * d).max(1)))
+                        .zip(slab.chunks_mut((self.chunk * d).max(1)))
                     {
                         p.push(piece);
                     }
