@@ -40,8 +40,9 @@ cases = {
     # the forward-Laplacian tape of 4097 stacked rows of width 1e5: 16 GB per thread
     "ssm tape": lambda: sm.EnergyMLP(2, hidden=(100_000,)).ssm_loss_and_grad(
         np.zeros((1, 2)), n_projections=4096),
-    # a 256-row chunk of the score pass at width 2**22 (float32): 16 GB per thread
-    "score workspace": lambda: sm.EnergyMLP(1, hidden=(2**22,), dtype="float32").score(
+    # a chunk of the score pass at width 2**24 (float32), of the fewest rows (16): 4 GiB per
+    # thread
+    "score workspace": lambda: sm.EnergyMLP(1, hidden=(2**24,), dtype="float32").score(
         np.zeros((256, 1), np.float32)),
     # the weights' GEMM layouts, a dim-1 layer padded to the kernel's panel width: 8 GB
     "model layouts": lambda: sm.EnergyMLP(1, hidden=(2**27,), dtype="float32"),
@@ -79,6 +80,37 @@ def test_oversized_buffers_are_memory_errors_not_aborts():
     }
     for name, pattern in expected.items():
         assert re.search("MemoryError: cannot allocate .*" + pattern, got[name]), (name, got[name])
+
+
+REPEATED = r"""
+import resource
+import numpy as np
+import scorematch as sm
+sm.set_num_threads(2)
+m = sm.EnergyMLP(1, hidden=(2**20,), dtype="float32")
+X = np.zeros((32, 1), np.float32)  # two chunks of 16 rows: a 256 MiB workspace per thread
+m.score(X[:1])
+size = int([l for l in open("/proc/self/status") if l.startswith("VmSize")][0].split()[1]) >> 10
+# Room for one call's workspaces (512 MiB), not for a second set beside them.
+resource.setrlimit(resource.RLIMIT_AS, ((size + 768) << 20, (size + 768) << 20))
+for _ in range(3):
+    m.score(X)
+# An allocation of the same size as the cached workspaces, which are idle now.
+sm.EnergyMLP(1, hidden=(2**20,), dtype="float32").score(X)
+print("ok")
+"""
+
+
+@pytest.mark.skipif(not sys.platform.startswith("linux"), reason="reads /proc/self/status")
+def test_a_repeated_call_under_a_memory_limit_reuses_its_workspaces():
+    """The memory check before a call counted the workspaces it needs as new memory, even
+    where the threads already held them from the previous call: under a limit with room for
+    one set, the second identical call was refused. Refused requests are now retried after the
+    idle workspaces are freed."""
+    run = subprocess.run(
+        [sys.executable, "-c", REPEATED], check=False, capture_output=True, text=True
+    )
+    assert run.returncode == 0 and run.stdout.strip() == "ok", run.stderr[-2000:]
 
 
 def test_a_wide_input_needs_no_dim_squared_buffers():

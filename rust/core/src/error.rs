@@ -66,23 +66,37 @@ const CHECK_FROM_BYTES: usize = 64 << 20;
 /// before buffers whose sizes the caller's input decides are made, so that a request the
 /// allocator refuses is an error instead of an abort halfway through. Under overcommit a
 /// request it grants can still exhaust memory later.
+///
+/// A refused request is tried once more after the threads' idle workspaces are freed
+/// ([`crate::workspace::release_idle`]), which may be what holds the memory: under a memory
+/// limit, a second call of the same shape was refused for the workspaces of the first.
 pub fn check_reservable(bytes: Option<usize>, what: impl FnOnce() -> String) -> Result<()> {
+    let fits = |b: usize| Vec::<u8>::new().try_reserve_exact(b).is_ok();
     match bytes {
-        Some(b) if b < CHECK_FROM_BYTES || Vec::<u8>::new().try_reserve_exact(b).is_ok() => Ok(()),
+        Some(b) if b < CHECK_FROM_BYTES || fits(b) => Ok(()),
+        Some(b) if with_idle_released(|| fits(b)) => Ok(()),
         _ => Err(Error::OutOfMemory(what())),
     }
 }
 
+/// Frees the idle workspaces, then asks `again`.
+fn with_idle_released(again: impl FnOnce() -> bool) -> bool {
+    crate::workspace::release_idle();
+    again()
+}
+
 /// Room for `len` more values in `v`, or [`Error::OutOfMemory`] naming `what` when it cannot
 /// be allocated: for buffers whose size a caller chooses (a model's parameters, a sampler's
-/// chains, a dataset's permutation), where growing the vector would abort the process.
+/// chains, a dataset's permutation), where growing the vector would abort the process. As in
+/// [`check_reservable`], a refused request is tried again after the idle workspaces are freed.
 pub fn try_reserve<T>(v: &mut Vec<T>, len: usize, what: &str) -> Result<()> {
-    v.try_reserve_exact(len).map_err(|_| {
-        Error::OutOfMemory(format!(
-            "cannot allocate {what}: {len} values of {} bytes",
-            std::mem::size_of::<T>()
-        ))
-    })
+    if v.try_reserve_exact(len).is_ok() || with_idle_released(|| v.try_reserve_exact(len).is_ok()) {
+        return Ok(());
+    }
+    Err(Error::OutOfMemory(format!(
+        "cannot allocate {what}: {len} values of {} bytes",
+        std::mem::size_of::<T>()
+    )))
 }
 
 /// A vector of `len` copies of `value`, or [`Error::OutOfMemory`] as [`try_reserve`].

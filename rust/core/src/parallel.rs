@@ -115,6 +115,13 @@ pub fn install<R: Send>(f: impl FnOnce() -> R + Send) -> R {
     }
 }
 
+/// Runs `f` once on every thread of the pool calls use, and waits for all of them.
+pub fn on_every_thread(f: impl Fn() + Sync) {
+    install(|| {
+        rayon::broadcast(|_| f());
+    });
+}
+
 /// Calls `f(i, piece)` for the pieces `out.chunks_mut(piece_len)`, in parallel.
 pub fn for_each_chunk_mut<T: Send>(
     out: &mut [T],

@@ -30,6 +30,21 @@ pub fn with_workspace<W: Any + Default, R>(f: impl FnOnce(&mut W) -> R) -> R {
     out
 }
 
+/// Frees the idle workspaces of this thread and of every thread of the pool (one in use by a
+/// running chunk is not idle and stays). Blocks until every pool thread has taken its turn.
+/// For a request the allocator refused ([`crate::error::check_reservable`]): the memory may
+/// be held by workspaces that no call is using.
+pub fn release_idle() {
+    fn here() {
+        // Taken out first: dropping a workspace runs no code that could touch the cache, but
+        // the borrow then ends before any of them does.
+        let idle = CACHE.with(|c| std::mem::take(&mut *c.borrow_mut()));
+        drop(idle);
+    }
+    here();
+    crate::parallel::on_every_thread(here);
+}
+
 /// Bytes of the workspaces of a call on `n` rows in chunks of `chunk`: `bytes(c)` for a chunk
 /// of c rows, once per thread that gets a chunk (`None`: more than `usize` holds).
 pub fn workspaces_bytes(
