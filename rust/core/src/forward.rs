@@ -21,8 +21,8 @@ use crate::workspace::{fit, fit_all};
 const CHUNK_BYTES: usize = 256 << 10;
 
 /// Rows per chunk of the energy and score passes: the largest power of two from 16 to 256
-/// whose buffers fit [`CHUNK_BYTES`]. It depends on the model's shape alone; and since every
-/// row's result depends only on that row, it changes no value, only speed.
+/// whose buffers fit in `CHUNK_BYTES` (256 KiB). It depends on the model's shape alone; and
+/// since every row's result depends only on that row, it changes no value, only speed.
 pub fn chunk_rows<T: Real>(model: &Model<T>) -> usize {
     let per_row = ScoreWorkspace::bytes(model, 1).unwrap_or(usize::MAX).max(1);
     let rows = (CHUNK_BYTES / per_row).clamp(16, 256);
