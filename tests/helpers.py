@@ -36,11 +36,19 @@ def assert_close(actual, expected, rtol, what=""):
     assert err <= rtol * scale, f"{what}: max error {err:.3e} > {rtol:.1e} * scale {scale:.3e}"
 
 
+class Presses:
+    """What :func:`ctrl_c_every` did: ``first``, the ``time.perf_counter()`` of its first
+    press (``None`` before it)."""
+
+    first: float | None = None
+
+
 @contextlib.contextmanager
-def ctrl_c_every(delay: float, grace: float = 1.0) -> Iterator[None]:
-    """Presses Ctrl-C (``_thread.interrupt_main``) ``delay`` seconds into the block and again
-    every ``delay`` seconds until the block ends. Each press raises ``KeyboardInterrupt``,
-    except those handled within ``grace`` seconds of the last one raised, which are ignored.
+def ctrl_c_every(delay: float, start: float | None = None, grace: float = 3.0) -> Iterator[Presses]:
+    """Presses Ctrl-C (``_thread.interrupt_main``) ``start`` seconds into the block (default
+    ``delay``) and again every ``delay`` seconds until the block ends. Each press raises
+    ``KeyboardInterrupt``, except those handled within ``grace`` seconds of the last one
+    raised, which are ignored.
 
     Why a handler of our own: a shell starts background jobs (``cmd &``, ``nohup``) with SIGINT
     ignored, Python then installs no handler, and ``interrupt_main`` does nothing; a test
@@ -48,8 +56,10 @@ def ctrl_c_every(delay: float, grace: float = 1.0) -> Iterator[None]:
     press that lands while the main thread runs a finalizer is dropped by CPython ("Exception
     ignored"). Why the grace: a press that lands while the first one's ``KeyboardInterrupt``
     is still on its way out (through ``pytest.raises``, or ``fit``'s own handler) would raise a
-    second one there, which failed a CI run. Presses still pending when the block ends are
-    ignored too."""
+    second one there, which failed CI runs on a loaded machine. Presses still pending when the
+    block ends are ignored too. Tests time the stop from ``Presses.first``, not from the
+    block's start, which a loaded machine can delay."""
+    presses = Presses()
     last_raised = [-float("inf")]
     closing = threading.Event()
 
@@ -64,13 +74,17 @@ def ctrl_c_every(delay: float, grace: float = 1.0) -> Iterator[None]:
     stop = threading.Event()
 
     def press() -> None:
-        while not stop.wait(delay):
+        wait = delay if start is None else start
+        while not stop.wait(wait):
+            if presses.first is None:
+                presses.first = time.perf_counter()
             _thread.interrupt_main()
+            wait = delay
 
     presser = threading.Thread(target=press, daemon=True)
     presser.start()
     try:
-        yield
+        yield presses
     finally:
         closing.set()
         stop.set()

@@ -73,10 +73,9 @@ def test_ctrl_c_interrupts_a_long_loss_and_gradient(objective, restore_threads):
         "ssm": lambda X: m.ssm_loss_and_grad(X, n_projections=8),
         "dsm": lambda X: m.dsm_loss_and_grad(X, 0.1),
     }[objective]
-    t0 = time.perf_counter()
-    with ctrl_c_every(0.3), pytest.raises(KeyboardInterrupt):
+    with ctrl_c_every(0.3) as presses, pytest.raises(KeyboardInterrupt):
         call(X)
-    assert time.perf_counter() - t0 < 2.5
+    assert presses.first is not None and time.perf_counter() - presses.first < 1.5
     # Past the size that takes the interruptible path (8000 rows of 33 500 multiply-adds),
     # results are still bit-identical for any thread count.
     small = X[:8000]
@@ -96,10 +95,10 @@ def test_ctrl_c_interrupts_a_long_minibatch():
     before = m.params
     # One step: ~9 s of work here (4.3 s per 1e6 rows); stopped, under a second.
     X = np.random.default_rng(1).normal(size=(2_000_000, 2))
-    t0 = time.perf_counter()
-    with ctrl_c_every(0.5):
+    # The first press after fit's set-up (copying 2e6 rows), which a loaded machine slows.
+    with ctrl_c_every(0.5, start=1.5) as presses:
         h = m.fit(X, epochs=3, batch_size=2_000_000, progress=False)
-    assert time.perf_counter() - t0 < 2.5
+    assert presses.first is not None and time.perf_counter() - presses.first < 1.5
     assert h.stop_reason == "interrupted" and h.n_epochs == 0
     for a, b in zip(m.params, before, strict=True):
         np.testing.assert_array_equal(a, b)
@@ -113,8 +112,8 @@ def test_ctrl_c_interrupts_a_long_validation_loss():
     # The validation loss alone: 10 s here (3.3 s per 2e6 rows), against under a second
     # when it stops.
     X, X_val = rng.normal(size=(100, 2)), rng.normal(size=(6_000_000, 2))
-    t0 = time.perf_counter()
-    with ctrl_c_every(0.5):
+    # The first press after fit's set-up (copying 6e6 rows), which a loaded machine slows.
+    with ctrl_c_every(0.5, start=2.0) as presses:
         h = m.fit(X, epochs=3, validation=X_val, progress=False)
-    assert time.perf_counter() - t0 < 2.5
+    assert presses.first is not None and time.perf_counter() - presses.first < 1.5
     assert h.stop_reason == "interrupted" and h.n_epochs == 0 and h.val_loss == []

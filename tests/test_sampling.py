@@ -353,10 +353,9 @@ def test_mala_matches_a_two_dimensional_mixture():
 
 def test_ctrl_c_interrupts_a_long_run():
     m = EnergyMLP(2, hidden=(32,), alpha=1.0, seed=0)
-    t0 = time.perf_counter()
-    with ctrl_c_every(0.3), pytest.raises(KeyboardInterrupt):
+    with ctrl_c_every(0.3) as presses, pytest.raises(KeyboardInterrupt):
         m.sample(2048, n_steps=200_000, step_size=0.01)  # a minute or more uninterrupted
-    assert time.perf_counter() - t0 < 2.0
+    assert presses.first is not None and time.perf_counter() - presses.first < 1.5
 
 
 GOLDEN_PARAMS = [
