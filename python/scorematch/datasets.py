@@ -109,11 +109,14 @@ class GaussianMixture:
         out: Array = self.means[comp] + np.einsum("nij,nj->ni", self._chol[comp], z)
         return out
 
-    def _component_terms(self, X: ArrayLike) -> tuple[Array, Array]:
+    def _as_rows(self, X: ArrayLike) -> Array:
         # Masked arrays and complex values are refused, as everywhere in the package.
-        x = as_real_array(X, "X").astype(np.float64, copy=False)
+        x: Array = as_real_array(X, "X").astype(np.float64, copy=False)
         if x.ndim != 2 or x.shape[1] != self.dim:
             raise ValueError(f"X must have shape (n, {self.dim}), got {x.shape}")
+        return x
+
+    def _component_terms(self, x: Array) -> tuple[Array, Array]:
         diff = x[:, None, :] - self.means[None]  # (n, K, d)
         pd = np.einsum("kij,nkj->nki", self._prec, diff)  # Σ⁻¹(x − μ)
         logc = self._log_norm[None] - 0.5 * np.einsum("nki,nki->nk", diff, pd)
@@ -121,7 +124,7 @@ class GaussianMixture:
 
     def log_prob(self, X: ArrayLike) -> Array:
         """Exact log-density of each row; shape (n,)."""
-        logc, _ = self._component_terms(X)
+        logc, _ = self._component_terms(self._as_rows(X))
         m = logc.max(axis=1, keepdims=True)
         # Far enough out, every component's quadratic form overflows: log p = −Inf there,
         # not the NaN of −Inf − (−Inf).
@@ -132,7 +135,8 @@ class GaussianMixture:
 
     def score(self, X: ArrayLike) -> Array:
         """Exact score ∇ₓ log p of each row; shape (n, d)."""
-        logc, pd = self._component_terms(X)
+        x = self._as_rows(X)
+        logc, pd = self._component_terms(x)
         m = logc.max(axis=1, keepdims=True)
         far = np.isneginf(m[:, 0])
         with np.errstate(invalid="ignore"):
@@ -142,9 +146,9 @@ class GaussianMixture:
             # compared, but the score Σ⁻¹(x − μ) is still finite: compare the forms at the
             # scale of x, where the nearest component in its own metric takes all the weight
             # (exactly tied ones share it: their scores then agree to rounding).
-            x = as_real_array(X, "X").astype(np.float64, copy=False)[far]
-            scale = np.abs(x).max(axis=1)[:, None, None]
-            diff = (x[:, None, :] - self.means[None]) / scale
+            xf = x[far]
+            scale = np.abs(xf).max(axis=1)[:, None, None]
+            diff = (xf[:, None, :] - self.means[None]) / scale
             q = np.einsum("nki,kij,nkj->nk", diff, self._prec, diff)
             r[far] = q == q.min(axis=1, keepdims=True)
         r /= r.sum(axis=1, keepdims=True)  # responsibilities

@@ -5,7 +5,8 @@
 mod common;
 use common::*;
 use rayon::ThreadPoolBuilder;
-use scorematch_core::langevin::{chunk_chains, sample, Config, Method, Output, Sampler};
+use scorematch_core::forward::chunk_rows;
+use scorematch_core::langevin::{sample, Config, Method, Output, Sampler};
 use scorematch_core::{Activation, Error, Mlp, Model, Real, Rows};
 
 /// The energy (1/(2σ²))‖x‖²: all network weights zero, alpha = 1/σ². Target N(0, σ² I).
@@ -174,7 +175,7 @@ fn configs() -> Vec<(Config, bool)> {
 #[test]
 fn the_first_chains_do_not_depend_on_how_many_run() {
     let m = model::<f32>(3, &[16, 16], Activation::Silu, 0.3, 10);
-    let (big, small) = (chunk_chains(&m) + 45, 17);
+    let (big, small) = (chunk_rows(&m) + 45, 17);
     for (cfg, traj) in configs() {
         let a = sample(&m, big, None, cfg.clone(), traj).unwrap();
         let b = sample(&m, small, None, cfg.clone(), traj).unwrap();
@@ -195,7 +196,7 @@ fn the_first_chains_do_not_depend_on_how_many_run() {
 #[test]
 fn a_range_of_chains_runs_on_its_own() {
     let m = model::<f64>(2, &[8], Activation::Tanh, 0.5, 4);
-    let (n, a, b) = (chunk_chains(&m) + 30, 40, chunk_chains(&m) + 7);
+    let (n, a, b) = (chunk_rows(&m) + 30, 40, chunk_rows(&m) + 7);
     for (cfg, traj) in configs() {
         let whole = sample(&m, n, None, cfg.clone(), traj).unwrap();
         let mut part_cfg = cfg.clone();
@@ -209,7 +210,7 @@ fn a_range_of_chains_runs_on_its_own() {
 #[test]
 fn results_are_bit_identical_for_any_thread_count_and_block_size() {
     let m = model::<f64>(2, &[32, 32], Activation::Softplus, 0.1, 11);
-    let n = 3 * chunk_chains(&m) + 11;
+    let n = 3 * chunk_rows(&m) + 11;
     for (cfg, traj) in configs() {
         let run = || sample(&m, n, None, cfg.clone(), traj).unwrap();
         let one = ThreadPoolBuilder::new()

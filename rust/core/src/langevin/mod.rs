@@ -6,9 +6,10 @@
 //!       a = (E(x) − E(y))/T − ‖x − y − (ε/2)s(y)‖²/(2ε) + ‖y − x − (ε/2)s(x)‖²/(2ε)
 //! ```
 //!
-//! `step_size = ε` everywhere. Chains are cut into chunks of [`chunk_chains`] (fixed by the
-//! model's shape, never by the thread count); a chunk runs all the steps of a block on its own, one batched
-//! forward + reverse pass per step ([`forward::energy_and_grad`], which gives MALA the energy
+//! `step_size = ε` everywhere. Chains are cut into chunks of [`forward::chunk_rows`] (fixed
+//! by the model's shape, never by the thread count: the score pass's chunk, whose buffers a
+//! chunk of chains reuses at every step); a chunk runs all the steps of a block on its own,
+//! one batched forward + reverse pass per step ([`forward::energy_and_grad`], which gives MALA the energy
 //! and the score from the same pass). Chain `i` draws from its own [`Stream`] `(seed, i)` in
 //! a fixed order — the initial point (dim normals, when no init is given), then per step dim
 //! normals and, for MALA, one uniform — and per-row results of a pass do not depend on the
@@ -32,14 +33,6 @@ use crate::real::Real;
 use crate::rng::Stream;
 use crate::workspace::{with_workspace, workspaces_bytes};
 use chain::Chain;
-
-/// Chains per chunk: the rows of one batched pass, as many as the model's energy and score
-/// passes take ([`forward::chunk_rows`]: their buffers, which a chunk reuses at every step,
-/// then stay in L2). Fixed 256-chain chunks spilled at width 128: the L2 row of
-/// `bench_sample` (float32 ULA) ran 7–10 % slower, L1's 3–4 % (medians of 6 alternated runs).
-pub fn chunk_chains<T: Real>(model: &Model<T>) -> usize {
-    forward::chunk_rows(model)
-}
 
 /// The state of one chunk of chains, with its scratch buffers.
 struct Chunk<T> {
@@ -90,7 +83,7 @@ pub struct Sampler<T> {
     config: Config,
     dim: usize,
     n_chains: usize,
-    /// [`chunk_chains`] of the model: every chunk but the last holds this many chains.
+    /// [`forward::chunk_rows`] of the model: every chunk but the last holds this many chains.
     chunk: usize,
     chunks: Vec<Chunk<T>>,
     step: usize,
@@ -131,7 +124,7 @@ impl<T: Real> Sampler<T> {
         // error here, not an abort halfway through.
         let mala = config.method == Method::Mala;
         let per_chain = Chunk::<T>::bytes_per_chain(dim, mala);
-        let chunk = chunk_chains(model);
+        let chunk = forward::chunk_rows(model);
         let workspaces = workspaces_bytes(n_chains, chunk, |c| ScoreWorkspace::bytes(model, c));
         let bytes = n_chains
             .checked_mul(per_chain)
