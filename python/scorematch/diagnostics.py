@@ -101,8 +101,11 @@ def _rank_normalize(t: Floats) -> Floats:
 def _rhat(t: Floats) -> Floats:
     n = t.shape[0]
     chain_mean = t.mean(axis=0)
-    b = n * chain_mean.var(axis=0, ddof=1)
-    w = t.var(axis=0, ddof=1).mean(axis=0)
+    # Constant chains have exactly zero variance: the rounding of their means would leave
+    # ~1e-32 instead, and chains stuck at different values gave R-hat ~1e15 instead of inf.
+    lo, hi = t.min(axis=0), t.max(axis=0)
+    b = np.where(lo.min(axis=0) == hi.max(axis=0), 0.0, n * chain_mean.var(axis=0, ddof=1))
+    w = np.where(lo == hi, 0.0, t.var(axis=0, ddof=1)).mean(axis=0)
     var_plus = (n - 1) / n * w + b / n
     with np.errstate(divide="ignore", invalid="ignore"):
         r = np.sqrt(var_plus / w)
@@ -124,6 +127,8 @@ def split_rhat(trajectory: ArrayLike) -> Floats:
     Returns
     -------
     ndarray of float64, shape (dim,)
+        ``inf`` where (split) chains are each constant but not all equal; 1 where every
+        draw of the coordinate is the same.
 
     Raises
     ------
