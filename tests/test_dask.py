@@ -280,6 +280,9 @@ def test_sample_takes_empty_blocks_and_builds_lazily(monkeypatch: pytest.MonkeyP
     m = model()
     got = smd.sample(m, 10, chunks=(0, 5, 0, 5), n_steps=3).compute(scheduler="threads")
     np.testing.assert_array_equal(got, m.sample(10, n_steps=3).samples)
+    # No chains at all: an empty array, as from model.sample(0).
+    empty = smd.sample(m, 0, n_steps=3).compute(scheduler="threads")
+    assert empty.shape == (0, m.dim) and empty.dtype == m.dtype
     # Building the array checks the options (as model.sample would) and runs no chain, whatever
     # burn_in or steps_per_level (numpy integers included).
     calls: list[int] = []

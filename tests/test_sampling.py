@@ -226,10 +226,28 @@ def test_bad_arguments(model, kwargs, exc, match):
 
 
 def test_bad_n_samples(model):
-    with pytest.raises(ValueError, match="n_samples must be at least 1"):
-        model.sample(0)
+    with pytest.raises(ValueError, match="n_samples must be at least 0"):
+        model.sample(-1)
     with pytest.raises(TypeError, match="n_samples must be an int"):
         model.sample(2.0)
+
+
+@pytest.mark.parametrize("method", ["ula", "mala", "annealed"])
+def test_zero_chains_give_empty_results(model, method):
+    # An empty batch gives empty outputs, as for scorematch.langevin with an empty x0.
+    kw = {"temperatures": [2.0, 1.0]} if method == "annealed" else {"burn_in": 2}
+    res = model.sample(0, n_steps=6, method=method, thin=2, return_trajectory=True, **kw)
+    d = model.dim
+    assert res.samples.shape == (0, d) and res.samples.dtype == model.dtype
+    assert res.trajectory is not None and res.trajectory.shape == (3, 0, d)
+    assert res.step_size.shape == (0,) and res.chain_indices.shape == (0,)
+    assert (res.acceptance_rate is not None) == (method == "mala")
+    if res.acceptance_rate is not None:
+        assert res.acceptance_rate.shape == (0,)
+    init = np.zeros((0, d), model.dtype)
+    assert model.sample(0, n_steps=3, init=init, on_divergence="mask").samples.shape == (0, d)
+    with pytest.raises(ValueError, match=r"init must have shape \(0, "):
+        model.sample(0, init=np.zeros((1, d)))
 
 
 def _exploding():

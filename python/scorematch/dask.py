@@ -246,7 +246,7 @@ def sample(
     ----------
     model : EnergyMLP
     n_samples : int
-        Number of chains (≥ 1).
+        Number of chains (≥ 0; 0 gives an empty array).
     chunks : int, sequence of int or "auto", default 4096
         Chains per block (as Dask's ``chunks`` for the first axis; ``"auto"`` sizes blocks
         by Dask's ``array.chunk-size`` setting).
@@ -277,7 +277,7 @@ def sample(
         ``on_divergence``, ``first_chain``, or a name ``EnergyMLP.sample`` does not know.
     """
     _check_model(model)
-    n = as_int(n_samples, "n_samples")
+    n = as_int(n_samples, "n_samples", 0)
     seed = as_seed(seed)
     bad = sorted(set(sample_kwargs) & set(_NOT_FOR_BLOCKS))
     if bad:

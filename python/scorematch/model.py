@@ -531,7 +531,9 @@ class EnergyMLP:
         Parameters
         ----------
         n_samples : int
-            Number of chains (≥ 1); each returns one sample.
+            Number of chains (≥ 0); each returns one sample. With 0, every array of the
+            result is empty, of the shapes above with n_samples = 0 (as an empty batch
+            gives empty outputs elsewhere).
         n_steps : int, default 1000
             Steps after burn-in (≥ 1).
         step_size : float, default 1e-2

@@ -211,7 +211,7 @@ def _prepare(
     """Checks and converts the options of :meth:`scorematch.EnergyMLP.sample`: types and
     combinations. The engine's own rules for a run (its ``Config``) are applied by
     ``_core.sample``, or, by callers that do not run at once, ``_core.check_sample_config``."""
-    n = as_int(n_samples, "n_samples", 1)
+    n = as_int(n_samples, "n_samples", 0)
     if method not in _METHODS:
         raise ValueError(f"method must be 'ula', 'mala' or 'annealed', got {method!r}")
     run = _run(
@@ -293,7 +293,7 @@ def sample(model: EnergyMLP, n_samples: int, **options: Any) -> SampleResult:
     run = _prepare(model, n_samples, **options)
     n, first = run.n, run.first_chain
     mala = run.method == "mala"
-    block = max(1, int(_BLOCK_WORK // (n * (2 * model.n_params + _STEP_OVERHEAD))))
+    block = max(1, int(_BLOCK_WORK // (max(n, 1) * (2 * model.n_params + _STEP_OVERHEAD))))
     try:
         samples, traj, acc, steps, diverged = _core.sample(model._m, run, block)
     except KeyboardInterrupt as err:
