@@ -50,6 +50,7 @@ def test_constant_chains():
     t[:, :, 1] = 0.1  # coordinate 1: every chain at the same 0.1
     t[:, :2, 2], t[:, 2:, 2] = 0.1, 0.3  # coordinate 2: two groups
     np.testing.assert_array_equal(diagnostics.split_rhat(t), [np.inf, 1.0, np.inf])
+    assert np.isnan(diagnostics.ess(t)[1]) and np.isnan(diagnostics.ess(t, method="basic")[1])
 
 
 def test_heavy_tails_and_ties(rng):

@@ -174,6 +174,8 @@ def ess(trajectory: ArrayLike, *, method: str = "bulk") -> Floats:
     Returns
     -------
     ndarray of float64, shape (dim,)
+        NaN where every draw of the coordinate is the same (zero variance: the draws say
+        nothing about their autocorrelation).
 
     Raises
     ------
@@ -211,8 +213,11 @@ def ess(trajectory: ArrayLike, *, method: str = "bulk") -> Floats:
     kept = np.take_along_axis(pairs, stop[None, :], axis=0)[0] >= 0
     tau = -1.0 + 2.0 * mono.sum(axis=0) + np.where((even > 0) | kept, even, 0.0)
     total = n * m
+    # Tested on the draws, not on var_plus: rounding leaves ~1e-32 of variance in constant
+    # draws of most values (0.1, say), which made the basic ESS of a constant 8.4.
+    constant = t.min(axis=(0, 1)) == t.max(axis=(0, 1))
     with np.errstate(divide="ignore", invalid="ignore"):
-        out = np.where(var_plus > 0, total / np.maximum(tau, 1.0 / np.log10(total)), np.nan)
+        out = np.where(constant, np.nan, total / np.maximum(tau, 1.0 / np.log10(total)))
     return np.asarray(out, dtype=np.float64)
 
 
