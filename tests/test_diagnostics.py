@@ -53,6 +53,21 @@ def test_constant_chains():
     assert np.isnan(diagnostics.ess(t)[1]) and np.isnan(diagnostics.ess(t, method="basic")[1])
 
 
+@pytest.mark.parametrize("scale", [2.0**-1000, 2.0**-530, 2.0**530, 2.0**1000])
+def test_draws_of_any_scale_give_the_same_values(rng, scale):
+    # Scale-free statistics: draws near the ends of float64's range once underflowed the
+    # basic ESS to NaN (2**-1000) or overflowed its FFT (2**1000). Scaled by a power of two,
+    # the draws are exact multiples, and every value is the same to the bit.
+    t = rng.normal(size=(200, 4, 2))
+    s = t * scale
+    for f in (
+        diagnostics.split_rhat,
+        diagnostics.ess,
+        lambda x: diagnostics.ess(x, method="basic"),
+    ):
+        np.testing.assert_array_equal(f(s), f(t))
+
+
 def test_heavy_tails_and_ties(rng):
     t = rng.standard_cauchy(size=(800, 4, 1))
     assert abs(diagnostics.split_rhat(t)[0] - 1) < 0.02

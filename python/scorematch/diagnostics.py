@@ -39,7 +39,11 @@ def _trajectory(trajectory: ArrayLike, min_draws: int) -> Floats:
             f"trajectory contains NaN or Inf (first at draw {draw}, chain {chain}, "
             f"coordinate {coord})"
         )
-    return t
+    # Both diagnostics are scale-free; scaled by a power of two per coordinate (exact), the
+    # largest draw is in [0.5, 1), so the variances and FFTs of draws near 1e±300 neither
+    # overflow nor underflow, and other draws give the same bits as unscaled.
+    _, exponent = np.frexp(np.abs(t).max(axis=(0, 1)))
+    return np.asarray(np.ldexp(t, -exponent), dtype=np.float64)
 
 
 def _split(t: Floats) -> Floats:
