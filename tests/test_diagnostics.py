@@ -43,13 +43,14 @@ def test_chains_stuck_at_different_values(rng):
 
 def test_constant_chains():
     # Each chain constant: R-hat is inf when the constants differ (between-chain variance,
-    # none within) and 1 when all agree; rounding in the chain means must not turn the
-    # exact zeros into ~1e-32 (that gave 1.2e15 here before).
+    # none within) and NaN when all agree (undefined, as in ArviZ and Stan's posterior: a
+    # stuck sampler must not read as converged); rounding in the chain means must not turn
+    # the exact zeros into ~1e-32 (that gave 1.2e15 here before, and ArviZ 0.23 gives 1.4e16).
     t = np.zeros((100, 4, 3))
     t[:, 1, 0], t[:, 2, 0] = 1.0, 2.0  # coordinate 0: chains at 0, 1, 2, 0
     t[:, :, 1] = 0.1  # coordinate 1: every chain at the same 0.1
     t[:, :2, 2], t[:, 2:, 2] = 0.1, 0.3  # coordinate 2: two groups
-    np.testing.assert_array_equal(diagnostics.split_rhat(t), [np.inf, 1.0, np.inf])
+    np.testing.assert_array_equal(diagnostics.split_rhat(t), [np.inf, np.nan, np.inf])
     assert np.isnan(diagnostics.ess(t)[1]) and np.isnan(diagnostics.ess(t, method="basic")[1])
 
 

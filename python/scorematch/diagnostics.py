@@ -113,7 +113,7 @@ def _rhat(t: Floats) -> Floats:
     var_plus = (n - 1) / n * w + b / n
     with np.errstate(divide="ignore", invalid="ignore"):
         r = np.sqrt(var_plus / w)
-    return np.where(w > 0, r, np.where(b > 0, np.inf, 1.0))
+    return np.where(w > 0, r, np.where(b > 0, np.inf, np.nan))
 
 
 def split_rhat(trajectory: ArrayLike) -> Floats:
@@ -131,8 +131,10 @@ def split_rhat(trajectory: ArrayLike) -> Floats:
     Returns
     -------
     ndarray of float64, shape (dim,)
-        ``inf`` where (split) chains are each constant but not all equal; 1 where every
-        draw of the coordinate is the same.
+        ``inf`` where (split) chains are each constant but not all equal; NaN where every
+        draw of the coordinate is the same, as ArviZ and Stan's ``posterior`` give: chains
+        that never move have not been shown to mix (a stuck sampler must not pass a
+        ``rhat < 1.01`` check).
 
     Raises
     ------
@@ -179,7 +181,8 @@ def ess(trajectory: ArrayLike, *, method: str = "bulk") -> Floats:
     -------
     ndarray of float64, shape (dim,)
         NaN where every draw of the coordinate is the same (zero variance: the draws say
-        nothing about their autocorrelation).
+        nothing about their autocorrelation), as Stan's ``posterior`` gives (ArviZ gives the
+        number of draws).
 
     Raises
     ------
