@@ -4,6 +4,8 @@ from __future__ import annotations
 
 import numpy as np
 import pytest
+from hypothesis import assume, given, settings
+from hypothesis import strategies as st
 from scorematch import diagnostics
 
 
@@ -153,3 +155,30 @@ def test_ess_keeps_a_negative_even_term_when_the_lag_limit_ends_the_sequence():
     # (az.ess(t[:, :, 0].T, method="mean")); dropping the term gave 17.93.
     t = np.random.default_rng(123).normal(size=(10, 2, 1))
     np.testing.assert_allclose(diagnostics.ess(t, method="basic"), [18.34952094805393], rtol=1e-12)
+
+
+@settings(max_examples=60, deadline=None)
+@given(
+    n=st.integers(4, 60),
+    m=st.integers(2, 5),
+    kind=st.sampled_from(["normal", "ties", "walk", "cauchy"]),
+    seed=st.integers(0, 2**32 - 1),
+)
+def test_ess_and_rhat_equal_arviz_on_drawn_trajectories(n, m, kind, seed):
+    """Against ArviZ itself, where it is installed, on drawn lengths (odd ones drop their
+    middle draw when split), chain counts and kinds of draws: ties (average ranks), random
+    walks (long autocorrelations, Geyer's sequence cut early) and heavy tails."""
+    az = pytest.importorskip("arviz")
+    rng = np.random.default_rng(seed)
+    t = {
+        "normal": lambda: rng.normal(size=(n, m)),
+        "ties": lambda: rng.integers(0, 3, size=(n, m)).astype(float),
+        "walk": lambda: np.cumsum(rng.normal(size=(n, m)), axis=0),
+        "cauchy": lambda: rng.standard_cauchy(size=(n, m)),
+    }[kind]()
+    assume(t.min() < t.max())  # all equal: the conventions differ (see test_constant_chains)
+    np.testing.assert_allclose(diagnostics.ess(t), az.ess(t.T, method="bulk"), rtol=1e-7)
+    np.testing.assert_allclose(
+        diagnostics.ess(t, method="basic"), az.ess(t.T, method="mean"), rtol=1e-10
+    )
+    np.testing.assert_allclose(diagnostics.split_rhat(t), az.rhat(t.T, method="rank"), rtol=1e-7)
