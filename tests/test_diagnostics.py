@@ -19,10 +19,10 @@ def ar1(rng, n, m, d, rho):
 
 def test_iid_draws(rng):
     t = rng.normal(size=(1000, 4, 3))
-    for method in ("bulk", "basic"):
+    for method in ("bulk", "tail", "basic"):
         ess = diagnostics.ess(t, method=method)
         assert ess.shape == (3,)
-        assert np.all(np.abs(ess / 4000 - 1) < 0.15), ess
+        assert np.all(np.abs(ess / 4000 - 1) < 0.15), (method, ess)
     rhat = diagnostics.split_rhat(t)
     assert rhat.shape == (3,) and np.all(np.abs(rhat - 1) < 0.01), rhat
 
@@ -88,8 +88,8 @@ def test_two_dimensional_input_and_errors(rng):
         diagnostics.split_rhat(np.zeros((2, 3, 1)))
     with pytest.raises(ValueError, match="NaN"):
         diagnostics.ess(np.full((10, 2, 1), np.nan))
-    with pytest.raises(ValueError, match="method"):
-        diagnostics.ess(t, method="tail")
+    with pytest.raises(ValueError, match="method must be 'bulk', 'tail' or 'basic'"):
+        diagnostics.ess(t, method="mean")
 
 
 def test_acceptance_summary():
@@ -138,6 +138,15 @@ _ARVIZ = {
 }  # fmt: skip
 
 
+# az.ess(t[:, :, j].T, method="tail"), ArviZ 0.23.4.
+_ARVIZ_TAIL = {
+    "iid": [758.4535843123355, 761.0076536172527],
+    "ar1": [132.48050975783332, 62.49322983643464],
+    "heavy": [305.39097063289597, 302.3081466672725],
+    "scales": [144.0000586868711, 244.51297079739507],
+}
+
+
 @pytest.mark.parametrize("name", sorted(_ARVIZ))
 def test_ess_and_rhat_equal_arviz(name):
     """The reference implementation of Vehtari et al. (2021): bulk ESS within 1e-8 (our
@@ -147,6 +156,7 @@ def test_ess_and_rhat_equal_arviz(name):
     np.testing.assert_allclose(diagnostics.ess(t), bulk, rtol=1e-8)
     np.testing.assert_allclose(diagnostics.ess(t, method="basic"), mean, rtol=1e-12)
     np.testing.assert_allclose(diagnostics.split_rhat(t), rhat, rtol=1e-8)
+    np.testing.assert_allclose(diagnostics.ess(t, method="tail"), _ARVIZ_TAIL[name], rtol=1e-12)
 
 
 def test_ess_keeps_a_negative_even_term_when_the_lag_limit_ends_the_sequence():
@@ -182,3 +192,11 @@ def test_ess_and_rhat_equal_arviz_on_drawn_trajectories(n, m, kind, seed):
         diagnostics.ess(t, method="basic"), az.ess(t.T, method="mean"), rtol=1e-10
     )
     np.testing.assert_allclose(diagnostics.split_rhat(t), az.rhat(t.T, method="rank"), rtol=1e-7)
+    # Tail ESS, unless an indicator x <= q is constant (q at the minimum or maximum of tied
+    # draws), where ArviZ gives the number of draws and we give NaN (documented).
+    q05, q95 = np.quantile(t, [0.05, 0.95])
+    tail = diagnostics.ess(t, method="tail")
+    if all((t <= q).any() and not (t <= q).all() for q in (q05, q95)):
+        np.testing.assert_allclose(tail, az.ess(t.T, method="tail"), rtol=1e-10)
+    else:
+        assert np.isnan(tail[0])

@@ -173,16 +173,21 @@ def ess(trajectory: ArrayLike, *, method: str = "bulk") -> Floats:
     ----------
     trajectory : array_like, shape (n_draws, n_chains, dim) or (n_draws, n_chains)
         At least 4 draws.
-    method : {"bulk", "basic"}, default "bulk"
+    method : {"bulk", "tail", "basic"}, default "bulk"
         ``"bulk"`` rank-normalizes the draws first (robust to heavy tails, the recommended
-        default); ``"basic"`` uses them as they are (the ESS of the mean).
+        default: how well the center of the distribution is explored); ``"tail"`` is the
+        smaller ESS of the indicators ``x ≤ q₀.₀₅`` and ``x ≤ q₀.₉₅`` (quantiles of all
+        draws, numpy's default interpolation as in R and ArviZ: how well the 5 % tails are
+        explored, which decides interval estimates); ``"basic"`` uses the draws as they
+        are (the ESS of the mean). Vehtari et al. advise checking bulk and tail.
 
     Returns
     -------
     ndarray of float64, shape (dim,)
         NaN where every draw of the coordinate is the same (zero variance: the draws say
         nothing about their autocorrelation), as Stan's ``posterior`` gives (ArviZ gives the
-        number of draws).
+        number of draws); for ``"tail"``, also where either indicator is constant (a
+        quantile at the minimum or maximum of discrete draws).
 
     Raises
     ------
@@ -191,10 +196,23 @@ def ess(trajectory: ArrayLike, *, method: str = "bulk") -> Floats:
     TypeError
         If ``trajectory`` is a masked array or not an array of real numbers.
     """
-    if method not in ("bulk", "basic"):
-        raise ValueError(f"method must be 'bulk' or 'basic', got {method!r}")
-    t = _split(_trajectory(trajectory, 4))
-    if method == "bulk":
+    if method not in ("bulk", "tail", "basic"):
+        raise ValueError(f"method must be 'bulk', 'tail' or 'basic', got {method!r}")
+    t = _trajectory(trajectory, 4)
+    if method == "tail":
+        if t.shape[2] == 0:
+            return np.empty(0)
+        q = np.quantile(t.reshape(-1, t.shape[2]), [0.05, 0.95], axis=0)
+        low = _split_ess((t <= q[0]).astype(np.float64))
+        high = _split_ess((t <= q[1]).astype(np.float64))
+        return np.asarray(np.minimum(low, high), dtype=np.float64)
+    return _split_ess(t, rank_normalize=method == "bulk")
+
+
+def _split_ess(t: Floats, *, rank_normalize: bool = False) -> Floats:
+    """The ESS of :func:`ess` for draws ``t`` (n, m, d), computed on their split chains."""
+    t = _split(t)
+    if rank_normalize:
         t = _rank_normalize(t)
     n, m, _ = t.shape
     acov = _autocov(t)
