@@ -25,6 +25,9 @@ def test_iid_draws(rng):
         assert np.all(np.abs(ess / 4000 - 1) < 0.15), (method, ess)
     rhat = diagnostics.split_rhat(t)
     assert rhat.shape == (3,) and np.all(np.abs(rhat - 1) < 0.01), rhat
+    # Independent draws: the standard error of the mean is sd/√N (here 1/√4000), to the
+    # precision of the ESS estimate.
+    np.testing.assert_allclose(diagnostics.mcse(t * 3.0), 3.0 / np.sqrt(4000), rtol=0.08)
 
 
 def test_autocorrelated_chains_have_the_ar1_ess(rng):
@@ -54,6 +57,8 @@ def test_constant_chains():
     t[:, :2, 2], t[:, 2:, 2] = 0.1, 0.3  # coordinate 2: two groups
     np.testing.assert_array_equal(diagnostics.split_rhat(t), [np.inf, np.nan, np.inf])
     assert np.isnan(diagnostics.ess(t)[1]) and np.isnan(diagnostics.ess(t, method="basic")[1])
+    # The mean of constant draws is known exactly (the std of 0.1s rounds to ~1e-17, not 0).
+    assert diagnostics.mcse(t)[1] == 0.0
 
 
 @pytest.mark.parametrize("scale", [2.0**-1000, 2.0**-530, 2.0**530, 2.0**1000])
@@ -67,8 +72,11 @@ def test_draws_of_any_scale_give_the_same_values(rng, scale):
         diagnostics.split_rhat,
         diagnostics.ess,
         lambda x: diagnostics.ess(x, method="basic"),
+        lambda x: diagnostics.ess(x, method="tail"),
     ):
         np.testing.assert_array_equal(f(s), f(t))
+    # The standard error scales with the draws, exactly (ArviZ's overflows at 2**530).
+    np.testing.assert_array_equal(diagnostics.mcse(s), diagnostics.mcse(t) * scale)
 
 
 def test_heavy_tails_and_ties(rng):
@@ -86,6 +94,9 @@ def test_two_dimensional_input_and_errors(rng):
         diagnostics.ess(np.zeros(10))
     with pytest.raises(ValueError, match="at least 4 draws"):
         diagnostics.split_rhat(np.zeros((2, 3, 1)))
+    with pytest.raises(ValueError, match="n_draws, n_chains, dim"):
+        diagnostics.mcse(np.zeros(10))
+    assert diagnostics.mcse(t).shape == (1,) and diagnostics.mcse(np.zeros((5, 2, 0))).shape == (0,)
     with pytest.raises(ValueError, match="NaN"):
         diagnostics.ess(np.full((10, 2, 1), np.nan))
     with pytest.raises(ValueError, match="method must be 'bulk', 'tail' or 'basic'"):
@@ -147,6 +158,15 @@ _ARVIZ_TAIL = {
 }
 
 
+# az.mcse(t[:, :, j].T, method="mean"), ArviZ 0.23.4.
+_ARVIZ_MCSE = {
+    "iid": [0.034620591818895, 0.03633337509851623],
+    "ar1": [0.3451618685111371, 0.5691808654288245],
+    "heavy": [0.230559490925149, 0.45386206243473864],
+    "scales": [0.0822145455785836, 0.08258981748787723],
+}
+
+
 @pytest.mark.parametrize("name", sorted(_ARVIZ))
 def test_ess_and_rhat_equal_arviz(name):
     """The reference implementation of Vehtari et al. (2021): bulk ESS within 1e-8 (our
@@ -157,6 +177,7 @@ def test_ess_and_rhat_equal_arviz(name):
     np.testing.assert_allclose(diagnostics.ess(t, method="basic"), mean, rtol=1e-12)
     np.testing.assert_allclose(diagnostics.split_rhat(t), rhat, rtol=1e-8)
     np.testing.assert_allclose(diagnostics.ess(t, method="tail"), _ARVIZ_TAIL[name], rtol=1e-12)
+    np.testing.assert_allclose(diagnostics.mcse(t), _ARVIZ_MCSE[name], rtol=1e-12)
 
 
 def test_ess_keeps_a_negative_even_term_when_the_lag_limit_ends_the_sequence():
@@ -192,6 +213,7 @@ def test_ess_and_rhat_equal_arviz_on_drawn_trajectories(n, m, kind, seed):
         diagnostics.ess(t, method="basic"), az.ess(t.T, method="mean"), rtol=1e-10
     )
     np.testing.assert_allclose(diagnostics.split_rhat(t), az.rhat(t.T, method="rank"), rtol=1e-7)
+    np.testing.assert_allclose(diagnostics.mcse(t), az.mcse(t.T, method="mean"), rtol=1e-10)
     # Tail ESS, unless an indicator x <= q is constant (q at the minimum or maximum of tied
     # draws), where ArviZ gives the number of draws and we give NaN (documented).
     q05, q95 = np.quantile(t, [0.05, 0.95])

@@ -15,12 +15,28 @@ from numpy.typing import ArrayLike, NDArray
 
 from scorematch._validate import as_real_array
 
-__all__ = ["acceptance_summary", "ess", "split_rhat"]
+__all__ = ["acceptance_summary", "ess", "mcse", "split_rhat"]
 
 Floats = NDArray[np.float64]
 
 
 def _trajectory(trajectory: ArrayLike, min_draws: int) -> Floats:
+    """The checked draws as float64 (n_draws, n_chains, dim), each coordinate scaled by the
+    power of two :func:`_scale_exponent` gives."""
+    t = _checked(trajectory, min_draws)
+    return np.asarray(np.ldexp(t, -_scale_exponent(t)), dtype=np.float64)
+
+
+def _scale_exponent(t: Floats) -> NDArray[np.intc]:
+    """Per coordinate, the e with max |draw| in [2^(e−1), 2^e) (0 for all zeros).
+
+    ESS and R-hat are scale-free; scaled by 2^−e (exact), the largest draw is in [0.5, 1),
+    so the variances and FFTs of draws near 1e±300 neither overflow nor underflow, and other
+    draws give the same bits as unscaled."""
+    return np.asarray(np.frexp(np.abs(t).max(axis=(0, 1)))[1], dtype=np.intc)
+
+
+def _checked(trajectory: ArrayLike, min_draws: int) -> Floats:
     t = as_real_array(trajectory, "trajectory").astype(np.float64, copy=False)
     if t.ndim == 2:
         t = t[:, :, None]
@@ -39,11 +55,7 @@ def _trajectory(trajectory: ArrayLike, min_draws: int) -> Floats:
             f"trajectory contains NaN or Inf (first at draw {draw}, chain {chain}, "
             f"coordinate {coord})"
         )
-    # Both diagnostics are scale-free; scaled by a power of two per coordinate (exact), the
-    # largest draw is in [0.5, 1), so the variances and FFTs of draws near 1e±300 neither
-    # overflow nor underflow, and other draws give the same bits as unscaled.
-    _, exponent = np.frexp(np.abs(t).max(axis=(0, 1)))
-    return np.asarray(np.ldexp(t, -exponent), dtype=np.float64)
+    return t
 
 
 def _split(t: Floats) -> Floats:
@@ -244,6 +256,44 @@ def _split_ess(t: Floats, *, rank_normalize: bool = False) -> Floats:
     with np.errstate(divide="ignore", invalid="ignore"):
         out = np.where(constant, np.nan, total / np.maximum(tau, 1.0 / np.log10(total)))
     return np.asarray(out, dtype=np.float64)
+
+
+def mcse(trajectory: ArrayLike) -> Floats:
+    """Monte Carlo standard error of the mean, per coordinate: ``sd / √ess``, with ``sd`` the
+    standard deviation of all draws (ddof = 1) and ``ess`` the basic ESS (the ESS of the
+    mean, ``ess(trajectory, method="basic")``), as ArviZ's ``mcse(method="mean")``.
+
+    The error with which the average of all draws estimates the mean of the target: report
+    ``mean ± 2·mcse``, and compare it with the precision the application needs.
+
+    Parameters
+    ----------
+    trajectory : array_like, shape (n_draws, n_chains, dim) or (n_draws, n_chains)
+        At least 4 draws.
+
+    Returns
+    -------
+    ndarray of float64, shape (dim,)
+        In the units of the draws; 0 where every draw of the coordinate is the same.
+
+    Raises
+    ------
+    ValueError
+        If the shape is wrong or a value is NaN or Inf.
+    TypeError
+        If ``trajectory`` is a masked array or not an array of real numbers.
+    """
+    t = _checked(trajectory, 4)
+    if t.shape[2] == 0:
+        return np.empty(0)
+    e = _scale_exponent(t)
+    scaled = np.ldexp(t, -e)
+    flat = scaled.reshape(-1, t.shape[2])
+    # Constant draws: tested exactly (the std of 0.1s rounds to ~1e-17, not 0).
+    constant = flat.min(axis=0) == flat.max(axis=0)
+    with np.errstate(divide="ignore", invalid="ignore"):
+        err = np.where(constant, 0.0, flat.std(axis=0, ddof=1) / np.sqrt(_split_ess(scaled)))
+    return np.asarray(np.ldexp(err, e), dtype=np.float64)
 
 
 def acceptance_summary(acceptance_rate: ArrayLike) -> dict[str, Any]:
