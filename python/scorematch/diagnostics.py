@@ -99,19 +99,27 @@ def _rank_normalize(t: Floats) -> Floats:
     """z = Φ⁻¹((r − 3/8) / (S + 1/4)) of the pooled ranks r (average ranks for ties), per
     coordinate."""
     n, m, d = t.shape
-    flat = t.reshape(n * m, d)
-    order = np.argsort(flat, axis=0, kind="stable")
-    ranks = np.empty_like(flat)
-    np.put_along_axis(ranks, order, np.arange(1, n * m + 1, dtype=np.float64)[:, None], axis=0)
-    # Ties share their average rank.
-    sorted_vals = np.take_along_axis(flat, order, axis=0)
-    if np.any(sorted_vals[1:] == sorted_vals[:-1]):
-        for j in range(d):
-            _, inv, counts = np.unique(flat[:, j], return_inverse=True, return_counts=True)
-            ends = np.cumsum(counts)
-            ranks[:, j] = (ends - (counts - 1) / 2.0)[inv]
-    z = _norm_ppf((ranks - 0.375) / (n * m + 0.25))
-    return z.reshape(n, m, d)
+    size = n * m
+    # One row per coordinate, so that each sort runs over contiguous memory. Ties get their
+    # average rank below, so the order among equal draws does not matter: a quicksort will
+    # do (a stable sort and a second one per coordinate in np.unique for ties took 5.5 of
+    # the 11 s of split_rhat on 4096 chains × 500 draws × 4 coordinates).
+    cols = np.ascontiguousarray(t.reshape(size, d).T)
+    order = np.argsort(cols, axis=1)
+    ordered = np.take_along_axis(cols, order, axis=1)
+    # The run of equal draws around each sorted position: its first and last positions.
+    at = np.arange(size)
+    starts = np.ones((d, size), dtype=bool)
+    starts[:, 1:] = ordered[:, 1:] != ordered[:, :-1]
+    first = np.maximum.accumulate(np.where(starts, at, 0), axis=1)
+    ends = np.ones((d, size), dtype=bool)
+    ends[:, :-1] = starts[:, 1:]
+    last = np.minimum.accumulate(np.where(ends, at, size)[:, ::-1], axis=1)[:, ::-1]
+    # 1-based rank of the run's last draw, less half the run's length beyond one.
+    ranks = np.empty((d, size))
+    np.put_along_axis(ranks, order, (last + 1) - (last - first) / 2.0, axis=1)
+    z = _norm_ppf((ranks - 0.375) / (size + 0.25))
+    return np.ascontiguousarray(z.T).reshape(n, m, d)
 
 
 def _rhat(t: Floats) -> Floats:
