@@ -140,7 +140,8 @@ def split_rhat(trajectory: ArrayLike) -> Floats:
     """Rank-normalized split R-hat per coordinate (Vehtari et al. 2021).
 
     The maximum of the bulk R-hat (split chains, rank-normalized) and the tail R-hat (the
-    same of the folded draws ``|x − median|``). Values near 1 (below 1.01 is the usual
+    same of the folded draws ``|x − median|``; the bulk one alone where the folded draws are
+    all equal, as with two values symmetric about the median). Values near 1 (below 1.01 is the usual
     threshold) say the chains agree; much larger values say they have not mixed.
 
     Parameters
@@ -169,7 +170,9 @@ def split_rhat(trajectory: ArrayLike) -> Floats:
     bulk = _rhat(_rank_normalize(t))
     folded = np.abs(t - np.median(t.reshape(-1, t.shape[2]), axis=0))
     tail = _rhat(_rank_normalize(folded))
-    return np.asarray(np.maximum(bulk, tail), dtype=np.float64)
+    # A tail R-hat that is undefined (the folded draws all equal: two values symmetric
+    # about the median) leaves the bulk one, as ArviZ's max() does; NaN only when both are.
+    return np.asarray(np.fmax(bulk, tail), dtype=np.float64)
 
 
 def _autocov(t: Floats) -> Floats:
