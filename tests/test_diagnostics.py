@@ -104,7 +104,12 @@ def test_two_dimensional_input_and_errors(rng):
         diagnostics.split_rhat(np.zeros((2, 3, 1)))
     with pytest.raises(ValueError, match="n_draws, n_chains, dim"):
         diagnostics.mcse(np.zeros(10))
-    assert diagnostics.mcse(t).shape == (1,) and diagnostics.mcse(np.zeros((5, 2, 0))).shape == (0,)
+    assert diagnostics.mcse(t).shape == (1,)
+    # No coordinates: empty results from every diagnostic.
+    none = np.zeros((5, 2, 0))
+    for f in (diagnostics.split_rhat, diagnostics.ess, diagnostics.mcse):
+        assert f(none).shape == (0,)
+    assert diagnostics.ess(none, method="tail").shape == (0,)
     with pytest.raises(ValueError, match="NaN"):
         diagnostics.ess(np.full((10, 2, 1), np.nan))
     with pytest.raises(ValueError, match="method must be 'bulk', 'tail' or 'basic'"):
