@@ -33,6 +33,14 @@ until every library has at least --epochs timed epochs and --budget seconds of t
 drifts of this shared machine's speed, which run minutes apart by 10-30 %: a 16-D epoch
 lasts about 0.1 s, and two of them in a row mostly measured the moment. Speed-up =
 comparator's seconds per epoch / ours.
+
+GFLOP/s (ours) counts the nominal matrix-product work of an epoch, n rows times, per row,
+2·MAC per forward pass through the hidden layers (MAC = Σ_l n_{l-1}·n_l) times:
+3·(dim + 2) for ism (bench_engine's count for ism_loss_and_grad), 3·(projections + 2) for
+ssm (the same tape with the projections in place of the identity), and 7 for dsm (the
+one-tangent tape, see rust/core/src/objective.rs). Elementwise work and the Adam step are
+not counted. "% peak" divides it by numpy's 1024² matmul rate of the dtype, measured at
+the start of the run.
 """
 
 from __future__ import annotations
@@ -53,7 +61,17 @@ import scorematch
 
 # Run as a script, this folder is on sys.path: the optional comparators (x64 JAX, folx,
 # torch) are set up once, in the engine benchmark.
-from bench_engine import HAVE_FOLX, HAVE_JAX, HAVE_TORCH, folx, git_commit, jax, jnp, torch
+from bench_engine import (
+    HAVE_FOLX,
+    HAVE_JAX,
+    HAVE_TORCH,
+    folx,
+    gemm_peak,
+    git_commit,
+    jax,
+    jnp,
+    torch,
+)
 from scorematch import EnergyMLP
 
 try:
@@ -66,6 +84,13 @@ except ImportError:
 WIDTH, DEPTH, BATCH, LR = 128, 3, 512, 1e-3
 NOISE_STD = 0.1
 OBJECTIVES = ("ism", "ssm", "dsm")
+
+
+def epoch_flops(n: int, dim: int, objective: str) -> float:
+    """Nominal FLOPs of one epoch (see the module doc)."""
+    macs = dim * WIDTH + (DEPTH - 1) * WIDTH * WIDTH
+    passes = {"ism": 3 * (dim + 2), "ssm": 3 * (1 + 2), "dsm": 7}[objective]
+    return 2.0 * macs * passes * n
 
 
 def mixture(n: int, dim: int, k: int, seed: int) -> np.ndarray:
@@ -351,6 +376,31 @@ def main(argv: list[str] | None = None) -> int:
         ("16-D mixture", mixture(20_480 // scale, 16, 4, 1)),
     ]
     load0 = os.getloadavg()
+    date = _dt.datetime.now(_dt.timezone.utc).isoformat(timespec="seconds")
+    dtypes = args.dtypes.split(",")
+    peaks_before = {dt: gemm_peak(dt) for dt in dtypes}
+
+    # Timings first (progress on stderr), the report once the GEMM peak was measured again.
+    results = []
+    for name, X in workloads:
+        for dtype in dtypes:
+            check = "–"
+            if HAVE_JAX:
+                m = EnergyMLP(X.shape[1], hidden=(WIDTH,) * DEPTH, dtype=dtype, seed=0)
+                check = f"{jax_check(m, X[:BATCH].astype(dtype)):.1e}"
+            for obj in args.objectives.split(","):
+                runners = {"ours": ours_runner(X, obj, dtype)}
+                if HAVE_JAX:
+                    runners["jax"] = jax_runner(X, obj, dtype)
+                if HAVE_TORCH:
+                    runners["torch"] = torch_runner(X, obj, dtype)
+                t = time_turns(runners, epochs, budget, args.max_epochs)
+                results.append((name, X.shape, dtype, obj, t, check))
+                print(f"{name} {dtype} {obj}: {t}", file=sys.stderr, flush=True)
+    peaks_after = {dt: gemm_peak(dt) for dt in dtypes}
+    peaks = {dt: max(peaks_before[dt], peaks_after[dt]) for dt in dtypes}
+    load1 = os.getloadavg()
+
     lines = [
         "# scorematch fit benchmark",
         "",
@@ -365,7 +415,12 @@ def main(argv: list[str] | None = None) -> int:
         + (f", folx {folx.__version__}" if HAVE_FOLX else ", no folx (jax.hessian)")
         + (f", optax {optax.__version__}" if HAVE_OPTAX else ", hand-written Adam")
         + (f"; torch {torch.__version__}" if HAVE_TORCH else "; torch not installed (skipped)"),
-        f"- date: {_dt.datetime.now(_dt.timezone.utc).isoformat(timespec='seconds')}",
+        f"- date: {date}",
+        "- GEMM peak (numpy.matmul 1024², all threads, best of 20, before/after; the larger is "
+        "used): "
+        + "; ".join(
+            f"{dt} {peaks_before[dt]:.0f} / {peaks_after[dt]:.0f} GFLOP/s" for dt in dtypes
+        ),
         (
             f"- softplus, depth {DEPTH}, width {WIDTH}, batch {BATCH}, Adam lr {LR}; ssm: 1 Gaussian "
             f"projection; dsm: noise_std {NOISE_STD}; per entry, median of ≥ {epochs} timed epochs "
@@ -374,42 +429,27 @@ def main(argv: list[str] | None = None) -> int:
         ),
         "",
         (
-            "| data (n, dim) | dtype | objective | ours s/epoch | jax s/epoch | speed-up vs jax "
-            "| torch s/epoch | speed-up vs torch | jax ism rel. diff |"
+            "| data (n, dim) | dtype | objective | ours s/epoch | GFLOP/s | % peak | jax s/epoch "
+            "| speed-up vs jax | torch s/epoch | speed-up vs torch | jax ism rel. diff |"
         ),
-        "|---|---|---|---:|---:|---:|---:|---:|---:|",
+        "|---|---|---|---:|---:|---:|---:|---:|---:|---:|---:|",
     ]
-    print("\n".join(lines), flush=True)
-    for name, X in workloads:
-        for dtype in args.dtypes.split(","):
-            check = "–"
-            if HAVE_JAX:
-                m = EnergyMLP(X.shape[1], hidden=(WIDTH,) * DEPTH, dtype=dtype, seed=0)
-                check = f"{jax_check(m, X[:BATCH].astype(dtype)):.1e}"
-            for obj in args.objectives.split(","):
-                runners = {"ours": ours_runner(X, obj, dtype)}
-                if HAVE_JAX:
-                    runners["jax"] = jax_runner(X, obj, dtype)
-                if HAVE_TORCH:
-                    runners["torch"] = torch_runner(X, obj, dtype)
-                t = time_turns(runners, epochs, budget, args.max_epochs)
-                ours_s, tj, tt = t["ours"], t.get("jax"), t.get("torch")
-                row = (
-                    f"| {name} ({X.shape[0]}, {X.shape[1]}) | {dtype} | {obj} | {ours_s:.3f} | "
-                    + (f"{tj:.3f} | {tj / ours_s:.2f}× | " if tj else "– | – | ")
-                    + (f"{tt:.3f} | {tt / ours_s:.2f}× | " if tt else "– | – | ")
-                    + (check if obj == "ism" else "")
-                    + " |"
-                )
-                lines.append(row)
-                print(row, flush=True)
-    load1 = os.getloadavg()
-    tail = (
+    for name, (n, dim), dtype, obj, t, check in results:
+        ours_s, tj, tt = t["ours"], t.get("jax"), t.get("torch")
+        gflops = epoch_flops(n, dim, obj) / ours_s / 1e9
+        lines.append(
+            f"| {name} ({n}, {dim}) | {dtype} | {obj} | {ours_s:.3f} | "
+            f"{gflops:.1f} | {100 * gflops / peaks[dtype]:.1f} | "
+            + (f"{tj:.3f} | {tj / ours_s:.2f}× | " if tj else "– | – | ")
+            + (f"{tt:.3f} | {tt / ours_s:.2f}× | " if tt else "– | – | ")
+            + (check if obj == "ism" else "")
+            + " |"
+        )
+    lines.append(
         f"\nload average (1, 5, 15 min) before: {', '.join(f'{v:.2f}' for v in load0)}; "
         f"after: {', '.join(f'{v:.2f}' for v in load1)} (on {os.cpu_count()} CPUs)"
     )
-    lines.append(tail)
-    print(tail)
+    print("\n".join(lines), flush=True)
     if args.out:
         with open(args.out, "w") as f:
             f.write("\n".join(lines) + "\n")

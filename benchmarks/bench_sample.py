@@ -28,6 +28,13 @@ that wakes the library's thread pool, and timed calls filling at least 20 ms (on
 these sizes); median wall time of the timed calls. chain-steps/s = chains·steps / median time.
 Speed-up = fastest comparator's time / ours.
 
+GFLOP/s: one step of a chain is one score evaluation (MALA takes the energy from the same
+forward pass), 4·MAC FLOPs with MAC = Σ_l n_{l-1}·n_l over the hidden layers, the engine
+benchmark's count for `score`; elementwise work, the output layer and the random draws are
+not counted. "% peak" divides it by numpy's 1024² matmul rate of the dtype measured at the
+start of the run (as in bench_engine); "% peak for 2×" is the share of it that twice the
+fastest comparator's rate would take (bench_engine's column of that name).
+
 Latency: one score call on one point (dim 2, width 64, depth 3), numpy array in and out:
 ours ``model.score(x)``, JAX ``np.asarray(jit(score)(x))``, numpy (hand-written reverse
 pass); median over batches of calls.
@@ -51,7 +58,7 @@ import scorematch
 
 # Run as a script, this folder is on sys.path: share the engine benchmark's timer and its
 # set-up of the optional comparators (x64 JAX).
-from bench_engine import HAVE_JAX, HAVE_TORCH, Timer, git_commit, jax, jnp, torch
+from bench_engine import HAVE_JAX, HAVE_TORCH, Timer, gemm_peak, git_commit, jax, jnp, torch
 from scorematch import EnergyMLP
 
 ROWS: dict[str, tuple[int, int, int, int, int]] = {
@@ -62,6 +69,12 @@ DTYPES = ("float32", "float64")
 METHODS = ("ula", "mala")
 EPS = 1e-2
 ALPHA = 1.0
+
+
+def score_flops(dim: int, width: int, depth: int) -> float:
+    """FLOPs of one score evaluation (forward + reverse pass through the hidden layers)."""
+    macs = dim * width + (depth - 1) * width * width
+    return 4.0 * macs
 
 
 def make_model(dim: int, width: int, depth: int, dtype: str) -> EnergyMLP:
@@ -249,36 +262,12 @@ def main() -> int:
     comps = (["jax " + jax.__version__] if HAVE_JAX else []) + (
         ["torch " + torch.__version__] if HAVE_TORCH else ["torch not installed (skipped)"]
     )
-    lines = [
-        "# scorematch sampling benchmark",
-        "",
-        (
-            f"- machine: {platform.processor() or platform.machine()}, {os.cpu_count()} CPUs; "
-            f"python {platform.python_version()}"
-        ),
-        (
-            f"- scorematch {scorematch.__version__} (git {git}), "
-            f"{scorematch.get_num_threads()} threads; comparators: {', '.join(comps)}"
-        ),
-        (
-            f"- date: {_dt.datetime.now(_dt.timezone.utc).isoformat(timespec='seconds')}; "
-            f"load average before: {', '.join(f'{v:.2f}' for v in os.getloadavg())}"
-        ),
-        (
-            f"- softplus, alpha = {ALPHA}, step_size = {EPS}, init N(0, I); median of {rounds} "
-            "rounds interleaved with the comparators, after one warm-up call"
-        ),
-    ]
-    if args.rows:
-        lines += [
-            "",
-            (
-                "| row (d, w, L, chains, steps) | dtype | method | ours ms | ours chain-steps/s "
-                "| fastest comparator | its chain-steps/s | speed-up | others (chain-steps/s) |"
-            ),
-            "|---|---|---|---:|---:|---|---:|---:|---|",
-        ]
-    print("\n".join(lines), flush=True)
+    date = _dt.datetime.now(_dt.timezone.utc).isoformat(timespec="seconds")
+    load_before = os.getloadavg()
+    peaks_before = {dt: gemm_peak(dt) for dt in DTYPES}
+
+    # Timings first (progress on stderr), the report once the GEMM peak was measured again.
+    results = []
     for name in args.rows:
         d, w, depth, chains, steps = ROWS[name]
         for dtype in DTYPES:
@@ -294,37 +283,89 @@ def main() -> int:
                 if HAVE_TORCH:
                     fns["torch"] = torch_sampler(model, method, chains, steps)
                 t = timed(fns, rounds)
-                rate = {k: chains * steps / v for k, v in t.items()}
-                others = {k: v for k, v in t.items() if k != "ours"}
-                if others:
-                    best = min(others, key=others.__getitem__)
-                    rest = ", ".join(f"{k} {rate[k]:.3g}" for k in others if k != best) or "–"
-                    cmp_ = f"{best} | {rate[best]:.3g} | {others[best] / t['ours']:.2f}× | {rest}"
-                else:
-                    cmp_ = "– | – | – | –"
-                row = (
-                    f"| {name} ({d}, {w}, {depth}, {chains}, {steps}) | {dtype} | {method} "
-                    f"| {t['ours'] * 1e3:.2f} | {rate['ours']:.3g} | {cmp_} |"
-                )
-                lines.append(row)
-                print(row, flush=True)
-    lat_lines = [
+                results.append((name, dtype, method, t))
+                print(f"{name} {dtype} {method}: {t}", file=sys.stderr, flush=True)
+    lat_dtypes = () if args.no_latency else DTYPES
+    lat = {dt: latency(dt, 200 if args.quick else 2000) for dt in lat_dtypes}
+    peaks_after = {dt: gemm_peak(dt) for dt in DTYPES}
+    peaks = {dt: max(peaks_before[dt], peaks_after[dt]) for dt in DTYPES}
+
+    lines = [
+        "# scorematch sampling benchmark",
         "",
-        "Single-point score latency (dim 2, width 64, depth 3; numpy array in and out), µs:",
-        "",
-        "| dtype | scorematch | jax | numpy |",
-        "|---|---:|---:|---:|",
+        (
+            f"- machine: {platform.processor() or platform.machine()}, {os.cpu_count()} CPUs; "
+            f"python {platform.python_version()}"
+        ),
+        (
+            f"- scorematch {scorematch.__version__} (git {git}), "
+            f"{scorematch.get_num_threads()} threads; comparators: {', '.join(comps)}"
+        ),
+        (
+            f"- date: {date}; load average before: {', '.join(f'{v:.2f}' for v in load_before)}"
+            f"; after: {', '.join(f'{v:.2f}' for v in os.getloadavg())}"
+        ),
+        (
+            f"- softplus, alpha = {ALPHA}, step_size = {EPS}, init N(0, I); median of {rounds} "
+            "rounds interleaved with the comparators, after one warm-up call"
+        ),
+        (
+            "- GEMM peak (numpy.matmul 1024², all threads, best of 20, before/after; the larger "
+            "is used): "
+            + "; ".join(
+                f"{dt} {peaks_before[dt]:.0f} / {peaks_after[dt]:.0f} GFLOP/s" for dt in DTYPES
+            )
+        ),
     ]
-    for dtype in () if args.no_latency else DTYPES:
-        lat = latency(dtype, 200 if args.quick else 2000)
-        cells = " | ".join(
-            f"{lat[k] * 1e6:.1f}" if k in lat else "–" for k in ("scorematch", "jax", "numpy")
+    if results:
+        lines += [
+            "",
+            (
+                "| row (d, w, L, chains, steps) | dtype | method | ours ms | ours chain-steps/s "
+                "| GFLOP/s | % peak | fastest comparator | its chain-steps/s | speed-up "
+                "| % peak for 2× | others (chain-steps/s) |"
+            ),
+            "|---|---|---|---:|---:|---:|---:|---|---:|---:|---:|---|",
+        ]
+    for name, dtype, method, t in results:
+        d, w, depth, chains, steps = ROWS[name]
+        flops = score_flops(d, w, depth)
+        rate = {k: chains * steps / v for k, v in t.items()}
+        others = {k: v for k, v in t.items() if k != "ours"}
+        if others:
+            best = min(others, key=others.__getitem__)
+            rest = ", ".join(f"{k} {rate[k]:.3g}" for k in others if k != best) or "–"
+            need = 200 * rate[best] * flops / 1e9 / peaks[dtype]
+            cmp_ = (
+                f"{best} | {rate[best]:.3g} | {others[best] / t['ours']:.2f}× | {need:.0f} | {rest}"
+            )
+        else:
+            cmp_ = "– | – | – | – | –"
+        gflops = rate["ours"] * flops / 1e9
+        lines.append(
+            f"| {name} ({d}, {w}, {depth}, {chains}, {steps}) | {dtype} | {method} "
+            f"| {t['ours'] * 1e3:.2f} | {rate['ours']:.3g} | {gflops:.1f} "
+            f"| {100 * gflops / peaks[dtype]:.1f} | {cmp_} |"
         )
-        lat_lines.append(f"| {dtype} | {cells} |")
-    lat_lines.append("")
-    lat_lines.append(f"load average after: {', '.join(f'{v:.2f}' for v in os.getloadavg())}")
-    print("\n".join(lat_lines), flush=True)
-    lines += lat_lines
+    if lat:
+        flops = score_flops(2, 64, 3)
+        lines += [
+            "",
+            (
+                "Single-point score latency (dim 2, width 64, depth 3; numpy array in and out), "
+                f"µs, and ours in GFLOP/s ({flops / 1e3:.1f} kFLOP per call):"
+            ),
+            "",
+            "| dtype | scorematch | GFLOP/s | jax | numpy |",
+            "|---|---:|---:|---:|---:|",
+        ]
+        for dtype, l in lat.items():
+            us = {k: f"{l[k] * 1e6:.1f}" if k in l else "–" for k in ("scorematch", "jax", "numpy")}
+            lines.append(
+                f"| {dtype} | {us['scorematch']} | {flops / l['scorematch'] / 1e9:.1f} "
+                f"| {us['jax']} | {us['numpy']} |"
+            )
+    print("\n".join(lines), flush=True)
     if args.out:
         with open(args.out, "w", encoding="utf-8") as f:
             f.write("\n".join(lines) + "\n")
