@@ -206,8 +206,13 @@ def _adam() -> tuple[Callable[..., Any], Callable[..., Any]]:
         m = jax.tree_util.tree_map(lambda m, g: 0.9 * m + 0.1 * g, m, g)
         v = jax.tree_util.tree_map(lambda v, g: 0.999 * v + 0.001 * g * g, v, g)
         c1, c2 = 1 - 0.9**t, 1 - 0.999**t
+        # c1, c2 are float64 under x64 (t is an integer): cast back, or float32 parameters
+        # would turn float64 and lax.scan would refuse the carry.
         p = jax.tree_util.tree_map(
-            lambda p, m, v: p - LR * (m / c1) / (jnp.sqrt(v / c2) + 1e-8), p, m, v
+            lambda p, m, v: (p - LR * (m / c1) / (jnp.sqrt(v / c2) + 1e-8)).astype(p.dtype),
+            p,
+            m,
+            v,
         )
         return p, (m, v, t)
 
@@ -416,7 +421,7 @@ def main(argv: list[str] | None = None) -> int:
         + (f", optax {optax.__version__}" if HAVE_OPTAX else ", hand-written Adam")
         + (f"; torch {torch.__version__}" if HAVE_TORCH else "; torch not installed (skipped)"),
         f"- date: {date}",
-        "- GEMM peak (numpy.matmul 1024², all threads, best of 20, before/after; the larger is "
+        "- GEMM peak (numpy.matmul 1024², all threads, best of 3 × 20, before/after; the larger is "
         "used): "
         + "; ".join(
             f"{dt} {peaks_before[dt]:.0f} / {peaks_after[dt]:.0f} GFLOP/s" for dt in dtypes

@@ -310,7 +310,7 @@ def main() -> int:
             "rounds interleaved with the comparators, after one warm-up call"
         ),
         (
-            "- GEMM peak (numpy.matmul 1024², all threads, best of 20, before/after; the larger "
+            "- GEMM peak (numpy.matmul 1024², all threads, best of 3 × 20, before/after; the larger "
             "is used): "
             + "; ".join(
                 f"{dt} {peaks_before[dt]:.0f} / {peaks_after[dt]:.0f} GFLOP/s" for dt in DTYPES

@@ -23,8 +23,13 @@ Floats = NDArray[np.float64]
 def _trajectory(trajectory: ArrayLike, min_draws: int) -> Floats:
     """The checked draws as float64 (n_draws, n_chains, dim), each coordinate scaled by the
     power of two :func:`_scale_exponent` gives."""
-    t = _checked(trajectory, min_draws)
-    return np.asarray(np.ldexp(t, -_scale_exponent(t)), dtype=np.float64)
+    return _scaled(_checked(trajectory, min_draws))[0]
+
+
+def _scaled(t: Floats) -> tuple[Floats, NDArray[np.intc]]:
+    """``t`` with each coordinate scaled by 2^−e, and e (see :func:`_scale_exponent`)."""
+    e = _scale_exponent(t)
+    return np.asarray(np.ldexp(t, -e), dtype=np.float64), e
 
 
 def _scale_exponent(t: Floats) -> NDArray[np.intc]:
@@ -297,9 +302,7 @@ def mcse(trajectory: ArrayLike) -> Floats:
     TypeError
         If ``trajectory`` is a masked array or not an array of real numbers.
     """
-    t = _checked(trajectory, 4)
-    e = _scale_exponent(t)
-    scaled = np.ldexp(t, -e)
+    scaled, e = _scaled(_checked(trajectory, 4))
     flat = _pooled(scaled)
     # Constant draws: tested exactly (the std of 0.1s rounds to ~1e-17, not 0).
     constant = flat.min(axis=0) == flat.max(axis=0)
