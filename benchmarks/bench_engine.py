@@ -126,6 +126,9 @@ try:
     import torch
 
     HAVE_TORCH = True
+    # As many threads as ours: builds differ in their default (Debian's torch 1.13 takes one
+    # on this 2-core VM, PyPI's one per physical core).
+    torch.set_num_threads(scorematch.get_num_threads())
 except ImportError:  # pragma: no cover
     torch = None
     HAVE_TORCH = False
