@@ -36,8 +36,8 @@ start of the run (as in bench_engine); "% peak for 2×" is the share of it that 
 fastest comparator's rate would take (bench_engine's column of that name).
 
 Latency: one score call on one point (dim 2, width 64, depth 3), numpy array in and out:
-ours ``model.score(x)``, JAX ``np.asarray(jit(score)(x))``, numpy (hand-written reverse
-pass); median over batches of calls.
+ours ``model.score(x)``, JAX ``np.asarray(jit(score)(x))``, PyTorch (autograd, eager),
+numpy (hand-written reverse pass); median over batches of calls.
 """
 
 from __future__ import annotations
@@ -230,6 +230,20 @@ def latency(dtype: str, reps: int) -> dict[str, float]:
 
         js = jax.jit(lambda xx: -jax.grad(e)(xx))
         fns["jax"] = lambda: np.asarray(js(x))
+    if HAVE_TORCH:
+        tp = [torch.from_numpy(a) for a in params]
+
+        def torch_score() -> Any:
+            xx = torch.from_numpy(x).requires_grad_(True)
+            h = xx
+            for i in range(0, len(tp) - 2, 2):
+                h = torch.nn.functional.softplus(h @ tp[i].T + tp[i + 1])
+            e = (h @ tp[-2].T).sum() + 0.5 * ALPHA * (xx * xx).sum()
+            (g,) = torch.autograd.grad(e, xx)
+            return (-g).numpy()
+
+        np.testing.assert_allclose(torch_score(), model.score(x), rtol=1e-4, atol=1e-5)
+        fns["torch"] = torch_score
     out = {}
     for k, f in fns.items():
         for _ in range(50):
@@ -356,14 +370,17 @@ def main() -> int:
                 f"µs, and ours in GFLOP/s ({flops / 1e3:.1f} kFLOP per call):"
             ),
             "",
-            "| dtype | scorematch | GFLOP/s | jax | numpy |",
-            "|---|---:|---:|---:|---:|",
+            "| dtype | scorematch | GFLOP/s | jax | torch | numpy |",
+            "|---|---:|---:|---:|---:|---:|",
         ]
         for dtype, l in lat.items():
-            us = {k: f"{l[k] * 1e6:.1f}" if k in l else "–" for k in ("scorematch", "jax", "numpy")}
+            us = {
+                k: f"{l[k] * 1e6:.1f}" if k in l else "–"
+                for k in ("scorematch", "jax", "torch", "numpy")
+            }
             lines.append(
                 f"| {dtype} | {us['scorematch']} | {flops / l['scorematch'] / 1e9:.1f} "
-                f"| {us['jax']} | {us['numpy']} |"
+                f"| {us['jax']} | {us['torch']} | {us['numpy']} |"
             )
     print("\n".join(lines), flush=True)
     if args.out:
