@@ -22,8 +22,8 @@ Adam step. The comparators do the same work:
            a jvp of the input gradient, DSM by the input gradient at the noisy points;
            optimizer optax.adam if optax is importable, else the same Adam written in jnp.
     torch  (skipped when not importable) the hand-written batched forward Laplacian for ISM,
-           autograd double-backward for SSM and DSM, torch.optim.Adam. Untested here: torch
-           is not installed on the machine the results below were measured on.
+           autograd double-backward for SSM and DSM, torch.optim.Adam. Run so far with
+           Debian's CPU-only torch 1.13 (results/fit-*-torch.md): PyPI's wheels pull CUDA.
 
 Before timing, the JAX ISM loss and gradient of one minibatch are checked against
 ``ism_loss_and_grad`` (printed as "rel. diff"). Each library runs one untimed epoch first
