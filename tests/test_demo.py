@@ -134,6 +134,7 @@ def test_demo_figure_path_is_checked_first_and_named_as_written(tmp_path):
     with pytest.raises(ValueError, match="no folder"):
         run(out=str(tmp_path / "missing" / "x.png"), verbose=False)
     # A format matplotlib cannot write, before the fit (which would take seconds).
+    pytest.importorskip("matplotlib")
     with pytest.raises(ValueError, match=r"cannot write the figure .*fig.txt.*: matplotlib writes"):
         _figure_path(str(tmp_path / "fig.txt"))
 

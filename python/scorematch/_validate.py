@@ -15,6 +15,10 @@ _FLOAT_NAMES = {"float32": np.float32, "float64": np.float64}
 _NATIVE = {name: np.dtype(t) for name, t in _FLOAT_NAMES.items()}
 
 
+# numpy < 1.24 turns a ragged list into an object array (with a deprecation warning)
+# instead of raising.
+_RAGGED_TO_OBJECT = np.lib.NumpyVersion(np.__version__) < "1.24.0"
+
 # Counts reach the engine as 64-bit integers; past this they would wrap or overflow there.
 INT_MAX = 2**63 - 1
 # Directions per row of sliced score matching, as the engine allows.
@@ -72,6 +76,14 @@ def as_real_array(x: Any, name: str, expected: str = "an array of real numbers")
     reject_masked(x, name)
     try:
         arr = np.asarray(x)
+        if (
+            _RAGGED_TO_OBJECT
+            and arr.dtype.kind == "O"
+            and arr.ndim
+            and not isinstance(x, np.ndarray)
+        ):
+            # Where numpy >= 1.24 raises, the float conversion still does: one message.
+            np.asarray(x, dtype=np.float64)
     except Exception as err:  # ragged lists and the like
         raise TypeError(f"{name} could not be converted to an array: {err}") from err
     if arr.dtype.kind not in "fiu":
