@@ -25,7 +25,7 @@ Adam step. The comparators do the same work:
            autograd double-backward for SSM and DSM, torch.optim.Adam. Run so far with
            Debian's CPU-only torch 1.13 (results/fit-*-torch.md): PyPI's wheels pull CUDA.
 
-Before timing, the JAX ISM loss and gradient of one minibatch are checked against
+Before timing, the JAX and PyTorch ISM losses and gradients of one minibatch are checked against
 ``ism_loss_and_grad`` (printed as "rel. diff"). Each library runs one untimed epoch first
 (compilation, workspaces). Then the libraries take turns, one timed epoch each per round,
 until every library has at least --epochs timed epochs and --budget seconds of them (at most
@@ -278,13 +278,45 @@ def jax_runner(X: np.ndarray, objective: str, dtype: str) -> Runner:
 # -- PyTorch ------------------------------------------------------------------------------------
 
 
+def _torch_ism(P: list[Any], Xb: Any) -> Any:
+    """The ISM loss of a minibatch in PyTorch, by the forward Laplacian: value h, tangents J
+    (B, d, n), Laplacian lam (B, n)."""
+    d = Xb.shape[1]
+    h, J = Xb, torch.eye(d, dtype=Xb.dtype).expand(Xb.shape[0], d, d)
+    lam = torch.zeros_like(Xb)
+    for i in range((len(P) - 2) // 2):
+        W, b = P[2 * i], P[2 * i + 1]
+        z, A, mu = h @ W.T + b, J @ W.T, lam @ W.T
+        s = torch.sigmoid(z)
+        s1, s2 = s, s * (1 - s)
+        h = torch.nn.functional.softplus(z)
+        lam = s1 * mu + s2 * (A * A).sum(1)
+        J = s1[:, None, :] * A
+    w = P[-2][0]
+    g, lap = J @ w, lam @ w
+    return (-lap + 0.5 * (g * g).sum(1)).mean()
+
+
+def torch_check(model: EnergyMLP, X: np.ndarray) -> float:
+    """max relative difference of the PyTorch ISM loss and gradient vs ours on one minibatch."""
+    P = [torch.tensor(p, requires_grad=True) for p in model.params]
+    loss = _torch_ism(P, torch.tensor(X))
+    grads = torch.autograd.grad(loss, P, allow_unused=True)
+    ours, ours_g = model.ism_loss_and_grad(X)
+    diffs = [abs(float(loss) - ours) / max(abs(float(loss)), 1e-30)]
+    for a, b in zip(grads, ours_g):
+        a = np.zeros_like(b) if a is None else a.numpy()
+        diffs.append(float(np.max(np.abs(a - b)) / max(float(np.max(np.abs(a))), 1e-30)))
+    return max(diffs)
+
+
 def torch_runner(X: np.ndarray, objective: str, dtype: str) -> Runner:  # pragma: no cover
     tdt = {"float32": torch.float32, "float64": torch.float64}[dtype]
     model = EnergyMLP(X.shape[1], hidden=(WIDTH,) * DEPTH, dtype=dtype, seed=0)
     P = [torch.tensor(p, dtype=tdt, requires_grad=True) for p in model.params]
     opt = torch.optim.Adam(P, lr=LR)
     Xt = torch.tensor(X, dtype=tdt)
-    n, d = X.shape
+    n = X.shape[0]
     L = (len(P) - 2) // 2
 
     def energy_grad(Xb: Any) -> Any:
@@ -297,20 +329,7 @@ def torch_runner(X: np.ndarray, objective: str, dtype: str) -> Runner:  # pragma
         return g
 
     def ism(Xb: Any) -> Any:
-        # Forward Laplacian: value h, tangents J (B, d, n), Laplacian lam (B, n).
-        h, J = Xb, torch.eye(d, dtype=tdt).expand(Xb.shape[0], d, d)
-        lam = torch.zeros_like(Xb)
-        for i in range(L):
-            W, b = P[2 * i], P[2 * i + 1]
-            z, A, mu = h @ W.T + b, J @ W.T, lam @ W.T
-            s = torch.sigmoid(z)
-            s1, s2 = s, s * (1 - s)
-            h = torch.nn.functional.softplus(z)
-            lam = s1 * mu + s2 * (A * A).sum(1)
-            J = s1[:, None, :] * A
-        w = P[-2][0]
-        g, lap = J @ w, lam @ w
-        return (-lap + 0.5 * (g * g).sum(1)).mean()
+        return _torch_ism(P, Xb)
 
     def ssm(Xb: Any) -> Any:
         t = torch.randn_like(Xb)
@@ -389,10 +408,13 @@ def main(argv: list[str] | None = None) -> int:
     results = []
     for name, X in workloads:
         for dtype in dtypes:
-            check = "–"
+            m = EnergyMLP(X.shape[1], hidden=(WIDTH,) * DEPTH, dtype=dtype, seed=0)
+            checks = []
             if HAVE_JAX:
-                m = EnergyMLP(X.shape[1], hidden=(WIDTH,) * DEPTH, dtype=dtype, seed=0)
-                check = f"{jax_check(m, X[:BATCH].astype(dtype)):.1e}"
+                checks.append(f"jax {jax_check(m, X[:BATCH].astype(dtype)):.1e}")
+            if HAVE_TORCH:
+                checks.append(f"torch {torch_check(m, X[:BATCH].astype(dtype)):.1e}")
+            check = ", ".join(checks) or "–"
             for obj in args.objectives.split(","):
                 runners = {"ours": ours_runner(X, obj, dtype)}
                 if HAVE_JAX:
@@ -435,7 +457,7 @@ def main(argv: list[str] | None = None) -> int:
         "",
         (
             "| data (n, dim) | dtype | objective | ours s/epoch | GFLOP/s | % peak | jax s/epoch "
-            "| speed-up vs jax | torch s/epoch | speed-up vs torch | jax ism rel. diff |"
+            "| speed-up vs jax | torch s/epoch | speed-up vs torch | ism rel. diff |"
         ),
         "|---|---|---|---:|---:|---:|---:|---:|---:|---:|---:|",
     ]
