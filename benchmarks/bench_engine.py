@@ -227,6 +227,17 @@ def gemm_peak(dtype: str, n: int = 1024, reps: int = 20, groups: int = 3) -> flo
     return 2.0 * n**3 / best / 1e9
 
 
+def peak_report(before: dict[str, float], after: dict[str, float]) -> tuple[dict[str, float], str]:
+    """The peak each dtype's "% peak" divides by (the larger of the readings before and after
+    the run), and the report's line that gives both readings."""
+    line = (
+        "- GEMM peak (numpy.matmul 1024², all threads, best of 3 × 20, before/after; the larger "
+        "is used): "
+        + "; ".join(f"{dt} {before[dt]:.0f} / {after[dt]:.0f} GFLOP/s" for dt in before)
+    )
+    return {dt: max(before[dt], after[dt]) for dt in before}, line
+
+
 # --------------------------------------------------------------------------------------------
 # agreement
 
@@ -675,7 +686,7 @@ def main(argv: list[str] | None = None) -> int:
 
     peaks_after = {dt: gemm_peak(dt) for dt in args.dtypes}
     info["loadavg_after"] = os.getloadavg() if hasattr(os, "getloadavg") else None
-    peaks = {dt: max(peaks_before[dt], peaks_after[dt]) for dt in args.dtypes}
+    peaks, peak_line = peak_report(peaks_before, peaks_after)
     for r in rows:
         r["frac_peak"] = r["gflops"] / peaks[r["dtype"]]
         r["frac_peak_for_2x"] = 2 * r["frac_peak"] / r["speedup"] if r["speedup"] else None
@@ -721,12 +732,7 @@ def main(argv: list[str] | None = None) -> int:
             + ", ".join(f"{x:.2f}" for x in info["loadavg_after"])
             + f" (on {info['usable_cpus']} CPUs)"
         )
-    out.append(
-        "- GEMM peak (numpy.matmul 1024², all threads, best of 3 × 20, before/after): "
-        + "; ".join(
-            f"{dt} {peaks_before[dt]:.0f} / {peaks_after[dt]:.0f} GFLOP/s" for dt in args.dtypes
-        )
-    )
+    out.append(peak_line)
     out.append(
         f"- timing: median over {args.min_runs}–{args.max_runs} rounds (or {args.budget:g} s) "
         f"of ≥ {args.block} consecutive calls filling ≥ {BLOCK_S * 1e3:.0f} ms, each block after a {PAUSE * 1e3:.0f} ms pause and one untimed "

@@ -39,8 +39,8 @@ GFLOP/s (ours) counts the nominal matrix-product work of an epoch, n rows times,
 3·(dim + 2) for ism (bench_engine's count for ism_loss_and_grad), 3·(projections + 2) for
 ssm (the same tape with the projections in place of the identity), and 7 for dsm (the
 one-tangent tape, see rust/core/src/objective.rs). Elementwise work and the Adam step are
-not counted. "% peak" divides it by numpy's 1024² matmul rate of the dtype, measured at
-the start of the run.
+not counted. "% peak" divides it by numpy's 1024² matmul rate of the dtype, measured before
+and after the run (the larger is used, as in bench_engine).
 """
 
 from __future__ import annotations
@@ -70,6 +70,9 @@ from bench_engine import (
     git_commit,
     jax,
     jnp,
+    macs,
+    peak_report,
+    rel_diff_outputs,
     torch,
 )
 from scorematch import EnergyMLP
@@ -88,9 +91,8 @@ OBJECTIVES = ("ism", "ssm", "dsm")
 
 def epoch_flops(n: int, dim: int, objective: str) -> float:
     """Nominal FLOPs of one epoch (see the module doc)."""
-    macs = dim * WIDTH + (DEPTH - 1) * WIDTH * WIDTH
     passes = {"ism": 3 * (dim + 2), "ssm": 3 * (1 + 2), "dsm": 7}[objective]
-    return 2.0 * macs * passes * n
+    return 2.0 * macs(dim, WIDTH, DEPTH) * passes * n
 
 
 def mixture(n: int, dim: int, k: int, seed: int) -> np.ndarray:
@@ -223,12 +225,7 @@ def jax_check(model: EnergyMLP, X: np.ndarray) -> float:
     """max relative difference of the JAX ISM loss and gradient vs ours on one minibatch."""
     P = [jnp.asarray(p) for p in model.params]
     loss, grads = jax.jit(jax.value_and_grad(_jax_loss("ism")))(P, jnp.asarray(X), None)
-    ours, ours_g = model.ism_loss_and_grad(X)
-    diffs = [abs(float(loss) - ours) / max(abs(float(loss)), 1e-30)]
-    for a, b in zip(grads, ours_g):
-        a = np.asarray(a)
-        diffs.append(float(np.max(np.abs(a - b)) / max(float(np.max(np.abs(a))), 1e-30)))
-    return max(diffs)
+    return rel_diff_outputs("ism_loss_and_grad", (loss, grads), model.ism_loss_and_grad(X))
 
 
 def jax_runner(X: np.ndarray, objective: str, dtype: str) -> Runner:
@@ -301,13 +298,16 @@ def torch_check(model: EnergyMLP, X: np.ndarray) -> float:
     """max relative difference of the PyTorch ISM loss and gradient vs ours on one minibatch."""
     P = [torch.tensor(p, requires_grad=True) for p in model.params]
     loss = _torch_ism(P, torch.tensor(X))
-    grads = torch.autograd.grad(loss, P, allow_unused=True)
-    ours, ours_g = model.ism_loss_and_grad(X)
-    diffs = [abs(float(loss) - ours) / max(abs(float(loss)), 1e-30)]
-    for a, b in zip(grads, ours_g):
-        a = np.zeros_like(b) if a is None else a.numpy()
-        diffs.append(float(np.max(np.abs(a - b)) / max(float(np.max(np.abs(a))), 1e-30)))
-    return max(diffs)
+    # The output bias c has no effect on the ISM loss: autograd gives None for it.
+    grads = [
+        torch.zeros_like(p) if g is None else g
+        for p, g in zip(P, torch.autograd.grad(loss, P, allow_unused=True))
+    ]
+    return rel_diff_outputs(
+        "ism_loss_and_grad",
+        (loss.item(), [g.numpy() for g in grads]),
+        model.ism_loss_and_grad(X),
+    )
 
 
 def torch_runner(X: np.ndarray, objective: str, dtype: str) -> Runner:  # pragma: no cover
@@ -425,7 +425,7 @@ def main(argv: list[str] | None = None) -> int:
                 results.append((name, X.shape, dtype, obj, t, check))
                 print(f"{name} {dtype} {obj}: {t}", file=sys.stderr, flush=True)
     peaks_after = {dt: gemm_peak(dt) for dt in dtypes}
-    peaks = {dt: max(peaks_before[dt], peaks_after[dt]) for dt in dtypes}
+    peaks, peak_line = peak_report(peaks_before, peaks_after)
     load1 = os.getloadavg()
 
     lines = [
@@ -443,11 +443,7 @@ def main(argv: list[str] | None = None) -> int:
         + (f", optax {optax.__version__}" if HAVE_OPTAX else ", hand-written Adam")
         + (f"; torch {torch.__version__}" if HAVE_TORCH else "; torch not installed (skipped)"),
         f"- date: {date}",
-        "- GEMM peak (numpy.matmul 1024², all threads, best of 3 × 20, before/after; the larger is "
-        "used): "
-        + "; ".join(
-            f"{dt} {peaks_before[dt]:.0f} / {peaks_after[dt]:.0f} GFLOP/s" for dt in dtypes
-        ),
+        peak_line,
         (
             f"- softplus, depth {DEPTH}, width {WIDTH}, batch {BATCH}, Adam lr {LR}; ssm: 1 Gaussian "
             f"projection; dsm: noise_std {NOISE_STD}; per entry, median of ≥ {epochs} timed epochs "

@@ -31,8 +31,8 @@ Speed-up = fastest comparator's time / ours.
 GFLOP/s: one step of a chain is one score evaluation (MALA takes the energy from the same
 forward pass), 4·MAC FLOPs with MAC = Σ_l n_{l-1}·n_l over the hidden layers, the engine
 benchmark's count for `score`; elementwise work, the output layer and the random draws are
-not counted. "% peak" divides it by numpy's 1024² matmul rate of the dtype measured at the
-start of the run (as in bench_engine); "% peak for 2×" is the share of it that twice the
+not counted. "% peak" divides it by numpy's 1024² matmul rate of the dtype, measured before
+and after the run (the larger is used, as in bench_engine); "% peak for 2×" is the share of it that twice the
 fastest comparator's rate would take (bench_engine's column of that name).
 
 Latency: one score call on one point (dim 2, width 64, depth 3), numpy array in and out:
@@ -58,7 +58,18 @@ import scorematch
 
 # Run as a script, this folder is on sys.path: share the engine benchmark's timer and its
 # set-up of the optional comparators (x64 JAX).
-from bench_engine import HAVE_JAX, HAVE_TORCH, Timer, gemm_peak, git_commit, jax, jnp, torch
+from bench_engine import (
+    HAVE_JAX,
+    HAVE_TORCH,
+    Timer,
+    flops,
+    gemm_peak,
+    git_commit,
+    jax,
+    jnp,
+    peak_report,
+    torch,
+)
 from scorematch import EnergyMLP
 
 ROWS: dict[str, tuple[int, int, int, int, int]] = {
@@ -69,12 +80,6 @@ DTYPES = ("float32", "float64")
 METHODS = ("ula", "mala")
 EPS = 1e-2
 ALPHA = 1.0
-
-
-def score_flops(dim: int, width: int, depth: int) -> float:
-    """FLOPs of one score evaluation (forward + reverse pass through the hidden layers)."""
-    macs = dim * width + (depth - 1) * width * width
-    return 4.0 * macs
 
 
 def make_model(dim: int, width: int, depth: int, dtype: str) -> EnergyMLP:
@@ -302,7 +307,7 @@ def main() -> int:
     lat_dtypes = () if args.no_latency else DTYPES
     lat = {dt: latency(dt, 200 if args.quick else 2000) for dt in lat_dtypes}
     peaks_after = {dt: gemm_peak(dt) for dt in DTYPES}
-    peaks = {dt: max(peaks_before[dt], peaks_after[dt]) for dt in DTYPES}
+    peaks, peak_line = peak_report(peaks_before, peaks_after)
 
     lines = [
         "# scorematch sampling benchmark",
@@ -323,13 +328,7 @@ def main() -> int:
             f"- softplus, alpha = {ALPHA}, step_size = {EPS}, init N(0, I); median of {rounds} "
             "rounds interleaved with the comparators, after one warm-up call"
         ),
-        (
-            "- GEMM peak (numpy.matmul 1024², all threads, best of 3 × 20, before/after; the larger "
-            "is used): "
-            + "; ".join(
-                f"{dt} {peaks_before[dt]:.0f} / {peaks_after[dt]:.0f} GFLOP/s" for dt in DTYPES
-            )
-        ),
+        peak_line,
     ]
     if results:
         lines += [
@@ -343,31 +342,31 @@ def main() -> int:
         ]
     for name, dtype, method, t in results:
         d, w, depth, chains, steps = ROWS[name]
-        flops = score_flops(d, w, depth)
+        step_flops = flops("score", d, w, depth, 1)
         rate = {k: chains * steps / v for k, v in t.items()}
         others = {k: v for k, v in t.items() if k != "ours"}
         if others:
             best = min(others, key=others.__getitem__)
             rest = ", ".join(f"{k} {rate[k]:.3g}" for k in others if k != best) or "–"
-            need = 200 * rate[best] * flops / 1e9 / peaks[dtype]
+            need = 200 * rate[best] * step_flops / 1e9 / peaks[dtype]
             cmp_ = (
                 f"{best} | {rate[best]:.3g} | {others[best] / t['ours']:.2f}× | {need:.0f} | {rest}"
             )
         else:
             cmp_ = "– | – | – | – | –"
-        gflops = rate["ours"] * flops / 1e9
+        gflops = rate["ours"] * step_flops / 1e9
         lines.append(
             f"| {name} ({d}, {w}, {depth}, {chains}, {steps}) | {dtype} | {method} "
             f"| {t['ours'] * 1e3:.2f} | {rate['ours']:.3g} | {gflops:.1f} "
             f"| {100 * gflops / peaks[dtype]:.1f} | {cmp_} |"
         )
     if lat:
-        flops = score_flops(2, 64, 3)
+        call_flops = flops("score", 2, 64, 3, 1)
         lines += [
             "",
             (
                 "Single-point score latency (dim 2, width 64, depth 3; numpy array in and out), "
-                f"µs, and ours in GFLOP/s ({flops / 1e3:.1f} kFLOP per call):"
+                f"µs, and ours in GFLOP/s ({call_flops / 1e3:.1f} kFLOP per call):"
             ),
             "",
             "| dtype | scorematch | GFLOP/s | jax | torch | numpy |",
@@ -379,7 +378,7 @@ def main() -> int:
                 for k in ("scorematch", "jax", "torch", "numpy")
             }
             lines.append(
-                f"| {dtype} | {us['scorematch']} | {flops / l['scorematch'] / 1e9:.1f} "
+                f"| {dtype} | {us['scorematch']} | {call_flops / l['scorematch'] / 1e9:.1f} "
                 f"| {us['jax']} | {us['torch']} | {us['numpy']} |"
             )
     print("\n".join(lines), flush=True)
