@@ -8,6 +8,8 @@ is small (at most 20 000 rows of dim <= 5, width 32) and takes a few seconds on 
 
 from __future__ import annotations
 
+import re
+
 import numpy as np
 import pytest
 import scorematch
@@ -193,6 +195,40 @@ def test_divergence_is_an_error_and_keeps_finite_parameters():
     assert info.value.history.stop_reason == "diverged"
     assert isinstance(info.value, RuntimeError)
     assert np.all(np.isfinite(model.score(mixture(10, 8))))
+
+
+def test_a_finite_blow_up_is_a_divergence_and_keeps_the_parameters_before_it():
+    """lr = 100 takes the minibatch loss from ~1e-2 to ~1e15 in one Adam step: finite, but
+    a run that cannot recover (it overflows two steps later). The first step's parameters
+    produced it, so the model falls back to those the step started from: the initial ones."""
+    model = EnergyMLP(2, hidden=(32, 32), seed=0)
+    before = model.params
+    with pytest.raises(TrainingDivergedError) as info:
+        model.fit(mixture(512, 7), epochs=20, lr=100.0, validation=None, progress=False)
+    msg = str(info.value)
+    assert "epoch 0, step 1 " in msg
+    assert re.search(
+        r"the loss \d\.\d{3}e1[4-6] is more than 1e6 times the scale of the earlier "
+        r"losses \(1\.000e0\)",
+        msg,
+    ), msg
+    assert info.value.history.stop_reason == "diverged" and info.value.history.n_epochs == 0
+    assert all(np.array_equal(a, b) for a, b in zip(model.params, before))
+
+
+def test_a_run_that_swings_far_below_zero_and_back_is_not_a_blow_up():
+    """On data of scale 1e-4 the ISM loss rightly falls towards -½ E‖∇ log p‖² (about -1e8
+    here). At lr = 0.3 this run's epoch loss falls from 28 to -9.1e4, then swings back up to
+    +1.8e5, 6000 times its first loss, and down again: the scale must follow the fall (a bar
+    set by the first loss alone, with a factor under ~6000, stops it)."""
+    X = 1e-4 * np.random.default_rng(3).normal(size=(512, 2))
+    model = EnergyMLP(2, hidden=(32, 32), seed=0)
+    h = model.fit(X, epochs=60, lr=0.3, batch_size=128, validation=None, progress=False)
+    assert h.stop_reason == "completed"
+    loss = np.array(h.train_loss)
+    low = int(np.argmin(loss))
+    assert loss[0] == pytest.approx(28.4, rel=1e-2)
+    assert loss[low] < -5e4 and loss[low:].max() > 1e5 and loss[-1] < 0
 
 
 def test_ctrl_c_returns_the_history_so_far():

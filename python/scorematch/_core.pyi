@@ -11,6 +11,7 @@ from scorematch.sampling import _Run
 __all__ = [
     "MAX_PROJECTIONS",
     "MAX_THREADS",
+    "LossScale",
     "Model",
     "Optimizer",
     "SamplingDivergedError",
@@ -138,6 +139,11 @@ class Trainer:
 def epoch_permutation(seed: int, epoch: int, n: int) -> NDArray[np.int64]: ...
 def step_seed(seed: int, step: int) -> int: ...
 def validation_seed(seed: int) -> int: ...
+
+@final
+class LossScale:
+    def __new__(cls) -> LossScale: ...
+    def check(self, loss: float) -> str | None: ...
 
 @final
 class Optimizer:

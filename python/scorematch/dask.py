@@ -555,8 +555,9 @@ def fit(
     Raises
     ------
     TrainingDivergedError
-        On a NaN/Inf loss, gradient or parameter, naming the epoch and step; ``model``
-        keeps the last parameters whose loss and gradient were finite, and the exception's
+        On a NaN/Inf loss, gradient or parameter, or a loss that blows up (the rule of
+        :meth:`scorematch.EnergyMLP.fit`), naming the epoch, step and cause; ``model`` keeps
+        the last parameters whose loss and gradient were finite and in range, and the exception's
         ``history`` attribute holds the completed epochs, with ``stop_reason == "diverged"``.
     ValueError, TypeError
         For bad arguments, as :meth:`scorematch.EnergyMLP.fit`.
@@ -611,8 +612,10 @@ def fit(
     history = FitHistory()
     best: tuple[float, Array] | None = None
     since_best = 0
-    # The last parameters whose loss and gradient were finite: kept on divergence, as locally.
+    # The last parameters whose loss and gradient were finite and in range: kept on
+    # divergence, as locally, where the core's rule for the loss is the same object.
     good = params.copy()
+    loss_scale = _core.LossScale()
     start = time.perf_counter()
 
     def current() -> EnergyMLP:
@@ -621,13 +624,13 @@ def fit(
         )
         return m
 
-    def diverged(epoch: int, step: int, what: str) -> TrainingDivergedError:
+    def diverged(epoch: int, step: int, cause: str) -> TrainingDivergedError:
         history.stop_reason = "diverged"
         history.seconds = time.perf_counter() - start
         err = TrainingDivergedError(
-            f"training diverged at epoch {epoch}, step {step} (counting from 0): the {what} "
-            "is NaN or Inf; the model keeps the last parameters whose loss and gradient were "
-            "finite (try a smaller lr)"
+            f"training diverged at epoch {epoch}, step {step} (counting from 0): {cause}; the "
+            "model keeps the last parameters whose loss and gradient were finite and in range "
+            "(try a smaller lr)"
         )
         err.history = history  # type: ignore[attr-defined]
         return err
@@ -646,17 +649,17 @@ def fit(
                 )
                 loss = total / count
                 grad = (g_sum / count).astype(dtype)
-                if not math.isfinite(loss):
+                cause = loss_scale.check(loss)
+                if cause is None and not np.isfinite(grad).all():
+                    cause = "the gradient is NaN or Inf"
+                if cause is not None:
                     params[:] = good
-                    raise diverged(epoch, step, "loss")
-                if not np.isfinite(grad).all():
-                    params[:] = good
-                    raise diverged(epoch, step, "gradient")
+                    raise diverged(epoch, step, cause)
                 good[:] = params
                 opt.step(params, grad)
                 if not np.isfinite(params).all():
                     params[:] = good
-                    raise diverged(epoch, step, "updated parameter vector")
+                    raise diverged(epoch, step, "the updated parameter vector is NaN or Inf")
                 loss_sum += loss
             train_loss = loss_sum / steps
             history.train_loss.append(train_loss)
@@ -674,7 +677,7 @@ def fit(
                 val_loss = total / count
                 if not math.isfinite(val_loss):
                     params[:] = good
-                    raise diverged(epoch, steps, "validation loss")
+                    raise diverged(epoch, steps, "the validation loss is NaN or Inf")
                 history.val_loss.append(val_loss)
             monitored = train_loss if val_loss is None else val_loss
             if best is None or monitored < best[0]:

@@ -740,9 +740,13 @@ class EnergyMLP:
         ValueError, TypeError
             For invalid arguments (checked before any training), with the expected values.
         TrainingDivergedError
-            If a loss, gradient or parameter becomes NaN or Inf. The message names the epoch
-            and step; the model keeps its last good parameters (the last whose minibatch
-            loss and gradient were finite, or the initial ones), and the exception's
+            If a loss, gradient or parameter becomes NaN or Inf, or a minibatch loss blows
+            up: exceeds 10⁶ times the scale of the earlier losses, ``max(1, |first loss|,
+            −lowest loss)`` (the first is always accepted; a loss that climbs does not raise
+            the scale, one that falls does, as ISM and SSM losses rightly fall far below
+            zero on data of a small scale). The message names the epoch, step and cause; the
+            model keeps its last good parameters (the last whose minibatch loss and gradient
+            were finite and in range, or the initial ones), and the exception's
             ``history`` attribute holds the completed epochs, with ``stop_reason ==
             "diverged"``.
 

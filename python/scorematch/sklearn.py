@@ -268,7 +268,8 @@ class ScoreMatchingDensity(DensityMixin, BaseEstimator):  # type: ignore[misc]
             If ``X`` holds objects that are not numbers (as scikit-learn's validation
             raises it), or is a masked array (its mask would be ignored).
         scorematch.TrainingDivergedError
-            If the loss, a gradient or a parameter becomes NaN or Inf (lower ``lr``).
+            If the loss, a gradient or a parameter becomes NaN or Inf, or the loss blows up
+            (as :meth:`scorematch.EnergyMLP.fit` says; lower ``lr``).
         """
         p = self._checked_params()
         reject_masked(X, "X")  # scikit-learn's validation would drop the mask unseen

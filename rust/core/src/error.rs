@@ -32,18 +32,18 @@ pub enum Error {
         n_chains: usize,
         first_step: usize,
     },
-    /// Training met a NaN or Inf loss, gradient or parameter; the model keeps its last good
-    /// parameters: the last ones whose minibatch loss and gradient were finite (the initial
-    /// ones if there were none). Epochs and steps count from 0.
+    /// Training diverged (see [`Divergence`]); the model keeps its last good parameters: the
+    /// last ones whose minibatch loss and gradient were finite and in range (the initial ones
+    /// if there were none). Epochs and steps count from 0.
     #[error(
-        "training diverged at epoch {epoch}, step {step} (counting from 0): the {what} is NaN or \
-         Inf; the model keeps the last parameters whose loss and gradient were finite (try a \
+        "training diverged at epoch {epoch}, step {step} (counting from 0): {cause}; the model \
+         keeps the last parameters whose loss and gradient were finite and in range (try a \
          smaller lr)"
     )]
     TrainingDiverged {
         epoch: usize,
         step: usize,
-        what: &'static str,
+        cause: Divergence,
     },
     /// The system refused a resource that is not memory (threads, under a process limit).
     #[error("{0}")]
@@ -105,4 +105,24 @@ pub fn try_filled<T: Clone>(len: usize, value: T, what: &str) -> Result<Vec<T>> 
     try_reserve(&mut v, len, what)?;
     v.resize(len, value);
     Ok(v)
+}
+
+/// Why a training run was stopped as diverged.
+#[derive(Debug, Error, Clone, Copy, PartialEq)]
+pub enum Divergence {
+    /// The named quantity (the loss, the gradient, the updated parameter vector or the
+    /// validation loss) holds NaN or Inf.
+    #[error("the {0} is NaN or Inf")]
+    NonFinite(&'static str),
+    /// A finite minibatch loss above [`BLOWUP_FACTOR`] times `scale`, the scale of the
+    /// losses before it ([`LossScale`]).
+    ///
+    /// [`BLOWUP_FACTOR`]: crate::train::BLOWUP_FACTOR
+    /// [`LossScale`]: crate::train::LossScale
+    #[error(
+        "the loss {loss:.3e} is more than {factor:e} times the scale of the earlier losses \
+         ({scale:.3e})",
+        factor = crate::train::BLOWUP_FACTOR
+    )]
+    Blowup { loss: f64, scale: f64 },
 }

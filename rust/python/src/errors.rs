@@ -21,9 +21,10 @@ create_exception!(
     scorematch._core,
     TrainingDivergedError,
     PyRuntimeError,
-    "Training met a NaN or Inf loss, gradient or parameter. The model keeps the last \
-     parameters whose loss and gradient were finite; the message names the epoch and step \
-     (counting from 0)."
+    "Training diverged: a loss, gradient or parameter became NaN or Inf, or a minibatch loss \
+     rose above a million times the scale of the earlier ones. The model keeps the last \
+     parameters whose loss and gradient were finite and in range; the message names the \
+     epoch and step (counting from 0) and the cause."
 );
 
 /// Maps a core error to the Python exception a user expects.

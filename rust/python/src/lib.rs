@@ -26,7 +26,9 @@ mod _core {
     use super::sampling::{check_sample_config, sample, PyStreams};
 
     #[pymodule_export]
-    use super::train::{epoch_permutation, step_seed, validation_seed, PyOptimizer, PyTrainer};
+    use super::train::{
+        epoch_permutation, step_seed, validation_seed, PyLossScale, PyOptimizer, PyTrainer,
+    };
 
     #[pymodule_export]
     use super::errors::TrainingDivergedError;

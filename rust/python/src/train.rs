@@ -19,7 +19,7 @@ use pyo3::prelude::*;
 use scorematch_core::error::try_reserve;
 use scorematch_core::objective::Projection;
 use scorematch_core::optim::{Method, Optimizer};
-use scorematch_core::train::{Config, Data, Loss, Schedule, Trainer};
+use scorematch_core::train::{Config, Data, Loss, LossScale, Schedule, Trainer};
 use scorematch_core::Model;
 
 use crate::convert::{readonly2, Float};
@@ -333,5 +333,25 @@ impl PyOptimizer {
             OptimizerInner::F32(o) => step_flat(o, params, grad),
             OptimizerInner::F64(o) => step_flat(o, params, grad),
         }
+    }
+}
+
+/// `_core.LossScale`: the core's rule for a minibatch loss (NaN, Inf or a blow-up ends
+/// training), for training loops that compute the losses elsewhere (the distributed fit) but
+/// must stop where `Trainer` stops.
+#[pyclass(name = "LossScale", module = "scorematch._core")]
+#[derive(Default)]
+pub struct PyLossScale(LossScale);
+
+#[pymethods]
+impl PyLossScale {
+    #[new]
+    fn new() -> Self {
+        Self::default()
+    }
+
+    /// Judges the next minibatch loss: `None` if training goes on, else why it diverged.
+    fn check(&mut self, loss: f64) -> Option<String> {
+        self.0.check(loss).err().map(|cause| cause.to_string())
     }
 }
