@@ -463,15 +463,10 @@ fn mala_step<T: Real>(
         }
         let de = (ch.e[i].to_f64_exact() - ch.ey[i].to_f64_exact()) * inv_t;
         let a = de - rev / (2.0 * eps) + fwd / (2.0 * eps);
-        // NaN (a non-finite proposal) compares false: rejected, probability 0.
-        let prob = if a >= 0.0 {
-            1.0
-        } else if a.is_nan() {
-            0.0
-        } else {
-            a.exp()
-        };
-        let accept = u.ln() < a && y.iter().all(|v| v.is_finite()) && ch.ey[i].is_finite();
+        // ln u < 0 ≤ a needs no logarithm (u < 1). NaN (a non-finite proposal) compares
+        // false: rejected.
+        let accept =
+            (a >= 0.0 || u.ln() < a) && y.iter().all(|v| v.is_finite()) && ch.ey[i].is_finite();
         if accept {
             ch.x[rows.clone()].copy_from_slice(&ch.y[rows.clone()]);
             ch.g[rows.clone()].copy_from_slice(&ch.gy[rows]);
@@ -481,6 +476,14 @@ fn mala_step<T: Real>(
             }
         }
         if let Some(target) = adapt {
+            // The acceptance probability min(1, eᵃ), 0 for NaN; only adaptation reads it.
+            let prob = if a >= 0.0 {
+                1.0
+            } else if a.is_nan() {
+                0.0
+            } else {
+                a.exp()
+            };
             chain.adapt(target, prob);
         }
     }
