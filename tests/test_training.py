@@ -8,12 +8,15 @@ is small (at most 20 000 rows of dim <= 5, width 32) and takes a few seconds on 
 
 from __future__ import annotations
 
+import math
 import re
 
 import numpy as np
 import pytest
 import scorematch
 from helpers import ctrl_c_every
+from hypothesis import given
+from hypothesis import strategies as st
 from scorematch import EnergyMLP, FitHistory, TrainingDivergedError
 
 MUS = np.array([[-1.5, 0.0], [1.5, 0.0], [0.0, 1.5]])
@@ -214,6 +217,38 @@ def test_a_finite_blow_up_is_a_divergence_and_keeps_the_parameters_before_it():
     ), msg
     assert info.value.history.stop_reason == "diverged" and info.value.history.n_epochs == 0
     assert all(np.array_equal(a, b) for a, b in zip(model.params, before))
+
+
+@given(
+    st.lists(
+        st.one_of(
+            st.floats(-1e12, 1e12),
+            st.floats(-1e3, 1e3),
+            st.sampled_from([math.nan, math.inf, -math.inf, 0.0, -0.0, 1e6, 1e6 + 1]),
+        ),
+        min_size=1,
+        max_size=40,
+    )
+)
+def test_the_loss_rule_is_the_documented_one(losses: list[float]) -> None:
+    """The core's rule against the words of ``fit``'s docstring: NaN/Inf, or a loss above
+    1e6 · max(1, |first loss|, -lowest loss) once a first loss was accepted."""
+    rule = scorematch._core.LossScale()
+    accepted: list[float] = []
+    for loss in losses:
+        cause = rule.check(loss)
+        if not math.isfinite(loss):
+            assert cause == "the loss is NaN or Inf"
+            return
+        if accepted:
+            scale = max(1.0, abs(accepted[0]), -min(accepted))
+            if loss > 1e6 * scale:
+                assert cause is not None and cause.startswith("the loss ")
+                assert "is more than 1e6 times the scale of the earlier losses" in cause
+                assert float(cause.rsplit("(", 1)[1].rstrip(")")) == pytest.approx(scale, 1e-3)
+                return
+        assert cause is None
+        accepted.append(loss)
 
 
 def test_a_run_that_swings_far_below_zero_and_back_is_not_a_blow_up():
