@@ -10,7 +10,9 @@ import time
 import numpy as np
 import pytest
 import scorematch as sm
-from helpers import ctrl_c_every
+from helpers import ctrl_c_every, make_model
+from hypothesis import HealthCheck, given, settings
+from hypothesis import strategies as st
 from scorematch import EnergyMLP, SamplingDivergedError
 
 
@@ -155,6 +157,45 @@ def test_annealed_langevin():
     np.testing.assert_array_equal(res.step_size, eps)
     hot = m.sample(4096, n_steps=150, step_size=eps, temperature=2.5, seed=10)
     check_variance(hot.samples, 2.5 / (1 - eps / (4 * 2.5)), "T = 2.5")
+
+
+@settings(
+    max_examples=40, deadline=None, suppress_health_check=[HealthCheck.function_scoped_fixture]
+)
+@given(
+    dim=st.integers(1, 8),
+    hidden=st.lists(st.integers(1, 40), min_size=1, max_size=3),
+    activation=st.sampled_from(["softplus", "tanh", "silu"]),
+    dtype=st.sampled_from(["float32", "float64"]),
+    method=st.sampled_from(["ula", "mala"]),
+    n=st.integers(1, 300),
+    n_steps=st.integers(1, 6),
+    step_size=st.sampled_from([1e-3, 0.05, 0.5]),
+    seed=st.integers(0, 2**32 - 1),
+)
+def test_drawn_runs_agree_across_paths_prefixes_and_threads(
+    restore_threads, dim, hidden, activation, dtype, method, n, n_steps, step_size, seed
+):
+    """Over drawn architectures, dtypes, chain counts (one chunk or several) and seeds, a run
+    is bit for bit: the Python path's update (scorematch.langevin on the model's own score
+    and energy, the slow path written in numpy), its own first k chains as a run of k, and
+    itself on 1 and 2 threads."""
+    m, _ = make_model(dim, tuple(hidden), activation, alpha=0.3, dtype=dtype, seed=seed % 1000)
+    x0 = np.random.default_rng(seed).normal(size=(n, dim)).astype(dtype)
+    kw = {"method": method, "seed": seed, "return_trajectory": True}
+    sm.set_num_threads(2)
+    a = m.sample(n, n_steps=n_steps, step_size=step_size, init=x0, **kw)
+    energy = m.energy if method == "mala" else None
+    b = sm.langevin(m.score, x0, n_steps, step_size, energy_fn=energy, **kw)
+    np.testing.assert_array_equal(a.trajectory, b.trajectory)
+    if method == "mala":
+        np.testing.assert_array_equal(a.acceptance_rate, b.acceptance_rate)
+    k = max(1, n // 3)
+    prefix = m.sample(k, n_steps=n_steps, step_size=step_size, init=x0[:k], **kw)
+    np.testing.assert_array_equal(prefix.trajectory, a.trajectory[:, :k])
+    sm.set_num_threads(1)
+    one = m.sample(n, n_steps=n_steps, step_size=step_size, init=x0, **kw)
+    np.testing.assert_array_equal(one.trajectory, a.trajectory)
 
 
 @pytest.mark.parametrize("dtype", ["float32", "float64"])
