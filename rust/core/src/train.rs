@@ -242,8 +242,8 @@ pub struct Trainer<T> {
     tb: Vec<T>,
     grad: Vec<T>,
     params: Vec<T>,
-    /// The last parameters whose minibatch loss and gradient were finite (at first, the
-    /// initial ones): what the model falls back to when training diverges.
+    /// The last parameters whose minibatch loss and gradient were finite and in range (at
+    /// first, the initial ones): what the model falls back to when training diverges.
     good: Vec<T>,
     loss_scale: LossScale,
     best: Option<(usize, f64, Vec<T>)>,
