@@ -254,8 +254,9 @@ def test_the_loss_rule_is_the_documented_one(losses: list[float]) -> None:
 def test_a_run_that_swings_far_below_zero_and_back_is_not_a_blow_up():
     """On data of scale 1e-4 the ISM loss rightly falls towards -½ E‖∇ log p‖² (about -1e8
     here). At lr = 0.3 this run's epoch loss falls from 28 to -9.1e4, then swings back up to
-    +1.8e5, 6000 times its first loss, and down again: the scale must follow the fall (a bar
-    set by the first loss alone, with a factor under ~6000, stops it)."""
+    +1.8e5, about 6000 times its first epoch's, and down again: the scale must follow the
+    fall (a bar set by the start of the run alone, with a factor under ~6000, would stop
+    it)."""
     X = 1e-4 * np.random.default_rng(3).normal(size=(512, 2))
     model = EnergyMLP(2, hidden=(32, 32), seed=0)
     h = model.fit(X, epochs=60, lr=0.3, batch_size=128, validation=None, progress=False)
