@@ -236,7 +236,9 @@ def test_the_loss_rule_is_the_documented_one(losses: list[float]) -> None:
     rule = scorematch._core.LossScale()
     accepted: list[float] = []
     for loss in losses:
-        cause = rule.check(loss)
+        message = rule.check(loss, 3, 4)
+        assert message is None or message.startswith("training diverged at epoch 3, step 4 ")
+        cause = None if message is None else message.split(": ", 1)[1].split("; the model")[0]
         if not math.isfinite(loss):
             assert cause == "the loss is NaN or Inf"
             return

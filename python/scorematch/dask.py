@@ -624,14 +624,10 @@ def fit(
         )
         return m
 
-    def diverged(epoch: int, step: int, cause: str) -> TrainingDivergedError:
+    def diverged(message: str) -> TrainingDivergedError:
         history.stop_reason = "diverged"
         history.seconds = time.perf_counter() - start
-        err = TrainingDivergedError(
-            f"training diverged at epoch {epoch}, step {step} (counting from 0): {cause}; the "
-            "model keeps the last parameters whose loss and gradient were finite and in range "
-            "(try a smaller lr)"
-        )
+        err = TrainingDivergedError(message)
         err.history = history  # type: ignore[attr-defined]
         return err
 
@@ -649,17 +645,19 @@ def fit(
                 )
                 loss = total / count
                 grad = (g_sum / count).astype(dtype)
-                cause = loss_scale.check(loss)
-                if cause is None and not np.isfinite(grad).all():
-                    cause = "the gradient is NaN or Inf"
-                if cause is not None:
+                message = loss_scale.check(loss, epoch, step)
+                if message is None and not np.isfinite(grad).all():
+                    message = _core.non_finite_message(epoch, step, "gradient")
+                if message is not None:
                     params[:] = good
-                    raise diverged(epoch, step, cause)
+                    raise diverged(message)
                 good[:] = params
                 opt.step(params, grad)
                 if not np.isfinite(params).all():
                     params[:] = good
-                    raise diverged(epoch, step, "the updated parameter vector is NaN or Inf")
+                    raise diverged(
+                        _core.non_finite_message(epoch, step, "updated parameter vector")
+                    )
                 loss_sum += loss
             train_loss = loss_sum / steps
             history.train_loss.append(train_loss)
@@ -677,7 +675,7 @@ def fit(
                 val_loss = total / count
                 if not math.isfinite(val_loss):
                     params[:] = good
-                    raise diverged(epoch, steps, "the validation loss is NaN or Inf")
+                    raise diverged(_core.non_finite_message(epoch, steps, "validation loss"))
                 history.val_loss.append(val_loss)
             monitored = train_loss if val_loss is None else val_loss
             if best is None or monitored < best[0]:

@@ -27,7 +27,8 @@ mod _core {
 
     #[pymodule_export]
     use super::train::{
-        epoch_permutation, step_seed, validation_seed, PyLossScale, PyOptimizer, PyTrainer,
+        epoch_permutation, non_finite_message, step_seed, validation_seed, PyLossScale,
+        PyOptimizer, PyTrainer,
     };
 
     #[pymodule_export]

@@ -16,11 +16,11 @@ use std::time::Duration;
 use numpy::{PyArray1, PyArrayMethods, PyReadonlyArray2};
 use pyo3::exceptions::{PyTypeError, PyValueError};
 use pyo3::prelude::*;
-use scorematch_core::error::try_reserve;
+use scorematch_core::error::{try_reserve, Divergence};
 use scorematch_core::objective::Projection;
 use scorematch_core::optim::{Method, Optimizer};
 use scorematch_core::train::{Config, Data, Loss, LossScale, Schedule, Trainer};
-use scorematch_core::Model;
+use scorematch_core::{Error, Model};
 
 use crate::convert::{readonly2, Float};
 use crate::errors::to_py;
@@ -338,7 +338,7 @@ impl PyOptimizer {
 
 /// `_core.LossScale`: the core's rule for a minibatch loss (NaN, Inf or a blow-up ends
 /// training), for training loops that compute the losses elsewhere (the distributed fit) but
-/// must stop where `Trainer` stops.
+/// must stop where `Trainer` stops, with its message.
 #[pyclass(name = "LossScale", module = "scorematch._core")]
 #[derive(Default)]
 pub struct PyLossScale(LossScale);
@@ -350,8 +350,24 @@ impl PyLossScale {
         Self::default()
     }
 
-    /// Judges the next minibatch loss: `None` if training goes on, else why it diverged.
-    fn check(&mut self, loss: f64) -> Option<String> {
-        self.0.check(loss).err().map(|cause| cause.to_string())
+    /// Judges the loss of minibatch `step` of `epoch`: `None` if training goes on, else the
+    /// message of the `TrainingDivergedError` that `Trainer` would raise.
+    fn check(&mut self, loss: f64, epoch: usize, step: usize) -> Option<String> {
+        let cause = self.0.check(loss).err()?;
+        Some(Error::TrainingDiverged { epoch, step, cause }.to_string())
     }
+}
+
+/// The message of the `TrainingDivergedError` that `Trainer` raises when `what` (one of
+/// "gradient", "updated parameter vector", "validation loss") is NaN or Inf.
+#[pyfunction]
+pub fn non_finite_message(epoch: usize, step: usize, what: &str) -> PyResult<String> {
+    let what = match what {
+        "gradient" => "gradient",
+        "updated parameter vector" => "updated parameter vector",
+        "validation loss" => "validation loss",
+        _ => return Err(PyValueError::new_err(format!("unknown quantity {what:?}"))),
+    };
+    let cause = Divergence::NonFinite(what);
+    Ok(Error::TrainingDiverged { epoch, step, cause }.to_string())
 }
