@@ -758,6 +758,11 @@ class EnergyMLP:
         completed minibatch (the best epoch is *not* restored), and the history of the
         completed epochs.
 
+        Training runs on a copy of the parameters, which ``fit`` writes back to the model
+        when it returns (and before each ``callback``). Until then other threads see the
+        parameters the fit started from, and a :meth:`set_params` made meanwhile from
+        another thread is overwritten.
+
         Examples
         --------
         >>> import numpy as np
