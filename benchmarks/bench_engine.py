@@ -260,7 +260,7 @@ def rel_diff_outputs(op: str, theirs: Any, ours: Any) -> float:
         (lt, gt), (lo, go) = theirs, ours
         if len(gt) != len(go):
             raise AssertionError(f"{len(gt)} gradient arrays vs ours {len(go)}")
-        return max([rel_diff(lt, lo)] + [rel_diff(a, b) for a, b in zip(gt, go)])
+        return max([rel_diff(lt, lo)] + [rel_diff(a, b) for a, b in zip(gt, go, strict=True)])
     return rel_diff(theirs, ours)
 
 
@@ -287,18 +287,18 @@ def numpy_comparators(op: str, params: list[np.ndarray], X: np.ndarray) -> dict[
 
     def energy() -> np.ndarray:
         h = X
-        for W, b in zip(Ws, bs):
+        for W, b in zip(Ws, bs, strict=True):
             h = _softplus_np(h @ W.T + b)
         return h @ w[0] + c[0]
 
     def score() -> np.ndarray:
         h, zs = X, []
-        for W, b in zip(Ws, bs):
+        for W, b in zip(Ws, bs, strict=True):
             z = h @ W.T + b
             zs.append(z)
             h = _softplus_np(z)
         hbar = np.broadcast_to(w, h.shape)
-        for W, z in zip(reversed(Ws), reversed(zs)):
+        for W, z in zip(reversed(Ws), reversed(zs), strict=True):
             hbar = (_sigmoid_np(z) * hbar) @ W
         return -hbar
 
@@ -312,7 +312,7 @@ def numpy_comparators(op: str, params: list[np.ndarray], X: np.ndarray) -> dict[
         J = s1[:, None, :] * A[None, :, :]
         lam = s2 * np.sum(A * A, axis=0)[None, :]
         h = _softplus_np(z)
-        for W, b in zip(Ws[1:], bs[1:]):
+        for W, b in zip(Ws[1:], bs[1:], strict=True):
             z = h @ W.T + b
             s1 = _sigmoid_np(z)
             s2 = s1 * (1 - s1)
@@ -412,7 +412,7 @@ def _torch_fwd_lap(P: list[Any], X: Any) -> tuple[Any, Any, Any]:
     J = s1[:, None, :] * A[None, :, :]
     lam = s2 * (A * A).sum(0)[None, :]
     h = F.softplus(z)
-    for W, b in zip(Ws[1:], bs[1:]):
+    for W, b in zip(Ws[1:], bs[1:], strict=True):
         z = h @ W.T + b
         s1 = torch.sigmoid(z)
         s2 = s1 * (1 - s1)
@@ -433,7 +433,7 @@ def torch_comparators(op: str, params: list[np.ndarray], X: np.ndarray) -> dict[
 
     def energy_rows(P: list[Any], X: Any) -> Any:
         h = X
-        for W, b in zip(P[0:-2:2], P[1:-2:2]):
+        for W, b in zip(P[0:-2:2], P[1:-2:2], strict=True):
             h = F.softplus(h @ W.T + b)
         return h @ P[-2][0] + P[-1][0]
 
@@ -467,7 +467,7 @@ def torch_comparators(op: str, params: list[np.ndarray], X: np.ndarray) -> dict[
             _, g, lap = _torch_fwd_lap(Pg, Xt)
             loss = (-lap + 0.5 * (g * g).sum(1)).mean()
             grads = torch.autograd.grad(loss, Pg, allow_unused=True)
-            grads = [torch.zeros_like(p) if q is None else q for p, q in zip(Pg, grads)]
+            grads = [torch.zeros_like(p) if q is None else q for p, q in zip(Pg, grads, strict=True)]
             return loss.detach(), grads
 
         out["torch fwd-Laplacian + autograd"] = (

@@ -301,7 +301,7 @@ def torch_check(model: EnergyMLP, X: np.ndarray) -> float:
     # The output bias c has no effect on the ISM loss: autograd gives None for it.
     grads = [
         torch.zeros_like(p) if g is None else g
-        for p, g in zip(P, torch.autograd.grad(loss, P, allow_unused=True))
+        for p, g in zip(P, torch.autograd.grad(loss, P, allow_unused=True), strict=True)
     ]
     return rel_diff_outputs(
         "ism_loss_and_grad",

@@ -89,7 +89,7 @@ def _adjoints(layers, w, d1s, n):
     """hbar_l = dE/dh_l for l = L..0 (returned in order 0..L), rows = samples."""
     hbar = np.broadcast_to(w, (n, w.shape[0])).copy()
     out = [hbar]
-    for (W, _), s1 in zip(reversed(layers), reversed(d1s)):
+    for (W, _), s1 in zip(reversed(layers), reversed(d1s), strict=True):
         zbar = s1 * hbar
         hbar = zbar @ W
         out.append(hbar)

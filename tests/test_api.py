@@ -26,7 +26,10 @@ def outputs(m, X=X):
 
 
 def same_outputs(a, b):
-    return all(x.dtype == y.dtype and np.array_equal(x, y) for x, y in zip(outputs(a), outputs(b)))
+    return all(
+        x.dtype == y.dtype and np.array_equal(x, y)
+        for x, y in zip(outputs(a), outputs(b), strict=True)
+    )
 
 
 # ------------------------------------------------------------------------ layout
@@ -66,7 +69,7 @@ def test_round_trips(dtype):
     m = EnergyMLP(4, hidden=(6, 5), activation="tanh", alpha=0.7, dtype=dtype, seed=5)
     m2 = EnergyMLP.from_params(m.params, activation="tanh", alpha=0.7, dtype=dtype)
     assert same_outputs(m, m2)
-    assert all(np.array_equal(a, b) for a, b in zip(m.params, m2.params))
+    assert all(np.array_equal(a, b) for a, b in zip(m.params, m2.params, strict=True))
     # set_params with the params of another model of the same architecture
     m3 = EnergyMLP(4, hidden=(6, 5), activation="tanh", alpha=0.7, dtype=dtype, seed=99)
     assert not same_outputs(m, m3)
@@ -83,7 +86,7 @@ def test_from_params_converts_dtype_and_reads_architecture():
     params = ref.random_params(np.random.default_rng(0), 4, (5, 2))
     m32 = EnergyMLP.from_params(params, dtype="float32")
     assert m32.hidden == (5, 2) and m32.dim == 4
-    for p, q in zip(m32.params, params):
+    for p, q in zip(m32.params, params, strict=True):
         assert p.dtype == np.float32 and np.array_equal(p, q.astype(np.float32))
     m64 = EnergyMLP.from_params([p.astype(np.float32) for p in params])
     assert all(p.dtype == np.float64 for p in m64.params)
@@ -104,7 +107,7 @@ def test_set_params_converts_and_copies():
     new = [p.astype(np.float64) * 0.5 for p in m.params]
     m.set_params(new)
     assert all(p.dtype == np.float32 for p in m.params)
-    assert all(np.array_equal(p, q.astype(np.float32)) for p, q in zip(m.params, new))
+    assert all(np.array_equal(p, q.astype(np.float32)) for p, q in zip(m.params, new, strict=True))
     before = m.energy(X)
     new[0][...] = 7.0  # the model holds its own copy
     assert np.array_equal(m.energy(X), before)
@@ -154,8 +157,8 @@ def test_malformed_params_fail_and_leave_model_unchanged(case):
     before = outputs(m)
     with pytest.raises(exc, match=pattern):
         m.set_params(bad)
-    assert all(np.array_equal(a, b) for a, b in zip(m.params, before_params)), desc
-    assert all(np.array_equal(a, b) for a, b in zip(outputs(m), before)), desc
+    assert all(np.array_equal(a, b) for a, b in zip(m.params, before_params, strict=True)), desc
+    assert all(np.array_equal(a, b) for a, b in zip(outputs(m), before, strict=True)), desc
     # from_params reads the architecture from the shapes, so it may blame a later array
     with pytest.raises(exc, match="params"):
         EnergyMLP.from_params(bad, activation="silu")
@@ -193,7 +196,7 @@ def test_properties_are_read_only(attr):
         delattr(m, attr)
     after = getattr(m, attr)
     if attr == "params":
-        assert all(np.array_equal(a, b) for a, b in zip(before, after))
+        assert all(np.array_equal(a, b) for a, b in zip(before, after, strict=True))
     else:
         assert after == before
 
@@ -227,8 +230,8 @@ def test_init_reproducible_and_seed_dependent():
     a = EnergyMLP(4, hidden=(8, 8), seed=42).params
     b = EnergyMLP(4, hidden=(8, 8), seed=42).params
     c = EnergyMLP(4, hidden=(8, 8), seed=43).params
-    assert all(np.array_equal(x, y) for x, y in zip(a, b))
-    assert all(not np.array_equal(x, y) for x, y in zip(a, c))
+    assert all(np.array_equal(x, y) for x, y in zip(a, b, strict=True))
+    assert all(not np.array_equal(x, y) for x, y in zip(a, c, strict=True))
     assert np.array_equal(
         EnergyMLP(4, hidden=(8, 8), seed=0).params[0], EnergyMLP(4, hidden=(8, 8)).params[0]
     )
@@ -237,7 +240,7 @@ def test_init_reproducible_and_seed_dependent():
 def test_init_is_uniform_within_pytorch_bounds():
     m = EnergyMLP(50, hidden=(400, 30), seed=1)
     fan_ins = [50, 50, 400, 400, 30, 30]
-    for p, fan_in in zip(m.params, fan_ins):
+    for p, fan_in in zip(m.params, fan_ins, strict=True):
         bound = 1 / np.sqrt(fan_in)
         assert np.max(np.abs(p)) <= bound
     W1 = m.params[0].ravel() * np.sqrt(50)  # uniform on [-1, 1]: 20000 draws

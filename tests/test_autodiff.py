@@ -35,7 +35,7 @@ def energy_fn(activation: str, alpha: float):
 
     def energy(params, x):
         h = x
-        for W, b in zip(params[:-2:2], params[1:-2:2]):
+        for W, b in zip(params[:-2:2], params[1:-2:2], strict=True):
             h = sigma(W @ h + b)
         w, c = params[-2], params[-1]  # shapes (1, n_L) and (1,)
         return (w @ h)[0] + c[0] + 0.5 * alpha * (x @ x)

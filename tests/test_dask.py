@@ -152,7 +152,7 @@ def test_row_keys_reproduce_the_whole_batch_from_its_parts() -> None:
         la, ga = f(X[a], *args, row_keys=a)
         lb, gb = f(X[b], *args, row_keys=b)
         assert (150 * la + 250 * lb) / 400 == pytest.approx(loss, rel=1e-12)
-        for g, x, y in zip(grads, ga, gb):
+        for g, x, y in zip(grads, ga, gb, strict=True):
             np.testing.assert_allclose((150 * x + 250 * y) / 400, g, rtol=1e-10, atol=1e-13)
     with pytest.raises(ValueError, match=r"row_keys must have shape \(150,\)"):
         m.dsm_loss_and_grad(X[a], 0.2, row_keys=b)
@@ -167,7 +167,10 @@ OBJECTIVES = [("ism", {}), ("ssm", {"n_projections": 2}), ("dsm", {"noise_std": 
 
 
 def rel_diff(a: sm.EnergyMLP, b: sm.EnergyMLP) -> float:
-    return max(float(np.max(np.abs(p - q)) / np.max(np.abs(q))) for p, q in zip(a.params, b.params))
+    return max(
+        float(np.max(np.abs(p - q)) / np.max(np.abs(q)))
+        for p, q in zip(a.params, b.params, strict=True)
+    )
 
 
 @pytest.mark.parametrize("objective, extra", OBJECTIVES)
@@ -327,7 +330,7 @@ def test_fit_takes_unknown_chunk_sizes() -> None:
     m, local = model(), model()
     smd.fit(m, Xd[Xd[:, 0] > -0.5], epochs=2, seed=3)
     local.fit(X[keep], epochs=2, seed=3, validation=None, progress=False)
-    for a, b in zip(m.params, local.params):
+    for a, b in zip(m.params, local.params, strict=True):
         np.testing.assert_allclose(a, b, rtol=1e-10, atol=1e-12)
 
 
@@ -343,7 +346,7 @@ def test_fit_refuses_nan_rows() -> None:
     V[33, 0] = np.inf
     with pytest.raises(ValueError, match=r"^validation contains NaN or Inf \(first at row 33\)$"):
         smd.fit(m, da.from_array(data(100), chunks=30), validation=da.from_array(V, chunks=15))
-    for a, b in zip(m.params, model().params):
+    for a, b in zip(m.params, model().params, strict=True):
         np.testing.assert_array_equal(a, b)
 
 
@@ -373,7 +376,7 @@ def test_a_killed_worker_is_replaced_and_the_result_is_unchanged(client: Any) ->
         smd.fit(killed, X, callback=kill_soon, **args)
         killer.join()
         assert victim not in client.run(os.getpid).values()
-    assert all(np.array_equal(p, q) for p, q in zip(killed.params, undisturbed.params))
+    assert all(np.array_equal(p, q) for p, q in zip(killed.params, undisturbed.params, strict=True))
 
 
 @pytest.mark.parametrize(
@@ -439,6 +442,6 @@ def test_fit_stops_on_patience_and_restores_the_best_epoch_as_the_local_fit() ->
     assert h.stop_reason == hl.stop_reason == "patience"
     assert h.n_epochs == hl.n_epochs == h.best_epoch + 3 < 40
     # The callback gets (epoch, train loss, validation loss), in that order.
-    assert seen == list(zip(h.train_loss, h.val_loss))
+    assert seen == list(zip(h.train_loss, h.val_loss, strict=True))
     # Restored: the best epoch's parameters, not the last epoch's.
     assert rel_diff(ours, local) < 1e-9

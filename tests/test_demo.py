@@ -227,7 +227,7 @@ def test_cli_fit_and_sample_use_every_option(tmp_path, capsys):
     want.fit(X, objective="dsm", epochs=3, batch_size=64, lr=2e-3, noise_std=0.1, seed=3,
              progress=False)  # fmt: skip
     assert (m.activation, m.dtype, m.alpha) == ("tanh", np.float32, 0.5)
-    assert all(np.array_equal(p, q) for p, q in zip(m.params, want.params))
+    assert all(np.array_equal(p, q) for p, q in zip(m.params, want.params, strict=True))
     capsys.readouterr()
     for method, seed in (("mala", 3), ("ula", 4)):
         out = tmp_path / f"s-{method}.npy"

@@ -170,7 +170,7 @@ def test_ism_grad_matches_finite_differences(activation, dim, hidden, alpha):
     fd = ref.fd_grad(lambda p: ref.ism_loss(p, X, activation, alpha), params)
     assert len(grads) == len(params)
     scale = max(1.0, max(float(np.max(np.abs(g))) for g in fd))
-    for i, (g, f, p) in enumerate(zip(grads, fd, params)):
+    for i, (g, f, p) in enumerate(zip(grads, fd, params, strict=True)):
         assert g.shape == p.shape and g.dtype == np.float64
         err = float(np.max(np.abs(g - f)))
         assert err <= 1e-9 * scale, f"grad {i}: {err:.3e} (scale {scale:.3e})"
@@ -189,7 +189,7 @@ def test_esm_grad_matches_finite_differences(activation, dim, hidden, alpha):
     assert abs(loss - ref_loss) <= 1e-9 * max(1.0, abs(ref_loss))
     fd = ref.fd_grad(lambda p: ref.esm_loss(p, X, target, activation, alpha), params)
     scale = max(1.0, max(float(np.max(np.abs(g))) for g in fd))
-    for i, (g, f, p) in enumerate(zip(grads, fd, params)):
+    for i, (g, f, p) in enumerate(zip(grads, fd, params, strict=True)):
         assert g.shape == p.shape and g.dtype == np.float64
         err = float(np.max(np.abs(g - f)))
         assert err <= 1e-9 * scale, f"grad {i}: {err:.3e} (scale {scale:.3e})"
@@ -230,7 +230,7 @@ def test_float32_gradients_close_to_float64(activation):
         l64, g64 = fn64(EnergyMLP.from_params(params32, activation=activation, alpha=0.2))
         assert abs(l32 - l64) <= 1e-3 * max(1.0, abs(l64))
         scale = max(1.0, max(float(np.max(np.abs(g))) for g in g64))
-        for a, b in zip(g32, g64):
+        for a, b in zip(g32, g64, strict=True):
             assert a.dtype == np.float32
             assert float(np.max(np.abs(a - b))) <= 2e-3 * scale
 
@@ -251,13 +251,15 @@ def test_ism_grad_is_the_directional_derivative(dim, hidden, activation, n, seed
     X = rng.normal(0, 2, size=(n, dim))
     _, grads = model.ism_loss_and_grad(X)
     V = [rng.normal(size=p.shape) for p in params]
-    f = lambda t: ref.ism_loss([p + t * v for p, v in zip(params, V)], X, activation, 0.1)
+    f = lambda t: ref.ism_loss(
+        [p + t * v for p, v in zip(params, V, strict=True)], X, activation, 0.1
+    )
 
     def stencil(h):  # 4th-order central difference, error ~ h^4 |f^(5)| / 30
         return (-f(2 * h) + 8 * f(h) - 8 * f(-h) + f(-2 * h)) / (12 * h)
 
     dd = (16 * stencil(2.5e-4) - stencil(5e-4)) / 15  # Richardson: cancels the h^4 term
-    proj = sum(float(np.sum(g * v)) for g, v in zip(grads, V))
+    proj = sum(float(np.sum(g * v)) for g, v in zip(grads, V, strict=True))
     assert abs(proj - dd) <= 1e-9 * max(1.0, abs(dd)), (proj, dd)
 
 
@@ -336,14 +338,14 @@ def test_wide_layers_match_reference(activation, dtype):
 
         def f(t):
             return ref.ism_loss(
-                [p + t * v / norm for p, v in zip(params, V)], X64, activation, alpha
+                [p + t * v / norm for p, v in zip(params, V, strict=True)], X64, activation, alpha
             )
 
         def stencil(h):
             return (-f(2 * h) + 8 * f(h) - 8 * f(-h) + f(-2 * h)) / (12 * h)
 
         dd = (16 * stencil(5e-4) - stencil(1e-3)) / 15
-        proj = sum(float(np.sum(g * v)) for g, v in zip(grads, V)) / norm
+        proj = sum(float(np.sum(g * v)) for g, v in zip(grads, V, strict=True)) / norm
         gnorm = np.sqrt(sum(float(np.sum(g * g)) for g in grads))
         assert abs(proj - dd) <= 1e-8 * max(1.0, gnorm), (proj, dd, gnorm)
 
@@ -377,7 +379,7 @@ def test_rows_do_not_depend_on_the_rest_of_the_batch():
     full = [model.energy(X), model.score(X), model.hessian_trace(X)]
     for a, b in ((0, 1), (255, 258), (600, 1100), (1099, 1100)):
         part = [model.energy(X[a:b]), model.score(X[a:b]), model.hessian_trace(X[a:b])]
-        for f, p in zip(full, part):
+        for f, p in zip(full, part, strict=True):
             assert_close(p, f[a:b], 1e-13)
 
 
@@ -435,12 +437,12 @@ def test_grads_of_large_models_along_a_direction(dim, hidden, activation, alpha,
     ):
 
         def f(t, loss=loss):
-            return loss([p + t * v for p, v in zip(params, V)])
+            return loss([p + t * v for p, v in zip(params, V, strict=True)])
 
         def stencil(h, f=f):
             return (-f(2 * h) + 8 * f(h) - 8 * f(-h) + f(-2 * h)) / (12 * h)
 
         dd = (16 * stencil(5e-4) - stencil(1e-3)) / 15
-        proj = sum(float(np.sum(g * v)) for g, v in zip(grads, V))
+        proj = sum(float(np.sum(g * v)) for g, v in zip(grads, V, strict=True))
         gnorm = np.sqrt(sum(float(np.sum(g * g)) for g in grads))
         assert abs(proj - dd) <= 1e-8 * max(1.0, gnorm), (proj, dd, gnorm)

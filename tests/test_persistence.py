@@ -23,7 +23,7 @@ def test_save_load_round_trip_is_bit_exact(tmp_path, dtype, activation):
         m.alpha,
         m.dtype,
     )
-    for a, b in zip(m.params, back.params):
+    for a, b in zip(m.params, back.params, strict=True):
         assert a.dtype == b.dtype and np.array_equal(a, b)
     X = np.random.default_rng(0).normal(size=(20, 3))
     assert np.array_equal(m.hessian_trace(X), back.hessian_trace(X))

@@ -235,7 +235,7 @@ def test_a_bad_row_is_named_by_its_index_in_x_despite_the_validation_split(X):
                 ValueError, match=rf"^{name} contains NaN or Inf \(first at row {row}\)$"
             ):
                 m.fit(data, epochs=1, progress=False, **kw)
-            for a, b in zip(m.params, EnergyMLP(2, hidden=(8,)).params):
+            for a, b in zip(m.params, EnergyMLP(2, hidden=(8,)).params, strict=True):
                 np.testing.assert_array_equal(a, b)
 
 
@@ -247,7 +247,7 @@ def test_divergence_keeps_the_last_parameters_with_a_finite_loss(X):
     assert "whose loss and gradient were finite" in str(info.value)
     # Step 0's update blew the parameters up to ~1e200 (finite), whose loss is NaN: the model
     # is back at step 0's parameters, a usable model.
-    for a, b in zip(m.params, start):
+    for a, b in zip(m.params, start, strict=True):
         np.testing.assert_array_equal(a, b)
     assert np.isfinite(m.energy(X)).all()
 

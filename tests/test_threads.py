@@ -41,7 +41,7 @@ def test_bit_identical_for_any_thread_count(restore_threads, dtype, activation):
         assert scorematch.get_num_threads() == n
         results[n] = _all_outputs(model, X, target)
     for n in (2, 8):
-        for i, (a, b) in enumerate(zip(results[1], results[n])):
+        for i, (a, b) in enumerate(zip(results[1], results[n], strict=True)):
             assert a.dtype == b.dtype and np.array_equal(a, b), (
                 f"output {i} differs with {n} threads"
             )
@@ -51,7 +51,7 @@ def test_bit_identical_for_any_thread_count(restore_threads, dtype, activation):
         for n in (1, 3):
             scorematch.set_num_threads(n)
             outs.append(_all_outputs(model, X[:rows], target[:rows]))
-        for a, b in zip(*outs):
+        for a, b in zip(*outs, strict=True):
             assert np.array_equal(a, b)
 
 
@@ -165,7 +165,7 @@ def test_gil_is_released_during_computation(restore_threads, method):
         assert np.array_equal(seen["out"], again)
     else:
         assert np.isfinite(seen["out"][0]) and seen["out"][0] == again[0]
-        assert all(np.array_equal(a, b) for a, b in zip(seen["out"][1], again[1]))
+        assert all(np.array_equal(a, b) for a, b in zip(seen["out"][1], again[1], strict=True))
 
 
 _FORK_SCRIPT = """

@@ -187,7 +187,7 @@ def test_lists_of_floats_give_the_same_numbers_as_arrays(model, X):
     assert m.ism_loss(L) == m.ism_loss(X)
     l1, g1 = m.esm_loss_and_grad(L, (X * 0.5).tolist())
     l2, g2 = m.esm_loss_and_grad(X, X * 0.5)
-    assert l1 == l2 and all(np.array_equal(a, b) for a, b in zip(g1, g2))
+    assert l1 == l2 and all(np.array_equal(a, b) for a, b in zip(g1, g2, strict=True))
     assert_close(m.energy(L), ref.energy(params, X, "tanh", 0.25), 1e-12)
     # tuples and lists of ints are converted too
     assert np.array_equal(m.score(tuple(map(tuple, L))), m.score(X))
@@ -229,7 +229,7 @@ def test_read_only_and_non_native_byte_order_inputs(dtype, X):
     swapped_f = np.asfortranarray(swapped)[::-1][::-1]
     for arr in (ro, swapped, swapped_f):
         got = [m.energy(arr), m.score(arr), m.hessian_trace(arr)]
-        for a, b in zip(got, expected):
+        for a, b in zip(got, expected, strict=True):
             assert a.dtype == np.dtype(dtype) and a.dtype.isnative
             assert np.array_equal(a, b)
     assert not ro.flags.writeable
@@ -252,7 +252,9 @@ def test_an_odd_stride_on_an_axis_of_length_one_is_not_misalignment(model, X, na
         assert want[0] == got[0]
         want, got = want[1], got[1]
     for a, b in zip(
-        want if isinstance(want, list) else [want], got if isinstance(got, list) else [got]
+        want if isinstance(want, list) else [want],
+        got if isinstance(got, list) else [got],
+        strict=True,
     ):
         assert np.array_equal(a, b)
     if name in METHODS_PER_ROW:

@@ -356,7 +356,8 @@ def _tree_sum(parts: Sequence[tuple[float, Array, int]]) -> tuple[float, Array, 
     level = list(parts)
     while len(level) > 1:
         level = [
-            (a[0] + b[0], a[1] + b[1], a[2] + b[2]) for a, b in zip(level[::2], level[1::2])
+            (a[0] + b[0], a[1] + b[1], a[2] + b[2])
+            for a, b in zip(level[::2], level[1::2], strict=False)
         ] + level[len(level) - len(level) % 2 :]
     return level[0]
 
@@ -379,7 +380,10 @@ def _group_loss_grad(
     *spec: Any,
 ) -> list[tuple[float, Array, int]]:
     """:func:`_part_loss_grad` for several blocks held by one worker, in one task."""
-    return [_part_loss_grad(model, b, r, k, *spec) for b, r, k in zip(blocks, locals_, keys)]
+    return [
+        _part_loss_grad(model, b, r, k, *spec)
+        for b, r, k in zip(blocks, locals_, keys, strict=True)
+    ]
 
 
 class _Blocks:
@@ -476,7 +480,11 @@ class _Blocks:
             )
             submitted.append((mine, future))
         results = self.client.gather([f for _, f in submitted])
-        per_block = {b: r for (mine, _), rs in zip(submitted, results) for b, r in zip(mine, rs)}
+        per_block = {
+            b: r
+            for (mine, _), rs in zip(submitted, results, strict=True)
+            for b, r in zip(mine, rs, strict=True)
+        }
         return _tree_sum([per_block[b] for b in sorted(per_block)])
 
 

@@ -151,6 +151,7 @@ fn float32_agrees_with_float64() {
         ];
         for (what, (a, b)) in ["energy", "score", "trace", "ism grad"].iter().zip(pairs) {
             let scale = a.iter().fold(0.0f64, |s, v| s.max(v.abs()));
+            assert_eq!(a.len(), b.len(), "{act:?} {what}: lengths");
             for (u, v) in a.iter().zip(&b) {
                 assert!(
                     (u - *v as f64).abs() <= 2e-4 * scale.max(1.0),

@@ -277,6 +277,7 @@ fn init_is_used_as_given() {
         false,
     )
     .unwrap();
+    assert_eq!(out.samples.len(), x0.len());
     for (a, b) in out.samples.iter().zip(&x0) {
         assert!((a - b).abs() < 1e-5);
     }

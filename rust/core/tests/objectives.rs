@@ -199,7 +199,9 @@ fn the_tapes_score_is_the_score_pass_bit_for_bit() {
             .copy_from_slice(&x);
         laplacian::forward(&m, &mut ws, Part::Values);
         laplacian::gradient_into_tangents(&m, &mut ws);
-        for (k, (g, s)) in ws.tangents_mut().iter().zip(&want).enumerate() {
+        let got = ws.tangents_mut();
+        assert_eq!(got.len(), want.len(), "{act:?}: tangent buffer length");
+        for (k, (g, s)) in got.iter().zip(&want).enumerate() {
             assert_eq!(
                 g.to_bits(),
                 (-s).to_bits(),
