@@ -210,11 +210,6 @@ impl<T: Real> LapWorkspace<T> {
         &mut self.t
     }
 
-    /// E − c − (α/2)‖x‖² of sample `b` (the network part of the energy).
-    pub fn energy_net(&self, b: usize) -> T {
-        self.out[b]
-    }
-
     /// Σ_m t_mᵀ ∇²E_net t_m of sample `b` (the exact Laplacian of the network part for T = I);
     /// only on a tape of [`Order::Second`].
     pub fn lap_net(&self, b: usize) -> T {
@@ -225,25 +220,6 @@ impl<T: Real> LapWorkspace<T> {
     /// Index in `out` of the first tangent row, (1 + k)·c.
     pub(crate) fn j_start(&self) -> usize {
         (1 + self.k) * self.c
-    }
-
-    /// (t_mᵀ ∇ₓE_net)_m of sample `b`, M values (∇ₓE_net itself for T = I).
-    pub fn grad_net(&self, b: usize) -> &[T] {
-        let s = self.j_start() + b * self.m;
-        &self.out[s..s + self.m]
-    }
-
-    /// Input row of sample `b`.
-    pub fn x_row(&self, b: usize) -> &[T] {
-        let d = self.x.len() / self.c;
-        &self.x[b * d..(b + 1) * d]
-    }
-
-    /// Tangent m of sample b (only for [`Tangents::PerSample`]).
-    pub fn tangent(&self, b: usize, m: usize) -> &[T] {
-        let d = self.x.len() / self.c;
-        let r = b * self.m + m;
-        &self.t[r * d..(r + 1) * d]
     }
 }
 
