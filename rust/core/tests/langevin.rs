@@ -7,6 +7,7 @@ use common::*;
 use rayon::ThreadPoolBuilder;
 use scorematch_core::forward::chunk_rows;
 use scorematch_core::langevin::{sample, Config, Method, Output, Sampler};
+use scorematch_core::rng::Stream;
 use scorematch_core::{Activation, Error, Mlp, Model, Real, Rows};
 
 /// The energy (1/(2σ²))‖x‖²: all network weights zero, alpha = 1/σ². Target N(0, σ² I).
@@ -380,4 +381,80 @@ fn bad_arguments_are_errors() {
             row: 2
         }
     );
+}
+
+/// ULA and MALA take the steps of their formulas, replayed here from the engine's energy and
+/// score and each chain's stream `Stream::new(seed, i)` (x₀ ~ N(0, I), then per step d normals
+/// and, for MALA, one uniform), at a temperature T ≠ 1:
+/// ULA y = x + (ε/2)·s(x) + √ε·ξ with s = −∇E/T; MALA accepts y when
+/// ln u < (E(x) − E(y))/T − ‖x − y − (ε/2)s(y)‖²/(2ε) + ‖y − x − (ε/2)s(x)‖²/(2ε).
+/// The statistical tests above cannot see, e.g., a flipped sign of ξ.
+#[test]
+fn ula_and_mala_take_the_steps_of_their_formulas() {
+    let m = model::<f64>(2, &[8, 8], Activation::Softplus, 0.5, 21);
+    let (n, d, steps, eps, temp, seed) = (64, 2, 10, 2.5, 0.7, 5);
+    for method in [Method::Ula, Method::Mala] {
+        let out = sample(
+            &m,
+            n,
+            None,
+            Config::new(method, steps, eps, temp, seed),
+            true,
+        )
+        .unwrap();
+        assert_eq!(out.trajectory.len(), steps * n * d, "{method:?}");
+        let mut accepted = 0;
+        for i in 0..n {
+            let mut s = Stream::new(seed, i as u64);
+            let mut x: Vec<f64> = (0..d).map(|_| s.normal()).collect();
+            let mut n_acc = 0;
+            for t in 0..steps {
+                let sx: Vec<f64> = score(&m, &x).iter().map(|v| v / temp).collect();
+                let y: Vec<f64> = (0..d)
+                    .map(|k| x[k] + 0.5 * eps * sx[k] + eps.sqrt() * s.normal())
+                    .collect();
+                let take = match method {
+                    Method::Mala => {
+                        let u = s.uniform();
+                        let sy: Vec<f64> = score(&m, &y).iter().map(|v| v / temp).collect();
+                        let q = |to: &[f64], from: &[f64], s_from: &[f64]| {
+                            (0..d)
+                                .map(|k| (to[k] - from[k] - 0.5 * eps * s_from[k]).powi(2))
+                                .sum::<f64>()
+                                / (2.0 * eps)
+                        };
+                        let a = (energy(&m, &x)[0] - energy(&m, &y)[0]) / temp - q(&x, &y, &sy)
+                            + q(&y, &x, &sx);
+                        u.ln() < a
+                    }
+                    _ => true,
+                };
+                if take {
+                    x = y;
+                    n_acc += 1;
+                }
+                let got = &out.trajectory[(t * n + i) * d..(t * n + i + 1) * d];
+                for k in 0..d {
+                    assert!(
+                        close(got[k], x[k], 1e-12),
+                        "{method:?} chain {i} step {t} coordinate {k}: {} vs {}",
+                        got[k],
+                        x[k]
+                    );
+                }
+            }
+            if method == Method::Mala {
+                assert_eq!(out.acceptance[i], n_acc as f64 / steps as f64, "chain {i}");
+                accepted += n_acc;
+            }
+        }
+        if method == Method::Mala {
+            // Both outcomes occur, so both branches were checked.
+            assert!(
+                0 < accepted && accepted < n * steps,
+                "{accepted} of {}",
+                n * steps
+            );
+        }
+    }
 }
