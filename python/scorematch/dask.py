@@ -110,7 +110,10 @@ def _rows(X: Any, model: EnergyMLP, name: str = "X") -> da.Array:
 def _block_start(block_info: Any) -> int | None:
     """The row of the whole array at which the block (of map_blocks' first array) starts;
     None when the array's chunk sizes are unknown."""
-    start = block_info[0]["array-location"][0][0] if block_info else math.nan
+    # Older Dask passes an empty ndarray while it infers the output's meta: not a dict.
+    if not isinstance(block_info, dict) or 0 not in block_info:
+        return None
+    start = block_info[0]["array-location"][0][0]
     return int(start) if math.isfinite(start) else None
 
 
