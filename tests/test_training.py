@@ -221,6 +221,17 @@ def test_a_finite_blow_up_is_a_divergence_and_keeps_the_parameters_before_it():
     assert all(np.array_equal(a, b) for a, b in zip(model.params, before, strict=True))
 
 
+def test_non_finite_messages_name_the_core_quantities():
+    """The distributed fit takes these messages from the core, by the quantity's name."""
+    msg = scorematch._core.non_finite_message(1, 2, "updated parameter vector")
+    assert msg.startswith(
+        "training diverged at epoch 1, step 2 (counting from 0): the updated parameter vector "
+        "is NaN or Inf; the model keeps"
+    ), msg
+    with pytest.raises(ValueError, match=r"one of 'loss', 'gradient', .* got 'grad'$"):
+        scorematch._core.non_finite_message(1, 2, "grad")
+
+
 @given(
     st.lists(
         st.one_of(

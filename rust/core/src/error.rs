@@ -107,13 +107,63 @@ pub fn try_filled<T: Clone>(len: usize, value: T, what: &str) -> Result<Vec<T>> 
     Ok(v)
 }
 
+/// A quantity of a training step whose NaN or Inf ends the run.
+#[derive(Debug, Clone, Copy, PartialEq, Eq)]
+pub enum Quantity {
+    Loss,
+    Gradient,
+    UpdatedParameters,
+    ValidationLoss,
+}
+
+impl Quantity {
+    pub const ALL: [Quantity; 4] = [
+        Quantity::Loss,
+        Quantity::Gradient,
+        Quantity::UpdatedParameters,
+        Quantity::ValidationLoss,
+    ];
+
+    /// Its name in messages, which the distributed fit also passes to the binding.
+    pub fn name(self) -> &'static str {
+        match self {
+            Quantity::Loss => "loss",
+            Quantity::Gradient => "gradient",
+            Quantity::UpdatedParameters => "updated parameter vector",
+            Quantity::ValidationLoss => "validation loss",
+        }
+    }
+
+    /// Parses a name; an unknown one is an error that lists the choices.
+    pub fn from_name(name: &str) -> Result<Self> {
+        Self::ALL
+            .into_iter()
+            .find(|q| q.name() == name)
+            .ok_or_else(|| {
+                let choices: Vec<_> = Self::ALL
+                    .iter()
+                    .map(|q| format!("'{}'", q.name()))
+                    .collect();
+                Error::Value(format!(
+                    "quantity must be one of {}, got '{name}'",
+                    choices.join(", ")
+                ))
+            })
+    }
+}
+
+impl std::fmt::Display for Quantity {
+    fn fmt(&self, f: &mut std::fmt::Formatter<'_>) -> std::fmt::Result {
+        f.write_str(self.name())
+    }
+}
+
 /// Why a training run was stopped as diverged.
 #[derive(Debug, Error, Clone, Copy, PartialEq)]
 pub enum Divergence {
-    /// The named quantity (the loss, the gradient, the updated parameter vector or the
-    /// validation loss) holds NaN or Inf.
+    /// The quantity holds NaN or Inf.
     #[error("the {0} is NaN or Inf")]
-    NonFinite(&'static str),
+    NonFinite(Quantity),
     /// A finite minibatch loss above [`BLOWUP_FACTOR`] times `scale`, the scale of the
     /// losses before it ([`LossScale`]).
     ///

@@ -18,7 +18,7 @@ use std::sync::atomic::{AtomicBool, Ordering};
 use std::time::{Duration, Instant};
 
 use crate::engine;
-use crate::error::{try_reserve, Divergence, Error, Result};
+use crate::error::{try_reserve, Divergence, Error, Quantity, Result};
 use crate::matrix::Rows;
 use crate::model::Model;
 use crate::objective::{Keys, Objective, Projection};
@@ -48,7 +48,7 @@ impl LossScale {
     /// [`BLOWUP_FACTOR`] × the scale, is a [`Divergence`]; any other loss updates the scale.
     pub fn check(&mut self, loss: f64) -> std::result::Result<(), Divergence> {
         if !loss.is_finite() {
-            return Err(Divergence::NonFinite("loss"));
+            return Err(Divergence::NonFinite(Quantity::Loss));
         }
         self.scale = Some(match self.scale {
             None => loss.abs().max(1.0),
@@ -419,7 +419,7 @@ impl<T: Real> Trainer<T> {
         self.good.copy_from_slice(&self.params);
         self.opt.step(&mut self.params, &self.grad);
         if self.params.iter().any(|p| !p.is_finite()) {
-            return Err(self.diverged(Divergence::NonFinite("updated parameter vector")));
+            return Err(self.diverged(Divergence::NonFinite(Quantity::UpdatedParameters)));
         }
         self.set_model_params();
         self.loss_sum += loss;
@@ -453,7 +453,7 @@ impl<T: Real> Trainer<T> {
                 );
                 let l = engine::loss_unless(&self.model, v.view(), obj, cancel)?;
                 if !l.is_finite() {
-                    return Err(self.diverged(Divergence::NonFinite("validation loss")));
+                    return Err(self.diverged(Divergence::NonFinite(Quantity::ValidationLoss)));
                 }
                 Some(l)
             }
@@ -492,7 +492,7 @@ impl<T: Real> Trainer<T> {
 fn finite_gradient<T: Real>(grad: &[T]) -> std::result::Result<(), Divergence> {
     match grad.iter().all(|g| g.is_finite()) {
         true => Ok(()),
-        false => Err(Divergence::NonFinite("gradient")),
+        false => Err(Divergence::NonFinite(Quantity::Gradient)),
     }
 }
 
@@ -567,25 +567,28 @@ pub fn fit<T: Real>(
 #[cfg(test)]
 mod tests {
     use super::{finite_gradient, LossScale, BLOWUP_FACTOR};
-    use crate::error::Divergence;
+    use crate::error::{Divergence, Quantity};
 
     #[test]
     fn a_non_finite_gradient_is_a_divergence() {
         assert_eq!(finite_gradient(&[1.0f32, 2.0]), Ok(()));
         assert_eq!(
             finite_gradient(&[1.0, f64::NEG_INFINITY]),
-            Err(Divergence::NonFinite("gradient"))
+            Err(Divergence::NonFinite(Quantity::Gradient))
         );
         assert_eq!(
             finite_gradient(&[f32::NAN]),
-            Err(Divergence::NonFinite("gradient"))
+            Err(Divergence::NonFinite(Quantity::Gradient))
         );
     }
 
     #[test]
     fn the_loss_scale_accepts_the_first_loss_and_falls_but_never_climbs() {
         let mut s = LossScale::default();
-        assert_eq!(s.check(f64::NAN), Err(Divergence::NonFinite("loss")));
+        assert_eq!(
+            s.check(f64::NAN),
+            Err(Divergence::NonFinite(Quantity::Loss))
+        );
         assert_eq!(s.check(1e9), Ok(())); // the first loss, however large
         assert_eq!(s.check(1e9 * BLOWUP_FACTOR), Ok(()));
         let too_much = 1e9 * BLOWUP_FACTOR * 1.0001;
@@ -609,7 +612,10 @@ mod tests {
         );
         assert_eq!(s.check(-3e3), Ok(())); // ...falling does
         assert_eq!(s.check(2e9), Ok(()));
-        assert_eq!(s.check(f64::INFINITY), Err(Divergence::NonFinite("loss")));
+        assert_eq!(
+            s.check(f64::INFINITY),
+            Err(Divergence::NonFinite(Quantity::Loss))
+        );
         let msg = crate::Error::TrainingDiverged {
             epoch: 1,
             step: 2,

@@ -7,7 +7,7 @@ use std::time::Duration;
 
 use common::*;
 use rayon::ThreadPoolBuilder;
-use scorematch_core::error::Divergence;
+use scorematch_core::error::{Divergence, Quantity};
 use scorematch_core::objective::Projection;
 use scorematch_core::optim::Method;
 use scorematch_core::train::{fit, Config, Data, Loss, Trainer};
@@ -171,8 +171,8 @@ fn divergence_is_reported_and_the_last_good_parameters_are_kept() {
     // from when only its update overflowed, else those the step before it started from.
     let kept = params(&tr);
     match cause {
-        Divergence::NonFinite("updated parameter vector") => assert_eq!(kept, before),
-        Divergence::NonFinite("loss" | "gradient") | Divergence::Blowup { .. } => {
+        Divergence::NonFinite(Quantity::UpdatedParameters) => assert_eq!(kept, before),
+        Divergence::NonFinite(Quantity::Loss | Quantity::Gradient) | Divergence::Blowup { .. } => {
             assert_eq!(kept, before_previous)
         }
         other => panic!("unexpected cause {other}"),

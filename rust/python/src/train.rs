@@ -16,7 +16,7 @@ use std::time::Duration;
 use numpy::{PyArray1, PyArrayMethods, PyReadonlyArray2};
 use pyo3::exceptions::{PyTypeError, PyValueError};
 use pyo3::prelude::*;
-use scorematch_core::error::{try_reserve, Divergence};
+use scorematch_core::error::{try_reserve, Divergence, Quantity};
 use scorematch_core::objective::Projection;
 use scorematch_core::optim::{Method, Optimizer};
 use scorematch_core::train::{Config, Data, Loss, LossScale, Schedule, Trainer};
@@ -358,16 +358,10 @@ impl PyLossScale {
     }
 }
 
-/// The message of the `TrainingDivergedError` that `Trainer` raises when `what` (one of
-/// "gradient", "updated parameter vector", "validation loss") is NaN or Inf.
+/// The message of the `TrainingDivergedError` that `Trainer` raises when `what` (a
+/// `Quantity` by name: "gradient", "updated parameter vector", ...) is NaN or Inf.
 #[pyfunction]
 pub fn non_finite_message(epoch: usize, step: usize, what: &str) -> PyResult<String> {
-    let what = match what {
-        "gradient" => "gradient",
-        "updated parameter vector" => "updated parameter vector",
-        "validation loss" => "validation loss",
-        _ => return Err(PyValueError::new_err(format!("unknown quantity {what:?}"))),
-    };
-    let cause = Divergence::NonFinite(what);
+    let cause = Divergence::NonFinite(Quantity::from_name(what).map_err(to_py)?);
     Ok(Error::TrainingDiverged { epoch, step, cause }.to_string())
 }
