@@ -24,6 +24,13 @@ def make_model(dim, hidden, activation="softplus", alpha=0.0, dtype="float64", s
     return model, exact
 
 
+def same_arrays(xs, ys) -> bool:
+    """Whether two sequences of arrays (parameter or gradient lists) have the same length and
+    equal arrays in order: bit for bit, the check of every determinism test."""
+    xs, ys = list(xs), list(ys)
+    return len(xs) == len(ys) and all(np.array_equal(x, y) for x, y in zip(xs, ys, strict=True))
+
+
 def assert_close(actual, expected, rtol, what=""):
     """|actual - expected| <= rtol * max(1, max |expected|), elementwise: an error relative to
     the scale of the whole output (values O(1) by construction)."""

@@ -9,7 +9,7 @@ import pickle
 import numpy as np
 import pytest
 import reference as ref
-from helpers import assert_close, make_model
+from helpers import assert_close, make_model, same_arrays
 from scorematch import EnergyMLP
 
 X = np.random.default_rng(3).normal(0, 2, size=(25, 4))
@@ -69,7 +69,7 @@ def test_round_trips(dtype):
     m = EnergyMLP(4, hidden=(6, 5), activation="tanh", alpha=0.7, dtype=dtype, seed=5)
     m2 = EnergyMLP.from_params(m.params, activation="tanh", alpha=0.7, dtype=dtype)
     assert same_outputs(m, m2)
-    assert all(np.array_equal(a, b) for a, b in zip(m.params, m2.params, strict=True))
+    assert same_arrays(m.params, m2.params)
     # set_params with the params of another model of the same architecture
     m3 = EnergyMLP(4, hidden=(6, 5), activation="tanh", alpha=0.7, dtype=dtype, seed=99)
     assert not same_outputs(m, m3)
@@ -157,8 +157,8 @@ def test_malformed_params_fail_and_leave_model_unchanged(case):
     before = outputs(m)
     with pytest.raises(exc, match=pattern):
         m.set_params(bad)
-    assert all(np.array_equal(a, b) for a, b in zip(m.params, before_params, strict=True)), desc
-    assert all(np.array_equal(a, b) for a, b in zip(outputs(m), before, strict=True)), desc
+    assert same_arrays(m.params, before_params), desc
+    assert same_arrays(outputs(m), before), desc
     # from_params reads the architecture from the shapes, so it may blame a later array
     with pytest.raises(exc, match="params"):
         EnergyMLP.from_params(bad, activation="silu")
@@ -196,7 +196,7 @@ def test_properties_are_read_only(attr):
         delattr(m, attr)
     after = getattr(m, attr)
     if attr == "params":
-        assert all(np.array_equal(a, b) for a, b in zip(before, after, strict=True))
+        assert same_arrays(before, after)
     else:
         assert after == before
 
@@ -230,7 +230,7 @@ def test_init_reproducible_and_seed_dependent():
     a = EnergyMLP(4, hidden=(8, 8), seed=42).params
     b = EnergyMLP(4, hidden=(8, 8), seed=42).params
     c = EnergyMLP(4, hidden=(8, 8), seed=43).params
-    assert all(np.array_equal(x, y) for x, y in zip(a, b, strict=True))
+    assert same_arrays(a, b)
     assert all(not np.array_equal(x, y) for x, y in zip(a, c, strict=True))
     assert np.array_equal(
         EnergyMLP(4, hidden=(8, 8), seed=0).params[0], EnergyMLP(4, hidden=(8, 8)).params[0]

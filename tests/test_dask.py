@@ -10,6 +10,7 @@ from typing import Any
 
 import numpy as np
 import pytest
+from helpers import same_arrays
 
 dask = pytest.importorskip("dask")
 da = pytest.importorskip("dask.array")
@@ -376,7 +377,7 @@ def test_a_killed_worker_is_replaced_and_the_result_is_unchanged(client: Any) ->
         smd.fit(killed, X, callback=kill_soon, **args)
         killer.join()
         assert victim not in client.run(os.getpid).values()
-    assert all(np.array_equal(p, q) for p, q in zip(killed.params, undisturbed.params, strict=True))
+    assert same_arrays(killed.params, undisturbed.params)
 
 
 @pytest.mark.parametrize(

@@ -5,6 +5,7 @@ import sys
 
 import numpy as np
 import pytest
+from helpers import same_arrays
 from scorematch.demo import mmd2, run
 
 
@@ -227,7 +228,7 @@ def test_cli_fit_and_sample_use_every_option(tmp_path, capsys):
     want.fit(X, objective="dsm", epochs=3, batch_size=64, lr=2e-3, noise_std=0.1, seed=3,
              progress=False)  # fmt: skip
     assert (m.activation, m.dtype, m.alpha) == ("tanh", np.float32, 0.5)
-    assert all(np.array_equal(p, q) for p, q in zip(m.params, want.params, strict=True))
+    assert same_arrays(m.params, want.params)
     capsys.readouterr()
     for method, seed in (("mala", 3), ("ula", 4)):
         out = tmp_path / f"s-{method}.npy"

@@ -17,6 +17,7 @@ from pathlib import Path
 import numpy as np
 import pytest
 import scorematch
+from helpers import same_arrays
 from scorematch import EnergyMLP, FitHistory
 from scorematch.sklearn import ScoreMatchingDensity
 from sklearn.base import clone
@@ -171,13 +172,13 @@ def test_set_params_is_used_by_the_next_fit():
 def test_same_random_state_gives_the_same_model_and_equals_energymlp():
     a = ScoreMatchingDensity(random_state=7, validation=0.1, **SMALL).fit(X[:1000])
     b = ScoreMatchingDensity(random_state=7, validation=0.1, **SMALL).fit(X[:1000])
-    assert all(np.array_equal(p, q) for p, q in zip(a.model_.params, b.model_.params, strict=True))
+    assert same_arrays(a.model_.params, b.model_.params)
     for field in ("train_loss", "val_loss", "best_epoch", "stop_reason"):  # not `seconds`
         assert getattr(a.history_, field) == getattr(b.history_, field)
     # An int random_state is the seed of EnergyMLP's initialization and fit.
     m = EnergyMLP(2, hidden=(16,), seed=7)
     h = m.fit(X[:1000], epochs=5, lr=1e-2, validation=0.1, seed=7, standardize=True, progress=False)
-    assert all(np.array_equal(p, q) for p, q in zip(a.model_.params, m.params, strict=True))
+    assert same_arrays(a.model_.params, m.params)
     assert isinstance(a.history_, FitHistory) and a.history_.train_loss == h.train_loss
 
 
@@ -211,7 +212,7 @@ def test_every_training_hyperparameter_reaches_fit(model_options, options):
     est = ScoreMatchingDensity(hidden=(8,), random_state=7, **model_kw, **kw).fit(X[:600])
     m = EnergyMLP(2, hidden=(8,), seed=7, **model_kw)
     h = m.fit(X[:600], seed=7, progress=False, **kw)
-    assert all(np.array_equal(p, q) for p, q in zip(est.model_.params, m.params, strict=True))
+    assert same_arrays(est.model_.params, m.params)
     assert est.history_.train_loss == h.train_loss and est.model_.dtype == np.float32
     assert est.model_.activation == "tanh" and est.model_.alpha == model_kw.get("alpha", 0.0)
     if "patience" in options:  # it must act, or dropping it would go unseen

@@ -14,7 +14,7 @@ import re
 import numpy as np
 import pytest
 import scorematch
-from helpers import ctrl_c_every
+from helpers import ctrl_c_every, same_arrays
 from hypothesis import given, settings
 from hypothesis import strategies as st
 from scorematch import EnergyMLP, FitHistory, TrainingDivergedError
@@ -138,10 +138,10 @@ def run(threads: int, objective: str, **kwargs):
 def test_same_seed_same_run_for_any_thread_count(restore_threads, objective, kwargs):
     p1, h1 = run(1, objective, **kwargs)
     p2, h2 = run(2, objective, **kwargs)
-    assert all(np.array_equal(a, b) for a, b in zip(p1, p2, strict=True))
+    assert same_arrays(p1, p2)
     assert h1.train_loss == h2.train_loss and h1.val_loss == h2.val_loss
     p3, _ = run(2, objective, **kwargs)
-    assert all(np.array_equal(a, b) for a, b in zip(p1, p3, strict=True))
+    assert same_arrays(p1, p3)
 
 
 def test_best_validation_epoch_is_restored():
@@ -165,9 +165,7 @@ def test_best_validation_epoch_is_restored():
     assert h.val_loss == vals
     assert h.best_epoch == int(np.argmin(vals))
     assert h.best_epoch != len(vals) - 1, "pick a run whose last epoch is not the best"
-    assert all(
-        np.array_equal(a, b) for a, b in zip(model.params, seen[h.best_epoch][1], strict=True)
-    )
+    assert same_arrays(model.params, seen[h.best_epoch][1])
 
 
 def test_patience_stops_training():
@@ -218,7 +216,7 @@ def test_a_finite_blow_up_is_a_divergence_and_keeps_the_parameters_before_it():
         msg,
     ), msg
     assert info.value.history.stop_reason == "diverged" and info.value.history.n_epochs == 0
-    assert all(np.array_equal(a, b) for a, b in zip(model.params, before, strict=True))
+    assert same_arrays(model.params, before)
 
 
 def test_non_finite_messages_name_the_core_quantities():
@@ -289,7 +287,7 @@ def test_ctrl_c_returns_the_history_so_far():
         h = model.fit(mixture(20000, 9), epochs=1000, progress=False)  # minutes uninterrupted
     assert h.stop_reason == "interrupted"
     assert h.seconds < 5
-    assert not all(np.array_equal(a, b) for a, b in zip(before, model.params, strict=True))
+    assert not same_arrays(before, model.params)
     assert all(np.all(np.isfinite(p)) for p in model.params)
 
 
@@ -364,7 +362,7 @@ def test_bad_arguments_are_clear_errors(kwargs, exc, match):
     before = model.params
     with pytest.raises(exc, match=match):
         model.fit(mixture(50, 0), progress=False, **kwargs)
-    assert all(np.array_equal(a, b) for a, b in zip(before, model.params, strict=True))
+    assert same_arrays(before, model.params)
 
 
 def test_standardize_fits_badly_scaled_data_in_user_coordinates():
@@ -480,7 +478,7 @@ def test_standardize_leaves_models_in_user_coordinates_whatever_ends_the_run():
         progress=False,
         callback=lambda e, tr, va: seen.append(model.params),
     )
-    assert all(np.array_equal(a, b) for a, b in zip(seen[-1], model.params, strict=True))
+    assert same_arrays(seen[-1], model.params)
     assert not np.allclose(seen[-1][0], EnergyMLP(2, hidden=(8,), seed=3).params[0])
 
 
@@ -613,4 +611,4 @@ def test_fit_takes_the_steps_of_a_numpy_reference(optimizer, batch_size, lr, wei
     for got, exp in zip(model.params, want, strict=True):
         np.testing.assert_allclose(got, exp, rtol=1e-9, atol=1e-12)
     np.testing.assert_allclose(h.train_loss, history, rtol=1e-9, atol=1e-12)
-    assert not all(np.array_equal(a, b) for a, b in zip(model.params, start.params, strict=True))
+    assert not same_arrays(model.params, start.params)
