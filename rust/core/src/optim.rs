@@ -233,6 +233,25 @@ mod tests {
         }
     }
 
+    /// The names the binding passes pick the documented defaults; the optimizer reports its
+    /// length and counts its steps.
+    #[test]
+    fn names_lengths_and_step_counts() {
+        assert_eq!(Method::from_name("adam").unwrap(), Method::ADAM);
+        assert_eq!(Method::from_name("sgd").unwrap(), Method::SGD);
+        for method in [Method::ADAM, Method::SGD] {
+            let mut opt = Optimizer::<f32>::new(method, 0.1, 0.0, 3).unwrap();
+            assert_eq!((opt.len(), opt.is_empty(), opt.steps()), (3, false, 0));
+            let mut p = vec![1.0; 3];
+            for t in 1..=2 {
+                opt.step(&mut p, &[1.0; 3]);
+                assert_eq!(opt.steps(), t);
+            }
+            let none = Optimizer::<f64>::new(method, 0.1, 0.0, 0).unwrap();
+            assert_eq!((none.len(), none.is_empty()), (0, true));
+        }
+    }
+
     #[test]
     fn bad_hyper_parameters_are_errors() {
         for (lr, wd) in [

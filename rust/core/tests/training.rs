@@ -282,6 +282,148 @@ fn an_sgd_step_moves_by_the_mean_gradient() {
     }
 }
 
+/// ESM training gathers each minibatch's target rows in the order of its data rows, and
+/// validates against the validation rows' own targets: a full-batch SGD step (rows visited
+/// in a shuffled order) moves θ by −η·∇J_ESM, and the reported losses are J_ESM of the
+/// training rows before the step and of the validation rows after it.
+#[test]
+fn an_esm_step_follows_the_targets_of_its_rows() {
+    let (n, lr) = (64, 0.01);
+    let (x, xv) = (gaussian(n, 21), gaussian(40, 22));
+    // The true score of the data's Gaussian, so that every row has its own target.
+    let truth = |x: &[f64]| -> Vec<f64> {
+        x.chunks(2)
+            .flat_map(|r| [-(r[0] - 1.0) / 0.25, -(r[1] + 0.5) / 2.25])
+            .collect()
+    };
+    let (t, tv) = (truth(&x), truth(&xv));
+    let (l0, g) = esm(&small_model(), &x, &t);
+    let mut cfg = Config::new(1, n, lr, 3);
+    cfg.loss = Loss::Esm;
+    cfg.method = Method::Sgd { momentum: 0.0 };
+    let data = Data::new(x, 2, "X")
+        .unwrap()
+        .with_target(t, 2, "target_score");
+    let val =
+        Data::new(xv.clone(), 2, "X_val")
+            .unwrap()
+            .with_target(tv.clone(), 2, "target_score_val");
+    let (m1, h) = fit(small_model(), data.unwrap(), Some(val.unwrap()), cfg).unwrap();
+    let (p0, p1) = (small_model().mlp().params().to_vec(), m1.mlp().params());
+    for k in 0..p0.len() {
+        let want = p0[k] - lr * g[k];
+        assert!(
+            (p1[k] - want).abs() <= 1e-12 * (1.0 + want.abs()),
+            "param {k}: {} vs {want}",
+            p1[k]
+        );
+    }
+    assert!(
+        close(h.train_loss[0], l0, 1e-12),
+        "{} vs {l0}",
+        h.train_loss[0]
+    );
+    let (lv, _) = esm(&m1, &xv, &tv);
+    assert!(close(h.val_loss[0], lv, 1e-12), "{} vs {lv}", h.val_loss[0]);
+}
+
+/// A run takes the steps its schedule describes: epoch e visits the rows in
+/// `permutation(e)`, in minibatches of `batch_size` (the last one shorter), and global step
+/// k = e·steps_per_epoch + s draws its DSM noise from `step_seed(k)`. Replayed here with
+/// the engine and plain SGD, the parameters and losses agree bit for bit, and the trainer
+/// reports its position (epoch, step in the epoch) after every step.
+#[test]
+fn a_run_takes_the_steps_of_its_schedule() {
+    use scorematch_core::engine;
+    use scorematch_core::matrix::Rows;
+    use scorematch_core::objective::{Keys, Objective};
+    let (n, bs, lr, noise_std) = (48, 20, 0.02, 0.5);
+    let x = gaussian(n, 23);
+    let mut cfg = Config::new(2, bs, lr, 4);
+    cfg.loss = Loss::Dsm { noise_std };
+    cfg.method = Method::Sgd { momentum: 0.0 };
+    let data = Data::new(x.clone(), 2, "X").unwrap();
+    assert_eq!(data.rows(), n);
+    let mut tr = Trainer::new(small_model(), data, None, cfg).unwrap();
+    assert_eq!(tr.steps_per_epoch(), 3);
+
+    let mut model = small_model();
+    let mut params = model.mlp().params().to_vec();
+    let mut grad = vec![0.0; params.len()];
+    let (mut perm, mut xb) = (Vec::new(), Vec::new());
+    for epoch in 0..2 {
+        assert_eq!((tr.epoch(), tr.step_in_epoch()), (epoch, 0));
+        tr.schedule().permutation(epoch, n, &mut perm).unwrap();
+        let mut sum = 0.0;
+        for (step, rows) in perm.chunks(bs).enumerate() {
+            xb.clear();
+            for &r in rows {
+                xb.extend_from_slice(&x[2 * r..2 * r + 2]);
+            }
+            let objective = Objective::Dsm {
+                noise_std,
+                seed: tr.schedule().step_seed((3 * epoch + step) as u64),
+                keys: Keys::Position,
+            };
+            let rows = Rows::from_slice(&xb, rows.len(), 2).unwrap();
+            sum += engine::loss_and_grad(&model, rows, objective, &mut grad).unwrap();
+            for (p, g) in params.iter_mut().zip(&grad) {
+                *p -= lr * g;
+            }
+            model.set_params(&params).unwrap();
+
+            let done = tr.run_for(Duration::ZERO).unwrap();
+            assert_eq!((done, tr.step_in_epoch()), (step == 2, step + 1));
+            assert_eq!(
+                tr.model().mlp().params(),
+                params.as_slice(),
+                "epoch {epoch} step {step}"
+            );
+        }
+        assert_eq!(tr.end_epoch().unwrap().train_loss, sum / 3.0);
+    }
+    assert_eq!(tr.epoch(), 2);
+}
+
+/// Fisher–Yates draws every order of the rows equally often: over 6 000 epochs each of the
+/// 6 orders of 3 rows comes up 1 000 times, binomial sd 29; the band is ±5 sd. (Drawing the
+/// swap index from 0..i instead of 0..=i, Sattolo's algorithm, would give only the two
+/// cyclic orders.)
+#[test]
+fn the_permutations_are_uniform() {
+    use scorematch_core::train::Schedule;
+    let s = Schedule { seed: 11 };
+    let mut counts = std::collections::BTreeMap::new();
+    let mut p = Vec::new();
+    for epoch in 0..6000 {
+        s.permutation(epoch, 3, &mut p).unwrap();
+        *counts.entry(p.clone()).or_insert(0usize) += 1;
+    }
+    assert_eq!(counts.len(), 6, "{counts:?}");
+    assert!(
+        counts.values().all(|&k| k.abs_diff(1000) <= 145),
+        "{counts:?}"
+    );
+}
+
+/// Each global step draws its SSM projections / DSM noise from its own seed, and the
+/// validation seed is none of them; all of them change with the run's seed.
+#[test]
+fn every_step_has_its_own_seed() {
+    use scorematch_core::train::Schedule;
+    let seeds = |seed| {
+        let s = Schedule { seed };
+        let mut v: Vec<u64> = (0..1000).map(|k| s.step_seed(k)).collect();
+        v.push(s.validation_seed());
+        v
+    };
+    let (a, b) = (seeds(0), seeds(1));
+    let mut all: Vec<u64> = a.iter().chain(&b).copied().collect();
+    all.sort_unstable();
+    all.dedup();
+    assert_eq!(all.len(), a.len() + b.len());
+}
+
 /// Each epoch visits the rows in a new order, drawn from (seed, epoch) alone.
 #[test]
 fn every_epoch_draws_its_own_permutation() {
