@@ -143,6 +143,21 @@ fn patience_stops_training() {
     assert_eq!(h.train_loss.len(), h.best_epoch + 3);
 }
 
+/// Only a strictly lower loss is an improvement: on a plateau (a rate so small that no
+/// parameter moves, so every epoch's validation loss is the same number) the first epoch
+/// stays the best and patience runs out.
+#[test]
+fn a_plateau_keeps_its_first_epoch_and_runs_out_of_patience() {
+    let mut cfg = Config::new(10, 50, 1e-300, 5);
+    cfg.method = Method::Sgd { momentum: 0.0 };
+    cfg.patience = Some(2);
+    let val = Some(train_data(100, 12));
+    let (_, h) = fit(small_model(), train_data(200, 13), val, cfg).unwrap();
+    assert!(h.val_loss.iter().all(|&l| l == h.val_loss[0]), "{h:?}");
+    assert_eq!((h.best_epoch, h.val_loss.len()), (0, 3), "{h:?}");
+    assert!(h.stopped_by_patience);
+}
+
 #[test]
 fn divergence_is_reported_and_the_last_good_parameters_are_kept() {
     let mut cfg = Config::new(20, 16, 1e6, 0);
