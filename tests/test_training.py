@@ -116,6 +116,34 @@ def test_esm_fits_a_given_score(mixture_data):
     assert fisher(model, X_test, s_true) < 0.3
 
 
+@pytest.mark.parametrize("split", ["pair", "fraction"])
+def test_esm_validates_against_the_validation_rows_own_targets(split):
+    # Each epoch's validation loss is J_ESM of the validation rows against their own targets,
+    # under the parameters the callback sees; given as a pair, or split off with the targets.
+    X = mixture(120, 13)
+    T = mixture_score(X)
+    if split == "pair":
+        X_tr, T_tr, X_va, T_va = X[:90], T[:90], X[90:], T[90:]
+        validation: object = (X_va, T_va)
+    else:
+        X_tr, T_tr, X_va, T_va = scorematch.training._split(X, T, 0.25, 2, "float64", 6)
+        X_tr, T_tr, validation = X, T, 0.25
+    model = EnergyMLP(2, hidden=(8,), seed=2)
+    seen: list[float] = []
+    h = model.fit(
+        X_tr,
+        objective="esm",
+        target_score=T_tr,
+        epochs=3,
+        validation=validation,
+        seed=6,
+        progress=False,
+        callback=lambda e, tr, va: seen.append(model.esm_loss_and_grad(X_va, T_va)[0]),
+    )
+    assert len(seen) == 3
+    np.testing.assert_allclose(h.val_loss, seen, rtol=1e-12)
+
+
 def run(threads: int, objective: str, **kwargs):
     scorematch.set_num_threads(threads)
     model = EnergyMLP(2, hidden=(16, 16), seed=3)
