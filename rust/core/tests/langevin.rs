@@ -6,7 +6,9 @@ mod common;
 use common::*;
 use rayon::ThreadPoolBuilder;
 use scorematch_core::forward::chunk_rows;
-use scorematch_core::langevin::{sample, Config, Method, Output, Sampler};
+use scorematch_core::langevin::{
+    check_chain_range, sample, Config, Level, Method, Output, Sampler,
+};
 use scorematch_core::rng::Stream;
 use scorematch_core::{Activation, Error, Mlp, Model, Real, Rows};
 
@@ -456,5 +458,146 @@ fn ula_and_mala_take_the_steps_of_their_formulas() {
                 n * steps
             );
         }
+    }
+}
+
+/// A run of several levels of unequal length after a burn-in takes burn-in steps at the first
+/// level, then each level for exactly its own steps, in order: replayed step by step as in
+/// the test above (ULA, s = −∇E/T), with the level of each step counted here independently.
+#[test]
+fn each_level_runs_for_its_own_steps_after_burn_in() {
+    let m = model::<f64>(2, &[8], Activation::Tanh, 0.5, 22);
+    let level = |temperature, step_size, n_steps| Level {
+        temperature,
+        step_size,
+        n_steps,
+    };
+    let levels = vec![level(3.0, 0.4, 3), level(0.5, 0.05, 2), level(1.0, 0.2, 4)];
+    let (n, d, burn_in, seed) = (8, 2, 2, 9);
+    let cfg = Config {
+        method: Method::Ula,
+        levels: levels.clone(),
+        burn_in,
+        thin: 1,
+        adapt: None,
+        seed,
+        first_chain: 0,
+    };
+    let out = sample(&m, n, None, cfg, true).unwrap();
+    let schedule: Vec<Level> = std::iter::repeat_n(levels[0], burn_in)
+        .chain(
+            levels
+                .iter()
+                .flat_map(|l| std::iter::repeat_n(*l, l.n_steps)),
+        )
+        .collect();
+    assert_eq!(out.trajectory.len(), (schedule.len() - burn_in) * n * d);
+    for i in 0..n {
+        let mut s = Stream::new(seed, i as u64);
+        let mut x: Vec<f64> = (0..d).map(|_| s.normal()).collect();
+        for (t, l) in schedule.iter().enumerate() {
+            let sx = score(&m, &x);
+            x = (0..d)
+                .map(|k| {
+                    x[k] + 0.5 * l.step_size * sx[k] / l.temperature
+                        + l.step_size.sqrt() * s.normal()
+                })
+                .collect();
+            if t >= burn_in {
+                let r = (t - burn_in) * n + i;
+                let got = &out.trajectory[r * d..(r + 1) * d];
+                for k in 0..d {
+                    assert!(
+                        close(got[k], x[k], 1e-12),
+                        "chain {i} step {t} coordinate {k}: {} vs {}",
+                        got[k],
+                        x[k]
+                    );
+                }
+            }
+        }
+        let last = &out.samples[i * d..(i + 1) * d];
+        assert!(last.iter().zip(&x).all(|(a, b)| close(*a, *b, 1e-12)));
+    }
+}
+
+/// Each bound of `Config::validate` sits where its message says, and each message names its
+/// own case.
+#[test]
+fn run_options_are_checked_at_their_bounds() {
+    let cfg = |levels: Vec<(usize, f64, f64)>, burn_in: usize| Config {
+        method: Method::Ula,
+        levels: levels
+            .into_iter()
+            .map(|(n_steps, step_size, temperature)| Level {
+                temperature,
+                step_size,
+                n_steps,
+            })
+            .collect(),
+        burn_in,
+        thin: 1,
+        adapt: None,
+        seed: 0,
+        first_chain: 0,
+    };
+    let err = |c: Config| c.validate().unwrap_err().to_string();
+    let max = u32::MAX as usize;
+    // At most u32::MAX steps, burn-in included; the message names the run's shape.
+    cfg(vec![(1, 0.1, 1.0)], max - 1).validate().unwrap();
+    let e = err(cfg(vec![(1, 0.1, 1.0)], max));
+    assert!(
+        e.contains(&format!("burn_in + n_steps = {} steps", max as u64 + 1)),
+        "{e}"
+    );
+    cfg(vec![(max / 2, 0.1, 1.0), (max - max / 2, 0.1, 1.0)], 0)
+        .validate()
+        .unwrap();
+    let e = err(cfg(vec![(max / 2 + 1, 0.1, 1.0); 2], 0));
+    assert!(e.contains("2 temperatures × steps_per_level"), "{e}");
+    let e = err(cfg(
+        vec![(max / 2 + 1, 0.1, 1.0), (max / 2 + 2, 0.1, 1.0)],
+        0,
+    ));
+    assert!(e.contains("burn_in + the levels' steps"), "{e}");
+    assert!(
+        e.contains(&format!("{} steps, at most {max}", max as u64 + 2)),
+        "{e}"
+    );
+    // The drift coefficient ε/(2T) must be a float: 0.5·1e10/1e-300 is not, 0.5·3e298/1e-10
+    // is (1.5e308).
+    let e = err(cfg(vec![(1, 1e10, 1e-300)], 0));
+    assert!(
+        e.contains("step_size / temperature = 1e10/1e-300 overflows"),
+        "{e}"
+    );
+    cfg(vec![(1, 3e298, 1e-10)], 0).validate().unwrap();
+    // target_accept is in the open interval (0, 1), and only for MALA.
+    let mut c = cfg(vec![(5, 0.1, 1.0)], 3);
+    c.method = Method::Mala;
+    for ok in [1e-9, 0.5, 1.0 - 1e-9] {
+        c.adapt = Some(ok);
+        c.validate().unwrap();
+    }
+    for bad in [0.0, 1.0, -0.5, f64::NAN] {
+        c.adapt = Some(bad);
+        assert!(err(c.clone()).contains(&format!("target_accept must be in (0, 1), got {bad}")));
+    }
+    c.method = Method::Ula;
+    c.adapt = Some(0.5);
+    assert!(err(c).contains("it needs method 'mala', got 'ula'"));
+    assert_eq!(Method::Mala.name(), "mala");
+    // Annealed step sizes scale with T_i / T_last, whatever T_last is.
+    let a = Config::annealed(&[8.0, 2.0, 0.5], 0.1, 7, 0).unwrap();
+    let eps: Vec<f64> = a.levels.iter().map(|l| l.step_size).collect();
+    assert_eq!(eps, [0.1 * 16.0, 0.1 * 4.0, 0.1]);
+    assert!(a.levels.iter().all(|l| l.n_steps == 7));
+    // Chains first_chain .. first_chain + n end at i64::MAX at most.
+    let top = i64::MAX as u64;
+    check_chain_range(top - 5, 5).unwrap();
+    check_chain_range(0, 0).unwrap();
+    for (first, n) in [(top - 5, 6), (top + 1, 0), (u64::MAX, 1)] {
+        let e = check_chain_range(first, n).unwrap_err().to_string();
+        assert!(e.contains(&format!("got {first} + {n}")), "{e}");
     }
 }

@@ -344,6 +344,86 @@ fn bad_objective_parameters_are_errors() {
     }
 }
 
+/// Each guard of `Objective::validate` answers for its own case with its own message, and
+/// each bound is where its message says: n_projections in 1..=MAX_PROJECTIONS; noise_std
+/// finite and > 0, with 1/noise_std² and 64·noise_std inside the model's type.
+#[test]
+fn objective_parameters_are_checked_at_their_bounds() {
+    fn dsm<T: scorematch_core::real::Real>(noise_std: f64) -> Objective<'static, T> {
+        Objective::Dsm {
+            noise_std,
+            seed: 0,
+            keys: Keys::Position,
+        }
+    }
+    fn err<T: scorematch_core::real::Real>(obj: Objective<'_, T>) -> String {
+        obj.validate().unwrap_err().to_string()
+    }
+    let max = scorematch_core::objective::MAX_PROJECTIONS;
+    for n in [1, max] {
+        ssm(n, Projection::Gaussian, 0).validate().unwrap();
+    }
+    for n in [0, max + 1] {
+        let e = err(ssm(n, Projection::Rademacher, 0));
+        assert!(e.contains(&format!("between 1 and {max}, got {n}")), "{e}");
+    }
+    // Not positive or not finite: the first guard, whatever the later ones would say.
+    for bad in [0.0, -0.0, -1.0, f64::NAN, f64::INFINITY, f64::NEG_INFINITY] {
+        for e in [err(dsm::<f64>(bad)), err(dsm::<f32>(bad))] {
+            assert!(
+                e.contains("noise_std must be a finite number > 0"),
+                "{bad}: {e}"
+            );
+        }
+    }
+    // Too small: 1/σ² overflows f32 below ~5.4e-20, f64 below ~7.5e-155.
+    for (e, sigma) in [
+        (err(dsm::<f32>(1e-30)), "1e-30"),
+        (err(dsm::<f32>(1e-20)), "1e-20"),
+        (err(dsm::<f64>(1e-200)), "1e-200"),
+    ] {
+        assert!(
+            e.contains(&format!("noise_std = {sigma} is too small")),
+            "{e}"
+        );
+        assert!(e.contains("1/noise_std² overflows"), "{e}");
+    }
+    dsm::<f32>(1e-19).validate().unwrap();
+    dsm::<f64>(1e-150).validate().unwrap();
+    // Too large: 64σ overflows f32 above ~5.3e36, f64 above ~2.8e306.
+    for (e, sigma) in [
+        (err(dsm::<f32>(1e37)), "1e37"),
+        (err(dsm::<f64>(1e307)), "1e307"),
+    ] {
+        assert!(
+            e.contains(&format!("noise_std = {sigma} is too large")),
+            "{e}"
+        );
+    }
+    dsm::<f32>(5e36).validate().unwrap();
+    dsm::<f64>(2e306).validate().unwrap();
+    // A tiny σ is fine in f64 where f32 refuses it: the bounds are the type's.
+    dsm::<f64>(1e-30).validate().unwrap();
+    dsm::<f64>(1e37).validate().unwrap();
+}
+
+/// The binding turns names into projections and back with these two functions.
+#[test]
+fn projection_names_round_trip() {
+    assert_eq!(Projection::Gaussian.name(), "gaussian");
+    assert_eq!(Projection::Rademacher.name(), "rademacher");
+    for p in Projection::ALL {
+        assert_eq!(Projection::from_name(p.name()).unwrap(), p);
+    }
+    for bad in ["", "Gaussian", "normal", "xyzzy"] {
+        let e = Projection::from_name(bad).unwrap_err().to_string();
+        assert!(
+            e.contains("'gaussian' or 'rademacher'") && e.contains(&format!("got '{bad}'")),
+            "{e}"
+        );
+    }
+}
+
 /// At d = 1 ESM and DSM take the d-tangent tape, from d = 2 the one-tangent tape with the
 /// score taken from its value rows (objective.rs): derivatives.rs covers d = 2, 3 and 4, this
 /// test d = 1.
@@ -365,5 +445,25 @@ fn esm_and_dsm_gradients_on_both_paths() {
             },
         );
     }
+    // The path each objective takes by dimension (a speed choice: both ESM/DSM paths give
+    // the same numbers, so only this pins it).
+    use scorematch_core::laplacian::Tangents;
     assert_eq!(scorematch_core::objective::SCORE_TANGENT_MIN_DIM, 2);
+    let t = data(1, 1, 1.0, 0);
+    let t = Rows::from_slice(&t, 1, 1).unwrap();
+    let dsm: Objective<'_, f64> = Objective::Dsm {
+        noise_std: 0.2,
+        seed: 1,
+        keys: Keys::Position,
+    };
+    for obj in [Objective::Esm { target: t }, dsm] {
+        assert_eq!(obj.tangents(1), Tangents::Identity);
+        assert_eq!(obj.tangents(2), Tangents::PerSample(1));
+        assert_eq!(obj.tangents(64), Tangents::PerSample(1));
+    }
+    assert_eq!(Objective::<'_, f64>::Ism.tangents(64), Tangents::Identity);
+    assert_eq!(
+        ssm(3, Projection::Gaussian, 0).tangents(1),
+        Tangents::PerSample(3)
+    );
 }
