@@ -114,3 +114,110 @@ fn energy_alone_equals_the_energy_of_the_score_pass_bit_for_bit() {
     check::<f32>();
     check::<f64>();
 }
+
+/// Output buffers are checked against the batch before any work: a wrong length is a shape
+/// error naming what was expected, never a short write or a panic.
+#[test]
+fn output_buffers_of_the_wrong_length_are_errors() {
+    let m = model::<f64>(3, &[4], Activation::Softplus, 0.0, 3);
+    let x = data(4, 3, 1.0, 1);
+    let rows = Rows::from_slice(&x, 4, 3).unwrap();
+    let shape = |r: scorematch_core::Result<()>| match r {
+        Err(Error::Shape(msg)) => msg,
+        other => panic!("expected a shape error, got {other:?}"),
+    };
+    for len in [3, 5] {
+        let msg = shape(engine::energy(&m, rows, &mut vec![0.0; len]));
+        assert_eq!(msg, format!("energy buffer must hold 4 values, got {len}"));
+        let msg = shape(engine::hessian_trace(&m, rows, &mut vec![0.0; len]));
+        assert_eq!(
+            msg,
+            format!("hessian_trace buffer must hold 4 values, got {len}")
+        );
+    }
+    for len in [11, 13] {
+        let msg = shape(engine::score(&m, rows, &mut vec![0.0; len]));
+        assert_eq!(msg, format!("score buffer must hold 12 values, got {len}"));
+    }
+    let n = m.mlp().n_params();
+    let err = engine::loss_and_grad(&m, rows, Objective::Ism, &mut vec![0.0; n - 1]);
+    assert!(
+        matches!(&err, Err(Error::Shape(msg)) if msg == &format!("gradient buffer must hold {n} values, got {}", n - 1)),
+        "{err:?}"
+    );
+}
+
+/// The chunk sizes are those documented: for energy and score the largest power of two from
+/// 16 to 256 rows whose buffers fit in 256 KiB; for the Hessian trace 256 stacked rows' worth
+/// of samples. They never change a value (the batching tests above), so only this pins them.
+#[test]
+fn chunks_have_their_documented_sizes() {
+    use engine::{chunk_rows, PerRow};
+    // (dim, width): per-row score buffers of dim + 8·width values (three layers) in f32 /
+    // f64 give these row counts.
+    for (d, w, f32_rows, f64_rows) in [
+        (2, 64, 64, 32),   // 2056 / 4112 bytes a row
+        (16, 128, 32, 16), // 4160 / 8320
+        (64, 256, 16, 16), // 8448 / 16 896: 31 and 15 rows fit, 16 at least
+        (1, 4, 256, 256),  // tiny rows: at most 256
+    ] {
+        let m32 = model::<f32>(d, &[w; 3], Activation::Softplus, 0.0, 0);
+        let m64 = model::<f64>(d, &[w; 3], Activation::Softplus, 0.0, 0);
+        for op in [PerRow::Energy, PerRow::Score] {
+            assert_eq!(chunk_rows(&m32, op), f32_rows, "f32 d={d} w={w} {op:?}");
+            assert_eq!(chunk_rows(&m64, op), f64_rows, "f64 d={d} w={w} {op:?}");
+        }
+        // 256 / (d + 2) samples of d + 2 stacked rows each, at least one.
+        assert_eq!(
+            chunk_rows(&m64, PerRow::HessianTrace),
+            (256 / (d + 2)).max(1)
+        );
+    }
+    let wide = model::<f64>(300, &[8], Activation::Tanh, 0.0, 0);
+    assert_eq!(chunk_rows(&wide, PerRow::HessianTrace), 1);
+}
+
+/// Working buffers that cannot be allocated are an out-of-memory error, not an abort. The
+/// case runs in a child process of this test binary under `ulimit -v` (3 GiB of address
+/// space), where a chunk of the score pass at width 2²⁴ in f32 (16 rows, 4 GiB of buffers per
+/// thread) cannot be had: without the check, growing the buffers would abort the child.
+#[cfg(unix)]
+#[test]
+fn workspaces_beyond_memory_are_errors() {
+    const CHILD: &str = "SCOREMATCH_TEST_UNDER_ULIMIT";
+    if std::env::var_os(CHILD).is_none() {
+        let exe = std::env::current_exe().unwrap();
+        let out = std::process::Command::new("sh")
+            .arg("-c")
+            .arg(r#"ulimit -v 3145728 && exec "$0" workspaces_beyond_memory_are_errors --exact --nocapture"#)
+            .arg(exe)
+            .env(CHILD, "1")
+            .output()
+            .unwrap();
+        let stdout = String::from_utf8_lossy(&out.stdout);
+        assert!(
+            out.status.success() && stdout.contains("1 passed"),
+            "child: {:?}\n{stdout}\n{}",
+            out.status,
+            String::from_utf8_lossy(&out.stderr)
+        );
+        return;
+    }
+    let m = model::<f32>(1, &[1 << 24], Activation::Softplus, 0.0, 0);
+    let x = vec![0.0f32; 256];
+    let rows = Rows::from_slice(&x, 256, 1).unwrap();
+    for (what, r) in [
+        ("energy", engine::energy(&m, rows, &mut vec![0.0; 256])),
+        ("score", engine::score(&m, rows, &mut vec![0.0; 256])),
+    ] {
+        match r {
+            Err(Error::OutOfMemory(msg)) => assert!(
+                msg.starts_with(&format!(
+                    "cannot allocate the working buffers of {what} for this model: "
+                )) && msg.ends_with(" bytes per thread"),
+                "{msg}"
+            ),
+            other => panic!("{what}: expected an out-of-memory error, got {other:?}"),
+        }
+    }
+}
