@@ -277,6 +277,19 @@ fn bad_configurations_are_errors() {
 
 /// One full-batch SGD step (no momentum) moves θ by −η·∇J, J the mean loss over the rows:
 /// the minibatch gradient is averaged, not summed (Adam would hardly notice the difference).
+/// θ₁ = θ₀ − η·g, parameter by parameter, to 1e-12 relative.
+fn assert_sgd_step(p0: &[f64], p1: &[f64], g: &[f64], lr: f64) {
+    assert_eq!((p0.len(), p1.len()), (g.len(), g.len()));
+    for k in 0..p0.len() {
+        let want = p0[k] - lr * g[k];
+        assert!(
+            (p1[k] - want).abs() <= 1e-12 * (1.0 + want.abs()),
+            "param {k}: {} vs {want}",
+            p1[k]
+        );
+    }
+}
+
 #[test]
 fn an_sgd_step_moves_by_the_mean_gradient() {
     let (n, lr) = (64, 0.01);
@@ -287,14 +300,7 @@ fn an_sgd_step_moves_by_the_mean_gradient() {
     let data = Data::new(x, 2, "X").unwrap();
     let (m1, _) = fit(small_model(), data, None, cfg).unwrap();
     let (p0, p1) = (small_model().mlp().params().to_vec(), m1.mlp().params());
-    for k in 0..p0.len() {
-        let want = p0[k] - lr * g[k];
-        assert!(
-            (p1[k] - want).abs() <= 1e-12 * (1.0 + want.abs()),
-            "param {k}: {} vs {want}",
-            p1[k]
-        );
-    }
+    assert_sgd_step(&p0, p1, &g, lr);
 }
 
 /// ESM training gathers each minibatch's target rows in the order of its data rows, and
@@ -325,14 +331,7 @@ fn an_esm_step_follows_the_targets_of_its_rows() {
             .with_target(tv.clone(), 2, "target_score_val");
     let (m1, h) = fit(small_model(), data.unwrap(), Some(val.unwrap()), cfg).unwrap();
     let (p0, p1) = (small_model().mlp().params().to_vec(), m1.mlp().params());
-    for k in 0..p0.len() {
-        let want = p0[k] - lr * g[k];
-        assert!(
-            (p1[k] - want).abs() <= 1e-12 * (1.0 + want.abs()),
-            "param {k}: {} vs {want}",
-            p1[k]
-        );
-    }
+    assert_sgd_step(&p0, p1, &g, lr);
     assert!(
         close(h.train_loss[0], l0, 1e-12),
         "{} vs {l0}",
