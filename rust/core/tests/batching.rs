@@ -5,7 +5,7 @@ mod common;
 use common::*;
 use rayon::ThreadPoolBuilder;
 use scorematch_core::engine;
-use scorematch_core::objective::Objective;
+use scorematch_core::objective::{Keys, Objective, Projection};
 use scorematch_core::{Activation, Error, Rows};
 
 #[test]
@@ -180,7 +180,8 @@ fn chunks_have_their_documented_sizes() {
 /// Working buffers that cannot be allocated are an out-of-memory error, not an abort. The
 /// case runs in a child process of this test binary under `ulimit -v` (3 GiB of address
 /// space), where a chunk of the score pass at width 2²⁴ in f32 (16 rows, 4 GiB of buffers per
-/// thread) cannot be had: without the check, growing the buffers would abort the child.
+/// thread) cannot be had, nor an SSM tape of 4096 projections at width 10⁵: without the
+/// checks, growing the buffers would abort the child.
 #[cfg(unix)]
 #[test]
 fn workspaces_beyond_memory_are_errors() {
@@ -219,5 +220,23 @@ fn workspaces_beyond_memory_are_errors() {
             ),
             other => panic!("{what}: expected an out-of-memory error, got {other:?}"),
         }
+    }
+    // The forward-Laplacian tape of one sample with 4096 projections: 4097 stacked rows of
+    // width 10⁵, 3.3 GB in f64.
+    let m = model::<f64>(2, &[100_000], Activation::Softplus, 0.0, 0);
+    let x = [0.5, -0.5];
+    let ssm = Objective::Ssm {
+        n_projections: 4096,
+        projection: Projection::Gaussian,
+        seed: 0,
+        keys: Keys::Position,
+    };
+    let mut g = vec![0.0; m.mlp().n_params()];
+    match engine::loss_and_grad(&m, Rows::from_slice(&x, 1, 2).unwrap(), ssm, &mut g) {
+        Err(Error::OutOfMemory(msg)) => assert!(
+            msg.starts_with("cannot allocate the working buffers of ssm_loss for this model: "),
+            "{msg}"
+        ),
+        other => panic!("ssm: expected an out-of-memory error, got {other:?}"),
     }
 }
