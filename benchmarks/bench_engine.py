@@ -467,7 +467,9 @@ def torch_comparators(op: str, params: list[np.ndarray], X: np.ndarray) -> dict[
             _, g, lap = _torch_fwd_lap(Pg, Xt)
             loss = (-lap + 0.5 * (g * g).sum(1)).mean()
             grads = torch.autograd.grad(loss, Pg, allow_unused=True)
-            grads = [torch.zeros_like(p) if q is None else q for p, q in zip(Pg, grads, strict=True)]
+            grads = [
+                torch.zeros_like(p) if q is None else q for p, q in zip(Pg, grads, strict=True)
+            ]
             return loss.detach(), grads
 
         out["torch fwd-Laplacian + autograd"] = (
@@ -496,6 +498,12 @@ def git_commit() -> str | None:
         return None
 
 
+def code_paths() -> str:
+    """The engine's GEMM kernel and elementwise instruction set on this CPU, for headers."""
+    info = scorematch.runtime_info()
+    return f"GEMM kernel {info['gemm_kernel']}, elementwise {info['elementwise']}"
+
+
 def machine_info() -> dict[str, Any]:
     cpu = platform.processor() or "unknown"
     try:
@@ -514,6 +522,7 @@ def machine_info() -> dict[str, Any]:
         "numpy": np.__version__,
         "scorematch": scorematch.__version__,
         "scorematch_threads": scorematch.get_num_threads(),
+        "code_paths": code_paths(),
         "jax": jax.__version__ if HAVE_JAX else None,
         "jaxlib": None,
         "jax_backend": jax.default_backend() if HAVE_JAX else None,
@@ -702,7 +711,7 @@ def main(argv: list[str] | None = None) -> int:
     out.append(
         f"- scorematch {info['scorematch']} (git {info['git_commit'] or '?'}), "
         f"extension built {info['extension_built']}, "
-        f"{info['scorematch_threads']} threads; numpy {info['numpy']}"
+        f"{info['scorematch_threads']} threads, {info['code_paths']}; numpy {info['numpy']}"
         + (f" ({'; '.join(info['blas'])})" if info["blas"] else "")
     )
     out.append(

@@ -65,6 +65,7 @@ from bench_engine import (
     HAVE_FOLX,
     HAVE_JAX,
     HAVE_TORCH,
+    code_paths,
     folx,
     gemm_peak,
     git_commit,
@@ -435,7 +436,7 @@ def main(argv: list[str] | None = None) -> int:
             f"- machine: {platform.processor() or platform.machine()}, {os.cpu_count()} logical CPUs; "
             f"python {platform.python_version()}; scorematch {scorematch.__version__} "
             f"(git {git_commit() or '?'}), "
-            f"{scorematch.get_num_threads()} threads"
+            f"{scorematch.get_num_threads()} threads, {code_paths()}"
         ),
         "- comparators: "
         + (f"jax {jax.__version__}" if HAVE_JAX else "jax not used")

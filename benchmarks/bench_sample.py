@@ -62,6 +62,7 @@ from bench_engine import (
     HAVE_JAX,
     HAVE_TORCH,
     Timer,
+    code_paths,
     flops,
     gemm_peak,
     git_commit,
@@ -318,7 +319,8 @@ def main() -> int:
         ),
         (
             f"- scorematch {scorematch.__version__} (git {git}), "
-            f"{scorematch.get_num_threads()} threads; comparators: {', '.join(comps)}"
+            f"{scorematch.get_num_threads()} threads, {code_paths()}; "
+            f"comparators: {', '.join(comps)}"
         ),
         (
             f"- date: {date}; load average before: {', '.join(f'{v:.2f}' for v in load_before)}"

@@ -12,6 +12,7 @@ from __future__ import annotations
 
 from scorematch import datasets, diagnostics
 from scorematch._core import __version__
+from scorematch._runtime import runtime_info
 from scorematch._threads import get_num_threads, set_num_threads
 from scorematch.model import EnergyMLP
 from scorematch.persistence import load
@@ -30,5 +31,6 @@ __all__ = [
     "get_num_threads",
     "langevin",
     "load",
+    "runtime_info",
     "set_num_threads",
 ]

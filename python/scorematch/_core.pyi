@@ -20,6 +20,7 @@ __all__ = [
     "TrainingDivergedError",
     "__version__",
     "check_sample_config",
+    "cpu_paths",
     "epoch_permutation",
     "get_num_threads",
     "non_finite_message",
@@ -37,6 +38,7 @@ def set_num_threads(n: int) -> None: ...
 class TrainingDivergedError(RuntimeError): ...
 
 def get_num_threads() -> int: ...
+def cpu_paths() -> tuple[str, str]: ...
 
 @final
 class Model:

@@ -14,6 +14,17 @@ pub enum Level {
     Baseline,
 }
 
+impl Level {
+    /// `"avx512"`, `"avx2"` or `"baseline"`.
+    pub fn name(self) -> &'static str {
+        match self {
+            Level::Avx512 => "avx512",
+            Level::Avx2 => "avx2",
+            Level::Baseline => "baseline",
+        }
+    }
+}
+
 /// The best level this CPU supports (std caches the CPUID query).
 #[inline]
 pub fn level() -> Level {

@@ -52,6 +52,16 @@ mod _core {
         scorematch_core::parallel::num_threads()
     }
 
+    /// The instruction sets the engine runs with on this CPU: the GEMM kernel's path and the
+    /// elementwise loops' level.
+    #[pyfunction]
+    fn cpu_paths() -> (&'static str, &'static str) {
+        (
+            scorematch_core::gemm::backend(),
+            scorematch_core::simd::level().name(),
+        )
+    }
+
     #[pymodule_init]
     fn init(m: &Bound<'_, PyModule>) -> PyResult<()> {
         m.add("__version__", env!("CARGO_PKG_VERSION"))?;
