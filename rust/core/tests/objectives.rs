@@ -467,3 +467,50 @@ fn esm_and_dsm_gradients_on_both_paths() {
         Tangents::PerSample(3)
     );
 }
+
+/// A batch of several chunks gives the mean of its rows' own losses and gradients: each
+/// chunk reads the targets (ESM) and the keys (DSM) of its own rows. At d = 1 (the general
+/// path, where the loss itself reads them) with 200 rows, three chunks of 85 samples; each
+/// row is compared with a batch of that row alone, given its target or key.
+#[test]
+fn every_chunk_reads_its_own_rows_targets_and_keys() {
+    let n = 200;
+    for (i, act) in Activation::ALL.into_iter().enumerate() {
+        let m = model(1, &[7, 5], act, 0.3, 40 + i as u64);
+        let x = data(n, 1, 1.5, 41 + i as u64);
+        let t = data(n, 1, 2.0, 42 + i as u64);
+        let keys: Vec<u64> = (0..n as u64).map(|k| 1000 + 7 * k).collect();
+        let esm = |r: std::ops::Range<usize>| Objective::Esm {
+            target: Rows::from_slice(&t[r.clone()], r.len(), 1).unwrap(),
+        };
+        fn dsm(keys: &[u64]) -> Objective<'_, f64> {
+            Objective::Dsm {
+                noise_std: 0.3,
+                seed: 5,
+                keys: Keys::Given(keys),
+            }
+        }
+        let row = |name: &str, r: usize| match name {
+            "esm" => esm(r..r + 1),
+            _ => dsm(&keys[r..r + 1]),
+        };
+        for (name, whole) in [("esm", esm(0..n)), ("dsm", dsm(&keys))] {
+            let (loss, g) = loss_grad(&m, &x, whole);
+            let (mut want_loss, mut want_g) = (0.0, vec![0.0; g.len()]);
+            for r in 0..n {
+                let (l, gr) = loss_grad(&m, &x[r..r + 1], row(name, r));
+                want_loss += l / n as f64;
+                for (w, v) in want_g.iter_mut().zip(&gr) {
+                    *w += v / n as f64;
+                }
+            }
+            assert!(
+                close(loss, want_loss, 1e-12),
+                "{name} {act:?}: {loss} vs {want_loss}"
+            );
+            for (k, (a, b)) in g.iter().zip(&want_g).enumerate() {
+                assert!(close(*a, *b, 1e-11), "{name} {act:?} param {k}: {a} vs {b}");
+            }
+        }
+    }
+}
