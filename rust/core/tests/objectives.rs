@@ -22,9 +22,9 @@ fn models() -> Vec<(Model<f64>, usize)> {
     for (i, act) in Activation::ALL.into_iter().enumerate() {
         out.push((model(3, &[5, 4], act, 0.0, i as u64), 3));
         out.push((model(2, &[6], act, 0.7, 10 + i as u64), 2));
-        // d = 1 takes the objectives' one-tangent paths (ESM, DSM): their values must be
-        // checked there too, not only their gradients against finite differences of
-        // themselves.
+        // ESM and DSM take their one-tangent path from d = 2 (SCORE_TANGENT_MIN_DIM) and the
+        // general T = I path at d = 1: values must be checked on both, not only gradients
+        // against finite differences of themselves.
         out.push((model(1, &[6, 5], act, 0.4, 20 + i as u64), 1));
     }
     out
