@@ -377,14 +377,36 @@ mod tests {
         let msg = Mlp::from_parts(&bad, Activation::Tanh, 0.0)
             .unwrap_err()
             .to_string();
-        assert!(msg.contains("params[2]") && msg.contains("(1, 3)"), "{msg}");
+        assert_eq!(msg, "params[2] (w) must have shape (1, 3), got (1, 2)");
+        let err = |parts: &[(&[usize], &[f64])]| {
+            Mlp::from_parts(parts, Activation::Tanh, 0.0)
+                .unwrap_err()
+                .to_string()
+        };
         bad = ok.clone();
         bad[1] = (&[2], &b[..2]);
-        assert!(Mlp::from_parts(&bad, Activation::Tanh, 0.0).is_err());
-        assert!(Mlp::from_parts(&ok[..3], Activation::Tanh, 0.0).is_err());
+        assert_eq!(err(&bad), "params[1] (b_1) must have shape (3,), got (2,)");
+        bad = ok.clone();
+        bad[0] = (&[6], &w);
+        assert_eq!(
+            err(&bad),
+            "params[0] (W_1) must be 2-D (n_1, dim), got shape (6,)"
+        );
+        bad = ok.clone();
+        bad[0] = (&[3, 2], &w[..5]);
+        assert_eq!(err(&bad), "params[0] has shape (3, 2) but 5 values");
+        assert!(err(&ok[..3]).ends_with("got 3 arrays"));
         let nan = [f64::NAN];
         bad = ok.clone();
         bad[3] = (&[1], &nan);
-        assert!(Mlp::from_parts(&bad, Activation::Tanh, 0.0).is_err());
+        assert_eq!(err(&bad), "params[3] contains NaN or Inf (at flat index 0)");
+    }
+
+    #[test]
+    fn shapes_print_as_numpy_does() {
+        assert_eq!(fmt_shape(&[3]), "(3,)");
+        assert_eq!(fmt_shape(&[4, 2]), "(4, 2)");
+        assert_eq!(fmt_shape(&[2, 3, 4]), "(2, 3, 4)");
+        assert_eq!(fmt_shape(&[]), "()");
     }
 }
