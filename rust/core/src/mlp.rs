@@ -395,7 +395,23 @@ mod tests {
         bad = ok.clone();
         bad[0] = (&[3, 2], &w[..5]);
         assert_eq!(err(&bad), "params[0] has shape (3, 2) but 5 values");
-        assert!(err(&ok[..3]).ends_with("got 3 arrays"));
+        for n in [2, 3, 5] {
+            let mut parts = ok.clone();
+            parts.resize(n, (&[1], &c));
+            assert!(err(&parts).ends_with(&format!("got {n} arrays")), "{n}");
+        }
+        bad = ok.clone();
+        bad[2] = (&[2, 3], &w);
+        assert_eq!(
+            err(&bad),
+            "params[2] (w) must have shape (1, 3), got (2, 3)"
+        );
+        bad = ok.clone();
+        bad[0] = (&[0, 2], &[]);
+        assert_eq!(
+            err(&bad),
+            "params[0] (W_1) must have shape (n_out >= 1, 2), got (0, 2)"
+        );
         let nan = [f64::NAN];
         bad = ok.clone();
         bad[3] = (&[1], &nan);
