@@ -161,3 +161,59 @@ fn float32_agrees_with_float64() {
         }
     }
 }
+
+/// The energy itself, against the network written out from the public parameter layout
+/// `[W_1, b_1, ..., W_L, b_L, w, c]` and the widths the models were built with (not the
+/// model's own layer accessors), with the activations from std: the derivative tests above
+/// compare the engine with itself, so they would pass on a consistently wrong network.
+#[test]
+fn the_energy_is_the_network_written_out() {
+    fn act(a: Activation, z: f64) -> f64 {
+        match a {
+            Activation::Softplus => z.max(0.0) + (-z.abs()).exp().ln_1p(),
+            Activation::Tanh => z.tanh(),
+            Activation::Silu => z / (1.0 + (-z).exp()),
+        }
+    }
+    for (i, a) in Activation::ALL.into_iter().enumerate() {
+        for (d, hidden, alpha) in [
+            (3, vec![5, 4], 0.0),
+            (4, vec![3, 5, 2], 0.2),
+            (2, vec![6], 0.7),
+        ] {
+            let m = model::<f64>(d, &hidden, a, alpha, 30 + i as u64);
+            let p = m.mlp().params();
+            let x = data(7, d, 1.5, 31 + i as u64);
+            let got = energy(&m, &x);
+            for r in 0..7 {
+                let mut h: Vec<f64> = x[r * d..(r + 1) * d].to_vec();
+                let mut at = 0;
+                for &n in hidden.iter().chain([1].iter()) {
+                    let (w, b) = (
+                        &p[at..at + n * h.len()],
+                        &p[at + n * h.len()..at + n * h.len() + n],
+                    );
+                    at += n * h.len() + n;
+                    let z: Vec<f64> = (0..n)
+                        .map(|j| {
+                            b[j] + (0..h.len()).map(|k| w[j * h.len() + k] * h[k]).sum::<f64>()
+                        })
+                        .collect();
+                    h = if at == p.len() {
+                        z
+                    } else {
+                        z.iter().map(|&z| act(a, z)).collect()
+                    };
+                }
+                assert_eq!(at, p.len());
+                let xr = &x[r * d..(r + 1) * d];
+                let want = h[0] + 0.5 * alpha * xr.iter().map(|v| v * v).sum::<f64>();
+                assert!(
+                    close(got[r], want, 1e-13),
+                    "{a:?} {hidden:?} row {r}: {} vs {want}",
+                    got[r]
+                );
+            }
+        }
+    }
+}
