@@ -353,6 +353,17 @@ mod tests {
         assert!(l0.w.iter().all(|v| v.abs() <= 1.0 / 2f32.sqrt()));
     }
 
+    /// α is kept exactly as given (the Python `alpha` property reads it), beside its value
+    /// in the model's type.
+    #[test]
+    fn alpha_is_kept_as_given() {
+        let m = Mlp::<f32>::new(2, &[3], Activation::Tanh, 0.1, 0).unwrap();
+        assert_eq!((m.alpha_f64(), m.alpha()), (0.1, 0.1f32));
+        assert_eq!((m.n_layers(), m.hidden()), (1, &[3][..]));
+        let m = Mlp::<f64>::new(2, &[3, 4, 5], Activation::Tanh, 2.5, 0).unwrap();
+        assert_eq!((m.alpha_f64(), m.n_layers()), (2.5, 3));
+    }
+
     #[test]
     fn bad_architectures_are_errors() {
         assert!(Mlp::<f64>::zeros(0, &[3], Activation::Tanh, 0.0).is_err());
