@@ -5,10 +5,12 @@ numpy reference (float64 tolerance 1e-12 relative to scale unless stated)."""
 from __future__ import annotations
 
 import re
+import warnings
 
 import numpy as np
 import pytest
 import reference as ref
+import scorematch
 from helpers import assert_close, make_model, same_arrays
 from scorematch import EnergyMLP
 
@@ -129,6 +131,19 @@ def test_non_float_lists_are_type_errors(model):
         m.energy([[1.0, 2.0, 3.0], [1.0]])
     with pytest.raises(TypeError, match="floats"):
         m.energy([[1 + 2j, 0.0, 0.0]])
+
+
+def test_a_ragged_list_is_a_type_error_and_nothing_else(model):
+    """numpy < 1.24 turns a ragged list into an object array with a warning; the user gets
+    the TypeError newer numpy leads to, without the warning."""
+    m, _ = model
+    with warnings.catch_warnings(record=True) as caught:
+        warnings.simplefilter("always")
+        with pytest.raises(TypeError, match="X could not be converted to an array"):
+            m.energy([[1.0, 2.0, 3.0], [1.0]])
+        with pytest.raises(TypeError, match="x0 could not be converted to an array"):
+            scorematch.langevin(lambda x: -x, [[1.0, 2.0], [1.0]], n_steps=1, step_size=0.1)
+    assert [str(w.message) for w in caught] == []
 
 
 def _real_array_inputs(m):

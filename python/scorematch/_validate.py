@@ -2,6 +2,7 @@
 
 from __future__ import annotations
 
+import warnings
 from typing import Any
 
 import numpy as np
@@ -75,7 +76,15 @@ def as_real_array(x: Any, name: str, expected: str = "an array of real numbers")
     ``name`` must be."""
     reject_masked(x, name)
     try:
-        arr = np.asarray(x)
+        if _RAGGED_TO_OBJECT and not isinstance(x, np.ndarray):
+            # numpy < 1.24 makes ragged lists an object array with a warning; the check below
+            # turns that into the TypeError newer numpy gives, so the warning would only add
+            # noise.
+            with warnings.catch_warnings():
+                warnings.simplefilter("ignore", getattr(np, "VisibleDeprecationWarning", Warning))
+                arr = np.asarray(x)
+        else:
+            arr = np.asarray(x)
         if (
             _RAGGED_TO_OBJECT
             and arr.dtype.kind == "O"
