@@ -483,5 +483,15 @@ mod tests {
             "{err}"
         );
         assert_eq!(Activation::from_name("tanh"), Ok(Activation::Tanh));
+        // The ReLU hint is for ReLU alone.
+        assert!(err.ends_with("so score matching cannot train it)"), "{err}");
+        let err = Activation::from_name("gelu").unwrap_err().to_string();
+        assert_eq!(
+            err,
+            "activation must be one of 'softplus', 'tanh', 'silu', got 'gelu'"
+        );
+        for a in Activation::ALL {
+            assert_eq!(Activation::from_name(a.name()), Ok(a));
+        }
     }
 }
