@@ -128,6 +128,11 @@ impl Activation {
                 }
             }
         }
+        // Tanh's σ' comes with σ; the fields above N are zeroed all the same, as documented
+        // (N is a constant: these compile away).
+        if N < 1 {
+            d.s1 = T::zero();
+        }
         if N < 2 {
             d.s2 = T::zero();
         }
@@ -473,6 +478,30 @@ mod tests {
         assert_eq!(a.derivs::<f64, 0>(-1000.0).s0, 0.0);
         assert!((a.derivs::<f64, 0>(0.0).s0 - std::f64::consts::LN_2).abs() < 1e-15);
         assert!(a.derivs::<f32, 0>(100.0).s0.is_finite());
+    }
+
+    /// `derivs::<N>` fills the orders up to N, as `derivs::<3>` does, and leaves the higher
+    /// ones zero (documented).
+    #[test]
+    fn higher_orders_than_asked_are_zero() {
+        for a in Activation::ALL {
+            for z in [-3.0, -0.4, 0.0, 0.7, 5.0] {
+                let full = a.derivs::<f64, 3>(z);
+                let got = [
+                    a.derivs::<f64, 0>(z),
+                    a.derivs::<f64, 1>(z),
+                    a.derivs::<f64, 2>(z),
+                ];
+                for (n, d) in got.iter().enumerate() {
+                    let want = [full.s0, full.s1, full.s2, full.s3];
+                    let have = [d.s0, d.s1, d.s2, d.s3];
+                    for k in 0..4 {
+                        let w = if k <= n { want[k] } else { 0.0 };
+                        assert_eq!(have[k], w, "{a:?} z={z} N={n} order {k}");
+                    }
+                }
+            }
+        }
     }
 
     #[test]
