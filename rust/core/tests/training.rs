@@ -275,21 +275,17 @@ fn bad_configurations_are_errors() {
     assert!(rows().with_target(vec![0.0; 4], 2, "target_score").is_ok());
 }
 
-/// One full-batch SGD step (no momentum) moves θ by −η·∇J, J the mean loss over the rows:
-/// the minibatch gradient is averaged, not summed (Adam would hardly notice the difference).
 /// θ₁ = θ₀ − η·g, parameter by parameter, to 1e-12 relative.
 fn assert_sgd_step(p0: &[f64], p1: &[f64], g: &[f64], lr: f64) {
     assert_eq!((p0.len(), p1.len()), (g.len(), g.len()));
     for k in 0..p0.len() {
         let want = p0[k] - lr * g[k];
-        assert!(
-            (p1[k] - want).abs() <= 1e-12 * (1.0 + want.abs()),
-            "param {k}: {} vs {want}",
-            p1[k]
-        );
+        assert!(close(p1[k], want, 1e-12), "param {k}: {} vs {want}", p1[k]);
     }
 }
 
+/// One full-batch SGD step (no momentum) moves θ by −η·∇J, J the mean loss over the rows:
+/// the minibatch gradient is averaged, not summed (Adam would hardly notice the difference).
 #[test]
 fn an_sgd_step_moves_by_the_mean_gradient() {
     let (n, lr) = (64, 0.01);
