@@ -124,15 +124,22 @@ impl Isa {
 fn isa() -> Isa {
     static ISA: OnceLock<Isa> = OnceLock::new();
     *ISA.get_or_init(|| {
-        let best = Isa::best_supported();
-        let wanted = std::env::var("SCOREMATCH_GEMM").ok();
-        match wanted.as_deref() {
-            Some("portable") => Isa::Portable,
-            #[cfg(target_arch = "x86_64")]
-            Some("avx2") => best.min(Isa::Avx2),
-            _ => best,
-        }
+        capped(
+            Isa::best_supported(),
+            std::env::var("SCOREMATCH_GEMM").ok().as_deref(),
+        )
     })
+}
+
+/// `best` capped by the value of `SCOREMATCH_GEMM`: never above `best`, and an unknown or
+/// absent value (`"avx512"` included) leaves it as it is.
+fn capped(best: Isa, wanted: Option<&str>) -> Isa {
+    match wanted {
+        Some("portable") => Isa::Portable,
+        #[cfg(target_arch = "x86_64")]
+        Some("avx2") => best.min(Isa::Avx2),
+        _ => best,
+    }
 }
 
 /// The name of the GEMM path this process uses: `"avx512"`, `"avx2"` or `"portable"`.

@@ -357,3 +357,21 @@ fn relaid_weights_equal_fresh_ones() {
         }
     }
 }
+
+#[test]
+fn the_environment_caps_the_path_never_raises_it() {
+    let best = Isa::best_supported();
+    assert_eq!(capped(best, None), best);
+    assert_eq!(capped(best, Some("portable")), Isa::Portable);
+    // Unknown values, and asking for more than the CPU has, keep the best path.
+    for other in ["avx512", "AVX2", "", "sse2"] {
+        assert_eq!(capped(best, Some(other)), best, "{other:?}");
+    }
+    #[cfg(target_arch = "x86_64")]
+    {
+        assert_eq!(capped(Isa::Avx512, Some("avx2")), Isa::Avx2);
+        assert_eq!(capped(Isa::Avx2, Some("avx2")), Isa::Avx2);
+        assert_eq!(capped(Isa::Portable, Some("avx2")), Isa::Portable);
+        assert_eq!(capped(Isa::Avx512, None), Isa::Avx512);
+    }
+}
