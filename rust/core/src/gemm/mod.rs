@@ -14,8 +14,8 @@
 //!   be timed there) it matches or beats the best crate on our `mul` shapes and stays within
 //!   ~5 % of it on `matmul_tn`, at 95–140 % of numpy/OpenBLAS single-thread.
 //!
-//! Paths, chosen at run time once per process ([`backend`]): AVX-512F (12 × 32 f32 tiles),
-//! AVX2 + FMA (6 × 16), and a portable loop (same chain, vectorized by the compiler) for every
+//! Paths, chosen at run time once per process ([`backend`]): AVX-512F (12 × 32 f32 tiles,
+//! 12 × 16 when `B` has at most 16 columns), AVX2 + FMA (6 × 16, or 6 × 8), and a portable loop (same chain, vectorized by the compiler) for every
 //! other CPU. `SCOREMATCH_GEMM=portable|avx2|avx512` caps the choice, for benchmarks; it never
 //! selects an instruction set the CPU lacks. Never `target-cpu=native`: the wheel must run
 //! anywhere. No threads here: the engine parallelizes over chunks of rows itself.
@@ -106,17 +106,19 @@ impl Isa {
         }
     }
 
-    /// Width of the column panels of packed `B` on this path; 0 = plain row-major.
-    fn nr<T>(self) -> usize {
-        match self {
-            Isa::Portable => 0,
+    /// Width of the column panels of packed `B` with `n` columns on this path (see
+    /// `kernel::panel_vectors`); 0 = plain row-major.
+    fn nr<T>(self, n: usize) -> usize {
+        let lanes = match self {
+            Isa::Portable => return 0,
             #[cfg(target_arch = "x86_64")]
-            Isa::Avx2 => x86::nr_avx2(std::mem::size_of::<T>()),
+            Isa::Avx2 => x86::lanes_avx2(std::mem::size_of::<T>()),
             #[cfg(target_arch = "x86_64")]
-            Isa::Avx512 => x86::nr_avx512(std::mem::size_of::<T>()),
+            Isa::Avx512 => x86::lanes_avx512(std::mem::size_of::<T>()),
             #[cfg(test)]
-            Isa::Emulated512 => tests::EMU_NV * 64 / std::mem::size_of::<T>(),
-        }
+            Isa::Emulated512 => 64 / std::mem::size_of::<T>(),
+        };
+        lanes * kernel::panel_vectors(n, lanes)
     }
 }
 
@@ -169,10 +171,9 @@ unsafe fn run<T: Real>(isa: Isa, o: &Operands<T>) {
                 // SAFETY: forwarded contract; plain Rust, no CPU feature needed.
                 #[cfg(test)]
                 Isa::Emulated512 => unsafe {
-                    kernel::drive::<
+                    kernel::drive_panels::<
                         tests::Emu<$t, { 64 / std::mem::size_of::<$t>() }>,
                         { tests::EMU_MR },
-                        { tests::EMU_NV },
                     >(o)
                 },
             }
@@ -190,7 +191,7 @@ unsafe fn run<T: Real>(isa: Isa, o: &Operands<T>) {
 /// Values in `isa`'s layout of a (k × n) matrix: column panels padded to the panel width, or
 /// plain row-major for the portable path (`None`: more than `usize` holds).
 fn layout_len<T: Real>(isa: Isa, k: usize, n: usize) -> Option<usize> {
-    let nr = isa.nr::<T>();
+    let nr = isa.nr::<T>(n);
     let cols = if nr == 0 {
         n
     } else {
@@ -210,7 +211,7 @@ fn layout_into<T: Real>(
     n: usize,
     at: impl Fn(usize, usize) -> T,
 ) {
-    let nr = isa.nr::<T>();
+    let nr = isa.nr::<T>(n);
     if nr == 0 || k == 0 || n == 0 {
         dst.clear();
         dst.extend(
@@ -355,7 +356,7 @@ fn tn_with_isa<T: Real>(isa: Isa, a: &[T], b: &[T], c: &mut [T], m: usize, n: us
     if m == 0 || n == 0 || r == 0 {
         return;
     }
-    let (mr, nr) = (isa.mr(), isa.nr::<T>());
+    let (mr, nr) = (isa.mr(), isa.nr::<T>(n));
     if nr == 0 {
         // The portable path reads aᵀ in place (element (i, p) is a[p·m + i]) and `b` as is.
         let o = Operands {

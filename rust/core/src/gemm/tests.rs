@@ -3,16 +3,12 @@
 use super::*;
 use kernel::MulAdd;
 
-/// Register-tile rows and vectors per panel of [`Isa::Emulated512`]: those of the AVX-512
-/// path, taken from it so that the two cannot drift apart.
+/// Register-tile rows of [`Isa::Emulated512`]: those of the AVX-512 path, taken from it so
+/// that the two cannot drift apart.
 #[cfg(target_arch = "x86_64")]
 pub(super) const EMU_MR: usize = x86::MR_AVX512;
-#[cfg(target_arch = "x86_64")]
-pub(super) const EMU_NV: usize = x86::NV;
 #[cfg(not(target_arch = "x86_64"))]
 pub(super) const EMU_MR: usize = 12;
-#[cfg(not(target_arch = "x86_64"))]
-pub(super) const EMU_NV: usize = 2;
 
 /// A vector of `L` lanes as a plain array, with an exactly rounded FMA per lane: a zmm
 /// register in ordinary Rust. The AVX-512 wrappers in `x86.rs` are one intrinsic each; what
@@ -339,7 +335,7 @@ fn relaid_weights_equal_fresh_ones() {
             rhs.data.fill(f32::NAN);
             rhs.set(&w(3));
             assert_eq!(rhs.data, Rhs::with_isa(isa, &w(3), k, n).data);
-            let nr = isa.nr::<f32>();
+            let nr = isa.nr::<f32>(n);
             if nr > 0 {
                 let mut packed = vec![0.0; n.div_ceil(nr) * k * nr];
                 kernel::pack(&mut packed, &w(3), k, n, nr);
@@ -373,5 +369,42 @@ fn the_environment_caps_the_path_never_raises_it() {
         assert_eq!(capped(Isa::Avx2, Some("avx2")), Isa::Avx2);
         assert_eq!(capped(Isa::Portable, Some("avx2")), Isa::Portable);
         assert_eq!(capped(Isa::Avx512, None), Isa::Avx512);
+    }
+}
+
+/// Panels are one vector wide exactly when `B` fits in one vector (a speed rule: the results
+/// are the same either way, as `mul_matches_reference` checks on every path and width).
+#[test]
+fn narrow_products_use_one_vector_panels() {
+    let cases: &[(Isa, usize, usize, usize)] = &[
+        // (path, size of T, n, panel width)
+        (Isa::Portable, 4, 3, 0),
+        (Isa::Emulated512, 4, 16, 16),
+        (Isa::Emulated512, 4, 17, 32),
+        (Isa::Emulated512, 8, 1, 8),
+        (Isa::Emulated512, 8, 8, 8),
+        (Isa::Emulated512, 8, 9, 16),
+        #[cfg(target_arch = "x86_64")]
+        (Isa::Avx2, 4, 8, 8),
+        #[cfg(target_arch = "x86_64")]
+        (Isa::Avx2, 4, 9, 16),
+        #[cfg(target_arch = "x86_64")]
+        (Isa::Avx2, 8, 4, 4),
+        #[cfg(target_arch = "x86_64")]
+        (Isa::Avx2, 8, 5, 8),
+        #[cfg(target_arch = "x86_64")]
+        (Isa::Avx512, 4, 2, 16),
+        #[cfg(target_arch = "x86_64")]
+        (Isa::Avx512, 4, 64, 32),
+        #[cfg(target_arch = "x86_64")]
+        (Isa::Avx512, 8, 16, 16),
+    ];
+    for &(isa, size, n, nr) in cases {
+        let got = if size == 4 {
+            isa.nr::<f32>(n)
+        } else {
+            isa.nr::<f64>(n)
+        };
+        assert_eq!(got, nr, "{isa:?}, {size}-byte values, n = {n}");
     }
 }

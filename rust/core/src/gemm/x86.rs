@@ -1,7 +1,8 @@
 //! The x86-64 instruction sets: vector wrappers for [`kernel::tile`](super::kernel) and the
 //! `#[target_feature]` entry points that instantiate the blocked loops for each.
 //!
-//! Register tiles (accumulators of `MR` rows × `NV` vectors):
+//! Register tiles (accumulators of `MR` rows × `NV` vectors; `NV` = 1 when the product has no
+//! more columns than a vector holds, see `kernel::panel_vectors`):
 //! - AVX2 + FMA, 16 ymm registers: 6 × 2 → 12 accumulators + 2 loads of `B` + 1 broadcast,
 //!   i.e. 6 × 16 (f32) or 6 × 8 (f64), the BLIS Haswell tiles. Two FMA ports with a latency of
 //!   4 cycles need ≥ 8 independent accumulators.
@@ -10,7 +11,7 @@
 
 use std::arch::x86_64::*;
 
-use super::kernel::{drive, Operands, Simd};
+use super::kernel::{drive_panels, Operands, Simd};
 
 macro_rules! simd {
     ($name:ident, $t:ty, $v:ty, $lanes:expr, $zero:ident, $splat:ident, $load:ident,
@@ -90,29 +91,27 @@ simd!(
     _mm512_fmadd_pd
 );
 
-/// Vectors per row of the register tile, the same for every instruction set here.
-pub(super) const NV: usize = 2;
 /// Rows of the AVX2 register tile.
 pub(super) const MR_AVX2: usize = 6;
 /// Rows of the AVX-512 register tile.
 pub(super) const MR_AVX512: usize = 12;
 
-/// Panel width of packed `B` for AVX2 (`NV` ymm vectors of `T`).
-pub(super) const fn nr_avx2(size_of_t: usize) -> usize {
-    NV * 32 / size_of_t
+/// Values of `T` per AVX2 (ymm) vector.
+pub(super) const fn lanes_avx2(size_of_t: usize) -> usize {
+    32 / size_of_t
 }
 
-/// Panel width of packed `B` for AVX-512 (`NV` zmm vectors of `T`).
-pub(super) const fn nr_avx512(size_of_t: usize) -> usize {
-    NV * 64 / size_of_t
+/// Values of `T` per AVX-512 (zmm) vector.
+pub(super) const fn lanes_avx512(size_of_t: usize) -> usize {
+    64 / size_of_t
 }
 
 /// # Safety
-/// The CPU supports AVX2 and FMA; `o` satisfies the contract of [`drive`].
+/// The CPU supports AVX2 and FMA; `o` satisfies the contract of [`drive_panels`].
 #[target_feature(enable = "avx2,fma")]
 pub(super) unsafe fn avx2_f32(o: &Operands<f32>) {
     // SAFETY: forwarded contract; the features of `Avx2F32` are enabled on this function.
-    unsafe { drive::<Avx2F32, MR_AVX2, NV>(o) }
+    unsafe { drive_panels::<Avx2F32, MR_AVX2>(o) }
 }
 
 /// # Safety
@@ -120,15 +119,15 @@ pub(super) unsafe fn avx2_f32(o: &Operands<f32>) {
 #[target_feature(enable = "avx2,fma")]
 pub(super) unsafe fn avx2_f64(o: &Operands<f64>) {
     // SAFETY: forwarded contract; the features of `Avx2F64` are enabled on this function.
-    unsafe { drive::<Avx2F64, MR_AVX2, NV>(o) }
+    unsafe { drive_panels::<Avx2F64, MR_AVX2>(o) }
 }
 
 /// # Safety
-/// The CPU supports AVX-512F; `o` satisfies the contract of [`drive`].
+/// The CPU supports AVX-512F; `o` satisfies the contract of [`drive_panels`].
 #[target_feature(enable = "avx512f")]
 pub(super) unsafe fn avx512_f32(o: &Operands<f32>) {
     // SAFETY: forwarded contract; the features of `Avx512F32` are enabled on this function.
-    unsafe { drive::<Avx512F32, MR_AVX512, NV>(o) }
+    unsafe { drive_panels::<Avx512F32, MR_AVX512>(o) }
 }
 
 /// # Safety
@@ -136,5 +135,5 @@ pub(super) unsafe fn avx512_f32(o: &Operands<f32>) {
 #[target_feature(enable = "avx512f")]
 pub(super) unsafe fn avx512_f64(o: &Operands<f64>) {
     // SAFETY: forwarded contract; the features of `Avx512F64` are enabled on this function.
-    unsafe { drive::<Avx512F64, MR_AVX512, NV>(o) }
+    unsafe { drive_panels::<Avx512F64, MR_AVX512>(o) }
 }
