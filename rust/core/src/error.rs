@@ -176,3 +176,97 @@ pub enum Divergence {
     )]
     Blowup { loss: f64, scale: f64 },
 }
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+    use crate::workspace::with_workspace;
+
+    /// A workspace that tells whether this thread's idle workspaces were freed.
+    #[derive(Default)]
+    struct Marker(u32);
+
+    fn mark() {
+        with_workspace::<Marker, _>(|m| m.0 = 7);
+    }
+
+    fn still_marked() -> bool {
+        with_workspace::<Marker, _>(|m| m.0 == 7)
+    }
+
+    #[test]
+    fn a_granted_request_keeps_the_idle_workspaces() {
+        mark();
+        assert!(check_reservable(Some(1 << 10), String::new).is_ok());
+        assert!(check_reservable(Some(CHECK_FROM_BYTES), String::new).is_ok());
+        let mut v: Vec<f64> = Vec::new();
+        assert!(try_reserve(&mut v, 1 << 10, "values").is_ok());
+        assert!(v.capacity() >= 1 << 10);
+        assert!(
+            still_marked(),
+            "a granted request freed the idle workspaces"
+        );
+        assert_eq!(try_filled(3, 1.5, "values").unwrap(), vec![1.5; 3]);
+    }
+
+    #[test]
+    fn a_refused_request_frees_the_idle_workspaces_then_fails() {
+        // More than `isize::MAX` bytes: refused by every allocator.
+        let huge = usize::MAX / 2 + 1;
+        mark();
+        let err = check_reservable(Some(huge), || "the chains".into()).unwrap_err();
+        assert!(
+            matches!(&err, Error::OutOfMemory(m) if m == "the chains"),
+            "{err}"
+        );
+        assert!(
+            !still_marked(),
+            "the idle workspaces were not freed before failing"
+        );
+        mark();
+        let err = check_reservable(None, || "a trajectory".into()).unwrap_err();
+        assert!(
+            matches!(&err, Error::OutOfMemory(m) if m == "a trajectory"),
+            "{err}"
+        );
+        mark();
+        let mut v: Vec<f64> = Vec::new();
+        let err = try_reserve(&mut v, huge, "the chains").unwrap_err();
+        assert_eq!(
+            err.to_string(),
+            Error::OutOfMemory(format!(
+                "cannot allocate the chains: {huge} values of 8 bytes"
+            ))
+            .to_string()
+        );
+        assert!(
+            !still_marked(),
+            "try_reserve failed without freeing the idle workspaces"
+        );
+        assert!(try_filled(huge, 0u8, "bytes").is_err());
+    }
+
+    #[test]
+    fn quantities_have_their_names() {
+        let names = Quantity::ALL.map(Quantity::name);
+        assert_eq!(
+            names,
+            [
+                "loss",
+                "gradient",
+                "updated parameter vector",
+                "validation loss"
+            ]
+        );
+        for q in Quantity::ALL {
+            assert_eq!(Quantity::from_name(q.name()).unwrap(), q);
+            assert_eq!(q.to_string(), q.name());
+        }
+        let err = Quantity::from_name("grad").unwrap_err().to_string();
+        assert!(
+            err.contains("'loss', 'gradient', 'updated parameter vector', 'validation loss'")
+                && err.contains("got 'grad'"),
+            "{err}"
+        );
+    }
+}

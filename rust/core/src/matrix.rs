@@ -176,6 +176,8 @@ mod tests {
         assert_eq!((s.rows(), s.cols()), (3, 2));
         assert_eq!(s.at(0, 1), 5.0);
         assert_eq!(s.at(2, 0), 8.0);
+        // 3·2 ≠ 3 + 2 (at start 2, 2·2 = 2 + 2: an offset of start + rs passed).
+        assert_eq!(v.sub(3, 2).at(0, 0), 6.0);
         assert_eq!(v.sub(6, 0).rows(), 0);
     }
 
