@@ -226,6 +226,19 @@ mod tests {
     }
 
     #[test]
+    fn calls_run_in_the_pool_that_was_set() {
+        // The one test that sets the process's pool (results never depend on it).
+        set_num_threads(3).unwrap();
+        assert_eq!(num_threads(), 3);
+        assert_eq!(install(rayon::current_num_threads), 3);
+        let runs = std::sync::atomic::AtomicUsize::new(0);
+        on_every_thread(|| {
+            runs.fetch_add(1, Ordering::Relaxed);
+        });
+        assert_eq!(runs.load(Ordering::Relaxed), 3);
+    }
+
+    #[test]
     fn thread_counts_are_validated() {
         assert!(set_num_threads(0).is_err());
         assert!(set_num_threads(MAX_THREADS + 1).is_err());
