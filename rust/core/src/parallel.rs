@@ -239,6 +239,17 @@ mod tests {
     }
 
     #[test]
+    fn chunks_are_the_pieces_of_their_length() {
+        for (len, piece) in [(10, 3), (9, 3), (3, 3), (2, 3), (1, 1), (0, 4), (5, 0)] {
+            let mut out = vec![usize::MAX; len];
+            for_each_chunk_mut(&mut out, piece, |i, p| p.fill(i));
+            let piece = piece.max(1);
+            let want: Vec<usize> = (0..len).map(|r| r / piece).collect();
+            assert_eq!(out, want, "{len} values in pieces of {piece}");
+        }
+    }
+
+    #[test]
     fn thread_counts_are_validated() {
         assert!(set_num_threads(0).is_err());
         assert!(set_num_threads(MAX_THREADS + 1).is_err());
