@@ -118,3 +118,50 @@ pub fn fit_all<T: Copy + Default>(
         fit(v, len);
     }
 }
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+
+    /// A value type of its own, so that no other test shares these spares.
+    #[derive(Clone, Copy, Default, Debug, PartialEq)]
+    struct Probe(u8);
+
+    #[test]
+    fn spares_are_zeroed_reused_and_capped() {
+        let mut v = vec![Probe(9); 3];
+        v.reserve(1000);
+        give_back(v);
+        let w = take_zeroed::<Probe>(5);
+        assert_eq!(w, vec![Probe(0); 5]);
+        assert!(w.capacity() >= 1003, "the spare was not reused");
+        // One more than the cap is given back: the cap are kept, the last is dropped.
+        for _ in 0..=MAX_SPARES {
+            give_back(Vec::<Probe>::with_capacity(1000));
+        }
+        let reused = (0..=MAX_SPARES)
+            .filter(|_| take_zeroed::<Probe>(1).capacity() >= 1000)
+            .count();
+        assert_eq!(reused, MAX_SPARES);
+    }
+
+    #[test]
+    fn workspaces_are_counted_once_per_thread_that_gets_a_chunk() {
+        let bytes = |c: usize| Some(10 * c);
+        assert_eq!(workspaces_bytes(0, 8, bytes), Some(0));
+        assert_eq!(workspaces_bytes(5, 8, bytes), Some(50));
+        assert_eq!(workspaces_bytes(8, 8, bytes), Some(80));
+        // Many chunks: one workspace per thread (the count may change under a concurrent
+        // test that sets the pool, hence the two readings).
+        let before = crate::parallel::num_threads();
+        let got = workspaces_bytes(800, 8, bytes);
+        let after = crate::parallel::num_threads();
+        assert!(
+            [before, after]
+                .iter()
+                .any(|&t| got == Some(80 * t.min(100))),
+            "{got:?} for {before}/{after} threads"
+        );
+        assert_eq!(workspaces_bytes(3, 8, |_| None), None);
+    }
+}
