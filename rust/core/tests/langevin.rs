@@ -243,6 +243,28 @@ fn results_are_bit_identical_for_any_thread_count_and_block_size() {
     }
 }
 
+/// What the binding reads between blocks (a progress bar, the states kept so far).
+#[test]
+fn a_sampler_counts_its_steps_and_kept_states() {
+    let m = gaussian::<f64>(3, 1.0);
+    let mut cfg = Config::new(Method::Ula, 9, 0.1, 1.0, 5);
+    cfg.burn_in = 4;
+    cfg.thin = 2;
+    let mut s = Sampler::new(&m, 7, None, cfg).unwrap();
+    assert_eq!((s.n_chains(), s.dim()), (7, 3));
+    let mut seen = vec![];
+    while !s.is_done() {
+        let ran = s.run(&m, 3, None).unwrap();
+        seen.push((ran, s.steps_done(), s.kept_so_far()));
+    }
+    // 13 steps in blocks of 3; after burn-in 4, every second state is kept: steps 6, 8, ...
+    assert_eq!(
+        seen,
+        vec![(3, 3, 0), (3, 6, 1), (3, 9, 2), (3, 12, 4), (1, 13, 4)]
+    );
+    assert_eq!(s.run(&m, 3, None).unwrap(), 0);
+}
+
 #[test]
 fn trajectories_keep_every_thin_th_state_after_burn_in() {
     let m = model::<f64>(2, &[8], Activation::Tanh, 0.5, 12);
