@@ -159,6 +159,43 @@ fn adaptation_reaches_the_target_acceptance() {
     }
 }
 
+/// ε is tuned by dual averaging during burn-in (each step uses the current iterate) and
+/// frozen at the averaged iterate exactly when burn-in ends: two runs that differ only in
+/// burn-in (10 and 11 steps) take the same first 10 steps, then part.
+#[test]
+fn adaptation_freezes_exactly_when_burn_in_ends() {
+    let m = gaussian::<f64>(4, 1.0);
+    let n = 40;
+    let run = |burn_in: usize| {
+        let mut cfg = Config::new(Method::Mala, 5, 0.05, 1.0, 21);
+        cfg.burn_in = burn_in;
+        cfg.adapt = Some(0.574);
+        let mut s = Sampler::new(&m, n, None, cfg).unwrap();
+        let mut eps = vec![];
+        let mut x10 = vec![0.0; n * 4];
+        while !s.is_done() {
+            s.run(&m, 1, None).unwrap();
+            eps.push(s.step_sizes());
+            if s.steps_done() == 10 {
+                s.positions(&mut x10);
+            }
+        }
+        (eps, x10)
+    };
+    let (a, xa) = run(10);
+    let (b, xb) = run(11);
+    assert_eq!(xa, xb, "burn-in's length changed its first steps");
+    assert_eq!(a[..9], b[..9], "step sizes during burn-in");
+    // After step 10: a's ε is frozen at the averaged iterate, b's is still the iterate.
+    let parted = a[9].iter().zip(&b[9]).filter(|(x, y)| x != y).count();
+    assert!(
+        parted > n / 2,
+        "only {parted} of {n} chains froze at another ε"
+    );
+    // Then a's ε never moves.
+    assert!(a[9..].iter().all(|e| *e == a[9]), "ε moved after burn-in");
+}
+
 fn configs() -> Vec<(Config, bool)> {
     let mut adapt = Config::new(Method::Mala, 30, 0.1, 1.0, 11);
     adapt.burn_in = 20;
