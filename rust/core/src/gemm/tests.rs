@@ -376,30 +376,26 @@ fn the_environment_caps_the_path_never_raises_it() {
 /// are the same either way, as `mul_matches_reference` checks on every path and width).
 #[test]
 fn narrow_products_use_one_vector_panels() {
-    let cases: &[(Isa, usize, usize, usize)] = &[
-        // (path, size of T, n, panel width)
+    // (path, size of T, n, panel width)
+    let mut cases = vec![
         (Isa::Portable, 4, 3, 0),
         (Isa::Emulated512, 4, 16, 16),
         (Isa::Emulated512, 4, 17, 32),
         (Isa::Emulated512, 8, 1, 8),
         (Isa::Emulated512, 8, 8, 8),
         (Isa::Emulated512, 8, 9, 16),
-        #[cfg(target_arch = "x86_64")]
-        (Isa::Avx2, 4, 8, 8),
-        #[cfg(target_arch = "x86_64")]
-        (Isa::Avx2, 4, 9, 16),
-        #[cfg(target_arch = "x86_64")]
-        (Isa::Avx2, 8, 4, 4),
-        #[cfg(target_arch = "x86_64")]
-        (Isa::Avx2, 8, 5, 8),
-        #[cfg(target_arch = "x86_64")]
-        (Isa::Avx512, 4, 2, 16),
-        #[cfg(target_arch = "x86_64")]
-        (Isa::Avx512, 4, 64, 32),
-        #[cfg(target_arch = "x86_64")]
-        (Isa::Avx512, 8, 16, 16),
     ];
-    for &(isa, size, n, nr) in cases {
+    #[cfg(target_arch = "x86_64")]
+    cases.extend([
+        (Isa::Avx2, 4, 8, 8),
+        (Isa::Avx2, 4, 9, 16),
+        (Isa::Avx2, 8, 4, 4),
+        (Isa::Avx2, 8, 5, 8),
+        (Isa::Avx512, 4, 2, 16),
+        (Isa::Avx512, 4, 64, 32),
+        (Isa::Avx512, 8, 16, 16),
+    ]);
+    for (isa, size, n, nr) in cases {
         let got = if size == 4 {
             isa.nr::<f32>(n)
         } else {
