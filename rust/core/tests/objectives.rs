@@ -474,6 +474,30 @@ fn esm_and_dsm_gradients_on_both_paths() {
 /// row is compared with a batch of that row alone, given its target or key.
 #[test]
 fn every_chunk_reads_its_own_rows_targets_and_keys() {
+    /// The mean over the `n` rows of `x` of each row's loss and gradient alone.
+    fn mean_of_rows<'a>(
+        m: &Model<f64>,
+        x: &[f64],
+        row: impl Fn(usize) -> Objective<'a, f64>,
+    ) -> (f64, Vec<f64>) {
+        let n = x.len();
+        let (mut loss, mut g) = (0.0, vec![0.0; m.mlp().n_params()]);
+        for r in 0..n {
+            let (l, gr) = loss_grad(m, &x[r..r + 1], row(r));
+            loss += l / n as f64;
+            for (w, v) in g.iter_mut().zip(&gr) {
+                *w += v / n as f64;
+            }
+        }
+        (loss, g)
+    }
+    fn dsm(keys: &[u64]) -> Objective<'_, f64> {
+        Objective::Dsm {
+            noise_std: 0.3,
+            seed: 5,
+            keys: Keys::Given(keys),
+        }
+    }
     let n = 200;
     for (i, act) in Activation::ALL.into_iter().enumerate() {
         let m = model(1, &[7, 5], act, 0.3, 40 + i as u64);
@@ -483,31 +507,24 @@ fn every_chunk_reads_its_own_rows_targets_and_keys() {
         let esm = |r: std::ops::Range<usize>| Objective::Esm {
             target: Rows::from_slice(&t[r.clone()], r.len(), 1).unwrap(),
         };
-        fn dsm(keys: &[u64]) -> Objective<'_, f64> {
-            Objective::Dsm {
-                noise_std: 0.3,
-                seed: 5,
-                keys: Keys::Given(keys),
-            }
-        }
-        let row = |name: &str, r: usize| match name {
-            "esm" => esm(r..r + 1),
-            _ => dsm(&keys[r..r + 1]),
-        };
-        for (name, whole) in [("esm", esm(0..n)), ("dsm", dsm(&keys))] {
-            let (loss, g) = loss_grad(&m, &x, whole);
-            let (mut want_loss, mut want_g) = (0.0, vec![0.0; g.len()]);
-            for r in 0..n {
-                let (l, gr) = loss_grad(&m, &x[r..r + 1], row(name, r));
-                want_loss += l / n as f64;
-                for (w, v) in want_g.iter_mut().zip(&gr) {
-                    *w += v / n as f64;
-                }
-            }
+        let cases = [
+            (
+                "esm",
+                loss_grad(&m, &x, esm(0..n)),
+                mean_of_rows(&m, &x, |r| esm(r..r + 1)),
+            ),
+            (
+                "dsm",
+                loss_grad(&m, &x, dsm(&keys)),
+                mean_of_rows(&m, &x, |r| dsm(&keys[r..r + 1])),
+            ),
+        ];
+        for (name, (loss, g), (want_loss, want_g)) in cases {
             assert!(
                 close(loss, want_loss, 1e-12),
                 "{name} {act:?}: {loss} vs {want_loss}"
             );
+            assert_eq!(g.len(), want_g.len());
             for (k, (a, b)) in g.iter().zip(&want_g).enumerate() {
                 assert!(close(*a, *b, 1e-11), "{name} {act:?} param {k}: {a} vs {b}");
             }

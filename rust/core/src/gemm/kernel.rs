@@ -129,9 +129,6 @@ pub(super) struct Operands<T> {
     pub accumulate: bool,
 }
 
-/// The blocked loops: `k` in blocks of [`KC`], rows in blocks of [`MC`], then column panels,
-/// then register tiles of `MR` rows.
-///
 /// Vectors per column panel of packed `B` for a product with `n` columns, on vectors of
 /// `lanes` values: two (the register tiles of `x86.rs`: `MR` rows × 2 vectors), or one when
 /// `n` fits in a single vector. A second vector would then hold only zero padding and double
@@ -161,6 +158,9 @@ where
     }
 }
 
+/// The blocked loops: `k` in blocks of [`KC`], rows in blocks of [`MC`], then column panels,
+/// then register tiles of `MR` rows.
+///
 /// # Safety
 /// `o` must describe valid memory: `a` covers every `i·rsa + p·csa`, `b` holds
 /// `⌈n / NR⌉ · k · NR` packed values, `c` holds `m·n`, and `c` overlaps neither. `k ≥ 1`.

@@ -15,8 +15,8 @@
 //!   ~5 % of it on `matmul_tn`, at 95–140 % of numpy/OpenBLAS single-thread.
 //!
 //! Paths, chosen at run time once per process ([`backend`]): AVX-512F (12 × 32 f32 tiles,
-//! 12 × 16 when `B` has at most 16 columns), AVX2 + FMA (6 × 16, or 6 × 8), and a portable loop (same chain, vectorized by the compiler) for every
-//! other CPU. `SCOREMATCH_GEMM=portable|avx2|avx512` caps the choice, for benchmarks; it never
+//! 12 × 16 when `B` has at most 16 columns), AVX2 + FMA (6 × 16, or 6 × 8), and a portable
+//! loop (same chain, vectorized by the compiler) for every other CPU. `SCOREMATCH_GEMM=portable|avx2|avx512` caps the choice, for benchmarks; it never
 //! selects an instruction set the CPU lacks. Never `target-cpu=native`: the wheel must run
 //! anywhere. No threads here: the engine parallelizes over chunks of rows itself.
 //!
