@@ -236,6 +236,30 @@ mod tests {
     use super::*;
     use crate::{Activation, Mlp};
 
+    /// A score without the energy takes σ' alone at the last hidden layer: its pre-activations
+    /// stay in `h` as the product left them (some negative), where an energy pass turns them
+    /// into softplus values (all positive). Speed only, so no result would show it.
+    #[test]
+    fn a_score_alone_skips_the_last_layers_values() {
+        let (dim, c) = (3, 20);
+        let model =
+            Model::new(Mlp::<f64>::new(dim, &[8, 6], Activation::Softplus, 0.0, 5).unwrap())
+                .unwrap();
+        let x: Vec<f64> = (0..c * dim).map(|i| (i as f64 * 0.37).sin() * 3.0).collect();
+        let mut ws = ScoreWorkspace::default();
+        let mut grad = vec![0.0; c * dim];
+        let mut energy = vec![0.0; c];
+        let last = |ws: &ScoreWorkspace<f64>| ws.h[1][..c * 6].to_vec();
+
+        ws.input(&model, c).copy_from_slice(&x);
+        energy_and_grad(&model, &mut ws, c, Some(&mut energy), Some(&mut grad));
+        assert!(last(&ws).iter().all(|&h| h > 0.0), "softplus values");
+
+        ws.input(&model, c).copy_from_slice(&x);
+        energy_and_grad(&model, &mut ws, c, None, Some(&mut grad));
+        assert!(last(&ws).iter().any(|&z| z < 0.0), "pre-activations");
+    }
+
     #[test]
     fn the_memory_check_counts_what_a_chunk_holds() {
         for (dim, hidden) in [(3, vec![4]), (100, vec![6, 30, 5])] {
