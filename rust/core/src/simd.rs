@@ -25,21 +25,40 @@ impl Level {
     }
 }
 
-/// The best level this CPU supports (std caches the CPUID query).
+/// The best level this CPU supports, found once.
 #[inline]
 pub fn level() -> Level {
-    #[cfg(target_arch = "x86_64")]
-    {
-        use std::arch::is_x86_feature_detected as has;
-        // `v4` is compiled with AVX2 and FMA too: a VM may mask those while showing AVX-512.
-        if has!("avx512f") && has!("avx512dq") && has!("avx512vl") && has!("avx2") && has!("fma") {
-            return Level::Avx512;
+    static LEVEL: std::sync::OnceLock<Level> = std::sync::OnceLock::new();
+    *LEVEL.get_or_init(|| {
+        #[cfg(target_arch = "x86_64")]
+        {
+            use std::arch::is_x86_feature_detected as has;
+            best(|feature| match feature {
+                "avx512f" => has!("avx512f"),
+                "avx512dq" => has!("avx512dq"),
+                "avx512vl" => has!("avx512vl"),
+                "avx2" => has!("avx2"),
+                "fma" => has!("fma"),
+                _ => false,
+            })
         }
-        if has!("avx2") && has!("fma") {
-            return Level::Avx2;
-        }
+        #[cfg(not(target_arch = "x86_64"))]
+        Level::Baseline
+    })
+}
+
+/// The level a CPU with the features `has` reports gets: a pure function, so that the tests
+/// can ask it about CPUs other than the one they run on.
+fn best(has: impl Fn(&str) -> bool) -> Level {
+    // `v4` is compiled with AVX2 and FMA too: a VM may mask those while showing AVX-512.
+    let v4 = ["avx512f", "avx512dq", "avx512vl", "avx2", "fma"];
+    if v4.iter().all(|f| has(f)) {
+        Level::Avx512
+    } else if has("avx2") && has("fma") {
+        Level::Avx2
+    } else {
+        Level::Baseline
     }
-    Level::Baseline
 }
 
 /// `multiversion!(pub fn name<T>(args) => body_fn)` defines `name`, which runs the
@@ -70,3 +89,39 @@ macro_rules! multiversion {
     };
 }
 pub(crate) use multiversion;
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+
+    #[test]
+    fn levels_have_their_names() {
+        let names = [Level::Avx512, Level::Avx2, Level::Baseline].map(Level::name);
+        assert_eq!(names, ["avx512", "avx2", "baseline"]);
+    }
+
+    /// Each feature a level is compiled with is required: without any one of them the CPU
+    /// gets the level below.
+    #[test]
+    fn a_level_needs_every_feature_it_is_compiled_with() {
+        let all = ["avx512f", "avx512dq", "avx512vl", "avx2", "fma"];
+        let with = |present: &[&str]| {
+            let present: Vec<String> = present.iter().map(|f| f.to_string()).collect();
+            best(move |f| present.iter().any(|p| p == f))
+        };
+        assert_eq!(with(&all), Level::Avx512);
+        for missing in all {
+            let rest: Vec<&str> = all.iter().copied().filter(|&f| f != missing).collect();
+            let expected = if missing == "avx2" || missing == "fma" {
+                Level::Baseline
+            } else {
+                Level::Avx2
+            };
+            assert_eq!(with(&rest), expected, "without {missing}");
+        }
+        assert_eq!(with(&["avx2", "fma"]), Level::Avx2);
+        assert_eq!(with(&["avx2"]), Level::Baseline);
+        assert_eq!(with(&["fma"]), Level::Baseline);
+        assert_eq!(with(&[]), Level::Baseline);
+    }
+}
