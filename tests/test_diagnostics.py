@@ -201,6 +201,31 @@ def test_ess_keeps_a_negative_even_term_when_the_lag_limit_ends_the_sequence():
     np.testing.assert_allclose(diagnostics.ess(t, method="basic"), [18.34952094805393], rtol=1e-12)
 
 
+def _zero_geyer_pair(t):
+    """Whether a Geyer pair ρ_2k + ρ_2k+1 of the split chains of ``t`` (n, m) is 0 to rounding.
+
+    Tied draws (small integers, tail indicators) can make a pair exactly 0 in exact
+    arithmetic. The sequence stops at a pair that is not positive and keeps it when it is not
+    negative, so rounding decides there: ArviZ's FFT lands at ±1e-17 where ours may land at
+    0.0 or the other sign, and the ESS differs by several percent (basic ESS 20.13 against
+    ArviZ's 18.97 on one such input of 10 × 2 draws in {0, 1, 2}). Both are the algorithm's
+    answer; such inputs are left out of the cross-check, and the two tests of
+    exact-zero pairs below pin ours. Computed here directly, not by the module under test.
+    """
+    n = t.shape[0]
+    h = n // 2
+    s = np.concatenate([t[:h], t[n - h :]], axis=1)
+    x = s - s.mean(axis=0)
+    acov = np.array([(x[: h - k] * x[k:]).sum(axis=0) / h for k in range(h)])
+    mean_var = (acov[0] * h / (h - 1.0)).mean()
+    var_plus = mean_var * (h - 1.0) / h + s.mean(axis=0).var(ddof=1)
+    if var_plus <= 0:
+        return False
+    rho = 1.0 - (mean_var - acov.mean(axis=1)) / var_plus
+    pairs = rho[0 : h - 1 : 2] + rho[1:h:2]
+    return bool(np.any(np.abs(pairs) < 1e-9))
+
+
 # ArviZ's own rhat divides by a zero within-chain variance when tied draws make a split
 # chain constant (0/0 when the between-chain variance is zero too); it still returns the
 # value compared below.
@@ -227,11 +252,12 @@ def test_ess_and_rhat_equal_arviz_on_drawn_trajectories(n, m, kind, seed):
     }[kind]()
     assume(t.min() < t.max())  # all equal: the conventions differ (see test_constant_chains)
     np.testing.assert_allclose(diagnostics.ess(t), az.ess(t.T, method="bulk"), rtol=1e-7)
-    np.testing.assert_allclose(
-        diagnostics.ess(t, method="basic"), az.ess(t.T, method="mean"), rtol=1e-10
-    )
     np.testing.assert_allclose(diagnostics.split_rhat(t), az.rhat(t.T, method="rank"), rtol=1e-7)
-    np.testing.assert_allclose(diagnostics.mcse(t), az.mcse(t.T, method="mean"), rtol=1e-10)
+    if not _zero_geyer_pair(t):
+        np.testing.assert_allclose(
+            diagnostics.ess(t, method="basic"), az.ess(t.T, method="mean"), rtol=1e-10
+        )
+        np.testing.assert_allclose(diagnostics.mcse(t), az.mcse(t.T, method="mean"), rtol=1e-10)
     # Tail ESS, unless an indicator x <= q is constant (q at the minimum or maximum of tied
     # draws), where ArviZ gives the number of draws and we give NaN (documented).
     # The indicators' constancy is judged on the split chains, which drop an odd length's
@@ -240,6 +266,69 @@ def test_ess_and_rhat_equal_arviz_on_drawn_trajectories(n, m, kind, seed):
     split = np.concatenate([t[: n // 2], t[n - n // 2 :]])
     tail = diagnostics.ess(t, method="tail")
     if all((split <= q).any() and not (split <= q).all() for q in (q05, q95)):
-        np.testing.assert_allclose(tail, az.ess(t.T, method="tail"), rtol=1e-10)
+        if not any(_zero_geyer_pair((t <= q).astype(float)) for q in (q05, q95)):
+            np.testing.assert_allclose(tail, az.ess(t.T, method="tail"), rtol=1e-10)
     else:
         assert np.isnan(tail[0])
+
+
+def test_a_single_chain_uses_the_disagreement_of_its_halves():
+    # One chain with a trend: split in two, the halves' means differ, and that
+    # between-half variance enters var_plus even with a single chain.
+    # ArviZ 0.23.4: az.ess(t.T, method="bulk"/"mean"), az.mcse(t.T, method="mean").
+    rng = np.random.default_rng(1)
+    t = (np.linspace(0, 3, 200) + rng.normal(size=200))[:, None]
+    np.testing.assert_allclose(diagnostics.ess(t), [2.053603819528264], rtol=1e-8)
+    np.testing.assert_allclose(diagnostics.ess(t, method="basic"), [2.0585034007143936], rtol=1e-10)
+    np.testing.assert_allclose(diagnostics.mcse(t), [0.8795603129579659], rtol=1e-10)
+
+
+@pytest.mark.parametrize(
+    "f",
+    [
+        diagnostics.ess,
+        diagnostics.split_rhat,
+        diagnostics.mcse,
+        lambda t: diagnostics.ess(t, method="tail"),
+    ],
+)
+def test_zero_chains_are_refused_with_the_shape_message(f):
+    # Our shape message, not numpy's "zero-size array to reduction" ValueError.
+    with pytest.raises(ValueError, match=r"at least 4 draws and 1 chain, got shape \(10, 0, 2\)"):
+        f(np.zeros((10, 0, 2)))
+
+
+def test_acceptance_summary_of_one_chain_and_of_the_bounds():
+    # One chain is a valid input; rates of exactly 0 and 1 are in [0, 1].
+    s = diagnostics.acceptance_summary([0.3])
+    assert s == {"mean": 0.3, "min": 0.3, "q25": 0.3, "median": 0.3, "q75": 0.3, "max": 0.3}
+    s = diagnostics.acceptance_summary(np.array([1.0, 0.0]))
+    assert (s["min"], s["median"], s["max"]) == (0.0, 0.5, 1.0)
+    assert s["mean"] == pytest.approx(0.5, abs=1e-15)
+
+
+@pytest.mark.parametrize("bad", [[], np.zeros((0,)), [[0.5, 0.6]], np.full((2, 2), 0.5), 0.5])
+def test_acceptance_summary_refuses_empty_and_non_1d_rates(bad):
+    # Empty, 2-D and 0-D rates each fail the shape check on their own.
+    with pytest.raises(
+        ValueError, match=r"^acceptance_rate must be a non-empty 1-D array, got shape"
+    ):
+        diagnostics.acceptance_summary(bad)
+
+
+def test_a_geyer_pair_of_exactly_zero_keeps_its_even_term():
+    # Split chains of 5 draws: P_0 = 1.027..., P_1 = rho_2 + rho_3 = 0.0 exactly. The
+    # sequence stops at pair 1 (P <= 0) and, P_1 >= 0, adds rho_2 = -0.0604 (as ArviZ's loop
+    # stores a pair with even + odd >= 0). Pins the documented rule
+    # (P_K >= 0 keeps the even term). NB ArviZ 0.23.4 itself gives 18.972332015810277
+    # here: its rounding makes P_1 slightly negative.
+    t = np.array([[2, 2, 0, 0, 1, 1, 2, 0, 2, 2], [2, 2, 0, 2, 2, 2, 0, 0, 0, 0]], float).T
+    np.testing.assert_allclose(diagnostics.ess(t, method="basic"), [20.125786163522008], rtol=1e-12)
+
+
+def test_the_geyer_sequence_stops_at_a_pair_of_exactly_zero():
+    # One chain, split into halves of 9: a Geyer pair is exactly 0.0 before the lag limit;
+    # the sequence must stop there (P <= 0), not run on (running on gives 10.588235294117643). Like the test above, this pins the exact-zero convention:
+    # ArviZ 0.23.4's rounding lands on the other side here (it gives 10.588...).
+    t = np.array([[1, 1, 0, 1, 0, 0, 0, 0, 0, 1, 1, 0, 1, 1, 1, 0, 1, 0]], float).T
+    np.testing.assert_allclose(diagnostics.ess(t, method="basic"), [10.451612903225802], rtol=1e-12)

@@ -410,3 +410,79 @@ def test_numpy_integer_arguments_are_accepted():
     m = EnergyMLP(np.int64(3), hidden=np.array([4, 2]), seed=np.uint64(2**64 - 1))
     assert m.dim == 3 and m.hidden == (4, 2)
     assert np.array_equal(m.params[0], EnergyMLP(3, hidden=(4, 2), seed=2**64 - 1).params[0])
+
+
+def test_a_masked_array_hint_fits_its_shape():
+    # 2-D: drop the masked rows or fill; any other shape: fill only.
+    m = EnergyMLP(2, hidden=(8,), alpha=1.0, seed=3)
+    X = np.ma.masked_array(np.zeros((4, 2)), mask=[[0, 0], [1, 0], [0, 0], [0, 0]])
+    hint2 = "drop the masked rows (X[~X.mask.any(axis=1)].data) or fill them (X.filled(value))"
+    with pytest.raises(TypeError, match=re.escape(f"its mask would be ignored: {hint2}") + "$"):
+        m.energy(X)
+    t = np.ma.masked_array(np.zeros((10, 2, 2)))
+    hint3 = "fill them (trajectory.filled(value))"
+    with pytest.raises(TypeError, match=re.escape(f"its mask would be ignored: {hint3}") + "$"):
+        scorematch.diagnostics.ess(t)
+
+
+@pytest.mark.parametrize(
+    ("value", "shown"), [(0.0, "0.0"), (-1.0, "-1.0"), (float("nan"), "nan"), (0, "0")]
+)
+def test_positive_options_are_refused_by_python_with_the_value_as_given(value, shown):
+    # as_positive: the engine refuses these too but words them differently ("got 0",
+    # "got -1", "got NaN"), so only the exact message shows that the Python check ran.
+    for name, call in (
+        ("step_size", lambda: scorematch.langevin(lambda x: -x, np.zeros((2, 2)), 1, value)),
+        (
+            "temperature",
+            lambda: scorematch.langevin(lambda x: -x, np.zeros((2, 2)), 1, 0.1, temperature=value),
+        ),
+        (
+            "lr",
+            lambda: EnergyMLP(2, hidden=(8,), seed=3).fit(
+                np.zeros((8, 2)), epochs=1, lr=value, progress=False, validation=None
+            ),
+        ),
+    ):
+        with pytest.raises(
+            ValueError, match=f"^{name} must be a finite number > 0, got {re.escape(shown)}$"
+        ):
+            call()
+
+
+def test_a_dtype_that_numpy_knows_but_the_model_does_not_is_named_as_given():
+    # parse_dtype's second check: without it the error came later and named 'int64', not
+    # what the caller passed.
+    with pytest.raises(
+        ValueError, match=r"^dtype must be 'float32' or 'float64', got <class 'numpy\.int64'>$"
+    ):
+        EnergyMLP(2, hidden=(3,), dtype=np.int64)
+    with pytest.raises(ValueError, match=r"^dtype must be 'float32' or 'float64', got 'int32'$"):
+        EnergyMLP(2, hidden=(3,), dtype="int32")
+
+
+@pytest.mark.parametrize("shape", [(2, 3), (3, 3), (2, 1), (2, 0)])
+def test_a_batch_of_the_wrong_width_is_refused_by_python(shape):
+    # as_batch's column check, on its fast path and its slow one: the engine's own messages
+    # differ ("(dim = 2)", "X must have 2 columns", "init must have shape (2, 2) (n_samples,
+    # dim)").
+    m = EnergyMLP(2, hidden=(8,), alpha=1.0, seed=3)
+    Z = np.zeros(shape)
+    for name, call in (
+        ("X", lambda: m.energy(Z)),
+        ("X", lambda: m.score(Z)),
+        ("X", lambda: m.fit(Z, epochs=1, progress=False, validation=None)),
+        ("init", lambda: m.sample(shape[0], n_steps=1, init=Z)),
+    ):
+        want = f"{name} must have shape (n, 2) for this model, got {shape}"
+        with pytest.raises(ValueError, match=f"^{re.escape(want)}$"):
+            call()
+
+
+def test_float32_parameters_too_large_say_to_use_a_float64_model():
+    # as_params_dtype's advice depends on the dtype.
+    m = EnergyMLP(2, hidden=(8,), seed=3, dtype="float32")
+    p = [a.astype(np.float64) for a in m.params]
+    p[0][1, 0] = 1e300
+    with pytest.raises(ValueError, match=r"\(at flat index 2\); use a float64 model$"):
+        m.set_params(p)
