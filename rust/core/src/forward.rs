@@ -245,7 +245,9 @@ mod tests {
         let model =
             Model::new(Mlp::<f64>::new(dim, &[8, 6], Activation::Softplus, 0.0, 5).unwrap())
                 .unwrap();
-        let x: Vec<f64> = (0..c * dim).map(|i| (i as f64 * 0.37).sin() * 3.0).collect();
+        let x: Vec<f64> = (0..c * dim)
+            .map(|i| (i as f64 * 0.37).sin() * 3.0)
+            .collect();
         let mut ws = ScoreWorkspace::default();
         let mut grad = vec![0.0; c * dim];
         let mut energy = vec![0.0; c];
