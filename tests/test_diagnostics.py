@@ -206,11 +206,11 @@ def _zero_geyer_pair(t):
 
     Tied draws (small integers, tail indicators) can make a pair exactly 0 in exact
     arithmetic. The sequence stops at a pair that is not positive and keeps it when it is not
-    negative, so rounding decides there: ArviZ's FFT lands at ±1e-17 where ours may land at
-    0.0 or the other sign, and the ESS differs by several percent (basic ESS 20.13 against
-    ArviZ's 18.97 on one such input of 10 × 2 draws in {0, 1, 2}). Both are the algorithm's
-    answer; such inputs are left out of the cross-check, and the two tests of
-    exact-zero pairs below pin ours. Computed here directly, not by the module under test.
+    negative, so rounding decides there: ArviZ's FFT lands at ±1e-17, where ours counts a
+    pair within 1e-12 of 0 as 0, and the ESS differs by several percent (basic ESS 20.13
+    against ArviZ's 18.97 on one such input of 10 × 2 draws in {0, 1, 2}). Such inputs are
+    left out of the cross-check; the two tests of zero pairs below pin ours. Computed here
+    directly, not by the module under test.
     """
     n = t.shape[0]
     h = n // 2
@@ -316,19 +316,27 @@ def test_acceptance_summary_refuses_empty_and_non_1d_rates(bad):
         diagnostics.acceptance_summary(bad)
 
 
-def test_a_geyer_pair_of_exactly_zero_keeps_its_even_term():
-    # Split chains of 5 draws: P_0 = 1.027..., P_1 = rho_2 + rho_3 = 0.0 exactly. The
-    # sequence stops at pair 1 (P <= 0) and, P_1 >= 0, adds rho_2 = -0.0604 (as ArviZ's loop
-    # stores a pair with even + odd >= 0). Pins the documented rule
-    # (P_K >= 0 keeps the even term). NB ArviZ 0.23.4 itself gives 18.972332015810277
-    # here: its rounding makes P_1 slightly negative.
+def test_a_geyer_pair_of_zero_keeps_its_even_term():
+    # Split chains of 5 draws: P_0 = 1.027..., P_1 = ρ_2 + ρ_3 = 0 in exact arithmetic. The
+    # sequence stops at pair 1 (not positive) and, P_1 not being negative, adds ρ_2 = -0.0604,
+    # as ArviZ's loop does in exact arithmetic. ArviZ 0.23.4 gives 18.972332015810277 here:
+    # its rounding makes P_1 slightly negative.
     t = np.array([[2, 2, 0, 0, 1, 1, 2, 0, 2, 2], [2, 2, 0, 2, 2, 2, 0, 0, 0, 0]], float).T
     np.testing.assert_allclose(diagnostics.ess(t, method="basic"), [20.125786163522008], rtol=1e-12)
+    # Perturbations far below the draws' scale move P_1 off 0 to either side by ~1e-14; the
+    # answer must not flip with them (it did between 20.13 and 18.97 before pairs within
+    # 1e-12 of 0 counted as 0).
+    rng = np.random.default_rng(5)
+    for _ in range(20):
+        nudged = t + rng.normal(scale=1e-14, size=t.shape)
+        np.testing.assert_allclose(
+            diagnostics.ess(nudged, method="basic"), [20.125786163522008], rtol=1e-9
+        )
 
 
-def test_the_geyer_sequence_stops_at_a_pair_of_exactly_zero():
-    # One chain, split into halves of 9: a Geyer pair is exactly 0.0 before the lag limit;
-    # the sequence must stop there (P <= 0), not run on (running on gives 10.588235294117643). Like the test above, this pins the exact-zero convention:
-    # ArviZ 0.23.4's rounding lands on the other side here (it gives 10.588...).
+def test_the_geyer_sequence_stops_at_a_pair_of_zero():
+    # One chain, split into halves of 9: a Geyer pair is 0 in exact arithmetic before the lag
+    # limit; the sequence stops there, where running on gives 10.588235294117643, as ArviZ
+    # 0.23.4 does (its rounding lands on the positive side).
     t = np.array([[1, 1, 0, 1, 0, 0, 0, 0, 0, 1, 1, 0, 1, 1, 1, 0, 1, 0]], float).T
     np.testing.assert_allclose(diagnostics.ess(t, method="basic"), [10.451612903225802], rtol=1e-12)
