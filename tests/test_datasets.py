@@ -1,5 +1,7 @@
 """Built-in datasets: reproducible samplers; exact Gaussian-mixture densities and scores."""
 
+import dataclasses
+import re
 import warnings
 
 import numpy as np
@@ -125,3 +127,61 @@ def test_the_toy_geometries_are_the_documented_ones():
     share = np.bincount(nearest, minlength=4) / r.size
     np.testing.assert_allclose(share, radii / radii.sum(), atol=0.006)
     assert abs(r.mean() - (radii**2).sum() / radii.sum()) < 0.02
+
+
+def test_toy_datasets_default_to_seed_0_and_are_2d():
+    for name in datasets.names():
+        ds = datasets.get(name)
+        assert ds.dim == 2
+        np.testing.assert_array_equal(ds.sample(7), ds.sample(7, seed=0))
+        assert not np.array_equal(ds.sample(7), ds.sample(7, seed=1))
+
+
+def test_toy_datasets_are_immutable():
+    ds = datasets.get("moons")
+    with pytest.raises(dataclasses.FrozenInstanceError):
+        ds.name = "other"
+
+
+@pytest.mark.parametrize(
+    "means", [np.zeros(2), np.zeros((1, 2, 1)), np.zeros((0, 2)), np.zeros((2, 0))]
+)
+def test_mixture_means_must_be_k_by_d(means):
+    with pytest.raises(
+        ValueError, match=re.escape(f"means must have shape (K, d), got {means.shape}")
+    ):
+        datasets.gaussian_mixture(means, np.ones((1, 1, 1)))
+
+
+@pytest.mark.parametrize("what", ["means", "covs"])
+def test_mixture_parameters_must_be_finite(what):
+    means, covs = np.zeros((2, 2)), np.tile(np.eye(2), (2, 1, 1))
+    (means if what == "means" else covs)[1, 0] = np.nan
+    with pytest.raises(ValueError, match=f"^{what} contains NaN or Inf$"):
+        datasets.gaussian_mixture(means, covs)
+
+
+def test_mixture_covariances_must_be_symmetric():
+    cov = np.array([[[1.0, 0.5], [0.0, 1.0]]])
+    with pytest.raises(ValueError, match="^covs must be symmetric$"):
+        datasets.gaussian_mixture(np.zeros((1, 2)), cov)
+
+
+def test_mixture_weights_may_be_zero_but_not_all_zero():
+    means, covs = np.array([[0.0], [5.0]]), np.ones((2, 1, 1))
+    with warnings.catch_warnings():
+        warnings.simplefilter("error")  # log 0 = -inf on purpose: no RuntimeWarning
+        gm = datasets.gaussian_mixture(means, covs, weights=[1.0, 0.0])
+        np.testing.assert_allclose(gm.score([[0.0]]), [[0.0]], atol=1e-15)
+    np.testing.assert_allclose(gm.weights, [1.0, 0.0])
+    np.testing.assert_allclose(gm.log_prob([[0.0]]), [-0.5 * np.log(2 * np.pi)], rtol=1e-12)
+    with pytest.raises(ValueError, match=re.escape("weights must be 2 non-negative numbers")):
+        datasets.gaussian_mixture(means, covs, weights=[0.0, 0.0])
+
+
+@pytest.mark.parametrize("X", [np.zeros((3, 3)), np.zeros(2), np.zeros((1, 2, 1))])
+def test_mixture_log_prob_and_score_need_rows_of_dim(X):
+    gm = datasets.get("8gaussians")
+    for f in (gm.log_prob, gm.score):
+        with pytest.raises(ValueError, match=re.escape(f"X must have shape (n, 2), got {X.shape}")):
+            f(X)

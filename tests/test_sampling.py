@@ -3,7 +3,9 @@ reproducibility, prefix property, thread invariance, trajectories, errors, diver
 
 from __future__ import annotations
 
+import dataclasses
 import itertools
+import re
 import threading
 import time
 
@@ -445,3 +447,228 @@ def test_seeded_output_is_stable(method):
     m = EnergyMLP.from_params(params, activation="softplus", alpha=1.0)
     res = m.sample(3, n_steps=5, step_size=0.1, method=method, seed=7)
     np.testing.assert_allclose(res.samples, GOLDEN[method], rtol=0, atol=1e-12)
+
+
+def _small_model():
+    return EnergyMLP(3, hidden=(8,), activation="tanh", alpha=0.5, seed=3)
+
+
+def test_sample_result_is_immutable():
+    res = _small_model().sample(2, n_steps=2)
+    with pytest.raises(dataclasses.FrozenInstanceError):
+        res.samples = np.zeros((2, 3))
+
+
+_BAR = re.compile(r"\[(#*)(\.*)\] (\d+)/(\d+) steps (\d+\.\d)s")
+
+
+@pytest.mark.parametrize("flag", [True, np.bool_(True)])
+@pytest.mark.parametrize(("n_chains", "n_steps"), [(3, 1), (3, 7), (2000, 150)])
+def test_progress_true_draws_a_30_wide_bar_on_stderr(capsys, flag, n_chains, n_steps):
+    # 2000 chains of this model run in blocks of a few tens of steps: several frames.
+    model = EnergyMLP(2, hidden=(64, 64), alpha=1.0, seed=0)
+    model.sample(n_chains, n_steps=n_steps, progress=flag)
+    err = capsys.readouterr().err
+    assert err.startswith("\r[") and err.endswith("\n")
+    frames = [f for f in err.rstrip("\n").split("\r") if f]
+    assert frames
+    for frame in frames:
+        bar = _BAR.fullmatch(frame)
+        assert bar, frame
+        hashes, dots, done, total = len(bar[1]), len(bar[2]), int(bar[3]), int(bar[4])
+        assert hashes + dots == 30
+        assert total == n_steps and 0 <= done <= total
+        assert hashes == int(30 * done / total)
+        assert float(bar[5]) < 60.0  # seconds since the run started
+    if n_chains == 2000:
+        assert len(frames) >= 3 and 0 < int(_BAR.fullmatch(frames[0])[3]) < n_steps
+    last = _BAR.fullmatch(frames[-1])
+    assert last[1] == "#" * 30 and int(last[3]) == n_steps
+
+
+@pytest.mark.parametrize("flag", [False, np.bool_(False), None])
+def test_progress_false_or_none_writes_nothing(capsys, flag):
+    _small_model().sample(3, n_steps=5, progress=flag)
+    assert capsys.readouterr().err == ""
+
+
+@pytest.mark.parametrize("method", [None, 3, b"ula"])
+def test_a_method_that_is_not_a_string_is_named(method):
+    with pytest.raises(
+        ValueError, match=re.escape(f"method must be 'ula', 'mala' or 'annealed', got {method!r}")
+    ):
+        _small_model().sample(2, n_steps=2, method=method)
+
+
+@pytest.mark.parametrize("temps", ["abc", 5, 2.0])
+def test_annealed_temperatures_must_be_a_sequence(temps):
+    with pytest.raises(
+        TypeError,
+        match=re.escape(
+            "temperatures must be a sequence of numbers, e.g. [10.0, 3.0, 1.0], got "
+            f"{type(temps).__name__}"
+        ),
+    ):
+        _small_model().sample(2, method="annealed", temperatures=temps)
+
+
+@pytest.mark.parametrize(
+    ("kw", "match"),
+    [
+        ({"temperatures": []}, "temperatures must list at least one temperature, got []"),
+        (
+            {"temperatures": [2.0, 1.0], "temperature": 2.0},
+            "pass temperatures, not temperature, with method='annealed'",
+        ),
+        (
+            {"temperatures": [2.0, 1.0], "burn_in": 3},
+            "method='annealed' takes neither burn_in nor adapt_step_size",
+        ),
+        (
+            {"temperatures": [2.0, 1.0], "adapt_step_size": True},
+            "method='annealed' takes neither burn_in nor adapt_step_size",
+        ),
+    ],
+)
+def test_annealed_option_combinations_are_refused(kw, match):
+    with pytest.raises(ValueError, match=re.escape(match)):
+        _small_model().sample(2, method="annealed", **kw)
+
+
+def test_annealed_runs_at_least_one_step_per_level():
+    m = _small_model()
+    # 2 steps over 3 temperatures: one step per level, three states in all.
+    res = m.sample(
+        4, n_steps=2, method="annealed", temperatures=[4.0, 2.0, 1.0], return_trajectory=True
+    )
+    assert res.trajectory.shape == (3, 4, 3)
+    one = m.sample(
+        4,
+        method="annealed",
+        temperatures=[4.0, 2.0, 1.0],
+        steps_per_level=1,
+        return_trajectory=True,
+    )
+    assert one.trajectory.shape == (3, 4, 3)
+    with pytest.raises(ValueError, match=re.escape("steps_per_level must be at least 1, got 0")):
+        m.sample(4, method="annealed", temperatures=[4.0, 2.0, 1.0], steps_per_level=0)
+    np.testing.assert_array_equal(one.samples, res.samples)
+
+
+@pytest.mark.parametrize("target", [0.0, 1.0, 1.5, -0.1])
+def test_target_accept_must_be_strictly_between_0_and_1(target):
+    with pytest.raises(
+        ValueError, match=re.escape(f"target_accept must be in (0, 1), got {target}")
+    ):
+        _small_model().sample(
+            2, method="mala", adapt_step_size=True, burn_in=2, target_accept=target
+        )
+
+
+def test_adaptation_needs_and_accepts_one_burn_in_step():
+    m = _small_model()
+    res = m.sample(4, n_steps=5, method="mala", adapt_step_size=True, burn_in=1)
+    assert res.step_size.shape == (4,) and np.all(res.step_size != 0.01)  # tuned
+    with pytest.raises(
+        ValueError, match=re.escape("adapt_step_size tunes ε during burn-in: pass burn_in >= 1")
+    ):
+        m.sample(4, n_steps=5, method="mala", adapt_step_size=True, burn_in=0)
+
+
+def test_chain_indices_count_from_first_chain_and_wall_time_is_the_run_time():
+    m = _small_model()
+    res = m.sample(4, n_steps=3, first_chain=7)
+    np.testing.assert_array_equal(res.chain_indices, [7, 8, 9, 10])
+    assert 0 < res.wall_time < 60.0
+    py = sm.langevin(m.score, np.zeros((4, 3)), 3, 0.01, first_chain=7)
+    np.testing.assert_array_equal(py.chain_indices, [7, 8, 9, 10])
+    assert 0 < py.wall_time < 60.0
+
+
+def test_an_interrupted_run_keeps_its_chain_indices_and_wall_time():
+    m = EnergyMLP(2, hidden=(64, 64), alpha=1.0, seed=0)
+
+    def progress(done, total):
+        raise KeyboardInterrupt
+
+    with pytest.raises(KeyboardInterrupt) as info:
+        m.sample(2000, n_steps=10**6, first_chain=5, progress=progress)
+    res = info.value.result
+    np.testing.assert_array_equal(res.chain_indices, np.arange(5, 2005))
+    assert res.samples.shape == (2000, 2)
+    assert 0 < res.wall_time < 60.0
+
+
+def test_langevin_returns_no_trajectory_by_default():
+    res = sm.langevin(lambda x: -x, np.zeros((3, 2)), 4, 0.1)
+    assert res.trajectory is None and res.acceptance_rate is None
+
+
+def test_langevin_names_the_energy_shape_it_needs():
+    x0 = np.zeros((5, 2))
+    with pytest.raises(ValueError, match=re.escape("energy_fn must return shape (5,), got (5, 1)")):
+        sm.langevin(
+            lambda x: -x,
+            x0,
+            3,
+            0.1,
+            method="mala",
+            energy_fn=lambda x: 0.5 * (x**2).sum(1, keepdims=True),
+        )
+
+
+@pytest.mark.parametrize("burn_in", [0, 1, 4])
+def test_langevin_trajectory_may_keep_no_state(burn_in):
+    # Fewer steps than thin: nothing is recorded, as for model.sample.
+    x0 = np.zeros((3, 2))
+    res = sm.langevin(lambda x: -x, x0, 2, 0.1, burn_in=burn_in, thin=3, return_trajectory=True)
+    assert res.trajectory.shape == (0, 3, 2)
+    m = EnergyMLP(2, hidden=(4,), seed=0)
+    eng = m.sample(3, n_steps=2, burn_in=burn_in, thin=3, return_trajectory=True)
+    assert eng.trajectory.shape == (0, 3, 2)
+
+
+def test_masking_when_as_many_chains_survive_as_there_are_coordinates():
+    # ε·α/2 = 5 multiplies x by −4 per step: float32 overflows at once from 1e38.
+    zero = [np.zeros((4, 3)), np.zeros(4), np.zeros((1, 4)), np.zeros(1)]
+    m = EnergyMLP.from_params(zero, alpha=1.0, dtype="float32")
+    x0 = np.ones((5, 3), dtype=np.float32)
+    x0[[1, 4], 0] = 1e38
+    res = m.sample(
+        5, n_steps=3, step_size=10.0, init=x0, on_divergence="mask", return_trajectory=True
+    )
+    np.testing.assert_array_equal(res.chain_indices, [0, 2, 3])
+    assert res.samples.shape == (3, 3) and np.all(np.isfinite(res.samples))
+    assert res.trajectory.shape == (3, 3, 3) and res.step_size.shape == (3,)
+
+
+@pytest.mark.parametrize("dtype", [np.int64, np.int32, np.uint8])
+def test_langevin_runs_an_integer_start_in_float64(dtype):
+    x0 = np.arange(6).reshape(3, 2)
+    a = sm.langevin(lambda x: -x, x0.astype(dtype), 5, 0.1, seed=2)
+    b = sm.langevin(lambda x: -x, x0.astype(np.float64), 5, 0.1, seed=2)
+    assert a.samples.dtype == np.float64
+    np.testing.assert_array_equal(a.samples, b.samples)
+
+
+@pytest.mark.parametrize("shape", [(3,), (2, 3, 1)])
+def test_langevin_needs_a_2d_start(shape):
+    with pytest.raises(
+        ValueError, match=re.escape(f"x0 must be 2-D with shape (n_chains, dim), got shape {shape}")
+    ):
+        sm.langevin(lambda x: -x, np.zeros(shape), 3, 0.1)
+
+
+@pytest.mark.parametrize("method", ["annealed", "hmc"])
+def test_langevin_takes_ula_or_mala_only(method):
+    with pytest.raises(
+        ValueError, match=re.escape(f"method must be 'ula' or 'mala', got {method!r}")
+    ):
+        sm.langevin(
+            lambda x: -x,
+            np.zeros((3, 2)),
+            3,
+            0.1,
+            method=method,
+            energy_fn=lambda x: 0.5 * (x**2).sum(1),
+        )

@@ -93,7 +93,11 @@ class GaussianMixture:
         self._chol = chol
         self._prec = np.linalg.inv(cov)
         logdet = 2.0 * np.log(np.diagonal(chol, axis1=1, axis2=2)).sum(axis=1)
-        self._log_norm = np.log(self.weights) - 0.5 * (d * np.log(2 * np.pi) + logdet)
+        # A zero weight is allowed: its component's log-weight is -inf, and exp(-inf) = 0
+        # drops it from every sum, with no warning.
+        with np.errstate(divide="ignore"):
+            log_weights = np.log(self.weights)
+        self._log_norm = log_weights - 0.5 * (d * np.log(2 * np.pi) + logdet)
 
     @property
     def dim(self) -> int:
