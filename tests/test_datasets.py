@@ -185,3 +185,101 @@ def test_mixture_log_prob_and_score_need_rows_of_dim(X):
     for f in (gm.log_prob, gm.score):
         with pytest.raises(ValueError, match=re.escape(f"X must have shape (n, 2), got {X.shape}")):
             f(X)
+
+
+def test_single_gaussian_log_prob_and_score_at_and_off_its_mean():
+    # A mixture not symmetric about the origin: log p peaks at the mean (value -log(2*pi)
+    # for a standard 2-D Gaussian) and the score there is zero; at the origin the score
+    # points towards the mean, Sigma^-1 (mu - x).
+    gm = datasets.gaussian_mixture([[1.0, 2.0]], [np.eye(2)])
+    lp = gm.log_prob([[1.0, 2.0], [0.0, 0.0]])
+    np.testing.assert_allclose(lp, [-np.log(2 * np.pi), -np.log(2 * np.pi) - 2.5])
+    np.testing.assert_allclose(gm.score([[1.0, 2.0], [0.0, 0.0]]), [[0.0, 0.0], [1.0, 2.0]])
+
+
+def test_mixture_score_far_out_picks_the_component_nearest_by_its_mean():
+    # Equal covariances and means as far out as x: every quadratic form overflows, and the
+    # nearest component is decided by the distance to the means (here +1e160, not -1e160).
+    gm = datasets.gaussian_mixture([[1e160, 0.0], [-1e160, 0.0]], [np.eye(2), np.eye(2)])
+    s = gm.score([[2e160, 0.0], [-2e160, 0.0]])
+    np.testing.assert_allclose(s, [[-1e160, 0.0], [1e160, 0.0]], rtol=1e-12)
+
+
+def test_mixture_repr_names_it_and_gives_k_and_dim():
+    assert repr(datasets.get("8gaussians")) == "GaussianMixture(name='8gaussians', K=8, dim=2)"
+    gm = datasets.gaussian_mixture(np.zeros((3, 4)), np.tile(np.eye(4), (3, 1, 1)))
+    assert repr(gm) == "GaussianMixture(name='gaussian_mixture', K=3, dim=4)"
+
+
+# The toy samplers' documented shapes, checked on 200 000 points (seed 0). Tolerances are
+# several standard errors wide.
+_N = 200_000
+
+
+def test_moons_are_two_interleaved_half_circles_of_radius_2():
+    # Upper moon: circle of radius 2 about (-1, -0.5); lower moon: radius 2 about (1, 0.5);
+    # half the points on each, noise 0.1, centred at the origin.
+    X = datasets.get("moons").sample(_N, seed=0)
+    np.testing.assert_allclose(X.mean(axis=0), [0.0, 0.0], atol=0.02)
+    du = np.abs(np.linalg.norm(X - [-1.0, -0.5], axis=1) - 2.0)
+    dl = np.abs(np.linalg.norm(X - [1.0, 0.5], axis=1) - 2.0)
+    assert np.median(np.minimum(du, dl)) < 0.08  # 0.066 expected from the noise
+    assert abs(np.mean(du < dl) - 0.5) < 0.01
+    upper = X[du < dl]
+    assert np.mean(upper[:, 1] > -0.5) > 0.93  # the upper moon is the upper half-circle
+
+
+def test_circles_are_uniform_on_radii_1_and_2():
+    X = datasets.get("circles").sample(_N, seed=0)
+    r = np.linalg.norm(X, axis=1)
+    inner = np.abs(r - 1.0) < np.abs(r - 2.0)
+    assert abs(inner.mean() - 1 / 3) < 0.006  # share proportional to the radius
+    assert np.median(np.minimum(np.abs(r - 1.0), np.abs(r - 2.0))) < 0.07  # noise 0.08
+    theta = np.arctan2(X[:, 1], X[:, 0])
+    octant = np.floor((theta + np.pi) / (np.pi / 4)).astype(int) % 8
+    np.testing.assert_allclose(np.bincount(octant, minlength=8) / _N, 1 / 8, atol=0.005)
+
+
+def test_two_spirals_wind_as_documented():
+    # Point-symmetric pair of spirals of radius t/3, t = 3*pi*sqrt(u) (so r^2 is uniform
+    # on [0, pi^2]); the polar angle is -t modulo pi.
+    X = datasets.get("2spirals").sample(_N, seed=0)
+    np.testing.assert_allclose(X.mean(axis=0), [0.0, 0.0], atol=0.03)
+    r = np.linalg.norm(X, axis=1)
+    assert abs((r**2).mean() - (np.pi**2 / 2 + 0.02)) < 0.05
+    theta = np.arctan2(X[:, 1], X[:, 0])
+    far = r > 1
+    assert np.cos(2 * (theta + 3 * r))[far].mean() > 0.7  # 0.83 expected from the noise
+
+
+def test_checkerboard_fills_the_even_cells_of_a_4x4_board_uniformly():
+    X = datasets.get("checkerboard").sample(_N, seed=0) / 2.0  # cells of side 1 now
+    assert X.min() >= -2.0 and X.max() < 2.0
+    cell = np.floor(X).astype(int)
+    assert np.all((cell[:, 0] + cell[:, 1]) % 2 == 0)
+    counts = np.bincount((cell[:, 0] + 2) * 4 + (cell[:, 1] + 2), minlength=16) / _N
+    np.testing.assert_allclose(counts[counts > 0], 1 / 8, atol=0.005)
+    assert np.count_nonzero(counts) == 8
+    np.testing.assert_allclose((X - np.floor(X)).mean(axis=0), 0.5, atol=0.01)
+
+
+def test_pinwheel_has_five_equal_arms_bending_with_the_radius():
+    # Half-scale points f rotated by 2*pi*k/5 + 0.25*exp(f_0), f_0 ~ N(1, 0.3^2),
+    # f_1 ~ N(0, 0.1^2); |f| ~ f_0, so E|X/2|^2 = 1 + 0.09 + 0.01.
+    X = datasets.get("pinwheel").sample(_N, seed=0) / 2.0
+    r = np.linalg.norm(X, axis=1)
+    assert abs((r**2).mean() - 1.1) < 0.02
+    a = np.arctan2(X[:, 1], X[:, 0]) - 0.25 * np.exp(r)
+    assert np.cos(5 * a).mean() > 0.75  # 0.85 expected
+    arm = np.round(a * 5 / (2 * np.pi)).astype(int) % 5
+    np.testing.assert_allclose(np.bincount(arm, minlength=5) / _N, 0.2, atol=0.006)
+
+
+def test_swissroll_is_a_spiral_of_radius_t_over_5():
+    # t uniform on [1.5*pi, 4.5*pi], point t*(cos t, sin t)/5 plus noise 0.1.
+    X = datasets.get("swissroll").sample(_N, seed=0)
+    r = np.linalg.norm(X, axis=1)
+    assert abs(r.mean() - 3 * np.pi / 5) < 0.02
+    assert abs((r**2).mean() - (9.75 * np.pi**2 / 25 + 0.02)) < 0.03
+    theta = np.arctan2(X[:, 1], X[:, 0])
+    assert np.cos(theta - 5 * r)[r > 1].mean() > 0.75  # 0.88 expected

@@ -405,3 +405,10 @@ def test_missing_sklearn_gives_an_install_hint():
     out = _run(code)
     assert out.returncode == 0, out.stderr
     assert 'pip install "scorematch[sklearn]"' in out.stdout
+
+
+def test_density_scale_of_tiny_data_is_its_spread_not_zero():
+    # Columns of |x| ~ 1e-200: squares underflow unless each column is rescaled first.
+    X = np.array([[1e-200, -3e-200], [-1e-200, 3e-200]] * 5)
+    est = ScoreMatchingDensity(hidden=(4,), epochs=1).fit(X)
+    np.testing.assert_allclose(est.scale_, [1e-200, 3e-200], rtol=1e-12)

@@ -10,6 +10,8 @@ from __future__ import annotations
 
 import math
 import re
+import time
+import warnings
 
 import numpy as np
 import pytest
@@ -640,3 +642,233 @@ def test_fit_takes_the_steps_of_a_numpy_reference(optimizer, batch_size, lr, wei
         np.testing.assert_allclose(got, exp, rtol=1e-9, atol=1e-12)
     np.testing.assert_allclose(h.train_loss, history, rtol=1e-9, atol=1e-12)
     assert not same_arrays(model.params, start.params)
+
+
+def _rows(n):
+    return np.arange(2.0 * n).reshape(n, 2) / n
+
+
+@pytest.mark.parametrize(
+    ("kwargs", "message"),
+    [
+        ({"objective": "mle"}, "objective must be one of ('ism', 'ssm', 'dsm', 'esm'), got 'mle'"),
+        ({"optimizer": "lbfgs"}, "optimizer must be one of ('adam', 'sgd'), got 'lbfgs'"),
+    ],
+)
+def test_unknown_objective_or_optimizer_message_lists_the_choices(kwargs, message):
+    # The message lists the accepted names as a tuple, and the bad value's repr.
+    model = EnergyMLP(2, hidden=(4,), seed=0)
+    with pytest.raises(ValueError) as info:
+        model.fit(_rows(10), epochs=1, progress=False, **kwargs)
+    assert str(info.value) == message
+
+
+def test_fit_of_no_rows_is_refused_and_one_row_is_enough():
+    model = EnergyMLP(2, hidden=(4,), seed=0)
+    with pytest.raises(ValueError) as info:
+        model.fit(np.zeros((0, 2)), epochs=1, progress=False)
+    assert str(info.value) == "X must hold at least one row, got 0"
+    h = model.fit(np.array([[0.5, -0.5]]), epochs=2, validation=None, progress=False)
+    assert h.n_epochs == 2 and h.val_loss == [] and h.stop_reason == "completed"
+
+
+def test_history_seconds_is_the_wall_time_of_the_fit():
+    model = EnergyMLP(2, hidden=(8,), seed=0)
+    t0 = time.perf_counter()
+    h = model.fit(_rows(200), epochs=3, progress=False)
+    wall = time.perf_counter() - t0
+    assert 0 < h.seconds <= wall
+
+
+def test_diverged_history_seconds_is_the_wall_time_up_to_the_divergence():
+    rng = np.random.default_rng(7)
+    model = EnergyMLP(2, hidden=(16, 16), seed=0)
+    t0 = time.perf_counter()
+    with pytest.raises(TrainingDivergedError) as info:
+        model.fit(rng.normal(size=(500, 2)), epochs=50, lr=1e8, optimizer="sgd", progress=False)
+    wall = time.perf_counter() - t0
+    h = info.value.history
+    assert h.stop_reason == "diverged"
+    assert 0 < h.seconds <= wall
+
+
+def test_progress_bar_rate_counts_training_rows_per_second(capsys):
+    n = 4000
+    h = EnergyMLP(2, hidden=(8,), seed=0).fit(_rows(n), epochs=2, validation=None, progress=True)
+    err = capsys.readouterr().err
+    rate = float(re.findall(r"([\d,]+) rows/s", err)[-1].replace(",", ""))
+    # The final frame is drawn just before the fit returns: at least the fit's average rate.
+    assert rate >= 0.9 * 2 * n / h.seconds
+
+
+@pytest.mark.parametrize("objective", ["ism", "ssm"])
+def test_n_projections_below_1_is_refused_whatever_the_objective(objective):
+    # Checked for every objective (as noise_std is), with the same message.
+    model = EnergyMLP(2, hidden=(4,), seed=0)
+    with pytest.raises(ValueError) as info:
+        model.fit(_rows(10), objective=objective, n_projections=0, epochs=1, progress=False)
+    assert str(info.value) == "n_projections must be at least 1, got 0"
+
+
+def test_callback_answers_stop_only_when_false_numpy_false_included():
+    # False and np.False_ stop after the epoch; True, np.True_, None, 0 go on.
+    model = EnergyMLP(2, hidden=(4,), seed=0)
+    for answer, epochs_run, reason in [
+        (False, 1, "callback"),
+        (np.False_, 1, "callback"),
+        (True, 3, "completed"),
+        (np.True_, 3, "completed"),
+        (None, 3, "completed"),
+        (0, 3, "completed"),
+    ]:
+        h = model.fit(
+            _rows(10), epochs=3, progress=False, callback=lambda e, t, v, answer=answer: answer
+        )
+        assert (h.n_epochs, h.stop_reason) == (epochs_run, reason), answer
+
+
+def test_negative_weight_decay_message_echoes_the_value_given():
+    model = EnergyMLP(2, hidden=(4,), seed=0)
+    for bad in (-1.0, float("inf")):
+        with pytest.raises(ValueError) as info:
+            model.fit(_rows(10), weight_decay=bad, epochs=1, progress=False)
+        assert str(info.value) == f"weight_decay must be a finite number >= 0, got {bad}"
+
+
+@pytest.mark.parametrize("frac", [1.0, 1.5, -0.5, float("nan")])
+def test_validation_fraction_outside_0_1_message(frac):
+    model = EnergyMLP(2, hidden=(4,), seed=0)
+    with pytest.raises(ValueError) as info:
+        model.fit(_rows(10), validation=frac, epochs=1, progress=False)
+    assert str(info.value) == (
+        f"validation must be a fraction in [0, 1), an array X_val or None, got {frac}"
+    )
+
+
+@pytest.mark.parametrize("zero", [0, 0.0, np.float64(0.0)])
+def test_validation_zero_is_no_validation(zero):
+    # validation=0 holds out nothing: the same run as validation=None.
+    a = EnergyMLP(2, hidden=(4,), seed=0)
+    b = EnergyMLP(2, hidden=(4,), seed=0)
+    ha = a.fit(_rows(20), validation=zero, epochs=2, progress=False)
+    hb = b.fit(_rows(20), validation=None, epochs=2, progress=False)
+    assert ha.val_loss == [] and ha.train_loss == hb.train_loss
+    for pa, pb in zip(a.params, b.params, strict=True):
+        np.testing.assert_array_equal(pa, pb)
+
+
+@pytest.mark.parametrize("frac", [0.5, 0.01])
+def test_a_validation_fraction_holds_out_at_least_one_row_and_keeps_one(frac):
+    # Of 2 rows, any fraction in (0, 1) holds out exactly one: the validation loss of each
+    # epoch is the ISM loss of one of the two rows under that epoch's model.
+    X = np.array([[0.3, -0.2], [-1.0, 0.7]])
+    model = EnergyMLP(2, hidden=(4,), seed=0)
+    per_row = []
+    h = model.fit(
+        X,
+        validation=frac,
+        epochs=2,
+        progress=False,
+        callback=lambda e, t, v: per_row.append([model.ism_loss(X[i : i + 1]) for i in (0, 1)]),
+    )
+    assert len(h.val_loss) == 2
+    for v, (l0, l1) in zip(h.val_loss, per_row, strict=True):
+        assert v == pytest.approx(l0, rel=1e-12) or v == pytest.approx(l1, rel=1e-12)
+
+
+def test_a_validation_fraction_that_leaves_no_training_row_is_refused():
+    model = EnergyMLP(2, hidden=(4,), seed=0)
+    with pytest.raises(ValueError) as info:
+        model.fit(np.array([[0.3, -0.2]]), validation=0.5, epochs=1, progress=False)
+    assert str(info.value) == (
+        "validation=0.5 leaves no training rows out of 1: pass more rows or a smaller fraction"
+    )
+
+
+@pytest.mark.parametrize(
+    "validation",
+    [np.zeros((2, 2)), np.zeros((3, 2)), [np.zeros((2, 2)), np.zeros((2, 2))]],
+    ids=["array-of-2-rows", "array-of-3-rows", "list-pair"],
+)
+def test_esm_validation_must_be_a_tuple_pair(validation):
+    # With 'esm', an X_val alone (whatever its row count) or a list is refused: only a
+    # tuple (X_val, target_val), a fraction or None.
+    model = EnergyMLP(2, hidden=(4,), seed=0)
+    X = _rows(10)
+    with pytest.raises(ValueError) as info:
+        model.fit(
+            X,
+            objective="esm",
+            target_score=np.zeros_like(X),
+            validation=validation,
+            epochs=1,
+            progress=False,
+        )
+    assert str(info.value) == (
+        "with objective 'esm', validation must be a fraction, None or a pair (X_val, target_val)"
+    )
+
+
+@pytest.mark.parametrize(
+    ("validation", "shown"), [(True, "bool True"), ("0.1", "str '0.1'"), (b"0.1", "bytes b'0.1'")]
+)
+def test_validation_of_the_wrong_type_is_a_type_error_naming_it(validation, shown):
+    model = EnergyMLP(2, hidden=(4,), seed=0)
+    with pytest.raises(TypeError) as info:
+        model.fit(_rows(10), validation=validation, epochs=1, progress=False)
+    assert str(info.value) == (
+        f"validation must be a fraction in [0, 1), an array X_val or None, got {shown}"
+    )
+
+
+def test_a_validation_pair_is_only_for_esm():
+    model = EnergyMLP(2, hidden=(4,), seed=0)
+    with pytest.raises(ValueError) as info:
+        model.fit(
+            _rows(10), validation=(np.zeros((2, 2)), np.zeros((2, 2))), epochs=1, progress=False
+        )
+    assert str(info.value) == (
+        "validation=(X_val, target_val) is for objective 'esm'; for this objective pass X_val alone"
+    )
+
+
+def test_a_validation_array_of_two_rows_is_x_val():
+    # Two rows as an array (not a tuple) are X_val: one validation loss per epoch, that of
+    # the ISM loss on those rows.
+    X_val = np.array([[0.1, 0.2], [-0.3, 0.4]])
+    model = EnergyMLP(2, hidden=(4,), seed=0)
+    seen = []
+    h = model.fit(
+        _rows(10),
+        validation=X_val,
+        epochs=1,
+        progress=False,
+        callback=lambda e, t, v: seen.append(model.ism_loss(X_val)),
+    )
+    assert h.val_loss == pytest.approx(seen, rel=1e-12) and len(seen) == 1
+
+
+def test_standardize_refuses_data_whose_mean_overflows():
+    X = np.array([[1e308, 0.0], [1e308, 1.0], [1e308, 2.0]])
+    model = EnergyMLP(2, hidden=(4,), seed=0)
+    with warnings.catch_warnings(), pytest.raises(ValueError) as info:
+        warnings.simplefilter("error")  # the ValueError alone, no numpy overflow warning
+        model.fit(X, standardize=True, validation=None, epochs=1, progress=False)
+    assert str(info.value) == "standardize=True: the mean or spread of X overflows; rescale X"
+
+
+def test_standardize_with_an_all_zero_column_warns_nothing():
+    X = np.stack([np.linspace(-1.0, 1.0, 20), np.zeros(20)], axis=1)
+    model = EnergyMLP(2, hidden=(4,), seed=0)
+    with warnings.catch_warnings():
+        warnings.simplefilter("error")
+        h = model.fit(X, standardize=True, validation=None, epochs=1, progress=False)
+    assert np.isfinite(h.train_loss).all()
+
+
+def test_standardize_refuses_a_spread_too_small_for_the_dtype():
+    X = np.stack([np.array([0.0, 1e-305, 2e-305, 3e-305]), np.arange(4.0)], axis=1)
+    model = EnergyMLP(2, hidden=(4,), seed=0)
+    with pytest.raises(ValueError) as info:
+        model.fit(X, standardize=True, validation=None, epochs=1, progress=False)
+    assert str(info.value).startswith("standardize=True: the spread of column 0 of X (1.1e-305)")

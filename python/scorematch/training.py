@@ -323,8 +323,10 @@ class _Affine:
 
     @classmethod
     def of(cls, X: Arr, dtype: np.dtype[Any]) -> _Affine:
-        m = X.mean(axis=0, dtype=np.float64)
-        s = column_std(X)
+        # An overflowing mean or spread is refused just below, with its own message.
+        with np.errstate(over="ignore", invalid="ignore"):
+            m = X.mean(axis=0, dtype=np.float64)
+            s = column_std(X)
         s[~(s > 0)] = 1.0  # constant columns: only shift them
         if not (np.all(np.isfinite(m)) and np.all(np.isfinite(s))):
             raise ValueError("standardize=True: the mean or spread of X overflows; rescale X")
