@@ -40,7 +40,7 @@ from scorematch._validate import (
     reject_masked,
 )
 from scorematch.model import EnergyMLP, _as_alpha, _as_widths
-from scorematch.training import FitHistory, column_std
+from scorematch.training import FitHistory, column_stats
 
 __all__ = ["ScoreMatchingDensity"]
 
@@ -317,8 +317,9 @@ class ScoreMatchingDensity(DensityMixin, BaseEstimator):  # type: ignore[misc]
         )
         self.model_: EnergyMLP = model
         self.history_: FitHistory = history
-        self.mean_: Array = Xa.mean(axis=0, dtype=np.float64)
-        self.scale_: Array = column_std(Xa)
+        self.mean_: Array
+        self.scale_: Array
+        self.mean_, self.scale_ = column_stats(Xa)
         return self
 
     # -- evaluation ------------------------------------------------------------------------

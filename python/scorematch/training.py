@@ -294,15 +294,19 @@ def check_loop_args(
     )
 
 
-def column_std(X: Arr) -> Arr:
-    """The standard deviation of each column of ``X`` (n ≥ 1 rows), in float64, for data of
-    any scale: each column is divided by its largest |x| first (from the column's extremes,
-    without the copy of X that np.abs(X) would be), so that squares neither overflow (data near
-    1e154 and up: an infinite spread) nor underflow (near 1e-154 and below: a zero one)."""
+def column_stats(X: Arr) -> tuple[Arr, Arr]:
+    """The mean and standard deviation of each column of ``X`` (n ≥ 1 rows), in float64, for
+    data of any scale. Each column is divided by its largest |x| before the spread is taken
+    (from the column's extremes, without the copy of X that np.abs(X) would be), so that
+    squares neither overflow (data near 1e154 and up: an infinite spread) nor underflow (near
+    1e-154 and below: a zero one). A mean beyond the float64 range comes back infinite,
+    without a warning: callers decide what that means."""
     big = np.maximum(X.max(axis=0), -X.min(axis=0)).astype(np.float64)
     big[~(big > 0)] = 1.0
-    s: Arr = (X / big).std(axis=0, dtype=np.float64) * big
-    return s
+    with np.errstate(over="ignore", invalid="ignore"):
+        mean: Arr = X.mean(axis=0, dtype=np.float64)
+        std: Arr = (X / big).std(axis=0, dtype=np.float64) * big
+    return mean, std
 
 
 class _Affine:
@@ -323,10 +327,7 @@ class _Affine:
 
     @classmethod
     def of(cls, X: Arr, dtype: np.dtype[Any]) -> _Affine:
-        # An overflowing mean or spread is refused just below, with its own message.
-        with np.errstate(over="ignore", invalid="ignore"):
-            m = X.mean(axis=0, dtype=np.float64)
-            s = column_std(X)
+        m, s = column_stats(X)
         s[~(s > 0)] = 1.0  # constant columns: only shift them
         if not (np.all(np.isfinite(m)) and np.all(np.isfinite(s))):
             raise ValueError("standardize=True: the mean or spread of X overflows; rescale X")

@@ -99,9 +99,15 @@ fn cores<T: Real>(m: usize, k: usize, n: usize, rounds: usize, block: Duration) 
     (f / median(alone) / 1e9, f / median(together) / 1e9)
 }
 
-/// Section 3: ns per one-row product and bytes of packed weights read per ns, cycling over
-/// `mats` matrices of (k × n).
-fn one_row<T: Real>(k: usize, n: usize, mats: usize, rounds: usize, block: Duration) -> (f64, f64) {
+/// Section 3: KiB of weights per matrix, ns per one-row product and bytes of packed weights
+/// read per ns, cycling over `mats` matrices of (k × n).
+fn one_row<T: Real>(
+    k: usize,
+    n: usize,
+    mats: usize,
+    rounds: usize,
+    block: Duration,
+) -> (usize, f64, f64) {
     let mut ps: Vec<Product<T>> = (0..mats).map(|i| Product::new(1, k, n, i)).collect();
     let times: Vec<f64> = (0..rounds)
         .map(|_| {
@@ -113,8 +119,8 @@ fn one_row<T: Real>(k: usize, n: usize, mats: usize, rounds: usize, block: Durat
         })
         .collect();
     let ns = median(times) * 1e9;
-    let bytes = (k * n * std::mem::size_of::<T>()) as f64;
-    (ns, bytes / ns)
+    let bytes = k * n * std::mem::size_of::<T>();
+    (bytes / 1024, ns, bytes as f64 / ns)
 }
 
 fn main() {
@@ -161,16 +167,12 @@ fn main() {
     println!("|---|---|---:|---:|---:|---:|");
     for dtype in ["float32", "float64"] {
         for (k, n, mats) in [(64, 64, 4), (16, 64, 1)] {
-            let (ns, bpns) = if dtype == "float32" {
+            let (kib, ns, bpns) = if dtype == "float32" {
                 one_row::<f32>(k, n, mats, rounds, block)
             } else {
                 one_row::<f64>(k, n, mats, rounds, block)
             };
-            let size = if dtype == "float32" { 4 } else { 8 };
-            println!(
-                "| {dtype} | ({k}, {n}) | {mats} | {} KiB | {ns:.0} | {bpns:.0} |",
-                k * n * size / 1024
-            );
+            println!("| {dtype} | ({k}, {n}) | {mats} | {kib} KiB | {ns:.0} | {bpns:.0} |");
         }
     }
 }
