@@ -1,5 +1,5 @@
 """The model object: parameter layout and round trips, failed updates, properties, repr,
-initialization, pickling and copying."""
+initialization, the documented defaults, pickling and copying."""
 
 from __future__ import annotations
 
@@ -249,6 +249,66 @@ def test_init_is_uniform_within_pytorch_bounds():
     # float32 init holds the float64 init rounded
     m32 = EnergyMLP(50, hidden=(400, 30), seed=1, dtype="float32")
     assert np.allclose(m32.params[2], m.params[2], rtol=1e-7, atol=0)
+
+
+# ------------------------------------------------------------------------ defaults
+# EnergyMLP's methods are the only place the documented defaults are written: sample and fit
+# pass every option on explicitly.
+
+
+def test_constructor_defaults_are_the_documented_ones():
+    m = EnergyMLP(3)
+    assert m.hidden == (64, 64, 64)
+    assert (m.activation, m.dtype, m.alpha) == ("softplus", np.dtype("float64"), 0.0)
+
+
+def test_sample_defaults_are_the_documented_ones():
+    m = EnergyMLP(2, hidden=(8,), alpha=1.0, seed=1)
+    res = m.sample(3)
+    given = m.sample(
+        3,
+        n_steps=1000,
+        step_size=1e-2,
+        method="ula",
+        burn_in=0,
+        temperature=1.0,
+        seed=0,
+        first_chain=0,
+    )
+    assert np.array_equal(res.samples, given.samples)
+    assert res.trajectory is None and res.acceptance_rate is None
+    assert np.array_equal(res.chain_indices, [0, 1, 2])
+    assert np.array_equal(res.step_size, [1e-2] * 3)  # not adapted
+    assert m.sample(3, n_steps=5, return_trajectory=True).trajectory.shape == (5, 3, 2)  # thin=1
+    mala = {"n_steps": 5, "burn_in": 30, "method": "mala", "adapt_step_size": True}
+    tuned = m.sample(3, target_accept=0.574, **mala).step_size
+    assert np.array_equal(m.sample(3, **mala).step_size, tuned)
+
+
+def test_fit_defaults_are_the_documented_ones():
+    # 300 rows: 270 train rows after the default 10% validation, in minibatches of 256 and 14.
+    X = np.random.default_rng(0).normal(size=(300, 2))
+    a, b = EnergyMLP(2, hidden=(8,), seed=1), EnergyMLP(2, hidden=(8,), seed=1)
+    ha = a.fit(X)
+    hb = b.fit(
+        X,
+        objective="ism",
+        epochs=100,
+        batch_size=256,
+        lr=1e-3,
+        optimizer="adam",
+        weight_decay=0.0,
+        validation=0.1,
+        patience=None,
+        seed=0,
+        standardize=False,
+    )
+    assert same_arrays(a.params, b.params) and ha.n_epochs == 100
+    assert ha.train_loss == hb.train_loss and ha.val_loss == hb.val_loss
+    c, d = EnergyMLP(2, hidden=(8,), seed=1), EnergyMLP(2, hidden=(8,), seed=1)
+    c.fit(X, objective="ssm", epochs=2)
+    d.fit(X, objective="ssm", epochs=2, n_projections=1, projection="gaussian")
+    assert same_arrays(c.params, d.params)
 
 
 # ------------------------------------------------------------------------ pickle and copy

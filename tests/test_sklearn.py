@@ -10,6 +10,7 @@ small and the whole file runs in a few seconds on 2 cores.
 from __future__ import annotations
 
 import os
+import re
 import subprocess
 import sys
 from pathlib import Path
@@ -166,6 +167,32 @@ def test_set_params_is_used_by_the_next_fit():
     assert est.model_.hidden == (4, 3) and est.history_.n_epochs == 2
 
 
+def test_defaults_are_the_documented_ones():
+    assert ScoreMatchingDensity().get_params() == {
+        "hidden": (64, 64),
+        "activation": "softplus",
+        "dtype": "float64",
+        "alpha": 0.0,
+        "objective": "ism",
+        "epochs": 100,
+        "batch_size": 256,
+        "lr": 1e-3,
+        "optimizer": "adam",
+        "weight_decay": 0.0,
+        "noise_std": None,
+        "n_projections": 1,
+        "projection": "gaussian",
+        "standardize": True,
+        "validation": None,
+        "patience": None,
+        "method": "mala",
+        "n_steps": 500,
+        "burn_in": 500,
+        "step_size": None,
+        "random_state": None,
+    }
+
+
 # ------------------------------------------------------------------------ determinism
 
 
@@ -229,6 +256,18 @@ def test_random_state_changes_the_model():
     assert not np.array_equal(c.model_.params[0], d.model_.params[0])
 
 
+def test_a_random_state_instance_seeds_init_and_fit_with_its_next_two_draws():
+    # As sample draws its chains' seed: randint(0, 2**31 - 1). (RandomState(0)'s first two
+    # draws differ from those of other bounds, which some other states' do not.)
+    est = ScoreMatchingDensity(random_state=np.random.RandomState(0), **SMALL).fit(X[:300])
+    init_seed, fit_seed = (int(s) for s in np.random.RandomState(0).randint(0, 2**31 - 1, size=2))
+    m = EnergyMLP(2, hidden=(16,), seed=init_seed)
+    m.fit(
+        X[:300], epochs=5, lr=1e-2, seed=fit_seed, validation=None, standardize=True, progress=False
+    )
+    assert same_arrays(est.model_.params, m.params)
+
+
 def test_sample_shape_dtype_and_reproducibility():
     est = ScoreMatchingDensity(
         random_state=0, dtype="float32", n_steps=50, burn_in=50, **SMALL
@@ -248,11 +287,18 @@ def test_sample_shape_dtype_and_reproducibility():
     assert ula.sample(10, random_state=0).shape == (10, 2)
 
 
+def test_fit_and_sample_draw_no_progress_bar(capsys):
+    est = ScoreMatchingDensity(n_steps=5, burn_in=5, **SMALL).fit(X[:100])
+    est.sample(3)
+    assert capsys.readouterr().err == ""
+
+
 @pytest.mark.parametrize(
     "opts",
     [
         {"method": "ula", "step_size": 0.01, "n_steps": 30, "burn_in": 10},
         {"method": "mala", "step_size": 0.05, "n_steps": 20, "burn_in": 7},
+        {"method": "mala", "step_size": 0.05, "n_steps": 20, "burn_in": 1},  # tunes once
         {"method": "mala", "step_size": 0.05, "n_steps": 20, "burn_in": 0},
     ],
 )
@@ -282,6 +328,41 @@ def test_fit_and_sample_are_scale_equivariant():
     assert same.mean() > 0.95
     np.testing.assert_allclose(b.std(axis=0), a.std(axis=0), rtol=0.05)
     np.testing.assert_allclose(b.std(axis=0), np.sqrt(np.diag(COV)), rtol=0.25)  # 1.47, 0.77
+
+
+@pytest.mark.parametrize("constant", [(), (1,), (0, 1)])
+def test_the_default_step_size_is_a_tenth_of_the_smallest_feature_variance(constant):
+    """ε = 0.1·min(scale_)² over the features that vary; 0.1 when none does."""
+    Z = X[:500].copy()
+    Z[:, list(constant)] = 3.0
+    est = ScoreMatchingDensity(random_state=0, n_steps=20, burn_in=10, **SMALL).fit(Z)
+    positive = est.scale_[est.scale_ > 0]
+    low = positive.min() if positive.size else 1.0
+    rs = np.random.RandomState(3)
+    seed = int(rs.randint(0, 2**31 - 1))
+    init = est.mean_ + est.scale_ * rs.standard_normal((10, 2))
+    want = est.model_.sample(
+        10,
+        n_steps=20,
+        burn_in=10,
+        step_size=0.1 * low * low,
+        method="mala",
+        adapt_step_size=True,
+        init=init,
+        seed=seed,
+    )
+    np.testing.assert_array_equal(est.sample(10, random_state=3), want.samples)
+
+
+@pytest.mark.parametrize(("scale", "shown"), [(1e-170, "0.0"), (1e170, "inf")])
+def test_a_default_step_size_out_of_range_asks_for_one(scale, shown):
+    est = ScoreMatchingDensity(hidden=(4,), epochs=1).fit(X[:50] * scale)
+    want = (
+        f"the default step_size 0.1·min(scale_)² is {shown} for data of this scale "
+        f"(min scale_ = {est.scale_.min():.1e}); pass step_size"
+    )
+    with pytest.raises(ValueError, match=f"^{re.escape(want)}$"):
+        est.sample(2)
 
 
 # ------------------------------------------------------------------------ errors
@@ -317,6 +398,8 @@ def test_not_fitted_error(method):
         ("lr", "1e-3"),
         ("optimizer", "lbfgs"),
         ("weight_decay", -1.0),
+        ("weight_decay", True),
+        ("weight_decay", "0.1"),
         ("noise_std", 0.1),  # only for objective="dsm"
         ("n_projections", 0),
         ("projection", "uniform"),
@@ -338,6 +421,57 @@ def test_bad_hyperparameters_raise_value_error_at_fit(param, value):
     with pytest.raises(ValueError, match=rf"invalid hyper-parameter {param}="):
         est.fit(X[:50])
     assert not hasattr(est, "model_")
+
+
+@pytest.mark.parametrize(
+    ("param", "value", "expected"),
+    [
+        ("epochs", 0, "an int >= 1"),
+        ("n_projections", 0, "an int in [1, 4096]"),
+        ("burn_in", -1, "an int >= 0"),
+        (
+            "objective",
+            "esm",
+            (
+                "'ism', 'ssm' or 'dsm': 'esm' needs target scores, which an unsupervised "
+                "estimator does not take; use EnergyMLP.fit(X, objective='esm', target_score=...)"
+            ),
+        ),
+        (
+            "random_state",
+            "seed",
+            (
+                "None, an int or a numpy RandomState "
+                "('seed' cannot be used to seed a numpy.random.RandomState instance)"
+            ),
+        ),
+    ],
+)
+def test_hyperparameter_messages_say_what_was_expected(param, value, expected):
+    want = f"ScoreMatchingDensity: invalid hyper-parameter {param}={value!r}: expected {expected}"
+    with pytest.raises(ValueError, match=f"^{re.escape(want)}$"):
+        ScoreMatchingDensity(**{**SMALL, param: value}).fit(X[:50])
+
+
+def test_the_smallest_allowed_values_are_accepted():
+    est = ScoreMatchingDensity(hidden=(4,), epochs=1, batch_size=1, n_steps=1, burn_in=0)
+    assert est.fit(X[:20]).history_.n_epochs == 1 and est.sample(2).shape == (2, 2)
+    # validation=0 is no validation, as None: one row is enough
+    est = ScoreMatchingDensity(hidden=(4,), epochs=1, validation=0).fit(X[:1])
+    assert est.history_.val_loss == []
+
+
+def test_fit_needs_one_row_and_two_with_validation():
+    assert ScoreMatchingDensity(hidden=(4,), epochs=1).fit(X[:1]).history_.n_epochs == 1
+    est = ScoreMatchingDensity(hidden=(4,), epochs=1, validation=0.5).fit(X[:2])
+    assert len(est.history_.val_loss) == 1
+    want = "validation=0.5 holds rows out and needs at least 2 samples, got n_samples=1"
+    with pytest.raises(ValueError, match=f"^{re.escape(want)}$"):
+        ScoreMatchingDensity(hidden=(4,), epochs=1, validation=0.5).fit(X[:1])
+    with pytest.raises(
+        ValueError, match=r"^Found array with 0 sample\(s\) \(shape=\(0, 2\)\) while a minimum of 1"
+    ):
+        ScoreMatchingDensity(hidden=(4,), epochs=1).fit(X[:0])
 
 
 def test_dsm_needs_noise_std():

@@ -70,6 +70,15 @@ def test_set_num_threads_out_of_range(restore_threads, bad):
     assert scorematch.get_num_threads() == before
 
 
+def test_set_num_threads_takes_the_documented_maximum(monkeypatch):
+    # 4096 is in range and reaches the engine. The engine is stubbed: starting 4096 threads
+    # takes seconds and loads every core.
+    calls = []
+    monkeypatch.setattr(scorematch._core, "set_num_threads", calls.append)
+    scorematch.set_num_threads(4096)
+    assert calls == [4096]
+
+
 @pytest.mark.parametrize("bad", [1.5, 2.0, "2", None, True])
 def test_set_num_threads_not_an_int(restore_threads, bad):
     with pytest.raises(TypeError, match="n must be an int"):
