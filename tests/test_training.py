@@ -701,6 +701,41 @@ def test_progress_bar_rate_counts_training_rows_per_second(capsys):
     assert rate >= 0.9 * 2 * n / h.seconds
 
 
+_FRAME = re.compile(r"epoch (\d+)/2 \[(#*)(\.*)\] (loss (\S+) )?(-?[\d,]+) rows/s")
+
+
+@pytest.mark.parametrize("batch_size", [256, 64])  # one step an epoch, four steps
+def test_progress_bar_frames_count_epochs_steps_and_rows(capsys, batch_size):
+    h = EnergyMLP(2, hidden=(8,), seed=0).fit(
+        _rows(200), epochs=2, batch_size=batch_size, validation=None, progress=True
+    )
+    err = capsys.readouterr().err
+    # Frames redrawn in place: "\r" and a line padded to 78 columns each; a newline at the end.
+    assert err.startswith("\r") and err.endswith("\n")
+    frames = err[:-1].split("\r")[1:]
+    assert all(len(f) == 78 for f in frames), [len(f) for f in frames]
+    parsed = [_FRAME.fullmatch(f.rstrip()) for f in frames]
+    assert all(parsed), frames
+    epochs = [int(p[1]) for p in parsed]
+    assert epochs == sorted(epochs) and epochs[0] == 1 and epochs[-1] == 2
+    for p in parsed:
+        assert len(p[2]) + len(p[3]) == 20, p[0]
+        if batch_size == 256:  # a single minibatch: the bar is drawn only once it is done
+            assert p[2] == "#" * 20, p[0]
+    rate = [float(p[6].replace(",", "")) for p in parsed]
+    for e in (1, 2):
+        # An epoch's last two frames: its last minibatch done (with the previous epoch's loss),
+        # then the epoch's end (with its own), both full. Both count the rows of the epochs
+        # done so far, so the later frame's rate is no higher.
+        i = len(epochs) - 1 - epochs[::-1].index(e)
+        done, end = parsed[i - 1], parsed[i]
+        assert done[1] == end[1] == str(e)
+        assert done[2] == end[2] == "#" * 20
+        assert done[5] == (None if e == 1 else f"{h.train_loss[0]:.4g}")
+        assert end[5] == f"{h.train_loss[e - 1]:.4g}"
+        assert 0 < rate[i] <= rate[i - 1]
+
+
 @pytest.mark.parametrize("objective", ["ism", "ssm"])
 def test_n_projections_below_1_is_refused_whatever_the_objective(objective):
     # Checked for every objective (as noise_std is), with the same message.
