@@ -3,8 +3,10 @@ on a 2-worker LocalCluster (processes, loopback), against the single-machine res
 
 from __future__ import annotations
 
+import inspect
 import os
 import threading
+import time
 from collections.abc import Iterator
 from typing import Any
 
@@ -82,6 +84,15 @@ def test_the_model_enters_the_graph_once() -> None:
     assert len(graph) > 20 and len(holding) == 1, holding
 
 
+def test_graphs_of_one_model_share_its_node() -> None:
+    # The model node is keyed by the model's contents: arrays built twice from equal models
+    # and the same data are one array (one key), which Dask computes and caches once.
+    m = model()
+    dX = da.from_array(data(200), chunks=50)
+    assert smd.energy(m, dX).name == smd.energy(m, dX).name == smd.energy(model(), dX).name
+    assert smd.sample(m, 10, n_steps=2).name == smd.sample(m, 10, n_steps=2).name
+
+
 def test_column_chunks_are_merged_and_bad_shapes_are_refused() -> None:
     m, X = model(), data(200)
     dX = da.from_array(X, chunks=(50, 1))
@@ -101,6 +112,18 @@ def test_column_chunks_are_merged_and_bad_shapes_are_refused() -> None:
         assert str(dask_err.value) == str(local_err.value)
     ints = [[1, 2, 3], [4, 5, 6]]
     np.testing.assert_array_equal(smd.energy(m, ints).compute(), m.energy(ints))
+
+
+@pytest.mark.parametrize("chunks", [(50, 2), (200, 2), (50, 1)])
+def test_score_and_trace_merge_column_chunks_and_keep_row_chunks(chunks: tuple[int, int]) -> None:
+    # Unlike the energy (whose map_blocks drops the column axis, merging its chunks), the score
+    # keeps that axis: its column chunks must be merged before a block reaches the engine.
+    m, X = model(), data(200)
+    dX = da.from_array(X, chunks=chunks)
+    for name in ("score", "hessian_trace"):
+        got = getattr(smd, name)(m, dX)
+        assert got.chunks[0] == dX.chunks[0], name
+        np.testing.assert_array_equal(got.compute(scheduler="threads"), getattr(m, name)(X))
 
 
 @pytest.mark.parametrize(
@@ -248,6 +271,95 @@ def test_fit_bad_arguments(kwargs: dict[str, Any], match: str) -> None:
         smd.fit(model(), da.from_array(data(50)), **kwargs)
 
 
+def test_fit_an_update_that_overflows_is_a_divergence_at_that_step() -> None:
+    # Loss and gradient finite, lr * gradient beyond the float64 range: the step that made the
+    # parameters infinite is named, as locally, and the model keeps those before it.
+    X = da.from_array(data(300) * 1e3, chunks=100)
+    m, local = model(), model()
+    with pytest.raises(sm.TrainingDivergedError) as want:
+        local.fit(X.compute(), epochs=3, lr=1e308, optimizer="sgd", validation=None, progress=False)
+    with pytest.raises(sm.TrainingDivergedError) as got:
+        smd.fit(m, X, epochs=3, lr=1e308, optimizer="sgd")
+    assert "epoch 0, step 0 " in str(want.value) and "updated parameter vector" in str(want.value)
+    assert str(got.value) == str(want.value)
+    assert same_arrays(m.params, model().params)
+
+
+def test_fit_defaults_are_those_of_the_local_fit() -> None:
+    # Documented "as for EnergyMLP.fit"; only validation differs (no fraction here).
+    ours = inspect.signature(smd.fit).parameters
+    local = inspect.signature(sm.EnergyMLP.fit).parameters
+    shared = set(ours) & set(local) - {"X", "validation"}
+    assert {"epochs", "batch_size", "lr", "weight_decay", "seed", "n_projections"} <= shared
+    for name in shared:
+        assert ours[name].default == local[name].default, name
+    assert ours["validation"].default is None
+
+
+def test_fit_refuses_no_rows_and_takes_one() -> None:
+    m = model()
+    with pytest.raises(ValueError, match="^X must hold at least one row, got 0$"):
+        smd.fit(m, da.zeros((0, 3), chunks=1))
+    with pytest.raises(ValueError, match="^validation must hold at least one row, got 0$"):
+        smd.fit(m, da.from_array(data(10)), validation=np.zeros((0, 3)))
+    h = smd.fit(m, da.from_array(data(1)), epochs=2)
+    assert h.n_epochs == 2 and h.stop_reason == "completed"
+
+
+def test_fit_history_seconds_is_the_wall_time_of_the_fit() -> None:
+    X = da.from_array(data(300), chunks=100)
+    t0 = time.perf_counter()
+    h = smd.fit(model(), X, epochs=2)
+    assert 0 < h.seconds <= time.perf_counter() - t0
+    t0 = time.perf_counter()
+    with pytest.raises(sm.TrainingDivergedError) as info:
+        smd.fit(model(), X, epochs=3, lr=1e300, optimizer="sgd")
+    assert 0 < info.value.history.seconds <= time.perf_counter() - t0
+
+
+def test_fit_a_tie_is_not_an_improvement() -> None:
+    # lr = 1e-300 leaves the parameters as they are, and one row gives the same loss every
+    # epoch: no epoch after the first is a new best, and patience runs out as locally.
+    one = data(1)
+    ours, local = model(), model()
+    h = smd.fit(ours, one, epochs=5, patience=2, lr=1e-300)
+    hl = local.fit(one, epochs=5, patience=2, lr=1e-300, validation=None, progress=False)
+    assert len(set(h.train_loss)) == 1
+    assert h.best_epoch == hl.best_epoch == 0
+    assert h.n_epochs == hl.n_epochs == 3 and h.stop_reason == "patience"
+
+
+def test_fit_without_validation_keeps_the_last_parameters() -> None:
+    # The best epoch is restored only with validation rows. Here the last epoch is not the
+    # best (measured train losses -1.16 -1.35 -1.48 -1.506 -1.500) and the model keeps its
+    # last parameters, as the local fit does.
+    X = data(300)
+    args: dict[str, Any] = {"epochs": 5, "lr": 0.3, "optimizer": "sgd", "batch_size": 50}
+    ours, local = model(), model()
+    h = smd.fit(ours, da.from_array(X, chunks=100), **args)
+    hl = local.fit(X, validation=None, progress=False, **args)
+    assert h.best_epoch == hl.best_epoch == 3
+    assert rel_diff(ours, local) < 1e-9
+
+
+def test_fit_diverges_on_a_non_finite_validation_loss() -> None:
+    # Finite validation rows whose loss overflows: the local fit's message, and its parameters
+    # (those before the epoch's last step).
+    X, V = data(300), data(20, seed=2)
+    V[5] = 1e200
+    ours, local = model(), model()
+    with pytest.raises(sm.TrainingDivergedError) as want:
+        local.fit(X, epochs=2, validation=V, progress=False)
+    with pytest.raises(sm.TrainingDivergedError) as got:
+        smd.fit(ours, da.from_array(X, chunks=100), epochs=2, validation=V)
+    assert "the validation loss is NaN or Inf" in str(want.value)
+    assert str(got.value) == str(want.value)
+    assert got.value.history.stop_reason == "diverged" and got.value.history.val_loss == []
+    # The failed epoch is not in the history: it never completed.
+    assert got.value.history.train_loss == want.value.history.train_loss == []
+    assert rel_diff(ours, local) < 1e-9
+
+
 def test_a_nan_row_is_named_by_its_row_in_x() -> None:
     X = data(100)
     X[57, 1] = np.nan
@@ -291,6 +403,27 @@ def test_sample_takes_auto_chunks() -> None:
     m = model()
     got = smd.sample(m, 10, chunks="auto", n_steps=3)
     np.testing.assert_array_equal(got.compute(scheduler="threads"), m.sample(10, n_steps=3).samples)
+
+
+def test_sample_blocks_hold_4096_chains_by_default() -> None:
+    assert smd.sample(model(), 10_000, n_steps=1).chunks == ((4096, 4096, 1808), (3,))
+
+
+@pytest.mark.parametrize(
+    "kw, message",
+    [
+        # Refused by name here, not by the TypeError that model.sample's checks would give.
+        ({"n_step": 5}, "scorematch.dask.sample got an unexpected keyword argument 'n_step'"),
+        (
+            {"progress": True, "first_chain": 5, "on_divergence": "mask"},
+            "scorematch.dask.sample does not take first_chain, on_divergence, progress",
+        ),
+    ],
+)
+def test_sample_names_the_options_it_refuses(kw: dict[str, Any], message: str) -> None:
+    with pytest.raises(TypeError) as info:
+        smd.sample(model(), 10, **kw)
+    assert str(info.value) == message
 
 
 def test_sample_takes_empty_blocks_and_builds_lazily(monkeypatch: pytest.MonkeyPatch) -> None:
@@ -445,4 +578,31 @@ def test_fit_stops_on_patience_and_restores_the_best_epoch_as_the_local_fit() ->
     # The callback gets (epoch, train loss, validation loss), in that order.
     assert seen == list(zip(h.train_loss, h.val_loss, strict=True))
     # Restored: the best epoch's parameters, not the last epoch's.
+    assert rel_diff(ours, local) < 1e-9
+
+
+def test_fit_on_a_cluster_computes_each_step_where_the_blocks_are(client: Any) -> None:
+    # Each step sends one task to each worker holding blocks of X, for all its blocks, and it
+    # runs there: the rows travel neither to the driver nor between workers.
+    with client.as_current(), dask.config.set(scheduler="dask.distributed"):
+        X = da.from_array(data(1000), chunks=(125, 3)).persist()
+        distributed.wait(X)
+        homes = {min(where) for where in client.who_has(X).values()}
+        with distributed.get_task_stream(client) as ts:
+            smd.fit(model(), X, epochs=2, batch_size=1000)  # one step an epoch, every block
+    workers = sorted(t["worker"] for t in ts.data if str(t["key"]).startswith("_group_loss_grad"))
+    assert workers == sorted(2 * list(homes))
+
+
+def test_fit_on_a_cluster_runs_blocks_no_worker_is_known_to_hold(
+    client: Any, monkeypatch: pytest.MonkeyPatch
+) -> None:
+    # Where blocks live is a hint: one that who_has does not place (lost with its worker and
+    # not yet recomputed) goes to any worker, and the fit is the same.
+    X = data(300)
+    ours, local = model(), model()
+    monkeypatch.setattr(client, "who_has", lambda *args, **kwargs: {})
+    with client.as_current(), dask.config.set(scheduler="dask.distributed"):
+        smd.fit(ours, da.from_array(X, chunks=100), epochs=2, batch_size=100)
+    local.fit(X, epochs=2, batch_size=100, validation=None, progress=False)
     assert rel_diff(ours, local) < 1e-9

@@ -478,7 +478,8 @@ class _Blocks:
                 [share[b][1] for b in mine],
                 *spec,
                 workers=None if where is None else [where],
-                allow_other_workers=True,
+                # distributed refuses allow_other_workers without workers.
+                allow_other_workers=where is not None,
                 pure=False,
             )
             submitted.append((mine, future))
@@ -671,7 +672,6 @@ def fit(
                     )
                 loss_sum += loss
             train_loss = loss_sum / steps
-            history.train_loss.append(train_loss)
             val_loss = None
             if val is not None:
                 keys = np.arange(val.n, dtype=np.uint64)
@@ -688,6 +688,9 @@ def fit(
                     params[:] = good
                     raise diverged(_core.non_finite_message(epoch, steps, "validation loss"))
                 history.val_loss.append(val_loss)
+            # Only now is the epoch complete: a validation divergence leaves it out, as in
+            # EnergyMLP.fit.
+            history.train_loss.append(train_loss)
             monitored = train_loss if val_loss is None else val_loss
             if best is None or monitored < best[0]:
                 best = (monitored, params.copy())
