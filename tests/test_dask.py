@@ -101,6 +101,13 @@ def test_column_chunks_are_merged_and_bad_shapes_are_refused() -> None:
         smd.score(m, da.from_array(X[:, :2]))
     with pytest.raises(TypeError, match="EnergyMLP"):
         smd.score(object(), dX)  # type: ignore[arg-type]
+    # The in-memory methods' messages, word for word.
+    for bad in (X[:, :2], X[0], X[None]):
+        with pytest.raises(ValueError) as dask_err:
+            smd.energy(m, da.from_array(bad))
+        with pytest.raises(ValueError) as local_err:
+            m.energy(bad)
+        assert str(dask_err.value) == str(local_err.value)
     # Integer arrays are refused as by the in-memory methods, with the same messages; lists of
     # ints are converted.
     for dtype in (np.int64, np.complex128, bool):
@@ -257,12 +264,12 @@ def test_fit_diverges_where_the_local_fit_does(bad: dict[str, Any], cause: str) 
 @pytest.mark.parametrize(
     "kwargs, match",
     [
-        ({"objective": "esm"}, "objective"),
+        ({"objective": "esm"}, "^objective must be 'ism', 'ssm' or 'dsm', got 'esm'$"),
         ({"objective": "dsm"}, "noise_std"),
         ({"lr": -1.0}, "lr"),
         ({"batch_size": 0}, "batch_size"),
         ({"epochs": 0}, "epochs"),
-        ({"optimizer": "lbfgs"}, "optimizer"),
+        ({"optimizer": "lbfgs"}, "^optimizer must be 'adam' or 'sgd', got 'lbfgs'$"),
         ({"validation": 0.1}, "fraction"),
     ],
 )

@@ -651,8 +651,8 @@ def _rows(n):
 @pytest.mark.parametrize(
     ("kwargs", "message"),
     [
-        ({"objective": "mle"}, "objective must be one of ('ism', 'ssm', 'dsm', 'esm'), got 'mle'"),
-        ({"optimizer": "lbfgs"}, "optimizer must be one of ('adam', 'sgd'), got 'lbfgs'"),
+        ({"objective": "mle"}, "objective must be 'ism', 'ssm', 'dsm' or 'esm', got 'mle'"),
+        ({"optimizer": "lbfgs"}, "optimizer must be 'adam' or 'sgd', got 'lbfgs'"),
     ],
 )
 def test_unknown_objective_or_optimizer_message_lists_the_choices(kwargs, message):

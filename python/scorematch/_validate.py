@@ -160,6 +160,18 @@ def parse_dtype(dtype: Any) -> str:
     return name
 
 
+def check_batch_shape(shape: tuple[Any, ...], dim: int, name: str = "X") -> None:
+    """Raises the ValueError of a batch whose shape is not (n, dim): the one message of the
+    in-memory methods and of :mod:`scorematch.dask`."""
+    if len(shape) != 2:
+        raise ValueError(
+            f"{name} must be 2-D with shape (n, {dim}), got an array of shape {shape}"
+            + ("; for a single point use X.reshape(1, -1)" if len(shape) == 1 else "")
+        )
+    if shape[1] != dim:
+        raise ValueError(f"{name} must have shape (n, {dim}) for this model, got {shape}")
+
+
 def as_batch(x: Any, dim: int, dtype: str, name: str = "X") -> NDArray[Any]:
     """Return ``x`` as an (n, dim) array of ``dtype``, copying only when the dtype differs.
 
@@ -187,13 +199,7 @@ def as_batch(x: Any, dim: int, dtype: str, name: str = "X") -> NDArray[Any]:
                 f"convert it explicitly, e.g. {name}.astype(np.float64)"
             )
         arr = arr.astype(dtype)
-    if arr.ndim != 2:
-        raise ValueError(
-            f"{name} must be 2-D with shape (n, {dim}), got an array of shape {arr.shape}"
-            + ("; for a single point use X.reshape(1, -1)" if arr.ndim == 1 else "")
-        )
-    if arr.shape[1] != dim:
-        raise ValueError(f"{name} must have shape (n, {dim}) for this model, got {arr.shape}")
+    check_batch_shape(arr.shape, dim, name)
     if arr.dtype != _FLOAT_NAMES[dtype] or not arr.dtype.isnative:
         arr = convert_checked(arr, dtype, name)
     elif not arr.flags.aligned:

@@ -46,7 +46,14 @@ except ImportError as err:  # pragma: no cover - exercised only without the extr
     raise ImportError('scorematch.dask needs dask: pip install "scorematch[dask]"') from err
 
 from scorematch import _core, sampling
-from scorematch._validate import FLOATS, as_int, as_seed, check_finite_rows, convert_checked
+from scorematch._validate import (
+    FLOATS,
+    as_int,
+    as_seed,
+    check_batch_shape,
+    check_finite_rows,
+    convert_checked,
+)
 from scorematch.training import FitHistory, TrainingDivergedError, _stops, check_loop_args
 
 if TYPE_CHECKING:
@@ -86,11 +93,7 @@ def _rows(X: Any, model: EnergyMLP, name: str = "X") -> da.Array:
     exact = isinstance(X, (da.Array, np.ndarray))
     if not isinstance(X, da.Array):
         X = da.asarray(X)
-    if X.ndim != 2 or X.shape[1] != model.dim:
-        raise ValueError(
-            f"{name} must have shape (n, {model.dim}) for this model (dim = {model.dim}), "
-            f"got {X.shape}"
-        )
+    check_batch_shape(X.shape, model.dim, name)
     if X.dtype.kind != "f" and (exact or X.dtype.kind not in "iu"):
         hint = (
             f"; convert it explicitly, e.g. {name}.astype(np.float64)"
@@ -578,7 +581,7 @@ def fit(
 
     _check_model(model)
     if objective not in _OBJECTIVES:
-        raise ValueError(f"objective must be one of {_OBJECTIVES}, got {objective!r}")
+        raise ValueError(f"objective must be 'ism', 'ssm' or 'dsm', got {objective!r}")
     epochs, batch_size, patience, seed, n_projections, projection, noise_std = check_loop_args(
         objective,
         epochs,

@@ -134,9 +134,9 @@ def fit(
 ) -> FitHistory:
     """Implementation of :meth:`EnergyMLP.fit`; see there."""
     if objective not in _OBJECTIVES:
-        raise ValueError(f"objective must be one of {_OBJECTIVES}, got {objective!r}")
+        raise ValueError(f"objective must be 'ism', 'ssm', 'dsm' or 'esm', got {objective!r}")
     if optimizer not in _OPTIMIZERS:
-        raise ValueError(f"optimizer must be one of {_OPTIMIZERS}, got {optimizer!r}")
+        raise ValueError(f"optimizer must be 'adam' or 'sgd', got {optimizer!r}")
     lr = as_positive(lr, "lr")
     weight_decay = _as_nonnegative(weight_decay, "weight_decay")
     epochs, batch_size, patience, seed, n_projections, projection, noise_std = check_loop_args(
