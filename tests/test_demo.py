@@ -1,5 +1,6 @@
 """The built-in demo and its command line."""
 
+import re
 import subprocess
 import sys
 
@@ -32,6 +33,14 @@ def test_cli_demo_writes_the_figure(tmp_path):
     r = _cli("demo", "--out", str(out), "--seed", "1", cwd=tmp_path)
     assert r.returncode == 0, r.stderr
     assert "Fisher divergence" in r.stdout and "MMD" in r.stdout, r.stdout
+    # The demo's documented sizes: the model, the training set, the epochs, the chains.
+    head = (
+        "scorematch demo: 8gaussians, 20000 points; EnergyMLP(dim=2, hidden=(64, 64, 64), "
+        "activation='softplus', dtype='float64', alpha=0.001)"
+    )
+    assert r.stdout.startswith(head), r.stdout
+    assert "  fit: 40 epochs of implicit score matching" in r.stdout
+    assert "  sample: 2000 MALA chains x 500 steps" in r.stdout
     if _has_matplotlib():
         assert out.read_bytes()[:8] == b"\x89PNG\r\n\x1a\n"
         assert out.stat().st_size > 20_000  # a real figure, not an empty canvas
@@ -121,8 +130,19 @@ def test_cli_fit_sample_info_round_trip(tmp_path):
     info = _cli("info", "m.npz", cwd=tmp_path)
     assert info.returncode == 0 and "hidden=(16, 16)" in info.stdout
     # Without burn-in, MALA runs with the given step size (no adaptation to ask for).
-    smp = _cli("sample", "m.npz", "-n", "5", "--steps", "5", "--burn-in", "0", "--out", "t.npy",
-               cwd=tmp_path)  # fmt: skip
+    smp = _cli(
+        "sample",
+        "m.npz",
+        "-n",
+        "5",
+        "--steps",
+        "5",
+        "--burn-in",
+        "0",
+        "--out",
+        "t.npy",
+        cwd=tmp_path,
+    )
     assert smp.returncode == 0, smp.stderr
     assert np.load(tmp_path / "t.npy").shape == (5, 2)
 
@@ -195,8 +215,16 @@ def test_demo_measures_on_held_out_points(monkeypatch):
             return _real(self, X, *args, **kwargs)
 
         monkeypatch.setattr(EnergyMLP, name, spy)
-    r = run("8gaussians", out=None, seed=5, n_train=600, epochs=1, n_samples=500, n_steps=20,
-            verbose=False)  # fmt: skip
+    r = run(
+        "8gaussians",
+        out=None,
+        seed=5,
+        n_train=600,
+        epochs=1,
+        n_samples=500,
+        n_steps=20,
+        verbose=False,
+    )
     ds = datasets.get("8gaussians")
     held_out = ds.sample(2000, seed=6)
     assert len(seen) == 3 and all(np.array_equal(x, held_out) for x in seen)
@@ -218,30 +246,273 @@ def test_cli_fit_and_sample_use_every_option(tmp_path, capsys):
     X = datasets.get("8gaussians").sample(400, seed=0)
     np.save(tmp_path / "d.npy", X)
     m_path = str(tmp_path / "m.npz")
-    argv = ["fit", str(tmp_path / "d.npy"), "--out", m_path, "--hidden", "8,8",
-            "--objective", "dsm", "--activation", "tanh", "--dtype", "float32",
-            "--alpha", "0.5", "--epochs", "3", "--batch-size", "64", "--lr", "2e-3",
-            "--noise-std", "0.1", "--seed", "3"]  # fmt: skip
+    argv = [
+        "fit",
+        str(tmp_path / "d.npy"),
+        "--out",
+        m_path,
+        "--hidden",
+        "8,8",
+        "--objective",
+        "dsm",
+        "--activation",
+        "tanh",
+        "--dtype",
+        "float32",
+        "--alpha",
+        "0.5",
+        "--epochs",
+        "3",
+        "--batch-size",
+        "64",
+        "--lr",
+        "2e-3",
+        "--noise-std",
+        "0.1",
+        "--seed",
+        "3",
+    ]
     assert main(argv) == 0
     m = load(m_path)
     want = EnergyMLP(2, hidden=(8, 8), activation="tanh", dtype="float32", alpha=0.5, seed=3)
-    want.fit(X, objective="dsm", epochs=3, batch_size=64, lr=2e-3, noise_std=0.1, seed=3,
-             progress=False)  # fmt: skip
+    want.fit(
+        X, objective="dsm", epochs=3, batch_size=64, lr=2e-3, noise_std=0.1, seed=3, progress=False
+    )
     assert (m.activation, m.dtype, m.alpha) == ("tanh", np.float32, 0.5)
     assert same_arrays(m.params, want.params)
     capsys.readouterr()
     for method, seed in (("mala", 3), ("ula", 4)):
         out = tmp_path / f"s-{method}.npy"
-        assert main(["sample", m_path, "-n", "30", "--steps", "15", "--burn-in", "5",
-                     "--method", method, "--step-size", "0.02", "--seed", str(seed),
-                     "--out", str(out)]) == 0  # fmt: skip
-        res = m.sample(30, n_steps=15, step_size=0.02, method=method, burn_in=5, seed=seed,
-                       adapt_step_size=method == "mala")  # fmt: skip
+        assert (
+            main(
+                [
+                    "sample",
+                    m_path,
+                    "-n",
+                    "30",
+                    "--steps",
+                    "15",
+                    "--burn-in",
+                    "5",
+                    "--method",
+                    method,
+                    "--step-size",
+                    "0.02",
+                    "--seed",
+                    str(seed),
+                    "--out",
+                    str(out),
+                ]
+            )
+            == 0
+        )
+        res = m.sample(
+            30,
+            n_steps=15,
+            step_size=0.02,
+            method=method,
+            burn_in=5,
+            seed=seed,
+            adapt_step_size=method == "mala",
+        )
         assert np.array_equal(np.load(out), res.samples)
         assert f"({method}, 15 steps)" in capsys.readouterr().out
+
+
+def test_demo_run_defaults_to_8gaussians_seed_0_and_40_epochs():
+    small = {"out": None, "n_train": 600, "n_samples": 50, "n_steps": 10, "verbose": False}
+    a = run(**small)
+    b = run("8gaussians", seed=0, epochs=40, **small)
+    measured = ("heldout_ism", "fisher_divergence", "mmd", "mmd_null")
+    assert [getattr(a, f) for f in measured] == [getattr(b, f) for f in measured]
 
 
 def test_cli_demo_takes_its_epochs(tmp_path):
     r = _cli("demo", "--out", "", "--epochs", "1", cwd=tmp_path)
     assert r.returncode == 0, r.stderr
     assert "fit: 1 epochs" in r.stdout
+
+
+def test_cli_fit_defaults_are_the_documented_ones(tmp_path, capsys):
+    """fit with only its required arguments: the model and history of EnergyMLP.fit with the
+    defaults --help shows (64,64,64 softplus float64, ism, 100 epochs, batches of 256, lr 1e-3,
+    seed 0), and a summary line naming the last validation loss."""
+    from scorematch import EnergyMLP, datasets, load
+    from scorematch.__main__ import main
+
+    # 300 rows: 270 after the validation split, so batches of 256 and 257 differ.
+    X = datasets.get("8gaussians").sample(300, seed=0)
+    np.save(tmp_path / "d.npy", X)
+    m_path = str(tmp_path / "m.npz")
+    assert main(["fit", str(tmp_path / "d.npy"), "--out", m_path]) == 0
+    want = EnergyMLP(
+        2, hidden=(64, 64, 64), activation="softplus", dtype="float64", alpha=0.0, seed=0
+    )
+    hist = want.fit(X, objective="ism", epochs=100, batch_size=256, lr=1e-3, seed=0, progress=False)
+    m = load(m_path)
+    assert (m.hidden, m.activation, m.dtype, m.alpha) == ((64, 64, 64), "softplus", np.float64, 0.0)
+    assert same_arrays(m.params, want.params)
+    out = capsys.readouterr().out
+    pattern = (
+        rf"fitted {re.escape(repr(m))} on 300 rows: 100 epochs in \d+\.\d\d s, "
+        rf"final loss {re.escape(f'{hist.val_loss[-1]:.5g}')} \({hist.stop_reason}\); "
+        rf"saved to {re.escape(m_path)}"
+    )
+    assert re.fullmatch(pattern, out.strip()), out
+
+
+def test_cli_sample_defaults_are_the_documented_ones(tmp_path, capsys):
+    """sample with only -n and --out: MALA, 1000 steps after 200 of burn-in that tune the
+    step size from 0.01, seed 0."""
+    from scorematch import EnergyMLP
+    from scorematch.__main__ import main
+
+    m = EnergyMLP(2, hidden=(4,), seed=1)
+    m.save(tmp_path / "m.npz")
+    out = tmp_path / "s.npy"
+    assert main(["sample", str(tmp_path / "m.npz"), "-n", "3", "--out", str(out)]) == 0
+    res = m.sample(
+        3, n_steps=1000, step_size=1e-2, method="mala", burn_in=200, seed=0, adapt_step_size=True
+    )
+    assert np.array_equal(np.load(out), res.samples)
+    line = capsys.readouterr().out.strip()
+    assert re.fullmatch(
+        rf"3 samples \(mala, 1000 steps\) in \d+\.\d\d s -> {re.escape(str(out))}", line
+    ), line
+
+
+def test_cli_sample_adapts_mala_with_one_burn_in_step(tmp_path):
+    # One burn-in step is enough to ask MALA for step-size adaptation.
+    from scorematch import EnergyMLP
+    from scorematch.__main__ import main
+
+    m = EnergyMLP(2, hidden=(4,), seed=1)
+    m.save(tmp_path / "m.npz")
+    out = tmp_path / "s.npy"
+    argv = [
+        "sample",
+        str(tmp_path / "m.npz"),
+        "-n",
+        "20",
+        "--steps",
+        "10",
+        "--burn-in",
+        "1",
+        "--step-size",
+        "0.5",
+        "--out",
+        str(out),
+    ]
+    assert main(argv) == 0
+    res = m.sample(
+        20, n_steps=10, step_size=0.5, method="mala", burn_in=1, seed=0, adapt_step_size=True
+    )
+    assert np.array_equal(np.load(out), res.samples)
+    plain = m.sample(20, n_steps=10, step_size=0.5, method="mala", burn_in=1, seed=0)
+    assert not np.array_equal(res.samples, plain.samples)  # the check can tell them apart
+
+
+def test_cli_demo_defaults_and_empty_out(monkeypatch):
+    """demo passes its documented defaults to scorematch.demo.run (8gaussians, demo.png,
+    seed 0, 40 epochs), and --out '' for no figure."""
+    import scorematch.demo
+    from scorematch.__main__ import main
+
+    calls = []
+    monkeypatch.setattr(scorematch.demo, "run", lambda *a, **kw: calls.append((a, kw)))
+    assert main(["demo"]) == 0
+    assert main(["demo", "--out", "", "--dataset", "moons"]) == 0
+    assert calls == [
+        (("8gaussians",), {"out": "demo.png", "seed": 0, "epochs": 40}),
+        (("moons",), {"out": None, "seed": 0, "epochs": 40}),
+    ]
+
+
+@pytest.mark.parametrize(
+    "argv, want",
+    [
+        ([], "the following arguments are required: command"),
+        (["fit", "d.npy"], "the following arguments are required: --out"),
+        (["sample", "m.npz"], "the following arguments are required: -n, --out"),
+    ],
+)
+def test_cli_names_missing_arguments(argv, want, capsys):
+    from scorematch.__main__ import main
+
+    with pytest.raises(SystemExit) as exc:
+        main(argv)
+    assert exc.value.code == 2
+    assert capsys.readouterr().err.strip().splitlines()[-1].endswith(f"error: {want}")
+
+
+def test_cli_reads_csv_data_and_a_single_column(tmp_path):
+    """A .csv table fits like the same .npy one; a one-column CSV is (n, 1) data."""
+    from scorematch import load
+    from scorematch.__main__ import main
+
+    X = np.random.default_rng(0).normal(size=(40, 2))
+    np.save(tmp_path / "d.npy", X)
+    np.savetxt(tmp_path / "d.csv", X, delimiter=",", fmt="%.17g")
+    np.savetxt(tmp_path / "c.csv", X[:, :1], delimiter=",", fmt="%.17g")
+    common = ["--epochs", "2", "--hidden", "4"]
+    assert main(["fit", str(tmp_path / "d.npy"), "--out", str(tmp_path / "a.npz"), *common]) == 0
+    assert main(["fit", str(tmp_path / "d.csv"), "--out", str(tmp_path / "b.npz"), *common]) == 0
+    assert same_arrays(load(tmp_path / "a.npz").params, load(tmp_path / "b.npz").params)
+    assert main(["fit", str(tmp_path / "c.csv"), "--out", str(tmp_path / "c.npz"), *common]) == 0
+    assert load(tmp_path / "c.npz").dim == 1
+
+
+def _error(capsys, argv):
+    from scorematch.__main__ import main
+
+    assert main(argv) == 2
+    err = capsys.readouterr().err
+    assert err.count("\n") == 1, err
+    return err.strip()
+
+
+def test_cli_data_file_errors_are_named_exactly(tmp_path, capsys, monkeypatch):
+    monkeypatch.chdir(tmp_path)
+    (tmp_path / "data.txt").write_text("1,2\n3,4\n")
+    np.save(tmp_path / "flat.npy", np.zeros(10))
+    np.save(tmp_path / "obj.npy", np.array([[1.0, None]], dtype=object), allow_pickle=True)
+    fit = ["--out", "m.npz", "--epochs", "1"]
+    assert _error(capsys, ["fit", "missing.npy", *fit]) == (
+        "scorematch: error: no data file at 'missing.npy'"
+    )
+    assert _error(capsys, ["fit", "data.txt", *fit]) == (
+        "scorematch: error: data must be a .npy or .csv file, got 'data.txt'"
+    )
+    assert _error(capsys, ["fit", "flat.npy", *fit]) == (
+        "scorematch: error: data must be a 2-D table (n, dim), got shape (10,)"
+    )
+    # Never unpickle: a .npy of Python objects is refused as unreadable.
+    assert _error(capsys, ["fit", "obj.npy", *fit]) == (
+        "scorematch: error: cannot read 'obj.npy': Object arrays cannot be loaded when "
+        "allow_pickle=False"
+    )
+    assert not (tmp_path / "m.npz").exists()
+
+
+def test_cli_sample_refuses_other_output_formats(tmp_path, capsys):
+    from scorematch import EnergyMLP
+
+    EnergyMLP(2, hidden=(4,)).save(tmp_path / "m.npz")
+    out = str(tmp_path / "s.txt")
+    argv = ["sample", str(tmp_path / "m.npz"), "-n", "2", "--steps", "2", "--out", out]
+    assert _error(capsys, argv) == (
+        f"scorematch: error: output must be a .npy or .csv file, got {out!r}"
+    )
+    assert list(tmp_path.iterdir()) == [tmp_path / "m.npz"]
+
+
+def test_cli_reports_an_interrupt_with_status_130(tmp_path, capsys, monkeypatch):
+    import scorematch
+    from scorematch.__main__ import main
+
+    def interrupted(path):
+        raise KeyboardInterrupt
+
+    monkeypatch.setattr(scorematch, "load", interrupted)
+    assert main(["info", str(tmp_path / "m.npz")]) == 130
+    assert capsys.readouterr().err == "scorematch: interrupted\n"
