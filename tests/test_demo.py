@@ -516,3 +516,46 @@ def test_cli_reports_an_interrupt_with_status_130(tmp_path, capsys, monkeypatch)
     monkeypatch.setattr(scorematch, "load", interrupted)
     assert main(["info", str(tmp_path / "m.npz")]) == 130
     assert capsys.readouterr().err == "scorematch: interrupted\n"
+
+
+@pytest.mark.parametrize("epochs_done", [0, 2])
+def test_cli_fit_interrupted_saves_the_model_and_exits_130(
+    tmp_path, capsys, monkeypatch, epochs_done
+):
+    # Ctrl-C inside EnergyMLP.fit returns its history with stop_reason "interrupted" (the
+    # model at its last completed step); here fit is stood in for, to stop at a known point.
+    import scorematch
+    from scorematch import load
+    from scorematch.__main__ import main
+
+    def interrupted(self, X, **kwargs):
+        losses = [-1.0 - e for e in range(epochs_done)]
+        return scorematch.FitHistory(
+            train_loss=losses, val_loss=losses, seconds=0.5, stop_reason="interrupted"
+        )
+
+    monkeypatch.setattr(scorematch.EnergyMLP, "fit", interrupted)
+    np.save(tmp_path / "d.npy", np.zeros((10, 2)))
+    out = tmp_path / "m.npz"
+    argv = ["fit", str(tmp_path / "d.npy"), "--out", str(out), "--hidden", "3"]
+    assert main(argv) == 130
+    assert load(out).hidden == (3,)
+    captured = capsys.readouterr()
+    last = "no epoch completed" if epochs_done == 0 else "final loss -2"
+    assert f"{epochs_done} epochs in 0.50 s, {last} (interrupted); saved to" in captured.out
+    assert captured.err == "scorematch: interrupted\n"
+
+
+def test_cli_checks_output_paths_before_any_work(tmp_path, capsys, monkeypatch):
+    # The data and model files do not exist: the output path is refused first.
+    monkeypatch.chdir(tmp_path)
+    assert _error(capsys, ["fit", "missing.npy", "--out", "nofolder/m.npz"]) == (
+        "scorematch: error: no folder 'nofolder' to write 'nofolder/m.npz' in"
+    )
+    assert _error(capsys, ["sample", "missing.npz", "-n", "2", "--out", "s.txt"]) == (
+        "scorematch: error: output must be a .npy or .csv file, got 's.txt'"
+    )
+    assert _error(capsys, ["sample", "missing.npz", "-n", "2", "--out", "no/s.npy"]) == (
+        "scorematch: error: no folder 'no' to write 'no/s.npy' in"
+    )
+    assert list(tmp_path.iterdir()) == []

@@ -1,7 +1,9 @@
 """Command line: ``scorematch demo | fit | sample | info`` (also ``python -m scorematch``).
 
 Errors in files or option values end with a one-line message on stderr and exit status 2
-(argparse itself reports unknown options and malformed numbers, after its usage line).
+(argparse itself reports unknown options and malformed numbers, after its usage line); output
+paths are checked before any work. Ctrl-C ends with status 130; ``fit`` first saves the model
+as trained so far (the parameters of its last completed step) and prints its summary.
 """
 
 from __future__ import annotations
@@ -36,14 +38,20 @@ def _read_data(path: str) -> Any:
     return data.astype(np.float64) if data.dtype.kind in "iu" else data
 
 
-def _write_data(path: str, X: Any) -> None:
+def _check_out(path: str, suffixes: tuple[str, ...] | None = None) -> None:
+    """Refuses an output path before the work whose result it would hold, not after."""
     p = Path(path)
-    if p.suffix == ".npy":
-        np.save(p, X)
-    elif p.suffix == ".csv":
-        np.savetxt(p, X, delimiter=",")
+    if suffixes is not None and p.suffix not in suffixes:
+        raise ValueError(f"output must be a {' or '.join(suffixes)} file, got {path!r}")
+    if not p.parent.is_dir():
+        raise ValueError(f"no folder {str(p.parent)!r} to write {path!r} in")
+
+
+def _write_data(path: str, X: Any) -> None:
+    if Path(path).suffix == ".npy":
+        np.save(path, X)
     else:
-        raise ValueError(f"output must be a .npy or .csv file, got {path!r}")
+        np.savetxt(path, X, delimiter=",")
 
 
 def _demo(args: argparse.Namespace) -> None:
@@ -55,6 +63,7 @@ def _demo(args: argparse.Namespace) -> None:
 def _fit(args: argparse.Namespace) -> None:
     from scorematch import EnergyMLP
 
+    _check_out(args.out)
     X = _read_data(args.data)
     if X.ndim != 2:
         raise ValueError(f"data must be a 2-D table (n, dim), got shape {X.shape}")
@@ -82,17 +91,23 @@ def _fit(args: argparse.Namespace) -> None:
         noise_std=args.noise_std,
         progress=None,
     )
+    # Interrupted, the model holds the parameters of its last completed step: they are saved
+    # too, and the exit status then says the fit did not run to its end.
     model.save(args.out)
-    last = hist.val_loss[-1] if hist.val_loss else hist.train_loss[-1]
+    losses = hist.val_loss or hist.train_loss
+    last = f"final loss {losses[-1]:.5g}" if losses else "no epoch completed"
     print(
         f"fitted {model!r} on {len(X)} rows: {hist.n_epochs} epochs in {hist.seconds:.2f} s, "
-        f"final loss {last:.5g} ({hist.stop_reason}); saved to {args.out}"
+        f"{last} ({hist.stop_reason}); saved to {args.out}"
     )
+    if hist.stop_reason == "interrupted":
+        raise KeyboardInterrupt
 
 
 def _sample(args: argparse.Namespace) -> None:
     from scorematch import load
 
+    _check_out(args.out, (".npy", ".csv"))
     model = load(args.model)
     res = model.sample(
         args.n,
