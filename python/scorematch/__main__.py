@@ -152,7 +152,7 @@ def main(argv: Sequence[str] | None = None) -> int:
     demo.add_argument("--dataset", default="8gaussians", choices=datasets.names())
     demo.add_argument("--out", default="demo.png", help="figure path (PNG); '' for none")
     demo.add_argument("--seed", type=int, default=0)
-    demo.add_argument("--epochs", type=int, default=40)
+    demo.add_argument("--epochs", type=int, default=80)
     demo.set_defaults(run=_demo)
 
     fit = sub.add_parser("fit", help="fit an energy model to a .npy or .csv table of samples")

@@ -60,7 +60,7 @@ def run(
     out: str | None = "demo.png",
     seed: int = 0,
     n_train: int = 20_000,
-    epochs: int = 40,
+    epochs: int = 80,
     n_samples: int = 2_000,
     n_steps: int = 500,
     verbose: bool = True,
@@ -78,8 +78,11 @@ def run(
     say(f"scorematch demo: {dataset}, {n_train} points; {model!r}; {get_num_threads()} threads")
 
     t0 = time.perf_counter()
+    # lr 5e-3 and 80 epochs: the former 2e-3 and 40 left the fit still improving, and its
+    # quality hung on the seed. Over seeds 0-7, Fisher divergence 0.9-12 then, 0.7-1.7 now;
+    # MMD² of the 2000 chains up to 0.1 then, 3.2e-3 now.
     hist = model.fit(
-        X, objective="ism", epochs=epochs, batch_size=256, lr=2e-3, seed=seed, progress=False
+        X, objective="ism", epochs=epochs, batch_size=256, lr=5e-3, seed=seed, progress=False
     )
     fit_s = time.perf_counter() - t0
     steps = hist.n_epochs * int(np.ceil(0.9 * n_train / 256))
