@@ -559,4 +559,10 @@ def test_cli_checks_output_paths_before_any_work(tmp_path, capsys, monkeypatch):
     assert _error(capsys, ["sample", "missing.npz", "-n", "2", "--out", "no/s.npy"]) == (
         "scorematch: error: no folder 'no' to write 'no/s.npy' in"
     )
+    assert _error(capsys, ["fit", "missing.npy", "--out", ""]) == (
+        "scorematch: error: output must name a file, got ''"
+    )
+    assert _error(capsys, ["fit", "missing.npy", "--out", "."]) == (
+        "scorematch: error: output must name a file, got '.'"
+    )
     assert list(tmp_path.iterdir()) == []

@@ -43,6 +43,8 @@ def _check_out(path: str, suffixes: tuple[str, ...] | None = None) -> None:
     p = Path(path)
     if suffixes is not None and p.suffix not in suffixes:
         raise ValueError(f"output must be a {' or '.join(suffixes)} file, got {path!r}")
+    if not p.name or p.is_dir():
+        raise ValueError(f"output must name a file, got {path!r}")
     if not p.parent.is_dir():
         raise ValueError(f"no folder {str(p.parent)!r} to write {path!r} in")
 
