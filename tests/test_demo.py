@@ -566,3 +566,22 @@ def test_cli_checks_output_paths_before_any_work(tmp_path, capsys, monkeypatch):
         "scorematch: error: output must name a file, got '.'"
     )
     assert list(tmp_path.iterdir()) == []
+
+
+@pytest.mark.parametrize(
+    "command, shown",
+    [
+        ("demo", ["8gaussians", "demo.png", "80"]),
+        ("fit", ["ism", "64,64,64", "softplus", "float64", "0.0", "100", "256", "0.001", "0"]),
+        ("sample", ["mala", "1000", "200", "0.01", "0"]),
+    ],
+)
+def test_cli_help_gives_each_options_default(command, shown, capsys):
+    from scorematch.__main__ import main
+
+    with pytest.raises(SystemExit) as exc:
+        main([command, "--help"])
+    assert exc.value.code == 0
+    text = " ".join(capsys.readouterr().out.split())  # argparse wraps lines
+    assert [d for d in shown if f"(default: {d})" not in text] == []
+    assert "%(" not in text  # every %(default)s expanded

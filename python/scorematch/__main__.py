@@ -151,49 +151,117 @@ def main(argv: Sequence[str] | None = None) -> int:
         description="Fit an energy MLP by implicit score matching to a built-in dataset, "
         "draw MALA samples, print timings and quality figures, and write a figure.",
     )
-    demo.add_argument("--dataset", default="8gaussians", choices=datasets.names())
-    demo.add_argument("--out", default="demo.png", help="figure path (PNG); '' for none")
-    demo.add_argument("--seed", type=int, default=0)
-    demo.add_argument("--epochs", type=int, default=80)
+    demo.add_argument(
+        "--dataset",
+        default="8gaussians",
+        choices=datasets.names(),
+        help="built-in 2-D dataset (default: %(default)s)",
+    )
+    demo.add_argument(
+        "--out", default="demo.png", help="figure path (PNG); '' for none (default: %(default)s)"
+    )
+    demo.add_argument(
+        "--seed", type=int, default=0, help="seed of everything random (default: %(default)s)"
+    )
+    demo.add_argument(
+        "--epochs", type=int, default=80, help="training epochs (default: %(default)s)"
+    )
     demo.set_defaults(run=_demo)
 
-    fit = sub.add_parser("fit", help="fit an energy model to a .npy or .csv table of samples")
+    fit = sub.add_parser(
+        "fit",
+        help="fit an energy model to a .npy or .csv table of samples",
+        description="Fit an energy MLP E(x) to samples by score matching, with Adam. 10% of "
+        "the rows are held out, and the parameters of the epoch with the lowest held-out "
+        "loss are kept.",
+    )
     fit.add_argument("data", help="(n, dim) samples, .npy or .csv")
     fit.add_argument("--out", required=True, help="model file to write")
-    fit.add_argument("--objective", default="ism", choices=["ism", "ssm", "dsm"])
-    fit.add_argument("--hidden", default="64,64,64", help="comma-separated widths")
-    fit.add_argument("--activation", default="softplus", choices=["softplus", "tanh", "silu"])
-    fit.add_argument("--dtype", default="float64", choices=["float32", "float64"])
-    fit.add_argument("--alpha", type=float, default=0.0)
-    fit.add_argument("--epochs", type=int, default=100)
-    fit.add_argument("--batch-size", type=int, default=256)
-    fit.add_argument("--lr", type=float, default=1e-3)
-    fit.add_argument("--noise-std", type=float, default=None, help="for --objective dsm")
-    fit.add_argument("--seed", type=int, default=0)
+    fit.add_argument(
+        "--objective",
+        default="ism",
+        choices=["ism", "ssm", "dsm"],
+        help="implicit (exact Hessian trace), sliced or denoising score matching "
+        "(default: %(default)s)",
+    )
+    fit.add_argument(
+        "--hidden", default="64,64,64", help="comma-separated hidden widths (default: %(default)s)"
+    )
+    fit.add_argument(
+        "--activation",
+        default="softplus",
+        choices=["softplus", "tanh", "silu"],
+        help="hidden-layer activation (default: %(default)s)",
+    )
+    fit.add_argument(
+        "--dtype",
+        default="float64",
+        choices=["float32", "float64"],
+        help="the model's floating-point type (default: %(default)s)",
+    )
+    fit.add_argument(
+        "--alpha",
+        type=float,
+        default=0.0,
+        help="weight of the fixed term (alpha/2)|x|^2 added to the energy (default: %(default)s)",
+    )
+    fit.add_argument(
+        "--epochs", type=int, default=100, help="passes over the data (default: %(default)s)"
+    )
+    fit.add_argument(
+        "--batch-size", type=int, default=256, help="rows per minibatch (default: %(default)s)"
+    )
+    fit.add_argument("--lr", type=float, default=1e-3, help="learning rate (default: %(default)s)")
+    fit.add_argument(
+        "--noise-std", type=float, default=None, help="noise level, needed by --objective dsm"
+    )
+    fit.add_argument(
+        "--seed",
+        type=int,
+        default=0,
+        help="seed of the initialization, the shuffles and the random objectives "
+        "(default: %(default)s)",
+    )
     fit.set_defaults(run=_fit)
 
     sample = sub.add_parser(
         "sample",
         help="draw samples from a model file with Langevin dynamics",
-        description="Langevin step x <- x + (eps/2) s(x) + sqrt(eps) z with --step-size = eps.",
+        description="Langevin step x <- x + (eps/2) s(x) + sqrt(eps) z with --step-size = eps. "
+        "Chains start from N(0, I).",
     )
-    sample.add_argument("model")
-    sample.add_argument("-n", type=int, required=True, help="number of chains (samples)")
+    sample.add_argument("model", help="model file, from 'scorematch fit' or EnergyMLP.save")
+    sample.add_argument("-n", type=int, required=True, help="number of chains, one sample each")
     sample.add_argument("--out", required=True, help=".npy or .csv file to write")
-    sample.add_argument("--method", default="mala", choices=["ula", "mala"])
-    sample.add_argument("--steps", type=int, default=1000)
+    sample.add_argument(
+        "--method",
+        default="mala",
+        choices=["ula", "mala"],
+        help="unadjusted or Metropolis-adjusted Langevin (default: %(default)s)",
+    )
+    sample.add_argument(
+        "--steps", type=int, default=1000, help="steps after the burn-in (default: %(default)s)"
+    )
     sample.add_argument(
         "--burn-in",
         type=int,
         default=200,
-        help="steps run first and dropped; MALA tunes its step size during them (none at 0)",
+        help="steps run first and dropped; MALA tunes its step size during them (none at 0) "
+        "(default: %(default)s)",
     )
-    sample.add_argument("--step-size", type=float, default=1e-2)
-    sample.add_argument("--seed", type=int, default=0)
+    sample.add_argument(
+        "--step-size", type=float, default=1e-2, help="eps, as above (default: %(default)s)"
+    )
+    sample.add_argument(
+        "--seed",
+        type=int,
+        default=0,
+        help="seed of the chains' random streams (default: %(default)s)",
+    )
     sample.set_defaults(run=_sample)
 
     info = sub.add_parser("info", help="describe a model file")
-    info.add_argument("model")
+    info.add_argument("model", help="model file")
     info.set_defaults(run=_info)
 
     args = parser.parse_args(argv)
