@@ -50,6 +50,7 @@ def _check_out(path: str, suffixes: tuple[str, ...] | None = None) -> None:
 
 
 def _write_data(path: str, X: Any) -> None:
+    # .npy or .csv: _check_out refused anything else before the work.
     if Path(path).suffix == ".npy":
         np.save(path, X)
     else:

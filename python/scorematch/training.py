@@ -303,9 +303,10 @@ def column_stats(X: Arr) -> tuple[Arr, Arr]:
     without a warning: callers decide what that means."""
     big = np.maximum(X.max(axis=0), -X.min(axis=0)).astype(np.float64)
     big[~(big > 0)] = 1.0
-    with np.errstate(over="ignore", invalid="ignore"):
+    with np.errstate(over="ignore"):
         mean: Arr = X.mean(axis=0, dtype=np.float64)
-        std: Arr = (X / big).std(axis=0, dtype=np.float64) * big
+    # Scaled into [-1, 1], the spread is at most 1: nothing here can overflow.
+    std: Arr = (X / big).std(axis=0, dtype=np.float64) * big
     return mean, std
 
 
