@@ -237,6 +237,42 @@ def test_demo_measures_on_held_out_points(monkeypatch):
     assert r.mmd_null == pytest.approx(null, rel=1e-12)
 
 
+@pytest.mark.parametrize(
+    ("seed", "derived"),
+    [(5, (6, 7, 8, 9)), (2**64 - 3, (2**64 - 2, 2**64 - 1, 0, 1)), (2**64 - 1, (0, 1, 2, 3))],
+)
+def test_demo_derives_its_other_seeds_within_the_seed_range(monkeypatch, seed, derived):
+    """Every seed in [0, 2**64) runs: the held-out set, the chains' starting points, the exact
+    draw and the baseline's draw use seed + 1, + 2, + 3, + 4, wrapped modulo 2**64 (so any
+    seed below 2**64 - 4 keeps its numbers)."""
+    from scorematch import EnergyMLP, datasets
+
+    test_seed, init_seed, exact_seed, null_seed = derived
+    held, inits = [], []
+    real_loss, real_sample = EnergyMLP.ism_loss, EnergyMLP.sample
+
+    def ism_loss(self, X, *args, **kwargs):
+        held.append(np.array(X, copy=True))
+        return real_loss(self, X, *args, **kwargs)
+
+    def sample(self, n, **kwargs):
+        inits.append(np.array(kwargs["init"], copy=True))
+        return real_sample(self, n, **kwargs)
+
+    monkeypatch.setattr(EnergyMLP, "ism_loss", ism_loss)
+    monkeypatch.setattr(EnergyMLP, "sample", sample)
+    small = {"n_train": 600, "epochs": 1, "n_samples": 500, "n_steps": 20, "verbose": False}
+    r = run("8gaussians", out=None, seed=seed, **small)
+    ds = datasets.get("8gaussians")
+    assert len(held) == 2 and all(np.array_equal(x, ds.sample(2000, seed=test_seed)) for x in held)
+    want_init = 2.0 * np.random.default_rng(init_seed).standard_normal((500, 2))
+    assert len(inits) == 1 and np.array_equal(inits[0], want_init)
+    # With 500 chains the kernel bandwidth comes from the exact draw alone.
+    exact = ds.sample(500, seed=exact_seed)
+    bw = float(np.median(np.linalg.norm(exact[:, None] - exact[None, :], axis=-1)))
+    assert r.mmd_null == pytest.approx(mmd2(ds.sample(500, seed=null_seed), exact, bw), rel=1e-12)
+
+
 def test_cli_fit_and_sample_use_every_option(tmp_path, capsys):
     """Each command-line option reaches the API: the saved model equals EnergyMLP.fit with
     the same options, bit for bit, and the samples equal model.sample's."""
@@ -337,7 +373,7 @@ def test_cli_demo_takes_its_epochs(tmp_path):
 def test_cli_fit_defaults_are_the_documented_ones(tmp_path, capsys):
     """fit with only its required arguments: the model and history of EnergyMLP.fit with the
     defaults --help shows (64,64,64 softplus float64, ism, 100 epochs, batches of 256, lr 1e-3,
-    seed 0), and a summary line naming the last validation loss."""
+    seed 0), and a summary line naming the kept best epoch and its validation loss."""
     from scorematch import EnergyMLP, datasets, load
     from scorematch.__main__ import main
 
@@ -356,7 +392,8 @@ def test_cli_fit_defaults_are_the_documented_ones(tmp_path, capsys):
     out = capsys.readouterr().out
     pattern = (
         rf"fitted {re.escape(repr(m))} on 300 rows: 100 epochs in \d+\.\d\d s, "
-        rf"final loss {re.escape(f'{hist.val_loss[-1]:.5g}')} \({hist.stop_reason}\); "
+        rf"kept best epoch {hist.best_epoch + 1}, validation loss "
+        rf"{re.escape(f'{hist.val_loss[hist.best_epoch]:.5g}')} \({hist.stop_reason}\); "
         rf"saved to {re.escape(m_path)}"
     )
     assert re.fullmatch(pattern, out.strip()), out
@@ -542,9 +579,65 @@ def test_cli_fit_interrupted_saves_the_model_and_exits_130(
     assert main(argv) == 130
     assert load(out).hidden == (3,)
     captured = capsys.readouterr()
-    last = "no epoch completed" if epochs_done == 0 else "final loss -2"
+    last = (
+        "no epoch completed"
+        if epochs_done == 0
+        else "last epoch's validation loss -2, model as of its last completed step"
+    )
     assert f"{epochs_done} epochs in 0.50 s, {last} (interrupted); saved to" in captured.out
     assert captured.err == "scorematch: interrupted\n"
+
+
+def test_cli_fit_summary_gives_the_saved_best_epoch_and_its_loss(tmp_path, capsys):
+    """fit restores the epoch of lowest validation loss, so the summary names that epoch and
+    its loss, which is the saved model's loss on the held-out rows: here epoch 38 of 40 at
+    -24.615, where the last epoch's was -17.641."""
+    from scorematch import EnergyMLP, datasets, load
+    from scorematch.__main__ import main
+
+    X = datasets.get("8gaussians").sample(400, seed=0)[:60]
+    np.save(tmp_path / "small.npy", X)
+    m_path = str(tmp_path / "m.npz")
+    opts = ["--hidden", "16,16", "--epochs", "40", "--lr", "0.05", "--batch-size", "16"]
+    assert main(["fit", str(tmp_path / "small.npy"), "--out", m_path, *opts]) == 0
+    want = EnergyMLP(2, hidden=(16, 16), seed=0)
+    hist = want.fit(X, epochs=40, lr=0.05, batch_size=16, progress=False)
+    best = hist.best_epoch
+    assert best is not None and best < hist.n_epochs - 1  # the case the summary got wrong
+    loss = hist.val_loss[best]
+    out = capsys.readouterr().out.strip()
+    tail = f"kept best epoch {best + 1}, validation loss {loss:.5g} (completed); saved to {m_path}"
+    assert re.fullmatch(rf".* on 60 rows: 40 epochs in \d+\.\d\d s, {re.escape(tail)}", out), out
+    # The 6 held-out rows, drawn as fit draws them (10% of 60, from the seed).
+    held_out = X[np.sort(np.random.default_rng([0, 0x5EED]).permutation(60)[:6])]
+    assert load(m_path).ism_loss(held_out) == pytest.approx(loss, rel=1e-12)
+
+
+@pytest.mark.parametrize(
+    ("val_loss", "best_epoch", "want"),
+    [
+        ([-3.0, -2.5, -1.0], 0, "kept best epoch 1, validation loss -3"),
+        ([], 1, "last epoch's training loss -1.5"),
+    ],
+)
+def test_cli_fit_summary_names_the_loss_of_the_saved_model(
+    tmp_path, capsys, monkeypatch, val_loss, best_epoch, want
+):
+    """The best epoch's validation loss when fit restored it; without validation fit keeps
+    the last epoch's parameters, and the summary gives that epoch's training loss."""
+    import scorematch
+    from scorematch.__main__ import main
+
+    def fitted(self, X, **kwargs):
+        return scorematch.FitHistory(
+            train_loss=[-1.0, -2.0, -1.5], val_loss=val_loss, seconds=0.5, best_epoch=best_epoch
+        )
+
+    monkeypatch.setattr(scorematch.EnergyMLP, "fit", fitted)
+    np.save(tmp_path / "d.npy", np.zeros((10, 2)))
+    out = tmp_path / "m.npz"
+    assert main(["fit", str(tmp_path / "d.npy"), "--out", str(out), "--hidden", "3"]) == 0
+    assert f"3 epochs in 0.50 s, {want} (completed); saved to {out}\n" in capsys.readouterr().out
 
 
 def test_cli_checks_output_paths_before_any_work(tmp_path, capsys, monkeypatch):

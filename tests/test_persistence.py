@@ -113,7 +113,10 @@ def test_newer_format_versions_are_refused(tmp_path):
     ("fields", "match"),
     [
         ({}, r"incomplete scorematch model file \(no 'version'\)"),
-        ({"version": np.array("one")}, r"malformed scorematch model file \(invalid literal"),
+        (
+            {"version": np.array("one")},
+            r"malformed scorematch model file \(field 'version' must be a 0-d integer array, got",
+        ),
         ({"version": np.array([1, 1])}, "malformed scorematch model file"),
         ({"version": np.array(1)}, r"incomplete scorematch model file \(no 'n_arrays'\)"),
         ({"version": np.array(1), "n_arrays": np.array("x")}, "malformed scorematch model file"),
@@ -124,6 +127,99 @@ def test_a_missing_or_malformed_version_or_field_is_named(tmp_path, fields, matc
     np.savez(path, format=np.array("scorematch.EnergyMLP"), **fields)
     with pytest.raises(ValueError, match=match):
         sm.load(path)
+
+
+def _saved_with(path, **changes):
+    """A saved model's file rewritten with some fields changed."""
+    sm.EnergyMLP(2, hidden=(4,), alpha=0.25, seed=1).save(path)
+    with np.load(path) as z:
+        fields = dict(z)
+    np.savez(path, **{**fields, **changes})
+
+
+_INTEGER = "must be a 0-d integer array, got"
+_REAL = "must be a 0-d real (float or integer) array, got"
+_STRING = "must be a 0-d string array, got"
+_PARAM = "must be a float64 array, as the file's dtype says, got"
+
+
+@pytest.mark.parametrize(
+    ("field", "value", "why"),
+    [
+        ("version", np.array(1.7), f"{_INTEGER} a 0-d array of dtype float64"),
+        ("version", np.array(True), f"{_INTEGER} a 0-d array of dtype bool"),
+        ("version", np.array(0), "must be >= 1, got 0"),
+        ("n_arrays", np.array(4.9), f"{_INTEGER} a 0-d array of dtype float64"),
+        (
+            "n_arrays",
+            np.array([4, 4], np.int64),
+            f"{_INTEGER} an array of dtype int64 and shape (2,)",
+        ),
+        ("n_arrays", np.array(-1), "must be >= 0, got -1"),
+        ("alpha", np.array("0.5"), f"{_REAL} a 0-d array of dtype <U3"),
+        ("alpha", np.array(0.5 + 0j), f"{_REAL} a 0-d array of dtype complex128"),
+        ("activation", np.array(b"tanh"), f"{_STRING} a 0-d array of dtype |S4"),
+        ("dtype", np.array(["float64"]), f"{_STRING} an array of dtype <U7 and shape (1,)"),
+        (
+            "param_0",
+            np.ones((4, 2), np.float32),
+            f"{_PARAM} an array of dtype float32 and shape (4, 2)",
+        ),
+        ("param_1", np.ones(4, np.int64), f"{_PARAM} an array of dtype int64 and shape (4,)"),
+    ],
+)
+def test_fields_of_another_type_are_refused_not_converted(tmp_path, field, value, why):
+    """int() would read version 1.7 as 1 and n_arrays 4.9 as 4, float() would parse the
+    string "0.5": a field of another type than `save` writes is a malformed file."""
+    path = tmp_path / "m.npz"
+    _saved_with(path, **{field: value})
+    with pytest.raises(ValueError) as exc:
+        sm.load(path)
+    want = f"{str(path)!r} is a malformed scorematch model file (field {field!r} {why})"
+    assert str(exc.value) == want
+
+
+def test_integer_fields_of_any_width_and_an_integer_alpha_are_read(tmp_path):
+    path = tmp_path / "m.npz"
+    _saved_with(path, version=np.array(1, np.uint8), n_arrays=np.array(4, np.int32))
+    assert sm.load(path).hidden == (4,)
+    _saved_with(path, alpha=np.array(2, np.int64))
+    assert sm.load(path).alpha == 2.0
+
+
+@pytest.mark.parametrize(
+    ("content", "why"),
+    [
+        (b"hello", "it is not an .npz archive"),
+        (pickle.dumps({"format": "scorematch.EnergyMLP"}), "it is not an .npz archive"),
+        (b"", "it is an empty file, not an .npz archive"),
+        (
+            b"PK\x03\x04" + b"\x00" * 40,
+            "a truncated or damaged .npz archive: File is not a zip file",
+        ),
+    ],
+    ids=["text", "pickle", "empty", "zip-start-only"],
+)
+def test_a_file_that_is_not_an_archive_is_named_so(tmp_path, content, why):
+    """Not numpy's advice to load it with allow_pickle (the file may not be a pickle at all,
+    and nothing in a model file is ever unpickled): what the file is instead."""
+    path = tmp_path / "t.npz"
+    path.write_bytes(content)
+    with pytest.raises(ValueError) as exc:
+        sm.load(path)
+    assert str(exc.value) == f"{str(path)!r} is not a readable scorematch model file ({why})"
+
+
+def test_a_truncated_model_file_is_named_so(tmp_path):
+    path = tmp_path / "m.npz"
+    sm.EnergyMLP(2, hidden=(3,)).save(path)
+    path.write_bytes(path.read_bytes()[:-100])
+    with pytest.raises(ValueError) as exc:
+        sm.load(path)
+    assert str(exc.value) == (
+        f"{str(path)!r} is not a readable scorematch model file (a truncated or damaged .npz "
+        "archive: File is not a zip file)"
+    )
 
 
 def test_pickle_round_trip():

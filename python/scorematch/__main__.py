@@ -13,9 +13,12 @@ import sys
 import warnings
 from collections.abc import Sequence
 from pathlib import Path
-from typing import Any
+from typing import TYPE_CHECKING, Any
 
 import numpy as np
+
+if TYPE_CHECKING:
+    from scorematch.training import FitHistory
 
 
 def _read_data(path: str) -> Any:
@@ -97,14 +100,29 @@ def _fit(args: argparse.Namespace) -> None:
     # Interrupted, the model holds the parameters of its last completed step: they are saved
     # too, and the exit status then says the fit did not run to its end.
     model.save(args.out)
-    losses = hist.val_loss or hist.train_loss
-    last = f"final loss {losses[-1]:.5g}" if losses else "no epoch completed"
     print(
         f"fitted {model!r} on {len(X)} rows: {hist.n_epochs} epochs in {hist.seconds:.2f} s, "
-        f"{last} ({hist.stop_reason}); saved to {args.out}"
+        f"{_saved_loss(hist)} ({hist.stop_reason}); saved to {args.out}"
     )
     if hist.stop_reason == "interrupted":
         raise KeyboardInterrupt
+
+
+def _saved_loss(hist: FitHistory) -> str:
+    """The loss of the parameters ``fit`` saved, named as such: the best epoch's validation
+    loss when it was restored, else the last epoch's loss (an interrupted fit saves its last
+    completed step, which can lie past the end of its last epoch)."""
+    if hist.n_epochs == 0:
+        return "no epoch completed"
+    if hist.stop_reason == "interrupted":
+        kind = "validation" if hist.val_loss else "training"
+        losses = hist.val_loss or hist.train_loss
+        return f"last epoch's {kind} loss {losses[-1]:.5g}, model as of its last completed step"
+    if hist.val_loss and hist.best_epoch is not None:
+        # Counted from 1, as the progress bar counts epochs (FitHistory.best_epoch is from 0).
+        best = hist.best_epoch
+        return f"kept best epoch {best + 1}, validation loss {hist.val_loss[best]:.5g}"
+    return f"last epoch's training loss {hist.train_loss[-1]:.5g}"
 
 
 def _sample(args: argparse.Namespace) -> None:

@@ -72,7 +72,7 @@ def run(
     if out:
         out = _figure_path(out)
     X = ds.sample(n_train, seed=seed)
-    X_test = ds.sample(2_000, seed=seed + 1)
+    X_test = ds.sample(2_000, seed=_offset(seed, 1))
     model = EnergyMLP(2, hidden=(64, 64, 64), activation="softplus", alpha=1e-3, seed=seed)
     untrained = model.ism_loss(X_test)
     say(f"scorematch demo: {dataset}, {n_train} points; {model!r}; {get_num_threads()} threads")
@@ -94,7 +94,7 @@ def run(
     say(f"  held-out ISM loss: {heldout:.4f} (untrained model: {untrained:.4f})")
 
     # Chains start from a broad Gaussian, not from the data: they must find the modes.
-    rng_init = np.random.default_rng(seed + 2)
+    rng_init = np.random.default_rng(_offset(seed, 2))
     t0 = time.perf_counter()
     res = model.sample(
         n_samples,
@@ -114,11 +114,11 @@ def run(
         f"({n_samples * n_steps / sample_s / 1e6:.2f} M chain-steps/s), acceptance {acc:.2f}"
     )
 
-    exact = ds.sample(n_samples, seed=seed + 3)
+    exact = ds.sample(n_samples, seed=_offset(seed, 3))
     pooled = np.concatenate([exact, res.samples])
     bw = float(np.median(np.linalg.norm(pooled[:500, None] - pooled[None, :500], axis=-1)))
     mmd = mmd2(res.samples, exact, bw)
-    null = mmd2(ds.sample(n_samples, seed=seed + 4), exact, bw)
+    null = mmd2(ds.sample(n_samples, seed=_offset(seed, 4)), exact, bw)
     say(f"  MMD² to exact samples: {mmd:.2e} (two exact sample sets: {null:.2e})")
     fisher = None
     if isinstance(ds, datasets.GaussianMixture):
@@ -129,6 +129,13 @@ def run(
 
     figure = _plot(model, X, res.samples, out, dataset, say) if out else None
     return DemoResult(fit_s, sample_s, heldout, untrained, fisher, mmd, null, figure)
+
+
+def _offset(seed: int, k: int) -> int:
+    """The seed of the demo's ``k``-th other random draw: ``seed + k`` wrapped into the seeds'
+    range [0, 2**64), so that the largest seeds work too while any seed below 2**64 - k keeps
+    the draws (and so the figures) it always had."""
+    return (seed + k) % 2**64
 
 
 def _figure_path(out: str) -> str:

@@ -7,6 +7,10 @@ Nothing in a model file is executed when it is read. The archive holds
 - ``n_arrays`` and ``param_0`` … ``param_{n-1}``: the parameters in the public layout
   ``[W_1, b_1, ..., W_L, b_L, w, c]`` (the widths follow from their shapes).
 
+Each of the six fields before the parameters is a 0-d array of its own kind (string, integer
+or float) and the parameters are of the file's ``dtype``: the reader converts none of them, so
+a field of another type is refused, not read as what it might have meant.
+
 Readers of a newer version than theirs refuse the file rather than guess.
 """
 
@@ -27,6 +31,13 @@ FORMAT = "scorematch.EnergyMLP"
 VERSION = 1
 
 PathLike = str | os.PathLike[str]
+
+# How np.load tells its formats apart: an .npz archive starts with a zip local-file header
+# (or, empty, with the end-of-archive record), an .npy array with the .npy magic. Anything
+# else np.load would try to unpickle, and its refusal advises allow_pickle=True: wrong for a
+# file that is neither, and never advice for a model file.
+_ZIP_STARTS = (b"PK\x03\x04", b"PK\x05\x06")
+_NPY_START = b"\x93NUMPY"
 
 
 def _check_path(path: Any) -> None:
@@ -76,7 +87,8 @@ def load(path: PathLike) -> EnergyMLP:
     FileNotFoundError
         If ``path`` does not exist.
     ValueError
-        If the file is truncated, corrupted, not a scorematch model, or of a newer format.
+        If the file is truncated, corrupted, not a scorematch model, of a newer format, or
+        holds a field of another type than `save` writes.
     TypeError
         If ``path`` is not a str or an ``os.PathLike``.
     """
@@ -87,20 +99,34 @@ def load(path: PathLike) -> EnergyMLP:
         raise FileNotFoundError(f"no model file at {os.fspath(path)!r}")
     where = os.fspath(path)
     try:
-        loaded = np.load(path, allow_pickle=False)
-        if not isinstance(loaded, np.lib.npyio.NpzFile):
-            # A bare .npy array (np.load reads it whatever the file is called): the file's
-            # content is wrong, not the argument's type.
-            raise ValueError("it holds a single array, not the archive `save` writes")  # noqa: TRY004
-        with loaded as z:
-            fields = {k: _member(z, k) for k in z.files}
-    except (OSError, ValueError, EOFError, zipfile.BadZipFile, KeyError) as err:
+        # The format is told from the file already open, so np.load reads the same file.
+        with open(path, "rb") as f:
+            start = f.read(len(_NPY_START))
+            if start.startswith(_NPY_START):
+                raise ValueError("it holds a single array, not the archive `save` writes")
+            if not start.startswith(_ZIP_STARTS):
+                raise ValueError(
+                    "it is an empty file, not an .npz archive"
+                    if not start
+                    else "it is not an .npz archive"
+                )
+            f.seek(0)
+            try:
+                with np.load(f, allow_pickle=False) as z:
+                    fields = {k: _member(z, k) for k in z.files}
+            except zipfile.BadZipFile as err:
+                # It starts as an archive: zipfile's "File is not a zip file" means that the
+                # end of it, where the table of its members is, is missing or damaged.
+                raise ValueError(f"a truncated or damaged .npz archive: {err}") from None
+    except (OSError, ValueError, EOFError, KeyError) as err:
         raise ValueError(f"{where!r} is not a readable scorematch model file ({err})") from None
     if fields.get("format") is None or str(fields["format"]) != FORMAT:
         raise ValueError(f"{where!r} is not a scorematch model file (no {FORMAT!r} tag)")
     try:
-        version = int(fields["version"])
-    except (KeyError, TypeError, ValueError) as err:
+        version = int(_scalar(fields, "version", "iu", "integer"))
+        if version < 1:
+            raise ValueError(f"field 'version' must be >= 1, got {version}")
+    except (KeyError, ValueError) as err:
         raise _unreadable(where, err) from None
     # Checked before anything else is read: a newer format may lay out the rest differently.
     if version > VERSION:
@@ -109,16 +135,59 @@ def load(path: PathLike) -> EnergyMLP:
             f"{VERSION}: upgrade scorematch"
         )
     try:
-        n = int(fields["n_arrays"])
+        n = int(_scalar(fields, "n_arrays", "iu", "integer"))
+        if n < 0:
+            raise ValueError(f"field 'n_arrays' must be >= 0, got {n}")
         params = [fields[f"param_{i}"] for i in range(n)]
-        activation, dtype = str(fields["activation"]), str(fields["dtype"])
-        alpha = float(fields["alpha"])
-    except (KeyError, TypeError, ValueError) as err:
+        activation = str(_scalar(fields, "activation", "U", "string"))
+        dtype = str(_scalar(fields, "dtype", "U", "string"))
+        # An integer alpha is a real number as it stands; a string would have to be parsed.
+        alpha = float(_scalar(fields, "alpha", "fiu", "real (float or integer)"))
+    except (KeyError, ValueError) as err:
         raise _unreadable(where, err) from None
     try:
-        return EnergyMLP.from_params(params, activation=activation, alpha=alpha, dtype=dtype)
+        model = EnergyMLP.from_params(params, activation=activation, alpha=alpha, dtype=dtype)
     except (ValueError, TypeError) as err:
         raise ValueError(f"{where!r} holds an invalid model: {err}") from None
+    # from_params converts its arrays to the model's dtype; `save` stores them in it, so an
+    # array of another type (integers, or float64 rounded into a float32 model) is damage.
+    for i, p in enumerate(params):
+        if not isinstance(p, np.ndarray) or p.dtype.name != model.dtype.name:
+            raise _unreadable(
+                where,
+                ValueError(
+                    f"field 'param_{i}' must be a {model.dtype.name} array, as the file's "
+                    f"dtype says, got {_describe(p)}"
+                ),
+            )
+    return model
+
+
+def _scalar(fields: dict[str, Any], key: str, kinds: str, kind_name: str) -> Any:
+    """Field ``key``, checked to be a 0-d array of a dtype kind in ``kinds``: never converted
+    from another type, as ``int`` would truncate 4.9 and ``float`` parse ``"0.5"``.
+
+    Raises
+    ------
+    KeyError
+        If the file has no field ``key``.
+    ValueError
+        If the field is not a 0-d array of one of ``kinds`` (numpy dtype kind characters).
+    """
+    value = fields[key]
+    if not (isinstance(value, np.ndarray) and value.ndim == 0 and value.dtype.kind in kinds):
+        raise ValueError(f"field {key!r} must be a 0-d {kind_name} array, got {_describe(value)}")
+    return value[()]
+
+
+def _describe(value: Any) -> str:
+    """What a field holds, for messages: its dtype and shape, or its type if not an array (a
+    member that is not an .npy file reads as bytes)."""
+    if not isinstance(value, np.ndarray):
+        return type(value).__name__
+    if value.ndim == 0:
+        return f"a 0-d array of dtype {value.dtype}"
+    return f"an array of dtype {value.dtype} and shape {value.shape}"
 
 
 def _unreadable(where: str, err: Exception) -> ValueError:
