@@ -3,6 +3,7 @@
 import dataclasses
 import re
 import warnings
+from typing import get_args
 
 import numpy as np
 import pytest
@@ -23,8 +24,33 @@ def test_samples_are_reproducible_2d_and_finite(name):
 def test_unknown_names_and_bad_counts_are_errors():
     with pytest.raises(ValueError, match="'moons'"):
         datasets.get("moon")
-    with pytest.raises(ValueError, match="non-negative int"):
+    with pytest.raises(ValueError, match="^n must be at least 0, got -1$"):
         datasets.get("moons").sample(-1)
+
+
+@pytest.mark.parametrize("name", ["moons", "8gaussians"])
+@pytest.mark.parametrize(("n", "shown"), [(5.0, "float"), (True, "bool"), ("5", "str")])
+def test_counts_and_seeds_of_the_wrong_type_are_type_errors(name, n, shown):
+    # They were ValueErrors, unlike every other count and seed of the package.
+    ds = datasets.get(name)
+    with pytest.raises(TypeError, match=f"^n must be an int, got {shown}$"):
+        ds.sample(n)
+    with pytest.raises(TypeError, match=f"^seed must be an int, got {shown}$"):
+        ds.sample(5, seed=n)
+    with pytest.raises(
+        ValueError, match=r"^n must be at most 9223372036854775807, got 9223372036854775808$"
+    ):
+        ds.sample(2**63)
+    assert ds.sample(np.int64(5), seed=np.uint8(1)).shape == (5, 2)
+
+
+def test_the_typed_names_of_get_are_every_name_with_its_type():
+    # get's overloads tell type checkers which names give a GaussianMixture: they must list
+    # every name, each with the type get returns for it.
+    mixtures, toys = get_args(datasets._MixtureName), get_args(datasets._ToyName)
+    assert sorted(mixtures + toys) == sorted(datasets.names())
+    assert all(isinstance(datasets.get(n), datasets.GaussianMixture) for n in mixtures)
+    assert all(isinstance(datasets.get(n), datasets.ToyDataset) for n in toys)
 
 
 def _mixture(d, seed):
@@ -175,8 +201,55 @@ def test_mixture_weights_may_be_zero_but_not_all_zero():
         np.testing.assert_allclose(gm.score([[0.0]]), [[0.0]], atol=1e-15)
     np.testing.assert_allclose(gm.weights, [1.0, 0.0])
     np.testing.assert_allclose(gm.log_prob([[0.0]]), [-0.5 * np.log(2 * np.pi)], rtol=1e-12)
-    with pytest.raises(ValueError, match=re.escape("weights must be 2 non-negative numbers")):
-        datasets.gaussian_mixture(means, covs, weights=[0.0, 0.0])
+    want = "weights must not all be 0 (they are divided by their sum), got [0, 0]"
+    with pytest.raises(ValueError, match=f"^{re.escape(want)}$"):
+        datasets.gaussian_mixture(means, covs, weights=[0, 0])
+
+
+def test_mixture_weights_are_normalized_whatever_their_scale():
+    # Their sum overflowed to Inf, and every weight became 0.
+    means, covs = np.array([[0.0], [5.0]]), np.ones((2, 1, 1))
+    gm = datasets.gaussian_mixture(means, covs, weights=[1e308, 1.5e308])
+    np.testing.assert_allclose(gm.weights, [0.4, 0.6], rtol=1e-15)
+    assert gm.sample(3).shape == (3, 1)
+
+
+@pytest.mark.parametrize("what", ["means", "covs", "weights"])
+def test_mixture_parameters_are_refused_complex_or_masked(what):
+    # Complex ones lost their imaginary part (with a ComplexWarning); masks were ignored.
+    good = {"means": np.zeros((2, 1)), "covs": np.ones((2, 1, 1)), "weights": np.ones(2)}
+    with warnings.catch_warnings():
+        warnings.simplefilter("error")
+        with pytest.raises(
+            TypeError, match=f"^{what} must be an array of real numbers, got dtype complex128$"
+        ):
+            datasets.gaussian_mixture(**{**good, what: good[what] + 1j})
+    masked = np.ma.masked_array(good[what], mask=np.ones(good[what].shape, dtype=bool))
+    want = f"{what} is a masked array; its mask would be ignored: fill them ({what}.filled(value))"
+    with pytest.raises(TypeError, match=f"^{re.escape(want)}$"):
+        datasets.gaussian_mixture(**{**good, what: masked})
+    datasets.gaussian_mixture(**{**good, what: good[what].astype(int)})  # integers are numbers
+
+
+@pytest.mark.skipif(
+    np.finfo(np.longdouble).max <= np.finfo(np.float64).max, reason="longdouble is float64 here"
+)
+def test_mixture_values_too_large_for_float64_say_so():
+    big = np.longdouble("1e400")
+    means = np.array([[0.0], [big]])
+    want = "means has values too large for float64 (|x| > 1.8e308), first at index (1, 0); rescale them"
+    with warnings.catch_warnings():
+        warnings.simplefilter("error")
+        with pytest.raises(ValueError, match=f"^{re.escape(want)}$"):
+            datasets.gaussian_mixture(means, np.ones((2, 1, 1)))
+        gm = datasets.gaussian_mixture([[0.0]], [[[1.0]]])
+        X = np.array([[0.0], [big]])
+        want = (
+            "X has values too large for float64 (|x| > 1.8e308), first at row 1; rescale the data"
+        )
+        for f in (gm.log_prob, gm.score):
+            with pytest.raises(ValueError, match=f"^{re.escape(want)}$"):
+                f(X)
 
 
 @pytest.mark.parametrize("X", [np.zeros((3, 3)), np.zeros(2), np.zeros((1, 2, 1))])

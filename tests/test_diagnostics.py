@@ -2,6 +2,9 @@
 
 from __future__ import annotations
 
+import re
+import warnings
+
 import numpy as np
 import pytest
 from hypothesis import assume, given, settings
@@ -114,6 +117,39 @@ def test_two_dimensional_input_and_errors(rng):
         diagnostics.ess(np.full((10, 2, 1), np.nan))
     with pytest.raises(ValueError, match="method must be 'bulk', 'tail' or 'basic'"):
         diagnostics.ess(t, method="mean")
+
+
+@pytest.mark.skipif(
+    np.finfo(np.longdouble).max <= np.finfo(np.float64).max, reason="longdouble is float64 here"
+)
+def test_draws_too_large_for_float64_say_so():
+    # Finite longdouble draws beyond float64 were reported as "NaN or Inf", after numpy's
+    # RuntimeWarning about the cast.
+    t = np.zeros((5, 2, 3), dtype=np.longdouble)
+    t[3, 1, 2] = np.longdouble("1e400")
+    want = (
+        "trajectory has values too large for float64 (|x| > 1.8e308), first at draw 3, "
+        "chain 1, coordinate 2; rescale the draws"
+    )
+    with warnings.catch_warnings():
+        warnings.simplefilter("error")
+        for f in (diagnostics.ess, diagnostics.split_rhat, diagnostics.mcse):
+            with pytest.raises(ValueError, match=f"^{re.escape(want)}$"):
+                f(t)
+        with pytest.raises(ValueError, match=re.escape("first at draw 3, chain 1, coordinate 0")):
+            diagnostics.ess(t[:, :, 2])  # (n_draws, n_chains): one coordinate
+        t[3, 1, 2] = np.inf  # a real Inf is still named as one
+        with pytest.raises(ValueError, match=r"^trajectory contains NaN or Inf \(first at draw 3"):
+            diagnostics.ess(t)
+        t[3, 1, 2] = 1.5  # and longdouble draws that fit are read as float64
+        np.testing.assert_array_equal(diagnostics.mcse(t), diagnostics.mcse(t.astype(np.float64)))
+        # Not a rate either: named by its value, without the warning of a cast to Inf.
+        rates = np.array([0.5, np.longdouble("1e400")])
+        with pytest.raises(
+            ValueError,
+            match=r"^acceptance_rate must hold rates in \[0, 1\], got 1e\+400 at chain 1$",
+        ):
+            diagnostics.acceptance_summary(rates)
 
 
 def test_acceptance_summary():

@@ -7,6 +7,7 @@ import json
 import re
 import subprocess
 import sys
+import warnings
 
 import numpy as np
 import pytest
@@ -341,6 +342,45 @@ def test_langevin_keeps_its_dtype_promises():
     np.testing.assert_array_equal(a.samples, b.samples)
 
 
+@pytest.mark.skipif(
+    np.finfo(np.longdouble).max <= np.finfo(np.float64).max, reason="longdouble is float64 here"
+)
+def test_a_langevin_start_too_large_for_float64_says_so():
+    # It was reported as "NaN or Inf", after numpy's RuntimeWarning about the cast.
+    x0 = np.zeros((3, 2), dtype=np.longdouble)
+    x0[1, 0] = np.longdouble("1e400")
+    want = "x0 has values too large for float64 (|x| > 1.8e308), first at row 1; rescale the data"
+    with warnings.catch_warnings():
+        warnings.simplefilter("error")
+        with pytest.raises(ValueError, match=f"^{re.escape(want)}$"):
+            sm.langevin(lambda x: -x, x0, 2, 0.1)
+        x0[1, 0] = np.nan  # a real NaN is still named as one
+        with pytest.raises(ValueError, match=r"^x0 contains NaN or Inf \(first at row 1\)$"):
+            sm.langevin(lambda x: -x, x0, 2, 0.1)
+        x0[1, 0] = 3.0  # and a longdouble start that fits runs in float64
+        assert sm.langevin(lambda x: -x, x0, 2, 0.1).samples.dtype == np.float64
+
+
+def test_langevin_scores_beyond_the_runs_dtype_are_infinite_in_it_without_a_warning():
+    # A float64 score of a float32 run is taken in float32, as the engine's own would be:
+    # beyond its range it is Inf, so the ULA chain diverges and MALA rejects the proposal.
+    # numpy's RuntimeWarning about the cast leaked.
+    x0 = np.zeros((2, 2), dtype=np.float32)
+
+    def huge(x):
+        return np.full(x.shape, 1e39)
+
+    with warnings.catch_warnings():
+        warnings.simplefilter("error")
+        with pytest.raises(sm.SamplingDivergedError, match="^2 of 2 chains diverged"):
+            sm.langevin(huge, x0, 3, 0.1)
+        res = sm.langevin(
+            huge, x0, 3, 0.1, method="mala", energy_fn=lambda x: np.full(len(x), 1e39)
+        )
+    assert res.acceptance_rate.tolist() == [0.0, 0.0]
+    np.testing.assert_array_equal(res.samples, x0)
+
+
 @pytest.mark.parametrize("shape", [(3, 0), (0, 0)])
 def test_langevin_refuses_a_start_without_columns(shape):
     # Chains of dimension 0 cost nothing to pass in, yet their number sizes per-chain state:
@@ -514,11 +554,42 @@ def test_non_arrays_are_named_by_their_type(model, bad, name):
         lambda m, X: m.sample(4, temperature=10**400),
         lambda m, X: m.fit(X, lr=10**400, progress=False),
         lambda m, X: m.dsm_loss_and_grad(X, 10**400),
+        lambda m, X: m.fit(X, weight_decay=10**400, progress=False),
+        # These raised Python's OverflowError, or (target_accept) went unchecked.
+        lambda m, X: EnergyMLP(2, alpha=10**400),
+        lambda m, X: EnergyMLP.from_params(m.params, alpha=10**400),
+        lambda m, X: m.fit(X, validation=10**400, progress=False),
+        lambda m, X: m.sample(3, n_steps=1, target_accept=10**400),
     ],
 )
 def test_ints_beyond_the_float_range_are_value_errors(model, X, call):
     with pytest.raises(ValueError, match=r"must be a finite number, got an int of 401 digits$"):
         call(model, X)
+
+
+@pytest.mark.parametrize(
+    ("value", "digits"),
+    [(10**5000, 5001), (-(10**400), 401), (10**400 - 1, 400)],
+    ids=["1e5000", "-1e400", "1e400-1"],  # pytest's own ids would print the ints
+)
+def test_ints_too_long_to_print_are_described_by_their_length(model, value, digits):
+    # Python refuses str() of an int of more than 4300 digits (sys.get_int_max_str_digits):
+    # a message that printed one raised that ValueError instead of its own.
+    with pytest.raises(
+        ValueError, match=rf"^alpha must be a finite number, got an int of {digits} digits$"
+    ):
+        EnergyMLP(2, alpha=value)
+
+
+def test_ints_past_pythons_printing_limit_are_described_in_range_errors(model):
+    with pytest.raises(
+        ValueError, match=r"^dim must be at most 9223372036854775807, got an int of 5001 digits$"
+    ):
+        EnergyMLP(10**5000)
+    with pytest.raises(
+        ValueError, match=r"^seed must be in \[0, 2\*\*64\), got an int of 5001 digits$"
+    ):
+        model.sample(2, n_steps=1, seed=10**5000)
 
 
 @pytest.mark.parametrize(("dtype", "sigma"), [("float32", 1e37), ("float64", 1e307)])
@@ -567,7 +638,9 @@ def test_datasets_check_their_arguments():
         moons.sample(3, seed=-1)
     with pytest.raises(TypeError, match="^seed must be an int, got float$"):
         gm.sample(3, seed=1.5)  # type: ignore[arg-type]
-    with pytest.raises(ValueError, match="^n must be a non-negative int below 2"):
+    with pytest.raises(
+        ValueError, match="^n must be at most 9223372036854775807, got 9223372036854775808$"
+    ):
         moons.sample(2**63)
     with pytest.raises(ValueError, match="^covs contains NaN or Inf$"):
         datasets.gaussian_mixture([[0.0, 0.0]], [[[np.nan, 0.0], [0.0, 1.0]]])

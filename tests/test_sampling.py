@@ -512,6 +512,19 @@ def test_annealed_temperatures_must_be_a_sequence(temps):
         _small_model().sample(2, method="annealed", temperatures=temps)
 
 
+def test_a_0d_array_of_temperatures_is_not_a_sequence():
+    # numpy's own "iteration over a 0-d array" escaped.
+    with pytest.raises(
+        TypeError,
+        match=re.escape(
+            "temperatures must be a sequence of numbers, e.g. [10.0, 3.0, 1.0], got 0-d ndarray"
+        ),
+    ):
+        _small_model().sample(3, n_steps=5, method="annealed", temperatures=np.array(2.0))
+    res = _small_model().sample(3, n_steps=4, method="annealed", temperatures=np.array([2.0]))
+    assert res.samples.shape == (3, 3)
+
+
 @pytest.mark.parametrize(
     ("kw", "match"),
     [
@@ -563,6 +576,33 @@ def test_target_accept_must_be_strictly_between_0_and_1(target):
         _small_model().sample(
             2, method="mala", adapt_step_size=True, burn_in=2, target_accept=target
         )
+
+
+@pytest.mark.parametrize(
+    "kw",
+    [
+        {"method": "ula"},
+        {"method": "mala"},
+        {"method": "mala", "adapt_step_size": True, "burn_in": 2},
+        {"method": "annealed", "temperatures": [2.0, 1.0]},
+    ],
+)
+@pytest.mark.parametrize("target", [5.0, 0.0, 1.0, -0.1, float("nan"), float("inf")])
+def test_target_accept_is_checked_whatever_the_method(kw, target):
+    # It was checked only with adapt_step_size=True, and target_accept=5.0 passed otherwise.
+    with pytest.raises(
+        ValueError, match=f"^{re.escape(f'target_accept must be in (0, 1), got {target}')}$"
+    ):
+        _small_model().sample(3, n_steps=5, target_accept=target, **kw)
+    with pytest.raises(TypeError, match="^target_accept must be a number, got str$"):
+        _small_model().sample(3, n_steps=5, target_accept="0.5", **kw)
+
+
+def test_a_valid_target_accept_without_adaptation_changes_nothing():
+    m = _small_model()
+    plain = m.sample(3, n_steps=5, method="mala")
+    given = m.sample(3, n_steps=5, method="mala", target_accept=0.8)
+    np.testing.assert_array_equal(plain.samples, given.samples)
 
 
 def test_adaptation_needs_and_accepts_one_burn_in_step():

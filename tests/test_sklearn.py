@@ -458,6 +458,36 @@ def test_hyperparameter_messages_say_what_was_expected(param, value, expected):
         ScoreMatchingDensity(**{**SMALL, param: value}).fit(X[:50])
 
 
+@pytest.mark.parametrize(
+    ("param", "expected"),
+    [
+        ("alpha", "a finite number >= 0"),
+        ("weight_decay", "a finite number >= 0"),
+        ("lr", "a finite number > 0"),
+        ("validation", "None or a fraction in [0, 1)"),
+    ],
+)
+def test_ints_beyond_the_float_range_are_invalid_hyperparameters(param, expected):
+    # alpha raised Python's OverflowError and weight_decay numpy's TypeError; the others
+    # printed all 401 digits.
+    want = (
+        f"ScoreMatchingDensity: invalid hyper-parameter {param}=<an int of 401 digits>: "
+        f"expected {expected}"
+    )
+    est = ScoreMatchingDensity(**{**SMALL, param: 10**400, "standardize": False})
+    with pytest.raises(ValueError, match=f"^{re.escape(want)}$"):
+        est.fit(X[:50])
+
+
+def test_hidden_may_be_any_sequence_and_is_stored_as_given():
+    # scikit-learn's get_params and clone need the argument itself, not a converted copy.
+    widths = [8, 4]
+    est = ScoreMatchingDensity(hidden=widths, epochs=1)
+    assert est.hidden is widths and est.get_params()["hidden"] is widths
+    assert clone(est).hidden == [8, 4]
+    assert est.fit(X[:50]).model_.hidden == (8, 4)
+
+
 def test_the_smallest_allowed_values_are_accepted():
     est = ScoreMatchingDensity(hidden=(4,), epochs=1, batch_size=1, n_steps=1, burn_in=0)
     assert est.fit(X[:20]).history_.n_epochs == 1 and est.sample(2).shape == (2, 2)

@@ -2,7 +2,9 @@
 
 from __future__ import annotations
 
+import math
 import warnings
+from collections.abc import Callable
 from typing import Any
 
 import numpy as np
@@ -26,6 +28,35 @@ INT_MAX = 2**63 - 1
 MAX_PROJECTIONS: int = _core.MAX_PROJECTIONS
 
 
+# Ints longer than this are described by their length in messages: their digits would say
+# nothing more, and past 4300 digits Python refuses to print them (sys.get_int_max_str_digits).
+_LONGEST_SHOWN = 40
+
+
+def int_digits(i: int) -> int:
+    """The number of decimal digits of ``|i|``, without ``str(i)`` (which Python refuses past
+    4300 digits)."""
+    a = abs(i)
+    if a < 10**_LONGEST_SHOWN:
+        return len(str(a))
+    # log10 of a long int is rounded: near a power of ten, the power itself decides.
+    k = int(math.log10(a))
+    if 10**k > a:
+        k -= 1
+    elif 10 ** (k + 1) <= a:
+        k += 1
+    return k + 1
+
+
+def shown(v: Any, in_place_of_repr: bool = False) -> str:
+    """``v`` as a message shows it: ``repr(v)``, but a long int as ``an int of N digits``
+    (``<an int of N digits>`` with ``in_place_of_repr``, as Python shows what has no literal)."""
+    if isinstance(v, int) and not isinstance(v, bool) and abs(v) >= 10**_LONGEST_SHOWN:
+        text = f"an int of {int_digits(v)} digits"
+        return f"<{text}>" if in_place_of_repr else text
+    return repr(v)
+
+
 def as_integer(v: Any, name: str) -> int:
     """``v`` as an int, of any value; bools and non-integers are a ``TypeError``."""
     if isinstance(v, bool) or not isinstance(v, (int, np.integer)):
@@ -37,9 +68,9 @@ def as_int(v: Any, name: str, low: int = 1, high: int = INT_MAX) -> int:
     """``v`` as an int in ``[low, high]``; bools and non-integers are a ``TypeError``."""
     i = as_integer(v, name)
     if i < low:
-        raise ValueError(f"{name} must be at least {low}, got {i}")
+        raise ValueError(f"{name} must be at least {low}, got {shown(i)}")
     if i > high:
-        raise ValueError(f"{name} must be at most {high}, got {i}")
+        raise ValueError(f"{name} must be at most {high}, got {shown(i)}")
     return i
 
 
@@ -51,14 +82,15 @@ def as_flag(v: Any, name: str) -> bool:
     return bool(v)
 
 
-def reject_masked(x: Any, name: str) -> None:
+def reject_masked(x: Any, name: str, rows: bool = True) -> None:
     """A masked array would be read with its masked values: refuse it rather than ignore the
-    mask."""
+    mask. ``rows``: a 2-D ``x`` is a batch of rows, which the message may suggest dropping
+    (not so for parameters, whose rows are not independent)."""
     if isinstance(x, np.ma.MaskedArray):
         hint = (
             f"drop the masked rows ({name}[~{name}.mask.any(axis=1)].data) or fill them "
             f"({name}.filled(value))"
-            if x.ndim == 2
+            if rows and x.ndim == 2
             else f"fill them ({name}.filled(value))"
         )
         raise TypeError(f"{name} is a masked array; its mask would be ignored: {hint}")
@@ -69,12 +101,14 @@ def reject_masked(x: Any, name: str) -> None:
 FLOATS = "an array of floats (float32 or float64)"
 
 
-def as_real_array(x: Any, name: str, expected: str = "an array of real numbers") -> NDArray[Any]:
+def as_real_array(
+    x: Any, name: str, expected: str = "an array of real numbers", rows: bool = True
+) -> NDArray[Any]:
     """``x`` as a numpy array of real numbers (floats or integers), not copied when it already
     is one. A masked array, what numpy cannot convert (ragged lists and the like) and arrays of
     other kinds (bool, complex, object, str) are a ``TypeError``; ``expected`` says what
-    ``name`` must be."""
-    reject_masked(x, name)
+    ``name`` must be, ``rows`` is as for :func:`reject_masked`."""
+    reject_masked(x, name, rows)
     try:
         if _RAGGED_TO_OBJECT and not isinstance(x, np.ndarray):
             # numpy < 1.24 makes ragged lists an object array with a warning; the check below
@@ -128,15 +162,31 @@ def as_float(v: Any, name: str) -> float:
         return float(v)
     except OverflowError:
         raise ValueError(
-            f"{name} must be a finite number, got an int of {len(str(abs(int(v))))} digits"
+            f"{name} must be a finite number, got an int of {int_digits(int(v))} digits"
         ) from None
 
 
 def as_positive(v: Any, name: str) -> float:
     """``v`` as a finite float > 0."""
     f = as_float(v, name)
-    if not (np.isfinite(f) and f > 0):
+    if not (math.isfinite(f) and f > 0):
         raise ValueError(f"{name} must be a finite number > 0, got {v}")
+    return f
+
+
+def as_nonnegative(v: Any, name: str) -> float:
+    """``v`` as a finite float >= 0."""
+    f = as_float(v, name)
+    if not (math.isfinite(f) and f >= 0):
+        raise ValueError(f"{name} must be a finite number >= 0, got {v}")
+    return f
+
+
+def as_fraction(v: Any, name: str) -> float:
+    """``v`` as a float strictly between 0 and 1."""
+    f = as_float(v, name)
+    if not 0.0 < f < 1.0:  # NaN included
+        raise ValueError(f"{name} must be in (0, 1), got {v}")
     return f
 
 
@@ -145,7 +195,7 @@ def as_seed(seed: Any) -> int:
     if isinstance(seed, bool) or not isinstance(seed, (int, np.integer)):
         raise TypeError(f"seed must be an int, got {type(seed).__name__}")
     if not 0 <= seed < 2**64:
-        raise ValueError(f"seed must be in [0, 2**64), got {seed}")
+        raise ValueError(f"seed must be in [0, 2**64), got {shown(int(seed))}")
     return int(seed)
 
 
@@ -216,10 +266,24 @@ def convert_checked(
     that says so, not an Inf for the NaN/Inf check to misreport. Rows are numbered from
     ``first_row`` (a block's place in a larger array); ``None``: the block's place is not known
     (a Dask array of unknown chunk sizes), and the message says so."""
+    return narrow_checked(arr, dtype, name, _FIX[dtype], lambda at: _row(at[0], first_row, name))
+
+
+def narrow_checked(
+    arr: NDArray[Any],
+    dtype: str,
+    name: str,
+    fix: str,
+    place: Callable[[tuple[int, ...]], str] = lambda at: f"index {at}",
+) -> NDArray[Any]:
+    """``arr`` in ``dtype`` (not copied if it already is). Finite values that overflow it
+    (float64 → float32, longdouble → float64) are a ``ValueError`` naming the first, in C
+    order, by ``place`` of its index, and saying what to do (``fix``): they are not the NaN
+    or Inf that a later check would report, and numpy's warning about the cast is not shown."""
     out, over = _narrowed(arr, dtype)
     if over is not None:
-        row = _row(int(np.argmax(over.any(axis=1))), first_row, name)
-        raise ValueError(f"{name} has {_too_large(dtype)}, first at {row}; {_FIX[dtype]}")
+        at = tuple(int(i) for i in np.unravel_index(int(np.argmax(over)), over.shape))
+        raise ValueError(f"{name} has {_too_large(dtype)}, first at {place(at)}; {fix}")
     return out
 
 

@@ -19,12 +19,12 @@ from __future__ import annotations
 
 from collections.abc import Callable, Sequence
 from dataclasses import dataclass
-from typing import Any
+from typing import Literal, overload
 
 import numpy as np
 from numpy.typing import ArrayLike, NDArray
 
-from scorematch._validate import INT_MAX, as_real_array, as_seed
+from scorematch._validate import as_int, as_real_array, as_seed, convert_checked, narrow_checked
 
 __all__ = ["GaussianMixture", "ToyDataset", "gaussian_mixture", "get", "names"]
 
@@ -46,7 +46,7 @@ class ToyDataset:
         -------
         ndarray, shape (n, 2), float64
         """
-        return self._draw(np.random.default_rng(as_seed(seed)), _count(n))
+        return self._draw(np.random.default_rng(as_seed(seed)), as_int(n, "n", 0))
 
 
 class GaussianMixture:
@@ -69,21 +69,28 @@ class GaussianMixture:
         weights: ArrayLike | None = None,
         name: str = "gaussian_mixture",
     ) -> None:
-        mu = np.asarray(means, dtype=np.float64)
+        mu = _as_parameter(means, "means")
         if mu.ndim != 2 or mu.shape[0] < 1 or mu.shape[1] < 1:
             raise ValueError(f"means must have shape (K, d), got {mu.shape}")
         k, d = mu.shape
-        cov = np.asarray(covs, dtype=np.float64)
+        cov = _as_parameter(covs, "covs")
         if cov.shape != (k, d, d):
             raise ValueError(f"covs must have shape ({k}, {d}, {d}), got {cov.shape}")
-        for what, a in (("means", mu), ("covs", cov)):
-            if not np.isfinite(a).all():
-                raise ValueError(f"{what} contains NaN or Inf")
         if not np.allclose(cov, np.swapaxes(cov, 1, 2)):
             raise ValueError("covs must be symmetric")
-        w = np.full(k, 1.0 / k) if weights is None else np.asarray(weights, dtype=np.float64)
-        if w.shape != (k,) or np.any(w < 0) or not np.isfinite(w).all() or w.sum() <= 0:
-            raise ValueError(f"weights must be {k} non-negative numbers, got {w!r}")
+        if weights is None:
+            w = np.full(k, 1.0 / k)
+        else:
+            w = _as_parameter(weights, "weights", finite=False)
+            given = np.asarray(weights).tolist()
+            if w.shape != (k,) or not np.all(w >= 0) or not np.isfinite(w).all():  # NaN too
+                raise ValueError(f"weights must be {k} non-negative numbers, got {given}")
+            if not w.any():
+                raise ValueError(
+                    f"weights must not all be 0 (they are divided by their sum), got {given}"
+                )
+            # Scaled to a largest weight of 1 first, so that the sum cannot overflow.
+            w = w / w.max()
         try:
             chol = np.linalg.cholesky(cov)
         except np.linalg.LinAlgError as err:
@@ -107,7 +114,7 @@ class GaussianMixture:
     def sample(self, n: int, seed: int = 0) -> Array:
         """Draw ``n`` points, reproducibly from ``seed``; shape (n, d)."""
         rng = np.random.default_rng(as_seed(seed))
-        n = _count(n)
+        n = as_int(n, "n", 0)
         comp = rng.choice(len(self.weights), size=n, p=self.weights)
         z = rng.standard_normal((n, self.dim))
         out: Array = self.means[comp] + np.einsum("nij,nj->ni", self._chol[comp], z)
@@ -115,10 +122,11 @@ class GaussianMixture:
 
     def _as_rows(self, X: ArrayLike) -> Array:
         # Masked arrays and complex values are refused, as everywhere in the package.
-        x: Array = as_real_array(X, "X").astype(np.float64, copy=False)
+        x = as_real_array(X, "X")
         if x.ndim != 2 or x.shape[1] != self.dim:
             raise ValueError(f"X must have shape (n, {self.dim}), got {x.shape}")
-        return x
+        out: Array = convert_checked(x, "float64", "X")
+        return out
 
     def _component_terms(self, x: Array) -> tuple[Array, Array]:
         diff = x[:, None, :] - self.means[None]  # (n, K, d)
@@ -170,10 +178,15 @@ def gaussian_mixture(
     return GaussianMixture(means, covs, weights)
 
 
-def _count(n: Any) -> int:
-    if isinstance(n, bool) or not isinstance(n, (int, np.integer)) or not 0 <= n <= INT_MAX:
-        raise ValueError(f"n must be a non-negative int below 2**63, got {n!r}")
-    return int(n)
+def _as_parameter(v: ArrayLike, name: str, finite: bool = True) -> Array:
+    """A mixture parameter as float64: as ``X`` elsewhere, masked and complex arrays are a
+    ``TypeError``, and values too large for float64 (or, if ``finite``, NaN or Inf) a
+    ``ValueError``."""
+    a = as_real_array(v, name, rows=False)
+    if finite and not np.isfinite(a).all():
+        raise ValueError(f"{name} contains NaN or Inf")
+    out: Array = narrow_checked(a, "float64", name, "rescale them")
+    return out
 
 
 def _eight_gaussians() -> GaussianMixture:
@@ -249,8 +262,25 @@ def names() -> list[str]:
     return list(_TOYS)
 
 
+# The names of get's overloads, which must list every name of _TOYS (tests/test_datasets.py
+# checks it): type checkers then know a mixture's name gives a GaussianMixture.
+_MixtureName = Literal["8gaussians"]
+_ToyName = Literal["moons", "circles", "rings", "2spirals", "checkerboard", "pinwheel", "swissroll"]
+
+
+@overload
+def get(name: _MixtureName) -> GaussianMixture: ...
+@overload
+def get(name: _ToyName) -> ToyDataset: ...
+@overload
+def get(name: str) -> ToyDataset | GaussianMixture: ...
+
+
 def get(name: str) -> ToyDataset | GaussianMixture:
     """The built-in dataset ``name`` (one of :func:`names`).
+
+    Typed by name: ``get("8gaussians")`` is a :class:`GaussianMixture` (with ``log_prob``
+    and ``score``), each other literal name a :class:`ToyDataset`.
 
     Raises
     ------

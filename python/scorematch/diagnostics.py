@@ -13,7 +13,7 @@ from typing import Any
 import numpy as np
 from numpy.typing import ArrayLike, NDArray
 
-from scorematch._validate import as_real_array
+from scorematch._validate import as_real_array, narrow_checked
 
 __all__ = ["acceptance_summary", "ess", "mcse", "split_rhat"]
 
@@ -42,7 +42,7 @@ def _scale_exponent(t: Floats) -> NDArray[np.intc]:
 
 
 def _checked(trajectory: ArrayLike, min_draws: int) -> Floats:
-    t = as_real_array(trajectory, "trajectory").astype(np.float64, copy=False)
+    t = as_real_array(trajectory, "trajectory")
     if t.ndim == 2:
         t = t[:, :, None]
     if t.ndim != 3:
@@ -53,14 +53,21 @@ def _checked(trajectory: ArrayLike, min_draws: int) -> Floats:
         raise ValueError(
             f"trajectory needs at least {min_draws} draws and 1 chain, got shape {t.shape}"
         )
+    # Before the conversion to float64, so that only the caller's own NaN and Inf are
+    # called that; finite draws beyond float64 (longdouble) are named by the conversion.
     finite = np.isfinite(t)
     if not finite.all():
-        draw, chain, coord = np.argwhere(~finite)[0]
         raise ValueError(
-            f"trajectory contains NaN or Inf (first at draw {draw}, chain {chain}, "
-            f"coordinate {coord})"
+            f"trajectory contains NaN or Inf (first at {_draw(np.argwhere(~finite)[0])})"
         )
-    return t
+    out: Floats = narrow_checked(t, "float64", "trajectory", "rescale the draws", _draw)
+    return out
+
+
+def _draw(at: Any) -> str:
+    """Index ``(draw, chain, coordinate)`` of a trajectory, in a message."""
+    draw, chain, coord = (int(i) for i in at)
+    return f"draw {draw}, chain {chain}, coordinate {coord}"
 
 
 def _pooled(t: Floats) -> Floats:
@@ -352,13 +359,15 @@ def acceptance_summary(acceptance_rate: ArrayLike) -> dict[str, Any]:
         If it is not an array of numbers.
     """
     raw = as_real_array(acceptance_rate, "acceptance_rate", "an array of numbers")
-    a = raw.astype(np.float64, copy=False)
-    if a.ndim != 1 or a.size == 0:
-        raise ValueError(f"acceptance_rate must be a non-empty 1-D array, got shape {a.shape}")
-    bad = ~((a >= 0) & (a <= 1))  # NaN included
+    if raw.ndim != 1 or raw.size == 0:
+        raise ValueError(f"acceptance_rate must be a non-empty 1-D array, got shape {raw.shape}")
+    # Checked as given: a longdouble beyond float64 is named, not cast to Inf with a warning.
+    bad = ~((raw >= 0) & (raw <= 1))  # NaN included
     if bad.any():
         i = int(np.argmax(bad))
-        raise ValueError(f"acceptance_rate must hold rates in [0, 1], got {a[i]} at chain {i}")
+        # str(), not format(): format() prints a longdouble as a float, so 1e400 as inf.
+        raise ValueError(f"acceptance_rate must hold rates in [0, 1], got {raw[i]!s} at chain {i}")
+    a = raw.astype(np.float64, copy=False)
     q = np.quantile(a, [0.0, 0.25, 0.5, 0.75, 1.0])
     return {
         "mean": float(a.mean()),

@@ -14,6 +14,7 @@ from scorematch._validate import (
     MAX_PROJECTIONS,
     as_batch,
     as_int,
+    as_nonnegative,
     as_params_dtype,
     as_positive,
     as_real_array,
@@ -106,7 +107,7 @@ class EnergyMLP:
             widths,
             _as_activation(activation),
             parse_dtype(dtype),
-            _as_alpha(alpha),
+            as_nonnegative(alpha, "alpha"),
             as_seed(seed),
         )
 
@@ -140,7 +141,10 @@ class EnergyMLP:
         name = parse_dtype(dtype)
         obj = cls.__new__(cls)
         obj._m = _core.Model.from_params(
-            _as_param_arrays(params, name), _as_activation(activation), name, _as_alpha(alpha)
+            _as_param_arrays(params, name),
+            _as_activation(activation),
+            name,
+            as_nonnegative(alpha, "alpha"),
         )
         return obj
 
@@ -563,11 +567,14 @@ class EnergyMLP:
             2014) toward ``target_accept``, then freeze it.
         target_accept : float, default 0.574
             Acceptance rate targeted by the adaptation (0.574 is optimal in high dimension,
-            Roberts & Rosenthal 1998).
+            Roberts & Rosenthal 1998), in (0, 1). Only ``adapt_step_size=True`` uses it, but
+            it is checked whatever the method: a value outside (0, 1) is an error even where
+            it would go unused.
         temperature : float, default 1.0
             T > 0 for ULA and MALA: the target is ``exp(-E/T)``.
         temperatures : sequence of float, optional
-            The (usually decreasing) temperatures of ``method="annealed"``.
+            The (usually decreasing) temperatures of ``method="annealed"`` (a list, a 1-D
+            array, ...); refused with the other methods.
         steps_per_level : int, optional
             Steps per temperature of ``method="annealed"``; default
             ``max(1, n_steps // len(temperatures))``, and then ``n_steps`` is not used
@@ -817,15 +824,6 @@ def _as_activation(activation: Any) -> str:
     if not isinstance(activation, str):
         raise TypeError(f"activation must be a str, got {type(activation).__name__}")
     return activation
-
-
-def _as_alpha(alpha: Any) -> float:
-    if isinstance(alpha, bool) or not isinstance(alpha, (int, float, np.integer, np.floating)):
-        raise TypeError(f"alpha must be a number, got {type(alpha).__name__}")
-    a = float(alpha)
-    if not (np.isfinite(a) and a >= 0):
-        raise ValueError(f"alpha must be a finite number >= 0, got {alpha}")
-    return a
 
 
 def _as_row_keys(keys: ArrayLike | None, n: int) -> NDArray[np.uint64] | None:

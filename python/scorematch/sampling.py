@@ -22,12 +22,13 @@ from scorematch._validate import (
     FLOATS,
     as_batch,
     as_flag,
-    as_float,
+    as_fraction,
     as_int,
     as_positive,
     as_real_array,
     as_seed,
     check_finite_rows,
+    convert_checked,
 )
 
 if TYPE_CHECKING:
@@ -228,15 +229,26 @@ def _prepare(
         on_divergence,
     )
     adapt_step_size = as_flag(adapt_step_size, "adapt_step_size")
+    # Checked whatever the method, although only the adaptation uses it: a value that could
+    # never be right is refused where it is written, not when adapt_step_size is turned on.
+    # (A valid one is accepted without adaptation: with a numeric default, passing it cannot be
+    # told from not passing it, as temperatures' None can.)
+    accept = as_fraction(target_accept, "target_accept")
     temps: list[float] | None = None
     spl = 1
     if method == "annealed":
         if temperatures is None:
             raise ValueError("method='annealed' needs temperatures, e.g. [10.0, 3.0, 1.0]")
-        if isinstance(temperatures, (str, bytes)) or not hasattr(temperatures, "__iter__"):
+        # A 0-d array has __iter__, but iterating over it raises.
+        zero_d = isinstance(temperatures, np.ndarray) and temperatures.ndim == 0
+        if (
+            isinstance(temperatures, (str, bytes))
+            or not hasattr(temperatures, "__iter__")
+            or zero_d
+        ):
             raise TypeError(
                 "temperatures must be a sequence of numbers, e.g. [10.0, 3.0, 1.0], got "
-                f"{type(temperatures).__name__}"
+                f"{'0-d ' if zero_d else ''}{type(temperatures).__name__}"
             )
         temps = [as_positive(t, "every temperature") for t in temperatures]
         if not temps:
@@ -252,16 +264,12 @@ def _prepare(
             raise ValueError("method='annealed' takes neither burn_in nor adapt_step_size")
     elif temperatures is not None or steps_per_level is not None:
         raise ValueError("temperatures and steps_per_level are options of method='annealed'")
-    accept: float | None = None
     if adapt_step_size:
         if method != "mala":
             raise ValueError(
                 "adapt_step_size tunes the acceptance rate: it needs method='mala', "
                 f"got method={method!r}"
             )
-        accept = as_float(target_accept, "target_accept")
-        if not 0.0 < accept < 1.0:
-            raise ValueError(f"target_accept must be in (0, 1), got {target_accept}")
         if run.burn_in < 1:
             raise ValueError("adapt_step_size tunes ε during burn-in: pass burn_in >= 1")
     x0 = None
@@ -276,7 +284,7 @@ def _prepare(
         temperatures=temps,
         steps_per_level=spl,
         init=x0,
-        target_accept=accept,
+        target_accept=accept if adapt_step_size else None,
         progress=_progress_callback(progress),
     )
 
@@ -319,12 +327,24 @@ def sample(model: EnergyMLP, n_samples: int, **options: Any) -> SampleResult:
 
 
 def _start(x0: Any) -> Array:
-    """``x0`` of ``langevin`` as a fresh native-order array: float32 stays float32, other
-    floats and integers become float64; other kinds are a ``TypeError``."""
+    """``x0`` of ``langevin``, checked, as a fresh native-order array: float32 stays float32,
+    other floats and integers become float64; other kinds are a ``TypeError``, a shape that
+    is not (n_chains, dim ≥ 1), NaN, Inf or values too large for float64 a ``ValueError``."""
     a = as_real_array(x0, "x0", FLOATS)
+    if a.ndim != 2:
+        raise ValueError(f"x0 must be 2-D with shape (n_chains, dim), got shape {a.shape}")
+    if a.shape[1] == 0:
+        # No model has dim 0, and a cheap (n, 0) start would let n alone size later buffers.
+        raise ValueError(
+            f"x0 must have at least one column (shape (n_chains, dim), dim >= 1), "
+            f"got shape {a.shape}"
+        )
+    # Before any conversion, so that only the caller's own NaN and Inf are called that.
+    check_finite_rows(a, "x0")
     if a.dtype.kind == "f" and a.dtype.itemsize in (4, 8):
         return np.array(a, dtype=a.dtype.newbyteorder("="), copy=True)
-    return a.astype(np.float64)
+    # A new array (the dtype changes): the chains may update it in place.
+    return convert_checked(a, "float64", "x0")
 
 
 def _returned(v: Any, name: str) -> Array:
@@ -372,9 +392,13 @@ def langevin(
     Parameters
     ----------
     score_fn : callable
-        Maps an (n, dim) array to the scores ``∇ₓ log p``, an (n, dim) array.
+        Maps an (n, dim) array to the scores ``∇ₓ log p``, an (n, dim) array. Its values
+        are taken in the run's dtype (as are ``energy_fn``'s): beyond that dtype's range they
+        are Inf there, as the engine's own would be, so a ULA chain diverges and MALA rejects
+        the proposal.
     x0 : array_like, shape (n_chains, dim) with dim ≥ 1
-        Starting points; float32 or float64 (the dtype of the whole run; others → float64).
+        Starting points; float32 or float64 (the dtype of the whole run; others → float64,
+        and values too large for it are an error).
     n_steps : int
         Steps after burn-in (≥ 1).
     step_size : float
@@ -406,7 +430,8 @@ def langevin(
     SamplingDivergedError
         If a ULA chain reaches NaN or Inf and ``on_divergence="raise"``.
     ValueError
-        For invalid arguments, or a score or energy of the wrong shape.
+        For invalid arguments (an ``x0`` with NaN, Inf or values too large for float64
+        among them), or a score or energy of the wrong shape.
     TypeError
         If ``score_fn`` or ``energy_fn`` is not callable, ``x0`` is not an array of real
         numbers (e.g. complex), ``score_fn`` or ``energy_fn`` returns one that is not, or
@@ -425,15 +450,6 @@ def langevin(
     if energy_fn is not None and not callable(energy_fn):
         raise TypeError(f"energy_fn must be callable or None, got {type(energy_fn).__name__}")
     x = _start(x0)
-    if x.ndim != 2:
-        raise ValueError(f"x0 must be 2-D with shape (n_chains, dim), got shape {x.shape}")
-    if x.shape[1] == 0:
-        # No model has dim 0, and a cheap (n, 0) start would let n alone size later buffers.
-        raise ValueError(
-            f"x0 must have at least one column (shape (n_chains, dim), dim >= 1), "
-            f"got shape {x.shape}"
-        )
-    check_finite_rows(x, "x0")
     if method not in ("ula", "mala"):
         raise ValueError(f"method must be 'ula' or 'mala', got {method!r}")
     n, d = x.shape
@@ -469,18 +485,25 @@ def langevin(
     traj = np.empty((n_kept, n, d), dtype=x.dtype) if run.want_trajectory else None
     diverged = np.full(n, -1, dtype=np.int64)
 
+    def in_run_dtype(v: Array) -> Array:
+        # Values beyond the run's dtype are ±Inf in it, as the engine's own scores and
+        # energies would be: the divergence check and MALA's rejection handle them, so
+        # numpy's warning about the cast would only be noise.
+        with np.errstate(over="ignore"):
+            return v.astype(x.dtype, copy=False)
+
     def scores(xs: Array) -> Array:
         s = _returned(score_fn(xs), "score_fn")
         if s.shape != xs.shape:
             raise ValueError(f"score_fn must return shape {xs.shape}, got {s.shape}")
-        return s.astype(x.dtype, copy=False)
+        return in_run_dtype(s)
 
     def energies(xs: Array) -> Array:
         assert energy_fn is not None
         e = _returned(energy_fn(xs), "energy_fn")
         if e.shape != (xs.shape[0],):
             raise ValueError(f"energy_fn must return shape ({xs.shape[0]},), got {e.shape}")
-        return e.astype(x.dtype, copy=False)
+        return in_run_dtype(e)
 
     accepted = np.zeros(n, dtype=np.int64)
     if method == "mala":

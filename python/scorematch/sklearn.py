@@ -15,6 +15,7 @@ scorematch.
 from __future__ import annotations
 
 import math
+from collections.abc import Sequence
 from dataclasses import dataclass
 from typing import Any
 
@@ -35,11 +36,13 @@ from scorematch._validate import (
     INT_MAX,
     MAX_PROJECTIONS,
     as_int,
+    as_nonnegative,
     as_positive,
     parse_dtype,
     reject_masked,
+    shown,
 )
-from scorematch.model import EnergyMLP, _as_alpha, _as_widths
+from scorematch.model import EnergyMLP, _as_widths
 from scorematch.training import FitHistory, column_stats
 
 __all__ = ["ScoreMatchingDensity"]
@@ -92,7 +95,8 @@ class ScoreMatchingDensity(DensityMixin, BaseEstimator):  # type: ignore[misc]
     Parameters
     ----------
     hidden : sequence of int, default (64, 64)
-        Widths of the hidden layers (at least one).
+        Widths of the hidden layers (at least one): a tuple, a list, ... (stored as given,
+        as scikit-learn's ``get_params`` and ``clone`` require).
     activation : {"softplus", "tanh", "silu"}, default "softplus"
         Hidden-layer nonlinearity.
     dtype : {"float32", "float64"}, default "float64"
@@ -198,7 +202,7 @@ class ScoreMatchingDensity(DensityMixin, BaseEstimator):  # type: ignore[misc]
 
     def __init__(
         self,
-        hidden: tuple[int, ...] = (64, 64),
+        hidden: Sequence[int] = (64, 64),
         activation: str = "softplus",
         dtype: str = "float64",
         alpha: float = 0.0,
@@ -486,6 +490,12 @@ class ScoreMatchingDensity(DensityMixin, BaseEstimator):  # type: ignore[misc]
             except (TypeError, ValueError) as err:
                 raise bad(param, "a finite number > 0") from err
 
+        def nonnegative(param: str) -> float:
+            try:
+                return as_nonnegative(getattr(self, param), param)
+            except (TypeError, ValueError) as err:
+                raise bad(param, "a finite number >= 0") from err
+
         try:
             hidden = tuple(_as_widths(self.hidden))
         except (TypeError, ValueError) as err:
@@ -494,15 +504,8 @@ class ScoreMatchingDensity(DensityMixin, BaseEstimator):  # type: ignore[misc]
             dtype = parse_dtype(self.dtype)
         except ValueError as err:
             raise bad("dtype", "'float32' or 'float64'") from err
-        try:
-            alpha = _as_alpha(self.alpha)
-        except (TypeError, ValueError) as err:
-            raise bad("alpha", "a finite number >= 0") from err
-        wd = self.weight_decay
-        if isinstance(wd, bool) or not isinstance(wd, (int, float, np.integer, np.floating)):
-            raise bad("weight_decay", "a finite number >= 0")
-        if not (np.isfinite(wd) and wd >= 0):
-            raise bad("weight_decay", "a finite number >= 0")
+        alpha = nonnegative("alpha")
+        weight_decay = nonnegative("weight_decay")
         if not isinstance(self.standardize, (bool, np.bool_)):
             raise bad("standardize", "a bool")
         if self.objective == "esm":
@@ -545,7 +548,7 @@ class ScoreMatchingDensity(DensityMixin, BaseEstimator):  # type: ignore[misc]
             batch_size=integer("batch_size", 1),
             lr=positive("lr"),
             optimizer=choice("optimizer", _OPTIMIZERS),
-            weight_decay=float(wd),
+            weight_decay=weight_decay,
             noise_std=noise_std,
             n_projections=integer("n_projections", 1, MAX_PROJECTIONS),
             projection=choice("projection", _PROJECTIONS),
@@ -563,9 +566,9 @@ def _invalid(
     est: ScoreMatchingDensity, param: str, expected: str, err: Exception | None = None
 ) -> ValueError:
     """The error for an invalid hyper-parameter: its name, value and what was expected."""
-    value = getattr(est, param)
+    value = shown(getattr(est, param), in_place_of_repr=True)
     detail = f" ({err})" if err is not None else ""
     return ValueError(
-        f"{type(est).__name__}: invalid hyper-parameter {param}={value!r}: "
+        f"{type(est).__name__}: invalid hyper-parameter {param}={value}: "
         f"expected {expected}{detail}"
     )

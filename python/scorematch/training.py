@@ -7,7 +7,6 @@ callback and draws the progress bar.
 
 from __future__ import annotations
 
-import math
 import sys
 import time
 from collections.abc import Callable
@@ -24,6 +23,7 @@ from scorematch._validate import (
     as_flag,
     as_float,
     as_int,
+    as_nonnegative,
     as_positive,
     as_seed,
     check_finite_rows,
@@ -138,7 +138,7 @@ def fit(
     if optimizer not in _OPTIMIZERS:
         raise ValueError(f"optimizer must be 'adam' or 'sgd', got {optimizer!r}")
     lr = as_positive(lr, "lr")
-    weight_decay = _as_nonnegative(weight_decay, "weight_decay")
+    weight_decay = as_nonnegative(weight_decay, "weight_decay")
     epochs, batch_size, patience, seed, n_projections, projection, noise_std = check_loop_args(
         objective,
         epochs,
@@ -371,13 +371,6 @@ def _stops(answer: Any) -> bool:
     return answer is False or (isinstance(answer, np.bool_) and not answer)
 
 
-def _as_nonnegative(v: Any, name: str) -> float:
-    f = as_float(v, name)
-    if not (math.isfinite(f) and f >= 0):
-        raise ValueError(f"{name} must be a finite number >= 0, got {v}")
-    return f
-
-
 Arr = NDArray[Any]
 
 
@@ -390,7 +383,7 @@ def _split(
     if isinstance(validation, (float, int, np.floating, np.integer)) and not isinstance(
         validation, bool
     ):
-        frac = float(validation)
+        frac = as_float(validation, "validation")  # an int past the float range: ValueError
         if frac == 0:
             return X, target, None, None
         if not 0 < frac < 1:

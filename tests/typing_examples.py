@@ -1,0 +1,33 @@
+"""Code as users write it, which must pass ``mypy --strict``: .ci/run type-checks this file
+(``mypy tests/typing_examples.py``). pytest does not collect it (not ``test_*.py``), and it is
+never run: only its types matter. ``assert_type`` fails the check if an inferred type widens
+(to a union or to ``Any``), which a plain annotation would let through.
+"""
+
+from __future__ import annotations
+
+import numpy as np
+from numpy.typing import NDArray
+from scorematch import EnergyMLP, datasets
+from scorematch.sklearn import ScoreMatchingDensity
+from typing_extensions import assert_type  # mypy's own dependency: present wherever it runs
+
+# The example of the datasets module's docstring: a mixture's name gives the mixture type,
+# with its exact score and log-density.
+X = datasets.get("moons").sample(1000, seed=0)
+assert_type(X, NDArray[np.float64])
+gm = datasets.get("8gaussians")
+assert_type(gm, datasets.GaussianMixture)
+assert_type(gm.score(X), NDArray[np.float64])
+assert_type(gm.log_prob(X), NDArray[np.float64])
+assert_type(datasets.get("swissroll"), datasets.ToyDataset)
+
+
+def by_name(name: str) -> datasets.ToyDataset | datasets.GaussianMixture:
+    # A name known only at run time can be either.
+    return datasets.get(name)
+
+
+# hidden takes any sequence of widths, in the estimator as in the model.
+est = ScoreMatchingDensity(hidden=[8], epochs=1)
+model = EnergyMLP(2, hidden=[8])
