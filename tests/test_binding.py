@@ -1,0 +1,84 @@
+"""The extension module `scorematch._core` as a caller that skips the Python layer meets it.
+
+The public API converts and checks its inputs before they reach the binding, so the binding's
+own checks cannot be reached through it; they stay, for any other caller (and for a Python
+layer that one day forgets one), and are pinned here. Found by mutation testing of
+rust/python: each test below failed on a mutant that survived the rest of the suite.
+"""
+
+from __future__ import annotations
+
+import numpy as np
+import pytest
+import scorematch as sm
+from scorematch import _core
+
+
+def _misaligned(a: np.ndarray) -> np.ndarray:
+    """A copy of ``a`` one byte off its dtype's alignment."""
+    buf = np.zeros(a.nbytes + 1, np.uint8)
+    out = np.frombuffer(buf.data, dtype=a.dtype, offset=1, count=a.size).reshape(a.shape)
+    out[...] = a
+    assert not out.flags.aligned
+    return out
+
+
+@pytest.fixture
+def core_model():
+    return sm.EnergyMLP(2, hidden=(4,), seed=0)._m
+
+
+X = np.random.default_rng(0).normal(size=(5, 2))
+
+LOSSES = {
+    "ism_loss": lambda m, x: m.ism_loss(x),
+    "ism_loss_and_grad": lambda m, x: m.ism_loss_and_grad(x),
+    "esm_loss_and_grad": lambda m, x: m.esm_loss_and_grad(x, X),
+    "ssm_loss_and_grad": lambda m, x: m.ssm_loss_and_grad(x, 1, 0, "gaussian"),
+    "dsm_loss_and_grad": lambda m, x: m.dsm_loss_and_grad(x, 0.1, 0),
+}
+
+
+@pytest.mark.parametrize("name", LOSSES)
+def test_a_misaligned_batch_is_refused_not_read(core_model, name):
+    expected = r"^X is not aligned for float64: pass a copy \(np\.array\(X\)\)$"
+    with pytest.raises(TypeError, match=expected):
+        LOSSES[name](core_model, _misaligned(X))
+    LOSSES[name](core_model, X.copy())  # the same values, aligned, are read
+
+
+def test_a_misaligned_target_is_refused_not_read(core_model):
+    with pytest.raises(TypeError, match=r"^target_score is not aligned for float64"):
+        core_model.esm_loss_and_grad(X, _misaligned(X))
+
+
+@pytest.mark.parametrize(
+    ("given", "described"),
+    [
+        ([[0.0, 1.0]], "list"),
+        (np.zeros((3, 2), np.float32), "ndarray of dtype float32"),
+        (np.zeros(3), "ndarray of dtype float64"),  # 1-D: not a 2-D array
+    ],
+)
+def test_a_batch_of_another_type_is_described(core_model, given, described):
+    with pytest.raises(TypeError) as err:
+        core_model.ism_loss(given)
+    assert str(err.value) == f"X must be a 2-D numpy array of float64, got {described}"
+
+
+def test_streams_have_one_chain_each():
+    assert len(_core.Streams(7, 5)) == 5
+    assert len(_core.Streams(7, 0, first_chain=3)) == 0
+
+
+def test_an_error_raised_by_a_progress_callback_ends_sampling_with_it():
+    class Stop(RuntimeError):
+        pass
+
+    def progress(done, total):
+        raise Stop(f"at {done} of {total}")
+
+    m = sm.EnergyMLP(2, hidden=(4,), seed=0)
+    # Not taken for a Ctrl-C: no partial result, the callback's own exception.
+    with pytest.raises(Stop, match=r"^at \d+ of 200$"):
+        m.sample(3, n_steps=200, progress=progress)
