@@ -80,5 +80,19 @@ def test_an_error_raised_by_a_progress_callback_ends_sampling_with_it():
 
     m = sm.EnergyMLP(2, hidden=(4,), seed=0)
     # Not taken for a Ctrl-C: no partial result, the callback's own exception.
-    with pytest.raises(Stop, match=r"^at \d+ of 200$"):
+    with pytest.raises(Stop, match=r"^at \d+ of 200$") as err:
         m.sample(3, n_steps=200, progress=progress)
+    # Passed on untouched: only a KeyboardInterrupt carries the chains so far.
+    assert not hasattr(err.value, "partial") and not hasattr(err.value, "result")
+
+
+@pytest.mark.parametrize("n_params, n_grad", [(4, 3), (3, 4), (3, 3)])
+def test_an_optimizer_step_needs_params_and_grad_of_its_length(n_params, n_grad):
+    opt = _core.Optimizer("float64", 4, "sgd", 0.5, 0.0)
+    params, grad = np.ones(n_params), np.ones(n_grad)
+    with pytest.raises(ValueError) as err:
+        opt.step(params, grad)
+    assert str(err.value) == f"params and grad must hold 4 values, got {n_params} and {n_grad}"
+    assert opt.steps == 0 and np.array_equal(params, np.ones(n_params))
+    opt.step(np.ones(4), np.ones(4))
+    assert opt.steps == 1

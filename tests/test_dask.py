@@ -218,6 +218,26 @@ def test_fit_matches_the_local_fit(scheduler: str, objective: str, extra: dict[s
     assert rel_diff(ours, model()) > 1e-3  # it did train
 
 
+@pytest.mark.parametrize("objective, extra", OBJECTIVES[1:])
+def test_random_objectives_draw_the_local_fits_validation_noise(
+    objective: str, extra: dict[str, Any]
+) -> None:
+    # The validation loss of SSM and DSM is random: it must use the local fit's own seed
+    # for it (Schedule::validation_seed), not a seed of its own, to report the same losses.
+    X, X_val = data(600), data(200, seed=4)
+    ours, local = model(), model()
+    h = smd.fit(
+        ours,
+        da.from_array(X, chunks=(250, 3)),
+        objective=objective,
+        validation=X_val,
+        **FIT,
+        **extra,
+    )
+    hl = local.fit(X, objective=objective, validation=X_val, progress=False, **FIT, **extra)
+    np.testing.assert_allclose(h.val_loss, hl.val_loss, rtol=1e-9)
+
+
 def test_fit_float32_and_validation_restore_the_best_epoch() -> None:
     X, X_val = data(600), data(200, seed=4)
     ours, local = model("float32"), model("float32")
