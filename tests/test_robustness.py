@@ -710,3 +710,38 @@ def test_the_trainer_checks_target_columns_itself(model):
     with pytest.raises(ValueError, match="^target_val must have 2 columns like X_val, got 1$"):
         trainer(np.zeros((10, 2)), X[:3], np.zeros((3, 1)))
     assert trainer(np.zeros((10, 2)), X[:3], np.zeros((3, 2))).steps_per_epoch == 3
+
+
+@pytest.mark.parametrize(
+    ("call", "message"),
+    [
+        (
+            lambda m, a: m.sample(3, n_steps=2, method=a),
+            "method must be 'ula', 'mala' or 'annealed'",
+        ),
+        (
+            lambda m, a: m.fit(np.zeros((8, 2)), objective=a),
+            "objective must be 'ism', 'ssm', 'dsm' or 'esm'",
+        ),
+        (lambda m, a: m.fit(np.zeros((8, 2)), optimizer=a), "optimizer must be 'adam' or 'sgd'"),
+        (
+            lambda m, a: m.sample(3, n_steps=2, on_divergence=a),
+            "on_divergence must be 'raise' or 'mask'",
+        ),
+        (
+            lambda m, a: sm.diagnostics.ess(np.zeros((8, 2, 1)), method=a),
+            "method must be 'bulk', 'tail' or 'basic'",
+        ),
+        (
+            lambda m, a: m.ssm_loss_and_grad(np.zeros((4, 2)), projection=a),
+            "projection must be 'gaussian' or 'rademacher'",
+        ),
+    ],
+)
+def test_a_choice_given_as_an_array_is_named_not_numpys_ambiguity(call, message):
+    # `array in ("ula", "mala")` compares element by element and ends in numpy's "truth value
+    # of an array ... is ambiguous"; every choice goes through one check that refuses it.
+    m = EnergyMLP(2, hidden=(3,), seed=0)
+    with pytest.raises(ValueError) as err:
+        call(m, np.array(["ula", "mala"]))
+    assert str(err.value) == f"{message}, got array(['ula', 'mala'], dtype='<U4')"

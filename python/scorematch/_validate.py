@@ -4,7 +4,7 @@ from __future__ import annotations
 
 import math
 import warnings
-from collections.abc import Callable
+from collections.abc import Callable, Sequence
 from typing import Any
 
 import numpy as np
@@ -72,6 +72,21 @@ def as_int(v: Any, name: str, low: int = 1, high: int = INT_MAX) -> int:
     if i > high:
         raise ValueError(f"{name} must be at most {high}, got {shown(i)}")
     return i
+
+
+def one_of(choices: Sequence[str]) -> str:
+    """The strings ``choices`` as a message lists them: ``'a', 'b' or 'c'``."""
+    quoted = [repr(c) for c in choices]
+    return quoted[0] if len(quoted) == 1 else f"{', '.join(quoted[:-1])} or {quoted[-1]}"
+
+
+def as_choice(value: Any, name: str, choices: Sequence[str]) -> str:
+    """``value``, which must be one of the strings ``choices``; anything else is a
+    ``ValueError`` that lists them (a non-string too: tested with ``in`` alone, an array would
+    end in numpy's ambiguous-truth error instead)."""
+    if not isinstance(value, str) or value not in choices:
+        raise ValueError(f"{name} must be {one_of(choices)}, got {value!r}")
+    return value
 
 
 def as_flag(v: Any, name: str) -> bool:
@@ -204,9 +219,9 @@ def parse_dtype(dtype: Any) -> str:
     try:
         name: str = np.dtype(dtype).name
     except TypeError as err:
-        raise ValueError(f"dtype must be 'float32' or 'float64', got {dtype!r}") from err
+        raise ValueError(f"dtype must be {one_of(tuple(_FLOAT_NAMES))}, got {dtype!r}") from err
     if name not in _FLOAT_NAMES:
-        raise ValueError(f"dtype must be 'float32' or 'float64', got {dtype!r}")
+        raise ValueError(f"dtype must be {one_of(tuple(_FLOAT_NAMES))}, got {dtype!r}")
     return name
 
 

@@ -48,6 +48,7 @@ except ImportError as err:  # pragma: no cover - exercised only without the extr
 from scorematch import _core, sampling
 from scorematch._validate import (
     FLOATS,
+    as_choice,
     as_int,
     as_seed,
     check_batch_shape,
@@ -580,8 +581,7 @@ def fit(
     from scorematch.model import EnergyMLP
 
     _check_model(model)
-    if objective not in _OBJECTIVES:
-        raise ValueError(f"objective must be 'ism', 'ssm' or 'dsm', got {objective!r}")
+    as_choice(objective, "objective", _OBJECTIVES)
     epochs, batch_size, patience, seed, n_projections, projection, noise_std = check_loop_args(
         objective,
         epochs,

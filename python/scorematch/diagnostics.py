@@ -13,7 +13,7 @@ from typing import Any
 import numpy as np
 from numpy.typing import ArrayLike, NDArray
 
-from scorematch._validate import as_real_array, narrow_checked
+from scorematch._validate import as_choice, as_real_array, narrow_checked
 
 __all__ = ["acceptance_summary", "ess", "mcse", "split_rhat"]
 
@@ -245,8 +245,7 @@ def ess(trajectory: ArrayLike, *, method: str = "bulk") -> Floats:
     so its ESS can differ from ours on such draws (by 6 % on one 10 × 2 trajectory of
     0, 1 and 2); elsewhere they agree to rounding.
     """
-    if method not in ("bulk", "tail", "basic"):
-        raise ValueError(f"method must be 'bulk', 'tail' or 'basic', got {method!r}")
+    as_choice(method, "method", ("bulk", "tail", "basic"))
     t = _trajectory(trajectory, 4)
     if method == "tail":
         q = np.quantile(_pooled(t), [0.05, 0.95], axis=0)

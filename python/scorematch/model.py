@@ -13,6 +13,7 @@ from scorematch import _core
 from scorematch._validate import (
     MAX_PROJECTIONS,
     as_batch,
+    as_choice,
     as_int,
     as_nonnegative,
     as_params_dtype,
@@ -841,9 +842,7 @@ def _as_row_keys(keys: ArrayLike | None, n: int) -> NDArray[np.uint64] | None:
 
 
 def _as_projection(projection: Any) -> str:
-    if projection not in ("gaussian", "rademacher"):
-        raise ValueError(f"projection must be 'gaussian' or 'rademacher', got {projection!r}")
-    return str(projection)
+    return as_choice(projection, "projection", ("gaussian", "rademacher"))
 
 
 def _as_param_arrays(params: Any, dtype: str) -> list[Array]:

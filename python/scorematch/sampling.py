@@ -21,6 +21,7 @@ from scorematch import _core
 from scorematch._validate import (
     FLOATS,
     as_batch,
+    as_choice,
     as_flag,
     as_fraction,
     as_int,
@@ -108,9 +109,7 @@ def _progress_callback(progress: Progress) -> Callable[[int, int], object] | Non
 
 
 def _on_divergence(v: Any) -> bool:
-    if v not in ("raise", "mask"):
-        raise ValueError(f"on_divergence must be 'raise' or 'mask', got {v!r}")
-    return bool(v == "raise")
+    return as_choice(v, "on_divergence", ("raise", "mask")) == "raise"
 
 
 def _masked(
@@ -213,8 +212,7 @@ def _prepare(
     combinations. The engine's own rules for a run (its ``Config``) are applied by
     ``_core.sample``, or, by callers that do not run at once, ``_core.check_sample_config``."""
     n = as_int(n_samples, "n_samples", 0)
-    if method not in _METHODS:
-        raise ValueError(f"method must be 'ula', 'mala' or 'annealed', got {method!r}")
+    as_choice(method, "method", _METHODS)
     run = _run(
         n,
         method,
@@ -450,8 +448,7 @@ def langevin(
     if energy_fn is not None and not callable(energy_fn):
         raise TypeError(f"energy_fn must be callable or None, got {type(energy_fn).__name__}")
     x = _start(x0)
-    if method not in ("ula", "mala"):
-        raise ValueError(f"method must be 'ula' or 'mala', got {method!r}")
+    as_choice(method, "method", ("ula", "mala"))
     n, d = x.shape
     run = _run(
         n,

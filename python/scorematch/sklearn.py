@@ -38,6 +38,7 @@ from scorematch._validate import (
     as_int,
     as_nonnegative,
     as_positive,
+    one_of,
     parse_dtype,
     reject_masked,
     shown,
@@ -474,7 +475,7 @@ class ScoreMatchingDensity(DensityMixin, BaseEstimator):  # type: ignore[misc]
         def choice(param: str, options: tuple[str, ...]) -> str:
             value = getattr(self, param)
             if not isinstance(value, str) or value not in options:
-                raise bad(param, "one of " + ", ".join(repr(o) for o in options))
+                raise bad(param, one_of(options))
             return value
 
         def integer(param: str, low: int, high: int = INT_MAX) -> int:

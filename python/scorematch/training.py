@@ -20,6 +20,7 @@ from scorematch import _core
 from scorematch._validate import (
     MAX_PROJECTIONS,
     as_batch,
+    as_choice,
     as_flag,
     as_float,
     as_int,
@@ -133,10 +134,8 @@ def fit(
     standardize: bool,
 ) -> FitHistory:
     """Implementation of :meth:`EnergyMLP.fit`; see there."""
-    if objective not in _OBJECTIVES:
-        raise ValueError(f"objective must be 'ism', 'ssm', 'dsm' or 'esm', got {objective!r}")
-    if optimizer not in _OPTIMIZERS:
-        raise ValueError(f"optimizer must be 'adam' or 'sgd', got {optimizer!r}")
+    as_choice(objective, "objective", _OBJECTIVES)
+    as_choice(optimizer, "optimizer", _OPTIMIZERS)
     lr = as_positive(lr, "lr")
     weight_decay = as_nonnegative(weight_decay, "weight_decay")
     epochs, batch_size, patience, seed, n_projections, projection, noise_std = check_loop_args(
