@@ -164,6 +164,27 @@ def test_energy_at_a_huge_finite_x_is_finite_when_alpha_is_zero(dtype, x):
     np.testing.assert_allclose(got, want[:, 0], rtol=1e-6 if dtype == "float32" else 1e-12)
 
 
+@pytest.mark.parametrize("dtype, v", [("float64", 1e308), ("float32", 3e38)])
+@pytest.mark.parametrize("activation", ["softplus", "tanh", "silu"])
+def test_a_preactivation_that_overflows_gives_the_activations_limits(dtype, v, activation):
+    # E = σ(2x): at x = ∓v, 2x overflows to ∓inf. The answers are the limits of σ, σ' and
+    # σ'' there, as a float64 reference at a large finite z gives them; silu used to return
+    # NaN (inf·0 in z·σ'(z) and the like).
+    m = EnergyMLP.from_params(
+        [np.array([[2.0]]), np.array([0.0]), np.array([[1.0]]), np.array([0.0])],
+        activation=activation,
+        dtype=dtype,
+    )
+    X = np.array([[-v], [v]], dtype=dtype)
+    with np.errstate(over="ignore"):
+        E, S, T = m.energy(X), m.score(X)[:, 0], m.hessian_trace(X)
+    lo, hi = {"softplus": (0.0, np.inf), "tanh": (-1.0, 1.0), "silu": (0.0, np.inf)}[activation]
+    slope_hi = 0.0 if activation == "tanh" else 2.0  # -dE/dx at +v: -2·σ'(+inf)
+    np.testing.assert_array_equal(E, [lo, hi])
+    np.testing.assert_array_equal(S, [0.0, -slope_hi])
+    np.testing.assert_array_equal(T, [0.0, 0.0])
+
+
 def test_an_alpha_that_overflows_float32_is_refused():
     with pytest.raises(ValueError, match=r"alpha = 1e\+?39 overflows float32"):
         EnergyMLP(2, hidden=(4,), alpha=1e39, dtype="float32")

@@ -17,6 +17,10 @@ pub enum Activation {
     Silu,
 }
 
+/// |z| beyond which silu's exponentially small factors (σ', σ'' − …, e^{−|z|}) are exactly 0
+/// in both float types: `vmath`'s `exp_nonpos` returns 0 below −708 (f64) and −87 (f32).
+const SILU_BOUND: f64 = 1e4;
+
 /// σ and its derivatives at one point; which fields are filled depends on the call.
 #[derive(Debug, Clone, Copy, Default)]
 pub struct Derivs<T> {
@@ -115,16 +119,24 @@ impl Activation {
                 let r = one / (one + e);
                 let pos = z >= T::zero();
                 let s = if pos { r } else { e * r };
-                d.s0 = z * s;
+                // z multiplies factors that vanish as e^{−|z|}: at z = ±inf (a finite input
+                // can overflow a pre-activation) that product is inf·0 = NaN, not its limit 0.
+                // Beyond SILU_BOUND those factors are exactly 0 (e underflows first), so
+                // bounding z there changes no finite result and gives the limits at ±inf.
+                // A comparison, not `max`/`clamp`: a NaN z must stay NaN.
+                let bound = T::c(SILU_BOUND);
+                let z_lo = if z < -bound { -bound } else { z };
+                d.s0 = z_lo * s;
                 if N >= 1 {
                     // 1 − s from e and r, as for softplus; 1 − 6s + 6s² = 1 − 6s(1 − s).
                     let sc = if pos { e * r } else { r };
                     let ds = s * sc;
                     let dds = ds * (sc - s);
                     let ddds = ds * (one - T::c(6.0) * ds);
-                    d.s1 = s + z * ds;
-                    d.s2 = two * ds + z * dds;
-                    d.s3 = T::c(3.0) * dds + z * ddds;
+                    let zb = if z > bound { bound } else { z_lo };
+                    d.s1 = s + zb * ds;
+                    d.s2 = two * ds + zb * dds;
+                    d.s3 = T::c(3.0) * dds + zb * ddds;
                 }
             }
         }
@@ -478,6 +490,37 @@ mod tests {
         assert_eq!(a.derivs::<f64, 0>(-1000.0).s0, 0.0);
         assert!((a.derivs::<f64, 0>(0.0).s0 - std::f64::consts::LN_2).abs() < 1e-15);
         assert!(a.derivs::<f32, 0>(100.0).s0.is_finite());
+    }
+
+    /// At z = ±inf (a finite input whose pre-activation overflows) every activation gives the
+    /// limits of σ and its derivatives, not NaN; silu's were inf·0 = NaN. In the saturated
+    /// range before that, silu's values are already exactly those limits, so bounding z
+    /// changes no finite result.
+    #[test]
+    fn saturated_and_infinite_preactivations_give_the_limits() {
+        fn check<T: Real + std::fmt::Debug>(big: &[f64]) {
+            let limits = |act: Activation, z: T| -> [T; 4] {
+                let (pos, zero, one) = (z > T::zero(), T::zero(), T::one());
+                match act {
+                    Activation::Softplus | Activation::Silu if pos => [z, one, zero, zero],
+                    Activation::Softplus | Activation::Silu => [zero, zero, zero, zero],
+                    Activation::Tanh if pos => [one, zero, zero, zero],
+                    Activation::Tanh => [-one, zero, zero, zero],
+                }
+            };
+            for act in Activation::ALL {
+                for &m in big {
+                    for z in [T::c(m), T::c(-m)] {
+                        let d = act.derivs::<T, 3>(z);
+                        let got = [d.s0, d.s1, d.s2, d.s3];
+                        // == also accepts −0 for 0; a NaN fails it.
+                        assert_eq!(got, limits(act, z), "{act:?} at {z:?}");
+                    }
+                }
+            }
+        }
+        check::<f64>(&[800.0, 9999.0, 1e4, 1e5, 1e300, f64::INFINITY]);
+        check::<f32>(&[100.0, 9999.0, 1e4, 1e5, 1e30, f64::INFINITY]);
     }
 
     /// `derivs::<N>` fills the orders up to N, as `derivs::<3>` does, and leaves the higher
