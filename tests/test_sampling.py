@@ -449,6 +449,28 @@ def test_seeded_output_is_stable(method):
     np.testing.assert_allclose(res.samples, GOLDEN[method], rtol=0, atol=1e-12)
 
 
+def test_float32_keeps_a_drift_below_the_rounding_of_x():
+    # Target N(0, 1) from x0 = 1 with ε = 1e-8: each step's drift, (ε/2)·x = 5e-9, is below
+    # half an ulp of x in float32 (6e-8). Added to x on its own it was rounded away at every
+    # step, and the float32 chains kept none of the drift the float64 ones show; added with
+    # the noise first, it survives on average. Same normals in both dtypes.
+    n, steps, eps = 2000, 2000, 1e-8
+    zero = [np.zeros((4, 1)), np.zeros(4), np.zeros((1, 4)), np.zeros(1)]
+    means = {}
+    for dtype in ("float64", "float32"):
+        m = EnergyMLP.from_params(zero, alpha=1.0, dtype=dtype)
+        x0 = np.ones((n, 1), dtype)
+        res = m.sample(n, n_steps=steps, step_size=eps, init=x0, seed=0)
+        means[dtype] = res.samples.astype(np.float64).mean()
+        # The Python path takes the same order, bit for bit.
+        py = sm.langevin(m.score, x0, steps, eps, seed=0)
+        np.testing.assert_array_equal(py.samples, res.samples)
+    # The mean drift, -1e-5, is below the noise of the mean (1e-4), but the same normals
+    # cancel that in the difference; float32 rounding leaves ~4e-8 of it.
+    drift = (1 - eps / 2) ** steps - 1
+    assert abs(means["float32"] - means["float64"]) < 0.05 * abs(drift)
+
+
 def _small_model():
     return EnergyMLP(3, hidden=(8,), activation="tanh", alpha=0.5, seed=3)
 

@@ -524,7 +524,9 @@ class EnergyMLP:
         Each step is ``x ← x + (ε/2)·s(x) + √ε·z`` with ``step_size = ε``,
         ``s = -∇ₓE / T`` and ``z ~ N(0, I)``; one batched forward + reverse pass of the
         network gives the scores of a chunk of chains (and, for MALA, their energies).
-        Chains run on all the engine's threads, without the GIL, in blocks between which
+        It is evaluated as ``x + ((ε/2)·s(x) + √ε·z)``: in float32, a drift smaller than
+        half a rounding unit of ``x`` (a tiny ε) would be lost at every step if added to
+        ``x`` on its own. Chains run on all the engine's threads, without the GIL, in blocks between which
         Ctrl-C is honoured.
 
         Reproducibility: chain ``i`` draws from its own random stream keyed by

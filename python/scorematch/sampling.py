@@ -513,7 +513,8 @@ def langevin(
             s = scores(xs)
             z = streams.normals(d).astype(x.dtype)
             with np.errstate(over="ignore", invalid="ignore"):
-                x[live] = xs + coef * s + r * z[live]
+                # Drift and noise summed first, then added to x: as the engine.
+                x[live] = xs + (coef * s + r * z[live])
             bad = live & ~np.all(np.isfinite(x), axis=1)
             if bad.any():
                 diverged[bad] = t
@@ -526,7 +527,7 @@ def langevin(
         else:
             z = streams.normals(d).astype(x.dtype)
             with np.errstate(over="ignore", invalid="ignore"):
-                y = x + coef * s_x + r * z
+                y = x + (coef * s_x + r * z)
                 ok_y = np.all(np.isfinite(y), axis=1)
                 y_eval = np.where(ok_y[:, None], y, x)  # never pass NaN/Inf to the user
                 s_y, e_y = scores(y_eval), energies(y_eval)
