@@ -209,6 +209,28 @@ def test_lists_of_floats_give_the_same_numbers_as_arrays(model, X):
     assert np.array_equal(m.energy([[1, 2, 3]]), m.energy(np.array([[1.0, 2.0, 3.0]])))
 
 
+def test_pandas_frames_of_nullable_numbers_are_read_as_floats(model, X):
+    # The nullable dtypes of convert_dtypes() and read_csv(dtype_backend="numpy_nullable")
+    # give numpy an object array: they were refused as "dtype object", and a missing value
+    # was never reported as the NaN it stands for.
+    pd = pytest.importorskip("pandas")
+    m, _ = model
+    frame = pd.DataFrame(X, columns=["a", "b", "c"])
+    for nullable in (frame.astype("Float64"), frame.convert_dtypes()):
+        for name in ("energy", "score", "hessian_trace", "ism_loss"):
+            assert np.array_equal(getattr(m, name)(nullable), getattr(m, name)(X))
+    ints = pd.DataFrame({"a": [1, 2], "b": [3, 4], "c": [5, 6]}, dtype="Int64")
+    assert np.array_equal(m.energy(ints), m.energy(np.array([[1.0, 3, 5], [2, 4, 6]])))
+    missing = frame.astype("Float64")
+    missing.iloc[4, 1] = pd.NA
+    with pytest.raises(ValueError, match=r"X contains NaN or Inf \(first at row 4\)"):
+        m.score(missing)
+    # Other columns stay refused as before: booleans, strings.
+    for bad in (frame > 0, (frame > 0).astype("boolean"), frame.astype(str)):
+        with pytest.raises(TypeError, match="X must be an array of floats"):
+            m.energy(bad)
+
+
 def test_other_float_dtype_is_converted_to_the_models(X):
     m64, p64 = make_model(3, (5, 4), "silu", 0.0, "float64", seed=1)
     m32, _p32 = make_model(3, (5, 4), "silu", 0.0, "float32", seed=1)

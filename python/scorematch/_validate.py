@@ -144,12 +144,35 @@ def as_real_array(
             np.asarray(x, dtype=np.float64)
     except Exception as err:  # ragged lists and the like
         raise TypeError(f"{name} could not be converted to an array: {err}") from err
+    if arr.dtype.kind == "O" and not isinstance(x, np.ndarray):
+        arr = _nullable_numbers(x, arr)
     if arr.dtype.kind not in "fiu":
         if arr.dtype.kind == "O" and arr.ndim == 0:
             # None, a generator, any object numpy wraps as a 0-d object array: name its type.
             raise TypeError(f"{name} must be {expected}, got {type(x).__name__}")
         raise TypeError(f"{name} must be {expected}, got dtype {arr.dtype}")
     return arr
+
+
+def _nullable_numbers(x: Any, arr: NDArray[Any]) -> NDArray[Any]:
+    """A pandas object of numeric columns whose numpy form is an object array (the nullable
+    ``Float64``/``Int64`` dtypes of ``convert_dtypes`` and ``read_csv(dtype_backend=...)``) as
+    float64, missing values (``pd.NA``) as NaN, for the NaN check to name their row; ``arr``
+    itself for anything else. Duck-typed on ``to_numpy`` and ``dtypes``: no pandas import."""
+    to_numpy = getattr(x, "to_numpy", None)
+    dtypes = getattr(x, "dtypes", None)
+    if to_numpy is None or dtypes is None:
+        return arr
+    try:
+        kinds = [getattr(d, "kind", "O") for d in dtypes]  # a DataFrame's, one per column
+    except TypeError:
+        kinds = [getattr(dtypes, "kind", "O")]  # a Series' single dtype
+    if not kinds or any(k not in "fiu" for k in kinds):
+        return arr  # booleans, strings, objects: refused below as before
+    try:
+        return np.asarray(to_numpy(dtype=np.float64, na_value=np.nan))
+    except (TypeError, ValueError):
+        return arr
 
 
 def check_finite_rows(a: NDArray[Any], name: str, first_row: int | None = 0) -> None:
