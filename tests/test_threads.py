@@ -3,6 +3,8 @@ the GIL released during computation, and set_num_threads argument checking."""
 
 from __future__ import annotations
 
+import os
+import subprocess
 import sys
 import threading
 
@@ -224,3 +226,32 @@ def test_forked_children_compute_with_the_parents_numbers(case, tmp_path):
         check=False,
     )
     assert r.returncode == 0 and r.stdout.strip() == "ok", r.stderr[-2000:]
+
+
+@pytest.mark.skipif(not hasattr(os, "sched_getaffinity"), reason="Linux: the CPUs Rayon counts")
+def test_rayon_num_threads_above_the_limit_is_refused_with_a_warning():
+    # Rayon would start them all on the first call: 4097 took ~13 s on two cores before any
+    # work, 99999 minutes. set_num_threads refuses such counts; the variable is held to the
+    # same range, and one thread per core is used instead.
+    code = (
+        "import os, warnings\n"
+        "with warnings.catch_warnings(record=True) as w:\n"
+        "    warnings.simplefilter('always')\n"
+        "    import scorematch as sm\n"
+        "print(sm.get_num_threads(), len(os.sched_getaffinity(0)))\n"
+        "print('|'.join(str(x.message) for x in w))\n"
+    )
+    env = dict(os.environ, RAYON_NUM_THREADS="4097")
+    out = subprocess.run(
+        [sys.executable, "-c", code],
+        check=False,
+        env=env,
+        capture_output=True,
+        text=True,
+        timeout=120,
+    )
+    assert out.returncode == 0, out.stderr
+    counts, messages = out.stdout.splitlines()
+    got, cores = map(int, counts.split())
+    assert got == cores
+    assert "RAYON_NUM_THREADS=4097 is more than the 4096 threads" in messages

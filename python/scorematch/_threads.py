@@ -2,6 +2,9 @@
 
 from __future__ import annotations
 
+import os
+import warnings
+
 from scorematch import _core
 from scorematch._validate import as_integer
 
@@ -15,8 +18,9 @@ def set_num_threads(n: int) -> None:
     Parameters
     ----------
     n : int
-        Number of threads, from 1 to 4096. The default is one per CPU core (or the value of
-        the ``RAYON_NUM_THREADS`` environment variable).
+        Number of threads, from 1 to 4096. The default is one per CPU core, or the value
+        of the ``RAYON_NUM_THREADS`` environment variable (a value above 4096 is ignored
+        with a warning at import).
 
     Raises
     ------
@@ -41,3 +45,36 @@ def set_num_threads(n: int) -> None:
 def get_num_threads() -> int:
     """Return the number of worker threads computations use."""
     return _core.get_num_threads()
+
+
+def _one_per_core() -> int:
+    """CPUs this process may run on: what Rayon's default counts."""
+    try:
+        return len(os.sched_getaffinity(0))
+    except AttributeError:  # not on every platform
+        return os.cpu_count() or 1
+
+
+def check_env_threads() -> None:
+    """Keeps ``RAYON_NUM_THREADS`` within the range of :func:`set_num_threads`.
+
+    Rayon starts as many threads as the variable asks for, on the first computation: 99999
+    ran for minutes before any work, and 4100 took 13 s on two cores. A value above
+    ``MAX_THREADS`` is refused as ``set_num_threads`` refuses it, with a warning, and one
+    thread per core is used instead. Other values are Rayon's to read (it ignores 0 and
+    what is not a number).
+    """
+    raw = os.environ.get("RAYON_NUM_THREADS")
+    try:
+        n = int(raw) if raw is not None else 0
+    except ValueError:
+        return
+    if n > _core.MAX_THREADS:
+        cores = _one_per_core()
+        warnings.warn(
+            f"RAYON_NUM_THREADS={raw} is more than the {_core.MAX_THREADS} threads scorematch "
+            f"allows; using one per core ({cores}) instead",
+            RuntimeWarning,
+            stacklevel=3,
+        )
+        _core.set_num_threads(min(cores, _core.MAX_THREADS))
