@@ -3,6 +3,7 @@ reproducibility, prefix property, thread invariance, trajectories, errors, diver
 
 from __future__ import annotations
 
+import copy
 import dataclasses
 import itertools
 import re
@@ -469,6 +470,16 @@ def test_float32_keeps_a_drift_below_the_rounding_of_x():
     # cancel that in the difference; float32 rounding leaves ~4e-8 of it.
     drift = (1 - eps / 2) ** steps - 1
     assert abs(means["float32"] - means["float64"]) < 0.05 * abs(drift)
+
+
+def test_sample_results_compare_and_hash_by_identity():
+    # A generated __eq__ compared the arrays with ==: `r == r2` raised numpy's "truth value
+    # of an array is ambiguous", and so did `r in results`; hash(r) raised TypeError.
+    r = _small_model().sample(4, n_steps=3)
+    twin = copy.deepcopy(r)
+    assert r != twin and r in [twin, r] and twin not in [r]
+    assert len({r, twin, r}) == 2
+    assert np.array_equal(r.samples, twin.samples)
 
 
 def _small_model():

@@ -50,7 +50,9 @@ _BLOCK_WORK = 1e9
 _STEP_OVERHEAD = 500
 
 
-@dataclass(frozen=True)
+# eq=False: a generated __eq__ compares the arrays with ==, whose truth value numpy refuses,
+# so `r == r2`, `r in results` and hash(r) raised.
+@dataclass(frozen=True, eq=False)
 class SampleResult:
     """The output of :meth:`scorematch.EnergyMLP.sample` and :func:`langevin`.
 
@@ -73,6 +75,11 @@ class SampleResult:
     chain_indices : ndarray of int, shape (n_chains,)
         The index of each returned chain (its random stream): ``first_chain +
         arange(n_samples)`` unless ``on_divergence="mask"`` dropped divergent chains.
+
+    Notes
+    -----
+    Results compare and hash by identity (they can be dict keys and set members); to compare
+    two runs, compare their arrays, e.g. ``np.array_equal(a.samples, b.samples)``.
     """
 
     samples: Array
