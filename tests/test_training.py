@@ -821,11 +821,16 @@ def test_a_validation_fraction_that_leaves_no_training_row_is_refused():
 
 
 @pytest.mark.parametrize(
-    "validation",
-    [np.zeros((2, 2)), np.zeros((3, 2)), [np.zeros((2, 2)), np.zeros((2, 2))]],
-    ids=["array-of-2-rows", "array-of-3-rows", "list-pair"],
+    ("validation", "shown"),
+    [
+        (np.zeros((2, 2)), "an array of shape (2, 2)"),
+        (np.zeros((3, 2)), "an array of shape (3, 2)"),
+        ([np.zeros((2, 2)), np.zeros((2, 2))], "list"),
+        ((np.zeros((2, 2)),), "a tuple of 1 item"),
+    ],
+    ids=["array-of-2-rows", "array-of-3-rows", "list-pair", "1-tuple"],
 )
-def test_esm_validation_must_be_a_tuple_pair(validation):
+def test_esm_validation_must_be_a_tuple_pair(validation, shown):
     # With 'esm', an X_val alone (whatever its row count) or a list is refused: only a
     # tuple (X_val, target_val), a fraction or None.
     model = EnergyMLP(2, hidden=(4,), seed=0)
@@ -840,8 +845,23 @@ def test_esm_validation_must_be_a_tuple_pair(validation):
             progress=False,
         )
     assert str(info.value) == (
-        "with objective 'esm', validation must be a fraction, None or a pair (X_val, target_val)"
+        "with objective 'esm', validation must be a fraction, None or a pair (X_val, "
+        f"target_val), got {shown}"
     )
+
+
+@pytest.mark.parametrize("n", [1, 3])
+def test_a_tuple_of_arrays_is_not_taken_for_rows(n):
+    # numpy stacked (X_val,) into a (1, 5, 2) array, and the error described that shape.
+    model = EnergyMLP(2, hidden=(4,), seed=0)
+    validation = (_rows(5),) * n
+    with pytest.raises(ValueError) as info:
+        model.fit(_rows(10), validation=validation, epochs=1, progress=False)
+    items = "item" if n == 1 else "items"
+    assert str(info.value) == f"validation must be an array X_val, got a tuple of {n} {items}"
+    # A tuple of rows is still an array-like X_val.
+    rows = tuple(map(tuple, _rows(3).tolist()))
+    model.fit(_rows(10), validation=rows, epochs=1, progress=False)
 
 
 @pytest.mark.parametrize(

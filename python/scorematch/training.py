@@ -406,7 +406,7 @@ def _split(
         if not (isinstance(validation, tuple) and len(validation) == 2):
             raise ValueError(
                 "with objective 'esm', validation must be a fraction, None or a pair "
-                "(X_val, target_val)"
+                f"(X_val, target_val), got {_described(validation)}"
             )
         X_val = as_batch(validation[0], dim, dtype, "X_val")
         t_val = as_batch(validation[1], dim, dtype, "target_val")
@@ -425,4 +425,20 @@ def _split(
             "validation=(X_val, target_val) is for objective 'esm'; for this objective pass "
             "X_val alone"
         )
+    if isinstance(validation, tuple) and any(_is_2d(v) for v in validation):
+        # Not rows but arrays in a tuple: numpy would stack them into a 3-D array, and the
+        # shape error would describe an array the caller never built.
+        raise ValueError(f"validation must be an array X_val, got {_described(validation)}")
     return X, None, as_batch(validation, dim, dtype, "X_val"), None
+
+
+def _is_2d(v: Any) -> bool:
+    return getattr(v, "ndim", None) == 2
+
+
+def _described(validation: Any) -> str:
+    if isinstance(validation, tuple):
+        n = len(validation)
+        return f"a tuple of {n} {'item' if n == 1 else 'items'}"
+    shape = getattr(validation, "shape", None)
+    return f"an array of shape {shape}" if shape is not None else type(validation).__name__
