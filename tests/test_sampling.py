@@ -314,6 +314,26 @@ def test_divergence_raises_with_count_and_step():
         sm.langevin(m.score, x0, 10, 10.0)
 
 
+def test_langevin_names_score_fn_when_it_returns_nan_at_finite_states():
+    # The message advised a smaller step_size, which cannot help a score function's NaN.
+    def score_fn(x):
+        s = -x
+        s[1] = np.nan
+        return s
+
+    with pytest.raises(SamplingDivergedError) as info:
+        sm.langevin(score_fn, np.zeros((4, 2)), 5, 1e-6)
+    assert str(info.value) == (
+        "1 of 4 chains diverged (NaN or Inf), the first at step 0: score_fn returned NaN at "
+        "finite states for 1 of them; fix score_fn, or on_divergence='mask' to keep the "
+        "finite chains"
+    )
+    # A step that overflows still gets the step-size advice.
+    m, x0 = _exploding()
+    with pytest.raises(SamplingDivergedError, match="; use a smaller step_size, or"):
+        sm.langevin(m.score, x0, 10, 10.0)
+
+
 def test_divergence_mask_returns_the_finite_chains():
     m, x0 = _exploding()
     res = m.sample(6, n_steps=10, step_size=10.0, init=x0, on_divergence="mask",

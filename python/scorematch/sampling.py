@@ -526,10 +526,17 @@ def langevin(
             if bad.any():
                 diverged[bad] = t
                 if raise_on:
+                    # A NaN score at a finite state is score_fn's doing, not the step size's.
+                    n_nan = int(np.isnan(s).any(axis=1).sum())
+                    hint = (
+                        f": score_fn returned NaN at finite states for {n_nan} of them; fix "
+                        "score_fn"
+                        if n_nan
+                        else "; use a smaller step_size"
+                    )
                     raise SamplingDivergedError(
                         f"{int(bad.sum())} of {n} chains diverged (NaN or Inf), the first at "
-                        f"step {t}; use a smaller step_size, or on_divergence='mask' to keep "
-                        "the finite chains"
+                        f"step {t}{hint}, or on_divergence='mask' to keep the finite chains"
                     )
         else:
             z = streams.normals(d).astype(x.dtype)
