@@ -78,3 +78,31 @@ def test_the_simd_paths_give_the_same_bits_and_the_portable_one_close_values(tmp
 def test_an_unknown_cap_keeps_the_best_path(tmp_path, value):
     took, _ = _run(tmp_path, value)
     assert took == sm.runtime_info()["gemm_kernel"]
+
+
+@pytest.mark.parametrize("value", ["Portable", "protable", ""])
+def test_an_unknown_scorematch_gemm_is_named_in_a_warning(value):
+    # The engine ignores a value it does not know and takes the best path: a typo for
+    # "portable" gave other last bits than asked for, without a word.
+    code = (
+        "import warnings\n"
+        "with warnings.catch_warnings(record=True) as w:\n"
+        "    warnings.simplefilter('always')\n"
+        "    import scorematch as sm\n"
+        "print(sm.runtime_info()['gemm_kernel'])\n"
+        "print('|'.join(str(x.message) for x in w))\n"
+    )
+    env = dict(os.environ, SCOREMATCH_GEMM=value)
+    out = subprocess.run(
+        [sys.executable, "-c", code], check=True, env=env, capture_output=True, text=True
+    )
+    kernel, messages = out.stdout.splitlines()
+    assert messages == (
+        f"SCOREMATCH_GEMM={value!r} is not one of 'portable', 'avx2', 'avx512' and is "
+        f"ignored: the GEMM kernel is {kernel!r}"
+    )
+    env["SCOREMATCH_GEMM"] = "portable"
+    out = subprocess.run(
+        [sys.executable, "-c", code], check=True, env=env, capture_output=True, text=True
+    )
+    assert out.stdout.splitlines() == ["portable", ""]

@@ -10,7 +10,7 @@ annealed) with diagnostics.
 
 from __future__ import annotations
 
-from scorematch import _threads, datasets, diagnostics
+from scorematch import _runtime, _threads, datasets, diagnostics
 from scorematch._core import __version__
 from scorematch._runtime import runtime_info
 from scorematch._threads import get_num_threads, set_num_threads
@@ -20,6 +20,7 @@ from scorematch.sampling import SampleResult, SamplingDivergedError, langevin
 from scorematch.training import FitHistory, TrainingDivergedError
 
 _threads.check_env_threads()
+_runtime.check_env_gemm()
 
 __all__ = [
     "EnergyMLP",

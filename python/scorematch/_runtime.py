@@ -2,7 +2,13 @@
 
 from __future__ import annotations
 
+import os
+import warnings
+
 from scorematch import _core
+
+#: The values of ``SCOREMATCH_GEMM`` the engine reads (``rust/core/src/gemm/mod.rs``).
+_GEMM_CAPS = ("portable", "avx2", "avx512")
 
 
 def runtime_info() -> dict[str, str | int]:
@@ -34,3 +40,17 @@ def runtime_info() -> dict[str, str | int]:
         "elementwise": elementwise,
         "num_threads": _core.get_num_threads(),
     }
+
+
+def check_env_gemm() -> None:
+    """Warns about a ``SCOREMATCH_GEMM`` the engine does not know: it ignores such a value
+    and takes the best path, so ``"Portable"`` would silently give other last bits than the
+    portable results asked for."""
+    raw = os.environ.get("SCOREMATCH_GEMM")
+    if raw is not None and raw not in _GEMM_CAPS:
+        warnings.warn(
+            f"SCOREMATCH_GEMM={raw!r} is not one of {', '.join(map(repr, _GEMM_CAPS))} and is "
+            f"ignored: the GEMM kernel is {_core.cpu_paths()[0]!r}",
+            RuntimeWarning,
+            stacklevel=3,
+        )
