@@ -13,6 +13,7 @@ import os
 import re
 import subprocess
 import sys
+import warnings
 from pathlib import Path
 
 import numpy as np
@@ -128,6 +129,21 @@ def test_samples_follow_the_fitted_gaussian(fitted):
     # Measured: mean error 0.023, covariance error 0.045 (largest entries).
     np.testing.assert_allclose(S.mean(axis=0), MU, atol=0.05)
     np.testing.assert_allclose(np.cov(S.T), COV, atol=0.09)
+
+
+def test_samples_that_run_off_get_a_warning(fitted):
+    # A flat energy (all weights 0; alpha is 0 with standardize=True) confines nothing:
+    # MALA's tuning grows ε without bound and the chains return points ~1e8 standard
+    # deviations out. That used to pass in silence; a fitted model's samples stay quiet.
+    with warnings.catch_warnings():
+        warnings.simplefilter("error")
+        fitted.sample(200, random_state=0)
+    X = np.random.default_rng(0).normal(size=(100, 2))
+    est = ScoreMatchingDensity(hidden=(4,), epochs=1, random_state=0).fit(X)
+    est.model_.set_params([np.zeros_like(p) for p in est.model_.params])
+    with pytest.warns(RuntimeWarning, match=r"standard deviations from the training mean"):
+        S = est.sample(8, random_state=0)
+    assert np.abs(S).max() > 1e3
 
 
 def test_score_field_is_the_models_score(fitted):

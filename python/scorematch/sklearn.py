@@ -15,6 +15,7 @@ scorematch.
 from __future__ import annotations
 
 import math
+import warnings
 from collections.abc import Sequence
 from dataclasses import dataclass
 from typing import Any
@@ -196,7 +197,7 @@ class ScoreMatchingDensity(DensityMixin, BaseEstimator):  # type: ignore[misc]
     >>> import numpy as np
     >>> from scorematch.sklearn import ScoreMatchingDensity
     >>> X = np.random.default_rng(0).normal(size=(500, 2))
-    >>> est = ScoreMatchingDensity(hidden=(16,), epochs=5, random_state=0).fit(X)
+    >>> est = ScoreMatchingDensity(hidden=(16,), epochs=50, random_state=0).fit(X)
     >>> est.score_samples(X[:3]).shape, est.sample(4, random_state=0).shape
     ((3,), (4, 2))
     """
@@ -325,6 +326,7 @@ class ScoreMatchingDensity(DensityMixin, BaseEstimator):  # type: ignore[misc]
         self.mean_: Array
         self.scale_: Array
         self.mean_, self.scale_ = column_stats(Xa)
+        self._train_reach = self._reach(Xa)
         return self
 
     # -- evaluation ------------------------------------------------------------------------
@@ -427,6 +429,14 @@ class ScoreMatchingDensity(DensityMixin, BaseEstimator):  # type: ignore[misc]
             If ``n_samples`` is not an int.
         scorematch.SamplingDivergedError
             If chains reach NaN or Inf (ULA with too large a ``step_size``).
+
+        Warns
+        -----
+        RuntimeWarning
+            If a sample lies more than 100 times farther from ``mean_`` (in ``scale_``
+            units) than any training row: the fitted energy does not confine its density
+            there, and the chains ran off (a short fit; ``alpha`` is 0 with
+            ``standardize=True``).
         """
         check_is_fitted(self)
         p = self._checked_params()
@@ -456,7 +466,38 @@ class ScoreMatchingDensity(DensityMixin, BaseEstimator):  # type: ignore[misc]
             seed=seed,
             progress=False,
         )
+        self._warn_if_runaway(res.samples)
         return res.samples
+
+    # A fitted energy need not confine its density (alpha is 0 with standardize=True): after
+    # a short fit, chains can run off, MALA's step-size tuning growing ε without bound, and
+    # return points at 1e10 for data at 1. Well-fitted heavy-tailed models reach a few times
+    # the data's extent, hence the wide margin.
+    _RUNAWAY = 100.0
+
+    def _warn_if_runaway(self, samples: Array) -> None:
+        train = getattr(self, "_train_reach", None)  # None: fitted by an older version
+        if train is None or samples.size == 0:
+            return
+        reach = self._reach(samples)
+        if not reach <= self._RUNAWAY * max(train, 1.0):
+            warnings.warn(
+                f"the samples reach {reach:.3g} standard deviations from the training mean, "
+                f"where the training data reach {train:.3g}: the fitted energy may not confine "
+                "its density (exp(-E) improper far from the data), and the chains ran off. "
+                "Train longer, or fit with standardize=False and alpha > 0",
+                RuntimeWarning,
+                stacklevel=3,
+            )
+
+    def _reach(self, A: Array) -> float:
+        """The largest distance of an entry of ``A`` from ``mean_``, in ``scale_`` units,
+        over the features that vary (NaN-free ``A``)."""
+        varies = self.scale_ > 0
+        if not varies.any():
+            return 0.0
+        dev = np.abs(A[:, varies] - self.mean_[varies]) / self.scale_[varies]
+        return float(dev.max(initial=0.0))
 
     # -- helpers ---------------------------------------------------------------------------
 
