@@ -500,6 +500,87 @@ def test_cli_reads_csv_data_and_a_single_column(tmp_path):
     assert load(tmp_path / "c.npz").dim == 1
 
 
+def test_cli_reads_csv_with_a_header_line_or_a_byte_order_mark(tmp_path):
+    """The CSV that DataFrame.to_csv(index=False) writes starts with the column names, and
+    Excel's "CSV UTF-8" with a byte-order mark: both fit like the same .npy table."""
+    from scorematch import load
+    from scorematch.__main__ import main
+
+    X = np.random.default_rng(0).normal(size=(40, 2))
+    np.save(tmp_path / "d.npy", X)
+    rows = "".join(f"{a},{b}\n" for a, b in X.tolist())  # exact: shortest round trip
+    (tmp_path / "header.csv").write_text("a,b\n" + rows)
+    (tmp_path / "bom.csv").write_text("x,y\n" + rows, encoding="utf-8-sig")
+    (tmp_path / "bom_no_header.csv").write_text(rows, encoding="utf-8-sig")
+    common = ["--epochs", "2", "--hidden", "4"]
+    assert main(["fit", str(tmp_path / "d.npy"), "--out", str(tmp_path / "d.npz"), *common]) == 0
+    want = load(tmp_path / "d.npz").params
+    for name in ("header", "bom", "bom_no_header"):
+        out = str(tmp_path / f"{name}.npz")
+        assert main(["fit", str(tmp_path / f"{name}.csv"), "--out", out, *common]) == 0
+        assert same_arrays(load(out).params, want), name
+
+
+def test_cli_names_the_csv_line_it_cannot_read(tmp_path, capsys, monkeypatch):
+    """Only the first line may be a header; any other line that is not numbers is named by
+    its number in the file, with what was expected. No data rows is empty data."""
+    monkeypatch.chdir(tmp_path)
+    (tmp_path / "semi.csv").write_text("a,b\n1,2\nx;y\n4,5\n")
+    (tmp_path / "ragged.csv").write_text("1,2\n3,4,5\n")
+    (tmp_path / "long.csv").write_text("1,2\n" + ",".join(["1.25"] * 20) + ",x\n")
+    (tmp_path / "latin1.csv").write_bytes("a,b\n1,2\n3,\xe9\n".encode("latin-1"))
+    (tmp_path / "header_only.csv").write_text("a,b\n")
+    (tmp_path / "empty.csv").write_text("")
+    fit = ["--out", "m.npz", "--epochs", "1"]
+    expected = "expected comma-separated numbers, one row per line (an optional header line)"
+    assert _error(capsys, ["fit", "semi.csv", *fit]) == (
+        f"scorematch: error: cannot read 'semi.csv': {expected}, got 'x;y' on line 3"
+    )
+    assert _error(capsys, ["fit", "ragged.csv", *fit]) == (
+        f"scorematch: error: cannot read 'ragged.csv': {expected}, got 3 numbers on line 2 "
+        "('3,4,5') where the lines before have 2"
+    )
+    # A long line is quoted by its start.
+    assert _error(capsys, ["fit", "long.csv", *fit]) == (
+        f"scorematch: error: cannot read 'long.csv': {expected}, "
+        "got '1.25,1.25,1.25,1.25,1.25,1.25,1.25,1....' on line 2"
+    )
+    assert _error(capsys, ["fit", "latin1.csv", *fit]) == (
+        "scorematch: error: cannot read 'latin1.csv': expected UTF-8 text, got the byte 0xe9 "
+        "on line 3"
+    )
+    empty = "scorematch: error: X must hold at least one row, got 0"
+    assert _error(capsys, ["fit", "empty.csv", *fit]) == empty
+    assert _error(capsys, ["fit", "header_only.csv", *fit]) == empty
+    assert not (tmp_path / "m.npz").exists()
+
+
+def test_cli_takes_file_suffixes_in_any_case(tmp_path, capsys, monkeypatch):
+    """DATA.CSV and DATA.NPY are read, S.CSV and S.NPY written, at exactly those names."""
+    from scorematch.__main__ import main
+
+    monkeypatch.chdir(tmp_path)
+    X = np.random.default_rng(0).normal(size=(40, 2))
+    np.savetxt("DATA.CSV", X, delimiter=",")
+    with open("DATA.NPY", "wb") as f:  # np.save given a name would add ".npy"
+        np.save(f, X)
+    fit = ["--out", "m.npz", "--epochs", "1", "--hidden", "4"]
+    assert main(["fit", "DATA.CSV", *fit]) == 0
+    assert main(["fit", "DATA.NPY", *fit]) == 0
+    for out in ("S.CSV", "S.NPY"):
+        assert main(["sample", "m.npz", "-n", "3", "--steps", "2", "--out", out]) == 0
+    capsys.readouterr()
+    assert sorted(p.name for p in tmp_path.iterdir()) == [
+        "DATA.CSV",
+        "DATA.NPY",
+        "S.CSV",
+        "S.NPY",
+        "m.npz",
+    ]
+    assert np.loadtxt("S.CSV", delimiter=",").shape == (3, 2)
+    assert np.load("S.NPY").shape == (3, 2)
+
+
 def _error(capsys, argv):
     from scorematch.__main__ import main
 
@@ -657,6 +738,19 @@ def test_cli_checks_output_paths_before_any_work(tmp_path, capsys, monkeypatch):
     )
     assert _error(capsys, ["fit", "missing.npy", "--out", "."]) == (
         "scorematch: error: output must name a file, got '.'"
+    )
+    assert list(tmp_path.iterdir()) == []
+
+
+def test_cli_refuses_an_output_path_ending_in_a_separator(tmp_path, capsys, monkeypatch):
+    """'new/' names a folder whether or not it exists: refused like '.', before any work
+    (here the data and model files do not exist), and no folder is made."""
+    monkeypatch.chdir(tmp_path)
+    assert _error(capsys, ["fit", "missing.npy", "--out", "newdir/"]) == (
+        "scorematch: error: output must name a file, got 'newdir/'"
+    )
+    assert _error(capsys, ["sample", "missing.npz", "-n", "2", "--out", "s.npy/"]) == (
+        "scorematch: error: output must name a file, got 's.npy/'"
     )
     assert list(tmp_path.iterdir()) == []
 

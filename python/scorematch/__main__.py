@@ -9,6 +9,7 @@ as trained so far (the parameters of its last completed step) and prints its sum
 from __future__ import annotations
 
 import argparse
+import os
 import sys
 import warnings
 from collections.abc import Sequence
@@ -25,14 +26,16 @@ def _read_data(path: str) -> Any:
     p = Path(path)
     if not p.exists():
         raise ValueError(f"no data file at {path!r}")
-    if p.suffix not in (".npy", ".csv"):
+    # Windows tools and exports often write upper-case suffixes: DATA.CSV is a .csv file.
+    suffix = p.suffix.lower()
+    if suffix not in (".npy", ".csv"):
         raise ValueError(f"data must be a .npy or .csv file, got {path!r}")
     try:
         with warnings.catch_warnings():
             # An empty CSV: numpy warns, then the data check below says what is wrong.
             warnings.simplefilter("ignore", UserWarning)
-            if p.suffix == ".csv":
-                return np.loadtxt(p, delimiter=",", ndmin=2)
+            if suffix == ".csv":
+                return _read_csv(p)
             data = np.load(p, allow_pickle=False)
     except (ValueError, OSError, EOFError) as err:
         raise ValueError(f"cannot read {path!r}: {err}") from None
@@ -41,23 +44,117 @@ def _read_data(path: str) -> Any:
     return data.astype(np.float64) if data.dtype.kind in "iu" else data
 
 
+_CSV_FORMAT = "comma-separated numbers, one row per line (an optional header line)"
+
+
+def _read_csv(p: Path) -> Any:
+    """Read a CSV table of numbers, as spreadsheets and ``DataFrame.to_csv`` write them.
+
+    Parameters
+    ----------
+    p : Path
+        The file, UTF-8 with or without a byte-order mark.
+
+    Returns
+    -------
+    numpy.ndarray
+        The (n, dim) float64 table; (0, 1) for a file without data rows, which the data check
+        of the fit then names like any other empty data.
+
+    Raises
+    ------
+    ValueError
+        If the file is not UTF-8 text, or a line other than the first does not hold numbers,
+        or not as many as the lines before: the message names that line by its number in the
+        file and quotes it.
+    """
+    # "utf-8-sig": a byte-order mark (Excel's "CSV UTF-8") is no part of the first field.
+    try:
+        lines = p.read_text(encoding="utf-8-sig").splitlines()
+    except UnicodeDecodeError as err:
+        # A Latin-1 or UTF-16 export: say so, not the codec's byte offset alone.
+        line = err.object[: err.start].count(b"\n") + 1
+        byte = err.object[err.start : err.start + 1].hex()
+        raise ValueError(f"expected UTF-8 text, got the byte 0x{byte} on line {line}") from None
+    # A first line that is not all numbers holds the column names (pandas writes one by
+    # default); only the first, so that a stray word further down is still an error.
+    first = _csv_fields(lines[0]) if lines else None
+    skip = 1 if first is not None and not all(map(_is_number, first)) else 0
+    try:
+        return np.loadtxt(lines[skip:], delimiter=",", ndmin=2)
+    except ValueError as err:
+        # numpy's own text counts rows from 0 past the header and says nothing of the format
+        # expected: find the line (the fast parse above keeps valid files fast).
+        bad = _first_bad_csv_line(lines, skip)
+        raise (err if bad is None else ValueError(bad)) from None
+
+
+def _csv_fields(line: str) -> list[str] | None:
+    """The comma-separated fields of ``line``; None for a blank or comment line, which
+    ``numpy.loadtxt`` skips (it ends each line at a ``#``)."""
+    text = line.split("#", 1)[0]
+    return text.split(",") if text.strip() else None
+
+
+def _is_number(field: str) -> bool:
+    # float() also takes "1_000", which numpy.loadtxt refuses.
+    try:
+        float(field)
+    except ValueError:
+        return False
+    return "_" not in field
+
+
+def _first_bad_csv_line(lines: list[str], skip: int) -> str | None:
+    """What is wrong with the first line that is not a row of numbers like the ones before
+    it, counting lines from 1 in the file; None if every line is (numpy refused something
+    else)."""
+    width = None
+    for number, line in enumerate(lines[skip:], start=skip + 1):
+        fields = _csv_fields(line)
+        if fields is None:
+            continue
+        if not all(map(_is_number, fields)):
+            return f"expected {_CSV_FORMAT}, got {_shorten(line)!r} on line {number}"
+        if width is not None and len(fields) != width:
+            return (
+                f"expected {_CSV_FORMAT}, got {len(fields)} numbers on line {number} "
+                f"({_shorten(line)!r}) where the lines before have {width}"
+            )
+        width = len(fields)
+    return None
+
+
+def _shorten(line: str, limit: int = 40) -> str:
+    # Quoted in a one-line message: a long row is cut, its start is enough to find it.
+    line = line.strip()
+    return line if len(line) <= limit else line[: limit - 3] + "..."
+
+
+_SEPARATORS = tuple(s for s in (os.sep, os.altsep) if s)
+
+
 def _check_out(path: str, suffixes: tuple[str, ...] | None = None) -> None:
     """Refuses an output path before the work whose result it would hold, not after."""
     p = Path(path)
-    if suffixes is not None and p.suffix not in suffixes:
+    if suffixes is not None and p.suffix.lower() not in suffixes:
         raise ValueError(f"output must be a {' or '.join(suffixes)} file, got {path!r}")
-    if not p.name or p.is_dir():
+    # Path drops a trailing separator ("new/" has the name "new"): such a path names a
+    # folder, existing or not, and open() would fail on it only after the work.
+    if not p.name or path.endswith(_SEPARATORS) or p.is_dir():
         raise ValueError(f"output must name a file, got {path!r}")
     if not p.parent.is_dir():
         raise ValueError(f"no folder {str(p.parent)!r} to write {path!r} in")
 
 
 def _write_data(path: str, X: Any) -> None:
-    # .npy or .csv: _check_out refused anything else before the work.
-    if Path(path).suffix == ".npy":
-        np.save(path, X)
-    else:
-        np.savetxt(path, X, delimiter=",")
+    # .npy or .csv in any case: _check_out refused anything else before the work. Through
+    # an open file, because np.save given a name adds ".npy" to "S.NPY".
+    with open(path, "wb") as f:
+        if Path(path).suffix.lower() == ".npy":
+            np.save(f, X)
+        else:
+            np.savetxt(f, X, delimiter=",")
 
 
 def _demo(args: argparse.Namespace) -> None:
@@ -194,7 +291,9 @@ def main(argv: Sequence[str] | None = None) -> int:
         "the rows are held out, and the parameters of the epoch with the lowest held-out "
         "loss are kept.",
     )
-    fit.add_argument("data", help="(n, dim) samples, .npy or .csv")
+    fit.add_argument(
+        "data", help="(n, dim) samples, .npy or .csv (comma-separated, an optional header line)"
+    )
     fit.add_argument("--out", required=True, help="model file to write")
     fit.add_argument(
         "--objective",
