@@ -218,6 +218,30 @@ def test_fit_matches_the_local_fit(scheduler: str, objective: str, extra: dict[s
     assert rel_diff(ours, model()) > 1e-3  # it did train
 
 
+def test_fit_standardizes_as_the_local_fit(scheduler: str) -> None:
+    # Data at scale 1e3 around 5e3, which the default lr does not suit unstandardized;
+    # standardized, both fits take the same steps on z = (x - mean) / std and fold the map
+    # into the first layer. The statistics come from Dask's sums: a few ulp from numpy's.
+    X = 5e3 + 1e3 * data(600)
+    X_val = 5e3 + 1e3 * data(200, seed=4)
+
+    def fresh() -> sm.EnergyMLP:
+        return sm.EnergyMLP(3, hidden=(16, 16), activation="silu", alpha=0.0, seed=1)
+
+    ours, local = fresh(), fresh()
+    args: dict[str, Any] = {**FIT, "standardize": True}
+    h = smd.fit(ours, da.from_array(X, chunks=(250, 3)), validation=X_val, **args)
+    hl = local.fit(X, validation=X_val, progress=False, **args)
+    assert rel_diff(ours, local) < 1e-9
+    np.testing.assert_allclose(h.val_loss, hl.val_loss, rtol=1e-9)
+    np.testing.assert_allclose(ours.score(X[:50]), local.score(X[:50]), rtol=1e-8, atol=1e-15)
+    assert rel_diff(ours, fresh()) > 1e-3
+    with pytest.raises(ValueError, match="standardize=True needs alpha == 0"):
+        smd.fit(model(), da.from_array(X, chunks=250), standardize=True)
+    with pytest.raises(TypeError, match="standardize must be a bool, got str"):
+        smd.fit(fresh(), da.from_array(X, chunks=250), standardize="yes")
+
+
 @pytest.mark.parametrize("objective, extra", OBJECTIVES[1:])
 def test_random_objectives_draw_the_local_fits_validation_noise(
     objective: str, extra: dict[str, Any]

@@ -149,13 +149,7 @@ def fit(
         noise_std,
         callback,
     )
-    if not isinstance(standardize, (bool, np.bool_)):
-        raise TypeError(f"standardize must be a bool, got {type(standardize).__name__}")
-    if standardize and model.alpha != 0:
-        raise ValueError(
-            "standardize=True needs alpha == 0: the confining term (alpha/2)||x||^2 has no "
-            f"exact counterpart in standardized coordinates (alpha is {model.alpha})"
-        )
+    check_standardize(standardize, model.alpha)
 
     dtype = model._m.dtype
     Xa = as_batch(X, model.dim, dtype, "X")
@@ -293,6 +287,17 @@ def check_loop_args(
     )
 
 
+def check_standardize(standardize: Any, alpha: float) -> None:
+    """The checks of ``fit``'s ``standardize`` (shared with ``scorematch.dask.fit``)."""
+    if not isinstance(standardize, (bool, np.bool_)):
+        raise TypeError(f"standardize must be a bool, got {type(standardize).__name__}")
+    if standardize and alpha != 0:
+        raise ValueError(
+            "standardize=True needs alpha == 0: the confining term (alpha/2)||x||^2 has no "
+            f"exact counterpart in standardized coordinates (alpha is {alpha})"
+        )
+
+
 def column_stats(X: Arr) -> tuple[Arr, Arr]:
     """The mean and standard deviation of each column of ``X`` (n ≥ 1 rows), in float64, for
     data of any scale. Each column is divided by its largest |x| before the spread is taken
@@ -327,7 +332,11 @@ class _Affine:
 
     @classmethod
     def of(cls, X: Arr, dtype: np.dtype[Any]) -> _Affine:
-        m, s = column_stats(X)
+        return cls.from_stats(*column_stats(X), dtype)
+
+    @classmethod
+    def from_stats(cls, m: Arr, s: Arr, dtype: np.dtype[Any]) -> _Affine:
+        """From the columns' mean and spread (as :func:`column_stats` gives them)."""
         s[~(s > 0)] = 1.0  # constant columns: only shift them
         if not (np.all(np.isfinite(m)) and np.all(np.isfinite(s))):
             raise ValueError("standardize=True: the mean or spread of X overflows; rescale X")
