@@ -134,18 +134,18 @@ def as_real_array(
                 arr = np.asarray(x)
         else:
             arr = np.asarray(x)
+        if arr.dtype.kind == "O" and not isinstance(x, np.ndarray):
+            arr = _nullable_numbers(x, arr)
         if (
             _RAGGED_TO_OBJECT
             and arr.dtype.kind == "O"
             and arr.ndim
-            and not isinstance(x, np.ndarray)
+            and isinstance(x, (list, tuple))
         ):
             # Where numpy >= 1.24 raises, the float conversion still does: one message.
             np.asarray(x, dtype=np.float64)
     except Exception as err:  # ragged lists and the like
         raise TypeError(f"{name} could not be converted to an array: {err}") from err
-    if arr.dtype.kind == "O" and not isinstance(x, np.ndarray):
-        arr = _nullable_numbers(x, arr)
     if arr.dtype.kind not in "fiu":
         if arr.dtype.kind == "O" and arr.ndim == 0:
             # None, a generator, any object numpy wraps as a 0-d object array: name its type.
