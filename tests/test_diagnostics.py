@@ -376,3 +376,13 @@ def test_the_geyer_sequence_stops_at_a_pair_of_zero():
     # 0.23.4 does (its rounding lands on the positive side).
     t = np.array([[1, 1, 0, 1, 0, 0, 0, 0, 0, 1, 1, 0, 1, 1, 1, 0, 1, 0]], float).T
     np.testing.assert_allclose(diagnostics.ess(t, method="basic"), [10.451612903225802], rtol=1e-12)
+
+
+def test_a_result_without_the_draws_asked_for_is_named():
+    # The functions take SampleResult's optional fields as they are, for the typed workflow
+    # of the README; a run that did not keep them is a TypeError that says what to ask for.
+    for f in (diagnostics.split_rhat, diagnostics.ess, diagnostics.mcse):
+        with pytest.raises(TypeError, match=r"^trajectory is None: sample with return_trajectory"):
+            f(None)
+    with pytest.raises(TypeError, match=r"^acceptance_rate is None: only MALA runs"):
+        diagnostics.acceptance_summary(None)

@@ -8,7 +8,7 @@ from __future__ import annotations
 
 import numpy as np
 from numpy.typing import NDArray
-from scorematch import EnergyMLP, datasets
+from scorematch import EnergyMLP, TrainingDivergedError, datasets, diagnostics
 from scorematch.sklearn import ScoreMatchingDensity
 from typing_extensions import assert_type  # mypy's own dependency: present wherever it runs
 
@@ -31,3 +31,17 @@ def by_name(name: str) -> datasets.ToyDataset | datasets.GaussianMixture:
 # hidden takes any sequence of widths, in the estimator as in the model.
 est = ScoreMatchingDensity(hidden=[8], epochs=1)
 model = EnergyMLP(2, hidden=[8])
+
+
+# The README's Sampling workflow: the result's optional fields go to the diagnostics as they
+# are (None, from a run that did not keep them, is a TypeError at run time).
+res = model.sample(10, n_steps=20, method="mala", return_trajectory=True)
+assert_type(diagnostics.split_rhat(res.trajectory), NDArray[np.float64])
+assert_type(diagnostics.ess(res.trajectory, method="tail"), NDArray[np.float64])
+assert_type(diagnostics.mcse(res.trajectory), NDArray[np.float64])
+summary = diagnostics.acceptance_summary(res.acceptance_rate)
+
+
+# A divergence carries the history of the completed epochs.
+def epochs_before(err: TrainingDivergedError) -> int:
+    return err.history.n_epochs

@@ -7,6 +7,7 @@ import numpy as np
 from numpy.typing import ArrayLike, NDArray
 
 from scorematch.sampling import _Run
+from scorematch.training import FitHistory
 
 __all__ = [
     "MAX_PROJECTIONS",
@@ -35,7 +36,9 @@ MAX_PROJECTIONS: int
 
 def set_num_threads(n: int) -> None: ...
 
-class TrainingDivergedError(RuntimeError): ...
+class TrainingDivergedError(RuntimeError):
+    # Set by EnergyMLP.fit and scorematch.dask.fit before raising: the completed epochs.
+    history: FitHistory
 
 def get_num_threads() -> int: ...
 def cpu_paths() -> tuple[str, str]: ...

@@ -671,7 +671,7 @@ def fit(
         history.stop_reason = "diverged"
         history.seconds = time.perf_counter() - start
         err = TrainingDivergedError(message)
-        err.history = history  # type: ignore[attr-defined]
+        err.history = history
         return err
 
     try:

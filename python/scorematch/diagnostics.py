@@ -20,7 +20,7 @@ __all__ = ["acceptance_summary", "ess", "mcse", "split_rhat"]
 Floats = NDArray[np.float64]
 
 
-def _trajectory(trajectory: ArrayLike, min_draws: int) -> Floats:
+def _trajectory(trajectory: ArrayLike | None, min_draws: int) -> Floats:
     """The checked draws as float64 (n_draws, n_chains, dim), each coordinate scaled by the
     power of two :func:`_scale_exponent` gives."""
     return _scaled(_checked(trajectory, min_draws))[0]
@@ -41,7 +41,11 @@ def _scale_exponent(t: Floats) -> NDArray[np.intc]:
     return np.asarray(np.frexp(np.abs(t).max(axis=(0, 1)))[1], dtype=np.intc)
 
 
-def _checked(trajectory: ArrayLike, min_draws: int) -> Floats:
+def _checked(trajectory: ArrayLike | None, min_draws: int) -> Floats:
+    if trajectory is None:
+        # Typed to take SampleResult.trajectory as it is (None unless asked for), so that
+        # the documented workflow type-checks; the missing draws are named here instead.
+        raise TypeError("trajectory is None: sample with return_trajectory=True to keep the draws")
     t = as_real_array(trajectory, "trajectory")
     if t.ndim == 2:
         t = t[:, :, None]
@@ -155,7 +159,7 @@ def _rhat(t: Floats) -> Floats:
     return np.where(w > 0, r, np.where(b > 0, np.inf, np.nan))
 
 
-def split_rhat(trajectory: ArrayLike) -> Floats:
+def split_rhat(trajectory: ArrayLike | None) -> Floats:
     """Rank-normalized split R-hat per coordinate (Vehtari et al. 2021).
 
     The maximum of the bulk R-hat (split chains, rank-normalized) and the tail R-hat (the
@@ -181,7 +185,8 @@ def split_rhat(trajectory: ArrayLike) -> Floats:
     ValueError
         If the shape is wrong or a value is NaN or Inf.
     TypeError
-        If ``trajectory`` is a masked array or not an array of real numbers.
+        If ``trajectory`` is None (a run without ``return_trajectory=True``), a masked
+        array or not an array of real numbers.
     """
     t = _split(_trajectory(trajectory, 4))
     bulk = _rhat(_rank_normalize(t))
@@ -202,7 +207,7 @@ def _autocov(t: Floats) -> Floats:
     return np.asarray(acov / n, dtype=np.float64)
 
 
-def ess(trajectory: ArrayLike, *, method: str = "bulk") -> Floats:
+def ess(trajectory: ArrayLike | None, *, method: str = "bulk") -> Floats:
     """Effective sample size per coordinate (Vehtari et al. 2021).
 
     Autocorrelations are pooled across split chains and summed with Geyer's initial
@@ -234,7 +239,8 @@ def ess(trajectory: ArrayLike, *, method: str = "bulk") -> Floats:
     ValueError
         If the shape or the method is wrong, or a value is NaN or Inf.
     TypeError
-        If ``trajectory`` is a masked array or not an array of real numbers.
+        If ``trajectory`` is None (a run without ``return_trajectory=True``), a masked
+        array or not an array of real numbers.
 
     Notes
     -----
@@ -304,7 +310,7 @@ def _split_ess(t: Floats, *, rank_normalize: bool = False) -> Floats:
     return np.asarray(out, dtype=np.float64)
 
 
-def mcse(trajectory: ArrayLike) -> Floats:
+def mcse(trajectory: ArrayLike | None) -> Floats:
     """Monte Carlo standard error of the mean, per coordinate: ``sd / √ess``, with ``sd`` the
     standard deviation of all draws (ddof = 1) and ``ess`` the basic ESS (the ESS of the
     mean, ``ess(trajectory, method="basic")``), as ArviZ's ``mcse(method="mean")``.
@@ -327,7 +333,8 @@ def mcse(trajectory: ArrayLike) -> Floats:
     ValueError
         If the shape is wrong or a value is NaN or Inf.
     TypeError
-        If ``trajectory`` is a masked array or not an array of real numbers.
+        If ``trajectory`` is None (a run without ``return_trajectory=True``), a masked
+        array or not an array of real numbers.
     """
     scaled, e = _scaled(_checked(trajectory, 4))
     flat = _pooled(scaled)
@@ -338,7 +345,7 @@ def mcse(trajectory: ArrayLike) -> Floats:
     return np.asarray(np.ldexp(err, e), dtype=np.float64)
 
 
-def acceptance_summary(acceptance_rate: ArrayLike) -> dict[str, Any]:
+def acceptance_summary(acceptance_rate: ArrayLike | None) -> dict[str, Any]:
     """Summary of per-chain MALA acceptance rates: mean, min, quartiles, max.
 
     Parameters
@@ -357,8 +364,13 @@ def acceptance_summary(acceptance_rate: ArrayLike) -> dict[str, Any]:
         If ``acceptance_rate`` is not a non-empty 1-D array of rates in [0, 1] (NaN
         included).
     TypeError
-        If it is not an array of numbers.
+        If it is None (a ULA or annealed run) or not an array of numbers.
     """
+    if acceptance_rate is None:
+        # SampleResult.acceptance_rate as it is: None for ULA and annealed runs.
+        raise TypeError(
+            "acceptance_rate is None: only MALA runs (method='mala') have acceptance rates"
+        )
     raw = as_real_array(acceptance_rate, "acceptance_rate", "an array of numbers")
     if raw.ndim != 1 or raw.size == 0:
         raise ValueError(f"acceptance_rate must be a non-empty 1-D array, got shape {raw.shape}")

@@ -227,7 +227,7 @@ def fit(
         model._m = affine.to_user(trainer.model())
         history.stop_reason = "diverged"
         history.seconds = time.perf_counter() - start
-        err.history = history  # type: ignore[attr-defined]
+        err.history = history
         raise
     else:
         if X_val is not None:
