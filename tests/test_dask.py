@@ -322,6 +322,29 @@ def test_fit_bad_arguments(kwargs: dict[str, Any], match: str) -> None:
         smd.fit(model(), da.from_array(data(50)), **kwargs)
 
 
+@pytest.mark.parametrize(
+    "kwargs",
+    [{"lr": "0.1"}, {"lr": None}, {"weight_decay": "0"}, {"lr": 0.0}, {"weight_decay": -1.0}],
+)
+def test_fit_argument_errors_are_the_local_fits(kwargs: dict[str, Any]) -> None:
+    # The engine's optimizer said "must be real number, not str", naming no argument.
+    X = data(50)
+    with pytest.raises((TypeError, ValueError)) as want:
+        model().fit(X, progress=False, **kwargs)
+    with pytest.raises(want.type) as got:
+        smd.fit(model(), da.from_array(X), **kwargs)
+    assert str(got.value) == str(want.value)
+
+
+@pytest.mark.parametrize("zero", [0, 0.0])
+def test_fit_validation_zero_holds_out_nothing_as_locally(zero: float) -> None:
+    X = data(200)
+    ours, local = model(), model()
+    h = smd.fit(ours, da.from_array(X, chunks=70), validation=zero, **FIT)
+    hl = local.fit(X, validation=zero, progress=False, **FIT)
+    assert h.val_loss == hl.val_loss == [] and rel_diff(ours, local) < 1e-9
+
+
 def test_fit_an_update_that_overflows_is_a_divergence_at_that_step() -> None:
     # Loss and gradient finite, lr * gradient beyond the float64 range: the step that made the
     # parameters infinite is named, as locally, and the model keeps those before it.

@@ -50,6 +50,8 @@ from scorematch._validate import (
     FLOATS,
     as_choice,
     as_int,
+    as_nonnegative,
+    as_positive,
     as_seed,
     check_batch_shape,
     check_finite_rows,
@@ -569,7 +571,8 @@ def fit(
         coordinates ``z = (x − mean) / std`` of X's columns (a standardized copy of X is
         persisted in place of X) and folds the map into the first layer at the end.
     validation : dask.array.Array or array_like, optional
-        Validation rows (no fraction here: split your Dask array yourself). Its loss is
+        Validation rows (no fraction here: split your Dask array yourself; ``0``, as
+        ``None``, holds out nothing, as in :meth:`scorematch.EnergyMLP.fit`). Its loss is
         computed on the workers after every epoch; the best epoch's parameters are restored
         at the end.
     callback : callable, optional
@@ -609,7 +612,9 @@ def fit(
     dtype = model.dtype
     like = model.params
     params = _flat(like, dtype)
-    # Validates lr, weight_decay and the optimizer's name.
+    # The messages of EnergyMLP.fit for lr and weight_decay; the engine checks the rest.
+    lr = as_positive(lr, "lr")
+    weight_decay = as_nonnegative(weight_decay, "weight_decay")
     opt = _core.Optimizer(str(dtype), params.size, optimizer, lr, weight_decay)
 
     train = _Blocks(_rows(X, model))
@@ -617,13 +622,16 @@ def fit(
         raise ValueError("X must hold at least one row, got 0")
     _check_finite(train.X, "X")
     val = None
+    number = (float, int, np.floating, np.integer)
+    if isinstance(validation, number) and not isinstance(validation, bool) and validation == 0:
+        validation = None  # as EnergyMLP.fit: a fraction of 0 holds out nothing
     if validation is not None:
         if isinstance(validation, (bool, np.bool_, str, bytes)):
             raise TypeError(
                 "validation must be validation rows (a Dask array or array) or None, got "
                 f"{type(validation).__name__} {validation!r}"
             )
-        if isinstance(validation, (float, int, np.floating, np.integer)):
+        if isinstance(validation, number):
             raise ValueError(
                 "scorematch.dask.fit takes validation rows (a Dask array or array) or None, "
                 f"not a fraction ({validation}): split the Dask array yourself"
