@@ -7,6 +7,7 @@ import sys
 import numpy as np
 import pytest
 from helpers import same_arrays
+from scorematch import EnergyMLP
 from scorematch.demo import mmd2, run
 
 
@@ -588,6 +589,29 @@ def _error(capsys, argv):
     err = capsys.readouterr().err
     assert err.count("\n") == 1, err
     return err.strip()
+
+
+def test_cli_errors_name_the_options_typed(tmp_path, capsys, monkeypatch):
+    # The API's checks name its parameters (n_steps, step_size, ...): on the command line the
+    # message names the option instead.
+    monkeypatch.chdir(tmp_path)
+    np.save("d.npy", np.random.default_rng(0).normal(size=(40, 2)))
+    EnergyMLP(2, hidden=(4,)).save("m.npz")
+    cases = [
+        (["sample", "m.npz", "-n", "4", "--out", "s.npy", "--steps", "0"],
+         "--steps must be at least 1, got 0"),
+        (["sample", "m.npz", "-n", "-1", "--out", "s.npy"], "-n must be at least 0, got -1"),
+        (["sample", "m.npz", "-n", "4", "--out", "s.npy", "--step-size", "0"],
+         "--step-size must be a finite number > 0, got 0.0"),
+        (["sample", "m.npz", "-n", "4", "--out", "s.npy", "--burn-in", "-1"],
+         "--burn-in must be at least 0, got -1"),
+        (["fit", "d.npy", "--out", "m2.npz", "--batch-size", "0"],
+         "--batch-size must be at least 1, got 0"),
+        (["fit", "d.npy", "--out", "m2.npz", "--objective", "dsm"],
+         "objective 'dsm' needs --noise-std (a number > 0)"),
+    ]  # fmt: skip
+    for argv, message in cases:
+        assert _error(capsys, argv) == f"scorematch: error: {message}", argv
 
 
 def test_cli_data_file_errors_are_named_exactly(tmp_path, capsys, monkeypatch):

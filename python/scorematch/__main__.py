@@ -10,6 +10,7 @@ from __future__ import annotations
 
 import argparse
 import os
+import re
 import sys
 import warnings
 from collections.abc import Sequence
@@ -251,6 +252,24 @@ def _info(args: argparse.Namespace) -> None:
         print(f"  params[{i}]: shape {p.shape}, dtype {p.dtype}")
 
 
+# The Python parameters behind options spelled otherwise: the API's checks name the former.
+_OPTIONS = {
+    "n_samples": "-n",
+    "n_steps": "--steps",
+    "step_size": "--step-size",
+    "burn_in": "--burn-in",
+    "batch_size": "--batch-size",
+    "noise_std": "--noise-std",
+}
+_PARAMETER = re.compile(r"\b(" + "|".join(_OPTIONS) + r")\b")
+
+
+def _in_option_names(message: str) -> str:
+    """An API error reworded for the command line: ``n_steps must be at least 1`` names the
+    option typed, ``--steps must be at least 1``."""
+    return _PARAMETER.sub(lambda m: _OPTIONS[m.group(1)], message)
+
+
 def main(argv: Sequence[str] | None = None) -> int:
     """Entry point of the ``scorematch`` console script."""
     from scorematch import datasets
@@ -388,7 +407,7 @@ def main(argv: Sequence[str] | None = None) -> int:
     # MemoryError too: -n or --steps can ask for more than the machine has, which is an
     # option value like any other, not a crash.
     except (ValueError, TypeError, OSError, RuntimeError, MemoryError) as err:
-        print(f"scorematch: error: {err}", file=sys.stderr)
+        print(f"scorematch: error: {_in_option_names(str(err))}", file=sys.stderr)
         return 2
     except KeyboardInterrupt:
         print("scorematch: interrupted", file=sys.stderr)
