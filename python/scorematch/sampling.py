@@ -441,6 +441,11 @@ def langevin(
         If ``score_fn`` or ``energy_fn`` is not callable, ``x0`` is not an array of real
         numbers (e.g. complex), ``score_fn`` or ``energy_fn`` returns one that is not, or
         an option has the wrong type (e.g. a non-bool ``return_trajectory``).
+    KeyboardInterrupt
+        On Ctrl-C, as :meth:`scorematch.EnergyMLP.sample`: the exception's ``result`` is a
+        :class:`SampleResult` of the chains after the last completed step (the trajectory
+        holds the states recorded so far) and ``steps_done`` the steps they ran, burn-in
+        included.
 
     Examples
     --------
@@ -512,62 +517,80 @@ def langevin(
     accepted = np.zeros(n, dtype=np.int64)
     if method == "mala":
         s_x, e_x = scores(x), energies(x)
-    for t in range(burn_in + n_steps):
-        if method == "ula":
-            live = diverged < 0
-            # Diverged chains are frozen and never passed to score_fn again.
-            xs = x if live.all() else x[live]
-            s = scores(xs)
-            z = streams.normals(d).astype(x.dtype)
-            with np.errstate(over="ignore", invalid="ignore"):
-                # Drift and noise summed first, then added to x: as the engine.
-                x[live] = xs + (coef * s + r * z[live])
-            bad = live & ~np.all(np.isfinite(x), axis=1)
-            if bad.any():
-                diverged[bad] = t
-                if raise_on:
-                    # A NaN score at a finite state is score_fn's doing, not the step size's.
-                    n_nan = int(np.isnan(s).any(axis=1).sum())
-                    hint = (
-                        f": score_fn returned NaN at finite states for {n_nan} of them; fix "
-                        "score_fn"
-                        if n_nan
-                        else "; use a smaller step_size"
-                    )
-                    raise SamplingDivergedError(
-                        f"{int(bad.sum())} of {n} chains diverged (NaN or Inf), the first at "
-                        f"step {t}{hint}, or on_divergence='mask' to keep the finite chains"
-                    )
-        else:
-            z = streams.normals(d).astype(x.dtype)
-            with np.errstate(over="ignore", invalid="ignore"):
-                y = x + (coef * s_x + r * z)
-                ok_y = np.all(np.isfinite(y), axis=1)
-                y_eval = np.where(ok_y[:, None], y, x)  # never pass NaN/Inf to the user
-                s_y, e_y = scores(y_eval), energies(y_eval)
-                u = streams.uniforms()
-                # As the engine: f64 sums over coordinates in order, s = −∇E/T.
-                c64 = 0.5 * eps * inv_t
-                x64, y64 = x.astype(np.float64), y.astype(np.float64)
-                gx, gy = -s_x.astype(np.float64), -s_y.astype(np.float64)
-                fwd = np.zeros(n)
-                rev = np.zeros(n)
-                for k in range(d):
-                    f = y64[:, k] - x64[:, k] + c64 * gx[:, k]
-                    b = x64[:, k] - y64[:, k] + c64 * gy[:, k]
-                    fwd += f * f
-                    rev += b * b
-                de = (e_x.astype(np.float64) - e_y.astype(np.float64)) * inv_t
-                a = de - rev / (2.0 * eps) + fwd / (2.0 * eps)
-                acc = (np.log(u) < a) & ok_y & np.isfinite(e_y)
-            x = np.where(acc[:, None], y, x)
-            s_x = np.where(acc[:, None], s_y, s_x)
-            e_x = np.where(acc, e_y, e_x)
-            if t >= burn_in:
-                accepted += acc
-        k = t + 1 - burn_in
-        if traj is not None and k > 0 and k % thin == 0:
-            traj[k // thin - 1] = x
+    done = 0  # completed steps, for the partial result of a Ctrl-C
+    try:
+        for t in range(burn_in + n_steps):
+            if method == "ula":
+                live = diverged < 0
+                # Diverged chains are frozen and never passed to score_fn again.
+                xs = x if live.all() else x[live]
+                s = scores(xs)
+                z = streams.normals(d).astype(x.dtype)
+                with np.errstate(over="ignore", invalid="ignore"):
+                    # Drift and noise summed first, then added to x: as the engine.
+                    x[live] = xs + (coef * s + r * z[live])
+                bad = live & ~np.all(np.isfinite(x), axis=1)
+                if bad.any():
+                    diverged[bad] = t
+                    if raise_on:
+                        # A NaN score at a finite state is score_fn's doing, not the step size's.
+                        n_nan = int(np.isnan(s).any(axis=1).sum())
+                        hint = (
+                            f": score_fn returned NaN at finite states for {n_nan} of them; fix "
+                            "score_fn"
+                            if n_nan
+                            else "; use a smaller step_size"
+                        )
+                        raise SamplingDivergedError(
+                            f"{int(bad.sum())} of {n} chains diverged (NaN or Inf), the first at "
+                            f"step {t}{hint}, or on_divergence='mask' to keep the finite chains"
+                        )
+            else:
+                z = streams.normals(d).astype(x.dtype)
+                with np.errstate(over="ignore", invalid="ignore"):
+                    y = x + (coef * s_x + r * z)
+                    ok_y = np.all(np.isfinite(y), axis=1)
+                    y_eval = np.where(ok_y[:, None], y, x)  # never pass NaN/Inf to the user
+                    s_y, e_y = scores(y_eval), energies(y_eval)
+                    u = streams.uniforms()
+                    # As the engine: f64 sums over coordinates in order, s = −∇E/T.
+                    c64 = 0.5 * eps * inv_t
+                    x64, y64 = x.astype(np.float64), y.astype(np.float64)
+                    gx, gy = -s_x.astype(np.float64), -s_y.astype(np.float64)
+                    fwd = np.zeros(n)
+                    rev = np.zeros(n)
+                    for k in range(d):
+                        f = y64[:, k] - x64[:, k] + c64 * gx[:, k]
+                        b = x64[:, k] - y64[:, k] + c64 * gy[:, k]
+                        fwd += f * f
+                        rev += b * b
+                    de = (e_x.astype(np.float64) - e_y.astype(np.float64)) * inv_t
+                    a = de - rev / (2.0 * eps) + fwd / (2.0 * eps)
+                    acc = (np.log(u) < a) & ok_y & np.isfinite(e_y)
+                x = np.where(acc[:, None], y, x)
+                s_x = np.where(acc[:, None], s_y, s_x)
+                e_x = np.where(acc, e_y, e_x)
+                if t >= burn_in:
+                    accepted += acc
+            k = t + 1 - burn_in
+            if traj is not None and k > 0 and k % thin == 0:
+                traj[k // thin - 1] = x
+            done = t + 1
+    except KeyboardInterrupt as err:
+        # As EnergyMLP.sample: the chains so far ride on the exception.
+        counted = done - burn_in
+        err.result = SampleResult(  # type: ignore[attr-defined]
+            x.copy(),
+            None if traj is None else traj[: max(counted, 0) // thin],
+            (accepted / counted if counted > 0 else np.full(n, np.nan))
+            if method == "mala"
+            else None,
+            np.full(n, eps),
+            time.perf_counter() - t_start,
+            np.arange(first, first + n),
+        )
+        err.steps_done = done  # type: ignore[attr-defined]
+        raise
     steps = np.full(n, eps)
     rate = accepted / n_steps if method == "mala" else None
     res = _masked(x, traj, rate, steps, time.perf_counter() - t_start, diverged)
