@@ -8,6 +8,7 @@ import numpy as np
 import pytest
 from helpers import same_arrays
 from scorematch import EnergyMLP
+from scorematch import load as sm_load
 from scorematch.demo import mmd2, run
 
 
@@ -589,6 +590,27 @@ def _error(capsys, argv):
     err = capsys.readouterr().err
     assert err.count("\n") == 1, err
     return err.strip()
+
+
+def test_cli_fit_passes_every_training_option(tmp_path, capsys, monkeypatch):
+    # The objectives the CLI offers with the options they need (--n-projections for ssm),
+    # and the fit options of the API: the saved model is the API's fit, bit for bit.
+    from scorematch.__main__ import main
+
+    monkeypatch.chdir(tmp_path)
+    X = 3.0 + 2.0 * np.random.default_rng(0).normal(size=(120, 2))
+    np.save("d.npy", X)
+    argv = ["fit", "d.npy", "--out", "m.npz", "--hidden", "8", "--epochs", "3", "--seed", "5",
+            "--objective", "ssm", "--n-projections", "2", "--projection", "rademacher",
+            "--optimizer", "sgd", "--weight-decay", "0.01", "--validation", "0",
+            "--patience", "1", "--standardize"]  # fmt: skip
+    assert main(argv) == 0
+    want = EnergyMLP(2, hidden=(8,), seed=5)
+    hist = want.fit(X, objective="ssm", n_projections=2, projection="rademacher",
+                    optimizer="sgd", weight_decay=0.01, validation=0, patience=1,
+                    standardize=True, epochs=3, seed=5, progress=False)  # fmt: skip
+    assert same_arrays(sm_load("m.npz").params, want.params)
+    assert f"{hist.n_epochs} epochs" in capsys.readouterr().out
 
 
 def test_cli_errors_name_the_options_typed(tmp_path, capsys, monkeypatch):

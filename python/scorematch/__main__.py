@@ -191,8 +191,15 @@ def _fit(args: argparse.Namespace) -> None:
         epochs=args.epochs,
         batch_size=args.batch_size,
         lr=args.lr,
+        optimizer=args.optimizer,
+        weight_decay=args.weight_decay,
+        validation=args.validation,
+        patience=args.patience,
         seed=args.seed,
         noise_std=args.noise_std,
+        n_projections=args.n_projections,
+        projection=args.projection,
+        standardize=args.standardize,
         progress=None,
     )
     # Interrupted, the model holds the parameters of its last completed step: they are saved
@@ -260,6 +267,8 @@ _OPTIONS = {
     "burn_in": "--burn-in",
     "batch_size": "--batch-size",
     "noise_std": "--noise-std",
+    "n_projections": "--n-projections",
+    "weight_decay": "--weight-decay",
 }
 _PARAMETER = re.compile(r"\b(" + "|".join(_OPTIONS) + r")\b")
 
@@ -306,9 +315,9 @@ def main(argv: Sequence[str] | None = None) -> int:
     fit = sub.add_parser(
         "fit",
         help="fit an energy model to a .npy or .csv table of samples",
-        description="Fit an energy MLP E(x) to samples by score matching, with Adam. 10% of "
-        "the rows are held out, and the parameters of the epoch with the lowest held-out "
-        "loss are kept.",
+        description="Fit an energy MLP E(x) to samples by score matching (Adam by default). "
+        "A fraction of the rows (--validation, 10%% by default) is held out, and the "
+        "parameters of the epoch with the lowest held-out loss are kept.",
     )
     fit.add_argument(
         "data", help="(n, dim) samples, .npy or .csv (comma-separated, an optional header line)"
@@ -351,6 +360,46 @@ def main(argv: Sequence[str] | None = None) -> int:
     fit.add_argument("--lr", type=float, default=1e-3, help="learning rate (default: %(default)s)")
     fit.add_argument(
         "--noise-std", type=float, default=None, help="noise level, needed by --objective dsm"
+    )
+    fit.add_argument(
+        "--n-projections",
+        type=int,
+        default=1,
+        help="random directions per row of --objective ssm (default: %(default)s)",
+    )
+    fit.add_argument(
+        "--projection",
+        default="gaussian",
+        choices=["gaussian", "rademacher"],
+        help="distribution of the directions of --objective ssm (default: %(default)s)",
+    )
+    fit.add_argument(
+        "--optimizer",
+        default="adam",
+        choices=["adam", "sgd"],
+        help="Adam, or SGD with momentum (default: %(default)s)",
+    )
+    fit.add_argument(
+        "--weight-decay", type=float, default=0.0, help="L2 weight decay (default: %(default)s)"
+    )
+    fit.add_argument(
+        "--validation",
+        type=float,
+        default=0.1,
+        help="fraction of the rows held out, 0 for none; without it the last epoch is kept "
+        "(default: %(default)s)",
+    )
+    fit.add_argument(
+        "--patience",
+        type=int,
+        default=None,
+        help="stop after this many epochs without a better loss (default: run every epoch)",
+    )
+    fit.add_argument(
+        "--standardize",
+        action="store_true",
+        help="train on standardized columns and fold the map into the first layer "
+        "(needs --alpha 0)",
     )
     fit.add_argument(
         "--seed",
