@@ -112,7 +112,25 @@ class GaussianMixture:
         return int(self.means.shape[1])
 
     def sample(self, n: int, seed: int = 0) -> Array:
-        """Draw ``n`` points, reproducibly from ``seed``; shape (n, d)."""
+        """Draw ``n`` points, reproducibly from ``seed``.
+
+        Parameters
+        ----------
+        n : int
+            Number of points, ≥ 0.
+        seed : int, default 0
+
+        Returns
+        -------
+        ndarray, shape (n, d), float64
+
+        Raises
+        ------
+        ValueError
+            If ``n`` < 0 or ``seed`` is not a valid seed.
+        TypeError
+            If ``n`` is not an int.
+        """
         rng = np.random.default_rng(as_seed(seed))
         n = as_int(n, "n", 0)
         comp = rng.choice(len(self.weights), size=n, p=self.weights)
@@ -135,7 +153,24 @@ class GaussianMixture:
         return logc, pd
 
     def log_prob(self, X: ArrayLike) -> Array:
-        """Exact log-density of each row; shape (n,)."""
+        """Exact log-density of each row.
+
+        Parameters
+        ----------
+        X : array_like, shape (n, d)
+
+        Returns
+        -------
+        ndarray, shape (n,), float64
+            −Inf far out, where every component's density underflows.
+
+        Raises
+        ------
+        ValueError
+            If ``X`` is not of shape (n, d), or holds values too large for float64.
+        TypeError
+            If ``X`` is not an array of real numbers (masked arrays included).
+        """
         logc, _ = self._component_terms(self._as_rows(X))
         m = logc.max(axis=1, keepdims=True)
         # Far enough out, every component's quadratic form overflows: log p = −Inf there,
@@ -146,7 +181,22 @@ class GaussianMixture:
         return out
 
     def score(self, X: ArrayLike) -> Array:
-        """Exact score ∇ₓ log p of each row; shape (n, d)."""
+        """Exact score ∇ₓ log p of each row.
+
+        Parameters
+        ----------
+        X : array_like, shape (n, d)
+
+        Returns
+        -------
+        ndarray, shape (n, d), float64
+            Finite wherever ``X`` is, far out included.
+
+        Raises
+        ------
+        ValueError, TypeError
+            As :meth:`log_prob`.
+        """
         x = self._as_rows(X)
         logc, pd = self._component_terms(x)
         m = logc.max(axis=1, keepdims=True)
@@ -174,7 +224,17 @@ class GaussianMixture:
 def gaussian_mixture(
     means: ArrayLike, covs: ArrayLike, weights: ArrayLike | None = None
 ) -> GaussianMixture:
-    """A :class:`GaussianMixture` in any dimension (see its parameters)."""
+    """A :class:`GaussianMixture` in any dimension.
+
+    Parameters
+    ----------
+    means, covs, weights
+        As for :class:`GaussianMixture`.
+
+    Returns
+    -------
+    GaussianMixture
+    """
     return GaussianMixture(means, covs, weights)
 
 
@@ -281,6 +341,15 @@ def get(name: str) -> ToyDataset | GaussianMixture:
 
     Typed by name: ``get("8gaussians")`` is a :class:`GaussianMixture` (with ``log_prob``
     and ``score``), each other literal name a :class:`ToyDataset`.
+
+    Parameters
+    ----------
+    name : str
+
+    Returns
+    -------
+    ToyDataset or GaussianMixture
+        Its ``sample(n, seed)`` draws the points.
 
     Raises
     ------

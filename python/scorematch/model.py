@@ -132,6 +132,11 @@ class EnergyMLP:
         activation, alpha, dtype
             As for :class:`EnergyMLP`. Parameters are converted to ``dtype``.
 
+        Returns
+        -------
+        EnergyMLP
+            A new model holding copies of ``params``.
+
         Raises
         ------
         ValueError
@@ -217,6 +222,12 @@ class EnergyMLP:
         The file holds the parameters, the architecture, the dtype and alpha, and a format
         version; :func:`scorematch.load` reads it back bit for bit, and never executes
         anything from the file.
+
+        Parameters
+        ----------
+        path : str or os.PathLike
+            The file to write, exactly that path (no suffix is added), replaced if it
+            exists.
 
         Raises
         ------

@@ -63,7 +63,23 @@ def _member(z: np.lib.npyio.NpzFile, key: str) -> Any:
 
 
 def save(model: EnergyMLP, path: PathLike) -> None:
-    """Write ``model`` to ``path`` (exactly that path: no suffix is added)."""
+    """Write ``model`` to ``path`` (exactly that path: no suffix is added).
+
+    Parameters
+    ----------
+    model : EnergyMLP
+    path : str or os.PathLike
+        The file to write, replaced if it exists: a plain ``.npz`` archive of the
+        architecture, ``alpha``, the dtype and the parameters, which :func:`load` reads back
+        bit for bit.
+
+    Raises
+    ------
+    TypeError
+        If ``path`` is not a str or an ``os.PathLike``.
+    OSError
+        If the file cannot be written (no such folder, no permission).
+    """
     _check_path(path)
     params = model.params
     arrays: dict[str, Any] = {
@@ -81,6 +97,17 @@ def save(model: EnergyMLP, path: PathLike) -> None:
 
 def load(path: PathLike) -> EnergyMLP:
     """Read a model written by :meth:`EnergyMLP.save`.
+
+    Parameters
+    ----------
+    path : str or os.PathLike
+        A file written by ``save`` (read with ``allow_pickle=False``: nothing in it is
+        executed).
+
+    Returns
+    -------
+    EnergyMLP
+        The saved model: same architecture, ``alpha``, dtype and parameters, bit for bit.
 
     Raises
     ------
