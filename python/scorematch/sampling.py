@@ -35,7 +35,8 @@ from scorematch._validate import (
 if TYPE_CHECKING:
     from scorematch.model import EnergyMLP
 
-__all__ = ["SampleResult", "SamplingDivergedError", "langevin", "sample"]
+# `sample` is EnergyMLP.sample's implementation, with untyped options: use the method.
+__all__ = ["SampleResult", "SamplingDivergedError", "langevin"]
 
 Array = NDArray[Any]
 Progress = bool | Callable[[int, int], object] | None
