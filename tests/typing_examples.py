@@ -45,3 +45,7 @@ summary = diagnostics.acceptance_summary(res.acceptance_rate)
 # A divergence carries the history of the completed epochs.
 def epochs_before(err: TrainingDivergedError) -> int:
     return err.history.n_epochs
+
+
+# The estimator takes the dtype spellings the model takes.
+est32 = ScoreMatchingDensity(hidden=[8], dtype=np.float32)

@@ -21,7 +21,7 @@ from dataclasses import dataclass
 from typing import Any
 
 import numpy as np
-from numpy.typing import ArrayLike, NDArray
+from numpy.typing import ArrayLike, DTypeLike, NDArray
 
 try:
     from sklearn.base import BaseEstimator, DensityMixin
@@ -101,8 +101,9 @@ class ScoreMatchingDensity(DensityMixin, BaseEstimator):  # type: ignore[misc]
         as scikit-learn's ``get_params`` and ``clone`` require).
     activation : {"softplus", "tanh", "silu"}, default "softplus"
         Hidden-layer nonlinearity.
-    dtype : {"float32", "float64"}, default "float64"
-        Floating-point type of the model; inputs are converted to it.
+    dtype : {"float32", "float64"} or numpy dtype, default "float64"
+        Floating-point type of the model, any spelling numpy takes (``np.float32``, ``"f4"``);
+        inputs are converted to it.
     alpha : float, default 0.0
         Coefficient of the fixed confining term ``(α/2)‖x‖²`` of the energy. ``alpha > 0``
         requires ``standardize=False``.
@@ -206,7 +207,7 @@ class ScoreMatchingDensity(DensityMixin, BaseEstimator):  # type: ignore[misc]
         self,
         hidden: Sequence[int] = (64, 64),
         activation: str = "softplus",
-        dtype: str = "float64",
+        dtype: DTypeLike = "float64",
         alpha: float = 0.0,
         objective: str = "ism",
         epochs: int = 100,
