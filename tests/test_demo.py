@@ -613,6 +613,16 @@ def test_cli_fit_passes_every_training_option(tmp_path, capsys, monkeypatch):
     assert f"{hist.n_epochs} epochs" in capsys.readouterr().out
 
 
+def test_cli_fit_help_shows_its_percent_sign(capsys):
+    # argparse %-formats help strings but not descriptions: "10%%" there printed as is.
+    from scorematch.__main__ import main
+
+    with pytest.raises(SystemExit):
+        main(["fit", "--help"])
+    out = " ".join(capsys.readouterr().out.split())
+    assert "(--validation, 10% by default)" in out and "%%" not in out
+
+
 def test_cli_errors_name_the_options_typed(tmp_path, capsys, monkeypatch):
     # The API's checks name its parameters (n_steps, step_size, ...): on the command line the
     # message names the option instead.

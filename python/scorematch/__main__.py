@@ -282,6 +282,8 @@ def _in_option_names(message: str) -> str:
 def main(argv: Sequence[str] | None = None) -> int:
     """Entry point of the ``scorematch`` console script."""
     from scorematch import datasets
+    from scorematch.model import _PROJECTIONS
+    from scorematch.training import _OPTIMIZERS
 
     parser = argparse.ArgumentParser(
         prog="scorematch",
@@ -316,7 +318,7 @@ def main(argv: Sequence[str] | None = None) -> int:
         "fit",
         help="fit an energy model to a .npy or .csv table of samples",
         description="Fit an energy MLP E(x) to samples by score matching (Adam by default). "
-        "A fraction of the rows (--validation, 10%% by default) is held out, and the "
+        "A fraction of the rows (--validation, 10% by default) is held out, and the "
         "parameters of the epoch with the lowest held-out loss are kept.",
     )
     fit.add_argument(
@@ -370,13 +372,13 @@ def main(argv: Sequence[str] | None = None) -> int:
     fit.add_argument(
         "--projection",
         default="gaussian",
-        choices=["gaussian", "rademacher"],
+        choices=_PROJECTIONS,
         help="distribution of the directions of --objective ssm (default: %(default)s)",
     )
     fit.add_argument(
         "--optimizer",
         default="adam",
-        choices=["adam", "sgd"],
+        choices=_OPTIMIZERS,
         help="Adam, or SGD with momentum (default: %(default)s)",
     )
     fit.add_argument(

@@ -854,8 +854,11 @@ def _as_row_keys(keys: ArrayLike | None, n: int) -> NDArray[np.uint64] | None:
     return np.ascontiguousarray(k, dtype=np.uint64)
 
 
+_PROJECTIONS = ("gaussian", "rademacher")
+
+
 def _as_projection(projection: Any) -> str:
-    return as_choice(projection, "projection", ("gaussian", "rademacher"))
+    return as_choice(projection, "projection", _PROJECTIONS)
 
 
 def _as_param_arrays(params: Any, dtype: str) -> list[Array]:

@@ -44,8 +44,8 @@ from scorematch._validate import (
     reject_masked,
     shown,
 )
-from scorematch.model import EnergyMLP, _as_widths
-from scorematch.training import FitHistory, column_stats
+from scorematch.model import _PROJECTIONS, EnergyMLP, _as_widths
+from scorematch.training import _OPTIMIZERS, FitHistory, column_stats
 
 __all__ = ["ScoreMatchingDensity"]
 
@@ -53,8 +53,6 @@ Array = NDArray[Any]
 
 _ACTIVATIONS = ("softplus", "tanh", "silu")
 _OBJECTIVES = ("ism", "ssm", "dsm")
-_OPTIMIZERS = ("adam", "sgd")
-_PROJECTIONS = ("gaussian", "rademacher")
 _METHODS = ("mala", "ula")
 
 
