@@ -33,7 +33,7 @@ import inspect
 import math
 import time
 from collections.abc import Callable, Sequence
-from typing import TYPE_CHECKING, Any
+from typing import TYPE_CHECKING, Any, cast
 
 import numpy as np
 from numpy.typing import NDArray
@@ -64,6 +64,7 @@ from scorematch.training import (
     _stops,
     check_loop_args,
     check_standardize,
+    column_stats,
 )
 
 if TYPE_CHECKING:
@@ -757,15 +758,12 @@ def fit(
 
 
 def _column_stats(X: da.Array) -> tuple[Array, Array]:
-    """:func:`scorematch.training.column_stats` of a Dask array, by Dask's reductions: the
-    columns' largest |x| first, then the mean and the spread of the scaled columns."""
-    big = np.asarray(da.maximum(X.max(axis=0), -X.min(axis=0)).compute()).astype(np.float64)
-    big[~(big > 0)] = 1.0
+    """:func:`scorematch.training.column_stats` of a Dask array: the same steps, lazily, by
+    Dask's reductions, computed in one pass over the persisted blocks."""
     with np.errstate(over="ignore"):
-        mean, std = compute(
-            X.mean(axis=0, dtype=np.float64), (X / big).std(axis=0, dtype=np.float64)
-        )
-    return np.asarray(mean), np.asarray(std) * big
+        # Typed for numpy arrays; every step of it is also a Dask array method.
+        mean, std = compute(*column_stats(cast(Any, X)))
+    return np.asarray(mean), np.asarray(std)
 
 
 def _standardized(block: Array, affine: _Affine) -> Array:
