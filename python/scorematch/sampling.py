@@ -315,21 +315,38 @@ def sample(model: EnergyMLP, n_samples: int, **options: Any) -> SampleResult:
         partial = getattr(err, "partial", None)
         if partial is not None:
             (samples, traj, acc, steps, _), kept, done = partial
-            err.result = SampleResult(  # type: ignore[attr-defined]
-                samples,
-                None if traj is None else traj[:kept],
-                acc if mala else None,
-                steps,
-                time.perf_counter() - t_start,
-                np.arange(first, first + n),
-            )
-            err.steps_done = done  # type: ignore[attr-defined]
+            _keep_on(err, samples, traj, kept, acc if mala else None, steps, t_start, first, done)
         raise
     wall = time.perf_counter() - t_start
     res = _masked(samples, traj, acc if mala else None, steps, wall, diverged)
     if first:
         res = replace(res, chain_indices=res.chain_indices + first)
     return res
+
+
+def _keep_on(
+    err: KeyboardInterrupt,
+    samples: Array,
+    traj: Array | None,
+    kept: int,
+    acceptance: Array | None,
+    steps: Array,
+    t_start: float,
+    first: int,
+    done: int,
+) -> None:
+    """Attaches the chains of an interrupted run to its ``KeyboardInterrupt``: ``result``,
+    the :class:`SampleResult` so far (the first ``kept`` trajectory states, every chain), and
+    ``steps_done``, burn-in included."""
+    err.result = SampleResult(  # type: ignore[attr-defined]
+        samples,
+        None if traj is None else traj[:kept],
+        acceptance,
+        steps,
+        time.perf_counter() - t_start,
+        np.arange(first, first + samples.shape[0]),
+    )
+    err.steps_done = done  # type: ignore[attr-defined]
 
 
 def _start(x0: Any) -> Array:
@@ -580,17 +597,10 @@ def langevin(
     except KeyboardInterrupt as err:
         # As EnergyMLP.sample: the chains so far ride on the exception.
         counted = done - burn_in
-        err.result = SampleResult(  # type: ignore[attr-defined]
-            x.copy(),
-            None if traj is None else traj[: max(counted, 0) // thin],
-            (accepted / counted if counted > 0 else np.full(n, np.nan))
-            if method == "mala"
-            else None,
-            np.full(n, eps),
-            time.perf_counter() - t_start,
-            np.arange(first, first + n),
-        )
-        err.steps_done = done  # type: ignore[attr-defined]
+        so_far = accepted / counted if counted > 0 else np.full(n, np.nan)
+        kept = max(counted, 0) // thin
+        acceptance = so_far if method == "mala" else None
+        _keep_on(err, x.copy(), traj, kept, acceptance, np.full(n, eps), t_start, first, done)
         raise
     steps = np.full(n, eps)
     rate = accepted / n_steps if method == "mala" else None
