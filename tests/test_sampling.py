@@ -350,6 +350,126 @@ def test_divergence_mask_returns_the_finite_chains():
     assert np.all(np.isfinite(mala.samples))
 
 
+def _half_square(x):
+    return 0.5 * np.sum(x * x, axis=1)
+
+
+def _nan_at(marker):
+    """A score function of N(0, I) that returns NaN on the rows whose first coordinate is
+    ``marker``, recording the number of rows of every call."""
+
+    def score_fn(x):
+        score_fn.rows.append(x.shape[0])
+        s = -x
+        s[x[:, 0] == marker] = np.nan
+        return s
+
+    score_fn.rows = []
+    return score_fn
+
+
+def test_mala_langevin_names_score_fn_when_it_returns_nan_at_x0():
+    # Those chains rejected every proposal and sat at x0 with acceptance 0, with no error.
+    x0 = np.zeros((5, 2))
+    x0[[1, 3], 0] = 7.0
+    with pytest.raises(SamplingDivergedError) as info:
+        sm.langevin(_nan_at(7.0), x0, 20, 0.1, method="mala", energy_fn=_half_square)
+    assert str(info.value) == (
+        "2 of 5 chains diverged (NaN or Inf score or energy), the first at step 0: score_fn "
+        "returned NaN or Inf at finite states (x0) for 2 of them, where MALA's acceptance "
+        "test is undefined; fix score_fn, or on_divergence='mask' to drop those chains"
+    )
+
+
+def test_mala_langevin_names_energy_fn_when_it_returns_inf_at_x0():
+    # An energy that is +Inf outside the disc |x| < 3 (a target without support there):
+    # a chain started outside has no defined acceptance test, and every proposal it made
+    # (outside too) was rejected, silently.
+    def energy_fn(x):
+        e = _half_square(x)
+        e[np.hypot(x[:, 0], x[:, 1]) > 3.0] = np.inf
+        return e
+
+    x0 = np.zeros((4, 2))
+    x0[2] = [5.0, 0.0]
+    with pytest.raises(SamplingDivergedError) as info:
+        sm.langevin(lambda x: -x, x0, 20, 0.1, method="mala", energy_fn=energy_fn)
+    assert str(info.value) == (
+        "1 of 4 chains diverged (NaN or Inf score or energy), the first at step 0: energy_fn "
+        "returned NaN or Inf at finite states (x0) for 1 of them, where MALA's acceptance "
+        "test is undefined; fix energy_fn, or on_divergence='mask' to drop those chains"
+    )
+
+    # Both at once: each function's count, and a chain with both counted once.
+    x0 = np.array([[0.5, 0.0], [5.0, 0.0], [0.5, 4.0], [0.0, 0.0]])
+    with pytest.raises(SamplingDivergedError) as info:
+        sm.langevin(_nan_at(0.5), x0, 20, 0.1, method="mala", energy_fn=energy_fn)
+    assert str(info.value) == (
+        "3 of 4 chains diverged (NaN or Inf score or energy), the first at step 0: score_fn "
+        "returned NaN or Inf at finite states (x0) for 2 of them and energy_fn for 2, where "
+        "MALA's acceptance test is undefined; fix score_fn and energy_fn, or "
+        "on_divergence='mask' to drop those chains"
+    )
+
+
+def test_mala_langevin_masks_the_chains_whose_score_is_nan_at_x0():
+    # Chains 1 and 3 (streams 11 and 13) are dropped; the others are the chains of a run
+    # whose score is finite everywhere, and the dropped ones are never evaluated again.
+    x0 = np.random.default_rng(4).normal(size=(6, 2))
+    x0[[1, 3], 0] = 7.0
+    kw = {"method": "mala", "energy_fn": _half_square, "first_chain": 10, "seed": 2,
+          "burn_in": 2, "return_trajectory": True}  # fmt: skip
+    score_fn = _nan_at(7.0)
+    res = sm.langevin(score_fn, x0, 8, 0.5, on_divergence="mask", **kw)
+    np.testing.assert_array_equal(res.chain_indices, [10, 12, 14, 15])
+    assert score_fn.rows == [6] + [4] * 10
+    finite = x0.copy()
+    finite[[1, 3], 0] = 0.0
+    ref = sm.langevin(lambda x: -x, finite, 8, 0.5, **kw)
+    keep = [0, 2, 4, 5]
+    np.testing.assert_array_equal(res.samples, ref.samples[keep])
+    np.testing.assert_array_equal(res.trajectory, ref.trajectory[:, keep])
+    np.testing.assert_array_equal(res.acceptance_rate, ref.acceptance_rate[keep])
+    np.testing.assert_array_equal(res.step_size, np.full(4, 0.5))
+    assert 0 < ref.acceptance_rate[keep].min()
+    # Every chain dropped: an empty result, and no further call.
+    score_fn = _nan_at(0.0)
+    none = sm.langevin(score_fn, np.zeros((3, 2)), 5, 0.5, on_divergence="mask", **kw)
+    assert none.samples.shape == (0, 2) and none.trajectory.shape == (5, 0, 2)
+    assert none.acceptance_rate.shape == (0,) and none.chain_indices.shape == (0,)
+    assert score_fn.rows == [3]
+
+
+def test_mala_langevin_rejects_proposals_with_a_nan_score_or_an_inf_energy():
+    # Not at x0: there a NaN score or an Inf energy is a rejected proposal, not an error.
+    def score_fn(x):
+        s = -x
+        s[x[:, 0] > 1.0] = np.nan
+        return s
+
+    def energy_fn(x):
+        e = _half_square(x)
+        e[x[:, 1] > 1.0] = np.inf
+        return e
+
+    res = sm.langevin(score_fn, np.zeros((200, 2)), 50, 0.5, method="mala", energy_fn=energy_fn)
+    assert np.all(res.samples <= 1.0)
+    assert 0.3 < res.acceptance_rate.mean() < 0.95
+    # The engine's MALA rejects a proposal whose energy overflows, and so does langevin with
+    # its score and energy, bit for bit: chains 1 and 4 (float32 energy 5e37 at x0, Inf at
+    # every proposal ≈ −4·x0) never move, with no error.
+    m = gaussian(2, 1.0, dtype="float32")
+    x0 = np.ones((6, 2), dtype=np.float32)
+    x0[[1, 4], 0] = 1e19
+    kw = {"method": "mala", "seed": 5, "return_trajectory": True}
+    a = m.sample(6, n_steps=40, step_size=10.0, init=x0, **kw)
+    b = sm.langevin(m.score, x0, 40, 10.0, energy_fn=m.energy, **kw)
+    np.testing.assert_array_equal(a.trajectory, b.trajectory)
+    np.testing.assert_array_equal(a.acceptance_rate, b.acceptance_rate)
+    np.testing.assert_array_equal(b.samples[[1, 4]], x0[[1, 4]])
+    assert np.all(b.acceptance_rate[[1, 4]] == 0) and b.acceptance_rate.sum() > 0
+
+
 def test_progress_callback_and_wall_time(model):
     seen = []
     res = model.sample(100, n_steps=50, step_size=0.01, progress=lambda d, t: seen.append((d, t)))

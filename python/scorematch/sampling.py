@@ -382,6 +382,26 @@ def _returned(v: Any, name: str) -> Array:
     return a
 
 
+def _stuck_message(n: int, bad_score: Array, bad_energy: Array) -> str:
+    """The error for MALA chains of :func:`langevin` whose score or energy at x0 is NaN or
+    Inf: their count, step 0, and which function returned them for how many chains."""
+    n_s, n_e = int(bad_score.sum()), int(bad_energy.sum())
+    if n_s and n_e:
+        who = (
+            f"score_fn returned NaN or Inf at finite states (x0) for {n_s} of them and "
+            f"energy_fn for {n_e}"
+        )
+    else:
+        name = "score_fn" if n_s else "energy_fn"
+        who = f"{name} returned NaN or Inf at finite states (x0) for {n_s or n_e} of them"
+    fix = "score_fn and energy_fn" if n_s and n_e else "score_fn" if n_s else "energy_fn"
+    return (
+        f"{int((bad_score | bad_energy).sum())} of {n} chains diverged (NaN or Inf score or "
+        f"energy), the first at step 0: {who}, where MALA's acceptance test is undefined; fix "
+        f"{fix}, or on_divergence='mask' to drop those chains"
+    )
+
+
 def langevin(
     score_fn: Callable[[Array], ArrayLike],
     x0: ArrayLike,
@@ -410,7 +430,10 @@ def langevin(
     of :meth:`scorematch.EnergyMLP.sample`, in the same order, and the update is computed
     in the same order and precision: with ``score_fn = model.score`` (and
     ``energy_fn = model.energy``) and the same ``x0``, both give the same chains (ULA:
-    bit-identical).
+    bit-identical). One exception: where the model's score or energy is NaN or Inf at
+    ``x0`` (e.g. a float32 energy that overflows), MALA here reports the chain as diverged
+    (see ``on_divergence``), while the engine runs it on: it stays at ``x0``, or takes its
+    first proposal of finite energy whatever the target.
 
     Parameters
     ----------
@@ -418,7 +441,7 @@ def langevin(
         Maps an (n, dim) array to the scores ``∇ₓ log p``, an (n, dim) array. Its values
         are taken in the run's dtype (as are ``energy_fn``'s): beyond that dtype's range they
         are Inf there, as the engine's own would be, so a ULA chain diverges and MALA rejects
-        the proposal.
+        the proposal (at x0, where MALA has no proposal to reject, the chain diverges).
     x0 : array_like, shape (n_chains, dim) with dim ≥ 1
         Starting points; float32 or float64 (the dtype of the whole run; others → float64,
         and values too large for it are an error).
@@ -440,8 +463,10 @@ def langevin(
         T > 0: the target is ``p^(1/T)``.
     burn_in, thin, return_trajectory, on_divergence
         As for :meth:`scorematch.EnergyMLP.sample`, whose rules for a run (its length, the
-        drift ε/(2T), the chain range) apply here too (MALA rejects non-finite proposals, so
-        its chains do not diverge).
+        drift ε/(2T), the chain range) apply here too. MALA rejects a proposal whose position,
+        score or energy is NaN or Inf, so its chains diverge only at the start: where
+        ``score_fn`` or ``energy_fn`` returns NaN or Inf at ``x0`` (``on_divergence="mask"``
+        drops those chains, which are then never passed to either function again).
 
     Returns
     -------
@@ -451,7 +476,9 @@ def langevin(
     Raises
     ------
     SamplingDivergedError
-        If a ULA chain reaches NaN or Inf and ``on_divergence="raise"``.
+        If ``on_divergence="raise"`` and a ULA chain reaches NaN or Inf, or, with
+        ``method="mala"``, ``score_fn`` or ``energy_fn`` returns NaN or Inf at ``x0`` (the
+        message names the function and the number of chains).
     ValueError
         For invalid arguments (an ``x0`` with NaN, Inf or values too large for float64
         among them), or a score or energy of the wrong shape.
@@ -535,6 +562,19 @@ def langevin(
     accepted = np.zeros(n, dtype=np.int64)
     if method == "mala":
         s_x, e_x = scores(x), energies(x)
+        # At a state whose own score or energy is NaN or Inf the acceptance test means
+        # nothing: a is NaN or -Inf, so the chain sat at x0 for the whole run with acceptance
+        # 0 and no error, or (energy +Inf) +Inf, taking the first finite proposal whatever
+        # the target. Only x0 can be such a state: a proposal is accepted only with a finite
+        # energy and a finite a, which a non-finite score there does not give. As ULA with a
+        # NaN score, this is score_fn's or energy_fn's doing, not the step size's.
+        bad_s = ~np.all(np.isfinite(s_x), axis=1)
+        bad_e = ~np.isfinite(e_x)
+        stuck = bad_s | bad_e
+        if stuck.any():
+            diverged[stuck] = 0
+            if raise_on:
+                raise SamplingDivergedError(_stuck_message(n, bad_s, bad_e))
     done = 0  # completed steps, for the partial result of a Ctrl-C
     try:
         for t in range(burn_in + n_steps):
@@ -564,12 +604,20 @@ def langevin(
                             f"step {t}{hint}, or on_divergence='mask' to keep the finite chains"
                         )
             else:
+                live = diverged < 0
                 z = streams.normals(d).astype(x.dtype)
                 with np.errstate(over="ignore", invalid="ignore"):
                     y = x + (coef * s_x + r * z)
-                    ok_y = np.all(np.isfinite(y), axis=1)
+                    ok_y = live & np.all(np.isfinite(y), axis=1)
                     y_eval = np.where(ok_y[:, None], y, x)  # never pass NaN/Inf to the user
-                    s_y, e_y = scores(y_eval), energies(y_eval)
+                    if live.all():
+                        s_y, e_y = scores(y_eval), energies(y_eval)
+                    else:
+                        # As ULA's: masked chains are frozen and never passed to score_fn
+                        # again (their NaN s_x makes a NaN; ok_y rejects them anyway).
+                        s_y, e_y = s_x.copy(), e_x.copy()
+                        if live.any():
+                            s_y[live], e_y[live] = scores(y_eval[live]), energies(y_eval[live])
                     u = streams.uniforms()
                     # As the engine: f64 sums over coordinates in order, s = −∇E/T.
                     c64 = 0.5 * eps * inv_t
