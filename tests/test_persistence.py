@@ -243,3 +243,38 @@ def test_a_header_declaring_a_huge_array_is_a_damaged_file(tmp_path):
             dst.writestr(name, npy if name == "param_0.npy" else src.read(name))
     with pytest.raises(ValueError, match=r"bad.npz.*header of 'param_0' declares an array larger"):
         sm.load(bad)
+
+
+def _text_with_code_point(code):
+    """A 0-d string array "t?nh" whose "?" is any 32-bit value, as numpy reads one from a
+    file."""
+    codes = np.array([ord("t"), code, ord("n"), ord("h")], "<u4")
+    return np.frombuffer(codes.tobytes(), "<U4").reshape(())
+
+
+@pytest.mark.parametrize("code", [0x380073, 0xD800])
+@pytest.mark.parametrize("field", ["activation", "dtype"])
+def test_a_string_field_of_no_characters_is_refused(tmp_path, field, code):
+    """A code point above U+10FFFF made an invalid Python str, on which the engine aborted
+    the process (activation) or numpy raised SystemError (dtype); a surrogate gave the
+    engine's UnicodeEncodeError."""
+    path = tmp_path / "m.npz"
+    _saved_with(path, **{field: _text_with_code_point(code)})
+    with pytest.raises(ValueError) as exc:
+        sm.load(path)
+    assert str(exc.value) == (
+        f"{str(path)!r} is a malformed scorematch model file (field {field!r} must hold "
+        f"Unicode characters, got the code point 0x{code:X})"
+    )
+
+
+def test_a_format_tag_of_no_characters_is_not_a_model_file(tmp_path):
+    """str() of a string array of one code point above U+10FFFF raised SystemError."""
+    path = tmp_path / "m.npz"
+    tag = np.frombuffer(np.array([0x380073], "<u4").tobytes(), "<U1").reshape(())
+    _saved_with(path, format=tag)
+    with pytest.raises(ValueError) as exc:
+        sm.load(path)
+    assert str(exc.value) == (
+        f"{str(path)!r} is not a scorematch model file (no 'scorematch.EnergyMLP' tag)"
+    )

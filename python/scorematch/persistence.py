@@ -147,7 +147,15 @@ def load(path: PathLike) -> EnergyMLP:
                 raise ValueError(f"a truncated or damaged .npz archive: {err}") from None
     except (OSError, ValueError, EOFError, KeyError) as err:
         raise ValueError(f"{where!r} is not a readable scorematch model file ({err})") from None
-    if fields.get("format") is None or str(fields["format"]) != FORMAT:
+    tag = fields.get("format")
+    # Compared as arrays: str() of a string array holding a code point above U+10FFFF (numpy
+    # reads any 32-bit value into one) raises SystemError.
+    if not (
+        isinstance(tag, np.ndarray)
+        and tag.shape == ()
+        and tag.dtype.kind == "U"
+        and bool(tag == np.array(FORMAT))
+    ):
         raise ValueError(f"{where!r} is not a scorematch model file (no {FORMAT!r} tag)")
     try:
         version = int(_scalar(fields, "version", "iu", "integer"))
@@ -204,7 +212,27 @@ def _scalar(fields: dict[str, Any], key: str, kinds: str, kind_name: str) -> Any
     value = fields[key]
     if not (isinstance(value, np.ndarray) and value.ndim == 0 and value.dtype.kind in kinds):
         raise ValueError(f"field {key!r} must be a 0-d {kind_name} array, got {_describe(value)}")
+    if value.dtype.kind == "U":
+        _check_text(key, value)
     return value[()]
+
+
+def _check_text(key: str, value: np.ndarray[Any, Any]) -> None:
+    """Refuses a string array holding a code point that is not a character: numpy reads any
+    32-bit value into a ``U`` array, and a Python str made of one above U+10FFFF is an invalid
+    object (the engine aborts the process on it); a surrogate cannot be encoded as UTF-8.
+
+    Raises
+    ------
+    ValueError
+        Naming the field and the first such code point.
+    """
+    codes = np.frombuffer(value.astype(value.dtype.newbyteorder("<")).tobytes(), "<u4")
+    bad = codes[(codes > 0x10FFFF) | ((codes >= 0xD800) & (codes <= 0xDFFF))]
+    if bad.size:
+        raise ValueError(
+            f"field {key!r} must hold Unicode characters, got the code point 0x{int(bad[0]):X}"
+        )
 
 
 def _describe(value: Any) -> str:
