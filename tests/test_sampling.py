@@ -9,6 +9,7 @@ import itertools
 import re
 import threading
 import time
+from typing import Any
 
 import numpy as np
 import pytest
@@ -345,9 +346,44 @@ def test_divergence_mask_returns_the_finite_chains():
     np.testing.assert_array_equal(res.samples, full.samples[[0, 2, 3, 5]])
     py = sm.langevin(m.score, x0, 10, 10.0, on_divergence="mask")
     np.testing.assert_array_equal(py.samples, res.samples)
-    # MALA rejects non-finite proposals instead: nothing diverges.
+    # MALA rejects non-finite proposals instead: from 1e19 the energy (5e37) is finite in
+    # float32, the proposals' (from about -4e19) are not, and nothing diverges.
+    x0[[1, 4], 0] = 1e19
     mala = m.sample(6, n_steps=10, step_size=10.0, init=x0, method="mala")
     assert np.all(np.isfinite(mala.samples))
+
+
+def test_mala_chains_whose_start_overflows_diverge_there_as_in_langevin():
+    # At 1e20 the float32 energy ½‖x‖² overflows: MALA's acceptance test is undefined
+    # there. The engine ran such chains on without an error (stuck at init, or taking the
+    # first finite proposal whatever the target); now it reports them as scorematch.langevin
+    # does, and the mask keeps the chains that a finite start would give.
+    m, x0 = _exploding()
+    x0[[1, 4], 0] = 1e20
+    with pytest.raises(SamplingDivergedError) as info:
+        m.sample(6, n_steps=20, step_size=0.5, init=x0, method="mala")
+    assert str(info.value) == (
+        "2 of 6 chains diverged (NaN or Inf score or energy), the first at step 0: the "
+        "model's score or energy is NaN or Inf at 2 of the starting points (it overflows "
+        "there), where MALA's acceptance test is undefined; start them nearer the model's "
+        "mass (init), or on_divergence='mask' to drop those chains"
+    )
+    opts: dict[str, Any] = {
+        "n_steps": 20,
+        "step_size": 0.5,
+        "method": "mala",
+        "on_divergence": "mask",
+        "seed": 3,
+    }
+    res = m.sample(6, init=x0, **opts)
+    np.testing.assert_array_equal(res.chain_indices, [0, 2, 3, 5])
+    finite = m.sample(6, init=np.ones((6, 2), np.float32), **opts)
+    np.testing.assert_array_equal(res.samples, finite.samples[[0, 2, 3, 5]])
+    np.testing.assert_array_equal(res.acceptance_rate, finite.acceptance_rate[[0, 2, 3, 5]])
+    assert np.all(res.acceptance_rate > 0)
+    py = sm.langevin(m.score, x0, energy_fn=m.energy, **opts)
+    np.testing.assert_array_equal(py.chain_indices, res.chain_indices)
+    np.testing.assert_array_equal(py.samples, res.samples)
 
 
 def _half_square(x):

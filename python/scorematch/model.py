@@ -602,9 +602,11 @@ class EnergyMLP:
             True draws a progress bar on stderr; a callable is called as
             ``progress(steps_done, steps_total)`` between blocks of steps.
         on_divergence : {"raise", "mask"}, default "raise"
-            What to do with chains that reach NaN or Inf (ULA; MALA rejects such proposals):
-            raise :class:`scorematch.SamplingDivergedError`, or return only the finite
-            chains, with their indices (counted from ``first_chain``) in ``chain_indices``.
+            What to do with chains that reach NaN or Inf (ULA), or start where the model's
+            score or energy is NaN or Inf, an overflow at finite points (MALA, which rejects
+            non-finite proposals but has no defined acceptance test there): raise
+            :class:`scorematch.SamplingDivergedError`, or return only the other chains, with
+            their indices (counted from ``first_chain``) in ``chain_indices``.
 
         Returns
         -------

@@ -430,10 +430,8 @@ def langevin(
     of :meth:`scorematch.EnergyMLP.sample`, in the same order, and the update is computed
     in the same order and precision: with ``score_fn = model.score`` (and
     ``energy_fn = model.energy``) and the same ``x0``, both give the same chains (ULA:
-    bit-identical). One exception: where the model's score or energy is NaN or Inf at
-    ``x0`` (e.g. a float32 energy that overflows), MALA here reports the chain as diverged
-    (see ``on_divergence``), while the engine runs it on: it stays at ``x0``, or takes its
-    first proposal of finite energy whatever the target.
+    bit-identical). Both report a MALA chain whose score or energy is NaN or Inf at ``x0``
+    (e.g. a float32 energy that overflows) as diverged at step 0 (see ``on_divergence``).
 
     Parameters
     ----------

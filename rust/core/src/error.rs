@@ -32,6 +32,15 @@ pub enum Error {
         n_chains: usize,
         first_step: usize,
     },
+    /// MALA chains whose starting points have a NaN or Inf score or energy (an overflow at
+    /// finite points), where the acceptance test is undefined.
+    #[error(
+        "{chains} of {n_chains} chains diverged (NaN or Inf score or energy), the first at step \
+         0: the model's score or energy is NaN or Inf at {chains} of the starting points (it \
+         overflows there), where MALA's acceptance test is undefined; start them nearer the \
+         model's mass (init), or on_divergence='mask' to drop those chains"
+    )]
+    DivergedAtStart { chains: usize, n_chains: usize },
     /// Training diverged (see [`Divergence`]); the model keeps its last good parameters: the
     /// last ones whose minibatch loss and gradient were finite and in range (the initial ones
     /// if there were none). Epochs and steps count from 0.

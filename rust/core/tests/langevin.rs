@@ -373,7 +373,11 @@ fn divergent_chains_are_reported() {
         }
     );
     assert!(err.to_string().contains("2 of 4 chains diverged"), "{err}");
-    // MALA rejects such proposals instead.
+    // MALA rejects such proposals instead. From 1e19 the energy (5e37) is finite in float32,
+    // the proposal's (from about −4e19) is not.
+    x0[2] = 1e19;
+    x0[7] = -1e19;
+    let rows = Rows::from_slice(&x0, 4, 2).unwrap();
     let mut s = Sampler::new(
         &m,
         4,
@@ -383,6 +387,58 @@ fn divergent_chains_are_reported() {
     .unwrap();
     s.run(&m, 10, None).unwrap();
     assert!(s.check_divergence().is_ok());
+    let mut x = vec![0.0f32; 8];
+    s.positions(&mut x);
+    assert!(x.iter().all(|v| v.is_finite()), "{x:?}");
+}
+
+#[test]
+fn mala_chains_whose_start_overflows_diverge_there() {
+    // At 1e20 the energy ½‖x‖² overflows float32: the acceptance test at such a start is
+    // NaN (every proposal rejected) or +Inf (the first finite one taken whatever the
+    // target). Before, those chains ran on without an error.
+    let m = gaussian::<f32>(2, 1.0);
+    let good = [0.5f32, -0.25, 1.0, 0.0, -1.0, 2.0];
+    let mut bad = good;
+    bad[2] = 1e20;
+    let run = |x0: &[f32]| {
+        let rows = Rows::from_slice(x0, 3, 2).unwrap();
+        let mut s = Sampler::new(
+            &m,
+            3,
+            Some(rows),
+            Config::new(Method::Mala, 20, 0.5, 1.0, 7),
+        )
+        .unwrap();
+        s.run(&m, 20, None).unwrap();
+        let mut x = vec![0.0f32; 6];
+        s.positions(&mut x);
+        (s, x)
+    };
+    let (s, x) = run(&bad);
+    assert_eq!(s.diverged_at(), vec![None, Some(0), None]);
+    let err = s.check_divergence().unwrap_err();
+    assert_eq!(
+        err,
+        Error::DivergedAtStart {
+            chains: 1,
+            n_chains: 3
+        }
+    );
+    assert!(
+        err.to_string().starts_with(
+            "1 of 3 chains diverged (NaN or Inf score or energy), the first at step 0: the \
+             model's score or energy is NaN or Inf at 1 of the starting points"
+        ),
+        "{err}"
+    );
+    // The diverged chain is frozen at its start; the others are those of a finite start.
+    assert_eq!(&x[2..4], &bad[2..4]);
+    assert_eq!(s.acceptance()[1], 0.0);
+    let (ok, y) = run(&good);
+    assert!(ok.check_divergence().is_ok());
+    assert_eq!((&x[..2], &x[4..]), (&y[..2], &y[4..]));
+    assert!(ok.acceptance()[0] > 0.0 && s.acceptance()[0] == ok.acceptance()[0]);
 }
 
 #[test]

@@ -34,7 +34,9 @@ pub fn to_py(err: Error) -> PyErr {
             PyValueError::new_err(err.to_string())
         }
         Error::OutOfMemory(_) => PyMemoryError::new_err(err.to_string()),
-        Error::Diverged { .. } => SamplingDivergedError::new_err(err.to_string()),
+        Error::Diverged { .. } | Error::DivergedAtStart { .. } => {
+            SamplingDivergedError::new_err(err.to_string())
+        }
         Error::TrainingDiverged { .. } => TrainingDivergedError::new_err(err.to_string()),
         Error::System(_) => PyRuntimeError::new_err(err.to_string()),
         // Raised by a Ctrl-C, whose KeyboardInterrupt the caller returns instead; mapped for

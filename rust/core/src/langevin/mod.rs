@@ -317,10 +317,15 @@ impl<T: Real> Sampler<T> {
         out
     }
 
-    /// [`Error::Diverged`] if any chain diverged.
+    /// [`Error::Diverged`] if any chain diverged: [`Error::DivergedAtStart`] for MALA,
+    /// whose chains diverge only there (it rejects non-finite proposals).
     pub fn check_divergence(&self) -> Result<()> {
         match self.divergence() {
             None => Ok(()),
+            Some(d) if self.config.method == Method::Mala => Err(Error::DivergedAtStart {
+                chains: d.chains,
+                n_chains: self.n_chains,
+            }),
             Some(d) => Err(Error::Diverged {
                 chains: d.chains,
                 n_chains: self.n_chains,
@@ -364,6 +369,16 @@ fn run_chunk<T: Real>(
                 if !ch.cached {
                     pass(model, ws, c, &ch.x, Some(&mut ch.e), &mut ch.g);
                     ch.cached = true;
+                    // A start whose score or energy is NaN or Inf (a float overflow at a
+                    // finite point) leaves the acceptance test undefined: NaN rejects every
+                    // proposal, +Inf accepts the first finite one whatever the target.
+                    // Such a chain diverges here, and stays frozen, as a ULA chain would.
+                    for ((e, g), chain) in ch.e.iter().zip(ch.g.chunks_exact(d)).zip(&mut ch.chains)
+                    {
+                        if !(e.is_finite() && g.iter().all(|v| v.is_finite())) {
+                            chain.diverged_at = Some(t);
+                        }
+                    }
                 }
                 let adapt = if burning { config.adapt } else { None };
                 let tuned = config.adapt.is_some();
@@ -441,6 +456,10 @@ fn mala_step<T: Real>(
             .zip(&mut ch.streams)
             .zip(&ch.chains)
     {
+        if chain.diverged_at.is_some() {
+            y.copy_from_slice(x); // frozen; a finite row for the pass below
+            continue;
+        }
         let eps = per_chain_eps(chain);
         let coef = T::c(0.5 * eps * inv_t);
         let r = T::c(eps.sqrt());
@@ -451,6 +470,9 @@ fn mala_step<T: Real>(
     }
     pass(model, ws, ch.c, &ch.y, Some(&mut ch.ey), &mut ch.gy);
     for (i, (s, chain)) in ch.streams.iter_mut().zip(&mut ch.chains).enumerate() {
+        if chain.diverged_at.is_some() {
+            continue;
+        }
         let u = s.uniform();
         let eps = per_chain_eps(chain);
         let coef = 0.5 * eps * inv_t;
