@@ -1,5 +1,6 @@
 """Model files: bit-exact round trips, and clear errors for anything that is not one."""
 
+import io
 import pickle
 import struct
 import zipfile
@@ -277,4 +278,88 @@ def test_a_format_tag_of_no_characters_is_not_a_model_file(tmp_path):
         sm.load(path)
     assert str(exc.value) == (
         f"{str(path)!r} is not a scorematch model file (no 'scorematch.EnergyMLP' tag)"
+    )
+
+
+def _rewritten(path, compression=zipfile.ZIP_STORED, param_0=None):
+    """A saved model's archive written again with another compression and, if given,
+    other bytes for param_0.npy."""
+    sm.EnergyMLP(2, hidden=(3,), seed=0).save(path)
+    with zipfile.ZipFile(path) as z:
+        members = {n: z.read(n) for n in z.namelist()}
+    if param_0 is not None:
+        members["param_0.npy"] = param_0
+    with zipfile.ZipFile(path, "w", compression=compression) as z:
+        for name, blob in members.items():
+            z.writestr(name, blob)
+    return bytearray(path.read_bytes())
+
+
+def _param_0_entry(data):
+    """Offsets of param_0.npy's local header and central directory entry in an archive."""
+    with zipfile.ZipFile(io.BytesIO(data)) as z:
+        local = z.getinfo("param_0.npy").header_offset
+    # The directory comes last and each of its entries holds 46 bytes before the name.
+    return local, data.rindex(b"param_0.npy") - 46
+
+
+def _npy(header):
+    header = header.ljust(117) + b"\n"
+    return b"\x93NUMPY\x01\x00" + struct.pack("<H", len(header)) + header + bytes(48)
+
+
+def _encrypted(path):
+    data = _rewritten(path)
+    _, central = _param_0_entry(data)
+    data[central + 8 : central + 10] = struct.pack("<H", 1)  # flag bit 0: encrypted
+    return data
+
+
+def _unknown_method(path):
+    data = _rewritten(path)
+    _, central = _param_0_entry(data)
+    data[central + 10 : central + 12] = struct.pack("<H", 99)  # compression method 99
+    return data
+
+
+def _corrupt(compression, offset):
+    def damage(path):
+        data = _rewritten(path, compression)
+        local, _ = _param_0_entry(data)
+        data[local + 30 + len("param_0.npy") + offset] ^= 0xFF
+        return data
+
+    return damage
+
+
+@pytest.mark.parametrize(
+    ("damage", "why"),
+    [
+        (_encrypted, "its member 'param_0' cannot be read: File 'param_0.npy' is encrypted, "),
+        (_unknown_method, "its member 'param_0' cannot be read: That compression method is not"),
+        (_corrupt(zipfile.ZIP_DEFLATED, 0), "its member 'param_0' cannot be read: Error -3 "),
+        (_corrupt(zipfile.ZIP_LZMA, 12), "its member 'param_0' cannot be read: Corrupt input"),
+        (_corrupt(zipfile.ZIP_BZIP2, 12), "its member 'param_0' cannot be read: Invalid data"),
+        (
+            lambda p: _rewritten(p, param_0=_npy(b"{'descr': '<f8', 'shape': (3, 2), '''}")),
+            "the .npy header of 'param_0' is malformed)",
+        ),
+        (
+            lambda p: _rewritten(
+                p, param_0=_npy(b"{'descr': '<f8', 'fortran_order': False, 'shape': (True, 2)}")
+            ),
+            "the .npy header of 'param_0' is malformed)",
+        ),
+    ],
+    ids=["encrypted", "unknown-method", "bad-deflate", "bad-lzma", "bad-bz2", "tokens", "shape"],
+)
+def test_a_member_that_cannot_be_read_is_named(tmp_path, damage, why):
+    """zipfile's and numpy's other errors for a damaged member (NotImplementedError,
+    RuntimeError, zlib.error, lzma.LZMAError, tokenize.TokenError, TypeError) escaped load."""
+    path = tmp_path / "m.npz"
+    path.write_bytes(damage(path))
+    with pytest.raises(ValueError) as exc:
+        sm.load(path)
+    assert str(exc.value).startswith(
+        f"{str(path)!r} is not a readable scorematch model file ({why}"
     )

@@ -17,13 +17,22 @@ Readers of a newer version than theirs refuse the file rather than guess.
 from __future__ import annotations
 
 import os
+import tokenize
 import zipfile
+import zlib
 from typing import TYPE_CHECKING, Any
 
 import numpy as np
 
 if TYPE_CHECKING:
     from scorematch.model import EnergyMLP
+
+try:
+    import lzma
+
+    _LZMA_ERROR: tuple[type[Exception], ...] = (lzma.LZMAError,)
+except ImportError:  # a Python built without lzma: zipfile then refuses LZMA members itself
+    _LZMA_ERROR = ()
 
 __all__ = ["FORMAT", "VERSION", "load", "save"]
 
@@ -47,12 +56,37 @@ def _check_path(path: Any) -> None:
         raise TypeError(f"path must be a str or an os.PathLike, got {type(path).__name__}")
 
 
+# What zipfile and numpy raise, besides ValueError and zipfile.BadZipFile, for a member they
+# cannot read: its .npy header not Python tokens (tokenize.TokenError, SyntaxError) or its
+# shape not integers (TypeError, from reshape); its compression method or encryption not
+# supported (NotImplementedError, RuntimeError), its compressed data corrupt (zlib.error,
+# lzma.LZMAError, and OSError from bz2). All are damage to the file, reported as such.
+_HEADER_ERRORS = (tokenize.TokenError, SyntaxError, TypeError)
+_MEMBER_ERRORS: tuple[type[Exception], ...] = (
+    NotImplementedError,
+    RuntimeError,
+    OSError,
+    zlib.error,
+    *_LZMA_ERROR,
+)
+
+
 def _member(z: np.lib.npyio.NpzFile, key: str) -> Any:
     """Array ``key`` of the archive. `save` stores arrays uncompressed, so a header that
     declares more bytes than its member holds, which numpy would try to allocate, is damage,
-    not a model too large for memory."""
+    not a model too large for memory.
+
+    Raises
+    ------
+    ValueError
+        If the member cannot be read, naming it (numpy's own ValueErrors pass unchanged).
+    """
     try:
         return z[key]
+    except _HEADER_ERRORS:
+        raise ValueError(f"the .npy header of {key!r} is malformed") from None
+    except _MEMBER_ERRORS as err:
+        raise ValueError(f"its member {key!r} cannot be read: {err}") from None
     except MemoryError:
         assert z.zip is not None  # open: called inside `with`
         held = z.zip.getinfo(f"{key}.npy").file_size
