@@ -363,3 +363,18 @@ def test_a_member_that_cannot_be_read_is_named(tmp_path, damage, why):
     assert str(exc.value).startswith(
         f"{str(path)!r} is not a readable scorematch model file ({why}"
     )
+
+
+def test_an_archive_asking_for_a_later_zip_version_is_named(tmp_path):
+    """zipfile raised NotImplementedError as np.load opened the archive."""
+    path = tmp_path / "m.npz"
+    data = _rewritten(path)
+    _, central = _param_0_entry(data)
+    data[central + 6 : central + 8] = struct.pack("<H", 203)  # version needed to extract
+    path.write_bytes(data)
+    with pytest.raises(ValueError) as exc:
+        sm.load(path)
+    assert str(exc.value) == (
+        f"{str(path)!r} is not a readable scorematch model file (a damaged .npz archive or "
+        "one of a later zip: zip file version 20.3)"
+    )

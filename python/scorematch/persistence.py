@@ -179,6 +179,10 @@ def load(path: PathLike) -> EnergyMLP:
                 # It starts as an archive: zipfile's "File is not a zip file" means that the
                 # end of it, where the table of its members is, is missing or damaged.
                 raise ValueError(f"a truncated or damaged .npz archive: {err}") from None
+            except NotImplementedError as err:
+                # zipfile's refusal of a member needing a later zip version (damage, for an
+                # archive `save` wrote) as it reads the table of members.
+                raise ValueError(f"a damaged .npz archive or one of a later zip: {err}") from None
     except (OSError, ValueError, EOFError, KeyError) as err:
         raise ValueError(f"{where!r} is not a readable scorematch model file ({err})") from None
     tag = fields.get("format")
