@@ -3,6 +3,7 @@
 import io
 import pickle
 import struct
+import tracemalloc
 import zipfile
 
 import numpy as np
@@ -378,3 +379,23 @@ def test_an_archive_asking_for_a_later_zip_version_is_named(tmp_path):
         f"{str(path)!r} is not a readable scorematch model file (a damaged .npz archive or "
         "one of a later zip: zip file version 20.3)"
     )
+
+
+def test_members_that_load_does_not_use_are_not_read(tmp_path):
+    """np.load decompresses a member whole: a 64 KiB member standing for 64 MiB of zeros,
+    unused, was read all the same (a few megabytes of file, gigabytes of memory)."""
+    path = tmp_path / "m.npz"
+    _rewritten(path)
+    header = b"{'descr': '<f8', 'fortran_order': False, 'shape': (8388608,), }".ljust(117)
+    with zipfile.ZipFile(path, "a", compression=zipfile.ZIP_DEFLATED) as z:
+        z.writestr("junk.npy", b"\x93NUMPY\x01\x00v\x00" + header + b"\n" + bytes(1 << 26))
+        z.writestr("param_4.npy", b"not read either: n_arrays is 4")
+    assert path.stat().st_size < 1 << 20
+    tracemalloc.start()
+    try:
+        model = sm.load(path)
+        peak = tracemalloc.get_traced_memory()[1]
+    finally:
+        tracemalloc.stop()
+    assert model.hidden == (3,)
+    assert peak < 8 << 20, f"load allocated {peak / 2**20:.0f} MiB"

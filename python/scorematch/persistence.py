@@ -96,6 +96,26 @@ def _member(z: np.lib.npyio.NpzFile, key: str) -> Any:
         ) from None
 
 
+_FIELDS = ("format", "version", "activation", "alpha", "dtype", "n_arrays")
+
+
+def _used_members(z: np.lib.npyio.NpzFile) -> dict[str, Any]:
+    """The fields of the archive that `load` reads: the six before the parameters, then
+    ``param_0`` … up to ``n_arrays`` of them, stopping at the first missing. Only these are
+    read, because a member is decompressed whole: an unused one of a few megabytes could
+    stand for gigabytes of zeros."""
+    names = set(z.files)
+    fields = {k: _member(z, k) for k in _FIELDS if k in names}
+    n = fields.get("n_arrays")
+    # A malformed n_arrays reads no parameter: `load` refuses it by its own check.
+    if isinstance(n, np.ndarray) and n.ndim == 0 and n.dtype.kind in "iu":
+        i = 0
+        while i < n and f"param_{i}" in names:
+            fields[f"param_{i}"] = _member(z, f"param_{i}")
+            i += 1
+    return fields
+
+
 def save(model: EnergyMLP, path: PathLike) -> None:
     """Write ``model`` to ``path`` (exactly that path: no suffix is added).
 
@@ -174,7 +194,7 @@ def load(path: PathLike) -> EnergyMLP:
             f.seek(0)
             try:
                 with np.load(f, allow_pickle=False) as z:
-                    fields = {k: _member(z, k) for k in z.files}
+                    fields = _used_members(z)
             except zipfile.BadZipFile as err:
                 # It starts as an archive: zipfile's "File is not a zip file" means that the
                 # end of it, where the table of its members is, is missing or damaged.
