@@ -399,3 +399,30 @@ def test_members_that_load_does_not_use_are_not_read(tmp_path):
         tracemalloc.stop()
     assert model.hidden == (3,)
     assert peak < 8 << 20, f"load allocated {peak / 2**20:.0f} MiB"
+
+
+@pytest.mark.parametrize(
+    ("param_0", "numpy_says"),
+    [
+        (
+            _npy(b"{'descr': '<f8', 'fortran_order': False, 'shape': __import__('os')}"),
+            "malformed node or string on line 1: <ast.Call object at ",
+        ),
+        (_npy(b"{'descr': '|O', 'fortran_order': False, 'shape': (3,)}"), "Object arrays "),
+        (
+            _npy(b"{'descr': '<f8', 'fortran_order': False, 'shape': (3, 5)}"),
+            "EOF: reading array data, expected 120 bytes got 48)",
+        ),
+    ],
+    ids=["call-in-header", "objects", "short-data"],
+)
+def test_numpys_refusal_of_a_member_names_the_member(tmp_path, param_0, numpy_says):
+    """numpy's own messages named no member: the ast one, no format either."""
+    path = tmp_path / "m.npz"
+    path.write_bytes(_rewritten(path, param_0=param_0))
+    with pytest.raises(ValueError) as exc:
+        sm.load(path)
+    assert str(exc.value).startswith(
+        f"{str(path)!r} is not a readable scorematch model file (its member 'param_0' is not "
+        f"a readable .npy array: {numpy_says}"
+    )

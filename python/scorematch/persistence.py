@@ -79,10 +79,14 @@ def _member(z: np.lib.npyio.NpzFile, key: str) -> Any:
     Raises
     ------
     ValueError
-        If the member cannot be read, naming it (numpy's own ValueErrors pass unchanged).
+        If the member cannot be read, naming it.
     """
     try:
         return z[key]
+    except ValueError as err:
+        # numpy's own messages name no member, and some no format either ("malformed node or
+        # string on line 1: <ast.Call object at 0x...>" from a header's shape).
+        raise ValueError(f"its member {key!r} is not a readable .npy array: {err}") from None
     except _HEADER_ERRORS:
         raise ValueError(f"the .npy header of {key!r} is malformed") from None
     except _MEMBER_ERRORS as err:
