@@ -828,3 +828,75 @@ def test_cli_help_gives_each_options_default(command, shown, capsys):
     text = " ".join(capsys.readouterr().out.split())  # argparse wraps lines
     assert [d for d in shown if f"(default: {d})" not in text] == []
     assert "%(" not in text  # every %(default)s expanded
+
+
+def _naive_mmd2(x, y, bw):
+    """Unbiased MMD² with k(a, b) = exp(-|a - b|² / (2 bw²)), pair by pair."""
+
+    def k(a, b):
+        return np.exp(-(((a[:, None] - b[None]) ** 2).sum(-1)) / (2 * bw**2))
+
+    n, m = len(x), len(y)
+    kxx, kyy = k(x, x), k(y, y)
+    off_x = (kxx.sum() - np.trace(kxx)) / (n * (n - 1))
+    off_y = (kyy.sum() - np.trace(kyy)) / (m * (m - 1))
+    return off_x + off_y - 2 * k(x, y).mean()
+
+
+def test_demo_prints_and_returns_what_it_measured(monkeypatch, capsys):
+    """Every printed figure and every field of the result, against the demo's recipe run by
+    hand (80 epochs of ISM, 300 MALA chains from N(0, 4 I)): timings from a stopped clock,
+    the fit's gradient steps (569 points: 57 held out, 512 training rows, 2 steps per epoch
+    where ⌈0.9·569/256⌉ = 3 was printed), losses, acceptance, both MMD² (bandwidth from the
+    first 500 of the 600 pooled points) and the Fisher divergence; no progress bars."""
+    import types
+
+    import scorematch.demo
+    from scorematch import datasets, get_num_threads
+
+    ticks = iter([0.0, 0.375, 1.0, 1.0 + 2.0**-10])
+    clock = types.SimpleNamespace(perf_counter=lambda: next(ticks))
+    monkeypatch.setattr(scorematch.demo, "time", clock)
+    r = run("8gaussians", out=None, seed=3, n_train=569, n_samples=300, n_steps=10)
+    ds = datasets.get("8gaussians")
+    model = EnergyMLP(2, hidden=(64, 64, 64), activation="softplus", alpha=1e-3, seed=3)
+    held_out = ds.sample(2000, seed=4)
+    untrained = model.ism_loss(held_out)
+    model.fit(
+        ds.sample(569, seed=3),
+        epochs=80,
+        batch_size=256,
+        lr=5e-3,
+        seed=3,
+        progress=False,
+    )
+    init = 2.0 * np.random.default_rng(5).standard_normal((300, 2))
+    res = model.sample(300, n_steps=10, step_size=0.01, method="mala", burn_in=5,
+                       adapt_step_size=True, init=init, seed=3)  # fmt: skip
+    exact = ds.sample(300, seed=6)
+    pooled = np.concatenate([exact, res.samples])[:500]
+    bw = float(np.median(np.sqrt(((pooled[:, None] - pooled[None]) ** 2).sum(-1))))
+    fisher = np.mean(((model.score(held_out) - ds.score(held_out)) ** 2).sum(1))
+    ref = np.mean((ds.score(held_out) ** 2).sum(1))
+    assert (r.fit_seconds, r.sample_seconds) == (0.375, 2.0**-10)
+    assert (r.heldout_ism, r.untrained_ism) == (model.ism_loss(held_out), untrained)
+    assert r.mmd == pytest.approx(_naive_mmd2(res.samples, exact, bw), abs=1e-12)
+    assert r.mmd_null == pytest.approx(_naive_mmd2(ds.sample(300, seed=7), exact, bw), abs=1e-12)
+    assert r.fisher_divergence == pytest.approx(fisher, rel=1e-12)
+    assert r.figure is None
+    printed = capsys.readouterr()
+    assert printed.err == ""
+    assert printed.out.splitlines() == [
+        f"scorematch demo: 8gaussians, 569 points; {model!r}; {get_num_threads()} threads",
+        (
+            "  fit: 80 epochs of implicit score matching in 0.38 s (427 exact-Hessian-trace "
+            "gradient steps/s), stop: completed"
+        ),
+        f"  held-out ISM loss: {r.heldout_ism:.4f} (untrained model: {untrained:.4f})",
+        (
+            "  sample: 300 MALA chains x 10 steps in 0.00 s (3.07 M chain-steps/s), "
+            f"acceptance {res.acceptance_rate.mean():.2f}"
+        ),
+        f"  MMD² to exact samples: {r.mmd:.2e} (two exact sample sets: {r.mmd_null:.2e})",
+        f"  Fisher divergence E|s_model - s_true|^2: {fisher:.4f} (E|s_true|^2 = {ref:.2f})",
+    ]
