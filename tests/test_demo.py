@@ -1,5 +1,6 @@
 """The built-in demo and its command line."""
 
+import pickle
 import re
 import subprocess
 import sys
@@ -669,6 +670,28 @@ def test_cli_data_file_errors_are_named_exactly(tmp_path, capsys, monkeypatch):
     assert not (tmp_path / "m.npz").exists()
 
 
+def test_cli_names_npy_data_of_another_format(tmp_path, capsys, monkeypatch):
+    """np.load read an .npz named .npy as an NpzFile (AttributeError traceback) and
+    refused a pickle with advice to load it with allow_pickle."""
+    monkeypatch.chdir(tmp_path)
+    with open(tmp_path / "archive.npy", "wb") as f:
+        np.savez(f, x=np.zeros((3, 2)))
+    (tmp_path / "pickled.npy").write_bytes(pickle.dumps(np.zeros((3, 2))))
+    (tmp_path / "empty.npy").write_bytes(b"")
+    fit = ["--out", "m.npz", "--epochs", "1"]
+    assert _error(capsys, ["fit", "archive.npy", *fit]) == (
+        "scorematch: error: cannot read 'archive.npy': expected an .npy array, got an .npz archive"
+    )
+    assert _error(capsys, ["fit", "pickled.npy", *fit]) == (
+        "scorematch: error: cannot read 'pickled.npy': expected an .npy array, got a file in "
+        "another format"
+    )
+    assert _error(capsys, ["fit", "empty.npy", *fit]) == (
+        "scorematch: error: cannot read 'empty.npy': expected an .npy array, got an empty file"
+    )
+    assert not (tmp_path / "m.npz").exists()
+
+
 def test_cli_sample_refuses_other_output_formats(tmp_path, capsys):
     from scorematch import EnergyMLP
 
@@ -900,3 +923,79 @@ def test_demo_prints_and_returns_what_it_measured(monkeypatch, capsys):
         f"  MMD² to exact samples: {r.mmd:.2e} (two exact sample sets: {r.mmd_null:.2e})",
         f"  Fisher divergence E|s_model - s_true|^2: {fisher:.4f} (E|s_true|^2 = {ref:.2f})",
     ]
+
+
+def test_mmd2_is_the_unbiased_estimate_with_a_gaussian_kernel():
+    rng = np.random.default_rng(0)
+    x, y = rng.normal(size=(7, 2)), rng.normal(0.5, 1.0, size=(5, 2))
+    assert mmd2(x, y, 0.8) == pytest.approx(_naive_mmd2(x, y, 0.8), abs=1e-14)
+    # Two points each, one apart within each set, √2 apart across: 2e^{-1/2} - 2e^{-1}.
+    a, b = np.array([[0.0, 0.0], [1.0, 0.0]]), np.array([[0.0, 1.0], [1.0, 1.0]])
+    want = 2 * np.exp(-0.5) - 2 * (np.exp(-0.5) + np.exp(-1.0)) / 2
+    assert mmd2(a, b, 1.0) == pytest.approx(want, abs=1e-15)
+
+
+def test_demo_figure_shows_the_data_samples_energy_and_scores(tmp_path, monkeypatch):
+    """What the figure holds: the first 3000 training points and the samples over the
+    energy's contours (shifted to a minimum of 0, on a 200 × 200 grid), the score field as
+    21 × 21 arrows scaled to a longest of 1, both panels on ±1.1·max|x|, written at
+    11 × 5.2 inches and 110 dpi."""
+    pytest.importorskip("matplotlib")
+    import matplotlib.axes
+    import matplotlib.collections
+    import matplotlib.figure
+    import matplotlib.quiver
+    import scorematch.demo
+
+    figures, plots, contours = [], [], []
+    real_savefig, real_plot = matplotlib.figure.Figure.savefig, scorematch.demo._plot
+    real_contour = matplotlib.axes.Axes.contour
+
+    def savefig(self, *args, **kwargs):
+        figures.append(self)
+        return real_savefig(self, *args, **kwargs)
+
+    def plot(*args):
+        plots.append(args)
+        return real_plot(*args)
+
+    def contour(self, *args, **kwargs):
+        contours.append((self, real_contour(self, *args, **kwargs)))
+        return contours[-1][1]
+
+    monkeypatch.setattr(matplotlib.figure.Figure, "savefig", savefig)
+    monkeypatch.setattr(scorematch.demo, "_plot", plot)
+    monkeypatch.setattr(matplotlib.axes.Axes, "contour", contour)
+    out = tmp_path / "fig.png"
+    small = {"n_train": 3002, "epochs": 1, "n_samples": 50, "n_steps": 10, "verbose": False}
+    r = run("8gaussians", out=str(out), **small)
+    ((model, X, S, _, _, _),) = plots
+    (fig,) = figures
+    assert r.figure == str(out) and X.shape == (3002, 2) and S.shape == (50, 2)
+    # The PNG's width and height (IHDR): 11 × 5.2 inches at 110 dpi.
+    assert int.from_bytes(out.read_bytes()[16:20], "big") == 1210
+    assert int.from_bytes(out.read_bytes()[20:24], "big") == 572
+    assert fig._suptitle.get_text() == (
+        "scorematch: energy contours, score field (left) and samples (right)"
+    )
+    lim = 1.1 * np.abs(X).max()
+    g = np.linspace(-lim, lim, 200)
+    E = model.energy(np.stack([a.ravel() for a in np.meshgrid(g, g)], 1))
+    left, right = fig.axes
+    assert [ax for ax, _ in contours] == [left, right]
+    for ax, pts, title in [(left, X, "data"), (right, S, "Langevin (MALA) samples")]:
+        assert ax.get_title() == f"8gaussians: {title}"
+        assert ax.get_xlim() == ax.get_ylim() == pytest.approx((-lim, lim), rel=1e-15)
+        (dots,) = [c for c in ax.collections if type(c) is matplotlib.collections.PathCollection]
+        np.testing.assert_array_equal(dots.get_offsets(), pts[:3000])
+    for _, levels in contours:
+        assert levels.zmin == 0.0 and levels.zmax == pytest.approx(np.ptp(E), rel=1e-12)
+    (arrows,) = [c for c in left.collections if isinstance(c, matplotlib.quiver.Quiver)]
+    a = np.linspace(-lim, lim, 21)
+    at = np.stack([v.ravel() for v in np.meshgrid(a, a)], 1)
+    np.testing.assert_allclose(arrows.X, at[:, 0], rtol=1e-15)
+    np.testing.assert_allclose(arrows.Y, at[:, 1], rtol=1e-15)
+    s = model.score(at)
+    s /= np.linalg.norm(s, axis=1).max()
+    np.testing.assert_allclose(np.stack([arrows.U, arrows.V], 1), s, rtol=1e-12)
+    assert not [c for c in right.collections if isinstance(c, matplotlib.quiver.Quiver)]

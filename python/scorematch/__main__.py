@@ -37,12 +37,40 @@ def _read_data(path: str) -> Any:
             warnings.simplefilter("ignore", UserWarning)
             if suffix == ".csv":
                 return _read_csv(p)
-            data = np.load(p, allow_pickle=False)
+            data = _read_npy(p)
     except (ValueError, OSError, EOFError) as err:
         raise ValueError(f"cannot read {path!r}: {err}") from None
     # A file of integer samples is data like any other here (the API asks for floats so that
     # no conversion happens unseen; the command line converts it once).
     return data.astype(np.float64) if data.dtype.kind in "iu" else data
+
+
+# np.load also reads an .npz archive (as an NpzFile, not an array) and tries anything else
+# as a pickle, refused with advice to unpickle it: a data file is only ever an .npy array.
+_NPY_START = b"\x93NUMPY"
+_ZIP_START = b"PK"
+
+
+def _read_npy(p: Path) -> Any:
+    """Read an .npy array (never unpickling anything).
+
+    Raises
+    ------
+    ValueError
+        If the file is not in the .npy format (empty, an .npz archive, a pickle...) or numpy
+        cannot read it.
+    """
+    # The format is told from the file already open, so np.load reads the same file.
+    with open(p, "rb") as f:
+        start = f.read(len(_NPY_START))
+        if not start:
+            raise ValueError("expected an .npy array, got an empty file")
+        if start.startswith(_ZIP_START):
+            raise ValueError("expected an .npy array, got an .npz archive")
+        if start != _NPY_START:
+            raise ValueError("expected an .npy array, got a file in another format")
+        f.seek(0)
+        return np.load(f, allow_pickle=False)
 
 
 _CSV_FORMAT = "comma-separated numbers, one row per line (an optional header line)"
