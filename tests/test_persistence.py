@@ -426,3 +426,15 @@ def test_numpys_refusal_of_a_member_names_the_member(tmp_path, param_0, numpy_sa
         f"{str(path)!r} is not a readable scorematch model file (its member 'param_0' is not "
         f"a readable .npy array: {numpy_says}"
     )
+
+
+def test_a_parameter_of_more_than_32_dimensions_is_an_invalid_model(tmp_path):
+    """The engine's numpy binding panicked (PanicException, out of load and the CLI)."""
+    path = tmp_path / "m.npz"
+    _saved_with(path, param_0=np.zeros((1,) * 33))
+    with pytest.raises(ValueError) as exc:
+        sm.load(path)
+    assert str(exc.value) == (
+        f"{str(path)!r} holds an invalid model: params[0] must be 1-D or 2-D, got an array of "
+        "33 dimensions"
+    )

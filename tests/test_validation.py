@@ -515,3 +515,18 @@ def test_float32_parameters_too_large_say_to_use_a_float64_model():
     p[0][1, 0] = 1e300
     with pytest.raises(ValueError, match=r"\(at flat index 2\); use a float64 model$"):
         m.set_params(p)
+
+
+@pytest.mark.parametrize("ndim", [33, 64])
+def test_parameters_of_more_than_32_dimensions_are_a_value_error(ndim):
+    """The engine's numpy binding panicked (pyo3 PanicException, a BaseException) on them:
+    numpy >= 2 allows 64 dimensions. A model file can hold such an array."""
+    m = EnergyMLP(2, hidden=(3,), seed=0)
+    p = m.params
+    p[0] = np.zeros((1,) * ndim)
+    want = f"params[0] must be 1-D or 2-D, got an array of {ndim} dimensions"
+    with pytest.raises(ValueError, match=f"^{re.escape(want)}$"):
+        m.set_params(p)
+    with pytest.raises(ValueError, match=f"^{re.escape(want)}$"):
+        EnergyMLP.from_params(p)
+    assert same_arrays(m.params, EnergyMLP(2, hidden=(3,), seed=0).params)
