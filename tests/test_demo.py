@@ -692,6 +692,26 @@ def test_cli_names_npy_data_of_another_format(tmp_path, capsys, monkeypatch):
     assert not (tmp_path / "m.npz").exists()
 
 
+@pytest.mark.parametrize(
+    "header",
+    [
+        b"{'descr': '<f8', 'fortran_order': False, 'shape': (3, 2), '''}",
+        b"{'descr': '<f8', 'fortran_order': False, 'shape': (True, 2)}",
+    ],
+    ids=["not-tokens", "bool-shape"],
+)
+def test_cli_names_an_npy_header_numpy_cannot_parse(tmp_path, capsys, monkeypatch, header):
+    """numpy raised tokenize.TokenError (a traceback) or TypeError ("an integer is
+    required", naming no file)."""
+    monkeypatch.chdir(tmp_path)
+    header = header.ljust(117) + b"\n"
+    npy = b"\x93NUMPY\x01\x00" + len(header).to_bytes(2, "little") + header + bytes(48)
+    (tmp_path / "data.npy").write_bytes(npy)
+    assert _error(capsys, ["fit", "data.npy", "--out", "m.npz", "--epochs", "1"]) == (
+        "scorematch: error: cannot read 'data.npy': its .npy header is malformed"
+    )
+
+
 def test_cli_sample_refuses_other_output_formats(tmp_path, capsys):
     from scorematch import EnergyMLP
 

@@ -12,6 +12,7 @@ import argparse
 import os
 import re
 import sys
+import tokenize
 import warnings
 from collections.abc import Sequence
 from pathlib import Path
@@ -70,7 +71,13 @@ def _read_npy(p: Path) -> Any:
         if start != _NPY_START:
             raise ValueError("expected an .npy array, got a file in another format")
         f.seek(0)
-        return np.load(f, allow_pickle=False)
+        try:
+            return np.load(f, allow_pickle=False)
+        except (tokenize.TokenError, SyntaxError, TypeError):
+            # numpy's errors for a header that is not Python tokens, or whose shape is not
+            # integers (from reshape), besides its ValueErrors: a traceback, or "an integer is
+            # required" without the file.
+            raise ValueError("its .npy header is malformed") from None
 
 
 _CSV_FORMAT = "comma-separated numbers, one row per line (an optional header line)"
