@@ -534,8 +534,14 @@ def test_cli_names_the_csv_line_it_cannot_read(tmp_path, capsys, monkeypatch):
     (tmp_path / "latin1.csv").write_bytes("a,b\n1,2\n3,\xe9\n".encode("latin-1"))
     (tmp_path / "header_only.csv").write_text("a,b\n")
     (tmp_path / "empty.csv").write_text("")
+    (tmp_path / "fullwidth.csv").write_text("a,b\n1,2\n\uff11,3\n", encoding="utf-8")
     fit = ["--out", "m.npz", "--epochs", "1"]
     expected = "expected comma-separated numbers, one row per line (an optional header line)"
+    # float() reads digits of other scripts, numpy.loadtxt does not: its message counted rows
+    # from 0 past the header ("could not convert string '１' to float64 at row 1, column 1").
+    assert _error(capsys, ["fit", "fullwidth.csv", *fit]) == (
+        f"scorematch: error: cannot read 'fullwidth.csv': {expected}, got '\uff11,3' on line 3"
+    )
     assert _error(capsys, ["fit", "semi.csv", *fit]) == (
         f"scorematch: error: cannot read 'semi.csv': {expected}, got 'x;y' on line 3"
     )

@@ -133,12 +133,13 @@ def _csv_fields(line: str) -> list[str] | None:
 
 
 def _is_number(field: str) -> bool:
-    # float() also takes "1_000", which numpy.loadtxt refuses.
+    # float() also takes "1_000" and digits of other scripts ("١", fullwidth "１"), which
+    # numpy.loadtxt refuses (both strip the same whitespace, non-ASCII spaces too).
     try:
         float(field)
     except ValueError:
         return False
-    return "_" not in field
+    return "_" not in field and field.strip().isascii()
 
 
 def _first_bad_csv_line(lines: list[str], skip: int) -> str | None:
