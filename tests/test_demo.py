@@ -1025,3 +1025,16 @@ def test_demo_figure_shows_the_data_samples_energy_and_scores(tmp_path, monkeypa
     s /= np.linalg.norm(s, axis=1).max()
     np.testing.assert_allclose(np.stack([arrows.U, arrows.V], 1), s, rtol=1e-12)
     assert not [c for c in right.collections if isinstance(c, matplotlib.quiver.Quiver)]
+
+
+def test_cli_names_an_npy_header_too_long_to_read_safely_on_one_line(tmp_path, capsys, monkeypatch):
+    """numpy's refusal went on over two more lines advising max_header_size or
+    allow_pickle=True."""
+    monkeypatch.chdir(tmp_path)
+    header = b"{'descr': '<f8', 'fortran_order': False, 'shape': (3, 2), }".ljust(20059) + b"\n"
+    npy = b"\x93NUMPY\x02\x00" + len(header).to_bytes(4, "little") + header + bytes(48)
+    (tmp_path / "data.npy").write_bytes(npy)
+    assert _error(capsys, ["fit", "data.npy", "--out", "m.npz", "--epochs", "1"]) == (
+        "scorematch: error: cannot read 'data.npy': Header info length (20060) is large and may "
+        "not be safe to load securely."
+    )

@@ -438,3 +438,19 @@ def test_a_parameter_of_more_than_32_dimensions_is_an_invalid_model(tmp_path):
         f"{str(path)!r} holds an invalid model: params[0] must be 1-D or 2-D, got an array of "
         "33 dimensions"
     )
+
+
+def test_a_member_header_too_long_to_read_safely_is_named_on_one_line(tmp_path):
+    """numpy's refusal went on over two more lines advising max_header_size or
+    allow_pickle=True, never right for a model file."""
+    path = tmp_path / "m.npz"
+    header = b"{'descr': '<f8', 'fortran_order': False, 'shape': (3, 2), }".ljust(20059) + b"\n"
+    npy = b"\x93NUMPY\x02\x00" + len(header).to_bytes(4, "little") + header + bytes(48)
+    path.write_bytes(_rewritten(path, param_0=npy))
+    with pytest.raises(ValueError) as exc:
+        sm.load(path)
+    assert str(exc.value) == (
+        f"{str(path)!r} is not a readable scorematch model file (its member 'param_0' is not a "
+        "readable .npy array: Header info length (20060) is large and may not be safe to load "
+        "securely.)"
+    )

@@ -73,6 +73,11 @@ def _read_npy(p: Path) -> Any:
         f.seek(0)
         try:
             return np.load(f, allow_pickle=False)
+        except ValueError as err:
+            # numpy's refusal of a header longer than its max_header_size goes on over two
+            # more lines of advice (max_header_size, allow_pickle=True) that a data file read
+            # here cannot take: its first line says what is wrong, on the one line of errors.
+            raise ValueError(str(err).partition("\n")[0]) from None
         except (tokenize.TokenError, SyntaxError, TypeError):
             # numpy's errors for a header that is not Python tokens, or whose shape is not
             # integers (from reshape), besides its ValueErrors: a traceback, or "an integer is

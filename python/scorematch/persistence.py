@@ -85,8 +85,12 @@ def _member(z: np.lib.npyio.NpzFile, key: str) -> Any:
         return z[key]
     except ValueError as err:
         # numpy's own messages name no member, and some no format either ("malformed node or
-        # string on line 1: <ast.Call object at 0x...>" from a header's shape).
-        raise ValueError(f"its member {key!r} is not a readable .npy array: {err}") from None
+        # string on line 1: <ast.Call object at 0x...>" from a header's shape). Its refusal
+        # of a header longer than max_header_size goes on over two more lines of advice
+        # (max_header_size, allow_pickle=True) that never apply to a model file: its first
+        # line says what is wrong.
+        first_line = str(err).partition("\n")[0]
+        raise ValueError(f"its member {key!r} is not a readable .npy array: {first_line}") from None
     except _HEADER_ERRORS:
         raise ValueError(f"the .npy header of {key!r} is malformed") from None
     except _MEMBER_ERRORS as err:
