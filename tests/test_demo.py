@@ -1038,3 +1038,26 @@ def test_cli_names_an_npy_header_too_long_to_read_safely_on_one_line(tmp_path, c
         "scorematch: error: cannot read 'data.npy': Header info length (20060) is large and may "
         "not be safe to load securely."
     )
+
+
+def test_cli_names_an_npy_header_declaring_more_data_than_the_file(tmp_path):
+    """numpy's "Unable to allocate 14.6 TiB for an array with shape (2000000000000,)" read
+    as the machine's shortage, for a file of 208 bytes. In a subprocess, with its address
+    space limited, so that the allocation fails on any machine."""
+    header = b"{'descr': '<f8', 'fortran_order': False, 'shape': (1000000000000, 2), }"
+    header = header.ljust(117) + b"\n"
+    npy = b"\x93NUMPY\x01\x00" + len(header).to_bytes(2, "little") + header + bytes(80)
+    (tmp_path / "data.npy").write_bytes(npy)
+    script = (
+        "import resource, sys; from scorematch.__main__ import main; "
+        "resource.setrlimit(resource.RLIMIT_AS, (4 << 30, 4 << 30)); "
+        "sys.exit(main(['fit', 'data.npy', '--out', 'm.npz']))"
+    )
+    r = subprocess.run(
+        [sys.executable, "-c", script], capture_output=True, text=True, cwd=tmp_path, check=False
+    )
+    assert r.returncode == 2
+    assert r.stderr == (
+        "scorematch: error: cannot read 'data.npy': its header declares 16000000000000 bytes of "
+        "data, more than the whole file holds (208 bytes)\n"
+    )

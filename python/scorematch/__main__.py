@@ -9,6 +9,7 @@ as trained so far (the parameters of its last completed step) and prints its sum
 from __future__ import annotations
 
 import argparse
+import math
 import os
 import re
 import sys
@@ -83,6 +84,30 @@ def _read_npy(p: Path) -> Any:
             # integers (from reshape), besides its ValueErrors: a traceback, or "an integer is
             # required" without the file.
             raise ValueError("its .npy header is malformed") from None
+        except MemoryError:
+            # A damaged header can declare terabytes in a file of a few bytes: numpy's "Unable
+            # to allocate 7.28 TiB" would read as the machine's shortage, not the file's fault.
+            declared, size = _declared_bytes(f), os.fstat(f.fileno()).st_size
+            if declared is None or declared <= size:
+                raise
+            raise ValueError(
+                f"its header declares {declared} bytes of data, more than the whole file "
+                f"holds ({size} bytes)"
+            ) from None
+
+
+def _declared_bytes(f: Any) -> int | None:
+    """The size of the data an .npy file's header declares (which numpy has read before);
+    None for a format version that numpy has no public reader of the header for."""
+    f.seek(0)
+    version = np.lib.format.read_magic(f)
+    if version == (1, 0):
+        shape, _, dtype = np.lib.format.read_array_header_1_0(f)
+    elif version == (2, 0):
+        shape, _, dtype = np.lib.format.read_array_header_2_0(f)
+    else:
+        return None
+    return math.prod(shape) * dtype.itemsize
 
 
 _CSV_FORMAT = "comma-separated numbers, one row per line (an optional header line)"
