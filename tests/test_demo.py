@@ -903,7 +903,8 @@ def test_demo_prints_and_returns_what_it_measured(monkeypatch, capsys):
     import scorematch.demo
     from scorematch import datasets, get_num_threads
 
-    ticks = iter([0.0, 0.375, 1.0, 1.0 + 2.0**-10])
+    # Not from 0, where end + start (a wrong sign) would equal end - start.
+    ticks = iter([1.0, 1.375, 2.0, 2.0 + 2.0**-10])
     clock = types.SimpleNamespace(perf_counter=lambda: next(ticks))
     monkeypatch.setattr(scorematch.demo, "time", clock)
     r = run("8gaussians", out=None, seed=3, n_train=569, n_samples=300, n_steps=10)
@@ -949,6 +950,22 @@ def test_demo_prints_and_returns_what_it_measured(monkeypatch, capsys):
         f"  MMD² to exact samples: {r.mmd:.2e} (two exact sample sets: {r.mmd_null:.2e})",
         f"  Fisher divergence E|s_model - s_true|^2: {fisher:.4f} (E|s_true|^2 = {ref:.2f})",
     ]
+
+
+@pytest.mark.parametrize(("n_train", "rate"), [(600, "8"), (2, "3")])
+def test_demo_counts_every_batch_it_fits_as_a_step(monkeypatch, capsys, n_train, rate):
+    """600 points: 60 held out, 540 training rows in 3 batches, the last one partial; 2
+    points: 1 held out, 1 training row, 1 batch. In 0.375 s: 8 and 2.67 steps/s."""
+    import types
+
+    import scorematch.demo
+
+    ticks = iter([1.0, 1.375, 2.0, 3.0])
+    clock = types.SimpleNamespace(perf_counter=lambda: next(ticks))
+    monkeypatch.setattr(scorematch.demo, "time", clock)
+    run(out=None, n_train=n_train, epochs=1, n_samples=10, n_steps=2)
+    fit = capsys.readouterr().out.splitlines()[1]
+    assert fit.startswith(f"  fit: 1 epochs of implicit score matching in 0.38 s ({rate} exact-")
 
 
 def test_mmd2_is_the_unbiased_estimate_with_a_gaussian_kernel():
