@@ -535,6 +535,10 @@ def test_cli_names_the_csv_line_it_cannot_read(tmp_path, capsys, monkeypatch):
     (tmp_path / "header_only.csv").write_text("a,b\n")
     (tmp_path / "empty.csv").write_text("")
     (tmp_path / "fullwidth.csv").write_text("a,b\n1,2\n\uff11,3\n", encoding="utf-8")
+    # numpy.loadtxt refused a line of spaces as a row of one field ("the number of columns
+    # changed from 2 to 1 at row 1; use `usecols` ..."): blank here, as an empty line is.
+    (tmp_path / "blank.csv").write_text("a,b\n1,2\n \n\u00a0\t\n  # note\n3,x\n", encoding="utf-8")
+    (tmp_path / "blank_ok.csv").write_text("a,b\n1,2\n \n\u00a0\n  # note\n3,4\n", encoding="utf-8")
     fit = ["--out", "m.npz", "--epochs", "1"]
     expected = "expected comma-separated numbers, one row per line (an optional header line)"
     # float() reads digits of other scripts, numpy.loadtxt does not: its message counted rows
@@ -542,6 +546,12 @@ def test_cli_names_the_csv_line_it_cannot_read(tmp_path, capsys, monkeypatch):
     assert _error(capsys, ["fit", "fullwidth.csv", *fit]) == (
         f"scorematch: error: cannot read 'fullwidth.csv': {expected}, got '\uff11,3' on line 3"
     )
+    assert _error(capsys, ["fit", "blank.csv", *fit]) == (
+        f"scorematch: error: cannot read 'blank.csv': {expected}, got '3,x' on line 6"
+    )
+    from scorematch.__main__ import _read_data
+
+    assert np.array_equal(_read_data("blank_ok.csv"), [[1.0, 2.0], [3.0, 4.0]])
     assert _error(capsys, ["fit", "semi.csv", *fit]) == (
         f"scorematch: error: cannot read 'semi.csv': {expected}, got 'x;y' on line 3"
     )

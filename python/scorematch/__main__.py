@@ -146,8 +146,12 @@ def _read_csv(p: Path) -> Any:
     # default); only the first, so that a stray word further down is still an error.
     first = _csv_fields(lines[0]) if lines else None
     skip = 1 if first is not None and not all(map(_is_number, first)) else 0
+    # numpy.loadtxt skips only empty lines: one of spaces (a trailing " ", a "\xa0" from a
+    # spreadsheet) or of a comment after spaces would be a row of one field to it, refused
+    # with its own message. Blank here, as in the check of the lines below.
+    rows = [line for line in lines[skip:] if _csv_fields(line) is not None]
     try:
-        return np.loadtxt(lines[skip:], delimiter=",", ndmin=2)
+        return np.loadtxt(rows, delimiter=",", ndmin=2)
     except ValueError as err:
         # numpy's own text counts rows from 0 past the header and says nothing of the format
         # expected: find the line (the fast parse above keeps valid files fast).
@@ -156,8 +160,8 @@ def _read_csv(p: Path) -> Any:
 
 
 def _csv_fields(line: str) -> list[str] | None:
-    """The comma-separated fields of ``line``; None for a blank or comment line, which
-    ``numpy.loadtxt`` skips (it ends each line at a ``#``)."""
+    """The comma-separated fields of ``line``; None for a blank or comment line (a line ends
+    at a ``#``, as ``numpy.loadtxt`` ends it)."""
     text = line.split("#", 1)[0]
     return text.split(",") if text.strip() else None
 
