@@ -332,6 +332,13 @@ def test_unknown_activation_lists_choices():
         EnergyMLP.from_params(EnergyMLP(2, hidden=(3,)).params, activation="relu")
     with pytest.raises(TypeError, match="activation must be a str"):
         EnergyMLP(3, activation=None)
+    # A lone surrogate cannot be encoded as UTF-8: it was the binding's bare
+    # UnicodeEncodeError ("surrogates not allowed"), not this message.
+    want = r"^activation must be one of 'softplus', 'tanh', 'silu', got '\\ud800x'$"
+    with pytest.raises(ValueError, match=want):
+        EnergyMLP(3, activation="\ud800x")
+    with pytest.raises(ValueError, match=want):
+        EnergyMLP.from_params(EnergyMLP(2, hidden=(3,)).params, activation="\ud800x")
 
 
 @pytest.mark.parametrize(

@@ -839,7 +839,10 @@ def _as_widths(hidden: Any) -> list[int]:
 def _as_activation(activation: Any) -> str:
     if not isinstance(activation, str):
         raise TypeError(f"activation must be a str, got {type(activation).__name__}")
-    return activation
+    # A lone surrogate cannot cross into Rust as UTF-8 (the binding raised a bare
+    # UnicodeEncodeError): escaped, it is an unknown name like any other, and the engine's
+    # message lists the choices.
+    return activation.encode("utf-8", "backslashreplace").decode("utf-8")
 
 
 def _as_row_keys(keys: ArrayLike | None, n: int) -> NDArray[np.uint64] | None:
