@@ -866,9 +866,6 @@ def _as_projection(projection: Any) -> str:
     return as_choice(projection, "projection", _PROJECTIONS)
 
 
-_ENGINE_MAX_NDIM = 32
-
-
 def _as_param_arrays(params: Any, dtype: str) -> list[Array]:
     if isinstance(params, np.ndarray) or not isinstance(params, Sequence):
         raise TypeError(
@@ -878,13 +875,6 @@ def _as_param_arrays(params: Any, dtype: str) -> list[Array]:
     out = []
     for i, p in enumerate(params):
         arr = as_real_array(p, f"params[{i}]", "a numeric array")
-        if arr.ndim > _ENGINE_MAX_NDIM:
-            # The engine names the expected shape of any other array, but its numpy binding
-            # panics (PanicException, not even an Exception) on more dimensions than 32,
-            # which numpy >= 2 allows.
-            raise ValueError(
-                f"params[{i}] must be 1-D or 2-D, got an array of {arr.ndim} dimensions"
-            )
         # Keeps the number of dimensions (ascontiguousarray would turn a scalar into shape
         # (1,) and let a malformed list through).
         out.append(as_params_dtype(arr, dtype, f"params[{i}]"))

@@ -6,7 +6,7 @@ use numpy::{
     Element, PyArray, PyArray1, PyArray2, PyArrayDescrMethods, PyArrayDyn, PyArrayMethods,
     PyReadonlyArray2, PyUntypedArrayMethods,
 };
-use pyo3::exceptions::PyTypeError;
+use pyo3::exceptions::{PyTypeError, PyValueError};
 use pyo3::prelude::*;
 use pyo3::sync::PyOnceLock;
 use scorematch_core::{Real, Rows};
@@ -186,6 +186,14 @@ pub fn arrays<T: Float>(list: &[Bound<'_, PyAny>]) -> PyResult<Vec<(Vec<usize>, 
                 return Err(PyTypeError::new_err(format!(
                     "params[{i}] is not aligned for {}: pass a copy (np.array(params[{i}]))",
                     T::NAME
+                )));
+            }
+            // rust-numpy's views panic past ndarray's 32 dimensions, which numpy ≥ 2 allows;
+            // a parameter has one or two.
+            if arr.ndim() > 32 {
+                return Err(PyValueError::new_err(format!(
+                    "params[{i}] must be 1-D or 2-D, got an array of {} dimensions",
+                    arr.ndim()
                 )));
             }
             let ro = arr.try_readonly()?;
