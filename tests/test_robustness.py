@@ -403,6 +403,21 @@ def test_langevin_scores_beyond_the_runs_dtype_are_infinite_in_it_without_a_warn
         ):
             sm.langevin(huge, x0, 3, 0.1, method="mala", energy_fn=lambda x: np.full(len(x), 1e39))
 
+        # Finite at x0, beyond float32 at every proposal: MALA rejects them, silently too.
+        def huge_but_at_0(x):
+            return np.where(np.any(x != 0, axis=1), 1e39, 0.0)
+
+        res = sm.langevin(
+            lambda x: huge_but_at_0(x)[:, None] * np.ones(x.shape),
+            x0,
+            3,
+            0.1,
+            method="mala",
+            energy_fn=huge_but_at_0,
+        )
+    assert res.acceptance_rate.tolist() == [0.0, 0.0]
+    np.testing.assert_array_equal(res.samples, x0)
+
 
 @pytest.mark.parametrize("shape", [(3, 0), (0, 0)])
 def test_langevin_refuses_a_start_without_columns(shape):
