@@ -13,7 +13,6 @@ import math
 import os
 import re
 import sys
-import tokenize
 import warnings
 from collections.abc import Sequence
 from pathlib import Path
@@ -62,6 +61,8 @@ def _read_npy(p: Path) -> Any:
         If the file is not in the .npy format (empty, an .npz archive, a pickle...) or numpy
         cannot read it.
     """
+    from scorematch.persistence import _NPY_HEADER_ERRORS, _first_line
+
     # The format is told from the file already open, so np.load reads the same file.
     with open(p, "rb") as f:
         start = f.read(len(_NPY_START))
@@ -75,14 +76,9 @@ def _read_npy(p: Path) -> Any:
         try:
             return np.load(f, allow_pickle=False)
         except ValueError as err:
-            # numpy's refusal of a header longer than its max_header_size goes on over two
-            # more lines of advice (max_header_size, allow_pickle=True) that a data file read
-            # here cannot take: its first line says what is wrong, on the one line of errors.
-            raise ValueError(str(err).partition("\n")[0]) from None
-        except (tokenize.TokenError, SyntaxError, TypeError):
-            # numpy's errors for a header that is not Python tokens, or whose shape is not
-            # integers (from reshape), besides its ValueErrors: a traceback, or "an integer is
-            # required" without the file.
+            raise ValueError(_first_line(err)) from None  # on the one line of errors
+        except _NPY_HEADER_ERRORS:
+            # Not ValueErrors: a traceback, or "an integer is required" without the file.
             raise ValueError("its .npy header is malformed") from None
         except MemoryError:
             # A damaged header can declare terabytes in a file of a few bytes: numpy's "Unable

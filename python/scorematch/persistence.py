@@ -56,12 +56,23 @@ def _check_path(path: Any) -> None:
         raise TypeError(f"path must be a str or an os.PathLike, got {type(path).__name__}")
 
 
-# What zipfile and numpy raise, besides ValueError and zipfile.BadZipFile, for a member they
-# cannot read: its .npy header not Python tokens (tokenize.TokenError, SyntaxError) or its
-# shape not integers (TypeError, from reshape); its compression method or encryption not
-# supported (NotImplementedError, RuntimeError), its compressed data corrupt (zlib.error,
-# lzma.LZMAError, and OSError from bz2). All are damage to the file, reported as such.
-_HEADER_ERRORS = (tokenize.TokenError, SyntaxError, TypeError)
+# What numpy raises, besides ValueError, for an .npy header that is not Python tokens
+# (tokenize.TokenError, SyntaxError) or whose shape is not integers (TypeError, from
+# reshape). The CLI reads its .npy data files with the same rules.
+_NPY_HEADER_ERRORS = (tokenize.TokenError, SyntaxError, TypeError)
+
+
+def _first_line(err: BaseException) -> str:
+    """numpy's message without the advice it may add on later lines: its refusal of a header
+    longer than max_header_size goes on about max_header_size and allow_pickle=True, which
+    never apply to a model or data file."""
+    return str(err).partition("\n")[0]
+
+
+# What zipfile raises, besides ValueError and zipfile.BadZipFile, for a member it cannot read:
+# its compression method or encryption not supported (NotImplementedError, RuntimeError), its
+# compressed data corrupt (zlib.error, lzma.LZMAError, and OSError from bz2). All are damage
+# to the file, reported as such.
 _MEMBER_ERRORS: tuple[type[Exception], ...] = (
     NotImplementedError,
     RuntimeError,
@@ -85,13 +96,11 @@ def _member(z: np.lib.npyio.NpzFile, key: str) -> Any:
         return z[key]
     except ValueError as err:
         # numpy's own messages name no member, and some no format either ("malformed node or
-        # string on line 1: <ast.Call object at 0x...>" from a header's shape). Its refusal
-        # of a header longer than max_header_size goes on over two more lines of advice
-        # (max_header_size, allow_pickle=True) that never apply to a model file: its first
-        # line says what is wrong.
-        first_line = str(err).partition("\n")[0]
-        raise ValueError(f"its member {key!r} is not a readable .npy array: {first_line}") from None
-    except _HEADER_ERRORS:
+        # string on line 1: <ast.Call object at 0x...>" from a header's shape).
+        raise ValueError(
+            f"its member {key!r} is not a readable .npy array: {_first_line(err)}"
+        ) from None
+    except _NPY_HEADER_ERRORS:
         raise ValueError(f"the .npy header of {key!r} is malformed") from None
     except _MEMBER_ERRORS as err:
         raise ValueError(f"its member {key!r} cannot be read: {err}") from None
