@@ -20,6 +20,7 @@ from scorematch import datasets
 from scorematch._threads import get_num_threads
 from scorematch._validate import as_seed
 from scorematch.model import EnergyMLP
+from scorematch.training import _n_held_out
 
 Array = NDArray[np.float64]
 
@@ -93,11 +94,11 @@ def run(
         progress=False,
     )
     fit_s = time.perf_counter() - t0
-    # The steps fit took: it keeps max(1, round(0.1·n)) rows for validation and takes the
-    # rest in batches, the last one partial. ⌈0.9·n/256⌉ per epoch was one too many where
-    # 0.9·n passes a multiple of 256 that the training rows reach exactly (n = 569: 512 rows,
-    # 2 steps, not 3), and the printed rate was 1.5 times too high.
-    n_fit = n_train - max(1, round(held_out * n_train))
+    # The steps fit took: the rows it does not hold out for validation, in batches, the last
+    # one partial. ⌈0.9·n/256⌉ per epoch was one too many where 0.9·n passes a multiple of
+    # 256 that the training rows reach exactly (n = 569: 512 rows, 2 steps, not 3), and the
+    # printed rate was 1.5 times too high.
+    n_fit = n_train - _n_held_out(held_out, n_train)
     steps = hist.n_epochs * -(-n_fit // batch)
     say(
         f"  fit: {hist.n_epochs} epochs of implicit score matching in {fit_s:.2f} s "

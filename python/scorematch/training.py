@@ -382,6 +382,11 @@ def _stops(answer: Any) -> bool:
 Arr = NDArray[Any]
 
 
+def _n_held_out(frac: float, n: int) -> int:
+    """Rows of ``n`` that ``validation=frac`` holds out: at least one."""
+    return max(1, round(frac * n))
+
+
 def _split(
     X: Arr, target: Arr | None, validation: Any, dim: int, dtype: str, seed: int
 ) -> tuple[Arr, Arr | None, Arr | None, Arr | None]:
@@ -399,7 +404,7 @@ def _split(
                 f"validation must be a fraction in [0, 1), an array X_val or None, got {frac}"
             )
         n = X.shape[0]
-        n_val = max(1, round(frac * n))
+        n_val = _n_held_out(frac, n)
         if n - n_val < 1:
             raise ValueError(
                 f"validation={frac} leaves no training rows out of {n}: pass more rows or a "
