@@ -1,8 +1,12 @@
 """Model files: bit-exact round trips, and clear errors for anything that is not one."""
 
+import gzip
 import io
+import os
 import pickle
+import re
 import struct
+import threading
 import tracemalloc
 import zipfile
 
@@ -84,20 +88,164 @@ def test_truncated_corrupted_and_foreign_files_are_clear_errors(tmp_path):
 
     with pytest.raises(FileNotFoundError):
         sm.load(tmp_path / "missing.npz")
-    with pytest.raises(TypeError, match="^path must be a str or an os.PathLike, got NoneType$"):
+    with pytest.raises(
+        TypeError,
+        match="^path must be a str, an os.PathLike or a binary file object, got NoneType$",
+    ):
         sm.load(None)  # type: ignore[arg-type]
 
 
 @pytest.mark.parametrize("path", [3, True, None, b"model.npz"])
-def test_only_str_and_pathlike_name_a_file(tmp_path, path):
+def test_only_str_pathlike_and_file_objects_name_a_file(tmp_path, path):
     """``open`` would take an int for a file descriptor: the archive would go into whatever
     it is (a log file, stdout), which would then be closed."""
     m = sm.EnergyMLP(2, hidden=(4,))
-    name = type(path).__name__
-    with pytest.raises(TypeError, match=f"^path must be a str or an os.PathLike, got {name}$"):
+    says = (
+        f"^path must be a str, an os.PathLike or a binary file object, got {type(path).__name__}$"
+    )
+    with pytest.raises(TypeError, match=says):
         m.save(path)  # type: ignore[arg-type]
-    with pytest.raises(TypeError, match=f"^path must be a str or an os.PathLike, got {name}$"):
+    with pytest.raises(TypeError, match=says):
         sm.load(path)  # type: ignore[arg-type]
+
+
+def _same_model(a, b):
+    assert (a.dim, a.hidden, a.activation, a.alpha, a.dtype) == (
+        b.dim,
+        b.hidden,
+        b.activation,
+        b.alpha,
+        b.dtype,
+    )
+    for x, y in zip(a.params, b.params, strict=True):
+        assert x.dtype == y.dtype and np.array_equal(x, y)
+
+
+def test_a_model_round_trips_through_a_bytesio_from_its_position(tmp_path):
+    m = sm.EnergyMLP(3, hidden=(6, 5), activation="silu", dtype="float32", alpha=0.5, seed=2)
+    buf = io.BytesIO()
+    buf.write(b"header")  # what was there before is kept; the archive starts at the position
+    m.save(buf)
+    assert not buf.closed and buf.getvalue()[:6] == b"header"
+    # The bytes are those of the file that save writes to a path.
+    m.save(tmp_path / "m.npz")
+    assert buf.getvalue()[6:] == (tmp_path / "m.npz").read_bytes()
+    buf.seek(6)
+    back = sm.load(buf)
+    assert not buf.closed
+    _same_model(m, back)
+    X = np.random.default_rng(1).normal(size=(9, 3))
+    assert np.array_equal(m.score(X), back.score(X))
+
+
+def test_a_model_round_trips_through_open_files_and_gzip(tmp_path):
+    m = sm.EnergyMLP(2, hidden=(4,), dtype="float64", seed=3)
+    with open(tmp_path / "m.npz", "wb") as f:
+        m.save(f)
+        assert not f.closed
+    with open(tmp_path / "m.npz", "rb") as f:
+        _same_model(m, sm.load(f))
+        assert not f.closed
+    # zipfile seeks back as it writes and to the end as it reads: gzip cannot do either.
+    with gzip.open(tmp_path / "m.npz.gz", "wb") as g:
+        m.save(g)
+    with gzip.open(tmp_path / "m.npz.gz", "rb") as g:
+        _same_model(m, sm.load(g))
+
+
+def test_a_model_round_trips_through_a_pipe():
+    """A pipe can neither seek nor tell."""
+    # Larger than a pipe's buffer (64 KiB on Linux): written from a thread as it is read.
+    m = sm.EnergyMLP(2, hidden=(100, 100), activation="tanh", seed=5)
+    r, w = os.pipe()
+    with os.fdopen(r, "rb") as reader, os.fdopen(w, "wb") as writer:
+        t = threading.Thread(target=lambda: (m.save(writer), writer.close()))
+        t.start()
+        back = sm.load(reader)
+        t.join()
+    _same_model(m, back)
+
+
+def test_file_objects_of_the_wrong_kind_are_refused_clearly(tmp_path):
+    m = sm.EnergyMLP(2, hidden=(4,))
+    text = tmp_path / "t.txt"
+    text.write_text("")
+    name = repr(str(text))
+    with (
+        open(text, "w") as f,
+        pytest.raises(
+            TypeError,
+            match=f"^file {re.escape(name)} is open in text mode: a model file is bytes \\(open it 'wb'\\)$",
+        ),
+    ):
+        m.save(f)  # type: ignore[arg-type]
+    with (
+        open(text) as f,
+        pytest.raises(
+            TypeError,
+            match=f"^file {re.escape(name)} is open in text mode: a model file is bytes \\(open it 'rb'\\)$",
+        ),
+    ):
+        sm.load(f)  # type: ignore[arg-type]
+    with (
+        open(text, "rb") as f,
+        pytest.raises(ValueError, match=f"^file {re.escape(name)} is not open for writing$"),
+    ):
+        m.save(f)  # type: ignore[arg-type]
+    with (
+        open(text, "wb") as f,
+        pytest.raises(ValueError, match=f"^file {re.escape(name)} is not open for reading$"),
+    ):
+        sm.load(f)  # type: ignore[arg-type]
+    closed = io.BytesIO()
+    closed.close()
+    with pytest.raises(ValueError, match="^the BytesIO is closed$"):
+        m.save(closed)
+    with pytest.raises(ValueError, match="^the BytesIO is closed$"):
+        sm.load(closed)
+
+    class ReadsStr:
+        def read(self, size=-1):
+            return "PK"
+
+    with pytest.raises(
+        TypeError,
+        match="^the file object read str, not bytes: a model file is bytes \\(open it 'rb'\\)$",
+    ):
+        sm.load(ReadsStr())  # type: ignore[arg-type]
+
+
+def test_a_file_object_that_holds_no_model_is_named(tmp_path):
+    buf = io.BytesIO()
+    sm.EnergyMLP(2, hidden=(4,)).save(buf)
+    # Read from where save left it: the end.
+    with pytest.raises(
+        ValueError,
+        match="^the BytesIO is not a readable scorematch model file \\(nothing is left to read "
+        "from its position: seek\\(0\\) after writing\\)$",
+    ):
+        sm.load(buf)
+    data = buf.getvalue()
+    with pytest.raises(
+        ValueError,
+        match="^the BytesIO is not a readable scorematch model file \\(a truncated or damaged",
+    ):
+        sm.load(io.BytesIO(data[: len(data) // 2]))
+    with pytest.raises(
+        ValueError,
+        match="^the BytesIO is not a readable scorematch model file \\(it is not an .npz archive\\)$",
+    ):
+        sm.load(io.BytesIO(b"hello"))
+    with open(tmp_path / "foreign.npz", "wb") as f:
+        np.savez(f, weights=np.ones(3))
+    with (
+        open(tmp_path / "foreign.npz", "rb") as f,
+        pytest.raises(
+            ValueError,
+            match=f"^file {re.escape(repr(str(tmp_path / 'foreign.npz')))} is not a scorematch model file",
+        ),
+    ):
+        sm.load(f)
 
 
 def test_newer_format_versions_are_refused(tmp_path):

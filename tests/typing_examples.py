@@ -6,9 +6,13 @@ never run: only its types matter. ``assert_type`` fails the check if an inferred
 
 from __future__ import annotations
 
+import gzip
+import io
+import pathlib
+
 import numpy as np
 from numpy.typing import NDArray
-from scorematch import EnergyMLP, TrainingDivergedError, datasets, diagnostics
+from scorematch import EnergyMLP, TrainingDivergedError, datasets, diagnostics, load
 from scorematch.sklearn import ScoreMatchingDensity
 from typing_extensions import assert_type  # mypy's own dependency: present wherever it runs
 
@@ -49,3 +53,18 @@ def epochs_before(err: TrainingDivergedError) -> int:
 
 # The estimator takes the dtype spellings the model takes.
 est32 = ScoreMatchingDensity(hidden=[8], dtype=np.float32)
+
+
+# A model goes to a path or to any binary file object, and comes back from either.
+def round_trips(m: EnergyMLP, folder: pathlib.Path) -> list[EnergyMLP]:
+    buf = io.BytesIO()
+    m.save(buf)
+    buf.seek(0)
+    m.save(folder / "m.npz")
+    m.save(str(folder / "m2.npz"))
+    with open(folder / "m3.npz", "wb") as f:
+        m.save(f)
+    with gzip.open(folder / "m.npz.gz", "wb") as g:
+        m.save(g)
+    with open(folder / "m3.npz", "rb") as f, gzip.open(folder / "m.npz.gz", "rb") as g:
+        return [load(buf), load(folder / "m.npz"), load(f), load(g)]

@@ -25,6 +25,7 @@ from scorematch._validate import (
 )
 
 if TYPE_CHECKING:
+    from scorematch.persistence import BinaryWriter
     from scorematch.sampling import SampleResult
     from scorematch.training import Callback, FitHistory
 
@@ -216,7 +217,7 @@ class EnergyMLP:
             f"dtype={self._m.dtype!r}{extra})  # {self.n_params} parameters"
         )
 
-    def save(self, path: str | os.PathLike[str]) -> None:
+    def save(self, path: str | os.PathLike[str] | BinaryWriter) -> None:
         """Write the model to ``path`` (a ``.npz`` archive; see :mod:`scorematch.persistence`).
 
         The file holds the parameters, the architecture, the dtype and alpha, and a format
@@ -225,15 +226,20 @@ class EnergyMLP:
 
         Parameters
         ----------
-        path : str or os.PathLike
+        path : str, os.PathLike or binary file object
             The file to write, exactly that path (no suffix is added), replaced if it
-            exists.
+            exists; or a file object open for writing bytes (``open(..., "wb")``,
+            ``io.BytesIO``, a ``gzip.GzipFile``), written from its current position and
+            left open.
 
         Raises
         ------
         TypeError
-            If ``path`` is not a str or an ``os.PathLike`` (an int would be taken for a file
-            descriptor by ``open``).
+            If ``path`` is neither a str, an ``os.PathLike`` nor a binary file object (an int
+            would be taken for a file descriptor by ``open``), or is a file object in text
+            mode.
+        ValueError
+            If the file object is closed or not open for writing.
         OSError
             If the file cannot be written.
         """

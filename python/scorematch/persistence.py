@@ -16,11 +16,12 @@ Readers of a newer version than theirs refuse the file rather than guess.
 
 from __future__ import annotations
 
+import io
 import os
 import tokenize
 import zipfile
 import zlib
-from typing import TYPE_CHECKING, Any
+from typing import TYPE_CHECKING, Any, BinaryIO, Protocol
 
 import numpy as np
 
@@ -41,6 +42,21 @@ VERSION = 1
 
 PathLike = str | os.PathLike[str]
 
+
+class BinaryReader(Protocol):
+    """A file object open for reading bytes: ``open(..., "rb")``, ``io.BytesIO``, a
+    ``gzip.GzipFile``, a file of fsspec or of a zip archive."""
+
+    def read(self, size: int = ..., /) -> bytes: ...
+
+
+class BinaryWriter(Protocol):
+    """A file object open for writing bytes: ``open(..., "wb")``, ``io.BytesIO``, a
+    ``gzip.GzipFile``, a file of fsspec or of a zip archive."""
+
+    def write(self, data: bytes, /) -> object: ...
+
+
 # How np.load tells its formats apart: an .npz archive starts with a zip local-file header
 # (or, empty, with the end-of-archive record), an .npy array with the .npy magic. Anything
 # else np.load would try to unpickle, and its refusal advises allow_pickle=True: wrong for a
@@ -49,11 +65,42 @@ _ZIP_STARTS = (b"PK\x03\x04", b"PK\x05\x06")
 _NPY_START = b"\x93NUMPY"
 
 
-def _check_path(path: Any) -> None:
-    """Only a str or os.PathLike names a file: ``open`` would take an int as a file descriptor
-    (writing the archive into whatever it is, then closing it) and a bool as 0 or 1."""
-    if not isinstance(path, (str, os.PathLike)):
-        raise TypeError(f"path must be a str or an os.PathLike, got {type(path).__name__}")
+def _check_path(path: Any, mode: str) -> str:
+    """How messages name ``path``: its repr for a str or os.PathLike, the file object's name
+    (or type) for a file object open in binary ``mode`` (``"r"`` or ``"w"``).
+
+    Only these name a file: ``open`` would take an int as a file descriptor (writing the
+    archive into whatever it is, then closing it) and a bool as 0 or 1.
+
+    Raises
+    ------
+    TypeError
+        If ``path`` is none of these, or a file object in text mode.
+    ValueError
+        If the file object is closed, or not open for ``mode``.
+    """
+    if isinstance(path, (str, os.PathLike)):
+        return repr(os.fspath(path))
+    verb, able_name, doing = {
+        "r": ("read", "readable", "reading"),
+        "w": ("write", "writable", "writing"),
+    }[mode]
+    if not callable(getattr(path, verb, None)):
+        raise TypeError(
+            f"path must be a str, an os.PathLike or a binary file object, got {type(path).__name__}"
+        )
+    name = getattr(path, "name", None)
+    where = f"file {name!r}" if isinstance(name, str) else f"the {type(path).__name__}"
+    # A text file would take the archive's bytes as an error half-way through (save), or
+    # give str where bytes are read (load).
+    if isinstance(path, io.TextIOBase):
+        raise TypeError(f"{where} is open in text mode: a model file is bytes (open it '{mode}b')")
+    if getattr(path, "closed", False) is True:
+        raise ValueError(f"{where} is closed")
+    able = getattr(path, able_name, None)
+    if callable(able) and not able():
+        raise ValueError(f"{where} is not open for {doing}")
+    return where
 
 
 # What numpy raises, besides ValueError, for an .npy header that is not Python tokens
@@ -133,25 +180,30 @@ def _used_members(z: np.lib.npyio.NpzFile) -> dict[str, Any]:
     return fields
 
 
-def save(model: EnergyMLP, path: PathLike) -> None:
-    """Write ``model`` to ``path`` (exactly that path: no suffix is added).
+def save(model: EnergyMLP, path: PathLike | BinaryWriter) -> None:
+    """Write ``model`` to ``path``: a file, or a file object.
 
     Parameters
     ----------
     model : EnergyMLP
-    path : str or os.PathLike
-        The file to write, replaced if it exists: a plain ``.npz`` archive of the
-        architecture, ``alpha``, the dtype and the parameters, which :func:`load` reads back
-        bit for bit.
+    path : str, os.PathLike or binary file object
+        The file to write, exactly that path (no suffix is added), replaced if it exists; or
+        a file object open for writing bytes (``open(..., "wb")``, ``io.BytesIO``, a
+        ``gzip.GzipFile``), written from its current position and left open. What is
+        written is a plain ``.npz`` archive of the architecture, ``alpha``, the dtype and the
+        parameters, which :func:`load` reads back bit for bit.
 
     Raises
     ------
     TypeError
-        If ``path`` is not a str or an ``os.PathLike``.
+        If ``path`` is neither a str, an ``os.PathLike`` nor a binary file object (an int
+        would be taken for a file descriptor by ``open``), or is a file object in text mode.
+    ValueError
+        If the file object is closed or not open for writing.
     OSError
         If the file cannot be written (no such folder, no permission).
     """
-    _check_path(path)
+    _check_path(path, "w")
     params = model.params
     arrays: dict[str, Any] = {
         "format": np.array(FORMAT),
@@ -162,18 +214,70 @@ def save(model: EnergyMLP, path: PathLike) -> None:
         "n_arrays": np.array(len(params)),
     }
     arrays.update({f"param_{i}": p for i, p in enumerate(params)})
-    with open(path, "wb") as f:
-        np.savez(f, **arrays)
+    if isinstance(path, (str, os.PathLike)):
+        with open(path, "wb") as f:
+            np.savez(f, **arrays)
+    else:
+        # Built in memory, then written in one call: zipfile seeks back to each member's
+        # header as it writes, which a pipe or a gzip.GzipFile cannot do.
+        buf = io.BytesIO()
+        np.savez(buf, **arrays)
+        path.write(buf.getvalue())
 
 
-def load(path: PathLike) -> EnergyMLP:
+def _read_fields(f: BinaryIO) -> dict[str, Any]:
+    """The members `load` uses (see `_used_members`) of the archive in ``f``.
+
+    Raises
+    ------
+    ValueError
+        If ``f`` holds no archive, or a damaged one.
+    """
+    # The format is told from the file already open, so np.load reads the same file.
+    start = f.read(len(_NPY_START))
+    if start.startswith(_NPY_START):
+        raise ValueError("it holds a single array, not the archive `save` writes")
+    if not start.startswith(_ZIP_STARTS):
+        raise ValueError(
+            "it is an empty file, not an .npz archive" if not start else "it is not an .npz archive"
+        )
+    f.seek(0)
+    try:
+        with np.load(f, allow_pickle=False) as z:
+            return _used_members(z)
+    except zipfile.BadZipFile as err:
+        # It starts as an archive: zipfile's "File is not a zip file" means that the end of
+        # it, where the table of its members is, is missing or damaged.
+        raise ValueError(f"a truncated or damaged .npz archive: {err}") from None
+    except NotImplementedError as err:
+        # zipfile's refusal of a member needing a later zip version (damage, for an archive
+        # `save` wrote) as it reads the table of members.
+        raise ValueError(f"a damaged .npz archive or one of a later zip: {err}") from None
+
+
+def _bytes(data: object) -> bytes:
+    """What a file object read, checked to be bytes: a file object that is not an
+    io.TextIOBase may still read str."""
+    if isinstance(data, (bytearray, memoryview)):
+        return bytes(data)
+    if not isinstance(data, bytes):
+        raise TypeError(
+            f"the file object read {type(data).__name__}, not bytes: a model file is bytes "
+            "(open it 'rb')"
+        )
+    return data
+
+
+def load(path: PathLike | BinaryReader) -> EnergyMLP:
     """Read a model written by :meth:`EnergyMLP.save`.
 
     Parameters
     ----------
-    path : str or os.PathLike
-        A file written by ``save`` (read with ``allow_pickle=False``: nothing in it is
-        executed).
+    path : str, os.PathLike or binary file object
+        A file written by ``save``, or a file object open for reading bytes (``open(...,
+        "rb")``, ``io.BytesIO``, a ``gzip.GzipFile``, a pipe), read from its current
+        position to its end and left open. Read with ``allow_pickle=False``: nothing in it
+        is executed.
 
     Returns
     -------
@@ -186,42 +290,32 @@ def load(path: PathLike) -> EnergyMLP:
         If ``path`` does not exist.
     ValueError
         If the file is truncated, corrupted, not a scorematch model, of a newer format, or
-        holds a field of another type than `save` writes.
+        holds a field of another type than `save` writes; or if the file object is closed or
+        not open for reading.
     TypeError
-        If ``path`` is not a str or an ``os.PathLike``.
+        If ``path`` is neither a str, an ``os.PathLike`` nor a binary file object, or is a
+        file object in text mode.
     """
     from scorematch.model import EnergyMLP
 
-    _check_path(path)
-    if not os.path.exists(path):
+    where = _check_path(path, "r")
+    if isinstance(path, (str, os.PathLike)) and not os.path.exists(path):
         raise FileNotFoundError(f"no model file at {os.fspath(path)!r}")
-    where = os.fspath(path)
     try:
-        # The format is told from the file already open, so np.load reads the same file.
-        with open(path, "rb") as f:
-            start = f.read(len(_NPY_START))
-            if start.startswith(_NPY_START):
-                raise ValueError("it holds a single array, not the archive `save` writes")
-            if not start.startswith(_ZIP_STARTS):
-                raise ValueError(
-                    "it is an empty file, not an .npz archive"
-                    if not start
-                    else "it is not an .npz archive"
-                )
-            f.seek(0)
-            try:
-                with np.load(f, allow_pickle=False) as z:
-                    fields = _used_members(z)
-            except zipfile.BadZipFile as err:
-                # It starts as an archive: zipfile's "File is not a zip file" means that the
-                # end of it, where the table of its members is, is missing or damaged.
-                raise ValueError(f"a truncated or damaged .npz archive: {err}") from None
-            except NotImplementedError as err:
-                # zipfile's refusal of a member needing a later zip version (damage, for an
-                # archive `save` wrote) as it reads the table of members.
-                raise ValueError(f"a damaged .npz archive or one of a later zip: {err}") from None
+        if isinstance(path, (str, os.PathLike)):
+            with open(path, "rb") as f:
+                fields = _read_fields(f)
+        else:
+            # Read whole, then parsed in memory: zipfile seeks to the end first, which a pipe,
+            # a socket or a gzip.GzipFile cannot do (a model file is the size of its
+            # parameters).
+            data = _bytes(path.read())
+            if not data:
+                # The usual slip: reading a BytesIO just written, from its end.
+                raise ValueError("nothing is left to read from its position: seek(0) after writing")
+            fields = _read_fields(io.BytesIO(data))
     except (OSError, ValueError, EOFError, KeyError) as err:
-        raise ValueError(f"{where!r} is not a readable scorematch model file ({err})") from None
+        raise ValueError(f"{where} is not a readable scorematch model file ({err})") from None
     tag = fields.get("format")
     # Compared as arrays: str() of a string array holding a code point above U+10FFFF (numpy
     # reads any 32-bit value into one) raises SystemError.
@@ -231,7 +325,7 @@ def load(path: PathLike) -> EnergyMLP:
         and tag.dtype.kind == "U"
         and bool(tag == np.array(FORMAT))
     ):
-        raise ValueError(f"{where!r} is not a scorematch model file (no {FORMAT!r} tag)")
+        raise ValueError(f"{where} is not a scorematch model file (no {FORMAT!r} tag)")
     try:
         version = int(_scalar(fields, "version", "iu", "integer"))
         if version < 1:
@@ -241,7 +335,7 @@ def load(path: PathLike) -> EnergyMLP:
     # Checked before anything else is read: a newer format may lay out the rest differently.
     if version > VERSION:
         raise ValueError(
-            f"{where!r} has model format version {version}; this scorematch reads up to "
+            f"{where} has model format version {version}; this scorematch reads up to "
             f"{VERSION}: upgrade scorematch"
         )
     try:
@@ -258,7 +352,7 @@ def load(path: PathLike) -> EnergyMLP:
     try:
         model = EnergyMLP.from_params(params, activation=activation, alpha=alpha, dtype=dtype)
     except (ValueError, TypeError) as err:
-        raise ValueError(f"{where!r} holds an invalid model: {err}") from None
+        raise ValueError(f"{where} holds an invalid model: {err}") from None
     # from_params converts its arrays to the model's dtype; `save` stores them in it, so an
     # array of another type (integers, or float64 rounded into a float32 model) is damage.
     for i, p in enumerate(params):
@@ -323,5 +417,5 @@ def _describe(value: Any) -> str:
 def _unreadable(where: str, err: Exception) -> ValueError:
     """The error for a field of a model file that is missing (``KeyError``) or malformed."""
     if isinstance(err, KeyError):
-        return ValueError(f"{where!r} is an incomplete scorematch model file (no {err})")
-    return ValueError(f"{where!r} is a malformed scorematch model file ({err})")
+        return ValueError(f"{where} is an incomplete scorematch model file (no {err})")
+    return ValueError(f"{where} is a malformed scorematch model file ({err})")
