@@ -539,8 +539,19 @@ def test_cli_names_the_csv_line_it_cannot_read(tmp_path, capsys, monkeypatch):
     # changed from 2 to 1 at row 1; use `usecols` ..."): blank here, as an empty line is.
     (tmp_path / "blank.csv").write_text("a,b\n1,2\n \n\u00a0\t\n  # note\n3,x\n", encoding="utf-8")
     (tmp_path / "blank_ok.csv").write_text("a,b\n1,2\n \n\u00a0\n  # note\n3,4\n", encoding="utf-8")
+    # Lines end at \n, \r\n or \r only, as an editor, `wc -l` and numpy count them: a form
+    # feed, a \x85 or a \u2028 inside a line does not end it (str.splitlines would).
+    (tmp_path / "odd_ends.csv").write_text("a,b\r\n1,2\x0c\r\n3,4\x85\r5,x\n", newline="")
+    (tmp_path / "odd_ends_latin1.csv").write_bytes(b"a,b\r1,2\x0c\r\n\x1c\r\n3,\xe9\n")
     fit = ["--out", "m.npz", "--epochs", "1"]
     expected = "expected comma-separated numbers, one row per line (an optional header line)"
+    assert _error(capsys, ["fit", "odd_ends.csv", *fit]) == (
+        f"scorematch: error: cannot read 'odd_ends.csv': {expected}, got '5,x' on line 4"
+    )
+    assert _error(capsys, ["fit", "odd_ends_latin1.csv", *fit]) == (
+        "scorematch: error: cannot read 'odd_ends_latin1.csv': expected UTF-8 text, got the "
+        "byte 0xe9 on line 4"
+    )
     # float() reads digits of other scripts, numpy.loadtxt does not: its message counted rows
     # from 0 past the header ("could not convert string '１' to float64 at row 1, column 1").
     assert _error(capsys, ["fit", "fullwidth.csv", *fit]) == (

@@ -132,10 +132,10 @@ def _read_csv(p: Path) -> Any:
     """
     # "utf-8-sig": a byte-order mark (Excel's "CSV UTF-8") is no part of the first field.
     try:
-        lines = p.read_text(encoding="utf-8-sig").splitlines()
+        lines = _lines(p.read_text(encoding="utf-8-sig"))
     except UnicodeDecodeError as err:
         # A Latin-1 or UTF-16 export: say so, not the codec's byte offset alone.
-        line = err.object[: err.start].count(b"\n") + 1
+        line = len(_LINE_END.split(err.object[: err.start].decode("latin-1")))
         byte = err.object[err.start : err.start + 1].hex()
         raise ValueError(f"expected UTF-8 text, got the byte 0x{byte} on line {line}") from None
     # A first line that is not all numbers holds the column names (pandas writes one by
@@ -153,6 +153,18 @@ def _read_csv(p: Path) -> Any:
         # expected: find the line (the fast parse above keeps valid files fast).
         bad = _first_bad_csv_line(lines, skip)
         raise (err if bad is None else ValueError(bad)) from None
+
+
+# The line ends of a text file, as editors, the csv module and numpy count them. str.splitlines
+# also ends a line at \v, \f, \x1c-\x1e, \x85 and \u2028, so an error would name a line
+# further down than the one a user finds.
+_LINE_END = re.compile("\r\n|\r|\n")
+
+
+def _lines(text: str) -> list[str]:
+    """The lines of ``text``, without their ends (and no empty line after a last end)."""
+    lines = _LINE_END.split(text)
+    return lines[:-1] if lines and lines[-1] == "" else lines
 
 
 def _csv_fields(line: str) -> list[str] | None:
