@@ -739,6 +739,20 @@ def test_cli_names_an_npy_header_numpy_cannot_parse(tmp_path, capsys, monkeypatc
     )
 
 
+def test_cli_names_an_expression_in_an_npy_header_by_its_type(tmp_path, capsys, monkeypatch):
+    """ast.literal_eval's refusal quoted the node by its address ("<ast.Call object at
+    0x7f...>"), a different message on every run."""
+    monkeypatch.chdir(tmp_path)
+    header = b"{'descr': '<f8', 'fortran_order': False, 'shape': __import__('os')}"
+    header = header.ljust(117) + b"\n"
+    npy = b"\x93NUMPY\x01\x00" + len(header).to_bytes(2, "little") + header + bytes(48)
+    (tmp_path / "data.npy").write_bytes(npy)
+    assert _error(capsys, ["fit", "data.npy", "--out", "m.npz", "--epochs", "1"]) == (
+        "scorematch: error: cannot read 'data.npy': malformed node or string on line 1: "
+        "ast.Call (.npy headers hold literals only)"
+    )
+
+
 def test_cli_sample_refuses_other_output_formats(tmp_path, capsys):
     from scorematch import EnergyMLP
 

@@ -18,6 +18,7 @@ from __future__ import annotations
 
 import io
 import os
+import re
 import tokenize
 import zipfile
 import zlib
@@ -112,8 +113,14 @@ _NPY_HEADER_ERRORS = (tokenize.TokenError, SyntaxError, TypeError)
 def _first_line(err: BaseException) -> str:
     """numpy's message without the advice it may add on later lines: its refusal of a header
     longer than max_header_size goes on about max_header_size and allow_pickle=True, which
-    never apply to a model or data file."""
-    return str(err).partition("\n")[0]
+    never apply to a model or data file.
+
+    A header holding an expression gets ``ast.literal_eval``'s refusal, which quotes the
+    node by its address ("<ast.Call object at 0x7f...>"): named by its type instead."""
+    line = str(err).partition("\n")[0]
+    return re.sub(
+        r"<(ast\.\w+) object at 0x[0-9a-fA-F]+>", r"\1 (.npy headers hold literals only)", line
+    )
 
 
 # What zipfile raises, besides ValueError and zipfile.BadZipFile, for a member it cannot read:
