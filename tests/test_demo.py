@@ -7,6 +7,7 @@ import sys
 
 import numpy as np
 import pytest
+import scorematch
 from helpers import same_arrays
 from scorematch import EnergyMLP
 from scorematch import load as sm_load
@@ -76,6 +77,13 @@ def test_cli_help_and_bad_options():
     )
     assert bad.returncode != 0 and "invalid choice" in bad.stderr
     assert "Traceback" not in bad.stderr
+    version = subprocess.run(
+        [sys.executable, "-m", "scorematch", "--version"],
+        check=False,
+        capture_output=True,
+        text=True,
+    )
+    assert (version.returncode, version.stdout) == (0, f"scorematch {scorematch.__version__}\n")
 
 
 def test_cli_names_a_malformed_hidden_option(tmp_path):

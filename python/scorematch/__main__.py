@@ -359,7 +359,7 @@ def _in_option_names(message: str) -> str:
 
 def main(argv: Sequence[str] | None = None) -> int:
     """Entry point of the ``scorematch`` console script."""
-    from scorematch import datasets
+    from scorematch import __version__, datasets
     from scorematch.model import _PROJECTIONS
     from scorematch.training import _OPTIMIZERS
 
@@ -367,6 +367,7 @@ def main(argv: Sequence[str] | None = None) -> int:
         prog="scorematch",
         description="Energy-based models by score matching, with a fast Rust core.",
     )
+    parser.add_argument("--version", action="version", version=f"scorematch {__version__}")
     sub = parser.add_subparsers(dest="command", required=True)
 
     demo = sub.add_parser(
