@@ -153,6 +153,35 @@ def test_a_model_round_trips_through_open_files_and_gzip(tmp_path):
         _same_model(m, sm.load(g))
 
 
+def test_save_writes_all_through_a_file_object_that_writes_part_at_a_time():
+    """A raw file object (a socket's, or buffering=0) writes what it can and says how much."""
+
+    class Trickle(io.RawIOBase):
+        def __init__(self):
+            self.data = bytearray()
+
+        def writable(self):
+            return True
+
+        def write(self, b):
+            part = bytes(b[:1000])
+            self.data += part
+            return len(part)
+
+    m = sm.EnergyMLP(2, hidden=(40, 40), seed=6)
+    out = Trickle()
+    m.save(out)
+    assert len(out.data) > 10_000
+    _same_model(m, sm.load(io.BytesIO(bytes(out.data))))
+
+    class Stuck(Trickle):
+        def write(self, b):
+            return 0
+
+    with pytest.raises(OSError, match=r"^the file object wrote 0 of \d+ bytes left to write$"):
+        m.save(Stuck())
+
+
 def test_a_model_round_trips_through_a_pipe():
     """A pipe can neither seek nor tell."""
     # Larger than a pipe's buffer (64 KiB on Linux): written from a thread as it is read.

@@ -229,7 +229,19 @@ def save(model: EnergyMLP, path: PathLike | BinaryWriter) -> None:
         # header as it writes, which a pipe or a gzip.GzipFile cannot do.
         buf = io.BytesIO()
         np.savez(buf, **arrays)
-        path.write(buf.getvalue())
+        _write_all(path, buf.getvalue())
+
+
+def _write_all(f: BinaryWriter, data: bytes) -> None:
+    """Writes all of ``data``: a raw file object (``buffering=0``, a socket's file) may write
+    part of it and return the count, as ``io.RawIOBase.write`` does."""
+    while data:
+        n = f.write(data)
+        if not isinstance(n, int) or n >= len(data):
+            return  # buffered writers write it all (GzipFile counts uncompressed bytes)
+        if n <= 0:
+            raise OSError(f"the file object wrote {n} of {len(data)} bytes left to write")
+        data = data[n:]
 
 
 def _read_fields(f: BinaryIO) -> dict[str, Any]:
