@@ -15,6 +15,19 @@ import pytest
 import scorematch as sm
 
 
+def _same_model(a, b):
+    """Same architecture, alpha, dtype and parameters, bit for bit."""
+    assert (a.dim, a.hidden, a.activation, a.alpha, a.dtype) == (
+        b.dim,
+        b.hidden,
+        b.activation,
+        b.alpha,
+        b.dtype,
+    )
+    for x, y in zip(a.params, b.params, strict=True):
+        assert x.dtype == y.dtype and np.array_equal(x, y)
+
+
 @pytest.mark.parametrize("dtype", ["float32", "float64"])
 @pytest.mark.parametrize("activation", ["softplus", "tanh", "silu"])
 def test_save_load_round_trip_is_bit_exact(tmp_path, dtype, activation):
@@ -22,15 +35,7 @@ def test_save_load_round_trip_is_bit_exact(tmp_path, dtype, activation):
     path = tmp_path / "model.npz"
     m.save(path)
     back = sm.load(path)
-    assert (back.dim, back.hidden, back.activation, back.alpha, back.dtype) == (
-        m.dim,
-        m.hidden,
-        m.activation,
-        m.alpha,
-        m.dtype,
-    )
-    for a, b in zip(m.params, back.params, strict=True):
-        assert a.dtype == b.dtype and np.array_equal(a, b)
+    _same_model(m, back)
     X = np.random.default_rng(0).normal(size=(20, 3))
     assert np.array_equal(m.hessian_trace(X), back.hessian_trace(X))
 
@@ -107,18 +112,6 @@ def test_only_str_pathlike_and_file_objects_name_a_file(tmp_path, path):
         m.save(path)  # type: ignore[arg-type]
     with pytest.raises(TypeError, match=says):
         sm.load(path)  # type: ignore[arg-type]
-
-
-def _same_model(a, b):
-    assert (a.dim, a.hidden, a.activation, a.alpha, a.dtype) == (
-        b.dim,
-        b.hidden,
-        b.activation,
-        b.alpha,
-        b.dtype,
-    )
-    for x, y in zip(a.params, b.params, strict=True):
-        assert x.dtype == y.dtype and np.array_equal(x, y)
 
 
 def test_a_model_round_trips_through_a_bytesio_from_its_position(tmp_path):
