@@ -43,7 +43,14 @@ def set_num_threads(n: int) -> None:
 
 
 def get_num_threads() -> int:
-    """Return the number of worker threads computations use."""
+    """Return the number of worker threads computations use.
+
+    Returns
+    -------
+    int
+        The count :func:`set_num_threads` set, or by default one per CPU this process may
+        run on (``RAYON_NUM_THREADS`` if set).
+    """
     return _core.get_num_threads()
 
 

@@ -42,9 +42,24 @@ class ToyDataset:
     def sample(self, n: int, seed: int = 0) -> Array:
         """Draw ``n`` points, reproducibly from ``seed``.
 
+        Parameters
+        ----------
+        n : int
+            Number of points, ≥ 0.
+        seed : int, default 0
+            Seed of the draw: the same seed gives the same points.
+
         Returns
         -------
         ndarray, shape (n, 2), float64
+            The points, one per row.
+
+        Raises
+        ------
+        ValueError
+            If ``n`` < 0 or ``seed`` is not a valid seed.
+        TypeError
+            If ``n`` is not an int.
         """
         return self._draw(np.random.default_rng(as_seed(seed)), as_int(n, "n", 0))
 
@@ -119,10 +134,12 @@ class GaussianMixture:
         n : int
             Number of points, ≥ 0.
         seed : int, default 0
+            Seed of the draw: the same seed gives the same points.
 
         Returns
         -------
         ndarray, shape (n, d), float64
+            The points, one per row.
 
         Raises
         ------
@@ -318,7 +335,13 @@ _TOYS: dict[str, Callable[[], ToyDataset | GaussianMixture]] = {
 
 
 def names() -> list[str]:
-    """Names accepted by :func:`get`."""
+    """Names accepted by :func:`get`.
+
+    Returns
+    -------
+    list of str
+        Every data set's name, in a fixed order.
+    """
     return list(_TOYS)
 
 
