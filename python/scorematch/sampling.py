@@ -451,9 +451,6 @@ def langevin(
         Key of the chains' random streams.
     method : {"ula", "mala"}, default "ula"
         Unadjusted or Metropolis-adjusted Langevin.
-    first_chain : int, default 0
-        Chain ``i`` draws from the stream ``(seed, first_chain + i)``, as in
-        :meth:`scorematch.EnergyMLP.sample`.
     energy_fn : callable, optional
         Maps an (n, dim) array to the energies ``-log p`` (up to a constant), shape (n,).
         Required by ``method="mala"``.
@@ -465,6 +462,9 @@ def langevin(
         score or energy is NaN or Inf, so its chains diverge only at the start: where
         ``score_fn`` or ``energy_fn`` returns NaN or Inf at ``x0`` (``on_divergence="mask"``
         drops those chains, which are then never passed to either function again).
+    first_chain : int, default 0
+        Chain ``i`` draws from the stream ``(seed, first_chain + i)``, as in
+        :meth:`scorematch.EnergyMLP.sample`.
 
     Returns
     -------
