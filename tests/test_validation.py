@@ -540,3 +540,52 @@ def test_parameters_of_more_than_32_dimensions_are_a_value_error(ndim):
     with pytest.raises(ValueError, match=f"^{re.escape(want)}$"):
         EnergyMLP.from_params(p)
     assert same_arrays(m.params, EnergyMLP(2, hidden=(3,), seed=0).params)
+
+
+@pytest.mark.parametrize(
+    ("call", "message"),
+    [
+        (
+            lambda m, a: m.sample(2, n_steps=1, method=a),
+            "method must be 'ula', 'mala' or 'annealed'",
+        ),
+        (
+            lambda m, a: m.fit(np.zeros((8, 2)), epochs=1, objective=a),
+            "objective must be 'ism', 'ssm', 'dsm' or 'esm'",
+        ),
+        (
+            lambda m, a: scorematch.diagnostics.ess(np.zeros((8, 2, 1)), method=a),
+            "method must be 'bulk', 'tail' or 'basic'",
+        ),
+    ],
+)
+def test_a_choice_given_as_a_large_value_is_described_on_one_line(call, message):
+    # The message showed repr(value): numpy's repr of an array of a few rows (or a masked
+    # array) spans lines, that of a long string fills the screen, and that of an int of more
+    # than 4300 digits is itself a ValueError about the int's digits, naming no argument.
+    m = EnergyMLP(2, hidden=(3,), seed=0)
+    for value, given in [
+        (np.zeros((4, 4)), "ndarray of shape (4, 4) and dtype float64"),
+        (
+            np.ma.masked_array(np.array([1, 2], np.int64)),
+            "MaskedArray of shape (2,) and dtype int64",
+        ),
+        ("u" * 100, f"str of length 100 starting {'u' * 20!r}"),
+        (10**5000, "an int of 5001 digits"),
+    ]:
+        with pytest.raises(ValueError) as err:
+            call(m, value)
+        assert str(err.value) == f"{message}, got {given}"
+
+
+def test_a_flag_given_as_a_large_value_is_described_on_one_line():
+    m = EnergyMLP(2, hidden=(3,), seed=0)
+    for value, given in [
+        (np.ma.masked_array(np.uint8(3)), "MaskedArray of shape () and dtype uint8"),
+        (np.ones((3, 3)), "ndarray of shape (3, 3) and dtype float64"),
+        (10**5000, "an int of 5001 digits"),
+        (np.array([True]), "ndarray array([ True])"),  # a short repr is shown as it is
+    ]:
+        with pytest.raises(TypeError) as err:
+            m.sample(2, n_steps=1, return_trajectory=value)
+        assert str(err.value) == f"return_trajectory must be True or False, got {given}"

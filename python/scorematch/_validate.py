@@ -74,6 +74,27 @@ def as_int(v: Any, name: str, low: int = 1, high: int = INT_MAX) -> int:
     return i
 
 
+# A value whose repr is longer than this, or spans lines (an array of more than a few
+# numbers, a masked array), is described by its type (and an array by its shape and dtype).
+_LONGEST_REPR = 80
+
+
+def described(v: Any) -> str:
+    """``v`` as a one-line message shows it: its ``repr``, but an array or other value whose
+    ``repr`` spans lines or is long by its type, shape and dtype, which say what was given
+    without printing it."""
+    if isinstance(v, int):
+        return shown(v)  # past 4300 digits, repr itself raises
+    text = repr(v)
+    if "\n" not in text and len(text) <= _LONGEST_REPR:
+        return text
+    if isinstance(v, np.ndarray):
+        return f"{type(v).__name__} of shape {v.shape} and dtype {v.dtype}"
+    if isinstance(v, (str, bytes)):
+        return f"{type(v).__name__} of length {len(v)} starting {v[:20]!r}"
+    return type(v).__name__
+
+
 def one_of(choices: Sequence[str]) -> str:
     """The strings ``choices`` as a message lists them: ``'a', 'b' or 'c'``."""
     quoted = [repr(c) for c in choices]
@@ -85,7 +106,7 @@ def as_choice(value: Any, name: str, choices: Sequence[str]) -> str:
     ``ValueError`` that lists them (a non-string too: tested with ``in`` alone, an array would
     end in numpy's ambiguous-truth error instead)."""
     if not isinstance(value, str) or value not in choices:
-        raise ValueError(f"{name} must be {one_of(choices)}, got {value!r}")
+        raise ValueError(f"{name} must be {one_of(choices)}, got {described(value)}")
     return value
 
 
@@ -93,7 +114,10 @@ def as_flag(v: Any, name: str) -> bool:
     """``v`` as a bool: ``True``/``False`` (or numpy's); anything else is a ``TypeError``, so
     that a string such as ``"no"`` is not taken for true."""
     if not isinstance(v, (bool, np.bool_)):
-        raise TypeError(f"{name} must be True or False, got {type(v).__name__} {v!r}")
+        # A description of a large value names its type; a repr may not (1, 'no').
+        text, kind = described(v), type(v).__name__
+        got = text if text.startswith((kind, "an int of")) else f"{kind} {text}"
+        raise TypeError(f"{name} must be True or False, got {got}")
     return bool(v)
 
 
