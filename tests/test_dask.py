@@ -5,6 +5,7 @@ from __future__ import annotations
 
 import inspect
 import os
+import re
 import threading
 import time
 from collections.abc import Iterator
@@ -680,3 +681,66 @@ def test_fit_on_a_cluster_runs_blocks_no_worker_is_known_to_hold(
         smd.fit(ours, da.from_array(X, chunks=100), epochs=2, batch_size=100)
     local.fit(X, epochs=2, batch_size=100, validation=None, progress=False)
     assert rel_diff(ours, local) < 1e-9
+
+
+@pytest.mark.parametrize(
+    "chunks, error, message",
+    [
+        # Dask's arithmetic on these was the error: ZeroDivisionError, "unsupported operand
+        # type(s) for +", a ufunc's type error, "Could not interpret 'abc' as a byte unit".
+        (0.0, TypeError, "got 0.0"),
+        (2.5, TypeError, "got 2.5"),
+        (None, TypeError, "got None"),
+        (True, TypeError, "got True"),
+        ("abc", ValueError, "got 'abc'"),
+    ],
+)
+def test_sample_refuses_chunks_it_cannot_read_by_name(
+    chunks: Any, error: type, message: str
+) -> None:
+    want = "chunks must be an int >= 1, a sequence of ints summing to n_samples or 'auto', "
+    with pytest.raises(error) as info:
+        smd.sample(model(), 3, n_steps=1, chunks=chunks)
+    assert str(info.value) == want + message
+
+
+def test_sample_checks_each_block_size_and_their_sum() -> None:
+    m = model()
+    with pytest.raises(ValueError) as info:
+        smd.sample(m, 3, n_steps=1, chunks=(1, 1))
+    assert str(info.value) == "chunks must sum to n_samples (3), got (1, 1), which sums to 2"
+    with pytest.raises(ValueError, match=r"^every entry of chunks must be at least 0, got -1$"):
+        smd.sample(m, 3, n_steps=1, chunks=(3, -1, 1))
+    with pytest.raises(TypeError, match=r"^every entry of chunks must be an int, got float$"):
+        smd.sample(m, 3, n_steps=1, chunks=(1.0, 2.0))
+    # Sizes given as a list or a 1-D array, and a byte size, are Dask's to read.
+    assert smd.sample(m, 3, n_steps=1, chunks=[1, 2]).chunks == ((1, 2), (3,))
+    assert smd.sample(m, 3, n_steps=1, chunks=np.array([2, 1])).chunks == ((2, 1), (3,))
+    assert smd.sample(m, 3, n_steps=1, chunks="1KiB").chunks == ((3,), (3,))
+
+
+def test_rows_of_objects_are_refused_as_the_in_memory_methods_refuse_them() -> None:
+    # Dask cannot chunk an object array: da.asarray raised NotImplementedError ("Can not use
+    # auto rechunking with object dtype").
+    m = model()
+    want = "must be an array of floats (float32 or float64), got dtype object"
+    with pytest.raises(TypeError, match=re.escape(f"X {want}") + "$"):
+        smd.energy(m, [[1.0, None, 2.0]])
+    with pytest.raises(TypeError, match=re.escape(f"X {want}") + "$"):
+        smd.fit(m, np.zeros((4, 3), dtype=object), epochs=1)
+    with pytest.raises(TypeError, match=re.escape(f"validation {want}") + "$"):
+        smd.fit(m, data(20), epochs=1, validation=(1.0, None, 2.0))
+    with pytest.raises(TypeError, match=re.escape(f"init {want}") + "$"):
+        smd.sample(m, 0, init=np.zeros((0, 3), dtype=object))
+    # Lists of numbers are converted, as before.
+    np.testing.assert_array_equal(
+        smd.energy(m, [[1, 2, 3]]).compute(scheduler="threads"), m.energy([[1.0, 2.0, 3.0]])
+    )
+
+
+def test_fit_names_a_bad_optimizer_as_energymlp_fit_does() -> None:
+    # It reached the engine's conversion, whose message named only a type: "'int' object
+    # is not an instance of 'str'".
+    for bad in (3, None, "lbfgs"):
+        with pytest.raises(ValueError, match=r"^optimizer must be 'adam' or 'sgd', got "):
+            smd.fit(model(), data(20), epochs=1, optimizer=bad)

@@ -52,12 +52,15 @@ from scorematch._validate import (
     as_int,
     as_nonnegative,
     as_positive,
+    as_real_array,
     as_seed,
     check_batch_shape,
     check_finite_rows,
     convert_checked,
+    described,
 )
 from scorematch.training import (
+    _OPTIMIZERS,
     FitHistory,
     TrainingDivergedError,
     _Affine,
@@ -103,6 +106,11 @@ def _rows(X: Any, model: EnergyMLP, name: str = "X") -> da.Array:
     # As the in-memory methods: arrays must hold floats, array-likes of ints are converted.
     exact = isinstance(X, (da.Array, np.ndarray))
     if not isinstance(X, da.Array):
+        if getattr(getattr(X, "dtype", None), "kind", "O") == "O":
+            # Lists, scalars, object arrays: converted as the in-memory methods convert them
+            # (refused there with their messages), not left to Dask, which cannot chunk
+            # objects (a NotImplementedError about auto rechunking).
+            X = as_real_array(X, name, FLOATS)
         X = da.asarray(X)
     check_batch_shape(X.shape, model.dim, name)
     if X.dtype.kind != "f" and (exact or X.dtype.kind not in "iu"):
@@ -221,6 +229,33 @@ def hessian_trace(model: EnergyMLP, X: Any) -> da.Array:
 _NOT_FOR_BLOCKS = ("return_trajectory", "progress", "on_divergence", "first_chain")
 
 
+_CHUNKS = "chunks must be an int >= 1, a sequence of ints summing to n_samples or 'auto'"
+
+
+def _chains_per_block(chunks: Any, n: int) -> Any:
+    """``chunks`` of :func:`sample`, checked: an int >= 1, a sequence of ints >= 0 that sum to
+    ``n`` or a string (``"auto"``, or a size such as ``"64MiB"``), which Dask reads. Anything
+    else is refused here, not by Dask's arithmetic on it (a ``ZeroDivisionError`` for 0.0, a
+    ``TypeError`` about ``+`` for an object)."""
+    if isinstance(chunks, (int, np.integer)) and not isinstance(chunks, (bool, np.bool_)):
+        return as_int(chunks, "chunks")
+    if isinstance(chunks, str):
+        try:
+            da.core.normalize_chunks((chunks,), (n,), dtype=np.float64)
+        except (ValueError, TypeError):
+            raise ValueError(f"{_CHUNKS}, got {described(chunks)}") from None
+        return chunks
+    if isinstance(chunks, (list, tuple)) or (isinstance(chunks, np.ndarray) and chunks.ndim == 1):
+        sizes = tuple(as_int(c, "every entry of chunks", 0) for c in chunks)
+        if sum(sizes) != n:
+            raise ValueError(
+                f"chunks must sum to n_samples ({n}), got {described(chunks)}, "
+                f"which sums to {sum(sizes)}"
+            )
+        return sizes
+    raise TypeError(f"{_CHUNKS}, got {described(chunks)}")
+
+
 def _sample_block(
     model: EnergyMLP,
     init: Array | None,
@@ -299,9 +334,9 @@ def sample(
     bad = sorted(set(sample_kwargs) & set(_NOT_FOR_BLOCKS))
     if bad:
         raise TypeError(f"scorematch.dask.sample does not take {', '.join(bad)}")
-    if isinstance(chunks, (int, np.integer)):
-        as_int(chunks, "chunks")
-    row_chunks = da.core.normalize_chunks((chunks, model.dim), (n, model.dim), dtype=model.dtype)
+    row_chunks = da.core.normalize_chunks(
+        (_chains_per_block(chunks, n), model.dim), (n, model.dim), dtype=model.dtype
+    )
     # Every option is checked here too, as model.sample checks it, so that a bad one is an
     # error when the graph is built rather than at compute().
     options = set(inspect.signature(sampling._prepare).parameters) - {"model", "n_samples"}
@@ -598,6 +633,8 @@ def fit(
 
     _check_model(model)
     as_choice(objective, "objective", _OBJECTIVES)
+    # Here, as EnergyMLP.fit checks it: the engine's conversion would name only a type.
+    as_choice(optimizer, "optimizer", _OPTIMIZERS)
     epochs, batch_size, patience, seed, n_projections, projection, noise_std = check_loop_args(
         objective,
         epochs,
