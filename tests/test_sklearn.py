@@ -597,3 +597,34 @@ def test_density_scale_of_tiny_data_is_its_spread_not_zero():
     X = np.array([[1e-200, -3e-200], [-1e-200, 3e-200]] * 5)
     est = ScoreMatchingDensity(hidden=(4,), epochs=1).fit(X)
     np.testing.assert_allclose(est.scale_, [1e-200, 3e-200], rtol=1e-12)
+
+
+@pytest.fixture(scope="module")
+def small_fitted():
+    return ScoreMatchingDensity(hidden=(4,), epochs=1, n_steps=2, burn_in=2).fit(X[:50])
+
+
+@pytest.mark.parametrize(
+    ("random_state", "given", "detail"),
+    [
+        (2**32, "4294967296", "Seed must be between 0 and 2**32 - 1"),
+        (-1, "-1", "Seed must be between 0 and 2**32 - 1"),
+        (1.5, "1.5", "1.5 cannot be used to seed a numpy.random.RandomState instance"),
+    ],
+)
+def test_sample_names_a_random_state_it_cannot_use(small_fitted, random_state, given, detail):
+    # scikit-learn's message alone did not say which argument it refused (fit's did).
+    want = f"random_state must be None, an int or a numpy RandomState, got {given} ({detail})"
+    with pytest.raises(ValueError, match=f"^{re.escape(want)}$"):
+        small_fitted.sample(2, random_state=random_state)
+
+
+def test_an_int_beyond_the_float_range_in_x_is_a_value_error(small_fitted):
+    # numpy's conversion raised OverflowError ("int too large to convert to float").
+    want = "X holds a number too large for float64 (int too large to convert to float)"
+    rows = [[10**400, 1.0]]
+    for call in (small_fitted.score, small_fitted.score_samples, small_fitted.score_field):
+        with pytest.raises(ValueError, match=f"^{re.escape(want)}$"):
+            call(rows)
+    with pytest.raises(ValueError, match=f"^{re.escape(want)}$"):
+        ScoreMatchingDensity(**SMALL).fit([[1.0, 2.0], [-(10**400), 0.0]])

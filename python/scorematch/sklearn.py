@@ -39,6 +39,7 @@ from scorematch._validate import (
     as_int,
     as_nonnegative,
     as_positive,
+    described,
     one_of,
     parse_dtype,
     reject_masked,
@@ -278,7 +279,7 @@ class ScoreMatchingDensity(DensityMixin, BaseEstimator):  # type: ignore[misc]
         """
         p = self._checked_params()
         reject_masked(X, "X")  # scikit-learn's validation would drop the mask unseen
-        Xa: Array = validate_data(self, X, dtype=p.dtype, ensure_min_samples=1)
+        Xa = _validated(self, X, dtype=p.dtype, ensure_min_samples=1)
         if p.validation is not None and Xa.shape[0] < 2:
             raise ValueError(
                 f"validation={self.validation!r} holds rows out and needs at least 2 samples, "
@@ -440,7 +441,15 @@ class ScoreMatchingDensity(DensityMixin, BaseEstimator):  # type: ignore[misc]
         check_is_fitted(self)
         p = self._checked_params()
         n = as_int(n_samples, "n_samples")
-        rng = check_random_state(random_state)
+        try:
+            rng = check_random_state(random_state)
+        except ValueError as err:
+            # Named, as fit names its random_state (scikit-learn's message does not say which
+            # argument it refused).
+            raise ValueError(
+                "random_state must be None, an int or a numpy RandomState, got "
+                f"{described(random_state)} ({err})"
+            ) from err
         seed = int(rng.randint(0, 2**31 - 1))
         init = self.mean_ + self.scale_ * rng.standard_normal((n, self.n_features_in_))
         step_size = p.step_size
@@ -503,7 +512,7 @@ class ScoreMatchingDensity(DensityMixin, BaseEstimator):  # type: ignore[misc]
     def _check_X(self, X: ArrayLike) -> Array:
         check_is_fitted(self)
         reject_masked(X, "X")
-        Xa: Array = validate_data(self, X, dtype=self.model_.dtype, reset=False)
+        Xa = _validated(self, X, dtype=self.model_.dtype, reset=False)
         return Xa
 
     def _checked_params(self) -> _Params:
@@ -601,6 +610,17 @@ class ScoreMatchingDensity(DensityMixin, BaseEstimator):  # type: ignore[misc]
             burn_in=integer("burn_in", 0),
             step_size=step_size,
         )
+
+
+def _validated(est: ScoreMatchingDensity, X: ArrayLike, **kwargs: Any) -> Array:
+    """``X`` checked and converted by scikit-learn's ``validate_data``; a Python int beyond
+    the float range among its entries is a ``ValueError`` naming ``X``, not the
+    ``OverflowError`` of numpy's conversion."""
+    try:
+        Xa: Array = validate_data(est, X, **kwargs)
+    except OverflowError as err:
+        raise ValueError(f"X holds a number too large for {kwargs['dtype']} ({err})") from None
+    return Xa
 
 
 def _invalid(
