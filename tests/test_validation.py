@@ -319,6 +319,29 @@ def test_empty_batches(dtype):
             m.esm_loss_and_grad(E, E)
 
 
+@pytest.mark.parametrize("dtype", ["float64", "float32"])
+@pytest.mark.parametrize("name", ALL)
+def test_an_empty_batch_at_an_odd_address_is_an_empty_batch(dtype, name):
+    # numpy calls every empty array aligned, so the Python layer passed an empty view at an
+    # odd byte offset on unchanged and the binding refused it: "X is not aligned for float64:
+    # pass a copy (np.array(X))" (found by fuzzing).
+    m, _ = make_model(3, (4,), dtype=dtype)
+    raw = np.zeros(1, np.uint8).data
+    odd = np.frombuffer(raw, dtype=dtype, offset=1, count=0).reshape(0, 3)
+    assert odd.flags.aligned and odd.ctypes.data % odd.itemsize
+    empty = np.zeros((0, 3), dtype)
+    if name in METHODS_PER_ROW:
+        got, want = call(m, name, odd), call(m, name, empty)
+        assert got.shape == want.shape and got.dtype == want.dtype == np.dtype(dtype)
+    else:
+        short = name.removesuffix("_and_grad")
+        with pytest.raises(ValueError, match=f"^{short} of an empty batch is undefined"):
+            call(m, name, odd)
+    if name == "esm_loss_and_grad":  # the target as well
+        with pytest.raises(ValueError, match="^esm_loss of an empty batch is undefined"):
+            m.esm_loss_and_grad(empty, odd)
+
+
 # ------------------------------------------------------------------------ constructor
 
 

@@ -27,6 +27,13 @@ pub fn readonly2<'py, T: Float>(
 /// `obj` as a 2-D array of `T`, not borrowed (see [`readonly2`]).
 fn array2<'py, T: Float>(obj: &Bound<'py, PyAny>, what: &str) -> PyResult<Bound<'py, PyArray2<T>>> {
     match obj.cast::<PyArray2<T>>() {
+        // An empty array holds no element to read, but a view of it still needs an aligned
+        // pointer, which numpy does not promise (its `aligned` flag is true of every empty
+        // array, so the Python layer passes an empty view at an odd offset on as it is): it
+        // stands for a fresh empty array of its shape, which is what the plain array gives.
+        Ok(a) if a.is_empty() && !aligned(a) => {
+            Ok(zeros::<T, 2>(obj.py(), [a.shape()[0], a.shape()[1]])?)
+        }
         // The Python layer copies misaligned views (`_validate.as_batch`); refuse one that
         // arrives here another way rather than read it.
         Ok(a) if !aligned(a) => Err(PyTypeError::new_err(format!(
@@ -180,20 +187,26 @@ pub fn arrays<T: Float>(list: &[Bound<'_, PyAny>]) -> PyResult<Vec<(Vec<usize>, 
                     describe(obj)
                 ))
             })?;
-            // The Python layer copies misaligned arrays (`np.require`); refuse one that
-            // arrives here another way rather than read it.
-            if !aligned(arr) {
-                return Err(PyTypeError::new_err(format!(
-                    "params[{i}] is not aligned for {}: pass a copy (np.array(params[{i}]))",
-                    T::NAME
-                )));
-            }
             // rust-numpy's views panic past ndarray's 32 dimensions, which numpy ≥ 2 allows;
             // a parameter has one or two.
             if arr.ndim() > 32 {
                 return Err(PyValueError::new_err(format!(
                     "params[{i}] must be 1-D or 2-D, got an array of {} dimensions",
                     arr.ndim()
+                )));
+            }
+            // An empty array has no value to read; numpy calls it aligned wherever it points
+            // (so `np.require` leaves an empty view at an odd offset as it is), but a view of
+            // it needs an aligned pointer.
+            if arr.is_empty() {
+                return Ok((arr.shape().to_vec(), Vec::new()));
+            }
+            // The Python layer copies misaligned arrays (`np.require`); refuse one that
+            // arrives here another way rather than read it.
+            if !aligned(arr) {
+                return Err(PyTypeError::new_err(format!(
+                    "params[{i}] is not aligned for {}: pass a copy (np.array(params[{i}]))",
+                    T::NAME
                 )));
             }
             let ro = arr.try_readonly()?;
