@@ -557,6 +557,51 @@ def test_n_projections_is_range_checked_whatever_the_objective(X):
 # ------------------------------------------------------------------ found by fuzzing the API
 
 
+# Parameter views of a huge shape that costs nothing (np.broadcast_to) and cannot be the model:
+# each was copied whole before its shape was looked at, 8 GB to 32 GB, a MemoryError at best
+# (numpy's "Unable to allocate 7.45 GiB ..."), here under a 3 GiB address space.
+HUGE_PARAMS = r"""
+import json, resource
+import numpy as np
+import scorematch as sm
+resource.setrlimit(resource.RLIMIT_AS, (3 << 30, 3 << 30))
+m = sm.EnergyMLP(2, hidden=(3,), seed=0)
+p = m.params
+tall = np.broadcast_to(np.float64(0.1), (10**9, 1))
+n = 2**31  # chains, but a model of more than 2**31 parameters
+chained = [np.broadcast_to(np.float32(0.1), s) for s in [(n, 2), (n,), (1, n), (1,)]]
+cases = {
+    "from_params": lambda: sm.EnergyMLP.from_params([tall] + p[1:]),
+    "from_params float32": lambda: sm.EnergyMLP.from_params([tall] + p[1:], dtype="float32"),
+    "set_params": lambda: m.set_params([tall] + p[1:]),
+    "too many parameters": lambda: sm.EnergyMLP.from_params(chained),
+}
+out = {}
+for name, f in cases.items():
+    try:
+        f()
+        out[name] = "no error"
+    except Exception as e:
+        out[name] = f"{type(e).__name__}: {e}"
+print(json.dumps(out))
+"""
+
+
+def test_huge_parameter_views_are_refused_by_shape_without_a_copy():
+    run = subprocess.run(
+        [sys.executable, "-c", HUGE_PARAMS], check=False, capture_output=True, text=True
+    )
+    assert run.returncode == 0, run.stderr[-2000:]
+    assert json.loads(run.stdout) == {
+        "from_params": "ValueError: params[1] (b_1) must have shape (1000000000,), got (3,)",
+        "from_params float32": "ValueError: params[1] (b_1) must have shape (1000000000,), got (3,)",
+        "set_params": "ValueError: params[0] must have shape (3, 2) for this architecture, "
+        "got (1000000000, 1)",
+        "too many parameters": "ValueError: the architecture dim=2, hidden=[2147483648] has "
+        "more than 2147483648 parameters",
+    }
+
+
 def test_parameters_too_large_for_float32_say_so():
     m = EnergyMLP(2, hidden=(8,), dtype="float32")
     p = [a.astype(np.float64) for a in m.params]

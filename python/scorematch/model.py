@@ -148,7 +148,7 @@ class EnergyMLP:
         name = parse_dtype(dtype)
         obj = cls.__new__(cls)
         obj._m = _core.Model.from_params(
-            _as_param_arrays(params, name),
+            _as_param_arrays(params, name, _core.Model.check_param_shapes),
             _as_activation(activation),
             name,
             as_nonnegative(alpha, "alpha"),
@@ -208,7 +208,8 @@ class EnergyMLP:
         TypeError
             If ``params`` is not a sequence of numeric arrays. The model is unchanged then.
         """
-        self._m = self._m.with_params(_as_param_arrays(params, self._m.dtype))
+        m = self._m
+        self._m = m.with_params(_as_param_arrays(params, m.dtype, m.check_same_shapes))
 
     def __repr__(self) -> str:
         extra = f", alpha={self.alpha!r}" if self.alpha else ""
@@ -872,16 +873,18 @@ def _as_projection(projection: Any) -> str:
     return as_choice(projection, "projection", _PROJECTIONS)
 
 
-def _as_param_arrays(params: Any, dtype: str) -> list[Array]:
+def _as_param_arrays(
+    params: Any, dtype: str, check_shapes: Callable[[list[tuple[int, ...]]], None]
+) -> list[Array]:
     if isinstance(params, np.ndarray) or not isinstance(params, Sequence):
         raise TypeError(
             "params must be a list of arrays [W_1, b_1, ..., W_L, b_L, w, c], "
             f"got {type(params).__name__}"
         )
-    out = []
-    for i, p in enumerate(params):
-        arr = as_real_array(p, f"params[{i}]", "a numeric array")
-        # Keeps the number of dimensions (ascontiguousarray would turn a scalar into shape
-        # (1,) and let a malformed list through).
-        out.append(as_params_dtype(arr, dtype, f"params[{i}]"))
-    return out
+    # Keeps the number of dimensions (ascontiguousarray would turn a scalar into shape (1,)
+    # and let a malformed list through).
+    arrays = [as_real_array(p, f"params[{i}]", "a numeric array") for i, p in enumerate(params)]
+    # Shapes are checked before any array is converted: a view of a huge shape that cannot be
+    # a model (np.broadcast_to(w, (10**9, 1))) is refused as such, not first copied whole.
+    check_shapes([a.shape for a in arrays])
+    return [as_params_dtype(a, dtype, f"params[{i}]") for i, a in enumerate(arrays)]

@@ -28,6 +28,33 @@ pub fn fmt_shape(shape: &[usize]) -> String {
 /// small enough that no index computation can overflow.
 const MAX_PARAMS: usize = 1 << 31;
 
+/// `[dim, n_1, ..., n_L, 1]`, the offset of each layer's parameters and their total, which
+/// must not exceed [`MAX_PARAMS`].
+fn layout(dim: usize, hidden: &[usize]) -> Result<(Vec<usize>, Vec<usize>, usize)> {
+    let mut widths = Vec::with_capacity(hidden.len() + 2);
+    widths.push(dim);
+    widths.extend_from_slice(hidden);
+    widths.push(1);
+    let mut offsets = Vec::with_capacity(widths.len() - 1);
+    let mut total: usize = 0;
+    for pair in widths.windows(2) {
+        offsets.push(total);
+        let len = pair[0]
+            .checked_add(1)
+            .and_then(|n| n.checked_mul(pair[1]))
+            .filter(|&n| n <= MAX_PARAMS);
+        total = len
+            .and_then(|n| total.checked_add(n))
+            .filter(|&n| n <= MAX_PARAMS)
+            .ok_or_else(|| {
+                Error::Value(format!(
+                    "the architecture dim={dim}, hidden={hidden:?} has more than {MAX_PARAMS} parameters"
+                ))
+            })?;
+    }
+    Ok((widths, offsets, total))
+}
+
 /// One affine layer's parameters, borrowed from the flat vector.
 #[derive(Debug, Clone, Copy)]
 pub struct Layer<'a, T> {
@@ -104,27 +131,7 @@ impl<T: Real> Mlp<T> {
                 T::NAME
             )));
         }
-        let mut widths = Vec::with_capacity(hidden.len() + 2);
-        widths.push(dim);
-        widths.extend_from_slice(hidden);
-        widths.push(1);
-        let mut offsets = Vec::with_capacity(widths.len() - 1);
-        let mut total: usize = 0;
-        for pair in widths.windows(2) {
-            offsets.push(total);
-            let len = pair[0]
-                .checked_add(1)
-                .and_then(|n| n.checked_mul(pair[1]))
-                .filter(|&n| n <= MAX_PARAMS);
-            total = len
-                .and_then(|n| total.checked_add(n))
-                .filter(|&n| n <= MAX_PARAMS)
-                .ok_or_else(|| {
-                    Error::Value(format!(
-                        "the architecture dim={dim}, hidden={hidden:?} has more than {MAX_PARAMS} parameters"
-                    ))
-                })?;
-        }
+        let (widths, offsets, total) = layout(dim, hidden)?;
         Ok(Mlp {
             widths,
             offsets,
@@ -135,23 +142,20 @@ impl<T: Real> Mlp<T> {
         })
     }
 
-    /// A model from parameters in the public layout `[W_1, b_1, ..., W_L, b_L, w, c]`, each given
-    /// as (shape, row-major values). Shapes must chain: `W_l` is (n_l, n_{l-1}), `b_l` is (n_l,),
-    /// `w` is (1, n_L) and `c` is (1,).
-    pub fn from_parts(
-        parts: &[(&[usize], &[T])],
-        activation: Activation,
-        alpha: f64,
-    ) -> Result<Self> {
-        if parts.len() < 4 || !parts.len().is_multiple_of(2) {
+    /// The architecture `(dim, hidden)` that parameters of these shapes (in the layout of
+    /// [`Mlp::from_parts`]) describe, with every check of that layout and of the number of
+    /// parameters: a caller can make them before it reads or copies any value (a view of a
+    /// huge shape that cannot be a model is refused without being copied).
+    pub fn architecture(shapes: &[&[usize]]) -> Result<(usize, Vec<usize>)> {
+        if shapes.len() < 4 || !shapes.len().is_multiple_of(2) {
             return Err(Error::Shape(format!(
                 "params must be a list [W_1, b_1, ..., W_L, b_L, w, c] with at least one hidden layer \
                  (an even number >= 4 of arrays), got {} arrays",
-                parts.len()
+                shapes.len()
             )));
         }
-        let n_layers = parts.len() / 2 - 1;
-        let first = parts[0].0;
+        let n_layers = shapes.len() / 2 - 1;
+        let first = shapes[0];
         if first.len() != 2 {
             return Err(Error::Shape(format!(
                 "params[0] (W_1) must be 2-D (n_1, dim), got shape {}",
@@ -161,14 +165,14 @@ impl<T: Real> Mlp<T> {
         let dim = first[1];
         let mut hidden = Vec::with_capacity(n_layers);
         let mut n_in = dim;
-        for (i, pair) in parts.chunks(2).enumerate() {
+        for (i, pair) in shapes.chunks(2).enumerate() {
             let is_out = i == n_layers;
             let (wname, bname) = if is_out {
                 ("w".to_string(), "c".to_string())
             } else {
                 (format!("W_{}", i + 1), format!("b_{}", i + 1))
             };
-            let ws = pair[0].0;
+            let ws = pair[0];
             let n_out = if ws.len() == 2 { ws[0] } else { 0 };
             if ws.len() != 2 || ws[1] != n_in || (is_out && n_out != 1) || n_out == 0 {
                 let want = if is_out {
@@ -182,11 +186,11 @@ impl<T: Real> Mlp<T> {
                     fmt_shape(ws)
                 )));
             }
-            if pair[1].0 != [n_out] {
+            if pair[1] != [n_out] {
                 return Err(Error::Shape(format!(
                     "params[{}] ({bname}) must have shape ({n_out},), got {}",
                     2 * i + 1,
-                    fmt_shape(pair[1].0)
+                    fmt_shape(pair[1])
                 )));
             }
             if !is_out {
@@ -194,6 +198,20 @@ impl<T: Real> Mlp<T> {
             }
             n_in = n_out;
         }
+        layout(dim, &hidden)?;
+        Ok((dim, hidden))
+    }
+
+    /// A model from parameters in the public layout `[W_1, b_1, ..., W_L, b_L, w, c]`, each given
+    /// as (shape, row-major values). Shapes must chain: `W_l` is (n_l, n_{l-1}), `b_l` is (n_l,),
+    /// `w` is (1, n_L) and `c` is (1,).
+    pub fn from_parts(
+        parts: &[(&[usize], &[T])],
+        activation: Activation,
+        alpha: f64,
+    ) -> Result<Self> {
+        let shapes: Vec<&[usize]> = parts.iter().map(|p| p.0).collect();
+        let (dim, hidden) = Self::architecture(&shapes)?;
         let mut mlp = Self::zeros(dim, &hidden, activation, alpha)?;
         let mut pos = 0;
         for (i, (shape, values)) in parts.iter().enumerate() {
@@ -372,6 +390,24 @@ mod tests {
         assert!(Mlp::<f64>::zeros(2, &[3], Activation::Tanh, -1.0).is_err());
         assert!(Mlp::<f64>::zeros(2, &[3], Activation::Tanh, f64::NAN).is_err());
         assert!(Mlp::<f64>::zeros(1 << 20, &[1 << 20], Activation::Tanh, 0.0).is_err());
+    }
+
+    /// The architecture is read from shapes alone, with the checks of `from_parts`: the
+    /// binding refuses parameters by shape before it copies any.
+    #[test]
+    fn architecture_is_read_from_shapes() {
+        let shapes: [&[usize]; 6] = [&[4, 2], &[4], &[3, 4], &[3], &[1, 3], &[1]];
+        assert_eq!(Mlp::<f64>::architecture(&shapes).unwrap(), (2, vec![4, 3]));
+        let bad: [&[usize]; 4] = [&[4, 2], &[3], &[1, 4], &[1]];
+        let err = Mlp::<f64>::architecture(&bad).unwrap_err().to_string();
+        assert!(
+            err.contains("params[1] (b_1) must have shape (4,), got (3,)"),
+            "{err}"
+        );
+        let n = 1 << 31;
+        let huge: [&[usize]; 4] = [&[n, 2], &[n], &[1, n], &[1]];
+        let err = Mlp::<f64>::architecture(&huge).unwrap_err().to_string();
+        assert!(err.contains("has more than 2147483648 parameters"), "{err}");
     }
 
     #[test]

@@ -175,6 +175,17 @@ pub fn param_list<'py, T: Float>(
         .collect()
 }
 
+/// rust-numpy's views panic past ndarray's 32 dimensions, which numpy ≥ 2 allows; a
+/// parameter has one or two. Checked first wherever `params[i]`'s shape is.
+pub fn check_param_ndim(i: usize, ndim: usize) -> PyResult<()> {
+    if ndim > 32 {
+        return Err(PyValueError::new_err(format!(
+            "params[{i}] must be 1-D or 2-D, got an array of {ndim} dimensions"
+        )));
+    }
+    Ok(())
+}
+
 /// Shapes and values of a list of arrays of `T` (each copied: parameter lists are small).
 pub fn arrays<T: Float>(list: &[Bound<'_, PyAny>]) -> PyResult<Vec<(Vec<usize>, Vec<T>)>> {
     list.iter()
@@ -187,14 +198,7 @@ pub fn arrays<T: Float>(list: &[Bound<'_, PyAny>]) -> PyResult<Vec<(Vec<usize>, 
                     describe(obj)
                 ))
             })?;
-            // rust-numpy's views panic past ndarray's 32 dimensions, which numpy ≥ 2 allows;
-            // a parameter has one or two.
-            if arr.ndim() > 32 {
-                return Err(PyValueError::new_err(format!(
-                    "params[{i}] must be 1-D or 2-D, got an array of {} dimensions",
-                    arr.ndim()
-                )));
-            }
+            check_param_ndim(i, arr.ndim())?;
             // An empty array has no value to read; numpy calls it aligned wherever it points
             // (so `np.require` leaves an empty view at an odd offset as it is), but a view of
             // it needs an aligned pointer.

@@ -13,7 +13,9 @@ use scorematch_core::mlp::fmt_shape;
 use scorematch_core::objective::{Keys, Objective, Projection};
 use scorematch_core::{engine, parallel, Activation, Error, Mlp, Model, Rows};
 
-use crate::convert::{arrays, batch, output, param_list, readonly2, rows, rows_with_gil, Float};
+use crate::convert::{
+    arrays, batch, check_param_ndim, output, param_list, readonly2, rows, rows_with_gil, Float,
+};
 use crate::errors::to_py;
 use crate::interrupt::detach_interruptible;
 
@@ -301,6 +303,24 @@ impl PyModel {
         }
     }
 
+    /// Checks the shapes of a parameter list for `from_params`, with its messages, before the
+    /// Python layer converts (copies) any array.
+    #[staticmethod]
+    fn check_param_shapes(shapes: Vec<Vec<usize>>) -> PyResult<()> {
+        for (i, s) in shapes.iter().enumerate() {
+            check_param_ndim(i, s.len())?;
+        }
+        let shapes: Vec<&[usize]> = shapes.iter().map(Vec::as_slice).collect();
+        Mlp::<f64>::architecture(&shapes).map_err(to_py)?;
+        Ok(())
+    }
+
+    /// Checks the shapes of a parameter list for `with_params`, with its messages, before the
+    /// Python layer converts (copies) any array.
+    fn check_same_shapes(&self, shapes: Vec<Vec<usize>>) -> PyResult<()> {
+        dispatch!(self, m => check_same_shapes(&m.mlp().param_shapes(), &shapes))
+    }
+
     /// The same architecture with new parameters.
     fn with_params(&self, params: Vec<Bound<'_, PyAny>>) -> PyResult<Self> {
         let (act, alpha) = (dispatch!(self, m => m.mlp().activation()), self.alpha());
@@ -422,23 +442,38 @@ fn same_shapes<T: Float>(
 ) -> PyResult<Mlp<T>> {
     let want = like.param_shapes();
     if params.len() != want.len() {
-        return Err(PyValueError::new_err(format!(
-            "params must be a list of {} arrays [W_1, b_1, ..., w, c] for this architecture, got {}",
-            want.len(),
-            params.len()
-        )));
+        return Err(count_error(want.len(), params.len()));
     }
     let owned = arrays::<T>(params)?;
-    if let Some(i) = (0..want.len()).find(|&i| want[i] != owned[i].0) {
-        return Err(PyValueError::new_err(format!(
-            "params[{i}] must have shape {} for this architecture, got {}",
-            fmt_shape(&want[i]),
-            fmt_shape(&owned[i].0)
-        )));
-    }
+    let shapes: Vec<Vec<usize>> = owned.iter().map(|(s, _)| s.clone()).collect();
+    check_same_shapes(&want, &shapes)?;
     let parts: Vec<(&[usize], &[T])> = owned
         .iter()
         .map(|(s, v)| (s.as_slice(), v.as_slice()))
         .collect();
     Mlp::from_parts(&parts, act, alpha).map_err(to_py)
+}
+
+/// The error of parameters of shapes `got` for a model whose parameters have shapes `want`.
+fn check_same_shapes(want: &[Vec<usize>], got: &[Vec<usize>]) -> PyResult<()> {
+    if got.len() != want.len() {
+        return Err(count_error(want.len(), got.len()));
+    }
+    for (i, s) in got.iter().enumerate() {
+        check_param_ndim(i, s.len())?;
+    }
+    if let Some(i) = (0..want.len()).find(|&i| want[i] != got[i]) {
+        return Err(PyValueError::new_err(format!(
+            "params[{i}] must have shape {} for this architecture, got {}",
+            fmt_shape(&want[i]),
+            fmt_shape(&got[i])
+        )));
+    }
+    Ok(())
+}
+
+fn count_error(want: usize, got: usize) -> PyErr {
+    PyValueError::new_err(format!(
+        "params must be a list of {want} arrays [W_1, b_1, ..., w, c] for this architecture, got {got}"
+    ))
 }
