@@ -12,6 +12,7 @@ import warnings
 import numpy as np
 import pytest
 import scorematch as sm
+from helpers import same_arrays
 from scorematch import EnergyMLP
 
 
@@ -600,6 +601,23 @@ def test_huge_parameter_views_are_refused_by_shape_without_a_copy():
         "too many parameters": "ValueError: the architecture dim=2, hidden=[2147483648] has "
         "more than 2147483648 parameters",
     }
+
+
+def test_row_keys_at_an_odd_address_are_read_as_aligned_copies(X):
+    # They were refused as "row_keys must be a contiguous uint64 array".
+    m = EnergyMLP(2, hidden=(4,), seed=0)
+    keys = np.arange(100, 164, dtype=np.uint64)
+    buf = np.zeros(keys.nbytes + 1, np.uint8)
+    odd = np.frombuffer(buf.data, np.uint64, offset=1, count=keys.size)
+    odd[...] = keys
+    assert not odd.flags.aligned
+    for loss in (
+        lambda k: m.ssm_loss_and_grad(X, 2, seed=3, row_keys=k),
+        lambda k: m.dsm_loss_and_grad(X, 0.5, seed=3, row_keys=k),
+    ):
+        (got, got_grad), (want, want_grad) = loss(odd), loss(keys)
+        assert got == want and same_arrays(got_grad, want_grad)
+        assert got != loss(None)[0]  # the keys are used
 
 
 def test_parameters_too_large_for_float32_say_so():

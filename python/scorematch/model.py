@@ -863,7 +863,9 @@ def _as_row_keys(keys: ArrayLike | None, n: int) -> NDArray[np.uint64] | None:
         raise ValueError(f"row_keys must have shape ({n},) (one key per row of X), got {k.shape}")
     if k.dtype.kind == "i" and n and k.min() < 0:
         raise ValueError(f"row_keys must be >= 0, got {k.min()}")
-    return np.ascontiguousarray(k, dtype=np.uint64)
+    # Aligned as well as contiguous: the engine reads the keys in place, and a view at an odd
+    # byte offset was refused as "not a contiguous uint64 array".
+    return np.require(k, np.uint64, ["C", "A"])
 
 
 _PROJECTIONS = ("gaussian", "rademacher")
