@@ -744,3 +744,23 @@ def test_fit_names_a_bad_optimizer_as_energymlp_fit_does() -> None:
     for bad in (3, None, "lbfgs"):
         with pytest.raises(ValueError, match=r"^optimizer must be 'adam' or 'sgd', got "):
             smd.fit(model(), data(20), epochs=1, optimizer=bad)
+
+
+@pytest.mark.parametrize(
+    "n, chunks, size, blocks",
+    [(10**12, 4096, 4096, 244140625), (10**18, "auto", 5592405, 178813944985)],
+)
+def test_sample_refuses_more_blocks_than_a_graph_can_hold(
+    n: int, chunks: Any, size: int, blocks: int
+) -> None:
+    # Dask listed every block first: for 10**12 chains that took minutes and gigabytes, and
+    # ended, under a 4 GiB limit, in a MemoryError without a message.
+    want = (
+        f"n_samples={n} in blocks of {size} chains makes {blocks} blocks (Dask tasks), more than "
+        "1048576, whose graph alone would take gigabytes; pass larger chunks"
+    )
+    with dask.config.set({"array.chunk-size": "128MiB"}):
+        with pytest.raises(ValueError, match=f"^{re.escape(want)}$"):
+            smd.sample(model(), n, n_steps=1, chunks=chunks)
+        # One block of them all is a graph of one task.
+        assert smd.sample(model(), n, n_steps=1, chunks=n).numblocks == (1, 1)

@@ -39,9 +39,11 @@ import numpy as np
 from numpy.typing import NDArray
 
 try:
+    import dask
     import dask.array as da
     from dask.base import compute, get_scheduler
     from dask.delayed import delayed
+    from dask.utils import parse_bytes
 except ImportError as err:  # pragma: no cover - exercised only without the extra
     raise ImportError('scorematch.dask needs dask: pip install "scorematch[dask]"') from err
 
@@ -241,7 +243,7 @@ def _chains_per_block(chunks: Any, n: int) -> Any:
         return as_int(chunks, "chunks")
     if isinstance(chunks, str):
         try:
-            da.core.normalize_chunks((chunks,), (n,), dtype=np.float64)
+            da.core.normalize_chunks((chunks,), (1,), dtype=np.float64)
         except (ValueError, TypeError):
             raise ValueError(f"{_CHUNKS}, got {described(chunks)}") from None
         return chunks
@@ -254,6 +256,40 @@ def _chains_per_block(chunks: Any, n: int) -> Any:
             )
         return sizes
     raise TypeError(f"{_CHUNKS}, got {described(chunks)}")
+
+
+# Blocks of chains a sampling graph may have. Each is a task: at a million, building the
+# graph takes some 15 seconds and 1.5 GB, and at ten million it fails for want of memory (an
+# empty MemoryError after half a minute), so n_samples=10**12 in the default blocks of 4096
+# is refused before any of that.
+_MAX_BLOCKS = 2**20
+
+
+def _row_chunks(chunks: Any, n: int, model: EnergyMLP) -> tuple[tuple[int, ...], ...]:
+    """Dask's chunks of the (n, dim) samples for the checked ``chunks``; more than
+    ``_MAX_BLOCKS`` blocks of equal size is a ``ValueError``."""
+    size = chunks
+    if isinstance(chunks, str):
+        # The block size Dask picks for a byte size, from a shape too short to hold more than
+        # one block of that size in a column but as long as any such block.
+        limit = parse_bytes(dask.config.get("array.chunk-size") if chunks == "auto" else chunks)
+        longest = min(n, limit // model.dtype.itemsize + 1)
+        probe = da.core.normalize_chunks(
+            (chunks, model.dim), (longest, model.dim), dtype=model.dtype
+        )
+        size = probe[0][0] if n else 1
+    if isinstance(size, int):
+        blocks = -(-n // size)
+        if blocks > _MAX_BLOCKS:
+            raise ValueError(
+                f"n_samples={n} in blocks of {size} chains makes {blocks} blocks (Dask tasks), "
+                f"more than {_MAX_BLOCKS}, whose graph alone would take gigabytes; pass larger "
+                "chunks"
+            )
+    out: tuple[tuple[int, ...], ...] = da.core.normalize_chunks(
+        (chunks, model.dim), (n, model.dim), dtype=model.dtype
+    )
+    return out
 
 
 def _sample_block(
@@ -301,7 +337,8 @@ def sample(
         Number of chains (≥ 0; 0 gives an empty array).
     chunks : int, sequence of int or "auto", default 4096
         Chains per block (as Dask's ``chunks`` for the first axis; ``"auto"`` sizes blocks
-        by Dask's ``array.chunk-size`` setting).
+        by Dask's ``array.chunk-size`` setting). At most 2**20 blocks: more is a
+        ``ValueError`` (each block is a task, and such a graph alone takes gigabytes).
     seed : int, default 0
     init : dask.array.Array or array_like, shape (n_samples, dim), optional
         Starting points (rechunked to the blocks); by default N(0, I) from each chain's
@@ -334,9 +371,7 @@ def sample(
     bad = sorted(set(sample_kwargs) & set(_NOT_FOR_BLOCKS))
     if bad:
         raise TypeError(f"scorematch.dask.sample does not take {', '.join(bad)}")
-    row_chunks = da.core.normalize_chunks(
-        (_chains_per_block(chunks, n), model.dim), (n, model.dim), dtype=model.dtype
-    )
+    row_chunks = _row_chunks(_chains_per_block(chunks, n), n, model)
     # Every option is checked here too, as model.sample checks it, so that a bad one is an
     # error when the graph is built rather than at compute().
     options = set(inspect.signature(sampling._prepare).parameters) - {"model", "n_samples"}
