@@ -146,10 +146,13 @@ def _malformed(p):
         ("not a list", p[0], TypeError, "params must be a list"),
         ("an int", 3, TypeError, "params must be a list"),
         ("a generator", (q for q in p), TypeError, "params must be a list"),
+        # Sequences of characters or ints, which were blamed as params[0]
+        ("a str", "abcdef", TypeError, "^params must be a list of arrays .*, got str$"),
+        ("bytes", b"abcdef", TypeError, "^params must be a list of arrays .*, got bytes$"),
     ]
 
 
-@pytest.mark.parametrize("case", range(20))
+@pytest.mark.parametrize("case", range(22))
 def test_malformed_params_fail_and_leave_model_unchanged(case):
     m = EnergyMLP(4, hidden=(3, 2), activation="silu", seed=4)
     desc, bad, exc, pattern = _malformed(m.params)[case]

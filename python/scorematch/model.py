@@ -878,7 +878,11 @@ def _as_projection(projection: Any) -> str:
 def _as_param_arrays(
     params: Any, dtype: str, check_shapes: Callable[[list[tuple[int, ...]]], None]
 ) -> list[Array]:
-    if isinstance(params, np.ndarray) or not isinstance(params, Sequence):
+    # A str or bytes is a Sequence too, of characters or ints, which would be blamed as
+    # params[0] (bytes: "params[0] (W_1) must be 2-D (n_1, dim), got shape ()").
+    if isinstance(params, (np.ndarray, str, bytes, bytearray, memoryview)) or not isinstance(
+        params, Sequence
+    ):
         raise TypeError(
             "params must be a list of arrays [W_1, b_1, ..., W_L, b_L, w, c], "
             f"got {type(params).__name__}"
