@@ -953,3 +953,18 @@ def test_langevin_takes_ula_or_mala_only(method):
             method=method,
             energy_fn=lambda x: 0.5 * (x**2).sum(1),
         )
+
+
+def test_a_trajectory_too_large_to_allocate_is_named_with_its_sizes(model):
+    # numpy's "Unable to allocate 9.16 PiB for an array with shape (4294967295, 100000, 3)"
+    # named neither the trajectory nor what makes it smaller. 9.16 PiB is past the 128 TiB
+    # address space of any x86-64 process, overcommit or not.
+    want = (
+        "cannot allocate the trajectory (return_trajectory=True): 4294967295 kept states × "
+        "100000 chains × 3 coordinates of float64, 9.16 PiB; pass a larger thin, fewer "
+        "steps or return_trajectory=False"
+    )
+    with pytest.raises(MemoryError, match=f"^{re.escape(want)}$"):
+        model.sample(100_000, n_steps=2**32 - 1, return_trajectory=True)
+    with pytest.raises(MemoryError, match=f"^{re.escape(want)}$"):
+        sm.langevin(lambda x: -x, np.zeros((100_000, 3)), 2**32 - 1, 0.1, return_trajectory=True)

@@ -310,6 +310,11 @@ def sample(model: EnergyMLP, n_samples: int, **options: Any) -> SampleResult:
     block = max(1, int(_BLOCK_WORK // (max(n, 1) * (2 * model.n_params + _STEP_OVERHEAD))))
     try:
         samples, traj, acc, steps, diverged = _core.sample(model._m, run, block)
+    except MemoryError as err:
+        named = _no_room_for_trajectory(err, run.want_trajectory)
+        if named is err:
+            raise
+        raise named from err
     except KeyboardInterrupt as err:
         # The chains as they were at the last completed block ride on the exception.
         partial = getattr(err, "partial", None)
@@ -322,6 +327,27 @@ def sample(model: EnergyMLP, n_samples: int, **options: Any) -> SampleResult:
     if first:
         res = replace(res, chain_indices=res.chain_indices + first)
     return res
+
+
+def _no_room_for_trajectory(err: MemoryError, want_trajectory: bool) -> MemoryError:
+    """``err``, or where it is numpy's refusal of the trajectory (the one 3-D array of a run),
+    a ``MemoryError`` that names it and its sizes and says what makes it smaller; numpy's
+    "Unable to allocate ... for an array with shape ..." said not which array, nor why."""
+    shape = getattr(err, "shape", None)
+    if not want_trajectory or not isinstance(shape, tuple) or len(shape) != 3:
+        return err
+    dtype = getattr(err, "dtype", None)
+    size = float(math.prod(shape) * (dtype.itemsize if isinstance(dtype, np.dtype) else 8))
+    unit = "bytes"
+    for bigger in ("KiB", "MiB", "GiB", "TiB", "PiB", "EiB"):
+        if size < 1024:
+            break
+        size, unit = size / 1024, bigger
+    return MemoryError(
+        f"cannot allocate the trajectory (return_trajectory=True): {shape[0]} kept states "
+        f"× {shape[1]} chains × {shape[2]} coordinates of {dtype}, {size:.3g} {unit}; "
+        "pass a larger thin, fewer steps or return_trajectory=False"
+    )
 
 
 def _keep_on(
@@ -534,7 +560,10 @@ def langevin(
     r = dt(math.sqrt(eps))
     streams = _core.Streams(seed, n, first)
     n_kept = n_steps // thin
-    traj = np.empty((n_kept, n, d), dtype=x.dtype) if run.want_trajectory else None
+    try:
+        traj = np.empty((n_kept, n, d), dtype=x.dtype) if run.want_trajectory else None
+    except MemoryError as err:
+        raise _no_room_for_trajectory(err, True) from err
     diverged = np.full(n, -1, dtype=np.int64)
 
     def in_run_dtype(v: Array) -> Array:
