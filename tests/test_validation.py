@@ -209,6 +209,25 @@ def test_lists_of_floats_give_the_same_numbers_as_arrays(model, X):
     assert np.array_equal(m.energy([[1, 2, 3]]), m.energy(np.array([[1.0, 2.0, 3.0]])))
 
 
+def test_lists_holding_ints_beyond_64_bits_are_numbers_too(model):
+    # numpy holds such a list as an object array, which was refused as "X must be an array of
+    # floats (float32 or float64), got dtype object" (found by fuzzing).
+    m, _ = model
+    for L in ([[2**64, 1, 2]], [[-(2**63) - 1, 1.5, 2]], [[2**70, 1, 2], [3, 4, 5]]):
+        floats = np.array([[float(v) for v in row] for row in L])
+        for name in ("energy", "score", "hessian_trace", "ism_loss"):
+            assert np.array_equal(getattr(m, name)(L), getattr(m, name)(floats))
+    want = (
+        r"^X has values too large for float64 \(\|x\| > 1.8e308\), first at index \(1, 2\): "
+        r"an int of 401 digits$"
+    )
+    with pytest.raises(ValueError, match=want):
+        m.energy([[1, 2, 3], [4, 5, 10**400]])
+    # Objects other than numbers stay refused.
+    with pytest.raises(TypeError, match="^X must be an array of floats .*, got dtype object$"):
+        m.energy([[2**64, None, 2]])
+
+
 def test_pandas_frames_of_nullable_numbers_are_read_as_floats(model, X):
     # The nullable dtypes of convert_dtypes() and read_csv(dtype_backend="numpy_nullable")
     # give numpy an object array: they were refused as "dtype object", and a missing value

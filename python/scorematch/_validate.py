@@ -170,6 +170,8 @@ def as_real_array(
             np.asarray(x, dtype=np.float64)
     except Exception as err:  # ragged lists and the like
         raise TypeError(f"{name} could not be converted to an array: {err}") from err
+    if arr.dtype.kind == "O" and not isinstance(x, np.ndarray):
+        arr = _wide_ints(arr, name)
     if arr.dtype.kind not in "fiu":
         if arr.dtype.kind == "O" and arr.ndim == 0:
             # None, a generator, any object numpy wraps as a 0-d object array: name its type.
@@ -197,6 +199,35 @@ def _nullable_numbers(x: Any, arr: NDArray[Any]) -> NDArray[Any]:
         return np.asarray(to_numpy(dtype=np.float64, na_value=np.nan))
     except (TypeError, ValueError):
         return arr
+
+
+def _wide_ints(arr: NDArray[Any], name: str) -> NDArray[Any]:
+    """An object array of Python ints and floats alone, which numpy makes of a list holding an
+    int beyond 64 bits (``[[2**64, 1]]``), as float64, like any other list of numbers; an int
+    beyond float64's range is a ``ValueError`` naming the first. ``arr`` itself otherwise
+    (``None``, strings, objects: refused by the caller as before)."""
+    flat = arr.reshape(-1)
+    if arr.dtype.kind != "O" or not flat.size:
+        return arr
+    if not all(isinstance(v, (int, float)) and not isinstance(v, bool) for v in flat):
+        return arr
+    try:
+        return np.array([float(v) for v in flat], dtype=np.float64).reshape(arr.shape)
+    except OverflowError:
+        j = next(j for j, v in enumerate(flat) if isinstance(v, int) and _beyond_float(v))
+        at = tuple(int(i) for i in np.unravel_index(j, arr.shape))
+        raise ValueError(
+            f"{name} has {_too_large('float64')}, first at index {at}: an int of "
+            f"{int_digits(flat[j])} digits"
+        ) from None
+
+
+def _beyond_float(i: int) -> bool:
+    try:
+        float(i)
+    except OverflowError:
+        return True
+    return False
 
 
 def check_finite_rows(a: NDArray[Any], name: str, first_row: int | None = 0) -> None:
