@@ -968,3 +968,33 @@ def test_a_trajectory_too_large_to_allocate_is_named_with_its_sizes(model):
         model.sample(100_000, n_steps=2**32 - 1, return_trajectory=True)
     with pytest.raises(MemoryError, match=f"^{re.escape(want)}$"):
         sm.langevin(lambda x: -x, np.zeros((100_000, 3)), 2**32 - 1, 0.1, return_trajectory=True)
+
+
+@pytest.mark.parametrize("method", ["ula", "mala"])
+def test_langevin_with_no_chain_left_takes_no_more_steps(method):
+    # With x0 of no rows every step called score_fn on an empty array: the longest run
+    # allowed, 2**32 - 1 steps, took most of a day to return an empty result.
+    calls: list[tuple[int, ...]] = []
+
+    def score_fn(x):
+        calls.append(x.shape)
+        return -x
+
+    kw = {"energy_fn": lambda x: 0.5 * (x * x).sum(axis=1)} if method == "mala" else {}
+    first = [] if method == "ula" else [(0, 2)]  # MALA's score at x0, before any step
+    res = sm.langevin(score_fn, np.zeros((0, 2)), 1000, 0.1, method=method, **kw)
+    assert res.samples.shape == (0, 2) and calls == first
+    t0 = time.perf_counter()
+    res = sm.langevin(
+        score_fn,
+        np.zeros((0, 2)),
+        2**32 - 1,
+        0.1,
+        method=method,
+        thin=2**31,
+        return_trajectory=True,
+        **kw,
+    )
+    assert time.perf_counter() - t0 < 5.0
+    assert res.samples.shape == (0, 2) and res.trajectory.shape == (1, 0, 2)
+    assert res.chain_indices.shape == (0,) and calls == first * 2

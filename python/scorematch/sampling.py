@@ -605,6 +605,11 @@ def langevin(
     done = 0  # completed steps, for the partial result of a Ctrl-C
     try:
         for t in range(burn_in + n_steps):
+            if not (diverged < 0).any():
+                # No chain left to move (none at all, or all masked): the result is fixed, and
+                # the remaining steps would only call score_fn on empty arrays, up to 2**32
+                # times.
+                break
             if method == "ula":
                 live = diverged < 0
                 # Diverged chains are frozen and never passed to score_fn again.
