@@ -620,6 +620,26 @@ def test_row_keys_at_an_odd_address_are_read_as_aligned_copies(X):
         assert got != loss(None)[0]  # the keys are used
 
 
+def test_row_keys_that_numpy_cannot_convert_are_type_errors(X):
+    # numpy's own ValueError ("setting an array element with a sequence. ...") or whatever
+    # the object's __array__ raised came out bare, where X gets a TypeError naming it.
+    class Failing:
+        def __array__(self, dtype=None, copy=None):
+            raise RuntimeError("no keys here")
+
+    m = EnergyMLP(2, hidden=(4,), seed=0)
+    ragged = [[0, 1]] + [[i] for i in range(2, 64)]
+    for keys, why in ((ragged, "setting an array element with a sequence"), (Failing(), "no")):
+        for loss in (
+            lambda k: m.ssm_loss_and_grad(X, row_keys=k),
+            lambda k: m.dsm_loss_and_grad(X, 0.5, row_keys=k),
+        ):
+            with pytest.raises(
+                TypeError, match=f"^row_keys could not be converted to an array: {why}"
+            ):
+                loss(keys)
+
+
 def test_parameters_too_large_for_float32_say_so():
     m = EnergyMLP(2, hidden=(8,), dtype="float32")
     p = [a.astype(np.float64) for a in m.params]

@@ -856,7 +856,10 @@ def _as_row_keys(keys: ArrayLike | None, n: int) -> NDArray[np.uint64] | None:
     if keys is None:
         return None
     reject_masked(keys, "row_keys")
-    k = np.asarray(keys)
+    try:
+        k = np.asarray(keys)
+    except Exception as err:  # ragged lists, a failing __array__: not numpy's bare error
+        raise TypeError(f"row_keys could not be converted to an array: {err}") from err
     if k.dtype.kind not in "iu":
         raise TypeError(f"row_keys must be an array of integers, got dtype {k.dtype}")
     if k.shape != (n,):
