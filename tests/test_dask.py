@@ -764,3 +764,12 @@ def test_sample_refuses_more_blocks_than_a_graph_can_hold(
             smd.sample(model(), n, n_steps=1, chunks=chunks)
         # One block of them all is a graph of one task.
         assert smd.sample(model(), n, n_steps=1, chunks=n).numblocks == (1, 1)
+
+
+def test_fit_describes_a_long_string_validation_on_one_line() -> None:
+    with pytest.raises(TypeError) as info:
+        smd.fit(model(), da.from_array(data(50)), validation="rows" * 50)
+    assert str(info.value) == (
+        "validation must be validation rows (a Dask array or array) or None, got str of length "
+        "200 starting 'rowsrowsrowsrowsrows'"
+    )

@@ -998,3 +998,15 @@ def test_langevin_with_no_chain_left_takes_no_more_steps(method):
     assert time.perf_counter() - t0 < 5.0
     assert res.samples.shape == (0, 2) and res.trajectory.shape == (1, 0, 2)
     assert res.chain_indices.shape == (0,) and calls == first * 2
+
+
+def test_a_progress_that_is_neither_bool_nor_callable_is_described_on_one_line(model):
+    # The message showed repr(progress): five lines and more for an array of a few rows.
+    want = "progress must be None, a bool or a callable(done, total), got "
+    for progress, shown in [
+        (3, "3"),
+        (np.zeros((5, 2)), "ndarray of shape (5, 2) and dtype float64"),
+    ]:
+        with pytest.raises(TypeError) as info:
+            model.sample(2, n_steps=1, progress=progress)
+        assert str(info.value) == want + shown

@@ -927,3 +927,14 @@ def test_standardize_refuses_a_spread_too_small_for_the_dtype():
     with pytest.raises(ValueError) as info:
         model.fit(X, standardize=True, validation=None, epochs=1, progress=False)
     assert str(info.value).startswith("standardize=True: the spread of column 0 of X (1.1e-305)")
+
+
+def test_validation_given_as_a_long_string_is_described_on_one_line():
+    # The message showed the whole string, whatever its length.
+    model = EnergyMLP(2, hidden=(4,), seed=0)
+    with pytest.raises(TypeError) as info:
+        model.fit(_rows(10), validation="0.1" * 100, epochs=1, progress=False)
+    assert str(info.value) == (
+        "validation must be a fraction in [0, 1), an array X_val or None, got str of length "
+        "300 starting '0.10.10.10.10.10.10.'"
+    )

@@ -95,6 +95,13 @@ def described(v: Any) -> str:
     return type(v).__name__
 
 
+def typed(v: Any) -> str:
+    """``v`` described as :func:`described` does, after its type where that does not name it
+    already: ``str 'no'``, ``int 1``, but ``ndarray of shape (3, 3) and dtype float64``."""
+    text, kind = described(v), type(v).__name__
+    return text if text.startswith((kind, "an int of")) else f"{kind} {text}"
+
+
 def one_of(choices: Sequence[str]) -> str:
     """The strings ``choices`` as a message lists them: ``'a', 'b' or 'c'``."""
     quoted = [repr(c) for c in choices]
@@ -114,10 +121,7 @@ def as_flag(v: Any, name: str) -> bool:
     """``v`` as a bool: ``True``/``False`` (or numpy's); anything else is a ``TypeError``, so
     that a string such as ``"no"`` is not taken for true."""
     if not isinstance(v, (bool, np.bool_)):
-        # A description of a large value names its type; a repr may not (1, 'no').
-        text, kind = described(v), type(v).__name__
-        got = text if text.startswith((kind, "an int of")) else f"{kind} {text}"
-        raise TypeError(f"{name} must be True or False, got {got}")
+        raise TypeError(f"{name} must be True or False, got {typed(v)}")
     return bool(v)
 
 

@@ -60,6 +60,7 @@ from scorematch._validate import (
     check_finite_rows,
     convert_checked,
     described,
+    typed,
 )
 from scorematch.training import (
     _OPTIMIZERS,
@@ -702,7 +703,7 @@ def fit(
         if isinstance(validation, (bool, np.bool_, str, bytes)):
             raise TypeError(
                 "validation must be validation rows (a Dask array or array) or None, got "
-                f"{type(validation).__name__} {validation!r}"
+                f"{typed(validation)}"
             )
         if isinstance(validation, number):
             raise ValueError(

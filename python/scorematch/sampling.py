@@ -30,6 +30,7 @@ from scorematch._validate import (
     as_seed,
     check_finite_rows,
     convert_checked,
+    described,
 )
 
 if TYPE_CHECKING:
@@ -113,7 +114,9 @@ def _progress_callback(progress: Progress) -> Callable[[int, int], object] | Non
         return bar
     if callable(progress):
         return progress
-    raise TypeError(f"progress must be None, a bool or a callable(done, total), got {progress!r}")
+    raise TypeError(
+        f"progress must be None, a bool or a callable(done, total), got {described(progress)}"
+    )
 
 
 def _on_divergence(v: Any) -> bool:

@@ -28,6 +28,7 @@ from scorematch._validate import (
     as_positive,
     as_seed,
     check_finite_rows,
+    typed,
 )
 
 if TYPE_CHECKING:
@@ -432,7 +433,7 @@ def _split(
     if isinstance(validation, (bool, np.bool_, str, bytes)):
         raise TypeError(
             "validation must be a fraction in [0, 1), an array X_val or None, got "
-            f"{type(validation).__name__} {validation!r}"
+            f"{typed(validation)}"
         )
     if isinstance(validation, tuple) and len(validation) == 2:
         raise ValueError(
