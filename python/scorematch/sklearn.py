@@ -451,7 +451,16 @@ class ScoreMatchingDensity(DensityMixin, BaseEstimator):  # type: ignore[misc]
                 f"{described(random_state)} ({err})"
             ) from err
         seed = int(rng.randint(0, 2**31 - 1))
-        init = self.mean_ + self.scale_ * rng.standard_normal((n, self.n_features_in_))
+        d = self.n_features_in_
+        try:
+            init = self.mean_ + self.scale_ * rng.standard_normal((n, d))
+        except (MemoryError, ValueError) as err:
+            # numpy's "Unable to allocate 14.6 TiB for an array with shape (10**12, 2)", or
+            # past the address space "array is too big": neither named n_samples.
+            raise MemoryError(
+                f"cannot allocate {n} chains of dimension {d} (n_samples={n}): their starting "
+                f"points alone take {n * d * 8} bytes"
+            ) from err
         step_size = p.step_size
         if step_size is None:
             positive = self.scale_[self.scale_ > 0]
