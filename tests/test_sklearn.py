@@ -640,3 +640,20 @@ def test_sample_of_more_chains_than_memory_is_a_memory_error_naming_n_samples(sm
     )
     with pytest.raises(MemoryError, match=f"^{re.escape(want)}$"):
         small_fitted.sample(n, random_state=0)
+
+
+def test_an_array_hyperparameter_is_described_on_one_line():
+    # The message showed repr(value): numpy's repr of an array of a few rows spans lines.
+    want = (
+        "ScoreMatchingDensity: invalid hyper-parameter dtype=<ndarray of shape (3, 3) and dtype "
+        "float64>: expected 'float32' or 'float64'"
+    )
+    with pytest.raises(ValueError, match=f"^{re.escape(want)}$"):
+        ScoreMatchingDensity(**{**SMALL, "dtype": np.zeros((3, 3))}).fit(X[:50])
+    # A short repr is shown as it is.
+    want = (
+        "ScoreMatchingDensity: invalid hyper-parameter objective=array(['ism'], dtype='<U3'): "
+        "expected 'ism', 'ssm' or 'dsm'"
+    )
+    with pytest.raises(ValueError, match=f"^{re.escape(want)}$"):
+        ScoreMatchingDensity(**{**SMALL, "objective": np.array(["ism"])}).fit(X[:50])

@@ -636,7 +636,14 @@ def _invalid(
     est: ScoreMatchingDensity, param: str, expected: str, err: Exception | None = None
 ) -> ValueError:
     """The error for an invalid hyper-parameter: its name, value and what was expected."""
-    value = shown(getattr(est, param), in_place_of_repr=True)
+    v = getattr(est, param)
+    if isinstance(v, int):
+        value = shown(v, in_place_of_repr=True)
+    else:
+        # An array's repr spans lines: described, in angle brackets as Python shows what has
+        # no literal.
+        text = described(v)
+        value = text if text == repr(v) else f"<{text}>"
     detail = f" ({err})" if err is not None else ""
     return ValueError(
         f"{type(est).__name__}: invalid hyper-parameter {param}={value}: "
