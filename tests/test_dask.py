@@ -773,3 +773,11 @@ def test_fit_describes_a_long_string_validation_on_one_line() -> None:
         "validation must be validation rows (a Dask array or array) or None, got str of length "
         "200 starting 'rowsrowsrowsrowsrows'"
     )
+
+
+def test_sample_of_no_chains_takes_an_empty_list_of_block_sizes() -> None:
+    # Dask refused it: "Empty tuples are not allowed in chunks".
+    got = smd.sample(model(), 0, n_steps=1, chunks=())
+    assert got.chunks == ((0,), (3,)) and got.compute(scheduler="threads").shape == (0, 3)
+    with pytest.raises(ValueError, match=r"^chunks must sum to n_samples \(2\), got \[\], "):
+        smd.sample(model(), 2, n_steps=1, chunks=[])

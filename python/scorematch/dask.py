@@ -249,7 +249,8 @@ def _chains_per_block(chunks: Any, n: int) -> Any:
             raise ValueError(f"{_CHUNKS}, got {described(chunks)}") from None
         return chunks
     if isinstance(chunks, (list, tuple)) or (isinstance(chunks, np.ndarray) and chunks.ndim == 1):
-        sizes = tuple(as_int(c, "every entry of chunks", 0) for c in chunks)
+        # No block sizes at all is no block of no chains, as Dask writes it: (0,).
+        sizes = tuple(as_int(c, "every entry of chunks", 0) for c in chunks) or (0,)
         if sum(sizes) != n:
             raise ValueError(
                 f"chunks must sum to n_samples ({n}), got {described(chunks)}, "
