@@ -677,6 +677,21 @@ def test_cli_errors_name_the_options_typed(tmp_path, capsys, monkeypatch):
          "--batch-size must be at least 1, got 0"),
         (["fit", "d.npy", "--out", "m2.npz", "--objective", "dsm"],
          "objective 'dsm' needs --noise-std (a number > 0)"),
+        # Options named as their parameter, where the message opens with the rule on them.
+        (["fit", "d.npy", "--out", "m2.npz", "--epochs", "0"], "--epochs must be at least 1, got 0"),
+        (["fit", "d.npy", "--out", "m2.npz", "--lr", "-1"],
+         "--lr must be a finite number > 0, got -1.0"),
+        (["fit", "d.npy", "--out", "m2.npz", "--alpha", "nan"],
+         "--alpha must be a finite number >= 0, got nan"),
+        (["fit", "d.npy", "--out", "m2.npz", "--patience", "-1"],
+         "--patience must be at least 1, got -1"),
+        (["fit", "d.npy", "--out", "m2.npz", "--seed", "-1"],
+         "--seed must be in [0, 2**64), got -1"),
+        (["sample", "m.npz", "-n", "4", "--out", "s.npy", "--seed", str(2**64)],
+         f"--seed must be in [0, 2**64), got {2**64}"),
+        (["fit", "d.npy", "--out", "m2.npz", "--validation", "0.999"],
+         ("validation=0.999 leaves no training rows out of 40: pass more rows or a smaller "
+          "fraction")),
     ]  # fmt: skip
     for argv, message in cases:
         assert _error(capsys, argv) == f"scorematch: error: {message}", argv

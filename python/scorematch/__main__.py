@@ -349,12 +349,16 @@ _OPTIONS = {
     "weight_decay": "--weight-decay",
 }
 _PARAMETER = re.compile(r"\b(" + "|".join(_OPTIONS) + r")\b")
+# Parameters whose option has their name: reworded only where a message opens with the rule
+# on them ("seed must be ..."), as the word can mean something else further on.
+_SAME_NAMED = re.compile(r"^(epochs|lr|alpha|patience|validation|seed)(?= must )")
 
 
 def _in_option_names(message: str) -> str:
     """An API error reworded for the command line: ``n_steps must be at least 1`` names the
-    option typed, ``--steps must be at least 1``."""
-    return _PARAMETER.sub(lambda m: _OPTIONS[m.group(1)], message)
+    option typed, ``--steps must be at least 1``, and ``seed must be ...`` ``--seed``."""
+    message = _PARAMETER.sub(lambda m: _OPTIONS[m.group(1)], message)
+    return _SAME_NAMED.sub(r"--\1", message)
 
 
 def main(argv: Sequence[str] | None = None) -> int:
