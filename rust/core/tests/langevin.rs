@@ -196,6 +196,31 @@ fn adaptation_freezes_exactly_when_burn_in_ends() {
     assert!(a[9..].iter().all(|e| *e == a[9]), "ε moved after burn-in");
 }
 
+/// A run of no chains costs nothing, however long: its one block of 2**32 − 1 steps, with a
+/// trajectory, used to list every step it keeps (a 32 GiB vector) before running none.
+#[test]
+fn a_run_of_no_chains_takes_the_longest_run_in_one_block() {
+    let model = gaussian::<f32>(2, 1.0);
+    let steps = u32::MAX as usize;
+    let out = sample(
+        &model,
+        0,
+        None,
+        Config::new(Method::Ula, steps, 0.1, 1.0, 0),
+        true,
+    )
+    .unwrap();
+    assert!(out.samples.is_empty() && out.trajectory.is_empty());
+    let mut cfg = Config::new(Method::Mala, steps - 3, 0.1, 1.0, 0);
+    (cfg.burn_in, cfg.thin) = (3, 7);
+    let mut sampler = Sampler::new(&model, 0, None, cfg).unwrap();
+    assert_eq!(
+        sampler.run(&model, usize::MAX, Some(&mut [])).unwrap(),
+        steps
+    );
+    assert!(sampler.is_done());
+}
+
 fn configs() -> Vec<(Config, bool)> {
     let mut adapt = Config::new(Method::Mala, 30, 0.1, 1.0, 11);
     adapt.burn_in = 20;

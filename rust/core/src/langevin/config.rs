@@ -229,6 +229,17 @@ impl Config {
         let s = (t + 1).checked_sub(self.burn_in)?;
         (s > 0 && s % self.thin == 0).then(|| s / self.thin - 1)
     }
+
+    /// The first and last index of the states kept by steps `t0..t1` (of [`Config::kept_index`]),
+    /// or `None` if they keep none: computed, not found by listing the steps, of which one
+    /// block may hold 2**32 − 1 (a run of no chains, whose steps cost nothing, is one block).
+    pub(super) fn kept_range(&self, t0: usize, t1: usize) -> Option<(usize, usize)> {
+        // Step t keeps state s/thin − 1 where s = t + 1 − burn_in is a positive multiple of thin.
+        let s_first = (t0 + 1).saturating_sub(self.burn_in).max(1);
+        let s_last = t1.saturating_sub(self.burn_in);
+        let (k_first, k_last) = (s_first.div_ceil(self.thin), s_last / self.thin);
+        (k_first >= 1 && k_first <= k_last).then(|| (k_first - 1, k_last - 1))
+    }
 }
 
 fn check_positive(v: f64, what: &str) -> Result<()> {
@@ -254,4 +265,28 @@ pub fn check_chain_range(first_chain: u64, n_chains: usize) -> Result<()> {
         )));
     }
     Ok(())
+}
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+
+    /// `kept_range` gives the first and last of what `kept_index` keeps over every block of
+    /// steps, at every burn-in and thinning: the two say the same thing, one by arithmetic.
+    #[test]
+    fn the_kept_range_of_a_block_is_what_its_steps_keep() {
+        for burn_in in 0..7 {
+            for thin in 1..5 {
+                let mut cfg = Config::new(Method::Ula, 13, 0.1, 1.0, 0);
+                (cfg.burn_in, cfg.thin) = (burn_in, thin);
+                for t0 in 0..22 {
+                    for t1 in t0..22 {
+                        let kept: Vec<usize> = (t0..t1).filter_map(|t| cfg.kept_index(t)).collect();
+                        let want = kept.first().map(|&lo| (lo, *kept.last().unwrap()));
+                        assert_eq!(cfg.kept_range(t0, t1), want, "{burn_in} {thin} {t0}..{t1}");
+                    }
+                }
+            }
+        }
+    }
 }

@@ -215,7 +215,7 @@ impl<T: Real> Sampler<T> {
             )));
         }
         let (t0, n, d) = (self.step, self.n_chains, self.dim);
-        let t1 = (t0 + max_steps).min(self.config.total_steps());
+        let t1 = t0.saturating_add(max_steps).min(self.config.total_steps());
         if t1 == t0 {
             return Ok(0);
         }
@@ -229,8 +229,7 @@ impl<T: Real> Sampler<T> {
                     traj.len()
                 )));
             }
-            let kept: Vec<usize> = (t0..t1).filter_map(|t| self.config.kept_index(t)).collect();
-            if let (Some(&lo), Some(&hi)) = (kept.first(), kept.last()) {
+            if let Some((lo, hi)) = self.config.kept_range(t0, t1) {
                 let slabs = traj[lo * n * d..(hi + 1) * n * d].chunks_mut((n * d).max(1));
                 for slab in slabs {
                     for (p, piece) in pieces
