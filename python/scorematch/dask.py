@@ -638,8 +638,9 @@ def fit(
     X : dask.array.Array or array_like, shape (n, dim)
         Training rows, any row chunking; persisted for the duration of the fit.
     objective : {"ism", "ssm", "dsm"}, default "ism"
-    epochs, batch_size, lr, optimizer, weight_decay, patience, seed, noise_std,
-    n_projections, projection, standardize
+    epochs, batch_size, lr, optimizer, weight_decay, patience, seed
+        As for :meth:`scorematch.EnergyMLP.fit`.
+    noise_std, n_projections, projection, standardize
         As for :meth:`scorematch.EnergyMLP.fit`. ``standardize=True`` trains in the
         coordinates ``z = (x − mean) / std`` of X's columns (a standardized copy of X is
         persisted in place of X) and folds the map into the first layer at the end.
