@@ -170,8 +170,12 @@ def as_real_array(
             and arr.ndim
             and isinstance(x, (list, tuple))
         ):
-            # Where numpy >= 1.24 raises, the float conversion still does: one message.
-            np.asarray(x, dtype=np.float64)
+            # Where numpy >= 1.24 raises, the float conversion still does: one message. An int
+            # beyond float64's range is no ragged list: _wide_ints below names it.
+            try:
+                np.asarray(x, dtype=np.float64)
+            except OverflowError:
+                pass
     except Exception as err:  # ragged lists and the like
         raise TypeError(f"{name} could not be converted to an array: {err}") from err
     if arr.dtype.kind == "O" and not isinstance(x, np.ndarray):

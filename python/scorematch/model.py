@@ -3,6 +3,7 @@
 from __future__ import annotations
 
 import os
+import warnings
 from collections.abc import Callable, Sequence
 from typing import TYPE_CHECKING, Any, Literal
 
@@ -11,6 +12,7 @@ from numpy.typing import ArrayLike, NDArray
 
 from scorematch import _core
 from scorematch._validate import (
+    _RAGGED_TO_OBJECT,
     MAX_PROJECTIONS,
     as_batch,
     as_choice,
@@ -857,7 +859,16 @@ def _as_row_keys(keys: ArrayLike | None, n: int) -> NDArray[np.uint64] | None:
         return None
     reject_masked(keys, "row_keys")
     try:
-        k = np.asarray(keys)
+        with warnings.catch_warnings():
+            # numpy < 1.24 makes a ragged list an object array, with a warning: refused below
+            # as numpy >= 1.24 refuses it.
+            warnings.simplefilter("ignore", getattr(np, "VisibleDeprecationWarning", Warning))
+            k = np.asarray(keys)
+        if _RAGGED_TO_OBJECT and k.dtype.kind == "O" and isinstance(keys, (list, tuple)):
+            try:
+                np.asarray(keys, dtype=np.float64)  # numpy >= 1.24's ValueError, if ragged
+            except (TypeError, OverflowError):
+                pass  # not ragged: refused by its dtype below, as on numpy >= 1.24
     except Exception as err:  # ragged lists, a failing __array__: not numpy's bare error
         raise TypeError(f"row_keys could not be converted to an array: {err}") from err
     if k.dtype.kind not in "iu":
