@@ -630,13 +630,15 @@ def test_an_int_beyond_the_float_range_in_x_is_a_value_error(small_fitted):
         ScoreMatchingDensity(**SMALL).fit([[1.0, 2.0], [-(10**400), 0.0]])
 
 
-@pytest.mark.parametrize("n", [10**15, 2**62])
-def test_sample_of_more_chains_than_memory_is_a_memory_error_naming_n_samples(small_fitted, n):
+@pytest.mark.parametrize(("n", "size"), [(10**15, "14.2 PiB"), (2**62, "64 EiB")])
+def test_sample_of_more_chains_than_memory_is_a_memory_error_naming_n_samples(
+    small_fitted, n, size
+):
     # numpy's "Unable to allocate 14.2 PiB for an array with shape (10**15, 2)" (or, past the
     # address space, the ValueError "array is too big") did not name n_samples.
     want = (
         f"cannot allocate {n} chains of dimension 2 (n_samples={n}): their starting points "
-        f"alone take {n * 16} bytes"
+        f"alone take {size}"
     )
     with pytest.raises(MemoryError, match=f"^{re.escape(want)}$"):
         small_fitted.sample(n, random_state=0)

@@ -102,6 +102,17 @@ def typed(v: Any) -> str:
     return text if text.startswith((kind, "an int of")) else f"{kind} {text}"
 
 
+def binary_size(n_bytes: float) -> str:
+    """``n_bytes`` in binary units, to three digits, as memory errors give sizes:
+    ``14.2 PiB``."""
+    size, unit = float(n_bytes), "bytes"
+    for bigger in ("KiB", "MiB", "GiB", "TiB", "PiB", "EiB"):
+        if size < 1024:
+            break
+        size, unit = size / 1024, bigger
+    return f"{size:.3g} {unit}"
+
+
 def one_of(choices: Sequence[str]) -> str:
     """The strings ``choices`` as a message lists them: ``'a', 'b' or 'c'``."""
     quoted = [repr(c) for c in choices]

@@ -28,6 +28,7 @@ from scorematch._validate import (
     as_positive,
     as_real_array,
     as_seed,
+    binary_size,
     check_finite_rows,
     convert_checked,
     described,
@@ -340,15 +341,10 @@ def _no_room_for_trajectory(err: MemoryError, want_trajectory: bool) -> MemoryEr
     if not want_trajectory or not isinstance(shape, tuple) or len(shape) != 3:
         return err
     dtype = getattr(err, "dtype", None)
-    size = float(math.prod(shape) * (dtype.itemsize if isinstance(dtype, np.dtype) else 8))
-    unit = "bytes"
-    for bigger in ("KiB", "MiB", "GiB", "TiB", "PiB", "EiB"):
-        if size < 1024:
-            break
-        size, unit = size / 1024, bigger
+    size = math.prod(shape) * (dtype.itemsize if isinstance(dtype, np.dtype) else 8)
     return MemoryError(
         f"cannot allocate the trajectory (return_trajectory=True): {shape[0]} kept states "
-        f"× {shape[1]} chains × {shape[2]} coordinates of {dtype}, {size:.3g} {unit}; "
+        f"× {shape[1]} chains × {shape[2]} coordinates of {dtype}, {binary_size(size)}; "
         "pass a larger thin, fewer steps or return_trajectory=False"
     )
 

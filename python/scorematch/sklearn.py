@@ -39,6 +39,7 @@ from scorematch._validate import (
     as_int,
     as_nonnegative,
     as_positive,
+    binary_size,
     described,
     one_of,
     parse_dtype,
@@ -459,7 +460,7 @@ class ScoreMatchingDensity(DensityMixin, BaseEstimator):  # type: ignore[misc]
             # past the address space "array is too big": neither named n_samples.
             raise MemoryError(
                 f"cannot allocate {n} chains of dimension {d} (n_samples={n}): their starting "
-                f"points alone take {n * d * 8} bytes"
+                f"points alone take {binary_size(n * d * 8)}"
             ) from err
         step_size = p.step_size
         if step_size is None:
