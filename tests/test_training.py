@@ -12,6 +12,8 @@ import math
 import re
 import time
 import warnings
+from decimal import Decimal
+from fractions import Fraction
 
 import numpy as np
 import pytest
@@ -865,7 +867,16 @@ def test_a_tuple_of_arrays_is_not_taken_for_rows(n):
 
 
 @pytest.mark.parametrize(
-    ("validation", "shown"), [(True, "bool True"), ("0.1", "str '0.1'"), (b"0.1", "bytes b'0.1'")]
+    ("validation", "shown"),
+    [
+        (True, "bool True"),
+        ("0.1", "str '0.1'"),
+        (b"0.1", "bytes b'0.1'"),
+        # Other numbers were read as a 0-d array X_val, and the message named X_val.
+        (Decimal("0.1"), "Decimal('0.1')"),
+        (Fraction(1, 10), "Fraction(1, 10)"),
+        (0.1 + 0j, "complex (0.1+0j)"),
+    ],
 )
 def test_validation_of_the_wrong_type_is_a_type_error_naming_it(validation, shown):
     model = EnergyMLP(2, hidden=(4,), seed=0)

@@ -7,6 +7,7 @@ callback and draws the progress bar.
 
 from __future__ import annotations
 
+import numbers
 import sys
 import time
 from collections.abc import Callable
@@ -430,7 +431,9 @@ def _split(
                 f"target_val must have the shape of X_val, {X_val.shape}, got {t_val.shape}"
             )
         return X, target, X_val, t_val
-    if isinstance(validation, (bool, np.bool_, str, bytes)):
+    # Any other number (Decimal, Fraction, complex) is refused as every numeric argument of
+    # the library refuses it, not read as a 0-d array of rows.
+    if isinstance(validation, (bool, np.bool_, str, bytes, numbers.Number)):
         raise TypeError(
             "validation must be a fraction in [0, 1), an array X_val or None, got "
             f"{typed(validation)}"
