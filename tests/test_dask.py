@@ -9,6 +9,8 @@ import re
 import threading
 import time
 from collections.abc import Iterator
+from decimal import Decimal
+from fractions import Fraction
 from typing import Any
 
 import numpy as np
@@ -624,9 +626,22 @@ def test_float64_values_too_large_for_a_float32_model_are_named() -> None:
         smd.score(model("float32"), Xd[Xd[:, 1] < 10]).compute(scheduler="threads")
 
 
-def test_fit_refuses_a_bool_validation() -> None:
-    with pytest.raises(TypeError, match="validation must be validation rows"):
-        smd.fit(model(), da.from_array(data(50)), validation=True)
+@pytest.mark.parametrize(
+    ("validation", "shown"),
+    [
+        (True, "bool True"),
+        # Other numbers were read as a 0-d array of validation rows.
+        (Decimal("0.1"), "Decimal('0.1')"),
+        (Fraction(1, 10), "Fraction(1, 10)"),
+        (0.1 + 0j, "complex (0.1+0j)"),
+    ],
+)
+def test_fit_refuses_a_validation_that_is_no_rows_naming_it(validation: Any, shown: str) -> None:
+    with pytest.raises(TypeError) as info:
+        smd.fit(model(), da.from_array(data(50)), validation=validation)
+    assert str(info.value) == (
+        f"validation must be validation rows (a Dask array or array) or None, got {shown}"
+    )
 
 
 def test_fit_stops_on_patience_and_restores_the_best_epoch_as_the_local_fit() -> None:

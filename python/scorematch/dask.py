@@ -31,6 +31,7 @@ from __future__ import annotations
 import copy
 import inspect
 import math
+import numbers
 import time
 from collections.abc import Callable, Sequence
 from typing import TYPE_CHECKING, Any, cast
@@ -702,7 +703,9 @@ def fit(
     if isinstance(validation, number) and not isinstance(validation, bool) and validation == 0:
         validation = None  # as EnergyMLP.fit: a fraction of 0 holds out nothing
     if validation is not None:
-        if isinstance(validation, (bool, np.bool_, str, bytes)):
+        # Other numbers (Decimal, Fraction, complex) as EnergyMLP.fit refuses them.
+        other_number = isinstance(validation, numbers.Number) and not isinstance(validation, number)
+        if other_number or isinstance(validation, (bool, np.bool_, str, bytes)):
             raise TypeError(
                 "validation must be validation rows (a Dask array or array) or None, got "
                 f"{typed(validation)}"
