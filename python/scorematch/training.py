@@ -306,7 +306,11 @@ def column_stats(X: Arr) -> tuple[Arr, Arr]:
     (from the column's extremes, without the copy of X that np.abs(X) would be), so that
     squares neither overflow (data near 1e154 and up: an infinite spread) nor underflow (near
     1e-154 and below: a zero one). A mean beyond the float64 range comes back infinite,
-    without a warning: callers decide what that means."""
+    without a warning: callers decide what that means. Any memory order gives the same bits."""
+    if isinstance(X, np.ndarray) and not X.flags.c_contiguous:
+        # numpy sums a contiguous column pairwise but a C array's columns row by row: the
+        # Fortran-ordered numpy form of a pandas or polars frame trained to other bits.
+        X = np.ascontiguousarray(X)
     big = np.maximum(X.max(axis=0), -X.min(axis=0)).astype(np.float64)
     big[~(big > 0)] = 1.0
     with np.errstate(over="ignore"):

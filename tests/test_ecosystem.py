@@ -1,0 +1,267 @@
+"""Inputs from the array and dataframe libraries of today's pipelines: polars, pyarrow, JAX,
+the Array API and the buffer protocols. Each either gives the numbers of the equivalent plain
+numpy array, bit for bit, or a one-line ``TypeError``/``ValueError`` saying what was expected
+and what was given; a missing value is a NaN, never a 0."""
+
+from __future__ import annotations
+
+import warnings
+
+import numpy as np
+import pytest
+import scorematch as sm
+from helpers import make_model, same_arrays
+
+PER_ROW = ("energy", "score", "hessian_trace")
+
+
+@pytest.fixture
+def pl():
+    return pytest.importorskip("polars")
+
+
+@pytest.fixture
+def pa():
+    return pytest.importorskip("pyarrow")
+
+
+@pytest.fixture(params=["float64", "float32"])
+def model(request):
+    return make_model(3, (6, 5), "softplus", 0.0, request.param, seed=4)[0]
+
+
+@pytest.fixture
+def X():
+    return np.random.default_rng(7).normal(size=(11, 3))
+
+
+def same(a, b) -> bool:
+    a, b = np.asarray(a), np.asarray(b)
+    return a.dtype == b.dtype and a.shape == b.shape and a.tobytes() == b.tobytes()
+
+
+def assert_reads_as(m, given, plain):
+    """Every batched method gives for ``given`` the bits it gives for the numpy ``plain``."""
+    for name in PER_ROW:
+        assert same(getattr(m, name)(given), getattr(m, name)(plain)), name
+    assert m.ism_loss(given) == m.ism_loss(plain)
+    l1, g1 = m.esm_loss_and_grad(plain, given)
+    l2, g2 = m.esm_loss_and_grad(plain, plain)
+    assert l1 == l2 and same_arrays(g1, g2)
+
+
+def quiet(f, *args, **kwargs):
+    """``f(...)`` with every warning an error: a conversion must not warn either."""
+    with warnings.catch_warnings():
+        warnings.simplefilter("error")
+        return f(*args, **kwargs)
+
+
+# ----------------------------------------------------------------------------- polars
+
+
+def test_polars_frames_read_as_the_array_they_hold(pl, model, X):
+    cols = [f"x{j}" for j in range(3)]
+    frame = pl.DataFrame(X, schema=cols)
+    chunked = pl.concat([frame[:4], frame[4:]], rechunk=False)
+    assert chunked.n_chunks() == 2
+    f32 = pl.DataFrame(X.astype(np.float32), schema=cols)
+    for given, plain in ((frame, X), (chunked, X), (f32, X.astype(np.float32))):
+        quiet(assert_reads_as, model, given, plain)
+    # A Series of fixed-size arrays is a batch too: one point per row.
+    rows = pl.Series("x", X.tolist(), dtype=pl.Array(pl.Float64, 3))
+    assert_reads_as(model, rows, X)
+    # Integer columns are numbers, as in lists and pandas frames.
+    ints = pl.DataFrame({"a": [1, 2], "b": [3, 4], "c": [5, 6]})
+    assert same(model.energy(ints), model.energy(np.array([[1.0, 3, 5], [2, 4, 6]])))
+
+
+def test_polars_nulls_are_nan_and_named_by_row(pl, model, X):
+    frame = pl.DataFrame(X, schema=["a", "b", "c"])
+    floats = frame.with_columns(
+        pl.when(pl.int_range(pl.len()) == 5).then(None).otherwise(pl.col("b")).alias("b")
+    )
+    ints = pl.DataFrame({"a": [1, 2, None], "b": [1, 2, 3], "c": [1, 2, 3]})
+    rows = pl.Series("x", [[1.0, 2.0, 3.0], None], dtype=pl.Array(pl.Float64, 3))
+    for given, row in ((floats, 5), (ints, 2), (rows, 1)):
+        for name in (*PER_ROW, "ism_loss"):
+            with pytest.raises(ValueError, match=rf"^X contains NaN or Inf \(first at row {row}\)"):
+                getattr(model, name)(given)
+
+
+# ---------------------------------------------------------------------------- pyarrow
+
+
+def test_arrow_tables_and_batches_read_as_the_array_they_hold(pa, model, X):
+    table = pa.table({f"x{j}": X[:, j] for j in range(3)})
+    chunked = pa.concat_tables([table.slice(0, 4), table.slice(4)])
+    assert chunked.column(0).num_chunks == 2
+    batch = table.to_batches()[0]
+    for given in (table, chunked, batch):
+        quiet(assert_reads_as, model, given, X)
+
+
+def test_arrow_nulls_are_nan_and_named_by_row(pa, model):
+    a = pa.chunked_array([[1.0, 2.0], [3.0, None]])
+    ints = pa.chunked_array([[1, None], [3, 4]])
+    for given, row in (
+        (pa.table({"a": a, "b": ints.cast(pa.float64()).fill_null(0.0), "c": a.fill_null(0.0)}), 3),
+        (pa.table({"a": ints, "b": ints.fill_null(0), "c": ints.fill_null(0)}), 1),
+        (pa.record_batch({"a": [1.0, None], "b": [1, 2], "c": [1, 2]}), 1),
+    ):
+        with pytest.raises(ValueError, match=rf"^X contains NaN or Inf \(first at row {row}\)"):
+            model.score(given)
+
+
+def test_arrow_lists_of_points_are_refused_not_misread(pa, X):
+    # Arrow's numpy form of a list array is an object array of rows: refused as such.
+    m = sm.EnergyMLP(3, hidden=(4,), seed=0)
+    points = pa.FixedSizeListArray.from_arrays(pa.array(X.ravel()), 3)
+    for given in (points, pa.chunked_array([points]), pa.array(X.tolist())):
+        with pytest.raises(TypeError, match=r"^X must be an array of floats .*, got dtype object$"):
+            m.energy(given)
+    # ... and usable through the flat values
+    assert same(m.energy(points.flatten().to_numpy().reshape(-1, 3)), m.energy(X))
+
+
+# ----------------------------------------------------------- memory order of frames
+
+
+def test_standardized_fits_of_frames_are_those_of_c_arrays(X):
+    # numpy's column means and spreads of a Fortran-ordered array (the numpy form of pandas
+    # and polars frames) differ in their last bits from a C array's: fit(standardize=True)
+    # without a validation split, and so the estimator by default, trained to other bits.
+    def fitted(data):
+        m = sm.EnergyMLP(3, hidden=(6,), seed=0)
+        h = m.fit(data, epochs=2, batch_size=4, standardize=True, validation=None, progress=False)
+        return m.params, h.train_loss
+
+    base = fitted(X)
+    layouts = [np.asfortranarray(X), np.repeat(X, 2, axis=0)[::2], X[:, ::-1][:, ::-1].T.T]
+    pd = pytest.importorskip("pandas")
+    layouts.append(pd.DataFrame(X))
+    for given in layouts:
+        params, loss = fitted(given)
+        assert same_arrays(params, base[0]) and loss == base[1]
+
+
+def test_estimator_fitted_on_a_polars_frame_is_that_of_its_array(pl, X):
+    sk = pytest.importorskip("scorematch.sklearn")
+    fit = lambda data: sk.ScoreMatchingDensity(hidden=(6,), epochs=2, random_state=0).fit(data)
+    a, b = fit(X), fit(pl.DataFrame(X))
+    assert same_arrays(a.model_.params, b.model_.params)
+    assert same(a.mean_, b.mean_) and same(a.scale_, b.scale_)
+    assert same(a.score_samples(X), b.score_samples(pl.DataFrame(X)))
+
+
+# -------------------------------------------------------------------------------- JAX
+
+
+@pytest.fixture
+def jnp():
+    jax = pytest.importorskip("jax")
+    jax.config.update("jax_enable_x64", True)  # as test_autodiff: float64 stays float64
+    return jax.numpy
+
+
+def test_jax_arrays_everywhere_an_array_goes(jnp, model, X):
+    Xd = X.astype(model.dtype)
+    J = jnp.asarray(Xd)
+    assert J.dtype == Xd.dtype
+    assert_reads_as(model, J, Xd)
+    assert_reads_as(model, jnp.asarray(X.astype(np.float32)), X.astype(np.float32))
+    # parameters in, parameters out
+    params = model.params
+    dtype = model.dtype
+    rebuilt = sm.EnergyMLP.from_params([jnp.asarray(p) for p in params], dtype=dtype)
+    assert same_arrays(rebuilt.params, params)
+    copy = sm.EnergyMLP(3, hidden=(6, 5), dtype=dtype, seed=9)
+    copy.set_params([jnp.asarray(p) for p in params])
+    assert same_arrays(copy.params, params)
+
+    # training, sampling from a start
+    def trained(data, target):
+        m = sm.EnergyMLP.from_params(params, dtype=dtype)
+        m.fit(data, objective="esm", target_score=target, epochs=2, progress=False, seed=1)
+        return m.params
+
+    T = model.score(Xd)
+    assert same_arrays(trained(J, jnp.asarray(T)), trained(Xd, T))
+    a = model.sample(11, n_steps=3, init=J, seed=2, method="mala")
+    b = model.sample(11, n_steps=3, init=Xd, seed=2, method="mala")
+    assert same(a.samples, b.samples)
+
+
+def test_langevin_with_jax_starts_and_a_jax_score_function(jnp, X):
+    m = make_model(3, (6, 5), "tanh", 0.5, "float64", seed=3)[0]
+    a = sm.langevin(m.score, X, 4, 0.05, seed=1, method="mala", energy_fn=m.energy)
+    b = sm.langevin(
+        lambda x: jnp.asarray(m.score(np.asarray(x))),
+        jnp.asarray(X),
+        4,
+        0.05,
+        seed=1,
+        method="mala",
+        energy_fn=lambda x: jnp.asarray(m.energy(np.asarray(x))),
+    )
+    assert same(a.samples, b.samples) and same(a.acceptance_rate, b.acceptance_rate)
+    traj = m.sample(4, n_steps=12, return_trajectory=True, seed=0).trajectory
+    assert same(sm.diagnostics.ess(jnp.asarray(traj)), sm.diagnostics.ess(traj))
+
+
+# ------------------------------------------------ protocols, other dtypes, round trips
+
+
+class _Interface:
+    """Only the array interface."""
+
+    def __init__(self, a):
+        self._a = a
+        self.__array_interface__ = a.__array_interface__
+
+
+class _DLPack:
+    """Only DLPack, which numpy's conversion does not read."""
+
+    def __init__(self, a):
+        self._a = a
+
+    def __dlpack__(self, **kwargs):
+        return self._a.__dlpack__(**kwargs)
+
+    def __dlpack_device__(self):
+        return self._a.__dlpack_device__()
+
+
+def test_buffer_protocols_and_other_float_widths(model, X):
+    Xd = X.astype(model.dtype)
+    assert_reads_as(model, _Interface(Xd), Xd)
+    assert_reads_as(model, memoryview(Xd.copy()), Xd)
+    X16 = X.astype(np.float16)
+    assert_reads_as(model, X16, X16.astype(model.dtype))
+    assert_reads_as(model, X.astype(np.longdouble), X.astype(model.dtype))
+    with pytest.raises(TypeError, match=r"^X must be an array of floats .*, got _DLPack$"):
+        model.energy(_DLPack(Xd))
+    with pytest.raises(TypeError, match=r"got _DLPack$"):
+        model.esm_loss_and_grad(Xd, _DLPack(Xd))
+
+
+def test_array_api_strict_arrays(model, X):
+    xp = pytest.importorskip("array_api_strict")
+    Xd = X.astype(model.dtype)
+    assert_reads_as(model, xp.asarray(Xd), Xd)
+    rebuilt = sm.EnergyMLP.from_params([xp.asarray(p) for p in model.params], dtype=model.dtype)
+    assert same_arrays(rebuilt.params, model.params)
+
+
+def test_outputs_go_back_in(model, X):
+    Xd = X.astype(model.dtype)
+    S = model.score(Xd)
+    assert model.esm_loss_and_grad(Xd, S)[0] == model.esm_loss_and_grad(Xd, S.copy())[0]
+    _, grads = model.ism_loss_and_grad(Xd)
+    as_params = sm.EnergyMLP.from_params(grads, dtype=model.dtype)
+    assert same_arrays(as_params.params, grads)
+    res = model.sample(5, n_steps=2, seed=0)
+    again = model.sample(5, n_steps=2, seed=0, init=res.samples)
+    assert again.samples.shape == (5, 3)
+    assert same(model.energy(res.samples), model.energy(res.samples.copy(order="F")))
