@@ -5,6 +5,7 @@ and what was given; a missing value is a NaN, never a 0."""
 
 from __future__ import annotations
 
+import datetime as dt
 import warnings
 
 import numpy as np
@@ -89,6 +90,33 @@ def test_polars_nulls_are_nan_and_named_by_row(pl, model, X):
                 getattr(model, name)(given)
 
 
+@pytest.mark.parametrize(
+    ("values", "dtype"),
+    [
+        ([True, False, True], "Boolean"),
+        ([dt.date(2024, 1, d) for d in (1, 2, 3)], "Date"),
+        ([dt.datetime(2024, 1, d) for d in (1, 2, 3)], "Datetime"),
+        ([dt.timedelta(days=d) for d in (1, 2, 3)], "Duration"),
+        ([dt.time(h) for h in (1, 2, 3)], "Time"),
+        (["1.5", "2", "3"], "String"),
+    ],
+)
+def test_polars_columns_other_than_numbers_are_refused_by_name(pl, values, dtype):
+    # Beside numbers, polars casts booleans to 0/1 and dates, times and durations to counts
+    # of days or microseconds: they were read as such, where a numpy array or a pandas frame
+    # of the same columns is refused.
+    m = sm.EnergyMLP(3, hidden=(4,), seed=0)
+    frame = pl.DataFrame({"a": [1.5, 2.5, 3.5], "when": values, "c": [0.0, 1.0, 2.0]})
+    want = (
+        rf"^X must be an array of floats \(float32 or float64\), got column 'when' of dtype {dtype}"
+    )
+    for call in (m.energy, m.ism_loss, lambda v: m.fit(v, epochs=1, progress=False)):
+        with pytest.raises(TypeError, match=want):
+            call(frame)
+    with pytest.raises(TypeError, match=r"^x0 must be .*, got column 'when' of dtype"):
+        sm.langevin(m.score, frame, 1, 0.1)
+
+
 # ---------------------------------------------------------------------------- pyarrow
 
 
@@ -111,6 +139,16 @@ def test_arrow_nulls_are_nan_and_named_by_row(pa, model):
     ):
         with pytest.raises(ValueError, match=rf"^X contains NaN or Inf \(first at row {row}\)"):
             model.score(given)
+
+
+def test_arrow_columns_other_than_numbers_are_refused_by_name(pa):
+    m = sm.EnergyMLP(2, hidden=(4,), seed=0)
+    for flags in ([True, False], [True, None]):
+        table = pa.table({"a": [1.5, 2.5], "flag": flags})
+        with pytest.raises(TypeError, match=r"got column 'flag' of dtype bool$"):
+            m.energy(table)
+    with pytest.raises(TypeError, match=r"got column 'name' of dtype string$"):
+        m.energy(pa.table({"a": [1.5, 2.5], "name": ["x", "y"]}))
 
 
 def test_arrow_lists_of_points_are_refused_not_misread(pa, X):

@@ -191,12 +191,48 @@ def as_real_array(
         raise TypeError(f"{name} could not be converted to an array: {err}") from err
     if arr.dtype.kind == "O" and not isinstance(x, np.ndarray):
         arr = _wide_ints(arr, name)
+    if arr.ndim == 2 and not isinstance(x, np.ndarray):
+        bad = _non_number_column(x)
+        if bad is not None:
+            raise TypeError(f"{name} must be {expected}, got column {bad[0]!r} of dtype {bad[1]}")
     if arr.dtype.kind not in "fiu":
         if arr.dtype.kind == "O" and arr.ndim == 0:
             # None, a generator, any object numpy wraps as a 0-d object array: name its type.
             raise TypeError(f"{name} must be {expected}, got {type(x).__name__}")
         raise TypeError(f"{name} must be {expected}, got dtype {arr.dtype}")
     return arr
+
+
+def _non_number_column(x: Any) -> tuple[Any, Any] | None:
+    """The name and dtype of the first column of a polars DataFrame or pyarrow Table or
+    RecordBatch that numpy, reading it alone, makes no array of numbers; ``None`` for other
+    objects. Their numpy form casts every column to one type: booleans, dates, times and
+    durations beside numbers became 0/1, day and microsecond counts, which pandas and numpy
+    refuse (and a column of strings was only "dtype object"). Duck-typed on ``get_columns``
+    (polars) and ``schema.names`` with ``columns`` (pyarrow): neither is imported."""
+    get_columns = getattr(x, "get_columns", None)
+    if callable(get_columns):
+        columns = [(s.name, s.dtype, s) for s in get_columns()]
+    else:
+        schema = getattr(x, "schema", None)
+        names, types = getattr(schema, "names", None), getattr(schema, "types", None)
+        cols = getattr(x, "columns", None)
+        if not (
+            isinstance(names, list)
+            and isinstance(types, list)
+            and isinstance(cols, list)
+            and len(names) == len(types) == len(cols)
+        ):
+            return None
+        columns = list(zip(names, types, cols, strict=True))
+    for col_name, col_type, col in columns:
+        try:
+            kind = np.asarray(col[:0]).dtype.kind  # an empty slice: its dtype, no copy
+        except (TypeError, ValueError, LookupError, AttributeError, NotImplementedError):
+            return None  # not what this duck-typing took it for: numpy's reading stands
+        if kind not in "fiu":
+            return col_name, col_type
+    return None
 
 
 def _nullable_numbers(x: Any, arr: NDArray[Any]) -> NDArray[Any]:
