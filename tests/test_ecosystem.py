@@ -117,6 +117,15 @@ def test_polars_columns_other_than_numbers_are_refused_by_name(pl, values, dtype
         sm.langevin(m.score, frame, 1, 0.1)
 
 
+def test_a_polars_lazyframe_is_refused_without_resolving_it(pl):
+    # Its dtypes, read to look for nullable pandas columns, resolved the query plan with a
+    # PerformanceWarning first.
+    m = sm.EnergyMLP(2, hidden=(4,), seed=0)
+    lazy = pl.DataFrame({"a": [1.0], "b": [2.0]}).lazy()
+    with pytest.raises(TypeError, match=r"^X must be an array of floats .*, got LazyFrame$"):
+        quiet(m.energy, lazy)
+
+
 # ---------------------------------------------------------------------------- pyarrow
 
 

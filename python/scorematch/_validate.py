@@ -241,8 +241,11 @@ def _nullable_numbers(x: Any, arr: NDArray[Any]) -> NDArray[Any]:
     float64, missing values (``pd.NA``) as NaN, for the NaN check to name their row; ``arr``
     itself for anything else. Duck-typed on ``to_numpy`` and ``dtypes``: no pandas import."""
     to_numpy = getattr(x, "to_numpy", None)
+    if to_numpy is None:
+        return arr
+    # Only then: a polars LazyFrame's dtypes resolve its whole query plan, with a warning.
     dtypes = getattr(x, "dtypes", None)
-    if to_numpy is None or dtypes is None:
+    if dtypes is None:
         return arr
     try:
         kinds = [getattr(d, "kind", "O") for d in dtypes]  # a DataFrame's, one per column
