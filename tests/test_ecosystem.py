@@ -126,6 +126,27 @@ def test_a_polars_lazyframe_is_refused_without_resolving_it(pl):
         quiet(m.energy, lazy)
 
 
+@pytest.mark.parametrize("kind", ["numpy", "polars", "pyarrow"])
+def test_a_series_for_a_one_dimensional_model_is_hinted_as_n_points(kind):
+    # The hint of a 1-D X was "for a single point use X.reshape(1, -1)": with dim 1, that
+    # makes one point of n coordinates, which the next call refuses.
+    values = [0.5, 1.0, 2.0]
+    if kind == "polars":
+        series = pytest.importorskip("polars").Series(values)
+    elif kind == "pyarrow":
+        series = pytest.importorskip("pyarrow").chunked_array([values[:1], values[1:]])
+    else:
+        series = np.array(values)
+    one, two = sm.EnergyMLP(1, hidden=(4,), seed=0), sm.EnergyMLP(2, hidden=(4,), seed=0)
+    with pytest.raises(
+        ValueError, match=r"got an array of shape \(3,\); for n points use X\.reshape\(-1, 1\)$"
+    ):
+        one.energy(series)
+    with pytest.raises(ValueError, match=r"for a single point use X\.reshape\(1, -1\)$"):
+        two.energy(series)
+    assert same(one.energy(np.reshape(values, (-1, 1))), one.energy([[v] for v in values]))
+
+
 # ---------------------------------------------------------------------------- pyarrow
 
 

@@ -365,9 +365,16 @@ def check_batch_shape(shape: tuple[Any, ...], dim: int, name: str = "X") -> None
     """Raises the ValueError of a batch whose shape is not (n, dim): the one message of the
     in-memory methods and of :mod:`scorematch.dask`."""
     if len(shape) != 2:
+        # With dim 1, a 1-D array (a pandas or polars Series, an Arrow column) is n points,
+        # which reshape(1, -1) would make one point of n coordinates.
+        hint = (
+            "for n points use X.reshape(-1, 1)"
+            if dim == 1
+            else "for a single point use X.reshape(1, -1)"
+        )
         raise ValueError(
             f"{name} must be 2-D with shape (n, {dim}), got an array of shape {shape}"
-            + ("; for a single point use X.reshape(1, -1)" if len(shape) == 1 else "")
+            + (f"; {hint}" if len(shape) == 1 else "")
         )
     if shape[1] != dim:
         raise ValueError(f"{name} must have shape (n, {dim}) for this model, got {shape}")
