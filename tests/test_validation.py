@@ -46,6 +46,26 @@ def test_1d_input_is_an_error_with_a_hint(model, name):
         call(m, name, np.ones(3))
 
 
+def test_the_1d_hint_names_the_argument_and_fits_an_empty_array(model):
+    # The hint said "X.reshape(1, -1)" for every argument, and for [] too, whose reshape
+    # would be one point of no coordinates.
+    m, _ = model
+    want = "target_score must be 2-D with shape (n, 3), got an array of shape (3,); for a "
+    with pytest.raises(ValueError) as info:
+        m.esm_loss_and_grad(np.ones((2, 3)), np.ones(3))
+    assert str(info.value) == want + "single point use target_score.reshape(1, -1)"
+    with pytest.raises(ValueError) as info:
+        m.sample(2, init=np.ones(3))
+    assert str(info.value).endswith("; for a single point use init.reshape(1, -1)")
+    with pytest.raises(ValueError) as info:
+        m.energy([])
+    assert str(info.value) == (
+        "X must be 2-D with shape (n, 3), got an array of shape (0,); for no rows pass an "
+        "array of shape (0, 3)"
+    )
+    assert m.energy(np.zeros((0, 3))).shape == (0,)
+
+
 @pytest.mark.parametrize("name", ALL)
 def test_3d_and_0d_inputs_are_errors(model, name):
     m, _ = model

@@ -366,12 +366,14 @@ def check_batch_shape(shape: tuple[Any, ...], dim: int, name: str = "X") -> None
     in-memory methods and of :mod:`scorematch.dask`."""
     if len(shape) != 2:
         # With dim 1, a 1-D array (a pandas or polars Series, an Arrow column) is n points,
-        # which reshape(1, -1) would make one point of n coordinates.
-        hint = (
-            "for n points use X.reshape(-1, 1)"
-            if dim == 1
-            else "for a single point use X.reshape(1, -1)"
-        )
+        # which reshape(1, -1) would make one point of n coordinates; an empty one ([]) is
+        # no point at all.
+        if shape == (0,):
+            hint = f"for no rows pass an array of shape (0, {dim})"
+        elif dim == 1:
+            hint = f"for n points use {name}.reshape(-1, 1)"
+        else:
+            hint = f"for a single point use {name}.reshape(1, -1)"
         raise ValueError(
             f"{name} must be 2-D with shape (n, {dim}), got an array of shape {shape}"
             + (f"; {hint}" if len(shape) == 1 else "")
