@@ -214,7 +214,9 @@ def test_standardized_fits_of_frames_are_those_of_c_arrays(X):
 
 
 def test_estimator_fitted_on_a_polars_frame_is_that_of_its_array(pl, X):
-    sk = pytest.importorskip("scorematch.sklearn")
+    pytest.importorskip("sklearn")
+    import scorematch.sklearn as sk
+
     fit = lambda data: sk.ScoreMatchingDensity(hidden=(6,), epochs=2, random_state=0).fit(data)
     a, b = fit(X), fit(pl.DataFrame(X))
     assert same_arrays(a.model_.params, b.model_.params)
