@@ -123,3 +123,17 @@ def test_an_optimizer_step_needs_params_and_grad_of_its_length(n_params, n_grad)
     assert opt.steps == 0 and np.array_equal(params, np.ones(n_params))
     opt.step(np.ones(4), np.ones(4))
     assert opt.steps == 1
+
+
+def test_an_optimizer_step_refuses_params_shared_with_grad():
+    # rust-numpy's own "The given array is already borrowed" TypeError came first when grad
+    # was params itself or a view of it.
+    opt = _core.Optimizer("float64", 4, "sgd", 0.5, 0.0)
+    params = np.ones(4)
+    read_only = np.ones(4)
+    read_only.flags.writeable = False
+    for p, g in ((params, params), (params, params[::-1]), (read_only, np.ones(4))):
+        with pytest.raises(ValueError) as err:
+            opt.step(p, g)
+        assert str(err.value) == "params must be writeable and not shared with grad"
+    assert opt.steps == 0 and np.array_equal(params, np.ones(4))

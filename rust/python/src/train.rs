@@ -270,10 +270,11 @@ fn step_flat<T: Float>(
     let grad = grad
         .cast::<PyArray1<T>>()
         .map_err(|_| PyTypeError::new_err(format!("grad must be a 1-D {dtype} numpy array")))?;
-    let mut p = params
-        .try_readwrite()
-        .map_err(|_| PyValueError::new_err("params must be writeable and not shared with grad"))?;
-    let g = grad.try_readonly()?;
+    // Either borrow fails where params is read-only or the two arrays share memory (the
+    // writeable borrow of params then blocks the read of grad): one message for both.
+    let shared = || PyValueError::new_err("params must be writeable and not shared with grad");
+    let mut p = params.try_readwrite().map_err(|_| shared())?;
+    let g = grad.try_readonly().map_err(|_| shared())?;
     let (Ok(p), Ok(g)) = (p.as_slice_mut(), g.as_slice()) else {
         return Err(PyValueError::new_err(
             "params and grad must be contiguous arrays",
