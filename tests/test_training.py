@@ -232,6 +232,26 @@ def test_divergence_is_an_error_and_keeps_finite_parameters():
     assert np.all(np.isfinite(model.score(mixture(10, 8))))
 
 
+@pytest.mark.parametrize("standardize", [False, True])
+def test_a_kept_divergence_error_holds_no_copy_of_the_rows(standardize):
+    # A sweep that keeps its failures keeps their tracebacks, and so the frames of fit: they
+    # held the engine's trainer (its own copy of the rows) and the split or standardized
+    # rows, up to three times the size of X per kept error.
+    X = mixture(500, 7)
+    model = EnergyMLP(2, hidden=(16, 16), seed=0)
+    with pytest.raises(TrainingDivergedError) as info:
+        model.fit(X, epochs=50, lr=1e8, optimizer="sgd", standardize=standardize, progress=False)
+    held = []
+    tb = info.value.__traceback__
+    while tb is not None:
+        for name, value in tb.tb_frame.f_locals.items():
+            rows = isinstance(value, np.ndarray) and value.ndim == 2 and value is not X
+            if rows or isinstance(value, scorematch._core.Trainer):
+                held.append(f"{tb.tb_frame.f_code.co_name}: {name}")
+        tb = tb.tb_next
+    assert held == []
+
+
 def test_a_finite_blow_up_is_a_divergence_and_keeps_the_parameters_before_it():
     """lr = 100 takes the minibatch loss from ~1e-2 to ~1e15 in one Adam step: finite, but
     a run that cannot recover (it overflows two steps later). The first step's parameters

@@ -230,6 +230,10 @@ def fit(
         history.stop_reason = "diverged"
         history.seconds = time.perf_counter() - start
         err.history = history
+        # The error's traceback keeps this frame: without these names, an error kept by a
+        # sweep that logs its failures no longer holds the trainer's copy of the rows and
+        # the split or standardized ones (up to three times the size of X).
+        del trainer, Xa, target, X_train, t_train, X_val, t_val
         raise
     else:
         if X_val is not None:
