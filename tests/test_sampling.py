@@ -315,6 +315,29 @@ def test_divergence_raises_with_count_and_step():
         sm.langevin(m.score, x0, 10, 10.0)
 
 
+@pytest.mark.parametrize("method", ["ula", "mala"])
+def test_a_kept_langevin_divergence_error_holds_no_trajectory(method):
+    # A sweep that keeps its failures keeps their tracebacks, and so the frame of langevin,
+    # which held the trajectory (here 2000 x 6 x 2 values) with them.
+    m, x0 = _exploding()
+    if method == "mala":
+        x0[[1, 4], 0] = 1e20  # an overflowing start: MALA's divergence before any step
+    energy = m.energy if method == "mala" else None
+    with pytest.raises(SamplingDivergedError) as info:
+        sm.langevin(m.score, x0, 2000, 10.0, method=method, energy_fn=energy,
+                    return_trajectory=True)  # fmt: skip
+    held = []
+    tb = info.value.__traceback__
+    while tb is not None:
+        held += [
+            f"{tb.tb_frame.f_code.co_name}: {name}"
+            for name, value in tb.tb_frame.f_locals.items()
+            if isinstance(value, np.ndarray) and value.ndim == 3
+        ]
+        tb = tb.tb_next
+    assert held == []
+
+
 def test_langevin_names_score_fn_when_it_returns_nan_at_finite_states():
     # The message advised a smaller step_size, which cannot help a score function's NaN.
     def score_fn(x):

@@ -600,6 +600,7 @@ def langevin(
         if stuck.any():
             diverged[stuck] = 0
             if raise_on:
+                traj = None  # see below: not held by the error's traceback
                 raise SamplingDivergedError(_stuck_message(n, bad_s, bad_e))
     done = 0  # completed steps, for the partial result of a Ctrl-C
     try:
@@ -673,6 +674,11 @@ def langevin(
             if traj is not None and k > 0 and k % thin == 0:
                 traj[k // thin - 1] = x
             done = t + 1
+    except SamplingDivergedError:
+        # The error's traceback keeps this frame: a caller that keeps the error (a sweep
+        # logging its failures) need not keep the trajectory too.
+        traj = None
+        raise
     except KeyboardInterrupt as err:
         # As EnergyMLP.sample: the chains so far ride on the exception.
         counted = done - burn_in
