@@ -335,3 +335,26 @@ def test_outputs_go_back_in(model, X):
     again = model.sample(5, n_steps=2, seed=0, init=res.samples)
     assert again.samples.shape == (5, 3)
     assert same(model.energy(res.samples), model.energy(res.samples.copy(order="F")))
+
+
+class _Columns:
+    """An array-like whose ``get_columns`` (polars' name) is not polars': a 2 x 3 array."""
+
+    def __init__(self, get_columns):
+        self.get_columns = get_columns
+
+    def __array__(self, dtype=None, copy=None):
+        return np.arange(6.0).reshape(2, 3)
+
+
+def _raises():
+    raise RuntimeError("not a frame")
+
+
+@pytest.mark.parametrize("get_columns", [_raises, lambda: [1, 2, 3], lambda: None])
+def test_other_objects_with_get_columns_read_as_their_array(get_columns):
+    # The column check took any get_columns for polars': one that raised, or returned
+    # something else, escaped as its own RuntimeError, AttributeError or TypeError.
+    m = sm.EnergyMLP(3, hidden=(4,), seed=0)
+    plain = np.arange(6.0).reshape(2, 3)
+    assert same(m.energy(_Columns(get_columns)), m.energy(plain))

@@ -212,7 +212,10 @@ def _non_number_column(x: Any) -> tuple[Any, Any] | None:
     (polars) and ``schema.names`` with ``columns`` (pyarrow): neither is imported."""
     get_columns = getattr(x, "get_columns", None)
     if callable(get_columns):
-        columns = [(s.name, s.dtype, s) for s in get_columns()]
+        try:
+            columns = [(s.name, s.dtype, s) for s in get_columns()]
+        except Exception:  # noqa: BLE001 - another library's get_columns, whatever it raises
+            return None  # numpy's reading stands
     else:
         schema = getattr(x, "schema", None)
         names, types = getattr(schema, "names", None), getattr(schema, "types", None)
@@ -228,8 +231,8 @@ def _non_number_column(x: Any) -> tuple[Any, Any] | None:
     for col_name, col_type, col in columns:
         try:
             kind = np.asarray(col[:0]).dtype.kind  # an empty slice: its dtype, no copy
-        except (TypeError, ValueError, LookupError, AttributeError, NotImplementedError):
-            return None  # not what this duck-typing took it for: numpy's reading stands
+        except Exception:  # noqa: BLE001 - not what this duck-typing took it for
+            return None  # numpy's reading stands
         if kind not in "fiu":
             return col_name, col_type
     return None
