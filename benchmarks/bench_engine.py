@@ -16,9 +16,11 @@ and, in the same run, the same work done by the comparators that are importable:
     JAX (jit, CPU; x64 enabled so float64 really is float64)
       energy             jit(vmap(MLP))
       score              jit(vmap(grad E)), negated
-      hessian_trace      jit(vmap(-trace(jax.hessian E)))  and  jit(vmap(folx.forward_laplacian))
+      hessian_trace      jit(vmap(-trace(jax.hessian E))), jit(vmap(folx.forward_laplacian))
+                         and jit of a hand-written batched forward Laplacian (as numpy's)
       ism_loss_and_grad  jit(value_and_grad(mean(-Lap E + 1/2 |grad E|^2))) with the Laplacian
-                         that was faster on the hessian_trace row (folx by default)
+                         that was fastest on the hessian_trace row (by default the
+                         hand-written forward Laplacian)
     PyTorch (skipped when not importable; the PyPI wheel pulls CUDA)
       energy             batched MLP under no_grad
       score              autograd of sum(E)
@@ -350,7 +352,35 @@ def _jax_lap_folx(P: list[Any], X: Any) -> tuple[Any, Any]:
     return r.laplacian, r.jacobian.dense_array
 
 
-_JAX_LAPS = {"jax.hessian": _jax_lap_hessian, "jax+folx": _jax_lap_folx}
+def _jax_lap_fwd(P: list[Any], X: Any) -> tuple[Any, Any]:
+    """(Lap E, grad E) per row by a hand-written batched forward Laplacian in jnp, the
+    algorithm of the numpy and PyTorch comparators: tangents kept as one (batch * dim, n)
+    matrix, so every layer is plain GEMMs forward and (under value_and_grad) backward.
+    Faster than folx's generic transformation on every row measured (S1-S2, 1.2-2x)."""
+    Ws, bs = P[0:-2:2], P[1:-2:2]
+    B, d = X.shape
+    z = X @ Ws[0].T + bs[0]
+    s1 = jax.nn.sigmoid(z)
+    A = Ws[0].T  # (d, n_1): the same for every sample
+    J = (s1[:, None, :] * A[None, :, :]).reshape(B * d, -1)
+    lam = s1 * (1 - s1) * jnp.sum(A * A, axis=0)[None, :]
+    h = jax.nn.softplus(z)
+    for W, b in zip(Ws[1:], bs[1:], strict=True):
+        z = h @ W.T + b
+        s1 = jax.nn.sigmoid(z)
+        A = (J @ W.T).reshape(B, d, -1)
+        lam = s1 * (lam @ W.T) + s1 * (1 - s1) * jnp.sum(A * A, axis=1)
+        J = (s1[:, None, :] * A).reshape(B * d, -1)
+        h = jax.nn.softplus(z)
+    w = P[-2][0]
+    return lam @ w, (J @ w).reshape(B, d)
+
+
+_JAX_LAPS = {
+    "jax.hessian": _jax_lap_hessian,
+    "jax+folx": _jax_lap_folx,
+    "jax fwd-Laplacian": _jax_lap_fwd,
+}
 
 
 def jax_comparators(
@@ -628,7 +658,7 @@ def main(argv: list[str] | None = None) -> int:
             model = EnergyMLP(dim, (width,) * depth, ACTIVATION, dt, alpha=0.0, seed=0)
             params = model.params
             X = (X_STD * np.random.default_rng(0).standard_normal((batch, dim))).astype(dt)
-            ism_lap = "jax+folx"
+            ism_lap = "jax fwd-Laplacian"
             for op in args.ops:
                 ours_fn = getattr(model, op)
                 ours_out = ours_fn(X)
