@@ -17,8 +17,8 @@ One epoch is: shuffle, then for each minibatch the loss, its exact parameter gra
 Adam step. The comparators do the same work:
 
     JAX    one jitted step per minibatch shape, the epoch run by lax.scan over the shuffled
-           minibatches (no Python per step); ISM's Laplacian by folx's forward Laplacian when
-           folx is importable (faster than jax.hessian here, see bench_engine), SSM's tᵀHt by
+           minibatches (no Python per step); ISM's Laplacian by bench_engine's hand-written
+           batched forward Laplacian in jnp (faster than folx's and jax.hessian), SSM's tᵀHt by
            a jvp of the input gradient, DSM by the input gradient at the noisy points;
            optimizer optax.adam if optax is importable, else the same Adam written in jnp.
     torch  (skipped when not importable) the hand-written batched forward Laplacian for ISM,
@@ -59,14 +59,13 @@ import _blas_env  # noqa: F401  (before numpy: see its docstring)
 import numpy as np
 import scorematch
 
-# Run as a script, this folder is on sys.path: the optional comparators (x64 JAX, folx,
-# torch) are set up once, in the engine benchmark.
+# Run as a script, this folder is on sys.path: the optional comparators (x64 JAX, torch)
+# are set up once, in the engine benchmark.
 from bench_engine import (
-    HAVE_FOLX,
     HAVE_JAX,
     HAVE_TORCH,
+    _jax_lap_fwd,
     code_paths,
-    folx,
     gemm_peak,
     git_commit,
     jax,
@@ -148,20 +147,9 @@ def _grad_x(P: list[Any], X: Any) -> Any:
 
 def _jax_loss(objective: str) -> Callable[[list[Any], Any, Any], Any]:
     if objective == "ism":
-        if HAVE_FOLX:
-
-            def lap_g(P: list[Any], X: Any) -> tuple[Any, Any]:
-                r = jax.vmap(folx.forward_laplacian(lambda x: _energy1(P, x)))(X)
-                return r.laplacian, r.jacobian.dense_array
-
-        else:
-
-            def lap_g(P: list[Any], X: Any) -> tuple[Any, Any]:
-                h = jax.vmap(lambda x: jnp.trace(jax.hessian(_energy1, argnums=1)(P, x)))(X)
-                return h, _grad_x(P, X)
 
         def ism(P: list[Any], X: Any, key: Any) -> Any:
-            lap, g = lap_g(P, X)
+            lap, g = _jax_lap_fwd(P, X)
             return jnp.mean(-lap + 0.5 * jnp.sum(g * g, axis=-1))
 
         return ism
@@ -440,7 +428,7 @@ def main(argv: list[str] | None = None) -> int:
         ),
         "- comparators: "
         + (f"jax {jax.__version__}" if HAVE_JAX else "jax not used")
-        + (f", folx {folx.__version__}" if HAVE_FOLX else ", no folx (jax.hessian)")
+        + ", ism by a hand-written forward Laplacian"
         + (f", optax {optax.__version__}" if HAVE_OPTAX else ", hand-written Adam")
         + (f"; torch {torch.__version__}" if HAVE_TORCH else "; torch not installed (skipped)"),
         f"- date: {date}",
