@@ -197,10 +197,12 @@ def _adam() -> tuple[Callable[..., Any], Callable[..., Any]]:
         m = jax.tree_util.tree_map(lambda m, g: 0.9 * m + 0.1 * g, m, g)
         v = jax.tree_util.tree_map(lambda v, g: 0.999 * v + 0.001 * g * g, v, g)
         c1, c2 = 1 - 0.9**t, 1 - 0.999**t
-        # c1, c2 are float64 under x64 (t is an integer): cast back, or float32 parameters
-        # would turn float64 and lax.scan would refuse the carry.
+        # c1, c2 are float64 under x64 (t is an integer): cast them to the parameters' dtype,
+        # or a float32 update would be computed in float64 (and lax.scan refuse the carry).
         p = jax.tree_util.tree_map(
-            lambda p, m, v: (p - LR * (m / c1) / (jnp.sqrt(v / c2) + 1e-8)).astype(p.dtype),
+            lambda p, m, v: (
+                p - LR * (m / c1.astype(p.dtype)) / (jnp.sqrt(v / c2.astype(p.dtype)) + 1e-8)
+            ),
             p,
             m,
             v,
