@@ -19,7 +19,8 @@ Adam step. The comparators do the same work:
     JAX    one jitted step per minibatch shape, the epoch run by lax.scan over the shuffled
            minibatches (no Python per step); ISM's Laplacian by bench_engine's hand-written
            batched forward Laplacian in jnp (faster than folx's and jax.hessian), SSM's tᵀHt by
-           a jvp of the input gradient, DSM by the input gradient at the noisy points;
+           the same forward tape along the projection (faster than a jvp of the input
+           gradient), DSM by the input gradient at the noisy points;
            optimizer optax.adam if optax is importable, else the same Adam written in jnp.
     torch  (skipped when not importable) the hand-written batched forward Laplacian for ISM,
            autograd double-backward for SSM and DSM, torch.optim.Adam. Run so far with
@@ -156,14 +157,22 @@ def _jax_loss(objective: str) -> Callable[[list[Any], Any, Any], Any]:
     if objective == "ssm":
 
         def ssm(P: list[Any], X: Any, key: Any) -> Any:
+            # A forward tape along t, as the forward Laplacian with the projection in place
+            # of the identity: value h, D_t h and D_t^2 h per layer, batched GEMMs; 1.4-1.6x
+            # faster than a vmapped jvp of the input gradient (forward-over-reverse).
             t = jax.random.normal(key, X.shape, X.dtype)
-            gfun = jax.grad(_energy1, argnums=1)
-
-            def one(x: Any, tt: Any) -> Any:
-                g, hv = jax.jvp(lambda y: gfun(P, y), (x,), (tt,))
-                return -jnp.dot(tt, hv) + 0.5 * jnp.dot(tt, g) ** 2
-
-            return jnp.mean(jax.vmap(one)(X, t))
+            h, J, lam = X, t, None
+            for i in range((len(P) - 2) // 2):
+                W, b = P[2 * i], P[2 * i + 1]
+                z, A = h @ W.T + b, J @ W.T
+                s1 = jax.nn.sigmoid(z)
+                s2 = s1 * (1 - s1)
+                lam = s2 * A * A if lam is None else s1 * (lam @ W.T) + s2 * A * A
+                J = s1 * A
+                h = jax.nn.softplus(z)
+            w = P[-2][0]
+            tg, tht = J @ w, lam @ w  # t . grad E and t^T (Hess E) t per row
+            return jnp.mean(-tht + 0.5 * tg * tg)
 
         return ssm
 
