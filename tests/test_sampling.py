@@ -315,17 +315,33 @@ def test_divergence_raises_with_count_and_step():
         sm.langevin(m.score, x0, 10, 10.0)
 
 
-@pytest.mark.parametrize("method", ["ula", "mala"])
-def test_a_kept_langevin_divergence_error_holds_no_trajectory(method):
+class _ScoreFailed(Exception):
+    pass
+
+
+@pytest.mark.parametrize("failure", ["ula", "mala", "score_fn"])
+def test_a_kept_langevin_error_holds_no_trajectory(failure):
     # A sweep that keeps its failures keeps their tracebacks, and so the frame of langevin,
-    # which held the trajectory (here 2000 x 6 x 2 values) with them.
+    # which held the trajectory (here 2000 x 6 x 2 values) with them, whatever the error.
     m, x0 = _exploding()
-    if method == "mala":
+    score, energy, method, error = m.score, None, "ula", SamplingDivergedError
+    if failure == "mala":
         x0[[1, 4], 0] = 1e20  # an overflowing start: MALA's divergence before any step
-    energy = m.energy if method == "mala" else None
-    with pytest.raises(SamplingDivergedError) as info:
-        sm.langevin(m.score, x0, 2000, 10.0, method=method, energy_fn=energy,
-                    return_trajectory=True)  # fmt: skip
+        energy, method = m.energy, "mala"
+    elif failure == "score_fn":
+        x0 = np.ones((6, 2), np.float32)
+        calls = []
+
+        def score(x):
+            calls.append(1)
+            if len(calls) > 5:
+                raise _ScoreFailed
+            return m.score(x)
+
+        error = _ScoreFailed
+    with pytest.raises(error) as info:
+        sm.langevin(score, x0, 2000, 10.0 if failure != "score_fn" else 0.01, method=method,
+                    energy_fn=energy, return_trajectory=True)  # fmt: skip
     held = []
     tb = info.value.__traceback__
     while tb is not None:

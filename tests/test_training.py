@@ -232,15 +232,28 @@ def test_divergence_is_an_error_and_keeps_finite_parameters():
     assert np.all(np.isfinite(model.score(mixture(10, 8))))
 
 
+class _CallbackFailed(Exception):
+    pass
+
+
+def _fail(*_: object) -> None:
+    raise _CallbackFailed
+
+
 @pytest.mark.parametrize("standardize", [False, True])
-def test_a_kept_divergence_error_holds_no_copy_of_the_rows(standardize):
+@pytest.mark.parametrize("failure", ["diverged", "callback"])
+def test_a_kept_fit_error_holds_no_copy_of_the_rows(standardize, failure):
     # A sweep that keeps its failures keeps their tracebacks, and so the frames of fit: they
     # held the engine's trainer (its own copy of the rows) and the split or standardized
-    # rows, up to three times the size of X per kept error.
+    # rows, up to three times the size of X per kept error, whatever the error.
     X = mixture(500, 7)
     model = EnergyMLP(2, hidden=(16, 16), seed=0)
-    with pytest.raises(TrainingDivergedError) as info:
-        model.fit(X, epochs=50, lr=1e8, optimizer="sgd", standardize=standardize, progress=False)
+    if failure == "diverged":
+        kw, error = {"lr": 1e8, "optimizer": "sgd"}, TrainingDivergedError
+    else:
+        kw, error = {"callback": _fail}, _CallbackFailed
+    with pytest.raises(error) as info:
+        model.fit(X, epochs=50, standardize=standardize, progress=False, **kw)
     held = []
     tb = info.value.__traceback__
     while tb is not None:

@@ -586,24 +586,24 @@ def langevin(
         return in_run_dtype(e)
 
     accepted = np.zeros(n, dtype=np.int64)
-    if method == "mala":
-        s_x, e_x = scores(x), energies(x)
-        # At a state whose own score or energy is NaN or Inf the acceptance test means
-        # nothing: a is NaN or -Inf, so the chain sat at x0 for the whole run with acceptance
-        # 0 and no error, or (energy +Inf) +Inf, taking the first finite proposal whatever
-        # the target. Only x0 can be such a state: a proposal is accepted only with a finite
-        # energy and a finite a, which a non-finite score there does not give. As ULA with a
-        # NaN score, this is score_fn's or energy_fn's doing, not the step size's.
-        bad_s = ~np.all(np.isfinite(s_x), axis=1)
-        bad_e = ~np.isfinite(e_x)
-        stuck = bad_s | bad_e
-        if stuck.any():
-            diverged[stuck] = 0
-            if raise_on:
-                traj = None  # see below: not held by the error's traceback
-                raise SamplingDivergedError(_stuck_message(n, bad_s, bad_e))
     done = 0  # completed steps, for the partial result of a Ctrl-C
     try:
+        if method == "mala":
+            s_x, e_x = scores(x), energies(x)
+            # At a state whose own score or energy is NaN or Inf the acceptance test means
+            # nothing: a is NaN or -Inf, so the chain sat at x0 for the whole run with
+            # acceptance 0 and no error, or (energy +Inf) +Inf, taking the first finite
+            # proposal whatever the target. Only x0 can be such a state: a proposal is
+            # accepted only with a finite energy and a finite a, which a non-finite score there
+            # does not give. As ULA with a NaN score, this is score_fn's or energy_fn's doing,
+            # not the step size's.
+            bad_s = ~np.all(np.isfinite(s_x), axis=1)
+            bad_e = ~np.isfinite(e_x)
+            stuck = bad_s | bad_e
+            if stuck.any():
+                diverged[stuck] = 0
+                if raise_on:
+                    raise SamplingDivergedError(_stuck_message(n, bad_s, bad_e))
         for t in range(burn_in + n_steps):
             if not (diverged < 0).any():
                 # No chain left to move (none at all, or all masked): the result is fixed, and
@@ -674,9 +674,10 @@ def langevin(
             if traj is not None and k > 0 and k % thin == 0:
                 traj[k // thin - 1] = x
             done = t + 1
-    except SamplingDivergedError:
-        # The error's traceback keeps this frame: a caller that keeps the error (a sweep
-        # logging its failures) need not keep the trajectory too.
+    except Exception:
+        # Any error's traceback keeps this frame (a divergence, score_fn's own exception): a
+        # caller that keeps the error (a sweep logging its failures) need not keep the
+        # trajectory too. A Ctrl-C (below) hands the trajectory on instead.
         traj = None
         raise
     except KeyboardInterrupt as err:

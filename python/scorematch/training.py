@@ -230,10 +230,6 @@ def fit(
         history.stop_reason = "diverged"
         history.seconds = time.perf_counter() - start
         err.history = history
-        # The error's traceback keeps this frame: without these names, an error kept by a
-        # sweep that logs its failures no longer holds the trainer's copy of the rows and
-        # the split or standardized ones (up to three times the size of X).
-        del trainer, Xa, target, X_train, t_train, X_val, t_val
         raise
     else:
         if X_val is not None:
@@ -242,6 +238,11 @@ def fit(
     finally:
         if bar is not None:
             bar.close()
+        # Any error's traceback keeps this frame (a divergence, a callback's or a progress
+        # bar's own exception): without these names, an error kept by a sweep that logs its
+        # failures does not hold the trainer's copy of the rows and the split or
+        # standardized ones, up to three times the size of X.
+        del trainer, Xa, target, X_train, t_train, X_val, t_val
     history.seconds = time.perf_counter() - start
     return history
 
