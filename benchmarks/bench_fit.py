@@ -65,6 +65,7 @@ import scorematch
 from bench_engine import (
     HAVE_JAX,
     HAVE_TORCH,
+    _jax_energy1,
     _jax_lap_fwd,
     code_paths,
     gemm_peak,
@@ -135,15 +136,8 @@ def ours_runner(X: np.ndarray, objective: str, dtype: str) -> Runner:
 # -- JAX --------------------------------------------------------------------------------------
 
 
-def _energy1(P: list[Any], x: Any) -> Any:
-    h = x
-    for i in range((len(P) - 2) // 2):
-        h = jax.nn.softplus(P[2 * i] @ h + P[2 * i + 1])
-    return (P[-2] @ h)[0] + P[-1][0]
-
-
 def _grad_x(P: list[Any], X: Any) -> Any:
-    return jax.vmap(jax.grad(_energy1, argnums=1), in_axes=(None, 0))(P, X)
+    return jax.vmap(jax.grad(_jax_energy1, argnums=1), in_axes=(None, 0))(P, X)
 
 
 def _jax_loss(objective: str) -> Callable[[list[Any], Any, Any], Any]:
