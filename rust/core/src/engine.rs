@@ -128,7 +128,7 @@ pub fn hessian_trace<T: Real>(model: &Model<T>, x: Rows<'_, T>, out: &mut [T]) -
                 c,
                 ws.prepare(model, c, Tangents::Identity, Order::Second),
             );
-            laplacian::forward(model, ws, Part::All);
+            laplacian::forward(model, ws, Part::Trace);
             for (b, t) in tr.iter_mut().enumerate() {
                 *t = -(ws.lap_net(b) + lap_conf);
             }

@@ -251,6 +251,10 @@ pub enum Part {
     Values,
     /// What [`Part::Values`] left: λ, J and their outputs.
     Tangents,
+    /// What [`LapWorkspace::lap_net`] reads, and nothing only a reverse pass reads: all but
+    /// σ''', the last layer's J, and the outputs of the value and tangent rows. λ has the bits
+    /// of [`Part::All`]. The hessian_trace pass; its tape is not fit for [`crate::backward`].
+    Trace,
 }
 
 multiversion! {
@@ -266,7 +270,10 @@ fn forward_impl<T: Real>(model: &Model<T>, ws: &mut LapWorkspace<T>, part: Part)
     let (c, m, k) = (ws.c, ws.m, ws.k);
     let values = part != Part::Tangents;
     let tangents = part != Part::Values;
+    let trace = part == Part::Trace;
     for l in 0..mlp.n_layers() {
+        // The trace needs the last layer's q, not its J.
+        let keep_j = !(trace && l + 1 == mlp.n_layers());
         let ly = mlp.layer(l);
         let n = ly.n_out;
         let p = &mut ws.p[l];
@@ -304,7 +311,7 @@ fn forward_impl<T: Real>(model: &Model<T>, ws: &mut LapWorkspace<T>, part: Part)
         let (hh, hrest) = h.split_at_mut(c * n);
         let (hlam, hj) = hrest.split_at_mut(k * c * n);
         if values {
-            derivs_rows(act, pz, n, ly.b, [hh, s1s, s2s, s3s]);
+            derivs_rows(act, pz, n, ly.b, [hh, s1s, s2s], (!trace).then_some(s3s));
         }
         if !tangents {
             continue;
@@ -324,10 +331,18 @@ fn forward_impl<T: Real>(model: &Model<T>, ws: &mut LapWorkspace<T>, part: Part)
             }
             let q = &mut qs[row.clone()];
             q.fill(T::zero());
-            for (arow, jrow) in a_b.chunks_exact(n).zip(j_b.chunks_exact_mut(n)) {
-                for i in 0..n {
-                    q[i] += arow[i] * arow[i];
-                    jrow[i] = s1[i] * arow[i];
+            if keep_j {
+                for (arow, jrow) in a_b.chunks_exact(n).zip(j_b.chunks_exact_mut(n)) {
+                    for i in 0..n {
+                        q[i] += arow[i] * arow[i];
+                        jrow[i] = s1[i] * arow[i];
+                    }
+                }
+            } else {
+                for arow in a_b.chunks_exact(n) {
+                    for i in 0..n {
+                        q[i] += arow[i] * arow[i];
+                    }
                 }
             }
             let mu = &pmu[row.clone()];
@@ -340,8 +355,12 @@ fn forward_impl<T: Real>(model: &Model<T>, ws: &mut LapWorkspace<T>, part: Part)
 
     let out = mlp.layer(mlp.n_layers());
     let h_last = &ws.h[mlp.n_layers() - 1];
-    let first = if values { 0 } else { c };
-    let last = if tangents { ws.out.len() } else { c };
+    let (first, last) = match part {
+        Part::All => (0, ws.out.len()),
+        Part::Values => (0, c),
+        Part::Tangents => (c, ws.out.len()),
+        Part::Trace => (c, (1 + k) * c),
+    };
     for (o, hr) in ws.out[first..last]
         .iter_mut()
         .zip(h_last[first * out.n_in..].chunks_exact(out.n_in))
@@ -407,6 +426,29 @@ mod tests {
                         "{hidden:?} {tangents:?} {order:?}"
                     );
                 }
+            }
+        }
+    }
+
+    /// The hessian_trace pass skips what only the reverse pass reads; λ keeps the bits of the
+    /// full pass, for every activation, depth and a width that is not a multiple of the lanes.
+    #[test]
+    fn the_trace_part_gives_the_laplacian_of_the_full_pass() {
+        for act in Activation::ALL {
+            for hidden in [vec![5], vec![7, 3], vec![19, 33, 4]] {
+                let model = Model::new(Mlp::<f64>::new(3, &hidden, act, 0.0, 2).unwrap()).unwrap();
+                let c = 6;
+                let x: Vec<f64> = (0..c * 3).map(|i| (i as f64 * 0.37).sin() * 2.0).collect();
+                let laps = |part| {
+                    let mut ws = LapWorkspace::default();
+                    ws.prepare(&model, c, Tangents::Identity, Order::Second)
+                        .copy_from_slice(&x);
+                    forward(&model, &mut ws, part);
+                    (0..c).map(|b| ws.lap_net(b).to_bits()).collect::<Vec<_>>()
+                };
+                let all = laps(Part::All);
+                assert!(all.iter().all(|&v| f64::from_bits(v) != 0.0), "{all:?}");
+                assert_eq!(laps(Part::Trace), all, "{act:?} {hidden:?}");
             }
         }
     }
