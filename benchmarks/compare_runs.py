@@ -47,11 +47,15 @@ def summarize(paths: list[Path]) -> str:
         f"- dates: {', '.join(str(r['machine'].get('date')) for r in runs)}",
         f"- scorematch commits: {', '.join(commits)}; extension built: {', '.join(builds)}"
         + ("" if len(builds) == 1 else " (different builds: compare with care)"),
-        "- per run: speed-up = fastest comparator's median time / ours (bench_engine.py);"
-        " times below are the medians over the runs of each run's median",
+        (
+            "- per run: speed-up = fastest comparator's median time / ours (bench_engine.py);"
+            " times below are the medians over the runs of each run's median"
+        ),
         "",
-        "| size (d, w, L, B) | dtype | op | ours ms | fastest comparator (per run) "
-        "| its ms | speed-up per run | median speed-up | runs at 2× |",
+        (
+            "| size (d, w, L, B) | dtype | op | ours ms | fastest comparator (per run) "
+            "| its ms | speed-up per run | median speed-up | runs at 2× |"
+        ),
         "|---|---|---|---:|---|---:|---|---:|---:|",
     ]
     keys: list[tuple[str, str, str]] = []
