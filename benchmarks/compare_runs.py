@@ -49,14 +49,16 @@ def summarize(paths: list[Path]) -> str:
         + ("" if len(builds) == 1 else " (different builds: compare with care)"),
         (
             "- per run: speed-up = fastest comparator's median time / ours (bench_engine.py);"
-            " times below are the medians over the runs of each run's median"
+            " ms, GFLOP/s and % of the GEMM peak below are the medians over the runs of each"
+            " run's figure"
         ),
         "",
         (
-            "| size (d, w, L, B) | dtype | op | ours ms | fastest comparator (per run) "
-            "| its ms | speed-up per run | median speed-up | runs at 2× |"
+            "| size (d, w, L, B) | dtype | op | ours ms | GFLOP/s | % peak "
+            "| fastest comparator (per run) | its ms | speed-up per run | median speed-up "
+            "| runs at 2× |"
         ),
-        "|---|---|---|---:|---|---:|---|---:|---:|",
+        "|---|---|---|---:|---:|---:|---|---:|---|---:|---:|",
     ]
     keys: list[tuple[str, str, str]] = []
     by_key: dict[tuple[str, str, str], list[dict[str, Any]]] = {}
@@ -75,12 +77,15 @@ def summarize(paths: list[Path]) -> str:
         r0 = rows[0]
         size = f"{r0['size']} ({r0['dim']}, {r0['width']}, {r0['depth']}, {r0['batch']})"
         ours = statistics.median(r["ours"]["median_s"] for r in timed)
+        gflops = statistics.median(r["gflops"] for r in timed)
+        peak = statistics.median(100 * r["frac_peak"] for r in timed)
         theirs = statistics.median(r["comparators"][r["fastest"]]["median_s"] for r in timed)
         names = sorted({r["fastest"] for r in timed})
         speedups = [r["speedup"] for r in timed]
         at_2x = sum(s >= 2.0 for s in speedups)
         lines.append(
-            f"| {size} | {key[1]} | {key[2]} | {_ms(ours)} | {', '.join(names)} | {_ms(theirs)} "
+            f"| {size} | {key[1]} | {key[2]} | {_ms(ours)} | {gflops:.1f} | {peak:.1f} "
+            f"| {', '.join(names)} | {_ms(theirs)} "
             f"| {' '.join(f'{s:.2f}×' for s in speedups)} | {statistics.median(speedups):.2f}× "
             f"| {at_2x} of {len(timed)} |"
         )
