@@ -1,6 +1,6 @@
 //! A fixed workload for profilers (`perf record`, callgrind): one engine entry point, repeated.
 //!
-//! cargo run --release --example profile -- <op> <dim> <width> <depth> <batch> <reps> [f32|f64]
+//! cargo run --release --example profile -- <op> <dim> <width> <depth> <batch> <reps> [f32|f64] [activation]
 //!
 //! `op`: energy, score, trace, ism, dsm (engine calls on `batch` rows); act, act0, act1 (the softplus
 //! pass alone); ula, mala (100 steps of `batch` chains).
@@ -11,10 +11,12 @@ use scorematch_core::objective::Objective;
 use scorematch_core::rng::Stream;
 use scorematch_core::{Activation, Mlp, Model, Real, Rows};
 
-fn run<T: Real>(op: &str, d: usize, w: usize, depth: usize, n: usize, reps: usize) {
-    let model =
-        Model::new(Mlp::<T>::new(d, &vec![w; depth], Activation::Softplus, 0.0, 0).unwrap())
-            .unwrap();
+fn run<T: Real>(
+    op: &str,
+    act: Activation,
+    (d, w, depth, n, reps): (usize, usize, usize, usize, usize),
+) {
+    let model = Model::new(Mlp::<T>::new(d, &vec![w; depth], act, 0.0, 0).unwrap()).unwrap();
     let mut s = Stream::new(1, 0);
     let x: Vec<T> = (0..n * d).map(|_| T::c(2.0 * s.normal())).collect();
     let rows = Rows::from_slice(&x, n, d).unwrap();
@@ -95,18 +97,21 @@ fn run<T: Real>(op: &str, d: usize, w: usize, depth: usize, n: usize, reps: usiz
     }
     let ms = t0.elapsed().as_secs_f64() * 1e3 / reps as f64;
     println!(
-        "{op} {} d={d} w={w} depth={depth} n={n}: {ms:.6} ms/call",
-        T::NAME
+        "{op} {} {} d={d} w={w} depth={depth} n={n}: {ms:.6} ms/call",
+        T::NAME,
+        act.name()
     );
 }
 
 fn main() {
     let a: Vec<String> = std::env::args().collect();
     let num = |i: usize| a[i].parse::<usize>().unwrap();
-    let (d, w, depth, n, reps) = (num(2), num(3), num(4), num(5), num(6));
+    let shape = (num(2), num(3), num(4), num(5), num(6));
+    // softplus unless named (the act* ops time softplus whatever is named)
+    let act = Activation::from_name(a.get(8).map_or("softplus", String::as_str)).unwrap();
     if a.get(7).map(String::as_str) == Some("f64") {
-        run::<f64>(&a[1], d, w, depth, n, reps)
+        run::<f64>(&a[1], act, shape)
     } else {
-        run::<f32>(&a[1], d, w, depth, n, reps)
+        run::<f32>(&a[1], act, shape)
     }
 }
