@@ -358,3 +358,37 @@ def test_other_objects_with_get_columns_read_as_their_array(get_columns):
     m = sm.EnergyMLP(3, hidden=(4,), seed=0)
     plain = np.arange(6.0).reshape(2, 3)
     assert same(m.energy(_Columns(get_columns)), m.energy(plain))
+
+
+class _Schema:
+    def __init__(self, names, types):
+        self.names, self.types = names, types
+
+
+class _Table:
+    """An array-like with pyarrow's ``schema`` and ``columns`` names that is not pyarrow's: a
+    2 x 3 array whose schema and columns disagree, or are not lists."""
+
+    def __init__(self, names, types, columns):
+        self.schema = _Schema(names, types)
+        self.columns = columns
+
+    def __array__(self, dtype=None, copy=None):
+        return np.arange(6.0).reshape(2, 3)
+
+
+@pytest.mark.parametrize(
+    ("names", "types", "columns"),
+    [
+        (["a", "b", "c"], ["f", "f", "f"], [np.zeros(2), np.zeros(2)]),  # a column short
+        (["a", "b"], ["f", "f", "f"], [np.zeros(2)] * 3),  # a name short
+        (["a", "b", "c"], ("f", "f", "f"), ["x", "y", "z"]),  # types not a list
+        (["a", "b", "c"], ["f", "f", "f"], "abc"),  # columns not a list
+    ],
+)
+def test_other_objects_with_a_schema_read_as_their_array(names, types, columns):
+    # Only a schema and columns that agree are taken for pyarrow's; otherwise numpy's reading
+    # of the object stands (the lengths unchecked, zip(strict=True) raised its ValueError).
+    m = sm.EnergyMLP(3, hidden=(4,), seed=0)
+    plain = np.arange(6.0).reshape(2, 3)
+    assert same(m.energy(_Table(names, types, columns)), m.energy(plain))
