@@ -2,8 +2,9 @@
 //!
 //! cargo run --release --example profile -- <op> <dim> <width> <depth> <batch> <reps> [f32|f64] [activation]
 //!
-//! `op`: energy, score, trace, ism, dsm (engine calls on `batch` rows); act, act0, act1 (the softplus
-//! pass alone); ula, mala (100 steps of `batch` chains).
+//! `op`: energy, score, trace, ism, dsm (engine calls on `batch` rows); act, act0, act1 (the
+//! activation pass alone); ula, mala (100 steps of `batch` chains). The activation is softplus
+//! unless named.
 
 use scorematch_core::engine;
 use scorematch_core::langevin::{self, Config, Method};
@@ -50,13 +51,7 @@ fn run<T: Real>(
                 let t = std::time::Instant::now();
                 for _ in 0..n.div_ceil(256) {
                     z.copy_from_slice(&z0);
-                    scorematch_core::activation::apply_rows(
-                        Activation::Softplus,
-                        &mut z,
-                        w,
-                        &b,
-                        Some(&mut s1),
-                    );
+                    scorematch_core::activation::apply_rows(act, &mut z, w, &b, Some(&mut s1));
                 }
                 std::hint::black_box(&z);
                 let ns = t.elapsed().as_secs_f64() * 1e9 / (n.div_ceil(256) * 256 * w) as f64;
@@ -76,7 +71,7 @@ fn run<T: Real>(
                 for _ in 0..n {
                     z.copy_from_slice(&z0);
                     let d = with_s1.then_some(&mut s1[..]);
-                    scorematch_core::activation::apply_rows(Activation::Softplus, &mut z, w, &b, d);
+                    scorematch_core::activation::apply_rows(act, &mut z, w, &b, d);
                     std::hint::black_box((&z, &s1));
                 }
                 let ns = t.elapsed().as_secs_f64() * 1e9 / (n * w) as f64;
@@ -107,11 +102,10 @@ fn main() {
     let a: Vec<String> = std::env::args().collect();
     let num = |i: usize| a[i].parse::<usize>().unwrap();
     let shape = (num(2), num(3), num(4), num(5), num(6));
-    // softplus unless named (the act* ops time softplus whatever is named)
     let act = Activation::from_name(a.get(8).map_or("softplus", String::as_str)).unwrap();
-    if a.get(7).map(String::as_str) == Some("f64") {
-        run::<f64>(&a[1], act, shape)
-    } else {
-        run::<f32>(&a[1], act, shape)
+    match a.get(7).map_or("f32", String::as_str) {
+        "f32" => run::<f32>(&a[1], act, shape),
+        "f64" => run::<f64>(&a[1], act, shape),
+        other => panic!("the dtype must be f32 or f64, got {other}"),
     }
 }

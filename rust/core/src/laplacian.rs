@@ -17,7 +17,9 @@
 //! [`Order::First`] and stacks `[h; J]` only, c·(M+1) rows, skipping a third of the work of
 //! the one-tangent path.
 //!
-//! Everything the reverse pass of [`crate::backward`] needs stays in the workspace.
+//! Everything the reverse pass of [`crate::backward`] needs stays in the workspace after
+//! [`Part::All`], or [`Part::Values`] then [`Part::Tangents`] ([`Part::Trace`] leaves out what
+//! only that pass reads).
 
 use crate::activation::derivs_rows;
 use crate::forward::dot;
@@ -83,7 +85,8 @@ pub struct LapWorkspace<T> {
     pub(crate) p: Vec<Vec<T>>,
     /// Per hidden layer: H_l = [h; λ; J], (c(M+2) × n_l).
     pub(crate) h: Vec<Vec<T>>,
-    /// Per hidden layer: σ', σ'', σ''' at z_l, then q_l; four (c × n_l) blocks.
+    /// Per hidden layer: σ', σ'', σ''' at z_l, then q_l; four (c × n_l) blocks. σ''' is
+    /// written only on a second-order tape, and not by [`Part::Trace`].
     pub(crate) d: Vec<Vec<T>>,
     /// Network outputs per stacked row, (c(M+2)): [w·h; w·λ; w·J] (no c, no confining term).
     pub(crate) out: Vec<T>,
@@ -241,13 +244,15 @@ pub(crate) fn layer_tangents<'a, T: Real>(
 }
 
 /// Which rows of the tape a call of [`forward`] computes. Rows are independent in every
-/// product (see `gemm`), so the two halves give the same bits as the whole.
+/// product (see `gemm`), so [`Part::Values`] then [`Part::Tangents`] give the same bits as
+/// [`Part::All`].
 #[derive(Debug, Clone, Copy, PartialEq, Eq)]
 pub enum Part {
     /// Everything.
     All,
-    /// The values: z, h and σ', σ'', σ''' of every layer, and the outputs w·h. This is the
-    /// forward half of a score pass, which [`gradient_into_tangents`] completes.
+    /// The values: z, h and σ', σ'' (and σ''' on a second-order tape) of every layer, and the
+    /// outputs w·h. This is the forward half of a score pass, which [`gradient_into_tangents`]
+    /// completes.
     Values,
     /// What [`Part::Values`] left: λ, J and their outputs.
     Tangents,
@@ -271,6 +276,10 @@ fn forward_impl<T: Real>(model: &Model<T>, ws: &mut LapWorkspace<T>, part: Part)
     let values = part != Part::Tangents;
     let tangents = part != Part::Values;
     let trace = part == Part::Trace;
+    debug_assert!(
+        !trace || k == 1,
+        "the trace pass needs a tape that carries λ"
+    );
     for l in 0..mlp.n_layers() {
         // The trace needs the last layer's q, not its J.
         let keep_j = !(trace && l + 1 == mlp.n_layers());
@@ -311,7 +320,15 @@ fn forward_impl<T: Real>(model: &Model<T>, ws: &mut LapWorkspace<T>, part: Part)
         let (hh, hrest) = h.split_at_mut(c * n);
         let (hlam, hj) = hrest.split_at_mut(k * c * n);
         if values {
-            derivs_rows(act, pz, n, ly.b, [hh, s1s, s2s], (!trace).then_some(s3s));
+            // σ''' enters only the reverse pass of a second-order tape.
+            derivs_rows(
+                act,
+                pz,
+                n,
+                ly.b,
+                [hh, s1s, s2s],
+                (k == 1 && !trace).then_some(s3s),
+            );
         }
         if !tangents {
             continue;

@@ -531,3 +531,44 @@ fn every_chunk_reads_its_own_rows_targets_and_keys() {
         }
     }
 }
+
+/// hessian_trace leaves a thread's tape without what only a gradient reads (σ''', the last
+/// layer's J, some outputs), and first-order tapes skip σ''': a gradient computed on the same
+/// thread afterwards, reusing those buffers, has the bits of one computed before.
+#[test]
+fn gradients_after_a_hessian_trace_on_the_same_thread_keep_their_bits() {
+    let pool = ThreadPoolBuilder::new().num_threads(1).build().unwrap();
+    let mut s = Stream::new(5, 0);
+    for (m, d) in models() {
+        let n = 37;
+        let x: Vec<f64> = (0..n * d).map(|_| 1.5 * s.normal()).collect();
+        // Other rows for the trace, so that what it leaves behind differs from the gradient's.
+        let x2: Vec<f64> = (0..n * d).map(|_| 1.5 * s.normal()).collect();
+        let rows2 = Rows::from_slice(&x2, n, d).unwrap();
+        let dsm = Objective::Dsm {
+            noise_std: 0.3,
+            seed: 2,
+            keys: Keys::Position,
+        };
+        for obj in [Objective::Ism, ssm(2, Projection::Gaussian, 4), dsm] {
+            pool.install(|| {
+                let before = loss_grad(&m, &x, obj);
+                let mut tr = vec![0.0; n];
+                engine::hessian_trace(&m, rows2, &mut tr).unwrap();
+                assert!(tr.iter().all(|t| t.is_finite() && *t != 0.0));
+                let after = loss_grad(&m, &x, obj);
+                assert_eq!(before.0.to_bits(), after.0.to_bits(), "{}", obj.name());
+                assert!(
+                    before
+                        .1
+                        .iter()
+                        .zip(&after.1)
+                        .all(|(a, b)| a.to_bits() == b.to_bits()),
+                    "{} {:?}",
+                    obj.name(),
+                    m.mlp().activation()
+                );
+            });
+        }
+    }
+}
