@@ -23,7 +23,8 @@ Adam step. The comparators do the same work:
            gradient), DSM by the input gradient at the noisy points;
            optimizer optax.adam if optax is importable, else the same Adam written in jnp.
     torch  (skipped when not importable) the hand-written batched forward Laplacian for ISM,
-           autograd double-backward for SSM and DSM, torch.optim.Adam. Run so far with
+           the same forward tape along the projection for SSM, autograd double-backward for
+           DSM, torch.optim.Adam. Run so far with
            Debian's CPU-only torch 1.13 (results/fit-*-torch.md): PyPI's wheels pull CUDA.
 
 Before timing, the JAX and PyTorch ISM losses and gradients of one minibatch are checked against
@@ -326,11 +327,22 @@ def torch_runner(X: np.ndarray, objective: str, dtype: str) -> Runner:  # pragma
         return _torch_ism(P, Xb)
 
     def ssm(Xb: Any) -> Any:
+        # The forward tape along t of the JAX comparator (value, D_t h, D_t^2 h per layer),
+        # then autograd to the parameters: double backward through the input gradient does
+        # more work for the same loss and gradient.
         t = torch.randn_like(Xb)
-        g = energy_grad(Xb)
-        tg = (t * g).sum(1)
-        (hv,) = torch.autograd.grad(tg.sum(), Xb, create_graph=True)
-        return (-(hv * t).sum(1) + 0.5 * tg * tg).mean()
+        h, J, lam = Xb, t, None
+        for i in range(L):
+            W, b = P[2 * i], P[2 * i + 1]
+            z, A = h @ W.T + b, J @ W.T
+            s1 = torch.sigmoid(z)
+            s2 = s1 * (1 - s1)
+            lam = s2 * A * A if lam is None else s1 * (lam @ W.T) + s2 * A * A
+            J = s1 * A
+            h = torch.nn.functional.softplus(z)
+        w = P[-2][0]
+        tg, tht = J @ w, lam @ w  # t . grad E and t^T (Hess E) t per row
+        return (-tht + 0.5 * tg * tg).mean()
 
     def dsm(Xb: Any) -> Any:
         eps = torch.randn_like(Xb)
