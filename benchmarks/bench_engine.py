@@ -49,6 +49,13 @@ for the same kind of reason: see _blas_env.py. JAX results are waited for with
 block_until_ready. The header shows the load average before and after: on a shared machine
 absolute numbers mean little when it exceeds the core count, the speed-ups still do.
 
+PyTorch's threads: by default as many as ours. Debian's torch 1.13 calls the system BLAS
+(OpenBLAS, with threads of its own) under its OpenMP threads, and shares that BLAS with numpy
+in the same process: on the 2-vCPU VM its times moved with both (S1 float32 energy 0.5 ms
+alone, 12 ms beside numpy's blocks in results/engine-2026-12-04-1129-torch-beside-numpy.md;
+S2 float32 ISM gradient 93 ms with one OpenMP thread and 157 with two in quick runs). Run it with --no-numpy, once with --torch-threads 1 and once with 2, and take the
+faster per row.
+
 FLOP conventions (nominal work, the same count for every implementation). With
 n_0 = dim, n_1 = ... = n_L = width and MAC = sum_{l=1..L} n_{l-1} n_l, the multiply-adds
 of one forward pass through the hidden layers (the output dot product w.h_L, n_L MACs, and
@@ -611,6 +618,12 @@ def parse_args(argv: list[str] | None) -> argparse.Namespace:
     )
     p.add_argument("--no-jax", action="store_true", help="skip the JAX comparators")
     p.add_argument("--no-torch", action="store_true", help="skip the PyTorch comparators")
+    p.add_argument(
+        "--torch-threads",
+        type=int,
+        default=None,
+        help="PyTorch's intra-op threads (default: as many as ours; see the module docstring)",
+    )
     p.add_argument("--no-numpy", action="store_true", help="skip the numpy baseline")
     p.add_argument("--json", metavar="PATH", help="also write all results as JSON")
     a = p.parse_args(argv)
@@ -644,6 +657,8 @@ def main(argv: list[str] | None = None) -> int:
     args = parse_args(argv)
     use_jax = HAVE_JAX and not args.no_jax
     use_torch = HAVE_TORCH and not args.no_torch
+    if use_torch and args.torch_threads is not None:
+        torch.set_num_threads(args.torch_threads)
     timer = Timer(args.min_runs, args.max_runs, args.budget, args.block)
     info = machine_info()
 

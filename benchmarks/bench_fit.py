@@ -395,7 +395,15 @@ def main(argv: list[str] | None = None) -> int:
     p.add_argument("--dtypes", default="float32,float64")
     p.add_argument("--objectives", default=",".join(OBJECTIVES))
     p.add_argument("--no-jax", action="store_true", help="time scorematch only (CI smoke run)")
+    p.add_argument(
+        "--torch-threads",
+        type=int,
+        default=None,
+        help="PyTorch's intra-op threads (default: as many as ours; see bench_engine.py)",
+    )
     args = p.parse_args(argv)
+    if HAVE_TORCH and args.torch_threads is not None:
+        torch.set_num_threads(args.torch_threads)
     global HAVE_JAX
     HAVE_JAX = HAVE_JAX and not args.no_jax
     epochs = 1 if args.quick else args.epochs
@@ -447,7 +455,11 @@ def main(argv: list[str] | None = None) -> int:
         + (f"jax {jax.__version__}" if HAVE_JAX else "jax not used")
         + ", ism by a hand-written forward Laplacian"
         + (f", optax {optax.__version__}" if HAVE_OPTAX else ", hand-written Adam")
-        + (f"; torch {torch.__version__}" if HAVE_TORCH else "; torch not installed (skipped)"),
+        + (
+            f"; torch {torch.__version__} ({torch.get_num_threads()} threads)"
+            if HAVE_TORCH
+            else "; torch not installed (skipped)"
+        ),
         f"- date: {date}",
         peak_line,
         (

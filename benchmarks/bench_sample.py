@@ -272,7 +272,15 @@ def main() -> int:
     ap.add_argument("--no-jax", action="store_true", help="skip the JAX comparator")
     ap.add_argument("--no-latency", action="store_true", help="skip the latency table")
     ap.add_argument("--latency-only", action="store_true", help="skip the sampling table")
+    ap.add_argument(
+        "--torch-threads",
+        type=int,
+        default=None,
+        help="PyTorch's intra-op threads (default: as many as ours; see bench_engine.py)",
+    )
     args = ap.parse_args()
+    if HAVE_TORCH and args.torch_threads is not None:
+        torch.set_num_threads(args.torch_threads)
     if args.latency_only:
         args.rows = []
     global HAVE_JAX
@@ -280,7 +288,9 @@ def main() -> int:
     rounds = 2 if args.quick else 7
     git = git_commit() or "?"
     comps = (["jax " + jax.__version__] if HAVE_JAX else []) + (
-        ["torch " + torch.__version__] if HAVE_TORCH else ["torch not installed (skipped)"]
+        [f"torch {torch.__version__} ({torch.get_num_threads()} threads)"]
+        if HAVE_TORCH
+        else ["torch not installed (skipped)"]
     )
     date = _dt.datetime.now(_dt.timezone.utc).isoformat(timespec="seconds")
     load_before = os.getloadavg()
