@@ -313,26 +313,25 @@ fn derivs_rows_impl<T: Real>(
             per_activation!(act => staged!(act, z, n, b, |start, w, b, e| {
                 let r = start..start + w;
                 let (h, s1, s2) = (&mut h[r.clone()], &mut s1[r.clone()], &mut s2[r.clone()]);
-                derivs3_piece(act, &mut z[r.clone()], b, e, h, s1, s2, &mut s3[r]);
+                derivs_piece::<T, 3>(act, &mut z[r.clone()], b, e, h, s1, s2, &mut s3[r]);
             }))
         }
         None => per_activation!(act => staged!(act, z, n, b, |start, w, b, e| {
             let r = start..start + w;
             let (h, s1, s2) = (&mut h[r.clone()], &mut s1[r.clone()], &mut s2[r.clone()]);
-            derivs2_piece(act, &mut z[r], b, e, h, s1, s2);
+            derivs_piece::<T, 2>(act, &mut z[r], b, e, h, s1, s2, &mut []);
         })),
     }
 }
 
-// The bodies of `derivs_rows` for one row piece. Functions of their own so that every slice
-// is a parameter of its own: Rust marks those `noalias`, which survives inlining. Reached
-// through locals, the five written slices and two read ones needed 20 run-time overlap
-// checks, more than LLVM's limit of 8, and the loop ran scalar: 27 % of an S1 f32
-// hessian_trace, at 2 ns per element.
-
+/// The body of [`derivs_rows`] for one row piece, up to σ'' (`N` = 2; `s3` is then empty) or
+/// σ''' (`N` = 3). A function of its own so that every slice is a parameter of its own: Rust
+/// marks those `noalias`, which survives inlining. Reached through locals, the five written
+/// slices and two read ones needed 20 run-time overlap checks, more than LLVM's limit of 8,
+/// and the loop ran scalar: 27 % of an S1 f32 hessian_trace, at 2 ns per element.
 #[inline(always)]
 #[allow(clippy::too_many_arguments)]
-fn derivs3_piece<T: Real>(
+fn derivs_piece<T: Real, const N: u8>(
     act: Activation,
     z: &mut [T],
     b: &[T],
@@ -343,42 +342,17 @@ fn derivs3_piece<T: Real>(
     s3: &mut [T],
 ) {
     let w = z.len();
-    let (b, e, h, s1, s2, s3) = (
-        &b[..w],
-        &e[..w],
-        &mut h[..w],
-        &mut s1[..w],
-        &mut s2[..w],
-        &mut s3[..w],
-    );
-    for i in 0..w {
-        z[i] += b[i];
-        let d = act.derivs_with::<T, 3>(z[i], e[i]);
-        h[i] = d.s0;
-        s1[i] = d.s1;
-        s2[i] = d.s2;
-        s3[i] = d.s3;
-    }
-}
-
-#[inline(always)]
-fn derivs2_piece<T: Real>(
-    act: Activation,
-    z: &mut [T],
-    b: &[T],
-    e: &[T],
-    h: &mut [T],
-    s1: &mut [T],
-    s2: &mut [T],
-) {
-    let w = z.len();
     let (b, e, h, s1, s2) = (&b[..w], &e[..w], &mut h[..w], &mut s1[..w], &mut s2[..w]);
+    let s3 = &mut s3[..if N == 3 { w } else { 0 }];
     for i in 0..w {
         z[i] += b[i];
-        let d = act.derivs_with::<T, 2>(z[i], e[i]);
+        let d = act.derivs_with::<T, N>(z[i], e[i]);
         h[i] = d.s0;
         s1[i] = d.s1;
         s2[i] = d.s2;
+        if N == 3 {
+            s3[i] = d.s3;
+        }
     }
 }
 
