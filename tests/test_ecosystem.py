@@ -6,12 +6,14 @@ and what was given; a missing value is a NaN, never a 0."""
 from __future__ import annotations
 
 import datetime as dt
+import re
 import warnings
 
 import numpy as np
 import pytest
 import scorematch as sm
 from helpers import make_model, same_arrays
+from scorematch._validate import as_real_array
 
 PER_ROW = ("energy", "score", "hessian_trace")
 
@@ -291,16 +293,27 @@ class _Interface:
 
 
 class _DLPack:
-    """Only DLPack, which numpy's conversion does not read."""
+    """Only DLPack, which numpy's own conversion (np.asarray) does not read."""
 
-    def __init__(self, a):
+    def __init__(self, a, device=None):
         self._a = a
+        self._device = device
 
     def __dlpack__(self, **kwargs):
+        if self._device is not None:
+            raise AssertionError("a tensor on another device was asked for its data")
         return self._a.__dlpack__(**kwargs)
 
     def __dlpack_device__(self):
-        return self._a.__dlpack_device__()
+        return self._device or self._a.__dlpack_device__()
+
+
+class _OldDLPack(_DLPack):
+    """A producer of the first DLPack protocol: ``__dlpack__`` takes no arguments (numpy
+    1.23 calls it so; newer numpy tries its keyword arguments first)."""
+
+    def __dlpack__(self):
+        return self._a.__dlpack__()
 
 
 def test_buffer_protocols_and_other_float_widths(model, X):
@@ -310,10 +323,107 @@ def test_buffer_protocols_and_other_float_widths(model, X):
     X16 = X.astype(np.float16)
     assert_reads_as(model, X16, X16.astype(model.dtype))
     assert_reads_as(model, X.astype(np.longdouble), X.astype(model.dtype))
-    with pytest.raises(TypeError, match=r"^X must be an array of floats .*, got _DLPack$"):
-        model.energy(_DLPack(Xd))
-    with pytest.raises(TypeError, match=r"got _DLPack$"):
-        model.esm_loss_and_grad(Xd, _DLPack(Xd))
+
+
+@pytest.mark.parametrize("kind", [_DLPack, _OldDLPack])
+def test_objects_that_only_speak_dlpack_are_read_through_it(model, X, kind):
+    # They were refused: "X must be an array of floats (float32 or float64), got _DLPack".
+    Xd = X.astype(model.dtype)
+    quiet(assert_reads_as, model, kind(Xd), Xd)
+    assert_reads_as(model, kind(X.astype(np.float16)), X.astype(np.float16).astype(model.dtype))
+    a = model.sample(11, n_steps=2, init=kind(Xd), seed=3).samples
+    assert same(a, model.sample(11, n_steps=2, init=Xd, seed=3).samples)
+    start = sm.langevin(model.score, kind(Xd), 2, 0.1, seed=1).samples
+    assert same(start, sm.langevin(model.score, Xd, 2, 0.1, seed=1).samples)
+    rebuilt = sm.EnergyMLP.from_params([kind(p) for p in model.params], dtype=model.dtype)
+    assert same_arrays(rebuilt.params, model.params)
+    # A view, as np.from_dlpack gives: no copy on the way in.
+    assert np.shares_memory(as_real_array(kind(Xd), "X"), Xd)
+    # Read as any array: integers are converted, booleans refused by dtype (numpy < 1.25
+    # reads no DLPack booleans at all, and says so).
+    ints = kind(np.arange(6).reshape(2, 3))
+    assert same(model.energy(ints), model.energy([[0, 1, 2], [3, 4, 5]]))
+    with pytest.raises(
+        TypeError,
+        match=rf"^X must be an array of floats .*, got (dtype bool|{kind.__name__}, which numpy "
+        r"could not read through DLPack \(.*\))$",
+    ):
+        model.energy(kind(Xd > 0))
+
+
+class _Both(_DLPack):
+    """DLPack beside ``__array__``: numpy's reading stands, DLPack is never asked."""
+
+    def __dlpack__(self, **kwargs):
+        raise AssertionError("__dlpack__ called on an object numpy reads itself")
+
+    def __array__(self, dtype=None, copy=None):
+        return self._a
+
+
+def test_objects_numpy_reads_itself_keep_their_path(model, X):
+    Xd = X.astype(model.dtype)
+    assert_reads_as(model, _Both(Xd), Xd)
+    assert as_real_array(_Both(Xd), "X") is Xd  # not copied
+    assert as_real_array(Xd, "X") is Xd
+
+
+@pytest.mark.parametrize(
+    ("device", "shown"), [((2, 0), "CUDA:0"), ((10, 1), "ROCm:1"), ((99, 0), "type 99:0")]
+)
+def test_dlpack_on_another_device_is_refused_by_name(model, X, device, shown):
+    want = (
+        "X must be an array of floats (float32 or float64) in CPU memory, got _DLPack on "
+        f"DLPack device {shown}; copy it to the CPU first"
+    )
+    for call in (model.energy, model.ism_loss, lambda v: model.fit(v, epochs=1, progress=False)):
+        with pytest.raises(TypeError, match=f"^{re.escape(want)}$"):
+            call(_DLPack(X, device=device))
+    with pytest.raises(TypeError, match=r"^params\[0\] must be a numeric array in CPU memory"):
+        sm.EnergyMLP.from_params([_DLPack(p, device=device) for p in model.params])
+
+
+class _Broken(_DLPack):
+    def __init__(self, a, error):
+        super().__init__(a)
+        self._error = error
+
+    def __dlpack__(self, **kwargs):
+        raise self._error
+
+
+class _NoCapsule(_DLPack):
+    def __dlpack__(self, **kwargs):
+        return "not a capsule"
+
+
+class _NoDevice(_DLPack):
+    def __dlpack_device__(self):
+        raise RuntimeError("no device here")
+
+
+@pytest.mark.parametrize(
+    ("given", "detail"),
+    [
+        (_Broken(np.zeros((2, 3)), BufferError("cannot export")), "BufferError: cannot export"),
+        (_Broken(np.zeros((2, 3)), RuntimeError("gone")), "RuntimeError: gone"),
+        (
+            _NoCapsule(np.zeros((2, 3))),
+            "ValueError: PyCapsule_GetPointer called with invalid PyCapsule object",
+        ),
+        (_NoDevice(np.zeros((2, 3))), "RuntimeError: no device here"),
+    ],
+)
+def test_dlpack_that_cannot_be_read_is_a_type_error(given, detail):
+    # Whatever the producer or numpy raised is named after what was expected.
+    m = sm.EnergyMLP(3, hidden=(4,), seed=0)
+    kind = type(given).__name__
+    want = (
+        f"X must be an array of floats (float32 or float64), got {kind}, which numpy could not "
+        f"read through DLPack ({detail}"
+    )
+    with pytest.raises(TypeError, match=f"^{re.escape(want)}"):
+        m.energy(given)
 
 
 def test_array_api_strict_arrays(model, X):

@@ -159,9 +159,12 @@ def as_real_array(
     x: Any, name: str, expected: str = "an array of real numbers", rows: bool = True
 ) -> NDArray[Any]:
     """``x`` as a numpy array of real numbers (floats or integers), not copied when it already
-    is one. A masked array, what numpy cannot convert (ragged lists and the like) and arrays of
-    other kinds (bool, complex, object, str) are a ``TypeError``; ``expected`` says what
-    ``name`` must be, ``rows`` is as for :func:`reject_masked`."""
+    is one. What numpy's conversion reads (``__array__``, the array interface, buffers,
+    sequences) is read so; an object that speaks only DLPack is read through
+    ``np.from_dlpack``, in place, if its memory is the CPU's. A masked array, what numpy cannot
+    convert (ragged lists and the like, DLPack on another device) and arrays of other kinds
+    (bool, complex, object, str) are a ``TypeError``; ``expected`` says what ``name`` must be,
+    ``rows`` is as for :func:`reject_masked`."""
     reject_masked(x, name, rows)
     try:
         if _RAGGED_TO_OBJECT and not isinstance(x, np.ndarray):
@@ -189,6 +192,11 @@ def as_real_array(
                 pass
     except Exception as err:  # ragged lists and the like
         raise TypeError(f"{name} could not be converted to an array: {err}") from err
+    if arr.dtype.kind == "O" and arr.ndim == 0 and hasattr(type(x), "__dlpack__"):
+        # numpy's own conversion reads __array__, the array interface and buffers, not DLPack:
+        # an object that speaks only DLPack came back wrapped as a 0-d object array. Only
+        # then is DLPack asked, so what numpy reads itself keeps its path (and its no-copy).
+        arr = _from_dlpack(x, name, expected)
     if arr.dtype.kind == "O" and not isinstance(x, np.ndarray):
         arr = _wide_ints(arr, name)
     if arr.ndim == 2 and not isinstance(x, np.ndarray):
@@ -201,6 +209,64 @@ def as_real_array(
             raise TypeError(f"{name} must be {expected}, got {type(x).__name__}")
         raise TypeError(f"{name} must be {expected}, got dtype {arr.dtype}")
     return arr
+
+
+# DLPack device types (dlpack.h's DLDeviceType) by name, for messages.
+_DLPACK_DEVICES = {
+    1: "CPU",
+    2: "CUDA",
+    3: "CUDA host",
+    4: "OpenCL",
+    7: "Vulkan",
+    8: "Metal",
+    9: "VPI",
+    10: "ROCm",
+    11: "ROCm host",
+    12: "ext_dev",
+    13: "CUDA managed",
+    14: "oneAPI",
+    15: "WebGPU",
+    16: "Hexagon",
+    17: "MAIA",
+}
+# The device types whose memory the CPU reads, the ones np.from_dlpack accepts (from numpy
+# 1.23 on): the CPU's, CUDA's and ROCm's pinned host memory, CUDA managed memory.
+_DLPACK_ON_HOST = frozenset({1, 3, 11, 13})
+
+
+def _from_dlpack(x: Any, name: str, expected: str) -> NDArray[Any]:
+    """``x``, which numpy reads only through DLPack, as the numpy view ``np.from_dlpack``
+    gives. A device other than the CPU is a ``TypeError`` that says so, before ``x`` is asked
+    for its data (a GPU tensor would have nothing numpy can read); so is whatever else keeps
+    numpy from reading it (a producer that raises, a dtype numpy lacks such as bfloat16).
+
+    ``np.from_dlpack(x)`` is called without keywords, the one form every numpy from 1.23 on
+    takes: numpy 1.23 calls ``x.__dlpack__()`` with no argument, numpy >= 2.1 passes
+    ``max_version``, ``dl_device`` and ``copy`` and, if the producer refuses them with a
+    ``TypeError``, calls it again without. Its ``device`` and ``copy`` keywords (numpy >= 2.1,
+    which could ask a producer to copy to the CPU) are not used: data is read where it is."""
+    given = type(x).__name__
+
+    def unreadable(err: Exception) -> TypeError:
+        return TypeError(
+            f"{name} must be {expected}, got {given}, which numpy could not read through "
+            f"DLPack ({type(err).__name__}: {err})"
+        )
+
+    try:
+        device_type, device_id = (int(v) for v in x.__dlpack_device__())
+    except Exception as err:  # the producer's own, whatever it raises
+        raise unreadable(err) from err
+    if device_type not in _DLPACK_ON_HOST:
+        device = _DLPACK_DEVICES.get(device_type, f"type {device_type}")
+        raise TypeError(
+            f"{name} must be {expected} in CPU memory, got {given} on DLPack device "
+            f"{device}:{device_id}; copy it to the CPU first"
+        )
+    try:
+        return np.from_dlpack(x)
+    except Exception as err:  # the producer's or numpy's, whatever it raises
+        raise unreadable(err) from err
 
 
 def _non_number_column(x: Any) -> tuple[Any, Any] | None:
@@ -390,7 +456,8 @@ def as_batch(x: Any, dim: int, dtype: str, name: str = "X") -> NDArray[Any]:
 
     numpy arrays of the model's dtype pass through untouched whatever their memory order or
     strides (the engine reads them in place), unless misaligned (then they are copied). Arrays of the other float dtype are converted
-    once. Array-likes (nested lists, objects with ``__array__``) are converted with numpy.
+    once. Array-likes (nested lists, objects with ``__array__``) are converted with numpy,
+    objects that speak only DLPack through ``np.from_dlpack`` (see :func:`as_real_array`).
     Integer, boolean, complex, object and string arrays raise ``TypeError``.
     """
     if (
