@@ -366,6 +366,9 @@ def test_objects_numpy_reads_itself_keep_their_path(model, X):
     assert_reads_as(model, _Both(Xd), Xd)
     assert as_real_array(_Both(Xd), "X") is Xd  # not copied
     assert as_real_array(Xd, "X") is Xd
+    # A 0-d object array has __dlpack__ too, and stays refused by its type, as before.
+    with pytest.raises(TypeError, match=r"^X must be an array of floats .*, got ndarray$"):
+        model.energy(np.array(None, dtype=object))
 
 
 @pytest.mark.parametrize(

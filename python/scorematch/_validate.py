@@ -192,7 +192,12 @@ def as_real_array(
                 pass
     except Exception as err:  # ragged lists and the like
         raise TypeError(f"{name} could not be converted to an array: {err}") from err
-    if arr.dtype.kind == "O" and arr.ndim == 0 and hasattr(type(x), "__dlpack__"):
+    if (
+        arr.dtype.kind == "O"
+        and arr.ndim == 0
+        and hasattr(type(x), "__dlpack__")
+        and not isinstance(x, np.ndarray)  # a 0-d object array has __dlpack__ too
+    ):
         # numpy's own conversion reads __array__, the array interface and buffers, not DLPack:
         # an object that speaks only DLPack came back wrapped as a 0-d object array. Only
         # then is DLPack asked, so what numpy reads itself keeps its path (and its no-copy).
