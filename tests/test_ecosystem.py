@@ -13,7 +13,7 @@ import numpy as np
 import pytest
 import scorematch as sm
 from helpers import make_model, same_arrays
-from scorematch._validate import as_real_array
+from scorematch._validate import as_batch, as_real_array
 
 PER_ROW = ("energy", "score", "hessian_trace")
 
@@ -183,15 +183,132 @@ def test_arrow_columns_other_than_numbers_are_refused_by_name(pa):
         m.energy(pa.table({"a": [1.5, 2.5], "name": ["x", "y"]}))
 
 
-def test_arrow_lists_of_points_are_refused_not_misread(pa, X):
-    # Arrow's numpy form of a list array is an object array of rows: refused as such.
-    m = sm.EnergyMLP(3, hidden=(4,), seed=0)
+def fixed_size_lists(pa, rows, size=None, value_type=None):
+    """An Arrow FixedSizeListArray of the rows of ``rows`` (an (n, d) array or a list)."""
+    rows = np.asarray(rows) if size is None else rows
+    size = rows.shape[1] if size is None else size
+    return pa.array(
+        rows if isinstance(rows, list) else list(rows),
+        type=pa.list_(value_type or pa.from_numpy_dtype(rows.dtype), size),
+    )
+
+
+def test_arrow_fixed_size_lists_are_batches_of_rows(pa, model, X):
+    # Arrow's way to hold (n, d) rows (embeddings). Its numpy form is an object array of
+    # rows: refused as "got dtype object" (a table of one such column as "got column 'x' of
+    # dtype fixed_size_list<item: double>[3]").
     points = pa.FixedSizeListArray.from_arrays(pa.array(X.ravel()), 3)
-    for given in (points, pa.chunked_array([points]), pa.array(X.tolist())):
-        with pytest.raises(TypeError, match=r"^X must be an array of floats .*, got dtype object$"):
+    sliced = pa.FixedSizeListArray.from_arrays(pa.array(np.r_[np.ones(6), X.ravel()]), 3)[2:]
+    assert sliced.offset == 2
+    chunked = pa.chunked_array([points[:4], points[4:]])
+    table = pa.table({"x": chunked})
+    for given in (
+        points,
+        sliced,
+        chunked,
+        pa.chunked_array([points]),
+        table,
+        pa.record_batch({"x": points}),
+        pa.table({"x": points}).to_batches()[0],
+    ):
+        quiet(assert_reads_as, model, given, X)
+    X32 = X.astype(np.float32)
+    quiet(assert_reads_as, model, fixed_size_lists(pa, X32), X32)
+    X16 = X.astype(np.float16)
+    assert_reads_as(model, fixed_size_lists(pa, X16), X16.astype(model.dtype))
+    # Integers are numbers, as in lists and frames.
+    ints = fixed_size_lists(pa, [[1, 2, 3], [4, 5, 6]], 3, pa.int32())
+    assert same(model.energy(ints), model.energy(np.array([[1.0, 2, 3], [4, 5, 6]])))
+    # Read in place: the rows are a view of Arrow's buffer.
+    Xd = X.astype(model.dtype)
+    given = fixed_size_lists(pa, Xd)
+    assert np.shares_memory(as_batch(given, 3, str(model.dtype)), given.values.to_numpy())
+    # No rows is an empty batch.
+    empty = pa.array([], type=pa.list_(pa.float64(), 3))
+    assert model.energy(empty).shape == (0,)
+    assert model.energy(pa.chunked_array([], type=empty.type)).shape == (0,)
+
+
+def test_arrow_fixed_size_lists_train_and_start_chains(pa, model, X):
+    Xd = X.astype(model.dtype)
+    given = fixed_size_lists(pa, Xd)
+
+    def trained(data):
+        m = sm.EnergyMLP.from_params(model.params, dtype=model.dtype)
+        h = m.fit(data, epochs=2, batch_size=4, validation=data, progress=False, seed=1)
+        return m.params, h.train_loss, h.val_loss
+
+    a, b = trained(given), trained(Xd)
+    assert same_arrays(a[0], b[0]) and a[1:] == b[1:]
+    res = model.sample(11, n_steps=2, init=given, seed=3).samples
+    assert same(res, model.sample(11, n_steps=2, init=Xd, seed=3).samples)
+
+
+@pytest.mark.parametrize(
+    ("rows", "first"),
+    [
+        ([[1.0, 2.0, 3.0], [4.0, 5.0, 6.0], None, [7.0, 8.0, 9.0]], 2),
+        ([[1.0, 2.0, 3.0], [4.0, None, 6.0], None], 1),
+        ([[1.0, 2.0, 3.0], [4.0, 5.0, 6.0], [7.0, 8.0, 9.0], [None, None, None]], 3),
+    ],
+)
+def test_arrow_fixed_size_lists_with_nulls_are_refused_by_row(pa, rows, first):
+    # Arrow holds no defined value under a null: read through .values, a null row was
+    # whatever its slots held (zeros, or the values it was built from).
+    m = sm.EnergyMLP(3, hidden=(4,), seed=0)
+    points = fixed_size_lists(pa, rows, 3, pa.float64())
+    want = rf"^X contains nulls \(first at row {first}\); drop or fill them first$"
+    for given in (points, pa.table({"x": points})):
+        for call in (m.energy, m.score, m.ism_loss, lambda v: m.fit(v, epochs=1, progress=False)):
+            with pytest.raises(ValueError, match=want):
+                call(given)
+    # Rows are numbered in the whole array: across chunks, from a slice's first row.
+    ok = fixed_size_lists(pa, [[0.0, 0.0, 0.0]] * 5, 3, pa.float64())
+    with pytest.raises(ValueError, match=rf"first at row {5 + first}\)"):
+        m.energy(pa.chunked_array([ok, points]))
+    with pytest.raises(ValueError, match=rf"first at row {first - 1}\)"):
+        m.energy(points[1:])
+    with pytest.raises(ValueError, match=r"^target_score contains nulls \(first at row"):
+        m.esm_loss_and_grad(np.zeros((len(rows), 3)), points)
+    # Nulls before a slice are not in it.
+    assert m.energy(points[:first]).shape == (first,)
+
+
+def test_arrow_lists_other_than_fixed_size_lists_of_numbers_are_refused(pa, X):
+    m = sm.EnergyMLP(3, hidden=(4,), seed=0)
+    strings = fixed_size_lists(pa, [["a", "b", "c"]], 3, pa.string())
+    flags = fixed_size_lists(pa, [[True, False, True]], 3, pa.bool_())
+    for given, dtype in (
+        (strings, "fixed_size_list<item: string>[3]"),
+        (flags, "fixed_size_list<item: bool>[3]"),
+    ):
+        want = (
+            rf"^X must be an array of floats \(float32 or float64\), got dtype {re.escape(dtype)}$"
+        )
+        with pytest.raises(TypeError, match=want):
             m.energy(given)
-    # ... and usable through the flat values
-    assert same(m.energy(points.flatten().to_numpy().reshape(-1, 3)), m.energy(X))
+    # Lists of any length: Arrow's numpy form, an object array of rows, is refused as such.
+    with pytest.raises(TypeError, match=r"^X must be an array of floats .*, got dtype object$"):
+        m.energy(pa.array(X.tolist()))
+    # Rows of another length are a batch of another dimension.
+    with pytest.raises(
+        ValueError, match=r"^X must have shape \(n, 3\) for this model, got \(2, 4\)$"
+    ):
+        m.energy(fixed_size_lists(pa, np.zeros((2, 4))))
+    # Beside other columns, a column of lists is named, as other columns that are not numbers.
+    with pytest.raises(
+        TypeError, match=r"got column 'e' of dtype fixed_size_list<item: double>\[2\]$"
+    ):
+        sm.EnergyMLP(2, hidden=(4,), seed=0).energy(
+            pa.table({"a": [1.0], "e": fixed_size_lists(pa, np.zeros((1, 2)))})
+        )
+
+
+def test_arrow_fixed_size_lists_are_batches_only_where_a_batch_goes(pa, model):
+    # Parameters are arrays of their own shapes, not batches of rows: refused as before.
+    params = [fixed_size_lists(pa, p) if p.ndim == 2 else p for p in model.params]
+    with pytest.raises(TypeError, match=r"^params\[0\] must be a numeric array, got dtype object$"):
+        sm.EnergyMLP.from_params(params, dtype=model.dtype)
 
 
 # ----------------------------------------------------------- memory order of frames

@@ -156,7 +156,11 @@ FLOATS = "an array of floats (float32 or float64)"
 
 
 def as_real_array(
-    x: Any, name: str, expected: str = "an array of real numbers", rows: bool = True
+    x: Any,
+    name: str,
+    expected: str = "an array of real numbers",
+    rows: bool = True,
+    batch: bool = False,
 ) -> NDArray[Any]:
     """``x`` as a numpy array of real numbers (floats or integers), not copied when it already
     is one. What numpy's conversion reads (``__array__``, the array interface, buffers,
@@ -164,8 +168,16 @@ def as_real_array(
     ``np.from_dlpack``, in place, if its memory is the CPU's. A masked array, what numpy cannot
     convert (ragged lists and the like, DLPack on another device) and arrays of other kinds
     (bool, complex, object, str) are a ``TypeError``; ``expected`` says what ``name`` must be,
-    ``rows`` is as for :func:`reject_masked`."""
+    ``rows`` is as for :func:`reject_masked`.
+
+    ``batch``: ``name`` is a batch of rows, shape (n, d), so that Arrow's fixed-size lists
+    (a list of d numbers per row, see :func:`_fixed_size_rows`) are read as such; elsewhere
+    (parameters, 1-D and 3-D arrays) they stay an object array, refused."""
     reject_masked(x, name, rows)
+    if batch:
+        lists = _fixed_size_rows(x, name, expected)
+        if lists is not None:
+            return lists
     try:
         if _RAGGED_TO_OBJECT and not isinstance(x, np.ndarray):
             # numpy < 1.24 makes ragged lists an object array with a warning; the check below
@@ -214,6 +226,56 @@ def as_real_array(
             raise TypeError(f"{name} must be {expected}, got {type(x).__name__}")
         raise TypeError(f"{name} must be {expected}, got dtype {arr.dtype}")
     return arr
+
+
+def _fixed_size_rows(x: Any, name: str, expected: str, kinds: str = "fiu") -> NDArray[Any] | None:
+    """``x`` as an (n, d) array if it holds n rows of d numbers as Arrow's fixed-size lists:
+    a pyarrow ``FixedSizeListArray``, a ``ChunkedArray`` of them, or a ``Table`` or
+    ``RecordBatch`` of a single such column; ``None`` for anything else. numpy's reading of
+    them is an object array of rows. The values are read in place where Arrow allows it (one
+    chunk; numpy's reading of Arrow's own buffer, read-only), several chunks are joined once.
+
+    A null (a null row, or a null among a row's values) is a ``ValueError`` naming the first
+    row that holds one: Arrow defines no value under a null, and through ``values`` a null row
+    would be read as whatever its slots hold. Values of a kind not in ``kinds`` (strings,
+    booleans by default) are a ``TypeError`` naming the Arrow type. Duck-typed on pyarrow's
+    names (``type.list_size``, ``values``, ``offset``, ``chunks``; ``num_columns`` and
+    ``column`` for tables), as :func:`_non_number_column`: pyarrow is not imported."""
+    # num_columns, not columns or schema: a polars LazyFrame resolves its query plan for
+    # those, with a warning.
+    width = getattr(x, "num_columns", None)
+    if isinstance(width, int):  # a Table or RecordBatch
+        if width != 1:
+            return None  # several columns: _non_number_column names a column of lists
+        try:
+            x = x.column(0)
+        except Exception:  # noqa: BLE001 - not what this duck-typing took it for
+            return None
+    size = getattr(getattr(x, "type", None), "list_size", None)
+    if not isinstance(size, int) or isinstance(size, bool) or size < 0:
+        return None
+    try:
+        chunks = getattr(x, "chunks", None)
+        if isinstance(chunks, list):  # a ChunkedArray
+            # One chunk is read as it is; several are joined (a copy numpy's reading needs too).
+            x = chunks[0] if len(chunks) == 1 else x.combine_chunks()
+        n = len(x)
+        # `values` ignores the array's offset (a slice's first row), and unlike `flatten()`
+        # it keeps the slots of null rows, so that positions stay those of the rows.
+        values = x.values.slice(x.offset * size, n * size)
+        kind = values.slice(0, 0).to_numpy(zero_copy_only=False).dtype.kind
+        nulls = int(x.null_count) + int(values.null_count)
+    except Exception:  # noqa: BLE001 - not what this duck-typing took it for
+        return None  # numpy's reading stands
+    if kind not in kinds:
+        raise TypeError(f"{name} must be {expected}, got dtype {x.type}")
+    if nulls:
+        null_rows = values.is_null().to_numpy(zero_copy_only=False).reshape(n, size).any(axis=1)
+        null_rows |= x.is_null().to_numpy(zero_copy_only=False)
+        first = int(np.argmax(null_rows))
+        raise ValueError(f"{name} contains nulls (first at row {first}); drop or fill them first")
+    out: NDArray[Any] = values.to_numpy(zero_copy_only=False).reshape(n, size)
+    return out
 
 
 # DLPack device types (dlpack.h's DLDeviceType) by name, for messages.
@@ -474,7 +536,7 @@ def as_batch(x: Any, dim: int, dtype: str, name: str = "X") -> NDArray[Any]:
     ):
         return x  # the common case, checked first: it costs a few hundred nanoseconds
     # A subclass (np.matrix, np.memmap, ...) is read as the plain array it holds.
-    arr = as_real_array(x, name, FLOATS)
+    arr = as_real_array(x, name, FLOATS, batch=True)
     if arr.dtype.kind != "f":
         if isinstance(x, np.ndarray):
             # An integer array is refused rather than converted unseen; integers in a list are
