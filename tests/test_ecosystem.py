@@ -183,6 +183,32 @@ def test_arrow_columns_other_than_numbers_are_refused_by_name(pa):
         m.energy(pa.table({"a": [1.5, 2.5], "name": ["x", "y"]}))
 
 
+@pytest.mark.parametrize(
+    ("values", "dtype"),
+    [
+        ([dt.date(2024, 1, 1), dt.date(2024, 1, 2)], "date32[day]"),
+        ([dt.datetime(2024, 1, 1), dt.datetime(2024, 1, 2)], "timestamp[us]"),
+        ([dt.timedelta(days=1), dt.timedelta(days=2)], "duration[us]"),
+        ([dt.time(1), dt.time(2)], "time64[us]"),
+    ],
+)
+def test_arrow_dates_times_and_durations_are_refused_by_name(pa, values, dtype):
+    # numpy finds no common type for datetimes and floats: the message was numpy's ("X could
+    # not be converted to an array: The DType <class 'numpy.dtypes.Float64DType'> could not
+    # be promoted by <class 'numpy.dtypes.DateTime64DType'> ..."), which named no column.
+    m = sm.EnergyMLP(2, hidden=(4,), seed=0)
+    want = (
+        rf"^X must be an array of floats \(float32 or float64\), got column 'when' of dtype "
+        rf"{re.escape(dtype)}$"
+    )
+    for given in (
+        pa.table({"a": [1.5, 2.5], "when": values}),
+        pa.record_batch({"a": [1.5, 2.5], "when": values}),
+    ):
+        with pytest.raises(TypeError, match=want):
+            m.energy(given)
+
+
 def fixed_size_lists(pa, rows, size=None, value_type=None):
     """An Arrow FixedSizeListArray of the rows of ``rows`` (an (n, d) array or a list)."""
     rows = np.asarray(rows) if size is None else rows

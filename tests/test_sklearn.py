@@ -9,6 +9,7 @@ small and the whole file runs in a few seconds on 2 cores.
 
 from __future__ import annotations
 
+import datetime as dt
 import os
 import re
 import subprocess
@@ -659,3 +660,81 @@ def test_an_array_hyperparameter_is_described_on_one_line():
     )
     with pytest.raises(ValueError, match=f"^{re.escape(want)}$"):
         ScoreMatchingDensity(**{**SMALL, "objective": np.array(["ism"])}).fit(X[:50])
+
+
+# ------------------------------------------------------------- columns that are not numbers
+
+# Four rows of each: dates, times and durations, which scikit-learn's conversion of polars and
+# Arrow frames read as day or microsecond counts, and strings, which it parsed as numbers.
+NOT_NUMBERS = {
+    "date": [dt.date(2024, 1, d) for d in (1, 2, 3, 4)],
+    "datetime": [dt.datetime(2024, 1, d, 12) for d in (1, 2, 3, 4)],
+    "duration": [dt.timedelta(days=d) for d in (1, 2, 3, 4)],
+    "time": [dt.time(h) for h in (1, 2, 3, 4)],
+    "string": ["1.5", "2", "3", "4"],
+}
+FRAME_LIBRARIES = ("polars", "pyarrow", "pandas")
+
+
+def frame_of(library, columns):
+    """A frame of ``library`` with the columns of the dict ``columns``, and the dtype of each
+    as the library names it."""
+    lib = pytest.importorskip(library)
+    if library == "polars":
+        frame = lib.DataFrame(columns)
+        return frame, {k: frame.schema[k] for k in columns}
+    if library == "pyarrow":
+        frame = lib.table(columns)
+        return frame, {k: frame.schema.field(k).type for k in columns}
+    frame = lib.DataFrame(columns)
+    if "when" in columns and isinstance(columns["when"][0], dt.timedelta):
+        frame["when"] = lib.to_timedelta(frame["when"])  # pandas keeps them objects otherwise
+    return frame, {k: frame.dtypes[k] for k in columns}
+
+
+def refusal(column, dtype):
+    return (
+        rf"^X must be an array of numbers \(booleans are read as 0 and 1\), got column "
+        rf"{re.escape(repr(column))} of dtype {re.escape(str(dtype))}$"
+    )
+
+
+@pytest.mark.parametrize("library", FRAME_LIBRARIES)
+@pytest.mark.parametrize("kind", NOT_NUMBERS)
+def test_dates_times_durations_and_strings_are_refused_by_column(library, kind):
+    # As the engine's own methods refuse them (and a numpy array of the same columns is).
+    frame, dtypes = frame_of(
+        library, {"a": [0.5, 1.5, 2.5, 3.5], "when": NOT_NUMBERS[kind], "c": [0.0, 1.0, 2.0, 3.0]}
+    )
+    want = refusal("when", dtypes["when"])
+    est = ScoreMatchingDensity(**SMALL)
+    with pytest.raises(TypeError, match=want):
+        est.fit(frame)
+    assert not hasattr(est, "n_features_in_")  # refused before anything is set
+    three = ScoreMatchingDensity(hidden=(4,), epochs=1).fit(
+        np.zeros((8, 3)) + np.arange(8)[:, None]
+    )
+    for call in (three.score_samples, three.score, three.score_field):
+        with pytest.raises(TypeError, match=want):
+            call(frame)
+
+
+def test_pandas_datetimes_with_a_time_zone_are_refused_by_column():
+    pd = pytest.importorskip("pandas")
+    when = pd.to_datetime(["2024-01-01", "2024-01-02", "2024-01-03"]).tz_localize("UTC")
+    frame = pd.DataFrame({"a": [0.5, 1.5, 2.5], "when": when})
+    with pytest.raises(TypeError, match=refusal("when", frame.dtypes["when"])):
+        ScoreMatchingDensity(**SMALL).fit(frame)
+
+
+@pytest.mark.parametrize("library", FRAME_LIBRARIES)
+def test_boolean_columns_are_read_as_zero_and_one(library):
+    # scikit-learn's convention for boolean features, kept: the fit is that of the 0/1 array.
+    flags = [True, False, False, True, True, False, True, False]
+    frame, _ = frame_of(library, {"a": X[:8, 0], "flag": flags})
+    plain = np.column_stack([X[:8, 0], np.array(flags, dtype=np.float64)])
+    a = ScoreMatchingDensity(hidden=(6,), epochs=2, random_state=0).fit(frame)
+    b = ScoreMatchingDensity(hidden=(6,), epochs=2, random_state=0).fit(plain)
+    assert same_arrays(a.model_.params, b.model_.params)
+    assert same_arrays([a.mean_, a.scale_], [b.mean_, b.scale_])
+    assert np.array_equal(a.score_samples(frame), b.score_samples(plain))

@@ -4,6 +4,7 @@ numpy reference (float64 tolerance 1e-12 relative to scale unless stated)."""
 
 from __future__ import annotations
 
+import datetime as dt
 import re
 import warnings
 
@@ -268,6 +269,44 @@ def test_pandas_frames_of_nullable_numbers_are_read_as_floats(model, X):
     for bad in (frame > 0, (frame > 0).astype("boolean"), frame.astype(str)):
         with pytest.raises(TypeError, match="X must be an array of floats"):
             m.energy(bad)
+
+
+def test_pandas_columns_other_than_numbers_are_named(model):
+    # pandas' numpy form of such a frame is an object array: refused as "got dtype object",
+    # which named no column (where polars and Arrow frames named it).
+    pd = pytest.importorskip("pandas")
+    m, _ = model
+    a = [0.5, 1.5]
+    columns = {
+        "datetime": pd.to_datetime(["2024-01-01", "2024-01-02"]),
+        "utc": pd.to_datetime(["2024-01-01", "2024-01-02"]).tz_localize("UTC"),
+        "duration": pd.to_timedelta([1, 2], unit="D"),
+        "flag": [True, False],
+        "nullable_flag": pd.array([True, None], dtype="boolean"),
+        "text": pd.array(["1.5", "2"], dtype="string"),
+        "dates": [dt.date(2024, 1, 1), dt.date(2024, 1, 2)],
+        "times": [dt.time(1), dt.time(2)],
+        "words": pd.array(["1.5", "2"], dtype=object),
+        "period": pd.period_range("2024-01", periods=2, freq="M"),
+    }
+    for name, values in columns.items():
+        frame = pd.DataFrame({"a": a, name: values, "c": a})
+        want = (
+            r"^X must be an array of floats \(float32 or float64\), got column "
+            rf"'{name}' of dtype {re.escape(str(frame.dtypes[name]))}$"
+        )
+        with pytest.raises(TypeError, match=want):
+            m.energy(frame)
+    # A column of other objects is left to their conversion: Python floats are numbers,
+    # None is not, and said so as before.
+    objects = pd.DataFrame({"a": a, "b": pd.array([0.25, 2.0], dtype=object), "c": a})
+    assert np.array_equal(m.energy(objects), m.energy(np.array([a, [0.25, 2.0], a]).T))
+    objects["b"] = pd.array([0.25, None], dtype=object)
+    with pytest.raises(TypeError, match=r"^X must be an array of floats .*, got dtype object$"):
+        m.energy(objects)
+    # A frame of numbers is not looked at column by column.
+    frame = pd.DataFrame({"a": a, "b": a, "c": pd.array([1, 2], dtype="Int64")})
+    assert np.array_equal(m.energy(frame), m.energy(np.array([a, a, [1.0, 2.0]]).T))
 
 
 def test_other_float_dtype_is_converted_to_the_models(X):

@@ -2,6 +2,7 @@
 
 from __future__ import annotations
 
+import datetime
 import math
 import warnings
 from collections.abc import Callable, Sequence
@@ -203,6 +204,13 @@ def as_real_array(
             except OverflowError:
                 pass
     except Exception as err:  # ragged lists and the like
+        # An Arrow table of a date, time or duration column beside numbers: numpy finds no
+        # common type for them. The column says more than numpy's message.
+        bad = _non_number_column(x)
+        if bad is not None:
+            raise TypeError(
+                f"{name} must be {expected}, got column {bad[0]!r} of dtype {bad[1]}"
+            ) from err
         raise TypeError(f"{name} could not be converted to an array: {err}") from err
     if (
         arr.dtype.kind == "O"
@@ -217,7 +225,7 @@ def as_real_array(
     if arr.dtype.kind == "O" and not isinstance(x, np.ndarray):
         arr = _wide_ints(arr, name)
     if arr.ndim == 2 and not isinstance(x, np.ndarray):
-        bad = _non_number_column(x)
+        bad = _non_number_column(x, numpy_kind=arr.dtype.kind)
         if bad is not None:
             raise TypeError(f"{name} must be {expected}, got column {bad[0]!r} of dtype {bad[1]}")
     if arr.dtype.kind not in "fiu":
@@ -336,21 +344,87 @@ def _from_dlpack(x: Any, name: str, expected: str) -> NDArray[Any]:
         raise unreadable(err) from err
 
 
-def _non_number_column(x: Any) -> tuple[Any, Any] | None:
-    """The name and dtype of the first column of a polars DataFrame or pyarrow Table or
-    RecordBatch that numpy, reading it alone, makes no array of numbers; ``None`` for other
-    objects. Their numpy form casts every column to one type: booleans, dates, times and
-    durations beside numbers became 0/1, day and microsecond counts, which pandas and numpy
-    refuse (and a column of strings was only "dtype object"). Duck-typed on ``get_columns``
-    (polars) and ``schema.names`` with ``columns`` (pyarrow): neither is imported."""
+# The values of a column of strings, dates, times or durations as numpy reads them one by one
+# (an object array: polars' and Arrow's times, Arrow's strings, pandas' Python objects);
+# datetime is a date, pandas' Timestamp a datetime, its Timedelta a timedelta.
+_NOT_NUMBERS = (
+    str,
+    bytes,
+    datetime.date,
+    datetime.time,
+    datetime.timedelta,
+    np.datetime64,
+    np.timedelta64,
+)
+
+
+def _non_number_column(
+    x: Any, lenient: bool = False, numpy_kind: str | None = None
+) -> tuple[Any, Any] | None:
+    """The name and dtype of the first column of a polars DataFrame, a pyarrow Table or
+    RecordBatch or a pandas DataFrame that is not numbers; ``None`` for other objects (and
+    when every column is numbers).
+
+    The engine's reading (``lenient=False``): a column is numbers if numpy, reading it alone,
+    makes an array of floats or integers. polars' and Arrow's numpy form casts every column to
+    one type: booleans, dates, times and durations beside numbers became 0/1, day and
+    microsecond counts, which pandas and numpy refuse (and a column of strings was only
+    "dtype object"). pandas' numpy form is an object array instead, refused anyway: its
+    columns are looked at only to name the culprit, when ``numpy_kind`` (the kind of numpy's
+    reading of ``x``; ``None``: unknown) is not numbers. A pandas column of Python objects is
+    named only if it holds strings, dates, times or durations; the conversion of other
+    objects decides.
+
+    scikit-learn's reading (``lenient=True``): booleans are numbers (read as 0 and 1, by
+    scikit-learn's convention), and only dates, times, durations and strings are refused,
+    where its conversion read them as day or microsecond counts or parsed the strings: a
+    column numpy reads as datetimes, timedeltas or strings, or as objects of which one is a
+    string, date, time or duration (polars' and Arrow's times, Arrow's strings, pandas'
+    objects). Other columns (decimals, other objects) are left to scikit-learn.
+
+    Duck-typed on ``get_columns`` (polars), ``schema.names`` with ``columns`` (pyarrow) and
+    ``dtypes`` with ``columns`` and ``iloc`` (pandas), none imported, and only for objects
+    with ``__array__`` (not a polars LazyFrame, whose schema would resolve its query plan)."""
+    if not hasattr(type(x), "__array__"):
+        return None
+    frame = _frame_columns(x)
+    if frame is None:
+        return None
+    pandas, columns = frame
+    if pandas and not lenient and numpy_kind is not None and numpy_kind in "fiu":
+        return None  # numbers, so every column is
+    for col_name, col_type, column, kind in columns:
+        try:
+            if kind is None:
+                kind = np.asarray(column()[:0]).dtype.kind  # an empty slice: its dtype, no copy
+            if kind == "O" and (lenient or (pandas and isinstance(col_type, np.dtype))):
+                refused = _holds_non_numbers(column())
+            elif lenient:
+                refused = kind in "mMUS"
+            else:
+                refused = kind not in "fiu"
+        except Exception:  # noqa: BLE001 - not what this duck-typing took it for
+            return None  # numpy's reading stands
+        if refused:
+            return col_name, col_type
+    return None
+
+
+def _frame_columns(
+    x: Any,
+) -> tuple[bool, list[tuple[Any, Any, Callable[[], Any], str | None]]] | None:
+    """Whether ``x`` is a pandas DataFrame, and the name, dtype, a getter and (when its dtype
+    says it) the numpy kind of each column of ``x``, a polars DataFrame, pyarrow Table or
+    RecordBatch or pandas DataFrame; ``None`` for other objects. See
+    :func:`_non_number_column`."""
     get_columns = getattr(x, "get_columns", None)
     if callable(get_columns):
         try:
-            columns = [(s.name, s.dtype, s) for s in get_columns()]
+            return False, [(s.name, s.dtype, _given(s), None) for s in get_columns()]
         except Exception:  # noqa: BLE001 - another library's get_columns, whatever it raises
             return None  # numpy's reading stands
-    else:
-        schema = getattr(x, "schema", None)
+    schema = getattr(x, "schema", None)
+    if schema is not None:
         names, types = getattr(schema, "names", None), getattr(schema, "types", None)
         cols = getattr(x, "columns", None)
         if not (
@@ -360,15 +434,36 @@ def _non_number_column(x: Any) -> tuple[Any, Any] | None:
             and len(names) == len(types) == len(cols)
         ):
             return None
-        columns = list(zip(names, types, cols, strict=True))
-    for col_name, col_type, col in columns:
-        try:
-            kind = np.asarray(col[:0]).dtype.kind  # an empty slice: its dtype, no copy
-        except Exception:  # noqa: BLE001 - not what this duck-typing took it for
-            return None  # numpy's reading stands
-        if kind not in "fiu":
-            return col_name, col_type
-    return None
+        return False, [(n, t, _given(c), None) for n, t, c in zip(names, types, cols, strict=True)]
+    dtypes, names, iloc = (getattr(x, a, None) for a in ("dtypes", "columns", "iloc"))
+    if dtypes is None or names is None or iloc is None:
+        return None
+    try:
+        pairs = list(zip(names, dtypes, strict=True))
+    except (TypeError, ValueError):
+        return None
+    out: list[tuple[Any, Any, Callable[[], Any], str | None]] = []
+    for j, (name, dtype) in enumerate(pairs):
+        # The dtype's own kind where it is numpy's, or a number's or a date's (an empty
+        # Arrow date32 column reads as float64); for the rest (strings, categories,
+        # periods), numpy's reading of the column.
+        kind = getattr(dtype, "kind", None)
+        if not (isinstance(dtype, np.dtype) or (isinstance(kind, str) and kind in "biufcmM")):
+            kind = None
+        out.append((name, dtype, _given(iloc, j), kind))
+    return True, out
+
+
+def _given(column: Any, j: int | None = None) -> Callable[[], Any]:
+    """A getter of ``column``, or of the ``j``-th column of the pandas indexer ``column``
+    (``iloc``), which makes it only when asked."""
+    return (lambda: column) if j is None else (lambda: column[:, j])
+
+
+def _holds_non_numbers(column: Any) -> bool:
+    """Whether a column that numpy reads as objects holds a string, date, time or duration."""
+    values = np.asarray(column)
+    return values.dtype.kind == "O" and any(isinstance(v, _NOT_NUMBERS) for v in values.flat)
 
 
 def _nullable_numbers(x: Any, arr: NDArray[Any]) -> NDArray[Any]:

@@ -36,6 +36,7 @@ except ImportError as _err:  # pragma: no cover - exercised in a subprocess by t
 from scorematch._validate import (
     INT_MAX,
     MAX_PROJECTIONS,
+    _non_number_column,
     as_int,
     as_nonnegative,
     as_positive,
@@ -257,7 +258,9 @@ class ScoreMatchingDensity(DensityMixin, BaseEstimator):  # type: ignore[misc]
         Parameters
         ----------
         X : array_like of shape (n_samples, n_features)
-            Training data (converted to ``dtype``; NaN and Inf are refused).
+            Training data (converted to ``dtype``; NaN and Inf are refused). A frame's
+            boolean columns are read as 0 and 1, as scikit-learn reads them; its columns of
+            dates, times, durations or strings are refused, as by the engine's methods.
         y : None
             Ignored; present for scikit-learn's API.
 
@@ -273,7 +276,9 @@ class ScoreMatchingDensity(DensityMixin, BaseEstimator):  # type: ignore[misc]
             it) or invalid data.
         TypeError
             If ``X`` holds objects that are not numbers (as scikit-learn's validation
-            raises it), or is a masked array (its mask would be ignored).
+            raises it), has a column of dates, times, durations or strings (a polars,
+            pyarrow or pandas frame; boolean columns are read as 0 and 1), or is a masked
+            array (its mask would be ignored).
         scorematch.TrainingDivergedError
             If the loss, a gradient or a parameter becomes NaN or Inf, or the loss blows up
             (as :meth:`scorematch.EnergyMLP.fit` says; lower ``lr``).
@@ -622,10 +627,24 @@ class ScoreMatchingDensity(DensityMixin, BaseEstimator):  # type: ignore[misc]
         )
 
 
+# What X must hold, in messages: scikit-learn reads boolean features as 0 and 1 (its
+# convention, kept here, where the engine's own methods refuse them).
+_NUMBERS = "an array of numbers (booleans are read as 0 and 1)"
+
+
 def _validated(est: ScoreMatchingDensity, X: ArrayLike, **kwargs: Any) -> Array:
     """``X`` checked and converted by scikit-learn's ``validate_data``; a Python int beyond
     the float range among its entries is a ``ValueError`` naming ``X``, not the
-    ``OverflowError`` of numpy's conversion."""
+    ``OverflowError`` of numpy's conversion.
+
+    A column of dates, times, durations or strings of a polars, pyarrow or pandas frame is a
+    ``TypeError`` naming it, as the engine's methods refuse it, before scikit-learn's
+    conversion reads dates and durations as day or microsecond counts (polars, Arrow),
+    parses strings as numbers, or fails on a pandas datetime column with numpy's type
+    promotion error. Boolean columns are read as 0 and 1, as scikit-learn does."""
+    bad = _non_number_column(X, lenient=True)
+    if bad is not None:
+        raise TypeError(f"X must be {_NUMBERS}, got column {bad[0]!r} of dtype {bad[1]}")
     try:
         Xa: Array = validate_data(est, X, **kwargs)
     except OverflowError as err:
