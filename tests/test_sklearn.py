@@ -738,3 +738,67 @@ def test_boolean_columns_are_read_as_zero_and_one(library):
     assert same_arrays(a.model_.params, b.model_.params)
     assert same_arrays([a.mean_, a.scale_], [b.mean_, b.scale_])
     assert np.array_equal(a.score_samples(frame), b.score_samples(plain))
+
+
+# ------------------------------------------------ batches numpy's own conversion cannot read
+
+
+class _DLPack:
+    """Only DLPack, which numpy's (and so scikit-learn's) conversion does not read."""
+
+    def __init__(self, a, device=None):
+        self._a, self._device = a, device
+
+    def __dlpack__(self, **kwargs):
+        return self._a.__dlpack__(**kwargs)
+
+    def __dlpack_device__(self):
+        return self._device or self._a.__dlpack_device__()
+
+
+def assert_same_estimator(given, plain, rows):
+    """The estimator fitted on ``given`` is that fitted on the numpy ``plain``, bit for bit,
+    and so are its values on ``rows`` (the same batch, as ``given``'s kind and as numpy)."""
+    a = ScoreMatchingDensity(hidden=(6,), epochs=2, random_state=0).fit(given)
+    b = ScoreMatchingDensity(hidden=(6,), epochs=2, random_state=0).fit(plain)
+    assert same_arrays(a.model_.params, b.model_.params)
+    assert same_arrays([a.mean_, a.scale_], [b.mean_, b.scale_])
+    assert a.n_features_in_ == b.n_features_in_ and not hasattr(a, "feature_names_in_")
+    given_rows, plain_rows = rows
+    assert np.array_equal(a.score_samples(given_rows), b.score_samples(plain_rows))
+    assert np.array_equal(a.score_field(given_rows), b.score_field(plain_rows))
+    assert a.score(given_rows) == b.score(plain_rows)
+
+
+def test_objects_that_only_speak_dlpack_are_read_through_it():
+    # scikit-learn's conversion made a 0-d object array of one: "float() argument must be a
+    # string or a real number, not '_DLPack'".
+    plain = X[:40]
+    assert_same_estimator(_DLPack(plain), plain, (_DLPack(X_TEST[:9]), X_TEST[:9]))
+    want = (
+        "X must be an array of numbers (booleans are read as 0 and 1) in CPU memory, got "
+        "_DLPack on DLPack device CUDA:0; copy it to the CPU first"
+    )
+    with pytest.raises(TypeError, match=f"^{re.escape(want)}$"):
+        ScoreMatchingDensity(**SMALL).fit(_DLPack(plain, device=(2, 0)))
+
+
+def test_arrow_fixed_size_lists_are_batches_of_rows():
+    # scikit-learn's conversion failed on them: "setting an array element with a sequence".
+    pa = pytest.importorskip("pyarrow")
+    plain, rows = X[:40], X_TEST[:9]
+
+    def lists(a):
+        return pa.FixedSizeListArray.from_arrays(pa.array(a.ravel()), a.shape[1])
+
+    for kind in (lists, lambda a: pa.chunked_array([lists(a[:5]), lists(a[5:])])):
+        assert_same_estimator(kind(plain), plain, (kind(rows), rows))
+    table = pa.table({"x": lists(plain)})
+    assert_same_estimator(table, plain, (pa.table({"x": lists(rows)}), rows))
+    with_null = pa.array([[1.0, 2.0], [3.0, 4.0], None], type=pa.list_(pa.float64(), 2))
+    want = r"^X contains nulls \(first at row 2\); drop or fill them first$"
+    with pytest.raises(ValueError, match=want):
+        ScoreMatchingDensity(**SMALL).fit(with_null)
+    strings = pa.array([["a", "b"]], type=pa.list_(pa.string(), 2))
+    with pytest.raises(TypeError, match=r"got dtype fixed_size_list<item: string>\[2\]$"):
+        ScoreMatchingDensity(**SMALL).fit(strings)

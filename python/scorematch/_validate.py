@@ -236,6 +236,31 @@ def as_real_array(
     return arr
 
 
+def numpy_batch(x: Any, name: str, expected: str, kinds: str = "fiu") -> Any:
+    """``x`` itself, or the numpy array it holds when numpy's own conversion cannot read it
+    as the batch of rows it is: Arrow fixed-size lists (see :func:`_fixed_size_rows`, whose
+    ``kinds`` this is) or an object that speaks only DLPack (see :func:`_from_dlpack`). For
+    conversions other than :func:`as_real_array`'s (scikit-learn's ``validate_data``), which
+    then read the array."""
+    lists = _fixed_size_rows(x, name, expected, kinds)
+    if lists is not None:
+        return lists
+    kind = type(x)
+    if (
+        hasattr(kind, "__dlpack__")
+        and not isinstance(x, np.ndarray)
+        and not any(
+            hasattr(kind, a) for a in ("__array__", "__array_interface__", "__array_struct__")
+        )
+    ):
+        # Buffers and sequences are read by numpy itself: only a 0-d object array says that
+        # numpy read nothing.
+        arr = np.asarray(x)
+        if arr.dtype.kind == "O" and arr.ndim == 0:
+            return _from_dlpack(x, name, expected)
+    return x
+
+
 def _fixed_size_rows(x: Any, name: str, expected: str, kinds: str = "fiu") -> NDArray[Any] | None:
     """``x`` as an (n, d) array if it holds n rows of d numbers as Arrow's fixed-size lists:
     a pyarrow ``FixedSizeListArray``, a ``ChunkedArray`` of them, or a ``Table`` or

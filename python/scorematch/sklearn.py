@@ -42,6 +42,7 @@ from scorematch._validate import (
     as_positive,
     binary_size,
     described,
+    numpy_batch,
     one_of,
     parse_dtype,
     reject_masked,
@@ -641,10 +642,16 @@ def _validated(est: ScoreMatchingDensity, X: ArrayLike, **kwargs: Any) -> Array:
     ``TypeError`` naming it, as the engine's methods refuse it, before scikit-learn's
     conversion reads dates and durations as day or microsecond counts (polars, Arrow),
     parses strings as numbers, or fails on a pandas datetime column with numpy's type
-    promotion error. Boolean columns are read as 0 and 1, as scikit-learn does."""
+    promotion error. Boolean columns are read as 0 and 1, as scikit-learn does.
+
+    Batches that numpy's conversion (and so scikit-learn's) cannot read are read as the
+    engine's methods read them, before: Arrow fixed-size lists (rows of d numbers, such as
+    embeddings) as an (n, d) array, an object that speaks only DLPack through
+    ``np.from_dlpack``."""
     bad = _non_number_column(X, lenient=True)
     if bad is not None:
         raise TypeError(f"X must be {_NUMBERS}, got column {bad[0]!r} of dtype {bad[1]}")
+    X = numpy_batch(X, "X", _NUMBERS, kinds="fiub")
     try:
         Xa: Array = validate_data(est, X, **kwargs)
     except OverflowError as err:
