@@ -270,6 +270,20 @@ def test_arrow_fixed_size_lists_train_and_start_chains(pa, model, X):
     assert same(res, model.sample(11, n_steps=2, init=Xd, seed=3).samples)
 
 
+def test_arrow_fixed_size_lists_are_rows_for_langevin_mixtures_and_dask(pa, model, X):
+    # The other places that take a batch of rows: langevin's x0, a Gaussian mixture's points
+    # and the Dask layer's X (each refused these as an object array before).
+    Xd = X.astype(model.dtype)
+    given = fixed_size_lists(pa, Xd)
+    ref = sm.langevin(model.score, Xd, n_steps=3, step_size=1e-2, seed=2).samples
+    assert same(sm.langevin(model.score, given, n_steps=3, step_size=1e-2, seed=2).samples, ref)
+    mix = sm.datasets.gaussian_mixture(np.zeros((1, 3)), np.eye(3)[None])
+    assert same(mix.score(given), mix.score(Xd))
+    assert same(mix.log_prob(given), mix.log_prob(Xd))
+    smd = pytest.importorskip("scorematch.dask")
+    assert same(smd.score(model, given).compute(), model.score(Xd))
+
+
 @pytest.mark.parametrize(
     ("rows", "first"),
     [

@@ -378,7 +378,7 @@ def _start(x0: Any) -> Array:
     """``x0`` of ``langevin``, checked, as a fresh native-order array: float32 stays float32,
     other floats and integers become float64; other kinds are a ``TypeError``, a shape that
     is not (n_chains, dim ≥ 1), NaN, Inf or values too large for float64 a ``ValueError``."""
-    a = as_real_array(x0, "x0", FLOATS)
+    a = as_real_array(x0, "x0", FLOATS, batch=True)
     if a.ndim != 2:
         raise ValueError(f"x0 must be 2-D with shape (n_chains, dim), got shape {a.shape}")
     if a.shape[1] == 0:
