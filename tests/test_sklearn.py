@@ -22,6 +22,10 @@ import pytest
 import scorematch
 from helpers import same_arrays
 from scorematch import EnergyMLP, FitHistory
+
+# The test extra installs scikit-learn; without it these tests skip, as the Dask ones do.
+pytest.importorskip("sklearn")
+
 from scorematch.sklearn import ScoreMatchingDensity
 from sklearn.base import clone
 from sklearn.exceptions import NotFittedError
