@@ -4,9 +4,16 @@ Bürkner 2021, "Rank-normalization, folding, and localization: an improved R-hat
 Every function takes a trajectory of shape (n_draws, n_chains, dim) — the layout of
 :attr:`scorematch.SampleResult.trajectory` — and returns one value per coordinate,
 vectorized over coordinates with numpy. Coordinates are worked on in blocks of at most 2**22
-draws (one coordinate at least), so the memory used besides the trajectory (and its float64
-copy, when it is of another dtype) is about 15 times that block's size: ~0.5 GB at most,
-unless a single coordinate holds more draws.
+draws (one coordinate at least, however many draws it has), on a copy of the block's draws
+that is ranked, folded and transformed in place. Besides the trajectory (and its float64
+copy, when it is of another dtype), the memory used is at most about twice the block's
+draws, 16 bytes a draw — the copy, and the sort order of the coordinates being ranked or
+the centred copy np.var makes — and ~10 MB of smaller pieces: ~70 MB for blocks of 2**22
+draws, and 1.3 GB for a single coordinate of 4096 chains × 20 000 draws (640 MB of draws;
+it was 15 times those, 10 GB). Chains so long that their split halves' padded FFTs do not
+fit in 2**16 draws are transformed one at a time, which takes 4 to 8 times the draws of one
+half chain more (and pocketfft's own buffers): up to 4 times the coordinate's draws for a
+single chain, 2 for two.
 """
 
 from __future__ import annotations
@@ -24,32 +31,50 @@ __all__ = ["acceptance_summary", "ess", "mcse", "split_rhat"]
 Floats = NDArray[np.float64]
 
 
-#: Draws of the coordinates worked on at once. Every statistic here is per coordinate, and
-#: works on ~15 arrays the size of its draws (sorts, ranks, padded FFTs); in blocks of
-#: coordinates the working memory is that of 2**22 draws (~0.5 GB), not 15 times the
-#: trajectory's (8 GB for 4096 chains × 1000 draws × 16 coordinates).
+#: Draws of the coordinates worked on at once. Every statistic here is per coordinate and
+#: works on one copy of a block's draws in place; with the sort order of what is being ranked
+#: (or np.var's centred copy) that is about twice the block (~70 MB), where the whole
+#: trajectory at once would take twice its size, and where the statistics on their own
+#: temporaries took 15 times the block (0.5 GB). A coordinate with more draws is a block of
+#: its own, and twice its size (1.3 GB for 4096 chains × 20 000 draws).
 _BLOCK_DRAWS = 1 << 22
+
+#: Draws of the temporaries worked on at once inside a block, which would otherwise grow with
+#: it (and with a single coordinate of 10^8 draws): the padded FFTs of a few chains (one at
+#: least; their spectra and transforms back take ~3 times the padded draws), the stretch of
+#: the sort whose ranks are given out, the small coordinates sorted at once, the draws
+#: checked for NaN at once.
+_CHUNK_DRAWS = 1 << 16
 
 
 def _by_coordinates(t: Floats, statistic: Callable[[Floats], Floats]) -> Floats:
     """``statistic`` (one value per coordinate) of the draws ``t``, run on blocks of whole
-    coordinates of at most :data:`_BLOCK_DRAWS` draws (one coordinate at least)."""
+    coordinates of at most :data:`_BLOCK_DRAWS` draws (one coordinate at least): views of
+    ``t``, which the statistics copy as they need."""
     n, m, d = t.shape
     per_block = max(1, _BLOCK_DRAWS // max(1, n * m))
     if per_block >= d:
         return statistic(t)
-    return np.concatenate(
-        [
-            statistic(np.ascontiguousarray(t[:, :, j : j + per_block]))
-            for j in range(0, d, per_block)
-        ]
-    )
+    return np.concatenate([statistic(t[:, :, j : j + per_block]) for j in range(0, d, per_block)])
 
 
-def _scaled(t: Floats) -> tuple[Floats, NDArray[np.intc]]:
-    """``t`` with each coordinate scaled by 2^−e, and e (see :func:`_scale_exponent`)."""
-    e = _scale_exponent(t)
-    return np.asarray(np.ldexp(t, -e), dtype=np.float64), e
+def _scaled(t: Floats, e: NDArray[np.intc]) -> Floats:
+    """``t`` with each coordinate scaled by 2^−e (see :func:`_scale_exponent`), a new array."""
+    return np.asarray(np.ldexp(t, -e), dtype=np.float64)
+
+
+def _split_scaled(t: Floats, e: NDArray[np.intc], out: Floats | None = None) -> Floats:
+    """Each chain of ``t`` cut into its two halves (the middle draw of an odd length dropped),
+    the first halves then the second ones as chains, (n_draws // 2, 2 · n_chains, dim), scaled
+    as by :func:`_scaled` and written into ``out`` (a new array if None): the copy that a
+    statistic then works on in place."""
+    n, m, d = t.shape
+    half = n // 2
+    if out is None:
+        out = np.empty((half, 2 * m, d))
+    np.ldexp(t[:half], -e, out=out[:, :m])
+    np.ldexp(t[n - half :], -e, out=out[:, m:])
+    return out
 
 
 def _scale_exponent(t: Floats) -> NDArray[np.intc]:
@@ -58,7 +83,9 @@ def _scale_exponent(t: Floats) -> NDArray[np.intc]:
     ESS and R-hat are scale-free; scaled by 2^−e (exact), the largest draw is in [0.5, 1),
     so the variances and FFTs of draws near 1e±300 neither overflow nor underflow, and other
     draws give the same bits as unscaled."""
-    return np.asarray(np.frexp(np.abs(t).max(axis=(0, 1)))[1], dtype=np.intc)
+    # max |draw| from the extremes: np.abs(t) would be a copy of the draws.
+    top = np.maximum(t.max(axis=(0, 1)), -t.min(axis=(0, 1)))
+    return np.asarray(np.frexp(top)[1], dtype=np.intc)
 
 
 def _checked(trajectory: ArrayLike | None, min_draws: int) -> Floats:
@@ -79,13 +106,25 @@ def _checked(trajectory: ArrayLike | None, min_draws: int) -> Floats:
         )
     # Before the conversion to float64, so that only the caller's own NaN and Inf are
     # called that; finite draws beyond float64 (longdouble) are named by the conversion.
-    finite = np.isfinite(t)
-    if not finite.all():
-        raise ValueError(
-            f"trajectory contains NaN or Inf (first at {_draw(np.argwhere(~finite)[0])})"
-        )
+    bad = _first_nonfinite(t)
+    if bad is not None:
+        raise ValueError(f"trajectory contains NaN or Inf (first at {_draw(bad)})")
     out: Floats = narrow_checked(t, "float64", "trajectory", "rescale the draws", _draw)
     return out
+
+
+def _first_nonfinite(t: NDArray[Any]) -> NDArray[np.intp] | None:
+    """Index (draw, chain, coordinate) of the first NaN or Inf of ``t`` in C order, or None;
+    looked for in stretches of draws, so that the mask is not as large as the trajectory."""
+    _, m, d = t.shape
+    rows = max(1, _CHUNK_DRAWS // max(1, m * d))
+    for i in range(0, t.shape[0], rows):
+        finite = np.isfinite(t[i : i + rows])
+        if not finite.all():
+            at: NDArray[np.intp] = np.argwhere(~finite)[0]
+            at[0] += i
+            return at
+    return None
 
 
 def _draw(at: Any) -> str:
@@ -99,12 +138,6 @@ def _pooled(t: Floats) -> Floats:
     spelled out, so that dim = 0 needs no special case (reshape(-1, 0) cannot infer -1)."""
     n, m, d = t.shape
     return t.reshape(n * m, d)
-
-
-def _split(t: Floats) -> Floats:
-    """Each chain cut into its two halves (the middle draw of an odd length dropped)."""
-    half = t.shape[0] // 2
-    return np.concatenate([t[:half], t[t.shape[0] - half :]], axis=1)
 
 
 def _norm_ppf(p: Floats) -> Floats:
@@ -138,31 +171,82 @@ def _norm_ppf(p: Floats) -> Floats:
     return out
 
 
-def _rank_normalize(t: Floats) -> Floats:
-    """z = Φ⁻¹((r − 3/8) / (S + 1/4)) of the pooled ranks r (average ranks for ties), per
-    coordinate."""
-    n, m, d = t.shape
-    size = n * m
-    # One row per coordinate, so that each sort runs over contiguous memory. Ties get their
-    # average rank below, so the order among equal draws does not matter: a quicksort will
-    # do (a stable sort and a second one per coordinate in np.unique for ties took 5.5 of
-    # the 11 s of split_rhat on 4096 chains × 500 draws × 4 coordinates).
-    cols = np.ascontiguousarray(_pooled(t).T)
-    order = np.argsort(cols, axis=1)
-    ordered = np.take_along_axis(cols, order, axis=1)
-    # The run of equal draws around each sorted position: its first and last positions.
-    at = np.arange(size)
-    starts = np.ones((d, size), dtype=bool)
-    starts[:, 1:] = ordered[:, 1:] != ordered[:, :-1]
-    first = np.maximum.accumulate(np.where(starts, at, 0), axis=1)
-    ends = np.ones((d, size), dtype=bool)
-    ends[:, :-1] = starts[:, 1:]
-    last = np.minimum.accumulate(np.where(ends, at, size)[:, ::-1], axis=1)[:, ::-1]
-    # 1-based rank of the run's last draw, less half the run's length beyond one.
-    ranks = np.empty((d, size))
-    np.put_along_axis(ranks, order, (last + 1) - (last - first) / 2.0, axis=1)
-    z = _norm_ppf((ranks - 0.375) / (size + 0.25))
-    return np.ascontiguousarray(z.T).reshape(n, m, d)
+def _rank_normalize(s: Floats) -> Floats:
+    """Overwrite the draws ``s`` (n, m, d), C-contiguous as :func:`_split_scaled` makes them,
+    with z = Φ⁻¹((r − 3/8) / (S + 1/4)) of their pooled ranks r (average ranks for ties), per coordinate, and return the median of each
+    coordinate's draws as they were (the sort gives it for free)."""
+    n, m, d = s.shape
+    if d == 1:
+        return _rank_normalize_rows(s.reshape(1, n * m))
+    medians = np.empty(d)
+    # Small coordinates several at a time (one sort and one pass for many of them), large
+    # ones alone: each as a contiguous row, so that each sort runs over contiguous memory.
+    per_group = max(1, _CHUNK_DRAWS // (n * m))
+    for j in range(0, d, per_group):
+        rows = np.ascontiguousarray(np.moveaxis(s[:, :, j : j + per_group], 2, 0))
+        medians[j : j + per_group] = _rank_normalize_rows(rows.reshape(-1, n * m))
+        s[:, :, j : j + per_group] = np.moveaxis(rows, 0, 2)
+    return medians
+
+
+def _rank_normalize_rows(rows: Floats) -> Floats:
+    """Overwrite each row of draws of ``rows`` (k, size), C-contiguous, with its
+    rank-normalized values, and return the rows' medians as they were.
+
+    Equal draws share one rank, so z is worked out once per run of equal draws in sorted
+    order, and written over the draws of the runs that are complete; the rows, each sorted,
+    are gone through one after the other, :data:`_CHUNK_DRAWS` sorted draws at a time, the
+    last run of a stretch carried into the next one (its draws are all read before any is
+    overwritten, and each draw is read once)."""
+    k, size = rows.shape
+    # Ties get their average rank, so the order among equal draws does not matter: a
+    # quicksort will do (a stable sort and a second one per coordinate in np.unique for ties
+    # took 5.5 of the 11 s of split_rhat on 4096 chains × 500 draws × 4 coordinates).
+    order = np.argsort(rows, axis=1)
+    middle = order[:, (size - 1) // 2 : size // 2 + 1]  # the middle one or two draws
+    medians = np.asarray(np.take_along_axis(rows, middle, axis=1).mean(axis=1), dtype=np.float64)
+    flat, sorted_flat = rows.reshape(k * size), order.reshape(k * size)
+
+    def at(a: int, b: int) -> NDArray[np.intp]:
+        """Where in ``flat`` the draws at sorted positions [a, b) of all rows are."""
+        g = np.arange(a, b)
+        return np.asarray(sorted_flat[a:b] + (g - g % size), dtype=np.intp)
+
+    total = k * size
+    first = 0  # sorted position of the first draw of the run not yet written
+    previous = 0.0  # the value of that run's draws
+    for lo in range(0, total, _CHUNK_DRAWS):
+        hi = min(lo + _CHUNK_DRAWS, total)
+        values = flat[at(lo, hi)]
+        # Sorted positions that end a run: where the next draw differs or a row begins, and
+        # the last one.
+        new_row = np.arange(lo + 1, hi) % size == 0
+        ends = np.flatnonzero((values[1:] != values[:-1]) | new_row) + (lo + 1)
+        if lo > 0 and (values[0] != previous or lo % size == 0):
+            ends = np.concatenate([[lo], ends])
+        if hi == total:
+            ends = np.concatenate([ends, [total]])
+        previous = float(values[-1])
+        if ends.size == 0:
+            continue
+        firsts = np.concatenate([[first], ends[:-1]])
+        row_start = firsts - firsts % size
+        ranks = _average_ranks(firsts - row_start, ends - row_start)
+        z = _norm_ppf((ranks - 0.375) / (size + 0.25))
+        # The first run may have begun stretches ago (all draws of a constant coordinate).
+        for a in range(first, int(ends[0]), _CHUNK_DRAWS):
+            flat[at(a, min(a + _CHUNK_DRAWS, int(ends[0])))] = z[0]
+        flat[at(int(ends[0]), int(ends[-1]))] = np.repeat(z[1:], np.diff(ends))
+        first = int(ends[-1])
+    return medians
+
+
+def _average_ranks(first: NDArray[np.intp], end: NDArray[np.intp]) -> Floats:
+    """1-based average rank of the runs of equal draws at sorted positions [first, end) of a
+    row: the rank of the run's last draw, less half the run's length beyond one (exact, as
+    half-integers are)."""
+    last = end - 1
+    return np.asarray((last + 1) - (last - first) / 2.0, dtype=np.float64)
 
 
 def _rhat(t: Floats) -> Floats:
@@ -212,23 +296,43 @@ def split_rhat(trajectory: ArrayLike | None) -> Floats:
 
 
 def _split_rhat(draws: Floats) -> Floats:
-    t = _split(_scaled(draws)[0])
-    bulk = _rhat(_rank_normalize(t))
-    folded = np.abs(t - np.median(_pooled(t), axis=0))
-    tail = _rhat(_rank_normalize(folded))
+    e = _scale_exponent(draws)
+    s = _split_scaled(draws, e)
+    median = _rank_normalize(s)
+    bulk = _rhat(s)
+    # The split draws again, in the same memory, for their folds about the median.
+    folded = _split_scaled(draws, e, out=s)
+    np.abs(np.subtract(folded, median, out=folded), out=folded)
+    _rank_normalize(folded)
+    tail = _rhat(folded)
     # A tail R-hat that is undefined (the folded draws all equal: two values symmetric
     # about the median) leaves the bulk one, as ArviZ's max() does; NaN only when both are.
     return np.asarray(np.fmax(bulk, tail), dtype=np.float64)
 
 
-def _autocov(t: Floats) -> Floats:
-    """Autocovariance of each chain and coordinate at every lag, by FFT: (n, m, d)."""
-    n = t.shape[0]
-    x = t - t.mean(axis=0)
+def _autocov(s: Floats, chain_mean: Floats) -> Floats:
+    """Overwrite the draws ``s`` (n, m, d), C-contiguous, whose chain means are ``chain_mean``
+    (m, d), with the autocovariance of each chain and coordinate at every lag, by FFT, and
+    return it.
+
+    The padded FFTs (of twice the draws and more) are taken a few chains at a time, at most
+    :data:`_CHUNK_DRAWS` padded draws (one chain at least); each result goes where its
+    chain's draws were, which its FFT has read."""
+    n, m, d = s.shape
+    np.subtract(s, chain_mean, out=s)
     size = 1 << (2 * n - 1).bit_length()
-    f = np.fft.rfft(x, n=size, axis=0)
-    acov = np.fft.irfft(f * np.conj(f), n=size, axis=0)[:n]
-    return np.asarray(acov / n, dtype=np.float64)
+    lanes = s.reshape(n, m * d)  # one column per chain and coordinate
+    per_group = max(1, _CHUNK_DRAWS // size)
+    for a in range(0, m * d, per_group):
+        x = lanes[:, a : a + per_group]
+        f = np.fft.rfft(x, n=size, axis=0)
+        # Not f * np.conj(f): numpy multiplies complex numbers with FMA, so the order of the
+        # factors decides the last bits, and on arrays of 256 KiB and more the operator reused
+        # the temporary conj(f) and swapped them. One order for every size instead, so that
+        # the values do not depend on how many chains are transformed at once.
+        np.multiply(f, np.conj(f), out=f)
+        np.divide(np.fft.irfft(f, n=size, axis=0)[:n], n, out=x)
+    return s
 
 
 def ess(trajectory: ArrayLike | None, *, method: str = "bulk") -> Floats:
@@ -280,13 +384,13 @@ def ess(trajectory: ArrayLike | None, *, method: str = "bulk") -> Floats:
     as_choice(method, "method", ("bulk", "tail", "basic"))
 
     def statistic(draws: Floats) -> Floats:
-        t = _scaled(draws)[0]
+        e = _scale_exponent(draws)
         if method == "tail":
-            q = np.quantile(_pooled(t), [0.05, 0.95], axis=0)
-            low = _split_ess((t <= q[0]).astype(np.float64))
-            high = _split_ess((t <= q[1]).astype(np.float64))
-            return np.asarray(np.minimum(low, high), dtype=np.float64)
-        return _split_ess(t, rank_normalize=method == "bulk")
+            return _tail_ess(draws, e)
+        s = _split_scaled(draws, e)
+        if method == "bulk":
+            _rank_normalize(s)
+        return _split_ess(s)
 
     return _by_coordinates(_checked(trajectory, 4), statistic)
 
@@ -296,18 +400,33 @@ def ess(trajectory: ArrayLike | None, *, method: str = "bulk") -> Floats:
 _ZERO_PAIR = 1e-12
 
 
-def _split_ess(t: Floats, *, rank_normalize: bool = False) -> Floats:
-    """The ESS of :func:`ess` for draws ``t`` (n, m, d), computed on their split chains."""
-    t = _split(t)
-    if rank_normalize:
-        t = _rank_normalize(t)
-    n, m, _ = t.shape
-    acov = _autocov(t)
+def _tail_ess(draws: Floats, e: NDArray[np.intc]) -> Floats:
+    """The tail ESS of :func:`ess`: the smaller ESS of the indicators of the 5 % tails."""
+    # Quantiles of all draws (the middle one of an odd length too), from a copy that numpy
+    # may reorder instead of copying it again.
+    q = np.quantile(_pooled(_scaled(draws, e)), [0.05, 0.95], axis=0, overwrite_input=True)
+    s = None
+    tails = []
+    for bound in q:
+        s = _split_scaled(draws, e, out=s)
+        np.less_equal(s, bound, out=s)  # the indicators, 1.0 and 0.0, in place
+        tails.append(_split_ess(s))
+    return np.asarray(np.minimum(*tails), dtype=np.float64)
+
+
+def _split_ess(s: Floats) -> Floats:
+    """The ESS of :func:`ess` for split chains ``s`` (n, m, d), which it overwrites."""
+    n, m, _ = s.shape
+    # Tested on the draws, not on var_plus: rounding leaves ~1e-32 of variance in constant
+    # draws of most values (0.1, say), which made the basic ESS of a constant 8.4.
+    constant = s.min(axis=(0, 1)) == s.max(axis=(0, 1))
+    chain_mean = s.mean(axis=0)
+    acov = _autocov(s, chain_mean)
     chain_var = acov[0] * n / (n - 1.0)
     mean_var = chain_var.mean(axis=0)
     var_plus = mean_var * (n - 1.0) / n
     if m > 1:
-        var_plus = var_plus + t.mean(axis=0).var(axis=0, ddof=1)
+        var_plus = var_plus + chain_mean.var(axis=0, ddof=1)
     with np.errstate(divide="ignore", invalid="ignore"):
         rho = 1.0 - (mean_var - acov.mean(axis=1)) / var_plus
     rho[0] = 1.0
@@ -330,9 +449,6 @@ def _split_ess(t: Floats, *, rank_normalize: bool = False) -> Floats:
     kept = np.take_along_axis(pairs, stop[None, :], axis=0)[0] >= -_ZERO_PAIR
     tau = -1.0 + 2.0 * mono.sum(axis=0) + np.where((even > 0) | kept, even, 0.0)
     total = n * m
-    # Tested on the draws, not on var_plus: rounding leaves ~1e-32 of variance in constant
-    # draws of most values (0.1, say), which made the basic ESS of a constant 8.4.
-    constant = t.min(axis=(0, 1)) == t.max(axis=(0, 1))
     with np.errstate(divide="ignore", invalid="ignore"):
         out = np.where(constant, np.nan, total / np.maximum(tau, 1.0 / np.log10(total)))
     return np.asarray(out, dtype=np.float64)
@@ -368,12 +484,14 @@ def mcse(trajectory: ArrayLike | None) -> Floats:
 
 
 def _mcse(draws: Floats) -> Floats:
-    scaled, e = _scaled(draws)
-    flat = _pooled(scaled)
+    e = _scale_exponent(draws)
+    # One copy of the draws at a time: the split one for the ESS, then all of them.
+    basic_ess = _split_ess(_split_scaled(draws, e))
+    flat = _pooled(_scaled(draws, e))
     # Constant draws: tested exactly (the std of 0.1s rounds to ~1e-17, not 0).
     constant = flat.min(axis=0) == flat.max(axis=0)
     with np.errstate(divide="ignore", invalid="ignore"):
-        err = np.where(constant, 0.0, flat.std(axis=0, ddof=1) / np.sqrt(_split_ess(scaled)))
+        err = np.where(constant, 0.0, flat.std(axis=0, ddof=1) / np.sqrt(basic_ess))
     return np.asarray(np.ldexp(err, e), dtype=np.float64)
 
 
