@@ -466,9 +466,9 @@ def test_chunks_and_blocks_give_the_values_of_one_piece(n, m, d, kind, dtype, ch
 def test_chains_transformed_a_few_at_a_time_give_the_same_autocovariances(monkeypatch):
     # Spectra of 256 KiB and more (here 513 frequencies x 64 chains and coordinates, taken at
     # once by default): there numpy turned f * conj(f) into conj(f) * f, reusing the
-    # temporary, and its complex product (with FMA) is not exactly commutative. The chains' FFTs taken a few at a time
-    # must give the bits of all at once all the same; the ESS itself rarely shows the last
-    # bits of its autocovariances, so these are compared.
+    # temporary, and its complex product (with FMA) is not exactly commutative. The chains'
+    # FFTs taken a few at a time must give the bits of all at once all the same; the ESS
+    # itself rarely shows the last bits of its autocovariances, so these are compared.
     t = np.cumsum(np.random.default_rng(4).normal(size=(400, 128, 2)), axis=0)
     mean = t.mean(axis=0)
     whole = diagnostics._autocov(t.copy(), mean)

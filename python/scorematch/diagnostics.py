@@ -10,10 +10,10 @@ copy, when it is of another dtype), the memory used is at most about twice the b
 draws, 16 bytes a draw — the copy, and the sort order of the coordinates being ranked or
 the centred copy np.var makes — and ~10 MB of smaller pieces: ~70 MB for blocks of 2**22
 draws, and 1.3 GB for a single coordinate of 4096 chains × 20 000 draws (640 MB of draws;
-it was 15 times those, 10 GB). Chains so long that their split halves' padded FFTs do not
+it was 14 times those, 9 GB). Chains so long that their split halves' padded FFTs do not
 fit in 2**16 draws are transformed one at a time, which takes 4 to 8 times the draws of one
-half chain more (and pocketfft's own buffers): up to 4 times the coordinate's draws for a
-single chain, 2 for two.
+half chain more (and pocketfft's plans and buffers about as much again): up to 4 times the
+coordinate's draws for a single chain, 2 for two.
 """
 
 from __future__ import annotations
@@ -32,11 +32,11 @@ Floats = NDArray[np.float64]
 
 
 #: Draws of the coordinates worked on at once. Every statistic here is per coordinate and
-#: works on one copy of a block's draws in place; with the sort order of what is being ranked
-#: (or np.var's centred copy) that is about twice the block (~70 MB), where the whole
-#: trajectory at once would take twice its size, and where the statistics on their own
-#: temporaries took 15 times the block (0.5 GB). A coordinate with more draws is a block of
-#: its own, and twice its size (1.3 GB for 4096 chains × 20 000 draws).
+#: works on one copy of a block's draws in place, beside the sort order of what it ranks (or
+#: np.var's centred copy): about twice the block, ~70 MB, where the whole trajectory at once
+#: would take twice its own size (1 GB for 4096 chains × 1000 draws × 16 coordinates). A
+#: coordinate with more draws is a block of its own: twice its size (1.3 GB for 4096 chains
+#: × 20 000 draws), where the statistics took 14 times before they worked in place.
 _BLOCK_DRAWS = 1 << 22
 
 #: Draws of the temporaries worked on at once inside a block, which would otherwise grow with
@@ -173,8 +173,9 @@ def _norm_ppf(p: Floats) -> Floats:
 
 def _rank_normalize(s: Floats) -> Floats:
     """Overwrite the draws ``s`` (n, m, d), C-contiguous as :func:`_split_scaled` makes them,
-    with z = Φ⁻¹((r − 3/8) / (S + 1/4)) of their pooled ranks r (average ranks for ties), per coordinate, and return the median of each
-    coordinate's draws as they were (the sort gives it for free)."""
+    with z = Φ⁻¹((r − 3/8) / (S + 1/4)) of their pooled ranks r (average ranks for ties), per
+    coordinate, and return the median of each coordinate's draws as they were (the sort
+    gives it for free)."""
     n, m, d = s.shape
     if d == 1:
         return _rank_normalize_rows(s.reshape(1, n * m))
@@ -203,7 +204,8 @@ def _rank_normalize_rows(rows: Floats) -> Floats:
     # quicksort will do (a stable sort and a second one per coordinate in np.unique for ties
     # took 5.5 of the 11 s of split_rhat on 4096 chains × 500 draws × 4 coordinates).
     order = np.argsort(rows, axis=1)
-    middle = order[:, (size - 1) // 2 : size // 2 + 1]  # the middle one or two draws
+    # np.median's: the mean of the middle one or two draws.
+    middle = order[:, (size - 1) // 2 : size // 2 + 1]
     medians = np.asarray(np.take_along_axis(rows, middle, axis=1).mean(axis=1), dtype=np.float64)
     flat, sorted_flat = rows.reshape(k * size), order.reshape(k * size)
 
@@ -415,7 +417,8 @@ def _tail_ess(draws: Floats, e: NDArray[np.intc]) -> Floats:
 
 
 def _split_ess(s: Floats) -> Floats:
-    """The ESS of :func:`ess` for split chains ``s`` (n, m, d), which it overwrites."""
+    """The ESS of :func:`ess` for split chains ``s`` (n, m, d), C-contiguous as
+    :func:`_split_scaled` makes them, which it overwrites."""
     n, m, _ = s.shape
     # Tested on the draws, not on var_plus: rounding leaves ~1e-32 of variance in constant
     # draws of most values (0.1, say), which made the basic ESS of a constant 8.4.
