@@ -593,6 +593,51 @@ def test_cli_names_the_csv_line_it_cannot_read(tmp_path, capsys, monkeypatch):
     assert not (tmp_path / "m.npz").exists()
 
 
+def test_cli_takes_a_first_line_with_an_empty_field_for_data(tmp_path, capsys, monkeypatch):
+    """A header line names every column and is not all numbers. A first line with an empty
+    field is data, refused like any other line with one: DataFrame.to_csv(header=False)
+    writes NaN as an empty field, and such a first row was dropped as a header, silently."""
+    from scorematch.__main__ import _read_data
+
+    monkeypatch.chdir(tmp_path)
+    files = {
+        "missing_last.csv": "1.5,\n3,4\n5,6\n",
+        "missing_first.csv": ",2.0\n3,4\n5,6\n",
+        "trailing_comma.csv": "1,2,\n3,4,\n",
+        "index.csv": ",a,b\n0,1,2\n1,3,4\n",  # DataFrame.to_csv() with its index column
+        "quoted_index.csv": '"","a","b"\n0,1,2\n',
+        "names.csv": "x,y\n1,2\n3,4\n",
+        "quoted.csv": '"a","b"\n1,2\n',
+        "mixed.csv": "x,1\n1,2\n",  # a name among numbers: still a header
+        "numbers.csv": "1,2\n3,4\n",
+        "later.csv": "a,b\n1,\n",
+    }
+    for name, text in files.items():
+        (tmp_path / name).write_text(text)
+    fit = ["--out", "m.npz", "--epochs", "1"]
+    expected = "expected comma-separated numbers, one row per line (an optional header line)"
+    for name, line, number, why in [
+        ("missing_last.csv", "1.5,", 1, "field 2 is empty"),
+        ("missing_first.csv", ",2.0", 1, "field 1 is empty"),
+        ("trailing_comma.csv", "1,2,", 1, "field 3 is empty"),
+        ("index.csv", ",a,b", 1, "field 1 is empty: a header line names every column"),
+        ("quoted_index.csv", '"","a","b"', 1, "field 1 is empty: a header line names every column"),
+        ("later.csv", "1,", 2, "field 2 is empty"),
+    ]:
+        assert _error(capsys, ["fit", name, *fit]) == (
+            f"scorematch: error: cannot read {name!r}: {expected}, got {line!r} on line "
+            f"{number} ({why})"
+        ), name
+    assert not (tmp_path / "m.npz").exists()
+    for name, rows in [
+        ("names.csv", [[1, 2], [3, 4]]),
+        ("quoted.csv", [[1, 2]]),
+        ("mixed.csv", [[1, 2]]),
+        ("numbers.csv", [[1, 2], [3, 4]]),
+    ]:
+        assert np.array_equal(_read_data(name), rows), name
+
+
 def test_cli_takes_file_suffixes_in_any_case(tmp_path, capsys, monkeypatch):
     """DATA.CSV and DATA.NPY are read, S.CSV and S.NPY written, at exactly those names."""
     from scorematch.__main__ import main

@@ -126,9 +126,10 @@ def _read_csv(p: Path) -> Any:
     Raises
     ------
     ValueError
-        If the file is not UTF-8 text, or a line other than the first does not hold numbers,
+        If the file is not UTF-8 text, or a line other than a header does not hold numbers,
         or not as many as the lines before: the message names that line by its number in the
-        file and quotes it.
+        file and quotes it. The first line is a header when it names every column (no field
+        empty) and is not all numbers (see `_is_header`).
     """
     # "utf-8-sig": a byte-order mark (Excel's "CSV UTF-8") is no part of the first field.
     try:
@@ -138,10 +139,10 @@ def _read_csv(p: Path) -> Any:
         line = len(_LINE_END.split(err.object[: err.start].decode("latin-1")))
         byte = err.object[err.start : err.start + 1].hex()
         raise ValueError(f"expected UTF-8 text, got the byte 0x{byte} on line {line}") from None
-    # A first line that is not all numbers holds the column names (pandas writes one by
-    # default); only the first, so that a stray word further down is still an error.
+    # Only the first line may hold the column names (pandas writes them by default), so that
+    # a stray word further down is still an error.
     first = _csv_fields(lines[0]) if lines else None
-    skip = 1 if first is not None and not all(map(_is_number, first)) else 0
+    skip = 1 if first is not None and _is_header(first) else 0
     # numpy.loadtxt skips only empty lines: one of spaces (a trailing " ", a "\xa0" from a
     # spreadsheet) or of a comment after spaces would be a row of one field to it, refused
     # with its own message. Blank here, as in the check of the lines below.
@@ -174,6 +175,19 @@ def _csv_fields(line: str) -> list[str] | None:
     return text.split(",") if text.strip() else None
 
 
+def _is_header(fields: list[str]) -> bool:
+    """Whether the fields of a first line are column names: every one named (not empty, nor
+    ``""``), and not all numbers. A first line with an empty field is a row of data, refused
+    as any other with one: ``DataFrame.to_csv(header=False)`` writes NaN as an empty field,
+    and a row dropped as a header would go unseen, where a refused one is named."""
+    return not any(map(_is_empty, fields)) and not all(map(_is_number, fields))
+
+
+def _is_empty(field: str) -> bool:
+    # A quoted empty name ('""', as QUOTE_ALL writes the name of an unnamed index) too.
+    return field.strip() in ("", '""')
+
+
 def _is_number(field: str) -> bool:
     # float() also takes "1_000" and digits of other scripts ("١", fullwidth "１"), which
     # numpy.loadtxt refuses (both strip the same whitespace, non-ASCII spaces too).
@@ -194,7 +208,15 @@ def _first_bad_csv_line(lines: list[str], skip: int) -> str | None:
         if fields is None:
             continue
         if not all(map(_is_number, fields)):
-            return f"expected {_CSV_FORMAT}, got {_shorten(line)!r} on line {number}"
+            got = f"expected {_CSV_FORMAT}, got {_shorten(line)!r} on line {number}"
+            empty = next((i for i, field in enumerate(fields, 1) if _is_empty(field)), None)
+            if empty is None:
+                return got
+            # A first line of names with an empty one, such as the index column's in
+            # DataFrame.to_csv(), is data by the rule of _is_header: say why it is not a header.
+            named = number == 1 and any(not (_is_empty(f) or _is_number(f)) for f in fields)
+            why = ": a header line names every column" if named else ""
+            return f"{got} (field {empty} is empty{why})"
         if width is not None and len(fields) != width:
             return (
                 f"expected {_CSV_FORMAT}, got {len(fields)} numbers on line {number} "
