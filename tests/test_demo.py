@@ -1,9 +1,12 @@
 """The built-in demo and its command line."""
 
+import os
 import pickle
 import re
 import subprocess
 import sys
+import tempfile
+from pathlib import Path
 
 import numpy as np
 import pytest
@@ -948,6 +951,90 @@ def test_cli_checks_output_paths_before_any_work(tmp_path, capsys, monkeypatch):
         "scorematch: error: output must name a file, got '.'"
     )
     assert list(tmp_path.iterdir()) == []
+
+
+def _unwritable_folder(tmp_path):
+    """A folder in which no file can be created, for root too (who ignores permission bits,
+    so that a folder without write permission is tried, then /proc and /sys)."""
+    locked = tmp_path / "locked"
+    locked.mkdir()
+    locked.chmod(0o555)
+    for folder in (str(locked), "/proc", "/sys"):
+        try:
+            with tempfile.NamedTemporaryFile(dir=folder):
+                pass
+        except OSError:
+            return folder
+    pytest.skip("no folder here refuses new files")
+
+
+def _unwritable_file(tmp_path):
+    """A .npz path to an existing file that cannot be opened for writing, for root too."""
+    locked = tmp_path / "locked.npz"
+    locked.write_bytes(b"")
+    locked.chmod(0o444)
+    notes = tmp_path / "notes.npz"  # a sysfs file, which root cannot open for writing either
+    notes.symlink_to("/sys/kernel/notes")
+    for path in (locked, notes):
+        if not path.is_file():
+            continue  # no sysfs here: a dangling link
+        try:
+            os.close(os.open(path, os.O_WRONLY))
+        except OSError:
+            return str(path)
+    pytest.skip("no file here refuses to be written")
+
+
+def test_cli_checks_that_output_paths_can_be_written_before_any_work(tmp_path, capsys, monkeypatch):
+    """A folder that refuses new files, or an existing file that refuses to be written, was
+    found only by the write after the work (fit trained, then said "[Errno 2] No such file or
+    directory: '/proc/m.npz'"). The data and model files do not exist: the output is refused
+    first."""
+    monkeypatch.chdir(tmp_path)
+    folder = _unwritable_folder(tmp_path)
+    for argv, out in [
+        (["fit", "missing.npy", "--out"], os.path.join(folder, "m.npz")),
+        (["sample", "missing.npz", "-n", "2", "--out"], os.path.join(folder, "s.npy")),
+    ]:
+        err = _error(capsys, [*argv, out])
+        assert err.startswith(
+            f"scorematch: error: cannot create {out!r}: its folder {folder!r} refuses new files ("
+        ), err
+    out = _unwritable_file(tmp_path)
+    err = _error(capsys, ["fit", "missing.npy", "--out", out])
+    assert err.startswith(f"scorematch: error: cannot write {out!r}: "), err
+
+
+def test_cli_refuses_to_write_over_its_input_and_a_model_without_npz(tmp_path, capsys, monkeypatch):
+    """fit --out d.npy with the data's own path replaced the data by the model; sample the
+    model by its samples. A model file is an .npz archive: fit's --out says so (in any case)."""
+    monkeypatch.chdir(tmp_path)
+    X = np.random.default_rng(0).normal(size=(20, 2))
+    np.save("d.npy", X)
+    Path("link.npz").symlink_to("d.npy")
+    EnergyMLP(2, hidden=(3,)).save("model.npy")
+    model = Path("model.npy").read_bytes()
+    fit = ["--epochs", "1", "--hidden", "3"]
+    assert _error(capsys, ["fit", "d.npy", "--out", "d.npy", *fit]) == (
+        "scorematch: error: output 'd.npy' would overwrite the data file 'd.npy'"
+    )
+    assert _error(capsys, ["fit", "d.npy", "--out", "link.npz", *fit]) == (
+        "scorematch: error: output 'link.npz' would overwrite the data file 'd.npy'"
+    )
+    assert _error(capsys, ["sample", "model.npy", "-n", "2", "--out", "model.npy"]) == (
+        "scorematch: error: output 'model.npy' would overwrite the model file 'model.npy'"
+    )
+    assert np.array_equal(np.load("d.npy"), X) and Path("model.npy").read_bytes() == model
+    for out in ("model", "m.npy", "m.npz.tmp"):
+        assert _error(capsys, ["fit", "missing.npy", "--out", out]) == (
+            f"scorematch: error: output must be a .npz file, got {out!r}"
+        )
+    from scorematch.__main__ import main
+
+    assert main(["fit", "d.npy", "--out", "M.NPZ", *fit]) == 0
+    assert sm_load("M.NPZ").hidden == (3,)
+    # The test of the folder leaves no file behind.
+    assert sorted(os.listdir()) == ["M.NPZ", "d.npy", "link.npz", "model.npy"]
 
 
 def test_cli_refuses_an_output_path_ending_in_a_separator(tmp_path, capsys, monkeypatch):

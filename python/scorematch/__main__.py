@@ -2,7 +2,8 @@
 
 Errors in files or option values end with a one-line message on stderr and exit status 2
 (argparse itself reports unknown options and malformed numbers, after its usage line); output
-paths are checked before any work. Ctrl-C ends with status 130; ``fit`` first saves the model
+paths are checked before any work: a file that can be written or created (tried, not read from
+permission bits), not an input file, with the suffix of what is written. Ctrl-C ends with status 130; ``fit`` first saves the model
 as trained so far (the parameters of its last completed step) and prints its summary.
 """
 
@@ -13,6 +14,7 @@ import math
 import os
 import re
 import sys
+import tempfile
 import warnings
 from collections.abc import Sequence
 from pathlib import Path
@@ -235,17 +237,75 @@ def _shorten(line: str, limit: int = 40) -> str:
 _SEPARATORS = tuple(s for s in (os.sep, os.altsep) if s)
 
 
-def _check_out(path: str, suffixes: tuple[str, ...] | None = None) -> None:
-    """Refuses an output path before the work whose result it would hold, not after."""
+def _check_out(
+    path: str, suffixes: tuple[str, ...], inputs: Sequence[tuple[str, str]] = ()
+) -> None:
+    """Refuses an output path before the work whose result it would hold, not after.
+
+    Parameters
+    ----------
+    path : str
+        The output file.
+    suffixes : tuple of str
+        The suffixes it may have, lower-case; any case is taken.
+    inputs : sequence of (str, str)
+        What each input file is ("data file") and its path: the output must not be one.
+
+    Raises
+    ------
+    ValueError
+        If ``path`` is an input file, has another suffix, names a folder, is in no folder,
+        or cannot be written: an existing file that cannot be opened for writing, or a new
+        one in a folder that refuses new files.
+    """
     p = Path(path)
-    if suffixes is not None and p.suffix.lower() not in suffixes:
-        raise ValueError(f"output must be a {' or '.join(suffixes)} file, got {path!r}")
+    # First: "fit d.npy --out d.npy" is told what it would do, not that .npy is no model.
+    for what, source in inputs:
+        if _same_file(source, path):
+            raise ValueError(f"output {path!r} would overwrite the {what} {source!r}")
     # Path drops a trailing separator ("new/" has the name "new"): such a path names a
     # folder, existing or not, and open() would fail on it only after the work.
     if not p.name or path.endswith(_SEPARATORS) or p.is_dir():
         raise ValueError(f"output must name a file, got {path!r}")
+    if p.suffix.lower() not in suffixes:
+        raise ValueError(f"output must be a {' or '.join(suffixes)} file, got {path!r}")
     if not p.parent.is_dir():
         raise ValueError(f"no folder {str(p.parent)!r} to write {path!r} in")
+    _check_writable(p, path)
+
+
+def _same_file(a: str, b: str) -> bool:
+    # Both must exist for samefile; a link or another spelling of the same file counts.
+    try:
+        return os.path.samefile(a, b)
+    except OSError:
+        return False
+
+
+def _check_writable(p: Path, path: str) -> None:
+    """Tries what the write will do: open an existing file for writing (it is replaced in
+    place), or create a file in the folder. Permission bits alone cannot tell: ``os.access``
+    says yes to root, who still cannot create a file in /proc nor write a sysfs file."""
+    if p.is_file():
+        try:
+            # Without O_TRUNC: opened, not changed.
+            os.close(os.open(p, os.O_WRONLY))
+        except OSError as err:
+            raise ValueError(f"cannot write {path!r}: {err.strerror or err}") from None
+    elif p.exists():
+        # A device or a pipe: opening one for writing can block until a reader comes.
+        if not os.access(p, os.W_OK):
+            raise ValueError(f"cannot write {path!r}: no permission")
+    else:
+        folder = p.parent
+        try:
+            with tempfile.NamedTemporaryFile(dir=folder, prefix=".scorematch-", suffix=".tmp"):
+                pass
+        except OSError as err:
+            raise ValueError(
+                f"cannot create {path!r}: its folder {str(folder)!r} refuses new files "
+                f"({err.strerror or err})"
+            ) from None
 
 
 def _write_data(path: str, X: Any) -> None:
@@ -267,7 +327,8 @@ def _demo(args: argparse.Namespace) -> None:
 def _fit(args: argparse.Namespace) -> None:
     from scorematch import EnergyMLP
 
-    _check_out(args.out)
+    # The model writer adds no suffix: a model file is named as the archive it is.
+    _check_out(args.out, (".npz",), [("data file", args.data)])
     X = _read_data(args.data)
     if X.ndim != 2:
         raise ValueError(f"data must be a 2-D table (n, dim), got shape {X.shape}")
@@ -333,7 +394,7 @@ def _saved_loss(hist: FitHistory) -> str:
 def _sample(args: argparse.Namespace) -> None:
     from scorematch import load
 
-    _check_out(args.out, (".npy", ".csv"))
+    _check_out(args.out, (".npy", ".csv"), [("model file", args.model)])
     model = load(args.model)
     res = model.sample(
         args.n,
@@ -429,7 +490,7 @@ def main(argv: Sequence[str] | None = None) -> int:
     fit.add_argument(
         "data", help="(n, dim) samples, .npy or .csv (comma-separated, an optional header line)"
     )
-    fit.add_argument("--out", required=True, help="model file to write")
+    fit.add_argument("--out", required=True, help="model file to write, .npz")
     fit.add_argument(
         "--objective",
         default="ism",
