@@ -107,7 +107,7 @@ def test_cli_takes_integer_data_and_names_empty_data_and_bad_seeds(tmp_path):
     assert r.returncode == 0, r.stderr
     np.save(tmp_path / "e.npy", np.zeros((0, 2)))
     r = _cli("fit", "e.npy", "--out", "m.npz", cwd=tmp_path)
-    assert r.returncode == 2 and "X must hold at least one row, got 0" in r.stderr
+    assert r.returncode == 2 and "cannot fit 'e.npy': it holds no rows of data" in r.stderr
     r = _cli("demo", "--seed", "-1", cwd=tmp_path)
     assert r.returncode == 2 and "seed must be in [0, 2**64), got -1" in r.stderr
 
@@ -573,7 +573,7 @@ def test_cli_names_the_csv_line_it_cannot_read(tmp_path, capsys, monkeypatch):
     )
     from scorematch.__main__ import _read_data
 
-    assert np.array_equal(_read_data("blank_ok.csv"), [[1.0, 2.0], [3.0, 4.0]])
+    assert np.array_equal(_read_data("blank_ok.csv").X, [[1.0, 2.0], [3.0, 4.0]])
     assert _error(capsys, ["fit", "semi.csv", *fit]) == (
         f"scorematch: error: cannot read 'semi.csv': {expected}, got 'x;y' on line 3"
     )
@@ -590,9 +590,10 @@ def test_cli_names_the_csv_line_it_cannot_read(tmp_path, capsys, monkeypatch):
         "scorematch: error: cannot read 'latin1.csv': expected UTF-8 text, got the byte 0xe9 "
         "on line 3"
     )
-    empty = "scorematch: error: X must hold at least one row, got 0"
-    assert _error(capsys, ["fit", "empty.csv", *fit]) == empty
-    assert _error(capsys, ["fit", "header_only.csv", *fit]) == empty
+    for name in ("empty.csv", "header_only.csv"):
+        assert _error(capsys, ["fit", name, *fit]) == (
+            f"scorematch: error: cannot fit {name!r}: it holds no rows of data"
+        )
     assert not (tmp_path / "m.npz").exists()
 
 
@@ -638,7 +639,7 @@ def test_cli_takes_a_first_line_with_an_empty_field_for_data(tmp_path, capsys, m
         ("mixed.csv", [[1, 2]]),
         ("numbers.csv", [[1, 2], [3, 4]]),
     ]:
-        assert np.array_equal(_read_data(name), rows), name
+        assert np.array_equal(_read_data(name).X, rows), name
 
 
 def test_cli_takes_file_suffixes_in_any_case(tmp_path, capsys, monkeypatch):
@@ -738,11 +739,78 @@ def test_cli_errors_name_the_options_typed(tmp_path, capsys, monkeypatch):
         (["sample", "m.npz", "-n", "4", "--out", "s.npy", "--seed", str(2**64)],
          f"--seed must be in [0, 2**64), got {2**64}"),
         (["fit", "d.npy", "--out", "m2.npz", "--validation", "0.999"],
-         ("validation=0.999 leaves no training rows out of 40: pass more rows or a smaller "
+         ("--validation 0.999 leaves no training rows out of 40: pass more rows or a smaller "
           "fraction")),
     ]  # fmt: skip
     for argv, message in cases:
         assert _error(capsys, argv) == f"scorematch: error: {message}", argv
+
+
+def test_cli_names_the_file_and_line_of_data_the_fit_refuses(tmp_path, capsys, monkeypatch):
+    """The API's checks name rows of "X" from 0 past the header ("X contains NaN or Inf
+    (first at row 4)" for line 7 of a CSV file): the command line names the file, and a
+    CSV file's line as counted in the file, quoted; an .npy file's row counted from 0."""
+    monkeypatch.chdir(tmp_path)
+    (tmp_path / "nan.csv").write_text("a,b\n1,2\n3,4\n\n# note\n5,6\nnan,1\n9,9\n")
+    (tmp_path / "inf.csv").write_text("1,2\n-inf,3\n")
+    (tmp_path / "big.csv").write_text("a,b\n1,2\n1e300,1\n")
+    (tmp_path / "empty.csv").write_text("")
+    (tmp_path / "header_only.csv").write_text("x,y\n")
+    X = np.random.default_rng(0).normal(size=(20, 2))
+    X[7, 1] = np.nan
+    np.save("nan.npy", X)
+    np.save("big.npy", [[1.0, 2.0], [1.0, -1e300]])
+    np.save("bool.npy", np.ones((4, 2), dtype=bool))
+    np.save("complex.npy", np.ones((4, 2), dtype=complex))
+    np.save("empty.npy", np.zeros((0, 2)))
+    np.save("no_columns.npy", np.zeros((5, 0)))
+    fit = ["--out", "m.npz", "--epochs", "1"]
+    cases = [
+        ("nan.csv", [], "NaN or Inf on line 7 ('nan,1')"),
+        ("inf.csv", [], "NaN or Inf on line 2 ('-inf,3')"),
+        ("nan.npy", [], "NaN or Inf in row 7 (counted from 0)"),
+        ("empty.csv", [], "it holds no rows of data"),
+        ("header_only.csv", [], "it holds no rows of data"),
+        ("empty.npy", [], "it holds no rows of data"),
+        (
+            "no_columns.npy",
+            [],
+            "expected a 2-D table (n, dim) of at least one column, got shape (5, 0)",
+        ),
+        ("bool.npy", [], "expected numbers, got an array of dtype bool"),
+        ("complex.npy", [], "expected numbers, got an array of dtype complex128"),
+    ]
+    for name, options, message in cases:
+        assert _error(capsys, ["fit", name, *fit, *options]) == (
+            f"scorematch: error: cannot fit {name!r}: {message}"
+        ), name
+    too_large = "values too large for float32 (|x| > 3.4e38)"
+    for name, where in [
+        ("big.csv", "on line 3 ('1e300,1')"),
+        ("big.npy", "in row 1 (counted from 0)"),
+    ]:
+        assert _error(capsys, ["fit", name, *fit, "--dtype", "float32"]) == (
+            f"scorematch: error: cannot fit {name!r} with --dtype float32: {too_large} {where}; "
+            "rescale the data or use --dtype float64"
+        ), name
+    assert not (tmp_path / "m.npz").exists()
+
+
+def test_cli_option_errors_speak_of_the_options(tmp_path, capsys, monkeypatch):
+    """--validation 1 was refused as "must be a fraction in [0, 1), an array X_val or None",
+    the API's wording: an array or None cannot be given on the command line. Option errors
+    come before the data is read (here it does not exist)."""
+    monkeypatch.chdir(tmp_path)
+    fit = ["fit", "missing.npy", "--out", "m.npz"]
+    for value, shown in [("1", "1.0"), ("-0.5", "-0.5"), ("nan", "nan"), ("inf", "inf")]:
+        assert _error(capsys, [*fit, "--validation", value]) == (
+            "scorematch: error: --validation must be the fraction of the rows held out, in "
+            f"[0, 1) (0 for none), got {shown}"
+        )
+    assert _error(capsys, [*fit, "--standardize", "--alpha", "0.5"]) == (
+        "scorematch: error: --standardize needs --alpha 0: the confining term (alpha/2)|x|^2 "
+        "has no exact counterpart in standardized coordinates, got --alpha 0.5"
+    )
 
 
 def test_cli_data_file_errors_are_named_exactly(tmp_path, capsys, monkeypatch):
@@ -758,7 +826,7 @@ def test_cli_data_file_errors_are_named_exactly(tmp_path, capsys, monkeypatch):
         "scorematch: error: data must be a .npy or .csv file, got 'data.txt'"
     )
     assert _error(capsys, ["fit", "flat.npy", *fit]) == (
-        "scorematch: error: data must be a 2-D table (n, dim), got shape (10,)"
+        "scorematch: error: cannot fit 'flat.npy': expected a 2-D table (n, dim), got shape (10,)"
     )
     # Never unpickle: a .npy of Python objects is refused as unreadable.
     assert _error(capsys, ["fit", "obj.npy", *fit]) == (

@@ -17,6 +17,7 @@ import sys
 import tempfile
 import warnings
 from collections.abc import Sequence
+from dataclasses import dataclass
 from pathlib import Path
 from typing import TYPE_CHECKING, Any
 
@@ -26,7 +27,36 @@ if TYPE_CHECKING:
     from scorematch.training import FitHistory
 
 
-def _read_data(path: str) -> Any:
+@dataclass(frozen=True)
+class _Data:
+    """A data file's table, and where each of its rows is in the file.
+
+    Attributes
+    ----------
+    path : str
+        The file, as typed.
+    X : numpy.ndarray
+        Its table, as read (integers as float64).
+    lines : list of str or None
+        A CSV file's lines, and ``rows`` the index in them of each row of ``X``; None for an
+        .npy file, whose rows are named by their index.
+    rows : list of int or None
+    """
+
+    path: str
+    X: Any
+    lines: list[str] | None = None
+    rows: list[int] | None = None
+
+    def where(self, i: int) -> str:
+        """Row ``i`` of ``X``, named as a user finds it in the file."""
+        if self.lines is None or self.rows is None:
+            return f"in row {i} (counted from 0)"
+        line = self.rows[i]
+        return f"on line {line + 1} ({_shorten(self.lines[line])!r})"
+
+
+def _read_data(path: str) -> _Data:
     p = Path(path)
     if not p.exists():
         raise ValueError(f"no data file at {path!r}")
@@ -36,16 +66,60 @@ def _read_data(path: str) -> Any:
         raise ValueError(f"data must be a .npy or .csv file, got {path!r}")
     try:
         with warnings.catch_warnings():
-            # An empty CSV: numpy warns, then the data check below says what is wrong.
+            # An empty CSV: numpy warns, then the data check of the fit says what is wrong.
             warnings.simplefilter("ignore", UserWarning)
             if suffix == ".csv":
-                return _read_csv(p)
+                return _Data(path, *_read_csv(p))
             data = _read_npy(p)
     except (ValueError, OSError, EOFError) as err:
         raise ValueError(f"cannot read {path!r}: {err}") from None
     # A file of integer samples is data like any other here (the API asks for floats so that
     # no conversion happens unseen; the command line converts it once).
-    return data.astype(np.float64) if data.dtype.kind in "iu" else data
+    return _Data(path, data.astype(np.float64) if data.dtype.kind in "iu" else data)
+
+
+def _fit_data(data: _Data, dtype: str) -> Any:
+    """The table of ``data`` as the fit of a ``dtype`` model takes it.
+
+    The API checks the same, but names rows of "X" from 0: here the file is named, and a
+    CSV file's rows by their line.
+
+    Raises
+    ------
+    ValueError
+        If the table is not 2-D, not of numbers, has no rows or no columns, or a value that
+        is NaN, infinite or too large for ``dtype``.
+    """
+    from scorematch._validate import _too_large
+
+    X, path = data.X, data.path
+    if X.ndim != 2:
+        raise ValueError(f"cannot fit {path!r}: expected a 2-D table (n, dim), got shape {X.shape}")
+    if X.dtype.kind != "f":
+        raise ValueError(f"cannot fit {path!r}: expected numbers, got an array of dtype {X.dtype}")
+    if X.shape[0] == 0:
+        raise ValueError(f"cannot fit {path!r}: it holds no rows of data")
+    if X.shape[1] == 0:
+        raise ValueError(
+            f"cannot fit {path!r}: expected a 2-D table (n, dim) of at least one column, "
+            f"got shape {X.shape}"
+        )
+    finite = np.isfinite(X).all(axis=1)
+    if not finite.all():
+        raise ValueError(f"cannot fit {path!r}: NaN or Inf {data.where(int(np.argmin(finite)))}")
+    # Converted here, as the fit would: a finite value that the cast makes infinite is too
+    # large for the model's type (float32, or float64 for long-double data).
+    with np.errstate(over="ignore"):
+        converted = X.astype(dtype, copy=False)
+    if converted is not X:
+        fits = np.isfinite(converted).all(axis=1)
+        if not fits.all():
+            fix = "; rescale the data" + (" or use --dtype float64" if dtype != "float64" else "")
+            raise ValueError(
+                f"cannot fit {path!r} with --dtype {dtype}: {_too_large(dtype)} "
+                f"{data.where(int(np.argmin(fits)))}{fix}"
+            )
+    return converted
 
 
 # np.load also reads an .npz archive (as an NpzFile, not an array) and tries anything else
@@ -111,7 +185,7 @@ def _declared_bytes(f: Any) -> int | None:
 _CSV_FORMAT = "comma-separated numbers, one row per line (an optional header line)"
 
 
-def _read_csv(p: Path) -> Any:
+def _read_csv(p: Path) -> tuple[Any, list[str], list[int]]:
     """Read a CSV table of numbers, as spreadsheets and ``DataFrame.to_csv`` write them.
 
     Parameters
@@ -121,9 +195,13 @@ def _read_csv(p: Path) -> Any:
 
     Returns
     -------
-    numpy.ndarray
+    X : numpy.ndarray
         The (n, dim) float64 table; (0, 1) for a file without data rows, which the data check
         of the fit then names like any other empty data.
+    lines : list of str
+        The lines of the file, without their ends.
+    rows : list of int
+        The index in ``lines`` of each row of ``X``.
 
     Raises
     ------
@@ -148,9 +226,9 @@ def _read_csv(p: Path) -> Any:
     # numpy.loadtxt skips only empty lines: one of spaces (a trailing " ", a "\xa0" from a
     # spreadsheet) or of a comment after spaces would be a row of one field to it, refused
     # with its own message. Blank here, as in the check of the lines below.
-    rows = [line for line in lines[skip:] if _csv_fields(line) is not None]
+    rows = [i for i in range(skip, len(lines)) if _csv_fields(lines[i]) is not None]
     try:
-        return np.loadtxt(rows, delimiter=",", ndmin=2)
+        return np.loadtxt([lines[i] for i in rows], delimiter=",", ndmin=2), lines, rows
     except ValueError as err:
         # numpy's own text counts rows from 0 past the header and says nothing of the format
         # expected: find the line (the fast parse above keeps valid files fast).
@@ -329,15 +407,26 @@ def _fit(args: argparse.Namespace) -> None:
 
     # The model writer adds no suffix: a model file is named as the archive it is.
     _check_out(args.out, (".npz",), [("data file", args.data)])
-    X = _read_data(args.data)
-    if X.ndim != 2:
-        raise ValueError(f"data must be a 2-D table (n, dim), got shape {X.shape}")
+    # Option values before the data, which can take long to read.
     try:
         hidden = tuple(int(w) for w in args.hidden.split(","))
     except ValueError:
         raise ValueError(
             f"--hidden must be comma-separated integer widths, e.g. 64,64,64; got {args.hidden!r}"
         ) from None
+    # The API's own checks would speak of the Python arguments: "an array X_val or None",
+    # "standardize=True needs alpha == 0", which the command line has no way to give.
+    if not 0 <= args.validation < 1:
+        raise ValueError(
+            "--validation must be the fraction of the rows held out, in [0, 1) (0 for none), "
+            f"got {args.validation}"
+        )
+    if args.standardize and args.alpha != 0:
+        raise ValueError(
+            "--standardize needs --alpha 0: the confining term (alpha/2)|x|^2 has no exact "
+            f"counterpart in standardized coordinates, got --alpha {args.alpha}"
+        )
+    X = _fit_data(_read_data(args.data), args.dtype)
     model = EnergyMLP(
         X.shape[1],
         hidden=hidden,
@@ -435,12 +524,15 @@ _PARAMETER = re.compile(r"\b(" + "|".join(_OPTIONS) + r")\b")
 # Parameters whose option has their name: reworded only where a message opens with the rule
 # on them ("seed must be ..."), as the word can mean something else further on.
 _SAME_NAMED = re.compile(r"^(epochs|lr|alpha|patience|validation|seed)(?= must )")
+# "validation=0.999 leaves no training rows ...": the option as typed, "--validation 0.999".
+_ASSIGNED = re.compile(r"^(validation)=")
 
 
 def _in_option_names(message: str) -> str:
     """An API error reworded for the command line: ``n_steps must be at least 1`` names the
     option typed, ``--steps must be at least 1``, and ``seed must be ...`` ``--seed``."""
     message = _PARAMETER.sub(lambda m: _OPTIONS[m.group(1)], message)
+    message = _ASSIGNED.sub(r"--\1 ", message)
     return _SAME_NAMED.sub(r"--\1", message)
 
 
