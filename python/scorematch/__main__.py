@@ -1,10 +1,11 @@
 """Command line: ``scorematch demo | fit | sample | info`` (also ``python -m scorematch``).
 
-Errors in files or option values end with a one-line message on stderr and exit status 2
-(argparse itself reports unknown options and malformed numbers, after its usage line); output
-paths are checked before any work: a file that can be written or created (tried, not read from
-permission bits), not an input file, with the suffix of what is written. Ctrl-C ends with status 130; ``fit`` first saves the model
-as trained so far (the parameters of its last completed step) and prints its summary.
+Errors in files or option values end, naming the file (a CSV file's line) or the option, with a
+one-line message on stderr and exit status 2 (argparse itself reports unknown options and
+malformed numbers, after its usage line); output paths are checked before any work: a file that
+can be written or created (tried, not read from permission bits), not an input file, with the
+suffix of what is written. Ctrl-C ends with status 130; ``fit`` first saves the model as trained
+so far (the parameters of its last completed step) and prints its summary.
 """
 
 from __future__ import annotations
