@@ -581,6 +581,12 @@ def test_cli_names_the_csv_line_it_cannot_read(tmp_path, capsys, monkeypatch):
         f"scorematch: error: cannot read 'ragged.csv': {expected}, got 3 numbers on line 2 "
         "('3,4,5') where the lines before have 2"
     )
+    with open("one.csv", "w") as f:
+        f.write("1,2\n3,4\n5\n")
+    assert _error(capsys, ["fit", "one.csv", *fit]) == (
+        f"scorematch: error: cannot read 'one.csv': {expected}, got 1 number on line 3 "
+        "('5') where the lines before have 2"
+    )
     # A long line is quoted by its start.
     assert _error(capsys, ["fit", "long.csv", *fit]) == (
         f"scorematch: error: cannot read 'long.csv': {expected}, "

@@ -300,11 +300,15 @@ def _first_bad_csv_line(lines: list[str], skip: int) -> str | None:
             return f"{got} (field {empty} is empty{why})"
         if width is not None and len(fields) != width:
             return (
-                f"expected {_CSV_FORMAT}, got {len(fields)} numbers on line {number} "
-                f"({_shorten(line)!r}) where the lines before have {width}"
+                f"expected {_CSV_FORMAT}, got {_count(len(fields), 'number')} on line "
+                f"{number} ({_shorten(line)!r}) where the lines before have {width}"
             )
         width = len(fields)
     return None
+
+
+def _count(n: int, noun: str) -> str:
+    return f"{n} {noun}" if n == 1 else f"{n} {noun}s"
 
 
 def _shorten(line: str, limit: int = 40) -> str:
