@@ -34,7 +34,8 @@ import math
 import numbers
 import time
 from collections.abc import Callable, Sequence
-from typing import TYPE_CHECKING, Any, cast
+from functools import partial
+from typing import TYPE_CHECKING, Any, NamedTuple, NoReturn, cast
 
 import numpy as np
 from numpy.typing import NDArray
@@ -42,8 +43,9 @@ from numpy.typing import NDArray
 try:
     import dask
     import dask.array as da
-    from dask.base import compute, get_scheduler
+    from dask.base import compute, get_scheduler, tokenize
     from dask.delayed import delayed
+    from dask.highlevelgraph import HighLevelGraph
     from dask.utils import parse_bytes
 except ImportError as err:  # pragma: no cover - exercised only without the extra
     raise ImportError('scorematch.dask needs dask: pip install "scorematch[dask]"') from err
@@ -51,6 +53,7 @@ except ImportError as err:  # pragma: no cover - exercised only without the extr
 from scorematch import _core, sampling
 from scorematch._validate import (
     FLOATS,
+    _narrowed,
     as_choice,
     as_int,
     as_nonnegative,
@@ -61,6 +64,7 @@ from scorematch._validate import (
     check_finite_rows,
     convert_checked,
     described,
+    reject_masked,
     typed,
 )
 from scorematch.training import (
@@ -105,7 +109,9 @@ def _shared(model: EnergyMLP) -> Delayed:
 
 
 def _rows(X: Any, model: EnergyMLP, name: str = "X") -> da.Array:
-    """X as a Dask array of the model's dtype, (n, dim), one chunk across the columns."""
+    """X as a Dask array of floats (or of integers converted from a list), shape (n, dim), one
+    chunk across the columns: its values as given, to be converted block by block to the
+    model's dtype by the task that reads them (see :func:`_converted`)."""
     _check_model(model)
     # As the in-memory methods: arrays must hold floats, array-likes of ints are converted.
     exact = isinstance(X, (da.Array, np.ndarray))
@@ -124,13 +130,17 @@ def _rows(X: Any, model: EnergyMLP, name: str = "X") -> da.Array:
             else ""
         )
         raise TypeError(f"{name} must be {FLOATS}, got dtype {X.dtype}{hint}")
-    if X.dtype != model.dtype:
-        # Block by block, as the in-memory methods convert: a float64 value too large for a
-        # float32 model is named as such (by its row in X), not left to become Inf.
-        X = X.map_blocks(_to_dtype, str(model.dtype), name, dtype=model.dtype)
     if len(X.chunks[1]) != 1:
         X = X.rechunk({1: -1})
     return X
+
+
+def _in_dtype(X: da.Array, model: EnergyMLP, name: str) -> da.Array:
+    """X converted to the model's dtype block by block, as the in-memory methods convert: a
+    float64 value too large for a float32 model is named as such, not left to become Inf."""
+    if X.dtype == model.dtype:
+        return X
+    return cast(Any, X).map_blocks(_to_dtype, str(model.dtype), name, dtype=model.dtype)
 
 
 def _block_start(block_info: Any) -> int | None:
@@ -147,33 +157,171 @@ def _to_dtype(block: Array, dtype: str, name: str, block_info: Any = None) -> Ar
     return convert_checked(np.asarray(block), dtype, name, _block_start(block_info))
 
 
-def _call(method: str) -> Callable[..., Array]:
-    def run(block: Array, model: EnergyMLP, block_info: Any = None) -> Array:
-        try:
-            result: Array = getattr(model, method)(block)
-        except ValueError:
-            # A NaN/Inf row is named by the engine by its row in the block, and only in the
-            # message's text: name it by its row in X (when the block's place is known). Any
-            # other error goes up as it is.
-            check_finite_rows(block, "X", _block_start(block_info))
-            raise
-        return result
+# -- bad rows ----------------------------------------------------------------------------
+#
+# A block that finds a bad row (NaN or Inf, a value too large for the model's dtype, a mask)
+# does not raise: Dask would surface whichever block failed first in time, not the first bad
+# row of X (with blocks of 10 rows and NaN at rows 5 and 350, it named row 350, and for
+# values too large for float32 a row that varied from run to run). Each block's task returns
+# its result with an "info": its row count and its first fault. The infos are merged in a
+# chain, one link per group of _FAN blocks, and a second task per block releases its result
+# once the link of its group is known, or raises the first fault of X up to there, by its row
+# in X. Every task that raises raises the same error, the first of X, whatever the scheduler
+# ran first. Counting the rows this way, a row is named by its place in X even where X's chunk
+# sizes are unknown. No data is read twice: beyond the engine's own checks, a block is looked
+# at again only when it failed.
 
-    run.__name__ = f"scorematch-{method}"
-    return run
+
+class _Fault(NamedTuple):
+    """The first bad row of a block, counted from the start of what its info covers, raised by
+    :func:`_raise` as the in-memory methods would."""
+
+    row: int
+    kind: str  # "masked", "too large" or "not finite"
+    evidence: Array  # the row itself; for "masked", an empty masked array
+    name: str
+    dtype: str
+
+
+# The rows of a block or of consecutive blocks, and the first fault among them.
+_Info = tuple[int, "_Fault | None"]
+
+
+def _raise(fault: _Fault) -> NoReturn:
+    """Raises the in-memory methods' error for ``fault``, made from its own evidence."""
+    if fault.kind == "masked":
+        reject_masked(fault.evidence, fault.name)
+    elif fault.kind == "too large":
+        convert_checked(fault.evidence, fault.dtype, fault.name, fault.row)
+    else:
+        check_finite_rows(fault.evidence, fault.name, fault.row)
+    raise AssertionError(f"{fault.kind} row {fault.row} of {fault.name} raised nothing")
+
+
+def _not_finite(x: Array, name: str, dtype: str) -> _Fault | None:
+    finite = np.isfinite(x).all(axis=1)
+    if finite.all():
+        return None
+    row = int(np.argmin(finite))
+    return _Fault(row, "not finite", x[row : row + 1], name, dtype)
+
+
+def _converted(block: Any, name: str, dtype: str) -> tuple[Array, _Fault | None]:
+    """The block in ``dtype`` as the in-memory methods convert it, and its first fault: the
+    whole block if it is masked, else the first row holding a value too large for ``dtype`` or,
+    before that row, a NaN or Inf."""
+    if isinstance(block, np.ma.MaskedArray):
+        # np.asarray would drop the mask, and the values under it would be read.
+        return block, _Fault(0, "masked", block[:0], name, dtype)
+    arr = np.asarray(block)
+    out, over = _narrowed(arr, dtype)
+    if over is None:
+        return out, None
+    row = int(np.argmax(over.any(axis=1)))
+    return out, _not_finite(arr[:row], name, dtype) or _Fault(
+        row, "too large", arr[row : row + 1], name, dtype
+    )
+
+
+def _merged(*infos: _Info) -> _Info:
+    """The info of consecutive spans of rows: their count, and the first fault, counted from
+    the start of the first span."""
+    count, first = 0, None
+    for n, fault in infos:
+        if first is None and fault is not None:
+            first = fault._replace(row=count + fault.row)
+        count += n
+    return count, first
+
+
+def _info(ran: tuple[Any, _Info]) -> _Info:
+    # A task of its own: the chain then moves a few bytes per block, not the block's result.
+    return ran[1]
+
+
+def _release(ran: tuple[Any, _Info], upto: _Info) -> Any:
+    """The result of a block, unless X has a fault up to the end of the block's group
+    (``upto``): then the first, by its row in X."""
+    if upto[1] is not None:
+        _raise(upto[1])
+    return ran[0]
+
+
+# Blocks per link of the chain of infos. A block's result waits for the blocks of its group
+# (and the link before), no more: Dask's ordering then keeps at most a group of results in
+# memory beyond what the caller's graph holds. A link per block would make one task wait for
+# the next across the cluster (on 2 workers, 1000 small blocks took 6 times as long as without
+# the checks); a tree of infos made Dask run every block before releasing any.
+_FAN = 8
+
+
+def _gated(
+    X: da.Array,
+    run: Callable[..., tuple[Any, _Info]],
+    model: EnergyMLP,
+    token: str,
+    chunks: tuple[tuple[float, ...], ...],
+    meta: Array,
+    starts: Sequence[int] | None = None,
+) -> da.Array:
+    """The results of ``run(block, model)`` (``run(block, model, start)`` with ``starts``) on
+    the row blocks of X, each returning ``(result, info)``, as a Dask array of the given
+    ``chunks`` (a block per row block of X, one column block), which raises the first fault
+    of X as described above."""
+    node = _shared(model)
+    name = f"{token}-{tokenize(X.name, node.key, run, starts)}"
+    ran = f"{name}-run"
+    layer: dict[Any, Any] = {}
+    n = len(X.chunks[0])
+    upto: tuple[Any, ...] = ()
+    for first in range(0, n, _FAN):
+        group = range(first, min(n, first + _FAN))
+        for b in group:
+            layer[(ran, b)] = (
+                run,
+                (X.name, b, 0),
+                node.key,
+                *(() if starts is None else (starts[b],)),
+            )
+            layer[(f"{name}-info", b)] = (_info, (ran, b))
+        link = (f"{name}-upto", first // _FAN)
+        layer[link] = (_merged, *upto, *((f"{name}-info", b) for b in group))
+        upto = (link,)
+        for b in group:
+            out = (name, b) if len(chunks) == 1 else (name, b, 0)
+            layer[out] = (_release, (ran, b), link)
+    # Typed for collections of a protocol Dask's own Array and Delayed do not declare.
+    graph = HighLevelGraph.from_collections(name, layer, dependencies=cast(Any, [X, node]))
+    return da.Array(graph, name, chunks, meta=meta)
+
+
+def _rows_block(block: Any, model: EnergyMLP, method: str) -> tuple[Array | None, _Info]:
+    """``model.<method>`` of a block of X, and its info."""
+    dtype = str(model.dtype)
+    x, fault = _converted(block, "X", dtype)
+    if fault is None:
+        try:
+            return getattr(model, method)(x), (len(x), None)
+        except ValueError:
+            # The engine names a NaN/Inf row by its row in the block: found here, to be named
+            # by its row in X. Any other error goes up as it is.
+            fault = _not_finite(x, "X", dtype)
+            if fault is None:
+                raise
+    return None, (len(block), fault)
 
 
 def _per_row(model: EnergyMLP, X: Any, method: str) -> da.Array:
     """``model.<method>`` of every block of X: (n,) results, or (n, dim) for the score."""
     X = _rows(X, model)
     vector = method == "score"
-    return da.map_blocks(
-        _call(method),
+    return _gated(
         X,
-        _shared(model),
-        drop_axis=None if vector else 1,
-        dtype=model.dtype,
-        meta=np.empty((0, 0) if vector else (0,), model.dtype),
+        partial(_rows_block, method=method),
+        model,
+        f"scorematch-{method}",
+        X.chunks if vector else X.chunks[:1],
+        np.empty((0, 0) if vector else (0,), model.dtype),
     )
 
 
@@ -190,6 +338,15 @@ def energy(model: EnergyMLP, X: Any) -> da.Array:
     -------
     dask.array.Array, shape (n,)
         Lazy; blocks follow X's row chunks. ``compute()`` equals ``model.energy(X)``.
+
+    Raises
+    ------
+    ValueError
+        At ``compute()``, for a NaN or Inf in X, or a value too large for a float32 model:
+        the in-memory method's error, naming the first such row of X whatever the order in
+        which the blocks run (counted from the blocks before, so also where X's chunk sizes
+        are unknown). Computing part of the result reads the blocks before it, and those of
+        its group of 8 blocks, to find that row.
     """
     return _per_row(model, X, "energy")
 
@@ -206,6 +363,11 @@ def score(model: EnergyMLP, X: Any) -> da.Array:
     -------
     dask.array.Array, shape (n, dim)
         Lazy; ``compute()`` equals ``model.score(X)``.
+
+    Raises
+    ------
+    ValueError
+        As :func:`energy`.
     """
     return _per_row(model, X, "score")
 
@@ -222,6 +384,11 @@ def hessian_trace(model: EnergyMLP, X: Any) -> da.Array:
     -------
     dask.array.Array, shape (n,)
         Lazy; ``compute()`` equals ``model.hessian_trace(X)``.
+
+    Raises
+    ------
+    ValueError
+        As :func:`energy`.
     """
     return _per_row(model, X, "hessian_trace")
 
@@ -394,7 +561,7 @@ def sample(
             dtype=model.dtype,
             meta=meta,
         )
-    x0 = _rows(init, model, "init")
+    x0 = _in_dtype(_rows(init, model, "init"), model, "init")
     if x0.shape[0] != n:
         raise ValueError(
             f"init must have shape ({n}, {model.dim}) (n_samples, dim), got {x0.shape}"
@@ -694,7 +861,7 @@ def fit(
     weight_decay = as_nonnegative(weight_decay, "weight_decay")
     opt = _core.Optimizer(str(dtype), params.size, optimizer, lr, weight_decay)
 
-    train = _Blocks(_rows(X, model))
+    train = _Blocks(_in_dtype(_rows(X, model), model, "X"))
     if train.n == 0:
         raise ValueError("X must hold at least one row, got 0")
     _check_finite(train.X, "X")
@@ -715,7 +882,7 @@ def fit(
                 "scorematch.dask.fit takes validation rows (a Dask array or array) or None, "
                 f"not a fraction ({validation}): split the Dask array yourself"
             )
-        val = _Blocks(_rows(validation, model, "validation"))
+        val = _Blocks(_in_dtype(_rows(validation, model, "validation"), model, "validation"))
         if val.n == 0:
             raise ValueError("validation must hold at least one row, got 0")
         _check_finite(val.X, "validation")
