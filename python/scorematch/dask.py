@@ -325,6 +325,28 @@ def _per_row(model: EnergyMLP, X: Any, method: str) -> da.Array:
     )
 
 
+def _checked_block(block: Any, model: EnergyMLP, name: str) -> tuple[Array | None, _Info]:
+    """A block of training rows in the model's dtype, and its info (NaN and Inf included)."""
+    dtype = str(model.dtype)
+    x, fault = _converted(block, name, dtype)
+    fault = fault or _not_finite(x, name, dtype)
+    return (x if fault is None else None), (len(block), fault)
+
+
+def _checked(X: Any, model: EnergyMLP, name: str) -> da.Array:
+    """The rows of X in the model's dtype, as a Dask array that raises the first bad row of X
+    (see above) when computed or persisted."""
+    X = _rows(X, model, name)
+    return _gated(
+        X,
+        partial(_checked_block, name=name),
+        model,
+        f"scorematch-{name}",
+        X.chunks,
+        np.empty((0, 0), model.dtype),
+    )
+
+
 def energy(model: EnergyMLP, X: Any) -> da.Array:
     """Energies ``E(x)`` of the rows of a Dask array, as a Dask array.
 
@@ -674,6 +696,9 @@ class _Blocks:
             by_key = {f.key: f for f in self.client.futures_of(self.X)}
             self.futures = [by_key[p.key] for p in self.parts]
             wait(self.futures)
+            for f in self.futures:
+                if f.status == "error":
+                    f.result()  # raises X's first bad row (every failed block raises it)
             self.regroup()
 
     def regroup(self) -> None:
@@ -833,7 +858,10 @@ def fit(
         the last parameters whose loss and gradient were finite and in range, and the exception's
         ``history`` attribute holds the completed epochs, with ``stop_reason == "diverged"``.
     ValueError, TypeError
-        For bad arguments, as :meth:`scorematch.EnergyMLP.fit`.
+        For bad arguments, as :meth:`scorematch.EnergyMLP.fit`; for a NaN or Inf in X or
+        the validation rows, or a value too large for a float32 model, the error of
+        :meth:`scorematch.EnergyMLP.fit` naming the first such row, once the rows are
+        persisted and before any step (nothing is trained).
     """
     from scorematch.model import EnergyMLP
 
@@ -861,10 +889,9 @@ def fit(
     weight_decay = as_nonnegative(weight_decay, "weight_decay")
     opt = _core.Optimizer(str(dtype), params.size, optimizer, lr, weight_decay)
 
-    train = _Blocks(_in_dtype(_rows(X, model), model, "X"))
+    train = _Blocks(_checked(X, model, "X"))
     if train.n == 0:
         raise ValueError("X must hold at least one row, got 0")
-    _check_finite(train.X, "X")
     val = None
     number = (float, int, np.floating, np.integer)
     if isinstance(validation, number) and not isinstance(validation, bool) and validation == 0:
@@ -882,10 +909,9 @@ def fit(
                 "scorematch.dask.fit takes validation rows (a Dask array or array) or None, "
                 f"not a fraction ({validation}): split the Dask array yourself"
             )
-        val = _Blocks(_in_dtype(_rows(validation, model, "validation"), model, "validation"))
+        val = _Blocks(_checked(validation, model, "validation"))
         if val.n == 0:
             raise ValueError("validation must hold at least one row, got 0")
-        _check_finite(val.X, "validation")
     affine = _Affine.identity(model.dim)
     if standardize:
         # As EnergyMLP.fit: the training rows' statistics, for the validation rows too. The
@@ -1014,9 +1040,3 @@ def _column_stats(X: da.Array) -> tuple[Array, Array]:
 def _standardized(block: Array, affine: _Affine) -> Array:
     z, _ = affine.data(block, None)
     return z
-
-
-def _check_finite(X: da.Array, name: str) -> None:
-    finite = da.isfinite(X).all(axis=1).compute()
-    if not finite.all():
-        raise ValueError(f"{name} contains NaN or Inf (first at row {int(np.argmin(finite))})")
