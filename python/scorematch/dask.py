@@ -113,6 +113,10 @@ def _rows(X: Any, model: EnergyMLP, name: str = "X") -> da.Array:
     chunk across the columns: its values as given, to be converted block by block to the
     model's dtype by the task that reads them (see :func:`_converted`)."""
     _check_model(model)
+    # First, as the in-memory methods: a masked array would be read without its mask. A Dask
+    # array's meta says whether its blocks are masked, without computing any; masked blocks
+    # behind a plain meta are refused by the task that converts them (_converted).
+    reject_masked(X._meta if isinstance(X, da.Array) else X, name)
     # As the in-memory methods: arrays must hold floats, array-likes of ints are converted.
     exact = isinstance(X, (da.Array, np.ndarray))
     if not isinstance(X, da.Array):
