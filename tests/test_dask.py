@@ -11,6 +11,7 @@ import time
 from collections.abc import Iterator
 from decimal import Decimal
 from fractions import Fraction
+from functools import partial
 from typing import Any
 
 import numpy as np
@@ -916,3 +917,30 @@ def test_masked_blocks_behind_a_plain_meta_are_refused_block_by_block(scheduler:
         smd.energy(m, plain).compute()
     assert str(info.value) == want
     assert same_arrays(m.params, model().params)
+
+
+def test_sample_names_a_bad_init_row_by_its_row_in_init(scheduler: str) -> None:
+    # It was named by its row in its block of chains: "first at row 3" for row 33 in blocks
+    # of 10. Checked when the blocks run, as X is by energy (the array is lazy; init may be
+    # too), naming the first bad row of init whatever order they run in.
+    m = model()
+    x0 = data(40, seed=9)
+    x0[33, 0] = np.nan
+    want = local_error(partial(m.sample, 40, n_steps=2, init=x0))
+    assert want == "init contains NaN or Inf (first at row 33)"
+    for init_chunks in (10, 40, (30, 10)):
+        lazy = smd.sample(m, 40, chunks=10, n_steps=2, init=da.from_array(x0, chunks=init_chunks))
+        with pytest.raises(ValueError) as info:
+            lazy.compute()
+        assert str(info.value) == want
+    x0[5, 1] = np.inf
+    big = data(40, seed=9) * 1e300
+    big[0] = 1.0
+    for local, init, row in [(m, x0, 5), (model("float32"), big, 1)]:
+        want = local_error(partial(local.sample, 40, n_steps=2, init=init))
+        assert f"first at row {row}" in want
+        lazy = smd.sample(local, 40, chunks=10, n_steps=2, init=da.from_array(init, chunks=10))
+        for _ in range(3):
+            with pytest.raises(ValueError) as info:
+                lazy.compute()
+            assert str(info.value) == want

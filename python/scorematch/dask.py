@@ -139,28 +139,6 @@ def _rows(X: Any, model: EnergyMLP, name: str = "X") -> da.Array:
     return X
 
 
-def _in_dtype(X: da.Array, model: EnergyMLP, name: str) -> da.Array:
-    """X converted to the model's dtype block by block, as the in-memory methods convert: a
-    float64 value too large for a float32 model is named as such, not left to become Inf."""
-    if X.dtype == model.dtype:
-        return X
-    return cast(Any, X).map_blocks(_to_dtype, str(model.dtype), name, dtype=model.dtype)
-
-
-def _block_start(block_info: Any) -> int | None:
-    """The row of the whole array at which the block (of map_blocks' first array) starts;
-    None when the array's chunk sizes are unknown."""
-    # Older Dask passes an empty ndarray while it infers the output's meta: not a dict.
-    if not isinstance(block_info, dict) or 0 not in block_info:
-        return None
-    start = block_info[0]["array-location"][0][0]
-    return int(start) if math.isfinite(start) else None
-
-
-def _to_dtype(block: Array, dtype: str, name: str, block_info: Any = None) -> Array:
-    return convert_checked(np.asarray(block), dtype, name, _block_start(block_info))
-
-
 # -- bad rows ----------------------------------------------------------------------------
 #
 # A block that finds a bad row (NaN or Inf, a value too large for the model's dtype, a mask)
@@ -504,9 +482,25 @@ def _sample_block(
 
 
 def _sample_block_from(
-    init: Array, model: EnergyMLP, seed: int, kwargs: dict[str, Any], block_info: Any = None
-) -> Array:
-    return _sample_block(model, init, seed, kwargs, block_info)
+    init: Any, model: EnergyMLP, start: int, seed: int, kwargs: dict[str, Any]
+) -> tuple[Array | None, _Info]:
+    """The chains ``start, start + 1, ...`` of :func:`sample` from the rows of a block of
+    ``init``, and the block's info (see :func:`_gated`)."""
+    dtype = str(model.dtype)
+    x, fault = _converted(init, "init", dtype)
+    if fault is None:
+        if not len(x):
+            return np.empty((0, model.dim), model.dtype), (0, None)
+        try:
+            res = model.sample(len(x), seed=seed, first_chain=start, init=x, **kwargs)
+            return res.samples, (len(x), None)
+        except ValueError:
+            # The engine names a NaN/Inf row by its row in the block; any other error goes up
+            # as it is.
+            fault = _not_finite(x, "init", dtype)
+            if fault is None:
+                raise
+    return None, (len(init), fault)
 
 
 def sample(
@@ -538,7 +532,10 @@ def sample(
     seed : int, default 0
     init : dask.array.Array or array_like, shape (n_samples, dim), optional
         Starting points (rechunked to the blocks); by default N(0, I) from each chain's
-        stream.
+        stream. Its values are checked as the blocks run, not when the array is built (it
+        may be lazy too, and reading it twice would cost a second computation): a NaN or Inf,
+        or a value too large for a float32 model, raises at ``compute()`` the error of
+        :meth:`scorematch.EnergyMLP.sample` naming the first such row of ``init``.
     **sample_kwargs
         Any other option of :meth:`scorematch.EnergyMLP.sample` (``n_steps``,
         ``step_size``, ``method``, ``burn_in``, ...), except those that change the result's
@@ -587,20 +584,21 @@ def sample(
             dtype=model.dtype,
             meta=meta,
         )
-    x0 = _in_dtype(_rows(init, model, "init"), model, "init")
+    x0 = _rows(init, model, "init")
     if x0.shape[0] != n:
         raise ValueError(
             f"init must have shape ({n}, {model.dim}) (n_samples, dim), got {x0.shape}"
         )
     x0 = x0.rechunk(row_chunks)
-    return da.map_blocks(
-        _sample_block_from,
+    starts = [0, *np.cumsum(row_chunks[0][:-1]).tolist()]
+    return _gated(
         x0,
-        _shared(model),
-        seed,
-        sample_kwargs,
-        dtype=model.dtype,
-        meta=meta,
+        partial(_sample_block_from, seed=seed, kwargs=sample_kwargs),
+        model,
+        "scorematch-sample",
+        row_chunks,
+        meta,
+        starts,
     )
 
 
