@@ -944,3 +944,32 @@ def test_sample_names_a_bad_init_row_by_its_row_in_init(scheduler: str) -> None:
             with pytest.raises(ValueError) as info:
                 lazy.compute()
             assert str(info.value) == want
+
+
+def test_sample_takes_an_init_of_unknown_chunk_sizes(scheduler: str) -> None:
+    # Refused: "init must have shape (n, 3) (n_samples, dim), got (nan, 3)", while energy and
+    # fit take such arrays. Persisted to learn its chunk sizes, as fit does: computed once.
+    m = model()
+    x0 = data(100, seed=9)
+    keep = x0[:, 0] > -0.5
+    runs: list[int] = []
+
+    def spy(block: np.ndarray) -> np.ndarray:
+        runs.append(len(block))
+        return block
+
+    source = da.from_array(x0, chunks=30).map_blocks(spy, meta=np.empty((0, 0)))
+    init = source[da.from_array(keep, chunks=30)]
+    assert np.isnan(init.shape[0])
+    n = int(keep.sum())
+    got = smd.sample(m, n, chunks=16, init=init, n_steps=5, seed=2)
+    assert got.chunks[0][:2] == (16, 16)
+    np.testing.assert_array_equal(
+        got.compute(), m.sample(n, init=x0[keep], n_steps=5, seed=2).samples
+    )
+    if scheduler == "threads":  # the spy's list is the driver's
+        assert sorted(runs) == [10, 30, 30, 30]
+    with pytest.raises(
+        ValueError, match=rf"^init must have shape \({n + 1}, 3\) .*got \({n}, 3\)$"
+    ):
+        smd.sample(m, n + 1, init=source[da.from_array(keep, chunks=30)], n_steps=1)

@@ -535,7 +535,9 @@ def sample(
         stream. Its values are checked as the blocks run, not when the array is built (it
         may be lazy too, and reading it twice would cost a second computation): a NaN or Inf,
         or a value too large for a float32 model, raises at ``compute()`` the error of
-        :meth:`scorematch.EnergyMLP.sample` naming the first such row of ``init``.
+        :meth:`scorematch.EnergyMLP.sample` naming the first such row of ``init``. An
+        ``init`` whose chunk sizes are unknown (boolean indexing) is persisted when the
+        array is built, to learn them, as :func:`fit` persists X.
     **sample_kwargs
         Any other option of :meth:`scorematch.EnergyMLP.sample` (``n_steps``,
         ``step_size``, ``method``, ``burn_in``, ...), except those that change the result's
@@ -585,6 +587,12 @@ def sample(
             meta=meta,
         )
     x0 = _rows(init, model, "init")
+    if np.isnan(x0.shape[0]):
+        # Unknown chunk sizes (boolean indexing, a DataFrame's partitions): persisted to learn
+        # them, as fit does, which computes init once (compute_chunk_sizes alone would compute
+        # it again for the samples).
+        x0 = x0.persist()
+        x0.compute_chunk_sizes()
     if x0.shape[0] != n:
         raise ValueError(
             f"init must have shape ({n}, {model.dim}) (n_samples, dim), got {x0.shape}"
