@@ -973,3 +973,77 @@ def test_sample_takes_an_init_of_unknown_chunk_sizes(scheduler: str) -> None:
         ValueError, match=rf"^init must have shape \({n + 1}, 3\) .*got \({n}, 3\)$"
     ):
         smd.sample(m, n + 1, init=source[da.from_array(keep, chunks=30)], n_steps=1)
+
+
+def test_a_dask_dataframe_stays_lazy_one_block_per_partition() -> None:
+    # It was converted as a list would be, np.asarray(df): every partition computed in the
+    # driver while the graph was built, into one block.
+    dd = pytest.importorskip("dask.dataframe")
+    pd = pytest.importorskip("pandas")
+    m = model()
+    loads: list[int] = []
+
+    def load(i: int) -> Any:
+        loads.append(i)
+        X = data(30 + i, seed=i)
+        # float32 beside int64 columns: numpy's common type (float64), as in memory.
+        return pd.DataFrame({"a": X[:, 0].astype(np.float32), "b": X[:, 1], "c": i})
+
+    df = dd.from_map(load, range(4))
+    frame = df.compute()
+    loads.clear()
+    for name in ("energy", "score", "hessian_trace"):
+        lazy = getattr(smd, name)(m, df)
+        assert loads == [] and len(lazy.chunks[0]) == 4
+        np.testing.assert_array_equal(lazy.compute(), getattr(m, name)(frame), err_msg=name)
+        loads.clear()
+    x0 = smd.sample(m, len(frame), chunks=50, init=df, n_steps=3)
+    assert sorted(loads) == [0, 1, 2, 3]  # persisted once, to learn the partitions' lengths
+    np.testing.assert_array_equal(x0.compute(), m.sample(len(frame), init=frame, n_steps=3).samples)
+    assert sorted(loads) == [0, 1, 2, 3]  # and not again
+    ours, local = model(), model()
+    smd.fit(ours, df, epochs=2, seed=1)
+    local.fit(frame, epochs=2, seed=1, validation=None, progress=False)
+    assert rel_diff(ours, local) < 1e-9
+
+
+def test_a_dask_dataframe_is_checked_as_a_pandas_one() -> None:
+    # The in-memory methods' messages, for the same frame computed: a column that is not
+    # numbers named (from the dtypes, without computing a partition), a missing value as NaN
+    # named by its row in the frame.
+    dd = pytest.importorskip("dask.dataframe")
+    pd = pytest.importorskip("pandas")
+    m = model()
+    X = data(40)
+    base = {"a": X[:, 0], "b": X[:, 1]}
+    for extra in (
+        {"c": np.arange(40) % 2 == 0},
+        {"c": pd.date_range("2026-01-01", periods=40)},
+        {"c": [str(v) for v in X[:, 2]]},
+    ):
+        df = dd.from_pandas(pd.DataFrame({**base, **extra}), npartitions=4)
+        df = df.map_partitions(lambda p: 1 / 0, meta=df._meta)  # computing it fails
+        want = local_error(m.energy, df._meta)
+        assert "got column 'c' of dtype" in want
+        for f in (smd.energy, smd.score, smd.hessian_trace):
+            with pytest.raises(TypeError) as info:
+                f(m, df)
+            assert str(info.value) == want
+        with pytest.raises(TypeError) as info:
+            smd.fit(m, df)
+        assert str(info.value) == want
+    nullable = pd.DataFrame({**base, "c": pd.array(X[:, 2], dtype="Float64")})
+    nullable.loc[[27, 33], "c"] = pd.NA
+    want = local_error(m.energy, nullable)
+    assert want == "X contains NaN or Inf (first at row 27)"
+    df = dd.from_pandas(nullable, npartitions=4)
+    with pytest.raises(ValueError) as info:
+        smd.energy(m, df).compute()
+    assert str(info.value) == want
+    with pytest.raises(ValueError) as info:
+        smd.fit(m, df)
+    assert str(info.value) == want
+    with pytest.raises(
+        ValueError, match=r"^X must have shape \(n, 3\) for this model, got \(nan, 2\)"
+    ):
+        smd.energy(m, df[["a", "b"]])

@@ -43,7 +43,7 @@ from numpy.typing import NDArray
 try:
     import dask
     import dask.array as da
-    from dask.base import compute, get_scheduler, tokenize
+    from dask.base import compute, get_scheduler, is_dask_collection, tokenize
     from dask.delayed import delayed
     from dask.highlevelgraph import HighLevelGraph
     from dask.utils import parse_bytes
@@ -119,7 +119,9 @@ def _rows(X: Any, model: EnergyMLP, name: str = "X") -> da.Array:
     reject_masked(X._meta if isinstance(X, da.Array) else X, name)
     # As the in-memory methods: arrays must hold floats, array-likes of ints are converted.
     exact = isinstance(X, (da.Array, np.ndarray))
-    if not isinstance(X, da.Array):
+    if _is_dask_frame(X):
+        X = _frame_rows(X, name)
+    elif not isinstance(X, da.Array):
         if getattr(getattr(X, "dtype", None), "kind", "O") == "O":
             # Lists, scalars, object arrays: converted as the in-memory methods convert them
             # (refused there with their messages), not left to Dask, which cannot chunk
@@ -137,6 +139,36 @@ def _rows(X: Any, model: EnergyMLP, name: str = "X") -> da.Array:
     if len(X.chunks[1]) != 1:
         X = X.rechunk({1: -1})
     return X
+
+
+def _is_dask_frame(X: Any) -> bool:
+    """Whether X is a Dask DataFrame; duck-typed, not to import dask.dataframe (and pandas)
+    for every call. A Delayed answers any attribute: the class is asked, not the object."""
+    kind = type(X)
+    return (
+        is_dask_collection(X)
+        and not isinstance(X, da.Array)
+        and all(hasattr(kind, a) for a in ("map_partitions", "dtypes", "_meta"))
+        and X.ndim == 2
+    )
+
+
+def _frame_rows(df: Any, name: str) -> da.Array:
+    """The rows of a Dask DataFrame as a Dask array, lazily, one block per partition (of
+    unknown size: the partitions are not computed to count their rows).
+
+    Each partition is read as the in-memory methods read a pandas DataFrame; its columns are
+    checked as they check one, on the DataFrame's meta (an empty frame of its dtypes), so
+    that a column of booleans, dates or strings is refused by name before anything runs."""
+    meta = as_real_array(df._meta, name, FLOATS, batch=True)
+    return cast(
+        da.Array,
+        df.map_partitions(_partition_rows, name, meta=np.empty((0, meta.shape[1]), meta.dtype)),
+    )
+
+
+def _partition_rows(part: Any, name: str) -> Array:
+    return as_real_array(part, name, FLOATS, batch=True)
 
 
 # -- bad rows ----------------------------------------------------------------------------
@@ -335,8 +367,10 @@ def energy(model: EnergyMLP, X: Any) -> da.Array:
     Parameters
     ----------
     model : EnergyMLP
-    X : dask.array.Array or array_like, shape (n, dim)
-        Any row chunking; column chunks are merged. Converted to the model's dtype.
+    X : dask.array.Array, dask.dataframe.DataFrame or array_like, shape (n, dim)
+        Any row chunking; column chunks are merged. Converted to the model's dtype. A Dask
+        DataFrame stays lazy, a block per partition, its columns checked (from its dtypes)
+        and each partition read as the in-memory methods read a pandas DataFrame.
 
     Returns
     -------
@@ -361,7 +395,7 @@ def score(model: EnergyMLP, X: Any) -> da.Array:
     Parameters
     ----------
     model : EnergyMLP
-    X : dask.array.Array or array_like, shape (n, dim)
+    X : dask.array.Array, dask.dataframe.DataFrame or array_like, shape (n, dim)
 
     Returns
     -------
@@ -382,7 +416,7 @@ def hessian_trace(model: EnergyMLP, X: Any) -> da.Array:
     Parameters
     ----------
     model : EnergyMLP
-    X : dask.array.Array or array_like, shape (n, dim)
+    X : dask.array.Array, dask.dataframe.DataFrame or array_like, shape (n, dim)
 
     Returns
     -------
@@ -530,14 +564,15 @@ def sample(
         by Dask's ``array.chunk-size`` setting). At most 2**20 blocks: more is a
         ``ValueError`` (each block is a task, and such a graph alone takes gigabytes).
     seed : int, default 0
-    init : dask.array.Array or array_like, shape (n_samples, dim), optional
-        Starting points (rechunked to the blocks); by default N(0, I) from each chain's
-        stream. Its values are checked as the blocks run, not when the array is built (it
-        may be lazy too, and reading it twice would cost a second computation): a NaN or Inf,
-        or a value too large for a float32 model, raises at ``compute()`` the error of
-        :meth:`scorematch.EnergyMLP.sample` naming the first such row of ``init``. An
-        ``init`` whose chunk sizes are unknown (boolean indexing) is persisted when the
-        array is built, to learn them, as :func:`fit` persists X.
+    init : dask.array.Array, dask.dataframe.DataFrame or array_like, optional
+        Starting points, shape (n_samples, dim), rechunked to the blocks; by default N(0, I)
+        from each chain's stream. Its values are checked as the blocks run, not when the
+        array is built (it may be lazy too, and reading it twice would cost a second
+        computation): a NaN or Inf, or a value too large for a float32 model, raises at
+        ``compute()`` the error of :meth:`scorematch.EnergyMLP.sample` naming the first such
+        row of ``init``. An ``init`` whose chunk sizes are unknown (boolean indexing, a
+        DataFrame's partitions) is persisted when the array is built, to learn them, as
+        :func:`fit` persists X.
     **sample_kwargs
         Any other option of :meth:`scorematch.EnergyMLP.sample` (``n_steps``,
         ``step_size``, ``method``, ``burn_in``, ...), except those that change the result's
@@ -838,7 +873,7 @@ def fit(
         Trained in place: at the end (or on divergence, the last good parameters, as
         :meth:`scorematch.EnergyMLP.fit`; with validation, the best epoch) its parameters
         are set.
-    X : dask.array.Array or array_like, shape (n, dim)
+    X : dask.array.Array, dask.dataframe.DataFrame or array_like, shape (n, dim)
         Training rows, any row chunking; persisted for the duration of the fit.
     objective : {"ism", "ssm", "dsm"}, default "ism"
     epochs, batch_size, lr, optimizer, weight_decay, patience, seed
@@ -847,7 +882,7 @@ def fit(
         As for :meth:`scorematch.EnergyMLP.fit`. ``standardize=True`` trains in the
         coordinates ``z = (x − mean) / std`` of X's columns (a standardized copy of X is
         persisted in place of X) and folds the map into the first layer at the end.
-    validation : dask.array.Array or array_like, optional
+    validation : dask.array.Array, dask.dataframe.DataFrame or array_like, optional
         Validation rows (no fraction here: split your Dask array yourself; ``0``, as
         ``None``, holds out nothing, as in :meth:`scorematch.EnergyMLP.fit`). Its loss is
         computed on the workers after every epoch; the best epoch's parameters are restored
