@@ -24,6 +24,12 @@ What each function reproduces:
   ``model.fit(X, validation=None, ...)`` on the same rows; only the order in which each
   minibatch's gradient is summed differs (per block, then over blocks), so parameters agree
   to floating-point summation error (see :func:`fit`).
+
+Inputs are checked as the in-memory methods check them, with their errors: a masked array is
+a ``TypeError`` (when the graph is built if the Dask array's meta is masked); a NaN or Inf, or
+a value too large for a float32 model, is a ``ValueError`` naming the first such row of X
+whatever order the blocks run in (at ``compute()``, or before :func:`fit`'s first step). A
+Dask DataFrame stays lazy, one block per partition, its columns checked from its dtypes.
 """
 
 from __future__ import annotations
