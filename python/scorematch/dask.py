@@ -27,9 +27,14 @@ What each function reproduces:
 
 Inputs are checked as the in-memory methods check them, with their errors: a masked array is
 a ``TypeError`` (when the graph is built if the Dask array's meta is masked); a NaN or Inf, or
-a value too large for a float32 model, is a ``ValueError`` naming the first such row of X
-whatever order the blocks run in (at ``compute()``, or before :func:`fit`'s first step). A
-Dask DataFrame stays lazy, one block per partition, its columns checked from its dtypes.
+a value too large for a float32 model, is a ``ValueError`` naming such a row by its row in X.
+:func:`fit` reads every block before its first step and names the first such row of X.
+:func:`energy`, :func:`score`, :func:`hessian_trace` and :func:`sample` (its ``init``) check
+each block as it runs, at ``compute()``, and name that block's first such row, so that a slice
+of their result computes only the blocks under it; Dask raises whichever failing block it ran
+first, and past X's first block the message says that an earlier block may hold such a row
+too. A Dask DataFrame stays lazy, one block per partition, its columns checked from its
+dtypes (a partition's place in X is not known to its task: its rows are counted within it).
 """
 
 from __future__ import annotations
@@ -179,17 +184,24 @@ def _partition_rows(part: Any, name: str) -> Array:
 
 # -- bad rows ----------------------------------------------------------------------------
 #
-# A block that finds a bad row (NaN or Inf, a value too large for the model's dtype, a mask)
-# does not raise: Dask would surface whichever block failed first in time, not the first bad
-# row of X (with blocks of 10 rows and NaN at rows 5 and 350, it named row 350, and for
-# values too large for float32 a row that varied from run to run). Each block's task returns
-# its result with an "info": its row count and its first fault. The infos are merged in a
-# chain, one link per group of _FAN blocks, and a second task per block releases its result
-# once the link of its group is known, or raises the first fault of X up to there, by its row
-# in X. Every task that raises raises the same error, the first of X, whatever the scheduler
-# ran first. Counting the rows this way, a row is named by its place in X even where X's chunk
-# sizes are unknown. No data is read twice: beyond the engine's own checks, a block is looked
-# at again only when it failed.
+# A bad row (NaN or Inf, a value too large for the model's dtype, a mask) is found by the
+# task of its block, which reports it as the in-memory methods would, by its row in X.
+#
+# The per-row functions and sample raise in that task: each block stays independent, so a
+# slice of the result computes only the blocks under it. Dask then raises whichever failing
+# block it ran first, which need not hold X's first bad row (with blocks of 10 rows and NaN at
+# rows 5 and 350 it named row 350); the message says so when the block is not X's first. To
+# name X's first bad row whatever the order, each block would wait for the blocks before it:
+# that was tried (a chain of per-block reports, below) and made `energy(X)[-5:]` compute every
+# block of X, 10-40 times the time of the last block alone.
+#
+# fit reads every block before its first step anyway, so there the chain costs nothing that
+# matters: each block's task returns its rows with an "info" (its row count and first fault),
+# the infos are merged in a chain, one link per group of _FAN blocks, and a second task per
+# block releases its rows once the link of its group is known, or raises X's first fault up
+# to there, by its row in X, whatever the scheduler ran first (even where X's chunk sizes are
+# unknown). No data is read twice: beyond the engine's own checks, a block is looked at again
+# only when it failed.
 
 
 class _Fault(NamedTuple):
@@ -276,20 +288,13 @@ _FAN = 8
 
 
 def _gated(
-    X: da.Array,
-    run: Callable[..., tuple[Any, _Info]],
-    model: EnergyMLP,
-    token: str,
-    chunks: tuple[tuple[float, ...], ...],
-    meta: Array,
-    starts: Sequence[int] | None = None,
+    X: da.Array, run: Callable[..., tuple[Any, _Info]], model: EnergyMLP, token: str
 ) -> da.Array:
-    """The results of ``run(block, model)`` (``run(block, model, start)`` with ``starts``) on
-    the row blocks of X, each returning ``(result, info)``, as a Dask array of the given
-    ``chunks`` (a block per row block of X, one column block), which raises the first fault
-    of X as described above."""
+    """The results of ``run(block, model)`` on the row blocks of X, each returning ``(rows,
+    info)`` with rows shaped like the block, as a Dask array chunked like X, which raises the
+    first fault of X as described above."""
     node = _shared(model)
-    name = f"{token}-{tokenize(X.name, node.key, run, starts)}"
+    name = f"{token}-{tokenize(X.name, node.key, run)}"
     ran = f"{name}-run"
     layer: dict[Any, Any] = {}
     n = len(X.chunks[0])
@@ -297,22 +302,16 @@ def _gated(
     for first in range(0, n, _FAN):
         group = range(first, min(n, first + _FAN))
         for b in group:
-            layer[(ran, b)] = (
-                run,
-                (X.name, b, 0),
-                node.key,
-                *(() if starts is None else (starts[b],)),
-            )
+            layer[(ran, b)] = (run, (X.name, b, 0), node.key)
             layer[(f"{name}-info", b)] = (_info, (ran, b))
         link = (f"{name}-upto", first // _FAN)
         layer[link] = (_merged, *upto, *((f"{name}-info", b) for b in group))
         upto = (link,)
         for b in group:
-            out = (name, b) if len(chunks) == 1 else (name, b, 0)
-            layer[out] = (_release, (ran, b), link)
+            layer[(name, b, 0)] = (_release, (ran, b), link)
     # Typed for collections of a protocol Dask's own Array and Delayed do not declare.
     graph = HighLevelGraph.from_collections(name, layer, dependencies=cast(Any, [X, node]))
-    return da.Array(graph, name, chunks, meta=meta)
+    return da.Array(graph, name, X.chunks, meta=np.empty((0, 0), model.dtype))
 
 
 def _rows_block(block: Any, model: EnergyMLP, method: str) -> tuple[Array | None, _Info]:
@@ -331,17 +330,61 @@ def _rows_block(block: Any, model: EnergyMLP, method: str) -> tuple[Array | None
     return None, (len(block), fault)
 
 
+def _block_start(block_info: Any, arg: int | None = 0) -> int | None:
+    """The row of the whole array at which a block of ``map_blocks``' argument ``arg`` (its
+    output with ``None``) starts; ``None`` when the chunk sizes are unknown."""
+    # Older Dask passes an empty ndarray while it infers the output's meta: not a dict.
+    if not isinstance(block_info, dict) or arg not in block_info:
+        return None
+    start = block_info[arg]["array-location"][0][0]
+    return int(start) if math.isfinite(start) else None
+
+
+def _raise_in_block(fault: _Fault, block: Any, start: int | None) -> NoReturn:
+    """Raises ``fault``, found in ``block``, which starts at row ``start`` of its array
+    (``None``: its place is not known, and the message says so), as the in-memory methods
+    would; past the array's first block, the message adds that an earlier block may hold a
+    bad row too (see the note on bad rows above)."""
+    if fault.kind == "masked":
+        _raise(fault)
+    try:
+        if start is not None:
+            _raise(fault._replace(row=start + fault.row))
+        # Numbered from None, the checks name row i "of a block whose place is not known":
+        # given the rows up to the fault, i is the fault's row in the block.
+        rows = np.asarray(block)[: fault.row + 1]
+        if fault.kind == "too large":
+            convert_checked(rows, fault.dtype, fault.name, None)
+        check_finite_rows(rows, fault.name, None)
+        raise AssertionError(f"{fault.kind} row {fault.row} of {fault.name} raised nothing")
+    except ValueError as err:
+        if start == 0:
+            raise
+        raise ValueError(
+            f"{err} (blocks are checked as they run: an earlier block of {fault.name} may "
+            "hold such a row too)"
+        ) from None
+
+
+def _rows_or_raise(block: Any, model: EnergyMLP, method: str, block_info: Any = None) -> Any:
+    result, (_, fault) = _rows_block(block, model, method)
+    if fault is not None:
+        _raise_in_block(fault, block, _block_start(block_info))
+    return result
+
+
 def _per_row(model: EnergyMLP, X: Any, method: str) -> da.Array:
     """``model.<method>`` of every block of X: (n,) results, or (n, dim) for the score."""
     X = _rows(X, model)
     vector = method == "score"
-    return _gated(
+    return da.map_blocks(
+        partial(_rows_or_raise, method=method),
         X,
-        partial(_rows_block, method=method),
-        model,
-        f"scorematch-{method}",
-        X.chunks if vector else X.chunks[:1],
-        np.empty((0, 0) if vector else (0,), model.dtype),
+        _shared(model),
+        token=f"scorematch-{method}",
+        drop_axis=None if vector else 1,
+        dtype=model.dtype,
+        meta=np.empty((0, 0) if vector else (0,), model.dtype),
     )
 
 
@@ -357,14 +400,7 @@ def _checked(X: Any, model: EnergyMLP, name: str) -> da.Array:
     """The rows of X in the model's dtype, as a Dask array that raises the first bad row of X
     (see above) when computed or persisted."""
     X = _rows(X, model, name)
-    return _gated(
-        X,
-        partial(_checked_block, name=name),
-        model,
-        f"scorematch-{name}",
-        X.chunks,
-        np.empty((0, 0), model.dtype),
-    )
+    return _gated(X, partial(_checked_block, name=name), model, f"scorematch-{name}")
 
 
 def energy(model: EnergyMLP, X: Any) -> da.Array:
@@ -387,10 +423,9 @@ def energy(model: EnergyMLP, X: Any) -> da.Array:
     ------
     ValueError
         At ``compute()``, for a NaN or Inf in X, or a value too large for a float32 model:
-        the in-memory method's error, naming the first such row of X whatever the order in
-        which the blocks run (counted from the blocks before, so also where X's chunk sizes
-        are unknown). Computing part of the result reads the blocks before it, and those of
-        its group of 8 blocks, to find that row.
+        the in-memory method's error, naming the first such row of the block that raised by
+        its row in X (within the block where X's chunk sizes are unknown); see the module's
+        notes on inputs.
     """
     return _per_row(model, X, "energy")
 
@@ -522,25 +557,27 @@ def _sample_block(
 
 
 def _sample_block_from(
-    init: Any, model: EnergyMLP, start: int, seed: int, kwargs: dict[str, Any]
-) -> tuple[Array | None, _Info]:
+    init: Any, model: EnergyMLP, seed: int, kwargs: dict[str, Any], block_info: Any = None
+) -> Array:
     """The chains ``start, start + 1, ...`` of :func:`sample` from the rows of a block of
-    ``init``, and the block's info (see :func:`_gated`)."""
+    ``init`` that starts at row ``start``; a bad row of ``init`` raises as in memory, by its
+    row in ``init`` (see the note on bad rows)."""
+    start = _block_start(block_info)
+    assert start is not None  # init's chunks are made known before the graph is built
     dtype = str(model.dtype)
     x, fault = _converted(init, "init", dtype)
     if fault is None:
         if not len(x):
-            return np.empty((0, model.dim), model.dtype), (0, None)
+            return np.empty((0, model.dim), model.dtype)
         try:
-            res = model.sample(len(x), seed=seed, first_chain=start, init=x, **kwargs)
-            return res.samples, (len(x), None)
+            return model.sample(len(x), seed=seed, first_chain=start, init=x, **kwargs).samples
         except ValueError:
             # The engine names a NaN/Inf row by its row in the block; any other error goes up
             # as it is.
             fault = _not_finite(x, "init", dtype)
             if fault is None:
                 raise
-    return None, (len(init), fault)
+    _raise_in_block(fault, init, start)
 
 
 def sample(
@@ -575,8 +612,9 @@ def sample(
         from each chain's stream. Its values are checked as the blocks run, not when the
         array is built (it may be lazy too, and reading it twice would cost a second
         computation): a NaN or Inf, or a value too large for a float32 model, raises at
-        ``compute()`` the error of :meth:`scorematch.EnergyMLP.sample` naming the first such
-        row of ``init``. An ``init`` whose chunk sizes are unknown (boolean indexing, a
+        ``compute()`` the error of :meth:`scorematch.EnergyMLP.sample`, naming the first
+        such row of the block that raised by its row in ``init`` (see the module's notes on
+        inputs). An ``init`` whose chunk sizes are unknown (boolean indexing, a
         DataFrame's partitions) is persisted when the array is built, to learn them, as
         :func:`fit` persists X.
     **sample_kwargs
@@ -638,16 +676,15 @@ def sample(
         raise ValueError(
             f"init must have shape ({n}, {model.dim}) (n_samples, dim), got {x0.shape}"
         )
-    x0 = x0.rechunk(row_chunks)
-    starts = [0, *np.cumsum(row_chunks[0][:-1]).tolist()]
-    return _gated(
-        x0,
-        partial(_sample_block_from, seed=seed, kwargs=sample_kwargs),
-        model,
-        "scorematch-sample",
-        row_chunks,
-        meta,
-        starts,
+    return da.map_blocks(
+        _sample_block_from,
+        x0.rechunk(row_chunks),
+        _shared(model),
+        seed,
+        sample_kwargs,
+        token="scorematch-sample",
+        dtype=model.dtype,
+        meta=meta,
     )
 
 
