@@ -459,7 +459,7 @@ def test_a_nan_row_is_named_by_its_row_in_x() -> None:
         smd.score(model(), Xd[da.from_array(keep, chunks=30)]).compute(scheduler="threads")
     # Another error of the engine goes up as it is.
     with pytest.raises(ValueError, match="ism_loss of an empty batch"):
-        smd._rows_block(np.empty((0, 3)), model(), "ism_loss")
+        smd._run_checked(model().ism_loss, np.empty((0, 3)), "X", "float64")
 
 
 def test_divergence_errors_cross_process_boundaries(client: Any) -> None:
@@ -1097,3 +1097,22 @@ def test_a_dask_dataframe_is_checked_as_a_pandas_one() -> None:
         ValueError, match=r"^X must have shape \(n, 3\) for this model, got \(nan, 2\)"
     ):
         smd.energy(m, df[["a", "b"]])
+
+
+def test_a_value_too_large_is_named_before_a_nan_as_in_memory(scheduler: str) -> None:
+    # The in-memory methods convert X to the model's dtype before looking for NaN and Inf:
+    # a value too large for float32 is named even where a NaN comes first (a block named the
+    # NaN). fit, which reads every block first, names the first too large row of X across
+    # blocks too.
+    m = model("float32")
+    X = data(40)
+    X[2, 0] = np.nan
+    X[5, 1] = 1e300
+    want = local_error(m.energy, X)
+    assert want.startswith("X has values too large for float32") and "first at row 5;" in want
+    assert local_error(smd.energy(m, da.from_array(X, chunks=10)).compute) == want
+    X[5, 1] = 0.0
+    X[25, 1] = 1e300
+    want = local_error(partial(m.fit, X, epochs=1, progress=False))
+    assert "first at row 25;" in want
+    assert local_error(partial(smd.fit, m, da.from_array(X, chunks=10), epochs=1)) == want

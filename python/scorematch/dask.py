@@ -154,12 +154,14 @@ def _rows(X: Any, model: EnergyMLP, name: str = "X") -> da.Array:
 
 def _is_dask_frame(X: Any) -> bool:
     """Whether X is a Dask DataFrame; duck-typed, not to import dask.dataframe (and pandas)
-    for every call. A Delayed answers any attribute: the class is asked, not the object."""
+    for every call. A Delayed answers any attribute: its class is asked for the methods. The
+    legacy DataFrame (Dask without dask-expr) sets ``_meta`` on each object, not its class."""
     kind = type(X)
     return (
         is_dask_collection(X)
         and not isinstance(X, da.Array)
-        and all(hasattr(kind, a) for a in ("map_partitions", "dtypes", "_meta"))
+        and all(hasattr(kind, a) for a in ("map_partitions", "dtypes"))
+        and hasattr(X, "_meta")
         and X.ndim == 2
     )
 
@@ -192,16 +194,15 @@ def _partition_rows(part: Any, name: str) -> Array:
 # block it ran first, which need not hold X's first bad row (with blocks of 10 rows and NaN at
 # rows 5 and 350 it named row 350); the message says so when the block is not X's first. To
 # name X's first bad row whatever the order, each block would wait for the blocks before it:
-# that was tried (a chain of per-block reports, below) and made `energy(X)[-5:]` compute every
-# block of X, 10-40 times the time of the last block alone.
+# that was tried (a chain of per-block reports, as fit's below but in groups of 8 blocks) and
+# made `energy(X)[-5:]` compute every block of X, 10-40 times the time of the last one alone.
 #
-# fit reads every block before its first step anyway, so there the chain costs nothing that
-# matters: each block's task returns its rows with an "info" (its row count and first fault),
-# the infos are merged in a chain, one link per group of _FAN blocks, and a second task per
-# block releases its rows once the link of its group is known, or raises X's first fault up
-# to there, by its row in X, whatever the scheduler ran first (even where X's chunk sizes are
-# unknown). No data is read twice: beyond the engine's own checks, a block is looked at again
-# only when it failed.
+# fit reads every block before its first step, so there X's first fault is named whatever
+# the order: each block's task returns its rows with an "info" (its row count and its fault),
+# one task merges the infos of all blocks, and a second task per block releases its rows, or
+# raises X's fault by its row in X, so that every block that raises raises the same error
+# (even where X's chunk sizes are unknown). No data is read twice: beyond the engine's own
+# checks, a block is looked at again only when it failed.
 
 
 class _Fault(NamedTuple):
@@ -239,9 +240,9 @@ def _not_finite(x: Array, name: str, dtype: str) -> _Fault | None:
 
 
 def _converted(block: Any, name: str, dtype: str) -> tuple[Array, _Fault | None]:
-    """The block in ``dtype`` as the in-memory methods convert it, and its first fault: the
-    whole block if it is masked, else the first row holding a value too large for ``dtype`` or,
-    before that row, a NaN or Inf."""
+    """The block in ``dtype`` as the in-memory methods convert it, and its fault: the whole
+    block if it is masked, else the first row holding a value too large for ``dtype`` (a NaN
+    or Inf is found later, in the converted rows: the in-memory methods convert first)."""
     if isinstance(block, np.ma.MaskedArray):
         # np.asarray would drop the mask, and the values under it would be read.
         return block, _Fault(0, "masked", block[:0], name, dtype)
@@ -250,93 +251,87 @@ def _converted(block: Any, name: str, dtype: str) -> tuple[Array, _Fault | None]
     if over is None:
         return out, None
     row = int(np.argmax(over.any(axis=1)))
-    return out, _not_finite(arr[:row], name, dtype) or _Fault(
-        row, "too large", arr[row : row + 1], name, dtype
-    )
+    return out, _Fault(row, "too large", arr[row : row + 1], name, dtype)
+
+
+# The order in which the in-memory methods find faults: a mask refuses the whole array, the
+# conversion to the model's dtype comes next, NaN and Inf last.
+_FAULT_ORDER = {"masked": 0, "too large": 1, "not finite": 2}
 
 
 def _merged(*infos: _Info) -> _Info:
-    """The info of consecutive spans of rows: their count, and the first fault, counted from
-    the start of the first span."""
+    """The info of consecutive spans of rows: their count, and the fault the in-memory
+    methods would raise first (the first by row of the kind they look for first), counted
+    from the start of the first span."""
     count, first = 0, None
     for n, fault in infos:
-        if first is None and fault is not None:
-            first = fault._replace(row=count + fault.row)
+        if fault is not None:
+            fault = fault._replace(row=count + fault.row)
+            if first is None or _FAULT_ORDER[fault.kind] < _FAULT_ORDER[first.kind]:
+                first = fault
         count += n
     return count, first
 
 
 def _info(ran: tuple[Any, _Info]) -> _Info:
-    # A task of its own: the chain then moves a few bytes per block, not the block's result.
+    # A task of its own: the merge then reads a few bytes per block, not the block's result.
     return ran[1]
 
 
-def _release(ran: tuple[Any, _Info], upto: _Info) -> Any:
-    """The result of a block, unless X has a fault up to the end of the block's group
-    (``upto``): then the first, by its row in X."""
-    if upto[1] is not None:
-        _raise(upto[1])
+def _release(ran: tuple[Any, _Info], whole: _Info) -> Any:
+    """The rows of a block, unless X has a fault (``whole``): then X's, by its row in X."""
+    if whole[1] is not None:
+        _raise(whole[1])
     return ran[0]
-
-
-# Blocks per link of the chain of infos. A block's result waits for the blocks of its group
-# (and the link before), no more: Dask's ordering then keeps at most a group of results in
-# memory beyond what the caller's graph holds. A link per block would make one task wait for
-# the next across the cluster (on 2 workers, 1000 small blocks took 6 times as long as without
-# the checks); a tree of infos made Dask run every block before releasing any.
-_FAN = 8
 
 
 def _gated(
     X: da.Array, run: Callable[..., tuple[Any, _Info]], model: EnergyMLP, token: str
 ) -> da.Array:
     """The results of ``run(block, model)`` on the row blocks of X, each returning ``(rows,
-    info)`` with rows shaped like the block, as a Dask array chunked like X, which raises the
-    first fault of X as described above."""
+    info)`` with rows shaped like the block, as a Dask array chunked like X that raises X's
+    fault as described above: every block waits for the infos of all blocks, so every block
+    that raises raises the same error."""
     node = _shared(model)
     name = f"{token}-{tokenize(X.name, node.key, run)}"
-    ran = f"{name}-run"
+    ran, info, whole = f"{name}-run", f"{name}-info", (f"{name}-whole", 0)
     layer: dict[Any, Any] = {}
-    n = len(X.chunks[0])
-    upto: tuple[Any, ...] = ()
-    for first in range(0, n, _FAN):
-        group = range(first, min(n, first + _FAN))
-        for b in group:
-            layer[(ran, b)] = (run, (X.name, b, 0), node.key)
-            layer[(f"{name}-info", b)] = (_info, (ran, b))
-        link = (f"{name}-upto", first // _FAN)
-        layer[link] = (_merged, *upto, *((f"{name}-info", b) for b in group))
-        upto = (link,)
-        for b in group:
-            layer[(name, b, 0)] = (_release, (ran, b), link)
+    blocks = range(len(X.chunks[0]))
+    for b in blocks:
+        layer[(ran, b)] = (run, (X.name, b, 0), node.key)
+        layer[(info, b)] = (_info, (ran, b))
+        layer[(name, b, 0)] = (_release, (ran, b), whole)
+    layer[whole] = (_merged, *((info, b) for b in blocks))
     # Typed for collections of a protocol Dask's own Array and Delayed do not declare.
     graph = HighLevelGraph.from_collections(name, layer, dependencies=cast(Any, [X, node]))
     return da.Array(graph, name, X.chunks, meta=np.empty((0, 0), model.dtype))
 
 
-def _rows_block(block: Any, model: EnergyMLP, method: str) -> tuple[Array | None, _Info]:
-    """``model.<method>`` of a block of X, and its info."""
-    dtype = str(model.dtype)
-    x, fault = _converted(block, "X", dtype)
-    if fault is None:
-        try:
-            return getattr(model, method)(x), (len(x), None)
-        except ValueError:
-            # The engine names a NaN/Inf row by its row in the block: found here, to be named
-            # by its row in X. Any other error goes up as it is.
-            fault = _not_finite(x, "X", dtype)
-            if fault is None:
-                raise
-    return None, (len(block), fault)
+def _run_checked(
+    call: Callable[[Array], Any], block: Any, name: str, dtype: str
+) -> tuple[Any, _Fault | None]:
+    """``call`` of the block converted to ``dtype``, or the block's fault: the engine names a
+    NaN/Inf row by its row in the block, in its message alone, so it is found here again, to
+    be named by its row in the whole array. Any other error of ``call`` goes up as it is."""
+    x, fault = _converted(block, name, dtype)
+    if fault is not None:
+        return None, fault
+    try:
+        return call(x), None
+    except ValueError:
+        fault = _not_finite(x, name, dtype)
+        if fault is None:
+            raise
+        return None, fault
 
 
-def _block_start(block_info: Any, arg: int | None = 0) -> int | None:
-    """The row of the whole array at which a block of ``map_blocks``' argument ``arg`` (its
-    output with ``None``) starts; ``None`` when the chunk sizes are unknown."""
+def _block_start(block_info: Any) -> int | None:
+    """The row of the whole array at which the block of ``map_blocks``' first argument
+    starts; ``None`` when its chunk sizes are unknown."""
     # Older Dask passes an empty ndarray while it infers the output's meta: not a dict.
-    if not isinstance(block_info, dict) or arg not in block_info:
+    if not isinstance(block_info, dict) or 0 not in block_info:
         return None
-    start = block_info[arg]["array-location"][0][0]
+    start = block_info[0]["array-location"][0][0]
     return int(start) if math.isfinite(start) else None
 
 
@@ -366,11 +361,17 @@ def _raise_in_block(fault: _Fault, block: Any, start: int | None) -> NoReturn:
         ) from None
 
 
-def _rows_or_raise(block: Any, model: EnergyMLP, method: str, block_info: Any = None) -> Any:
-    result, (_, fault) = _rows_block(block, model, method)
-    if fault is not None:
-        _raise_in_block(fault, block, _block_start(block_info))
-    return result
+def _call(method: str) -> Callable[..., Any]:
+    def run(block: Any, model: EnergyMLP, block_info: Any = None) -> Any:
+        result, fault = _run_checked(getattr(model, method), block, "X", str(model.dtype))
+        if fault is not None:
+            _raise_in_block(fault, block, _block_start(block_info))
+        return result
+
+    # The tasks' name in Dask's dashboard and keys (`token=` means other things in the Dask
+    # versions we support, and is deprecated in some).
+    run.__name__ = f"scorematch-{method}"
+    return run
 
 
 def _per_row(model: EnergyMLP, X: Any, method: str) -> da.Array:
@@ -378,10 +379,9 @@ def _per_row(model: EnergyMLP, X: Any, method: str) -> da.Array:
     X = _rows(X, model)
     vector = method == "score"
     return da.map_blocks(
-        partial(_rows_or_raise, method=method),
+        _call(method),
         X,
         _shared(model),
-        token=f"scorematch-{method}",
         drop_axis=None if vector else 1,
         dtype=model.dtype,
         meta=np.empty((0, 0) if vector else (0,), model.dtype),
@@ -542,18 +542,13 @@ def _row_chunks(chunks: Any, n: int, model: EnergyMLP) -> tuple[tuple[int, ...],
 
 
 def _sample_block(
-    model: EnergyMLP,
-    init: Array | None,
-    seed: int,
-    kwargs: dict[str, Any],
-    block_info: dict[Any, Any] | None = None,
+    model: EnergyMLP, seed: int, kwargs: dict[str, Any], block_info: dict[Any, Any] | None = None
 ) -> Array:
     assert block_info is not None
     start, stop = block_info[None]["array-location"][0]
     if stop == start:
         return np.empty((0, model.dim), model.dtype)
-    res = model.sample(stop - start, seed=seed, first_chain=start, init=init, **kwargs)
-    return res.samples
+    return model.sample(stop - start, seed=seed, first_chain=start, **kwargs).samples
 
 
 def _sample_block_from(
@@ -564,20 +559,17 @@ def _sample_block_from(
     row in ``init`` (see the note on bad rows)."""
     start = _block_start(block_info)
     assert start is not None  # init's chunks are made known before the graph is built
-    dtype = str(model.dtype)
-    x, fault = _converted(init, "init", dtype)
-    if fault is None:
+
+    def run(x: Array) -> Array:
         if not len(x):
             return np.empty((0, model.dim), model.dtype)
-        try:
-            return model.sample(len(x), seed=seed, first_chain=start, init=x, **kwargs).samples
-        except ValueError:
-            # The engine names a NaN/Inf row by its row in the block; any other error goes up
-            # as it is.
-            fault = _not_finite(x, "init", dtype)
-            if fault is None:
-                raise
-    _raise_in_block(fault, init, start)
+        return model.sample(len(x), seed=seed, first_chain=start, init=x, **kwargs).samples
+
+    result, fault = _run_checked(run, init, "init", str(model.dtype))
+    if fault is not None:
+        _raise_in_block(fault, init, start)
+    samples: Array = result
+    return samples
 
 
 def sample(
@@ -658,7 +650,6 @@ def sample(
         return da.map_blocks(
             _sample_block,
             _shared(model),
-            None,
             seed,
             sample_kwargs,
             chunks=row_chunks,
@@ -682,7 +673,6 @@ def sample(
         _shared(model),
         seed,
         sample_kwargs,
-        token="scorematch-sample",
         dtype=model.dtype,
         meta=meta,
     )
