@@ -817,6 +817,20 @@ def test_cli_option_errors_speak_of_the_options(tmp_path, capsys, monkeypatch):
         "scorematch: error: --standardize needs --alpha 0: the confining term (alpha/2)|x|^2 "
         "has no exact counterpart in standardized coordinates, got --alpha 0.5"
     )
+    # The data's own refusals of --standardize spoke of "X" and "standardize=False".
+    rng = np.random.default_rng(0)
+    np.save(tmp_path / "tiny.npy", np.c_[np.tile([1e-305, -1e-305], 10), rng.normal(size=20)])
+    fit = ["--out", "m.npz", "--epochs", "1", "--standardize"]
+    assert _error(capsys, ["fit", "tiny.npy", *fit]) == (
+        "scorematch: error: --standardize: the spread of column 0 of the data (1.0e-305) is too "
+        "small for a float64 model: its first layer in the data's units would overflow; "
+        "rescale the data or leave out --standardize"
+    )
+    from scorematch.__main__ import _in_option_names
+
+    assert _in_option_names("standardize=True: the mean or spread of X overflows; rescale X") == (
+        "--standardize: the mean or spread of the data overflows; rescale the data"
+    )
 
 
 def test_cli_data_file_errors_are_named_exactly(tmp_path, capsys, monkeypatch):

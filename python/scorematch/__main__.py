@@ -531,6 +531,8 @@ _PARAMETER = re.compile(r"\b(" + "|".join(_OPTIONS) + r")\b")
 _SAME_NAMED = re.compile(r"^(epochs|lr|alpha|patience|validation|seed)(?= must )")
 # "validation=0.999 leaves no training rows ...": the option as typed, "--validation 0.999".
 _ASSIGNED = re.compile(r"^(validation)=")
+_STANDARDIZE = "standardize=True: "
+_X = re.compile(r"\bX\b")
 
 
 def _in_option_names(message: str) -> str:
@@ -538,6 +540,11 @@ def _in_option_names(message: str) -> str:
     option typed, ``--steps must be at least 1``, and ``seed must be ...`` ``--seed``."""
     message = _PARAMETER.sub(lambda m: _OPTIONS[m.group(1)], message)
     message = _ASSIGNED.sub(r"--\1 ", message)
+    if message.startswith(_STANDARDIZE):
+        # The data's refusals of standardize=True: the file is "the data" here, not "X".
+        message = "--standardize: " + message[len(_STANDARDIZE) :]
+        message = message.replace("pass standardize=False", "leave out --standardize")
+        message = _X.sub("the data", message)
     return _SAME_NAMED.sub(r"--\1", message)
 
 
