@@ -270,6 +270,27 @@ def test_arrow_fixed_size_lists_train_and_start_chains(pa, model, X):
     assert same(res, model.sample(11, n_steps=2, init=Xd, seed=3).samples)
 
 
+def test_a_polars_frame_of_one_array_column_is_a_batch_of_rows(pl, model, X):
+    # Its numpy form is an object array of rows: refused as "got dtype object", where a
+    # Series of the same Arrays was read as (n, d).
+    Xd = X.astype(model.dtype)
+    column = pl.Series("e", Xd, dtype=pl.Array(pl.Float64, 3))
+    assert same(model.energy(pl.DataFrame({"e": column})), model.energy(Xd))
+    assert same(model.energy(pl.DataFrame({"e": column})), model.energy(column))
+    # Nulls are NaN, as in a Series: named by their row.
+    gaps = pl.DataFrame({"e": pl.Series("e", [[1.0, 2.0, 3.0], None], dtype=column.dtype)})
+    with pytest.raises(ValueError, match=r"^X contains NaN or Inf \(first at row 1\)$"):
+        model.energy(gaps)
+    flags = pl.DataFrame(
+        {"e": pl.Series("e", [[True, False, True]], dtype=pl.Array(pl.Boolean, 3))}
+    )
+    with pytest.raises(TypeError, match=r"got dtype Array\(Boolean, shape=\(3,\)\)$"):
+        model.energy(flags)
+    # One column of numbers is still one column.
+    one = as_batch(pl.DataFrame({"a": Xd[:, 0]}), 1, str(model.dtype))
+    assert one.shape == (len(Xd), 1) and same(one[:, 0], Xd[:, 0])
+
+
 def test_arrow_fixed_size_lists_are_rows_for_langevin_mixtures_and_dask(pa, model, X):
     # The other places that take a batch of rows: langevin's x0, a Gaussian mixture's points
     # and the Dask layer's X (each refused these as an object array before).

@@ -274,6 +274,20 @@ def _fixed_size_rows(x: Any, name: str, expected: str, kinds: str = "fiu") -> ND
     booleans by default) are a ``TypeError`` naming the Arrow type. Duck-typed on pyarrow's
     names (``type.list_size``, ``values``, ``offset``, ``chunks``; ``num_columns`` and
     ``column`` for tables), as :func:`_non_number_column`: pyarrow is not imported."""
+    get_columns = getattr(x, "get_columns", None)
+    if callable(get_columns) and getattr(x, "width", None) == 1:
+        # A polars DataFrame of one Array column (polars' fixed-size lists): read as polars
+        # reads a Series of them, (n, d) with nulls as NaN; its numpy form is an object array.
+        try:
+            (column,) = get_columns()
+            rows = np.asarray(column)
+        except Exception:  # noqa: BLE001 - not what this duck-typing took it for
+            return None
+        if rows.ndim != 2:
+            return None
+        if rows.dtype.kind not in kinds:
+            raise TypeError(f"{name} must be {expected}, got dtype {column.dtype}")
+        return rows
     # num_columns, not columns or schema: a polars LazyFrame resolves its query plan for
     # those, with a warning.
     width = getattr(x, "num_columns", None)
