@@ -169,6 +169,10 @@ def test_demo_figure_path_is_checked_first_and_named_as_written(tmp_path):
     assert _figure_path(str(tmp_path / "fig.svg")) == str(tmp_path / "fig.svg")
     with pytest.raises(ValueError, match="no folder"):
         run(out=str(tmp_path / "missing" / "x.png"), verbose=False)
+    # A folder that refuses new files (even to root), before the fit: it was found only when
+    # the figure was saved, after the fitting and sampling.
+    with pytest.raises(ValueError, match=r"^cannot create '/proc/x.png': its folder '/proc' "):
+        run(out="/proc/x.png", verbose=False)
     # A format matplotlib cannot write, before the fit (which would take seconds).
     pytest.importorskip("matplotlib")
     with pytest.raises(ValueError, match=r"cannot write the figure .*fig.txt.*: matplotlib writes"):

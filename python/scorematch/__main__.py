@@ -15,7 +15,6 @@ import math
 import os
 import re
 import sys
-import tempfile
 import warnings
 from collections.abc import Sequence
 from dataclasses import dataclass
@@ -23,6 +22,8 @@ from pathlib import Path
 from typing import TYPE_CHECKING, Any
 
 import numpy as np
+
+from scorematch._files import check_writable
 
 if TYPE_CHECKING:
     from scorematch.training import FitHistory
@@ -354,7 +355,7 @@ def _check_out(
         raise ValueError(f"output must be a {' or '.join(suffixes)} file, got {path!r}")
     if not p.parent.is_dir():
         raise ValueError(f"no folder {str(p.parent)!r} to write {path!r} in")
-    _check_writable(p, path)
+    check_writable(path)
 
 
 def _same_file(a: str, b: str) -> bool:
@@ -363,32 +364,6 @@ def _same_file(a: str, b: str) -> bool:
         return os.path.samefile(a, b)
     except OSError:
         return False
-
-
-def _check_writable(p: Path, path: str) -> None:
-    """Tries what the write will do: open an existing file for writing (it is replaced in
-    place), or create a file in the folder. Permission bits alone cannot tell: ``os.access``
-    says yes to root, who still cannot create a file in /proc nor write a sysfs file."""
-    if p.is_file():
-        try:
-            # Without O_TRUNC: opened, not changed.
-            os.close(os.open(p, os.O_WRONLY))
-        except OSError as err:
-            raise ValueError(f"cannot write {path!r}: {err.strerror or err}") from None
-    elif p.exists():
-        # A device or a pipe: opening one for writing can block until a reader comes.
-        if not os.access(p, os.W_OK):
-            raise ValueError(f"cannot write {path!r}: no permission")
-    else:
-        folder = p.parent
-        try:
-            with tempfile.NamedTemporaryFile(dir=folder, prefix=".scorematch-", suffix=".tmp"):
-                pass
-        except OSError as err:
-            raise ValueError(
-                f"cannot create {path!r}: its folder {str(folder)!r} refuses new files "
-                f"({err.strerror or err})"
-            ) from None
 
 
 def _write_data(path: str, X: Any) -> None:

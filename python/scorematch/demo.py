@@ -17,6 +17,7 @@ import numpy as np
 from numpy.typing import NDArray
 
 from scorematch import datasets
+from scorematch._files import check_writable
 from scorematch._threads import get_num_threads
 from scorematch._validate import as_seed
 from scorematch.model import EnergyMLP
@@ -160,6 +161,7 @@ def _figure_path(out: str) -> str:
     folder = os.path.dirname(os.path.abspath(path))
     if not os.path.isdir(folder):
         raise ValueError(f"cannot write the figure {path!r}: no folder {folder!r}")
+    check_writable(path)
     try:
         from matplotlib.backend_bases import FigureCanvasBase
     except ImportError:
