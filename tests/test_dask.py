@@ -470,6 +470,25 @@ def test_divergence_errors_cross_process_boundaries(client: Any) -> None:
         client.compute(arr).result()
 
 
+def test_a_divergence_names_the_block_of_chains_it_came_from() -> None:
+    # It said "3 of 3 chains diverged" for 6 of 6, and advised on_divergence='mask', which
+    # dask.sample does not take.
+    m = sm.EnergyMLP(2, hidden=(4,), alpha=10.0)
+    with pytest.raises(sm.SamplingDivergedError) as want:
+        m.sample(6, n_steps=500, step_size=10.0, method="ula")
+    assert str(want.value).startswith("6 of 6 chains diverged (NaN or Inf), the first at step ")
+    for init in (None, da.from_array(np.zeros((6, 2)), chunks=3)):
+        arr = smd.sample(m, 6, chunks=3, n_steps=500, step_size=10.0, method="ula", init=init)
+        with pytest.raises(sm.SamplingDivergedError) as got:
+            arr.compute()
+        assert re.fullmatch(
+            r"in chains (0 to 2|3 to 5) \(one block; the others run on their own and may "
+            r"diverge too\): 3 of 3 chains diverged \(NaN or Inf\), the first at step \d+; "
+            r"use a smaller step_size",
+            str(got.value),
+        ), str(got.value)
+
+
 def test_a_lazy_result_keeps_the_parameters_it_was_built_with() -> None:
     m = model()
     X = data(200)

@@ -548,7 +548,23 @@ def _sample_block(
     start, stop = block_info[None]["array-location"][0]
     if stop == start:
         return np.empty((0, model.dim), model.dtype)
-    return model.sample(stop - start, seed=seed, first_chain=start, **kwargs).samples
+    return _chains(model, stop - start, start, seed, kwargs, None)
+
+
+def _chains(
+    model: EnergyMLP, n: int, start: int, seed: int, kwargs: dict[str, Any], init: Array | None
+) -> Array:
+    """Chains ``start .. start + n - 1`` of a Dask sample. A divergence is raised with the
+    block's range: the engine's count of diverged chains is the block's, and its advice of
+    ``on_divergence='mask'``, which :func:`sample` does not take, is left out."""
+    try:
+        return model.sample(n, seed=seed, first_chain=start, init=init, **kwargs).samples
+    except sampling.SamplingDivergedError as err:
+        message = str(err).replace(", or on_divergence='mask' to keep the finite chains", "")
+        raise sampling.SamplingDivergedError(
+            f"in chains {start} to {start + n - 1} (one block; the others run on their own and "
+            f"may diverge too): {message}"
+        ) from None
 
 
 def _sample_block_from(
@@ -563,7 +579,7 @@ def _sample_block_from(
     def run(x: Array) -> Array:
         if not len(x):
             return np.empty((0, model.dim), model.dtype)
-        return model.sample(len(x), seed=seed, first_chain=start, init=x, **kwargs).samples
+        return _chains(model, len(x), start, seed, kwargs, x)
 
     result, fault = _run_checked(run, init, "init", str(model.dtype))
     if fault is not None:
@@ -619,7 +635,8 @@ def sample(
     -------
     dask.array.Array, shape (n_samples, dim)
         Lazy; a diverging chain raises :class:`scorematch.SamplingDivergedError` at
-        ``compute()``.
+        ``compute()``, naming the block of chains that raised it (blocks run on their own:
+        others may hold diverging chains too).
 
     Raises
     ------
