@@ -398,6 +398,16 @@ _STATISTICS = [
 ]
 
 
+def _with_peak_memory(f, *args, **kwargs):
+    """``f(*args, **kwargs)`` and the peak of the memory numpy and Python allocated in it."""
+    tracemalloc.start()
+    try:
+        value = f(*args, **kwargs)
+        return value, tracemalloc.get_traced_memory()[1]
+    finally:
+        tracemalloc.stop()
+
+
 @pytest.mark.parametrize(("name", "kwargs"), _STATISTICS)
 def test_blocks_of_coordinates_give_the_same_values_in_a_fraction_of_the_memory(
     rng, monkeypatch, name, kwargs
@@ -412,12 +422,7 @@ def test_blocks_of_coordinates_give_the_same_values_in_a_fraction_of_the_memory(
     f = getattr(diagnostics, name)
     whole = f(t, **kwargs)
     monkeypatch.setattr(diagnostics, "_BLOCK_DRAWS", 200 * 50)
-    tracemalloc.start()
-    try:
-        blocked = f(t, **kwargs)
-        peak = tracemalloc.get_traced_memory()[1]
-    finally:
-        tracemalloc.stop()
+    blocked, peak = _with_peak_memory(f, t, **kwargs)
     np.testing.assert_allclose(blocked, whole, rtol=1e-12)
     assert np.isfinite(np.delete(whole, 7)).all() and (np.isnan(whole[7]) or whole[7] == 0)
     assert peak < 0.75 * t.nbytes, f"{peak / t.nbytes:.2f} times the trajectory's size"
@@ -486,13 +491,7 @@ def test_a_coordinate_larger_than_a_block_needs_about_twice_its_size(monkeypatch
     t = np.cumsum(np.random.default_rng(3).normal(size=(500, 4096, 1)), axis=0)
     monkeypatch.setattr(diagnostics, "_BLOCK_DRAWS", 1 << 16)
     monkeypatch.setattr(diagnostics, "_CHUNK_DRAWS", 1 << 14)
-    f = getattr(diagnostics, name)
-    tracemalloc.start()
-    try:
-        value = f(t, **kwargs)
-        peak = tracemalloc.get_traced_memory()[1]
-    finally:
-        tracemalloc.stop()
+    value, peak = _with_peak_memory(getattr(diagnostics, name), t, **kwargs)
     assert np.isfinite(value).all()
     assert peak < 2.5 * t.nbytes, f"{peak / t.nbytes:.2f} times the coordinate's size"
 
