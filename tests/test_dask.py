@@ -459,7 +459,7 @@ def test_a_nan_row_is_named_by_its_row_in_x() -> None:
         smd.score(model(), Xd[da.from_array(keep, chunks=30)]).compute(scheduler="threads")
     # Another error of the engine goes up as it is.
     with pytest.raises(ValueError, match="ism_loss of an empty batch"):
-        smd._run_checked(model().ism_loss, np.empty((0, 3)), "X", "float64")
+        smd._run_checked(model().ism_loss, np.empty((0, 3)), "X", "float64", 0)
 
 
 def test_divergence_errors_cross_process_boundaries(client: Any) -> None:

@@ -46,7 +46,7 @@ import numbers
 import time
 from collections.abc import Callable, Sequence
 from functools import partial
-from typing import TYPE_CHECKING, Any, NamedTuple, NoReturn, cast
+from typing import TYPE_CHECKING, Any, NamedTuple, NoReturn, TypeVar, cast
 
 import numpy as np
 from numpy.typing import NDArray
@@ -97,6 +97,7 @@ if TYPE_CHECKING:
 __all__ = ["energy", "fit", "hessian_trace", "sample", "score"]
 
 Array = NDArray[Any]
+_T = TypeVar("_T")
 _OBJECTIVES = ("ism", "ssm", "dsm")
 
 
@@ -308,21 +309,21 @@ def _gated(
 
 
 def _run_checked(
-    call: Callable[[Array], Any], block: Any, name: str, dtype: str
-) -> tuple[Any, _Fault | None]:
-    """``call`` of the block converted to ``dtype``, or the block's fault: the engine names a
-    NaN/Inf row by its row in the block, in its message alone, so it is found here again, to
-    be named by its row in the whole array. Any other error of ``call`` goes up as it is."""
+    call: Callable[[Array], _T], block: Any, name: str, dtype: str, start: int | None
+) -> _T:
+    """``call`` of the block converted to ``dtype``, or the block's fault raised by
+    :func:`_raise_in_block` (the block starts at row ``start``): the engine names a NaN/Inf
+    row by its row in the block, in its message alone, so it is found here again, to be named
+    by its row in the whole array. Any other error of ``call`` goes up as it is."""
     x, fault = _converted(block, name, dtype)
-    if fault is not None:
-        return None, fault
-    try:
-        return call(x), None
-    except ValueError:
-        fault = _not_finite(x, name, dtype)
-        if fault is None:
-            raise
-        return None, fault
+    if fault is None:
+        try:
+            return call(x)
+        except ValueError:
+            fault = _not_finite(x, name, dtype)
+            if fault is None:
+                raise
+    _raise_in_block(fault, block, start)
 
 
 def _block_start(block_info: Any) -> int | None:
@@ -363,10 +364,8 @@ def _raise_in_block(fault: _Fault, block: Any, start: int | None) -> NoReturn:
 
 def _call(method: str) -> Callable[..., Any]:
     def run(block: Any, model: EnergyMLP, block_info: Any = None) -> Any:
-        result, fault = _run_checked(getattr(model, method), block, "X", str(model.dtype))
-        if fault is not None:
-            _raise_in_block(fault, block, _block_start(block_info))
-        return result
+        start = _block_start(block_info)
+        return _run_checked(getattr(model, method), block, "X", str(model.dtype), start)
 
     # The tasks' name in Dask's dashboard and keys (`token=` means other things in the Dask
     # versions we support, and is deprecated in some).
@@ -581,11 +580,7 @@ def _sample_block_from(
             return np.empty((0, model.dim), model.dtype)
         return _chains(model, len(x), start, seed, kwargs, x)
 
-    result, fault = _run_checked(run, init, "init", str(model.dtype))
-    if fault is not None:
-        _raise_in_block(fault, init, start)
-    samples: Array = result
-    return samples
+    return _run_checked(run, init, "init", str(model.dtype), start)
 
 
 def sample(
