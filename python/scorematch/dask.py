@@ -545,8 +545,6 @@ def _sample_block(
 ) -> Array:
     assert block_info is not None
     start, stop = block_info[None]["array-location"][0]
-    if stop == start:
-        return np.empty((0, model.dim), model.dtype)
     return _chains(model, stop - start, start, seed, kwargs, None)
 
 
@@ -556,6 +554,8 @@ def _chains(
     """Chains ``start .. start + n - 1`` of a Dask sample. A divergence is raised with the
     block's range: the engine's count of diverged chains is the block's, and its advice of
     ``on_divergence='mask'``, which :func:`sample` does not take, is left out."""
+    if n == 0:  # a block of no chains
+        return np.empty((0, model.dim), model.dtype)
     try:
         return model.sample(n, seed=seed, first_chain=start, init=init, **kwargs).samples
     except sampling.SamplingDivergedError as err:
@@ -576,8 +576,6 @@ def _sample_block_from(
     assert start is not None  # init's chunks are made known before the graph is built
 
     def run(x: Array) -> Array:
-        if not len(x):
-            return np.empty((0, model.dim), model.dtype)
         return _chains(model, len(x), start, seed, kwargs, x)
 
     return _run_checked(run, init, "init", str(model.dtype), start)
