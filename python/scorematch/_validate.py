@@ -212,15 +212,8 @@ def as_real_array(
                 f"{name} must be {expected}, got column {bad[0]!r} of dtype {bad[1]}"
             ) from err
         raise TypeError(f"{name} could not be converted to an array: {err}") from err
-    if (
-        arr.dtype.kind == "O"
-        and arr.ndim == 0
-        and hasattr(type(x), "__dlpack__")
-        and not isinstance(x, np.ndarray)  # a 0-d object array has __dlpack__ too
-    ):
-        # numpy's own conversion reads __array__, the array interface and buffers, not DLPack:
-        # an object that speaks only DLPack came back wrapped as a 0-d object array. Only
-        # then is DLPack asked, so what numpy reads itself keeps its path (and its no-copy).
+    if _read_nothing_but_dlpack(x, arr):
+        # Only then is DLPack asked, so what numpy reads itself keeps its path (and its no-copy).
         arr = _from_dlpack(x, name, expected)
     if arr.dtype.kind == "O" and not isinstance(x, np.ndarray):
         arr = _wide_ints(arr, name)
@@ -248,17 +241,27 @@ def numpy_batch(x: Any, name: str, expected: str, kinds: str = "fiu") -> Any:
     kind = type(x)
     if (
         hasattr(kind, "__dlpack__")
-        and not isinstance(x, np.ndarray)
         and not any(
             hasattr(kind, a) for a in ("__array__", "__array_interface__", "__array_struct__")
         )
+        # Buffers and sequences are read by numpy itself: only its reading says whether it
+        # read nothing.
+        and _read_nothing_but_dlpack(x, np.asarray(x))
     ):
-        # Buffers and sequences are read by numpy itself: only a 0-d object array says that
-        # numpy read nothing.
-        arr = np.asarray(x)
-        if arr.dtype.kind == "O" and arr.ndim == 0:
-            return _from_dlpack(x, name, expected)
+        return _from_dlpack(x, name, expected)
     return x
+
+
+def _read_nothing_but_dlpack(x: Any, arr: NDArray[Any]) -> bool:
+    """Whether ``arr``, numpy's own reading of ``x``, is ``x`` wrapped as a 0-d object array
+    while ``x`` speaks DLPack: numpy's conversion reads ``__array__``, the array interface,
+    buffers and sequences, not DLPack, so ``x`` is to be read through :func:`_from_dlpack`."""
+    return (
+        arr.dtype.kind == "O"
+        and arr.ndim == 0
+        and hasattr(type(x), "__dlpack__")
+        and not isinstance(x, np.ndarray)  # a 0-d object array has __dlpack__ too
+    )
 
 
 def _fixed_size_rows(x: Any, name: str, expected: str, kinds: str = "fiu") -> NDArray[Any] | None:
