@@ -277,6 +277,11 @@ def _fixed_size_rows(x: Any, name: str, expected: str, kinds: str = "fiu") -> ND
     booleans by default) are a ``TypeError`` naming the Arrow type. Duck-typed on pyarrow's
     names (``type.list_size``, ``values``, ``offset``, ``chunks``; ``num_columns`` and
     ``column`` for tables), as :func:`_non_number_column`: pyarrow is not imported."""
+    kind = type(x)
+    if not (hasattr(kind, "get_columns") or hasattr(kind, "num_columns") or hasattr(kind, "type")):
+        # Neither polars nor pyarrow (numpy arrays, lists, pandas frames): no look-up on x,
+        # which costs a pandas frame ~2.5 µs each (it looks for a column of that name).
+        return None
     get_columns = getattr(x, "get_columns", None)
     if callable(get_columns) and getattr(x, "width", None) == 1:
         # A polars DataFrame of one Array column (polars' fixed-size lists): read as polars
