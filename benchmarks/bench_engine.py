@@ -143,6 +143,22 @@ except ImportError:  # pragma: no cover
     HAVE_TORCH = False
 
 
+def add_torch_threads(parser: argparse.ArgumentParser) -> None:
+    """`--torch-threads`, which every benchmark with a PyTorch comparator takes."""
+    parser.add_argument(
+        "--torch-threads",
+        type=int,
+        default=None,
+        help="PyTorch's intra-op threads (default: as many as ours; see bench_engine.py's docstring)",
+    )
+
+
+def set_torch_threads(n: int | None) -> None:
+    """Applies `--torch-threads` (None: keep the default set above)."""
+    if HAVE_TORCH and n is not None:
+        torch.set_num_threads(n)
+
+
 # --------------------------------------------------------------------------------------------
 # FLOPs and timing
 
@@ -618,12 +634,7 @@ def parse_args(argv: list[str] | None) -> argparse.Namespace:
     )
     p.add_argument("--no-jax", action="store_true", help="skip the JAX comparators")
     p.add_argument("--no-torch", action="store_true", help="skip the PyTorch comparators")
-    p.add_argument(
-        "--torch-threads",
-        type=int,
-        default=None,
-        help="PyTorch's intra-op threads (default: as many as ours; see the module docstring)",
-    )
+    add_torch_threads(p)
     p.add_argument("--no-numpy", action="store_true", help="skip the numpy baseline")
     p.add_argument("--json", metavar="PATH", help="also write all results as JSON")
     a = p.parse_args(argv)
@@ -657,8 +668,8 @@ def main(argv: list[str] | None = None) -> int:
     args = parse_args(argv)
     use_jax = HAVE_JAX and not args.no_jax
     use_torch = HAVE_TORCH and not args.no_torch
-    if use_torch and args.torch_threads is not None:
-        torch.set_num_threads(args.torch_threads)
+    if use_torch:
+        set_torch_threads(args.torch_threads)
     timer = Timer(args.min_runs, args.max_runs, args.budget, args.block)
     info = machine_info()
 

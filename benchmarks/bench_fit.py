@@ -68,6 +68,7 @@ from bench_engine import (
     HAVE_TORCH,
     _jax_energy1,
     _jax_lap_fwd,
+    add_torch_threads,
     code_paths,
     gemm_peak,
     git_commit,
@@ -76,6 +77,7 @@ from bench_engine import (
     macs,
     peak_report,
     rel_diff_outputs,
+    set_torch_threads,
     torch,
 )
 from scorematch import EnergyMLP
@@ -395,15 +397,9 @@ def main(argv: list[str] | None = None) -> int:
     p.add_argument("--dtypes", default="float32,float64")
     p.add_argument("--objectives", default=",".join(OBJECTIVES))
     p.add_argument("--no-jax", action="store_true", help="time scorematch only (CI smoke run)")
-    p.add_argument(
-        "--torch-threads",
-        type=int,
-        default=None,
-        help="PyTorch's intra-op threads (default: as many as ours; see bench_engine.py)",
-    )
+    add_torch_threads(p)
     args = p.parse_args(argv)
-    if HAVE_TORCH and args.torch_threads is not None:
-        torch.set_num_threads(args.torch_threads)
+    set_torch_threads(args.torch_threads)
     global HAVE_JAX
     HAVE_JAX = HAVE_JAX and not args.no_jax
     epochs = 1 if args.quick else args.epochs

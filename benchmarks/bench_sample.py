@@ -62,6 +62,7 @@ from bench_engine import (
     HAVE_JAX,
     HAVE_TORCH,
     Timer,
+    add_torch_threads,
     code_paths,
     flops,
     gemm_peak,
@@ -69,6 +70,7 @@ from bench_engine import (
     jax,
     jnp,
     peak_report,
+    set_torch_threads,
     torch,
 )
 from scorematch import EnergyMLP
@@ -272,15 +274,9 @@ def main() -> int:
     ap.add_argument("--no-jax", action="store_true", help="skip the JAX comparator")
     ap.add_argument("--no-latency", action="store_true", help="skip the latency table")
     ap.add_argument("--latency-only", action="store_true", help="skip the sampling table")
-    ap.add_argument(
-        "--torch-threads",
-        type=int,
-        default=None,
-        help="PyTorch's intra-op threads (default: as many as ours; see bench_engine.py)",
-    )
+    add_torch_threads(ap)
     args = ap.parse_args()
-    if HAVE_TORCH and args.torch_threads is not None:
-        torch.set_num_threads(args.torch_threads)
+    set_torch_threads(args.torch_threads)
     if args.latency_only:
         args.rows = []
     global HAVE_JAX
