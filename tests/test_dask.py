@@ -123,6 +123,17 @@ def test_column_chunks_are_merged_and_bad_shapes_are_refused() -> None:
         assert str(dask_err.value) == str(local_err.value)
     ints = [[1, 2, 3], [4, 5, 6]]
     np.testing.assert_array_equal(smd.energy(m, ints).compute(), m.energy(ints))
+    # A row count Dask does not know yet (boolean indexing, a DataFrame's partitions) reads
+    # "?", not "nan".
+    unknown = dX[dX[:, 0] > -np.inf][:, :2]
+    assert np.isnan(unknown.shape[0])
+    for f in (smd.energy, smd.score, smd.hessian_trace):
+        with pytest.raises(ValueError, match=r"shape \(n, 3\) for this model, got \(\?, 2\)$"):
+            f(m, unknown)
+    with pytest.raises(ValueError, match=r"init must have shape \(n, 3\).*got \(\?, 2\)$"):
+        smd.sample(m, 200, init=unknown, n_steps=1)
+    with pytest.raises(ValueError, match=r"got an array of shape \(\?,\); for a single"):
+        smd.energy(m, unknown[:, 0])
 
 
 @pytest.mark.parametrize("chunks", [(50, 2), (200, 2), (50, 1)])

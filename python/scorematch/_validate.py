@@ -645,9 +645,16 @@ def parse_dtype(dtype: Any) -> str:
     return name
 
 
+def _shape_text(shape: tuple[Any, ...]) -> str:
+    """``shape`` as in a message, a length Dask does not know yet (NaN) as ``?``."""
+    parts = ["?" if isinstance(n, float) and math.isnan(n) else str(n) for n in shape]
+    return f"({', '.join(parts)}{',' if len(parts) == 1 else ''})"
+
+
 def check_batch_shape(shape: tuple[Any, ...], dim: int, name: str = "X") -> None:
     """Raises the ValueError of a batch whose shape is not (n, dim): the one message of the
-    in-memory methods and of :mod:`scorematch.dask`."""
+    in-memory methods and of :mod:`scorematch.dask` (where a row count not yet known reads
+    ``?``, not ``nan``)."""
     if len(shape) != 2:
         # With dim 1, a 1-D array (a pandas or polars Series, an Arrow column) is n points,
         # which reshape(1, -1) would make one point of n coordinates; an empty one ([]) is
@@ -659,11 +666,13 @@ def check_batch_shape(shape: tuple[Any, ...], dim: int, name: str = "X") -> None
         else:
             hint = f"for a single point use {name}.reshape(1, -1)"
         raise ValueError(
-            f"{name} must be 2-D with shape (n, {dim}), got an array of shape {shape}"
+            f"{name} must be 2-D with shape (n, {dim}), got an array of shape {_shape_text(shape)}"
             + (f"; {hint}" if len(shape) == 1 else "")
         )
     if shape[1] != dim:
-        raise ValueError(f"{name} must have shape (n, {dim}) for this model, got {shape}")
+        raise ValueError(
+            f"{name} must have shape (n, {dim}) for this model, got {_shape_text(shape)}"
+        )
 
 
 def as_batch(x: Any, dim: int, dtype: str, name: str = "X") -> NDArray[Any]:
