@@ -392,6 +392,42 @@ def test_divergence_mask_returns_the_finite_chains():
     assert np.all(np.isfinite(mala.samples))
 
 
+@pytest.mark.parametrize("path", ["engine", "langevin"])
+def test_a_ctrl_c_result_drops_the_chains_that_diverged_with_mask(path):
+    # The KeyboardInterrupt's result of a run with on_divergence="mask" held the chains that
+    # had diverged, Inf rows and all, with their indices: the result so far must be masked as
+    # the finished run's is. Here Ctrl-C comes after step 3 of 10 (chains 1 and 4 diverge at
+    # step 0), in the progress callback after the only block or in score_fn at step 3.
+    m, x0 = _exploding()
+    kw = {"on_divergence": "mask", "return_trajectory": True, "thin": 2, "first_chain": 5}
+    if path == "engine":
+
+        def progress(done, total):
+            raise KeyboardInterrupt
+
+        with pytest.raises(KeyboardInterrupt) as info:
+            m.sample(6, n_steps=3, step_size=10.0, init=x0, progress=progress, **kw)
+    else:
+        calls = 0
+
+        def score_fn(x):
+            nonlocal calls
+            calls += 1
+            if calls == 4:
+                raise KeyboardInterrupt
+            return m.score(x)
+
+        with pytest.raises(KeyboardInterrupt) as info:
+            sm.langevin(score_fn, x0, 10, 10.0, **kw)
+    got, want = info.value.result, sm.langevin(m.score, x0, 3, 10.0, **kw)
+    np.testing.assert_array_equal(want.chain_indices, [5, 7, 8, 10])
+    np.testing.assert_array_equal(got.chain_indices, want.chain_indices)
+    np.testing.assert_array_equal(got.samples, want.samples)
+    np.testing.assert_array_equal(got.trajectory, want.trajectory)
+    np.testing.assert_array_equal(got.step_size, want.step_size)
+    assert got.acceptance_rate is None
+
+
 def test_mala_chains_whose_start_overflows_diverge_there_as_in_langevin():
     # At 1e20 the float32 energy ½‖x‖² overflows: MALA's acceptance test is undefined
     # there. The engine ran such chains on without an error (stuck at init, or taking the

@@ -637,8 +637,9 @@ class EnergyMLP:
         KeyboardInterrupt
             On Ctrl-C, seen between blocks of steps. The exception's ``result`` is a
             :class:`SampleResult` of the chains as they were after the last completed block
-            (the trajectory holds the states recorded so far) and ``steps_done`` the steps
-            they ran, burn-in included: nothing computed is lost.
+            (the trajectory holds the states recorded so far; with ``on_divergence="mask"``,
+            without the chains that diverged) and ``steps_done`` the steps they ran, burn-in
+            included: nothing computed is lost.
 
         Examples
         --------

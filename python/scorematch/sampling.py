@@ -323,8 +323,13 @@ def sample(model: EnergyMLP, n_samples: int, **options: Any) -> SampleResult:
         # The chains as they were at the last completed block ride on the exception.
         partial = getattr(err, "partial", None)
         if partial is not None:
-            (samples, traj, acc, steps, _), kept, done = partial
-            _keep_on(err, samples, traj, kept, acc if mala else None, steps, t_start, first, done)
+            (samples, traj, acc, steps, diverged), kept, done = partial
+            # With "mask", the chains that diverged so far are dropped from the partial result
+            # as from a finished run; with "raise" they are returned as they are (the engine
+            # looks for divergence between blocks, after the Ctrl-C check).
+            masked = None if run.raise_on_divergence else diverged
+            acceptance = acc if mala else None
+            _keep_on(err, samples, traj, kept, acceptance, steps, t_start, first, done, masked)
         raise
     wall = time.perf_counter() - t_start
     res = _masked(samples, traj, acc if mala else None, steps, wall, diverged)
@@ -359,18 +364,25 @@ def _keep_on(
     t_start: float,
     first: int,
     done: int,
+    diverged: Sequence[int] | Array | None = None,
 ) -> None:
     """Attaches the chains of an interrupted run to its ``KeyboardInterrupt``: ``result``,
-    the :class:`SampleResult` so far (the first ``kept`` trajectory states, every chain), and
-    ``steps_done``, burn-in included."""
-    err.result = SampleResult(  # type: ignore[attr-defined]
+    the :class:`SampleResult` so far (the first ``kept`` trajectory states), and
+    ``steps_done``, burn-in included.
+
+    ``diverged`` (per chain, the step at which it diverged, or -1), given with
+    ``on_divergence="mask"``, drops the chains that diverged so far, as a finished run does:
+    without it the result of a masked run held their NaN and Inf rows, and their indices.
+    """
+    res = _masked(
         samples,
         None if traj is None else traj[:kept],
         acceptance,
         steps,
         time.perf_counter() - t_start,
-        np.arange(first, first + samples.shape[0]),
+        np.full(samples.shape[0], -1) if diverged is None else diverged,
     )
+    err.result = replace(res, chain_indices=res.chain_indices + first)  # type: ignore[attr-defined]
     err.steps_done = done  # type: ignore[attr-defined]
 
 
@@ -512,8 +524,8 @@ def langevin(
     KeyboardInterrupt
         On Ctrl-C, as :meth:`scorematch.EnergyMLP.sample`: the exception's ``result`` is a
         :class:`SampleResult` of the chains after the last completed step (the trajectory
-        holds the states recorded so far) and ``steps_done`` the steps they ran, burn-in
-        included.
+        holds the states recorded so far; with ``on_divergence="mask"``, without the chains
+        that diverged) and ``steps_done`` the steps they ran, burn-in included.
 
     Examples
     --------
@@ -686,7 +698,9 @@ def langevin(
         so_far = accepted / counted if counted > 0 else np.full(n, np.nan)
         kept = max(counted, 0) // thin
         acceptance = so_far if method == "mala" else None
-        _keep_on(err, x.copy(), traj, kept, acceptance, np.full(n, eps), t_start, first, done)
+        # With "raise", no chain has diverged here (the first divergence raised at once).
+        steps = np.full(n, eps)
+        _keep_on(err, x.copy(), traj, kept, acceptance, steps, t_start, first, done, diverged)
         raise
     steps = np.full(n, eps)
     rate = accepted / n_steps if method == "mala" else None
