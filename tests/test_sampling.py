@@ -802,6 +802,20 @@ def test_progress_true_draws_a_30_wide_bar_on_stderr(capsys, flag, n_chains, n_s
     assert last[1] == "#" * 30 and int(last[3]) == n_steps
 
 
+def test_progress_true_ends_its_line_when_the_run_stops_early(capsys, monkeypatch):
+    # A run stopped before its last step (here a divergence at about step 64, seen after
+    # the block of one step in which it happens) left the bar's line open: the traceback began
+    # on it, "[#.....] 63/100 steps 0.0sTraceback (most recent call last):".
+    monkeypatch.setattr(sm.sampling, "_BLOCK_WORK", 1)  # blocks of one step
+    m, _ = _exploding()
+    with pytest.raises(SamplingDivergedError):
+        m.sample(6, n_steps=100, step_size=10.0, init=np.ones((6, 2), np.float32), progress=True)
+    err = capsys.readouterr().err
+    frames = [f for f in err.rstrip("\n").split("\r") if f]
+    assert len(frames) > 10 and all(_BAR.fullmatch(f) for f in frames), err
+    assert int(_BAR.fullmatch(frames[-1])[3]) < 100 and err.endswith("\n"), err
+
+
 @pytest.mark.parametrize("flag", [False, np.bool_(False), None])
 def test_progress_false_or_none_writes_nothing(capsys, flag):
     _small_model().sample(3, n_steps=5, progress=flag)

@@ -93,26 +93,39 @@ class SampleResult:
     chain_indices: NDArray[np.intp]
 
 
+class _Bar:
+    """The progress bar of ``progress=True``: one 30-wide line on stderr, redrawn in place."""
+
+    def __init__(self) -> None:
+        self.start = time.perf_counter()
+        self.open = False  # a frame drawn, its line not ended
+
+    def __call__(self, done: int, total: int) -> None:
+        frac = done / max(total, 1)
+        filled = int(30 * frac)
+        elapsed = time.perf_counter() - self.start
+        sys.stderr.write(
+            f"\r[{'#' * filled}{'.' * (30 - filled)}] {done}/{total} steps {elapsed:.1f}s"
+        )
+        self.open = done < total
+        if not self.open:
+            sys.stderr.write("\n")
+        sys.stderr.flush()
+
+    def end(self) -> None:
+        """Ends the line of a run stopped before its last step (Ctrl-C, a divergence), so
+        that the traceback does not begin on the bar's line ("... 0.5sTraceback ...")."""
+        if self.open:
+            sys.stderr.write("\n")
+            sys.stderr.flush()
+            self.open = False
+
+
 def _progress_callback(progress: Progress) -> Callable[[int, int], object] | None:
     if progress is None:
         return None
-    if isinstance(progress, (bool, np.bool_)) and not progress:
-        return None
     if isinstance(progress, (bool, np.bool_)):
-        start = time.perf_counter()
-
-        def bar(done: int, total: int) -> None:
-            frac = done / max(total, 1)
-            filled = int(30 * frac)
-            elapsed = time.perf_counter() - start
-            sys.stderr.write(
-                f"\r[{'#' * filled}{'.' * (30 - filled)}] {done}/{total} steps {elapsed:.1f}s"
-            )
-            if done >= total:
-                sys.stderr.write("\n")
-            sys.stderr.flush()
-
-        return bar
+        return _Bar() if progress else None
     if callable(progress):
         return progress
     raise TypeError(
@@ -331,6 +344,9 @@ def sample(model: EnergyMLP, n_samples: int, **options: Any) -> SampleResult:
             acceptance = acc if mala else None
             _keep_on(err, samples, traj, kept, acceptance, steps, t_start, first, done, masked)
         raise
+    finally:
+        if isinstance(run.progress, _Bar):
+            run.progress.end()
     wall = time.perf_counter() - t_start
     res = _masked(samples, traj, acc if mala else None, steps, wall, diverged)
     if first:
