@@ -482,8 +482,7 @@ def test_divergence_errors_cross_process_boundaries(client: Any) -> None:
 
 
 def test_a_divergence_names_the_block_of_chains_it_came_from() -> None:
-    # It said "3 of 3 chains diverged" for 6 of 6, and advised on_divergence='mask', which
-    # dask.sample does not take.
+    # It said "3 of 3 chains diverged" for 6 of 6.
     m = sm.EnergyMLP(2, hidden=(4,), alpha=10.0)
     with pytest.raises(sm.SamplingDivergedError) as want:
         m.sample(6, n_steps=500, step_size=10.0, method="ula")
@@ -495,9 +494,52 @@ def test_a_divergence_names_the_block_of_chains_it_came_from() -> None:
         assert re.fullmatch(
             r"in chains (0 to 2|3 to 5) \(one block; the others run on their own and may "
             r"diverge too\): 3 of 3 chains diverged \(NaN or Inf\), the first at step \d+; "
-            r"use a smaller step_size",
+            r"use a smaller step_size, or on_divergence='mask' to keep the finite chains",
             str(got.value),
         ), str(got.value)
+
+
+@pytest.mark.parametrize("lazy_init", [False, True])
+@pytest.mark.parametrize("method", ["ula", "mala"])
+def test_sample_masks_diverging_chains_as_in_memory(lazy_init: bool, method: str) -> None:
+    # ε·α/2 = 5: x is multiplied by -4 per ULA step, so in float32 a chain started at 1e38
+    # overflows at once, and chains started at 1 survive 10 steps; MALA has no acceptance
+    # test where the energy overflows (1e20), and drops those chains at step 0.
+    m = sm.EnergyMLP.from_params(
+        [p * 0 for p in sm.EnergyMLP(2, hidden=(4,), dtype="float32").params],
+        alpha=1.0,
+        dtype="float32",
+    )
+    x0 = np.ones((13, 2), np.float32)
+    x0[[1, 4, 5, 12], 0] = 1e38 if method == "ula" else 1e20
+    kw: dict[str, Any] = {"n_steps": 10, "step_size": 10.0, "method": method, "seed": 3}
+    want = m.sample(13, init=x0, on_divergence="mask", **kw)
+    assert want.chain_indices.tolist() == [0, 2, 3, 6, 7, 8, 9, 10, 11]
+    init = da.from_array(x0, chunks=5)
+    if lazy_init:  # unknown chunk sizes, learnt by persisting init
+        init = init[init[:, 1] > 0]
+    calls = []
+    real = sm.EnergyMLP.sample
+
+    def counted(self: sm.EnergyMLP, n: int, **options: Any) -> Any:
+        calls.append(n)
+        return real(self, n, **options)
+
+    samples, indices = smd.sample(m, 13, chunks=4, init=init, on_divergence="mask", **kw)
+    assert np.isnan(samples.shape[0]) and samples.dtype == np.float32
+    with pytest.MonkeyPatch.context() as mp:
+        mp.setattr(sm.EnergyMLP, "sample", counted)
+        got_samples, got_indices = dask.compute(samples, indices, scheduler="sync")
+    assert sorted(calls) == [1, 4, 4, 4]  # each block once, for both arrays
+    same_arrays(got_samples, want.samples)
+    same_arrays(got_indices, want.chain_indices)
+    # Without init the chains start from their own streams: none diverge here.
+    got = dask.compute(*smd.sample(m, 13, chunks=4, on_divergence="mask", n_steps=3))
+    same_arrays(got[1], np.arange(13))
+    same_arrays(got[0], m.sample(13, n_steps=3).samples)
+    # A bad value is refused when the graph is built, as in memory.
+    with pytest.raises(ValueError, match="on_divergence must be 'raise' or 'mask', got 'drop'"):
+        smd.sample(m, 13, on_divergence="drop", n_steps=3)  # type: ignore[call-overload]
 
 
 def test_a_lazy_result_keeps_the_parameters_it_was_built_with() -> None:
@@ -529,8 +571,8 @@ def test_sample_blocks_hold_4096_chains_by_default() -> None:
         # Refused by name here, not by the TypeError that model.sample's checks would give.
         ({"n_step": 5}, "scorematch.dask.sample got an unexpected keyword argument 'n_step'"),
         (
-            {"progress": True, "first_chain": 5, "on_divergence": "mask"},
-            "scorematch.dask.sample does not take first_chain, on_divergence, progress",
+            {"progress": True, "first_chain": 5, "return_trajectory": True},
+            "scorematch.dask.sample does not take first_chain, progress, return_trajectory",
         ),
     ],
 )
@@ -1124,7 +1166,7 @@ def test_a_dask_dataframe_is_checked_as_a_pandas_one() -> None:
         smd.fit(m, df)
     assert str(info.value) == want
     with pytest.raises(
-        ValueError, match=r"^X must have shape \(n, 3\) for this model, got \(nan, 2\)"
+        ValueError, match=r"^X must have shape \(n, 3\) for this model, got \(\?, 2\)"
     ):
         smd.energy(m, df[["a", "b"]])
 

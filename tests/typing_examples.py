@@ -10,7 +10,9 @@ import gzip
 import io
 import pathlib
 
+import dask.array as da
 import numpy as np
+import scorematch.dask as smd
 from numpy.typing import NDArray
 from scorematch import EnergyMLP, TrainingDivergedError, datasets, diagnostics, load
 from scorematch.sklearn import ScoreMatchingDensity
@@ -44,6 +46,11 @@ assert_type(diagnostics.split_rhat(res.trajectory), NDArray[np.float64])
 assert_type(diagnostics.ess(res.trajectory, method="tail"), NDArray[np.float64])
 assert_type(diagnostics.mcse(res.trajectory), NDArray[np.float64])
 summary = diagnostics.acceptance_summary(res.acceptance_rate)
+
+# On Dask, on_divergence="mask" gives the finite chains and their indices.
+assert_type(smd.sample(model, 10, n_steps=5), da.Array)
+kept, indices = smd.sample(model, 10, n_steps=5, on_divergence="mask")
+assert_type(indices, da.Array)
 
 
 # A divergence carries the history of the completed epochs.

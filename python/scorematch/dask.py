@@ -18,8 +18,9 @@ What each function reproduces:
 
 - :func:`energy`, :func:`score`, :func:`hessian_trace`: row for row, bit-identical to the
   model's own methods (each row's result does not depend on the batch it is in).
-- :func:`sample`: bit-identical to ``model.sample(n_samples, seed=seed, ...).samples``;
-  block ``[a, b)`` runs chains ``a..b`` with ``first_chain=a``.
+- :func:`sample`: bit-identical to ``model.sample(n_samples, seed=seed, ...).samples``
+  (and ``chain_indices``, with ``on_divergence="mask"``); block ``[a, b)`` runs chains
+  ``a..b`` with ``first_chain=a``.
 - :func:`fit`: the minibatch schedule, random objectives and optimizer steps of
   ``model.fit(X, validation=None, ...)`` on the same rows; only the order in which each
   minibatch's gradient is summed differs (per block, then over blocks), so parameters agree
@@ -46,7 +47,7 @@ import numbers
 import time
 from collections.abc import Callable, Sequence
 from functools import partial
-from typing import TYPE_CHECKING, Any, NamedTuple, NoReturn, TypeVar, cast
+from typing import TYPE_CHECKING, Any, Literal, NamedTuple, NoReturn, TypeVar, cast, overload
 
 import numpy as np
 from numpy.typing import NDArray
@@ -474,8 +475,9 @@ def hessian_trace(model: EnergyMLP, X: Any) -> da.Array:
 # -- sampling ----------------------------------------------------------------------------
 
 # Options of EnergyMLP.sample that change the shape of the result or talk to the caller's
-# terminal: they have no place in a block of a distributed array.
-_NOT_FOR_BLOCKS = ("return_trajectory", "progress", "on_divergence", "first_chain")
+# terminal: they have no place in a block of a distributed array (on_divergence is
+# sample's own argument).
+_NOT_FOR_BLOCKS = ("return_trajectory", "progress", "first_chain")
 
 
 _CHUNKS = "chunks must be an int >= 1, a sequence of ints summing to n_samples or 'auto'"
@@ -552,18 +554,62 @@ def _chains(
     model: EnergyMLP, n: int, start: int, seed: int, kwargs: dict[str, Any], init: Array | None
 ) -> Array:
     """Chains ``start .. start + n - 1`` of a Dask sample. A divergence is raised with the
-    block's range: the engine's count of diverged chains is the block's, and its advice of
-    ``on_divergence='mask'``, which :func:`sample` does not take, is left out."""
+    block's range: the engine's count of diverged chains is the block's."""
     if n == 0:  # a block of no chains
         return np.empty((0, model.dim), model.dtype)
     try:
         return model.sample(n, seed=seed, first_chain=start, init=init, **kwargs).samples
     except sampling.SamplingDivergedError as err:
-        message = str(err).replace(", or on_divergence='mask' to keep the finite chains", "")
         raise sampling.SamplingDivergedError(
             f"in chains {start} to {start + n - 1} (one block; the others run on their own and "
-            f"may diverge too): {message}"
+            f"may diverge too): {err}"
         ) from None
+
+
+def _finite_chains(
+    model: EnergyMLP, n: int, start: int, seed: int, kwargs: dict[str, Any], init: Any
+) -> tuple[Array, Array]:
+    """The chains of ``start .. start + n - 1`` that do not diverge, and their indices (as
+    ``on_divergence="mask"`` gives them in memory); ``init`` is a block of :func:`sample`'s
+    init, checked as :func:`_sample_block_from` checks it, or None."""
+
+    def run(x: Array | None) -> tuple[Array, Array]:
+        if n == 0:
+            return np.empty((0, model.dim), model.dtype), np.empty(0, np.int64)
+        res = model.sample(n, seed=seed, first_chain=start, init=x, on_divergence="mask", **kwargs)
+        return res.samples, res.chain_indices
+
+    if init is None:
+        return run(None)
+    return _run_checked(run, init, "init", str(model.dtype), start)
+
+
+def _masked(
+    model: EnergyMLP,
+    row_chunks: tuple[tuple[int, ...], ...],
+    seed: int,
+    kwargs: dict[str, Any],
+    init: da.Array | None,
+) -> tuple[da.Array, da.Array]:
+    """:func:`sample` with ``on_divergence="mask"``: one task per block of chains returns the
+    block's finite chains and their indices, and the two arrays read them from it (so that
+    computing both together runs each block once)."""
+    node = _shared(model)
+    sizes = row_chunks[0]
+    starts = np.cumsum((0, *sizes[:-1])).tolist()
+    inits = (
+        [None] * len(sizes) if init is None else list(init.rechunk(row_chunks).to_delayed()[:, 0])
+    )
+    meta = np.empty((0, 0), model.dtype)
+    samples, indices = [], []
+    for n, start, block in zip(sizes, starts, inits, strict=True):
+        key = f"scorematch-sample-mask-{tokenize(node.key, n, start, seed, kwargs, block)}"
+        part = delayed(_finite_chains, pure=True)(
+            node, n, start, seed, kwargs, block, dask_key_name=key
+        )
+        samples.append(da.from_delayed(part[0], (math.nan, model.dim), model.dtype, meta=meta))
+        indices.append(da.from_delayed(part[1], (math.nan,), np.int64, meta=np.empty(0, np.int64)))
+    return da.concatenate(samples), da.concatenate(indices)
 
 
 def _sample_block_from(
@@ -581,6 +627,32 @@ def _sample_block_from(
     return _run_checked(run, init, "init", str(model.dtype), start)
 
 
+@overload
+def sample(
+    model: EnergyMLP,
+    n_samples: int,
+    *,
+    chunks: int | Sequence[int] | str = ...,
+    seed: int = ...,
+    init: Any = ...,
+    on_divergence: Literal["raise"] = ...,
+    **sample_kwargs: Any,
+) -> da.Array: ...
+
+
+@overload
+def sample(
+    model: EnergyMLP,
+    n_samples: int,
+    *,
+    chunks: int | Sequence[int] | str = ...,
+    seed: int = ...,
+    init: Any = ...,
+    on_divergence: Literal["mask"],
+    **sample_kwargs: Any,
+) -> tuple[da.Array, da.Array]: ...
+
+
 def sample(
     model: EnergyMLP,
     n_samples: int,
@@ -588,8 +660,9 @@ def sample(
     chunks: int | Sequence[int] | str = 4096,
     seed: int = 0,
     init: Any = None,
+    on_divergence: Literal["raise", "mask"] = "raise",
     **sample_kwargs: Any,
-) -> da.Array:
+) -> da.Array | tuple[da.Array, da.Array]:
     """Langevin samples of ``model`` as a Dask array, one block of chains per task.
 
     The Langevin step is the library's ``x ← x + (ε/2)·s(x) + √ε·z`` with
@@ -618,18 +691,28 @@ def sample(
         inputs). An ``init`` whose chunk sizes are unknown (boolean indexing, a
         DataFrame's partitions) is persisted when the array is built, to learn them, as
         :func:`fit` persists X.
+    on_divergence : {"raise", "mask"}, default "raise"
+        As :meth:`scorematch.EnergyMLP.sample`'s: a diverging chain raises at
+        ``compute()``, or ``"mask"`` keeps the other chains and returns their indices too.
     **sample_kwargs
         Any other option of :meth:`scorematch.EnergyMLP.sample` (``n_steps``,
         ``step_size``, ``method``, ``burn_in``, ...), except those that change the result's
-        shape or report to a terminal: ``return_trajectory``, ``progress``,
-        ``on_divergence`` and ``first_chain``.
+        shape or report to a terminal: ``return_trajectory``, ``progress`` and
+        ``first_chain``.
 
     Returns
     -------
     dask.array.Array, shape (n_samples, dim)
-        Lazy; a diverging chain raises :class:`scorematch.SamplingDivergedError` at
-        ``compute()``, naming the block of chains that raised it (blocks run on their own:
-        others may hold diverging chains too).
+        With ``on_divergence="raise"``. Lazy; a diverging chain raises
+        :class:`scorematch.SamplingDivergedError` at ``compute()``, naming the block of
+        chains that raised it (blocks run on their own: others may hold diverging chains
+        too).
+    (samples, chain_indices) : tuple of dask.array.Array, shapes (k, dim) and (k,)
+        With ``on_divergence="mask"``: the chains that did not diverge, in order, and their
+        indices (int64), as ``model.sample(..., on_divergence="mask")`` gives
+        ``samples`` and ``chain_indices``. ``k`` is known only once computed (the arrays'
+        chunk sizes are NaN). Both read the same task per block of chains: compute them
+        together (``dask.compute(samples, chain_indices)``), or the chains run twice.
 
     Raises
     ------
@@ -639,7 +722,7 @@ def sample(
     TypeError
         For an option of the wrong type, as :meth:`scorematch.EnergyMLP.sample`, or one
         this function does not take: ``return_trajectory``, ``progress``,
-        ``on_divergence``, ``first_chain``, or a name ``EnergyMLP.sample`` does not know.
+        ``first_chain``, or a name ``EnergyMLP.sample`` does not know.
     """
     _check_model(model)
     n = as_int(n_samples, "n_samples", 0)
@@ -654,9 +737,14 @@ def sample(
     unknown = sorted(set(sample_kwargs) - options)
     if unknown:
         raise TypeError(f"scorematch.dask.sample got an unexpected keyword argument {unknown[0]!r}")
-    _core.check_sample_config(sampling._prepare(model, n, seed=seed, **sample_kwargs))
+    _core.check_sample_config(
+        sampling._prepare(model, n, seed=seed, on_divergence=on_divergence, **sample_kwargs)
+    )
+    mask = on_divergence == "mask"
     meta = np.empty((0, 0), model.dtype)
     if init is None:
+        if mask:
+            return _masked(model, row_chunks, seed, sample_kwargs, None)
         return da.map_blocks(
             _sample_block,
             _shared(model),
@@ -677,6 +765,8 @@ def sample(
         raise ValueError(
             f"init must have shape ({n}, {model.dim}) (n_samples, dim), got {x0.shape}"
         )
+    if mask:
+        return _masked(model, row_chunks, seed, sample_kwargs, x0)
     return da.map_blocks(
         _sample_block_from,
         x0.rechunk(row_chunks),
