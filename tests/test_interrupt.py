@@ -117,3 +117,18 @@ def test_ctrl_c_interrupts_a_long_validation_loss():
         h = m.fit(X, epochs=3, validation=X_val, progress=False)
     assert presses.first is not None and time.perf_counter() - presses.first < 1.5
     assert h.stop_reason == "interrupted" and h.n_epochs == 0 and h.val_loss == []
+
+
+def test_a_ctrl_c_in_the_block_where_a_chain_diverged_raises_the_divergence(monkeypatch):
+    # With on_divergence="raise" no result may hold a diverged chain. A Ctrl-C that came
+    # during the block in which a chain diverged was checked first, and its result held the
+    # Inf chain. ε = 4.2 at α = 1 multiplies x by -1.1 a step: the chain started at 3.3e38
+    # overflows float32 at step 0, the others stay finite for ~900 steps.
+    zero = [np.zeros_like(p) for p in EnergyMLP(2, hidden=(64, 64), dtype="float32").params]
+    m = EnergyMLP.from_params(zero, alpha=1.0, dtype="float32")
+    x0 = np.ones((4096, 2), np.float32)
+    x0[7, 0] = 3.3e38
+    # One block for the whole run (a second or so), so that the press lands inside it.
+    monkeypatch.setattr(sm.sampling, "_BLOCK_WORK", 1e18)
+    with ctrl_c_every(0.2), pytest.raises(sm.SamplingDivergedError, match=r"^1 of 4096 chains"):
+        m.sample(4096, n_steps=800, step_size=4.2, init=x0)

@@ -122,18 +122,20 @@ fn run_chains<'py, T: Float>(
         let slice = traj_data.as_deref_mut();
         py.detach(|| sampler.run(m, block, slice)).map_err(to_py)?;
         // Ctrl-C, seen here or raised inside the progress callback.
-        let interrupt = match py.check_signals() {
-            Err(err) => Some(err),
-            Ok(()) => {
-                if io.raise_on_divergence {
-                    sampler.check_divergence().map_err(to_py)?;
-                }
-                match progress.map(|cb| cb.call1((sampler.steps_done(), total))) {
-                    Some(Err(err)) if err.is_instance_of::<PyKeyboardInterrupt>(py) => Some(err),
-                    Some(Err(err)) => return Err(err),
-                    _ => None,
-                }
-            }
+        let signal = py.check_signals().err();
+        // Before a Ctrl-C's result too: with on_divergence="raise" no result, not even an
+        // interrupted run's, holds a diverged chain, so a divergence in this block wins over
+        // a Ctrl-C that came during it.
+        if io.raise_on_divergence {
+            sampler.check_divergence().map_err(to_py)?;
+        }
+        let interrupt = match signal {
+            Some(err) => Some(err),
+            None => match progress.map(|cb| cb.call1((sampler.steps_done(), total))) {
+                Some(Err(err)) if err.is_instance_of::<PyKeyboardInterrupt>(py) => Some(err),
+                Some(Err(err)) => return Err(err),
+                _ => None,
+            },
         };
         if let Some(err) = interrupt {
             // The chains so far ride on the exception (`partial`: the outputs, the trajectory
