@@ -639,7 +639,8 @@ class EnergyMLP:
             :class:`SampleResult` of the chains as they were after the last completed block
             (the trajectory holds the states recorded so far; with ``on_divergence="mask"``,
             without the chains that diverged) and ``steps_done`` the steps they ran, burn-in
-            included: nothing computed is lost.
+            included: nothing computed is lost. With ``on_divergence="raise"``, a chain
+            that diverged in that block raises :class:`SamplingDivergedError` instead.
 
         Examples
         --------
