@@ -386,6 +386,46 @@ def test_progress_bar_draws_on_request(capsys):
     assert capsys.readouterr().err == ""
 
 
+@pytest.mark.parametrize("progress", [None, True])
+@pytest.mark.parametrize("stderr", ["none", "closed"])
+def test_a_fit_without_a_usable_stderr_draws_no_bar_and_trains(
+    monkeypatch, tmp_path, stderr, progress
+):
+    # sys.stderr is None under pythonw and some services, and can be a closed file: the
+    # default progress=None raised AttributeError ('NoneType' object has no attribute
+    # 'isatty') or ValueError (I/O operation on closed file), and progress=True failed on
+    # its first write.
+    if stderr == "none":
+        stream = None
+    else:
+        stream = open(tmp_path / "stderr.txt", "w")  # noqa: SIM115 - closed at once
+        stream.close()
+    monkeypatch.setattr("sys.stderr", stream)
+    h = EnergyMLP(2, hidden=(4,), seed=0).fit(_rows(20), epochs=2, progress=progress)
+    assert h.n_epochs == 2 and h.stop_reason == "completed"
+
+
+def test_a_stderr_without_isatty_is_not_a_terminal(monkeypatch):
+    # A replacement stream with write and flush only (some loggers' wrappers): no bar by
+    # default, the bar on request.
+    class Writer:
+        def __init__(self) -> None:
+            self.text = ""
+
+        def write(self, s: str) -> None:
+            self.text += s
+
+        def flush(self) -> None:
+            pass
+
+    w = Writer()
+    monkeypatch.setattr("sys.stderr", w)
+    EnergyMLP(2, hidden=(4,), seed=0).fit(_rows(20), epochs=1)
+    assert w.text == ""
+    EnergyMLP(2, hidden=(4,), seed=0).fit(_rows(20), epochs=1, progress=True)
+    assert "epoch 1/1" in w.text
+
+
 def test_float32_models_train(mixture_data):
     X, X_test, s_true = mixture_data
     model = EnergyMLP(2, hidden=(32, 32), dtype="float32", seed=0)

@@ -198,8 +198,9 @@ def fit(
         projection,
         noise_std,
     )
-    show = sys.stderr.isatty() if progress is None else as_flag(progress, "progress")
-    bar = _ProgressBar(epochs, X_train.shape[0], sys.stderr) if show else None
+    show = as_flag(progress, "progress") if progress is not None else None
+    stream = _progress_stream(show)
+    bar = _ProgressBar(epochs, X_train.shape[0], stream) if stream is not None else None
     history = FitHistory()
     start = time.perf_counter()
     try:
@@ -382,6 +383,22 @@ class _Affine:
         p[0] = p[0] / self.s  # W_x = W_z diag(1/s)
         p[1] = p[1] - p[0] @ self.m  # b_x = b_z − W_x m
         return handle.with_params([a.astype(handle.dtype) for a in p])
+
+
+def _progress_stream(show: bool | None) -> TextIO | None:
+    """The stream of the progress bar: ``sys.stderr`` if ``show`` (``None``: if it is a
+    terminal), else ``None``. Without a usable stderr (``None`` under pythonw and some
+    services, or a closed file) there is no bar: a fit must not fail for want of one."""
+    stream = sys.stderr
+    if show is False or stream is None or getattr(stream, "closed", False):
+        return None
+    if show:
+        return stream
+    try:
+        return stream if stream.isatty() else None
+    except (AttributeError, ValueError, OSError):
+        # A replacement stream without isatty, or one whose isatty fails: not a terminal.
+        return None
 
 
 def _stops(answer: Any) -> bool:
