@@ -747,6 +747,38 @@ def test_fit_of_no_rows_is_refused_and_one_row_is_enough():
     assert h.n_epochs == 2 and h.val_loss == [] and h.stop_reason == "completed"
 
 
+def test_a_second_fit_starts_a_new_optimizer_and_the_same_draws():
+    # As fit's Notes say (undocumented before): fit called twice is two runs, the second
+    # from the parameters the first left with its optimizer state reset and the same seed's
+    # draws; not one run of twice the epochs.
+    X = mixture(300, seed=2)
+    kw = {"objective": "dsm", "noise_std": 0.3, "lr": 1e-2, "validation": None, "progress": False}
+    twice = EnergyMLP(2, hidden=(8,), seed=0)
+    twice.fit(X, epochs=2, **kw)
+    fresh = EnergyMLP.from_params(twice.params)
+    h_twice = twice.fit(X, epochs=2, **kw)
+    h_fresh = fresh.fit(X, epochs=2, **kw)
+    assert h_twice.train_loss == h_fresh.train_loss
+    for a, b in zip(twice.params, fresh.params, strict=True):
+        np.testing.assert_array_equal(a, b)
+    once = EnergyMLP(2, hidden=(8,), seed=0)
+    once.fit(X, epochs=4, **kw)
+    assert not all(np.array_equal(a, b) for a, b in zip(twice.params, once.params, strict=True))
+
+
+def test_set_params_in_a_callback_does_not_change_the_run():
+    # The callback sees the epoch's parameters, but the run goes on from its own copy: a
+    # set_params there is overwritten, as fit's Notes say.
+    X = mixture(200, seed=3)
+    plain = EnergyMLP(2, hidden=(8,), seed=0)
+    plain.fit(X, epochs=3, progress=False)
+    model = EnergyMLP(2, hidden=(8,), seed=0)
+    zeros = [np.zeros_like(p) for p in model.params]
+    model.fit(X, epochs=3, progress=False, callback=lambda e, t, v: model.set_params(zeros))
+    for a, b in zip(model.params, plain.params, strict=True):
+        np.testing.assert_array_equal(a, b)
+
+
 def test_history_seconds_is_the_wall_time_of_the_fit():
     model = EnergyMLP(2, hidden=(8,), seed=0)
     t0 = time.perf_counter()

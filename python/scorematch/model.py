@@ -795,7 +795,14 @@ class EnergyMLP:
         Training runs on a copy of the parameters, which ``fit`` writes back to the model
         when it returns (and before each ``callback``). Until then other threads see the
         parameters the fit started from, and a :meth:`set_params` made meanwhile from
-        another thread is overwritten.
+        another thread (or by the callback) is overwritten.
+
+        Each call starts from the model's current parameters with a new optimizer: Adam's
+        moment estimates (SGD's momentum) start again from zero, and the same ``seed`` gives
+        the same validation split, epoch orders and random draws as the call before. So
+        ``fit(X, epochs=5)`` twice is not ``fit(X, epochs=10)``: it is two runs of 5 epochs,
+        the second from the parameters the first left. Pass a new ``seed`` to continue with
+        fresh shuffles and draws.
 
         Examples
         --------
