@@ -1045,6 +1045,57 @@ def test_standardize_refuses_a_spread_too_small_for_the_dtype():
     assert str(info.value).startswith("standardize=True: the spread of column 0 of X (1.1e-305)")
 
 
+def test_standardize_names_finite_rows_that_overflow_in_standardized_units():
+    # Finite rows whose standardized values overflow the model's dtype were refused by the
+    # engine as "contains NaN or Inf", after a numpy overflow warning: a validation row far
+    # from the training rows, a training row of data spanning the float64 range, a target
+    # scaled by a large spread.
+    rng = np.random.default_rng(0)
+    X = rng.normal(size=(50, 2))
+    X_val = rng.normal(size=(10, 2))
+    X_val[7, 1] = 1e36
+    T = rng.normal(size=(50, 2))
+    T[9, 1] = 1e35
+    cases = [
+        (
+            "float32",
+            X * 1e-3,
+            {"validation": X_val},
+            (
+                "row 7 of X_val lies too far from the training rows' mean for a float32 "
+                "model: its standardized coordinates (x - mean) / std overflow; rescale X_val "
+                "or drop that row"
+            ),
+        ),
+        (
+            "float64",
+            np.array([[1.7e308], [-1.7e308], [-1.7e308]]),
+            {"validation": None},
+            (
+                "row 0 of X lies too far from the training rows' mean for a float64 model: "
+                "its standardized coordinates (x - mean) / std overflow; rescale X or drop "
+                "that row"
+            ),
+        ),
+        (
+            "float32",
+            X * 1e6,
+            {"validation": None, "objective": "esm", "target_score": T},
+            (
+                "row 9 of target_score overflows a float32 model once converted to "
+                "standardized units (target_score * std); rescale the data or pass "
+                "standardize=False"
+            ),
+        ),
+    ]
+    for dtype, data, kwargs, message in cases:
+        model = EnergyMLP(data.shape[1], hidden=(4,), dtype=dtype, seed=0)
+        with warnings.catch_warnings(), pytest.raises(ValueError) as info:
+            warnings.simplefilter("error")
+            model.fit(data, standardize=True, epochs=1, progress=False, **kwargs)
+        assert str(info.value) == "standardize=True: " + message
+
+
 def test_validation_given_as_a_long_string_is_described_on_one_line():
     # The message showed the whole string, whatever its length.
     model = EnergyMLP(2, hidden=(4,), seed=0)

@@ -174,9 +174,20 @@ def fit(
         check_finite_rows(target, "target_score")
     X_train, t_train, X_val, t_val = _split(Xa, target, validation, model.dim, dtype, seed)
     affine = _Affine.of(X_train, model.dtype) if standardize else _Affine.identity(model.dim)
-    X_train, t_train = affine.data(X_train, t_train)
-    if X_val is not None:
-        X_val, t_val = affine.data(X_val, t_val)
+    given = [("X", Xa, False), ("target_score", target, True)]
+    given += [("X_val", X_val, False), ("target_val", t_val, True)]
+    # A finite row far from the training rows' mean (a validation row, or any row when the
+    # spread is tiny) can overflow in standardized coordinates: named below, not left to the
+    # engine's "contains NaN or Inf" about a row the caller knows to be finite.
+    with np.errstate(over="ignore", invalid="ignore"):
+        X_train, t_train = affine.data(X_train, t_train)
+        if X_val is not None:
+            X_val, t_val = affine.data(X_val, t_val)
+    if standardize and not all(
+        np.isfinite(a).all() for a in (X_train, t_train, X_val, t_val) if a is not None
+    ):
+        affine.check_overflow(given, model.dtype)
+    del given
 
     # With standardize, the current parameters are read as those of the network in z
     # coordinates (so a fresh initialization suits the standardized data); see fit's doc.
@@ -374,6 +385,33 @@ class _Affine:
         z /= self.s
         t = None if target is None else (target * self.s).astype(target.dtype, copy=False)
         return z.astype(X.dtype, copy=False), t
+
+    def check_overflow(self, given: list[tuple[str, Arr | None, bool]], dtype: Any) -> None:
+        """Raises the ``ValueError`` of the first finite row of ``given`` (its name, its rows
+        as the caller passed them, whether they are targets) whose standardized values
+        overflow ``dtype``; returns if there is none (a NaN the engine names)."""
+        if self.m is None or self.s is None:
+            return
+        largest = float(np.finfo(dtype).max)
+        for name, A, is_target in given:
+            if A is None:
+                continue
+            with np.errstate(over="ignore", invalid="ignore"):
+                z = A * self.s if is_target else (A - self.m) / self.s
+                over = np.isfinite(A).all(axis=1) & ~(np.abs(z) <= largest).all(axis=1)
+            if over.any():
+                i = int(np.argmax(over))
+                if is_target:
+                    raise ValueError(
+                        f"standardize=True: row {i} of {name} overflows a "
+                        f"{np.dtype(dtype).name} model once converted to standardized units "
+                        f"({name} * std); rescale the data or pass standardize=False"
+                    )
+                raise ValueError(
+                    f"standardize=True: row {i} of {name} lies too far from the training "
+                    f"rows' mean for a {np.dtype(dtype).name} model: its standardized "
+                    f"coordinates (x - mean) / std overflow; rescale {name} or drop that row"
+                )
 
     def to_user(self, handle: _core.Model) -> _core.Model:
         """The model of x whose network equals ``handle``'s network of z."""
