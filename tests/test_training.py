@@ -919,12 +919,22 @@ def test_a_validation_fraction_holds_out_at_least_one_row_and_keeps_one(frac):
 
 
 def test_a_validation_fraction_that_leaves_no_training_row_is_refused():
+    # Of one row, every fraction (the default 0.1 too) holds it out: the message said to
+    # pass a smaller fraction, which cannot help; validation=None can.
     model = EnergyMLP(2, hidden=(4,), seed=0)
+    for frac in (0.5, 0.1):
+        with pytest.raises(ValueError) as info:
+            model.fit(np.array([[0.3, -0.2]]), validation=frac, epochs=1, progress=False)
+        assert str(info.value) == (
+            f"validation={frac} leaves no training rows out of 1: pass validation=None or more rows"
+        )
+    # Of two rows, a smaller fraction keeps one to train on.
     with pytest.raises(ValueError) as info:
-        model.fit(np.array([[0.3, -0.2]]), validation=0.5, epochs=1, progress=False)
+        model.fit(np.array([[0.3, -0.2], [0.1, 0.0]]), validation=0.9, epochs=1, progress=False)
     assert str(info.value) == (
-        "validation=0.5 leaves no training rows out of 1: pass more rows or a smaller fraction"
+        "validation=0.9 leaves no training rows out of 2: pass more rows or a smaller fraction"
     )
+    model.fit(np.array([[0.3, -0.2], [0.1, 0.0]]), validation=0.5, epochs=1, progress=False)
 
 
 @pytest.mark.parametrize(

@@ -472,10 +472,9 @@ def _split(
         n = X.shape[0]
         n_val = _n_held_out(frac, n)
         if n - n_val < 1:
-            raise ValueError(
-                f"validation={frac} leaves no training rows out of {n}: pass more rows or a "
-                "smaller fraction"
-            )
+            # Of one row, any fraction holds that row out: a smaller one cannot help.
+            remedy = "validation=None or more rows" if n == 1 else "more rows or a smaller fraction"
+            raise ValueError(f"validation={frac} leaves no training rows out of {n}: pass {remedy}")
         # The split is drawn from the fit's seed, apart from the engine's streams.
         order = np.random.default_rng([seed, 0x5EED]).permutation(n)
         tr, va = np.sort(order[n_val:]), np.sort(order[:n_val])
