@@ -530,6 +530,45 @@ def test_fit_needs_one_row_and_two_with_validation():
         ScoreMatchingDensity(hidden=(4,), epochs=1).fit(X[:0])
 
 
+@pytest.mark.parametrize(
+    "refit",
+    [
+        # validation needs 2 rows: refused after validate_data read the new X
+        lambda est, X3: est.set_params(validation=0.5).fit(X3[:1, :2]),
+        # refused by scikit-learn's check_array, after it set the new feature names
+        lambda est, X3: est.fit(pd_frame(X3[:5, :2]) * np.nan),
+        # a random_state that cannot seed is found after the data were read
+        lambda est, X3: est.set_params(random_state="seed").fit(X3[:20, :2]),
+    ],
+    ids=["validation", "nan-frame", "random_state"],
+)
+def test_a_fit_that_raises_leaves_the_previous_fit_intact(refit):
+    # n_features_in_ (and feature_names_in_) of the refused X were kept beside the previous
+    # model_: the estimator then refused the rows it was fitted on ("X has 3 features, but
+    # ScoreMatchingDensity is expecting 2 features as input").
+    X3 = np.column_stack([X[:60], X[:60, 0] - X[:60, 1]])
+    est = ScoreMatchingDensity(hidden=(4,), epochs=1, random_state=0).fit(pd_frame(X3))
+    want = est.score_samples(pd_frame(X3))
+    state = {k: v for k, v in vars(est).items() if k.endswith("_")}
+    with pytest.raises(ValueError):
+        refit(est, X3)
+    after = {k: v for k, v in vars(est).items() if k.endswith("_")}
+    assert after.keys() == state.keys() and all(after[k] is v for k, v in state.items())
+    assert list(est.feature_names_in_) == ["x0", "x1", "x2"] and est.n_features_in_ == 3
+    assert np.array_equal(est.score_samples(pd_frame(X3)), want)
+    fresh = ScoreMatchingDensity(hidden=(4,), epochs=1, validation=0.5)
+    with pytest.raises(ValueError):
+        fresh.fit(X3[:1])
+    assert not hasattr(fresh, "n_features_in_")  # still unfitted
+    with pytest.raises(NotFittedError):
+        fresh.score_samples(X3)
+
+
+def pd_frame(A: np.ndarray):
+    pd = pytest.importorskip("pandas")
+    return pd.DataFrame(A, columns=[f"x{i}" for i in range(A.shape[1])])
+
+
 def test_dsm_needs_noise_std():
     with pytest.raises(ValueError, match="noise_std=None.*objective='dsm' requires"):
         ScoreMatchingDensity(objective="dsm", **SMALL).fit(X[:50])

@@ -283,8 +283,26 @@ class ScoreMatchingDensity(DensityMixin, BaseEstimator):  # type: ignore[misc]
         scorematch.TrainingDivergedError
             If the loss, a gradient or a parameter becomes NaN or Inf, or the loss blows up
             (as :meth:`scorematch.EnergyMLP.fit` says; lower ``lr``).
+
+        Notes
+        -----
+        A fit that raises leaves the estimator as it was: still fitted to the previous data
+        (``n_features_in_`` included), or unfitted.
         """
         p = self._checked_params()
+        # validate_data sets n_features_in_ and feature_names_in_ from X before the data or
+        # the training can still fail: a fit that raised left them describing X beside the
+        # model_ of the previous fit, which then refused the rows it was fitted on.
+        before = dict(self.__dict__)
+        try:
+            return self._fit(X, p)
+        except BaseException:
+            self.__dict__.clear()
+            self.__dict__.update(before)
+            raise
+
+    def _fit(self, X: ArrayLike, p: _Params) -> ScoreMatchingDensity:
+        """:meth:`fit` with the checked hyper-parameters ``p``."""
         reject_masked(X, "X")  # scikit-learn's validation would drop the mask unseen
         Xa = _validated(self, X, dtype=p.dtype, ensure_min_samples=1)
         if p.validation is not None and Xa.shape[0] < 2:
