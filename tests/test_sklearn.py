@@ -762,6 +762,45 @@ def test_dates_times_durations_and_strings_are_refused_by_column(library, kind):
             call(frame)
 
 
+@pytest.mark.parametrize(
+    ("given", "got"),
+    [
+        (np.array([["1.5", "2"], ["3", "4"]]), "dtype <U3"),
+        (np.array([[b"1.5", b"2"], [b"3", b"4"]]), "dtype |S3"),
+        ([["1.5", "2"], ["3", "4"]], "dtype <U3"),
+        (np.array(["2024-01-01", "2024-01-02"] * 2, "M8[D]").reshape(2, 2), "dtype datetime64[D]"),
+        (np.arange(4).astype("m8[s]").reshape(2, 2), "dtype timedelta64[s]"),
+        (
+            np.array([[0.5, 1.5], [2.5, "3.5"]], dtype=object),
+            "an array of objects holding str '3.5' (row 1)",
+        ),
+        (
+            [[0.5, dt.date(2024, 1, 1)], [2.5, 3.5]],
+            "an array of objects holding datetime.date(2024, 1, 1) (row 0)",
+        ),
+    ],
+    ids=["str", "bytes", "str-lists", "datetime64", "timedelta64", "objects", "date-lists"],
+)
+def test_arrays_of_strings_dates_and_durations_are_refused(given, got):
+    # As a frame's column of them: scikit-learn's conversion parsed the strings as numbers
+    # and read datetime64 and timedelta64 as counts of days or seconds (mean_ 19723.5), in
+    # silence, where the same data in a frame (and the engine's methods) raised TypeError.
+    want = rf"^X must be an array of numbers \(booleans are read as 0 and 1\), got {re.escape(got)}"
+    est = ScoreMatchingDensity(**SMALL)
+    with pytest.raises(TypeError, match=want):
+        est.fit(given)
+    assert not hasattr(est, "n_features_in_")
+    fitted = ScoreMatchingDensity(hidden=(4,), epochs=1).fit(X[:20])
+    for call in (fitted.score_samples, fitted.score, fitted.score_field):
+        with pytest.raises(TypeError, match=want):
+            call(given)
+    # Numbers stay accepted as objects and in lists, as scikit-learn reads them.
+    plain = ScoreMatchingDensity(hidden=(4,), epochs=1, random_state=0).fit(X[:20])
+    for same in (X[:20].astype(object), X[:20].tolist()):
+        a = ScoreMatchingDensity(hidden=(4,), epochs=1, random_state=0).fit(same)
+        assert same_arrays(a.model_.params, plain.model_.params)
+
+
 def test_pandas_datetimes_with_a_time_zone_are_refused_by_column():
     pd = pytest.importorskip("pandas")
     when = pd.to_datetime(["2024-01-01", "2024-01-02", "2024-01-03"]).tz_localize("UTC")

@@ -34,6 +34,7 @@ except ImportError as _err:  # pragma: no cover - exercised in a subprocess by t
     ) from _err
 
 from scorematch._validate import (
+    _NOT_NUMBERS,
     INT_MAX,
     MAX_PROJECTIONS,
     _non_number_column,
@@ -47,6 +48,7 @@ from scorematch._validate import (
     parse_dtype,
     reject_masked,
     shown,
+    typed,
 )
 from scorematch.model import _PROJECTIONS, EnergyMLP, _as_widths
 from scorematch.training import _OPTIMIZERS, FitHistory, column_stats
@@ -259,9 +261,10 @@ class ScoreMatchingDensity(DensityMixin, BaseEstimator):  # type: ignore[misc]
         Parameters
         ----------
         X : array_like of shape (n_samples, n_features)
-            Training data (converted to ``dtype``; NaN and Inf are refused). A frame's
-            boolean columns are read as 0 and 1, as scikit-learn reads them; its columns of
-            dates, times, durations or strings are refused, as by the engine's methods.
+            Training data (converted to ``dtype``; NaN and Inf are refused). Booleans are
+            read as 0 and 1, as scikit-learn reads them; dates, times, durations and strings
+            (a frame's column, an array or nested lists of them) are refused, as by the
+            engine's methods.
         y : None
             Ignored; present for scikit-learn's API.
 
@@ -277,9 +280,9 @@ class ScoreMatchingDensity(DensityMixin, BaseEstimator):  # type: ignore[misc]
             it) or invalid data.
         TypeError
             If ``X`` holds objects that are not numbers (as scikit-learn's validation
-            raises it), has a column of dates, times, durations or strings (a polars,
-            pyarrow or pandas frame; boolean columns are read as 0 and 1), or is a masked
-            array (its mask would be ignored).
+            raises it), holds dates, times, durations or strings (a column of a polars,
+            pyarrow or pandas frame, an array or nested lists; boolean columns are read as 0
+            and 1), or is a masked array (its mask would be ignored).
         scorematch.TrainingDivergedError
             If the loss, a gradient or a parameter becomes NaN or Inf, or the loss blows up
             (as :meth:`scorematch.EnergyMLP.fit` says; lower ``lr``).
@@ -660,7 +663,8 @@ def _validated(est: ScoreMatchingDensity, X: ArrayLike, **kwargs: Any) -> Array:
     ``TypeError`` naming it, as the engine's methods refuse it, before scikit-learn's
     conversion reads dates and durations as day or microsecond counts (polars, Arrow),
     parses strings as numbers, or fails on a pandas datetime column with numpy's type
-    promotion error. Boolean columns are read as 0 and 1, as scikit-learn does.
+    promotion error; so is an array (or nested lists) of them (:func:`_refuse_non_numbers`).
+    Boolean columns are read as 0 and 1, as scikit-learn does.
 
     Batches that numpy's conversion (and so scikit-learn's) cannot read are read as the
     engine's methods read them, before: Arrow fixed-size lists (rows of d numbers, such as
@@ -673,11 +677,36 @@ def _validated(est: ScoreMatchingDensity, X: ArrayLike, **kwargs: Any) -> Array:
     bad = _non_number_column(X, lenient=True)
     if bad is not None:
         raise TypeError(f"X must be {_NUMBERS}, got column {bad[0]!r} of dtype {bad[1]}")
+    if isinstance(X, (list, tuple)):
+        # Read once here (scikit-learn reads it with np.asarray too), for the check below.
+        try:
+            X = np.asarray(X)
+        except ValueError:
+            pass  # ragged: scikit-learn's conversion says so
+    if isinstance(X, np.ndarray):
+        _refuse_non_numbers(X)
     try:
         Xa: Array = validate_data(est, X, **kwargs)
     except OverflowError as err:
         raise ValueError(f"X holds a number too large for {kwargs['dtype']} ({err})") from None
     return Xa
+
+
+def _refuse_non_numbers(X: Array) -> None:
+    """A ``TypeError`` for an array of strings, dates, times or durations, as a frame's
+    column of them and the engine's methods refuse it: scikit-learn's conversion to the
+    model's dtype parsed strings as numbers (``"1.5"``) and read ``datetime64`` and
+    ``timedelta64`` values as counts of their unit, in silence."""
+    kind = X.dtype.kind
+    if kind in "mMUS":
+        raise TypeError(f"X must be {_NUMBERS}, got dtype {X.dtype}")
+    if kind == "O":
+        for i, v in enumerate(X.flat):
+            if isinstance(v, _NOT_NUMBERS):
+                where = f" (row {i // X.shape[1]})" if X.ndim == 2 else ""
+                raise TypeError(
+                    f"X must be {_NUMBERS}, got an array of objects holding {typed(v)}{where}"
+                )
 
 
 def _invalid(
