@@ -195,7 +195,8 @@ class ScoreMatchingDensity(DensityMixin, BaseEstimator):  # type: ignore[misc]
       of ``-½ E‖s(x) - ∇ log p_data(x)‖²`` (minus the Fisher divergence to the data) plus
       ``½ E‖∇ log p_data‖²``, a constant no model changes (Hyvärinen 2005). So on the same
       held-out rows it compares models of any architecture or objective correctly: higher
-      is better.
+      is better. Not across settings of a ``Pipeline``'s steps before the estimator, which
+      change the rows it sees and their coordinates (see :meth:`score`).
 
     Examples
     --------
@@ -392,7 +393,13 @@ class ScoreMatchingDensity(DensityMixin, BaseEstimator):  # type: ignore[misc]
         ``GridSearchCV`` and ``cross_val_score`` need; its absolute value (it can be of
         either sign) and values on different ``X`` mean nothing. It is *not* the mean of
         :meth:`score_samples`, whose values carry a model-dependent constant ``log Z``.
-        On training rows it is optimistic, as any training loss.
+        On training rows it is optimistic, as any training loss. In a ``Pipeline``, ``X`` is
+        what the steps before it output: the score is in their coordinates (the Fisher
+        divergence is not invariant under a change of coordinates, and no Jacobian term
+        corrects it as for a log-likelihood), so settings that change those steps (a
+        scaler or not, PCA's ``n_components``) are not comparable by it: for data of
+        standard deviation 100, the best score possible is 10⁴ times smaller unscaled than
+        after a ``StandardScaler``.
 
         The exact Hessian trace costs about ``n_features + 2`` forward passes per row.
 
