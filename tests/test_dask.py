@@ -302,16 +302,20 @@ def test_fit_callback() -> None:
     [
         ({"lr": 1e300, "optimizer": "sgd"}, "is NaN or Inf"),  # overflows at once
         ({"lr": 100.0}, "more than 1e6 times the scale"),  # a finite blow-up
+        ({"weight_decay": 1e300}, "squared-gradient average (Adam) is NaN or Inf"),
+        # At the last step (one minibatch), judged when the run stops.
+        ({"lr": 1e8, "optimizer": "sgd", "epochs": 1, "batch_size": 300}, "epoch 0, step 1 "),
     ],
 )
 def test_fit_diverges_where_the_local_fit_does(bad: dict[str, Any], cause: str) -> None:
     """Same step, same cause, same message, same last good parameters."""
     X = da.from_array(data(300), chunks=100)
     m, local = model(), model()
+    bad = {"epochs": 3, **bad}
     with pytest.raises(sm.TrainingDivergedError) as want:
-        local.fit(X.compute(), epochs=3, validation=None, progress=False, **bad)
+        local.fit(X.compute(), validation=None, progress=False, **bad)
     with pytest.raises(sm.TrainingDivergedError) as got:
-        smd.fit(m, X, epochs=3, **bad)
+        smd.fit(m, X, **bad)
     assert cause in str(want.value)
     assert str(got.value) == str(want.value)
     assert got.value.history.stop_reason == want.value.history.stop_reason == "diverged"
@@ -760,7 +764,8 @@ def test_fit_on_a_cluster_computes_each_step_where_the_blocks_are(client: Any) -
         with distributed.get_task_stream(client) as ts:
             smd.fit(model(), X, epochs=2, batch_size=1000)  # one step an epoch, every block
     workers = sorted(t["worker"] for t in ts.data if str(t["key"]).startswith("_group_loss_grad"))
-    assert workers == sorted(2 * list(homes))
+    # Two steps, and the loss after the last one (the run judges its update when it stops).
+    assert workers == sorted(3 * list(homes))
 
 
 def test_fit_on_a_cluster_runs_blocks_no_worker_is_known_to_hold(

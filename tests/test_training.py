@@ -284,6 +284,49 @@ def test_a_finite_blow_up_is_a_divergence_and_keeps_the_parameters_before_it():
     assert same_arrays(model.params, before)
 
 
+@pytest.mark.parametrize("stop", ["completed", "callback"])
+def test_an_update_that_blows_up_at_the_last_step_is_a_divergence(stop: str) -> None:
+    """Each step's update is judged by the next step's loss; the last one had none, and a run
+    of one epoch of one minibatch at lr = 1e8 ended "completed" with a model whose ISM loss
+    was ~1e38. Now the run judges it when it stops without validation (the best epoch is
+    restored otherwise), by the loss on the last minibatch."""
+    X = mixture(500, 7)
+    model = EnergyMLP(2, hidden=(32, 32), seed=0)
+    before = model.params
+    options = {"lr": 1e8, "optimizer": "sgd", "batch_size": 500, "validation": None}
+    epochs = {"completed": 1, "callback": 5}[stop]
+    if stop == "callback":
+        options["callback"] = lambda epoch, train, val: False  # stop after epoch 0
+    with pytest.raises(TrainingDivergedError) as info:
+        model.fit(X, epochs=epochs, progress=False, **options)
+    msg = str(info.value)
+    assert msg.startswith("training diverged at epoch 0, step 1 (counting from 0): the loss "), msg
+    assert "more than 1e6 times the scale" in msg
+    assert info.value.history.stop_reason == "diverged" and info.value.history.n_epochs == 1
+    assert same_arrays(model.params, before)
+    # A run that converges passes the check.
+    calm = EnergyMLP(2, hidden=(32, 32), seed=0)
+    history = calm.fit(X, epochs=1, batch_size=500, validation=None, progress=False)
+    assert history.stop_reason == "completed"
+
+
+@pytest.mark.parametrize("dtype", ["float32", "float64"])
+def test_adam_whose_squared_gradient_overflows_is_a_divergence(dtype: str) -> None:
+    """weight_decay = 1e300 (float64) makes Adam's squared-gradient average overflow: every
+    later step was m/inf = 0, and the run ended "completed" with the initial parameters."""
+    model = EnergyMLP(2, hidden=(8,), dtype=dtype, seed=0)
+    before = model.params
+    wd = 1e300 if dtype == "float64" else 1e30
+    with pytest.raises(TrainingDivergedError) as info:
+        model.fit(mixture(200, 7), epochs=2, weight_decay=wd, validation=None, progress=False)
+    assert str(info.value).startswith(
+        "training diverged at epoch 0, step 0 (counting from 0): the squared-gradient average "
+        "(Adam) is NaN or Inf; the model keeps the last parameters whose loss and gradient "
+        "were finite and in range (try a smaller lr or weight_decay)"
+    ), str(info.value)
+    assert same_arrays(model.params, before)
+
+
 def test_non_finite_messages_name_the_core_quantities():
     """The distributed fit takes these messages from the core, by the quantity's name."""
     msg = scorematch._core.non_finite_message(1, 2, "updated parameter vector")

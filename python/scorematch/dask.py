@@ -1153,7 +1153,11 @@ def fit(
                     params[:] = good
                     raise diverged(message)
                 good[:] = params
-                opt.step(params, grad)
+                if not opt.step(params, grad):
+                    params[:] = good
+                    raise diverged(
+                        _core.non_finite_message(epoch, step, "squared-gradient average (Adam)")
+                    )
                 if not np.isfinite(params).all():
                     params[:] = good
                     raise diverged(
@@ -1195,6 +1199,15 @@ def fit(
             if patience is not None and since_best >= patience:
                 history.stop_reason = "patience"
                 break
+        if val is None:
+            # The last step's update, judged as the next step would have judged it (as
+            # EnergyMLP.fit's Trainer.check_last_step does): its loss on the last minibatch.
+            last_epoch = len(history.train_loss) - 1
+            total, _, count = train.loss_grad(current(), rows, keys, objective, step_seed, *spec)
+            message = loss_scale.check(total / count, last_epoch, steps)
+            if message is not None:
+                params[:] = good
+                raise diverged(message)
     except KeyboardInterrupt:
         history.stop_reason = "interrupted"
     else:

@@ -233,6 +233,10 @@ def fit(
             if out_of_patience:
                 history.stop_reason = "patience"
                 break
+        if X_val is None:
+            # Each step's update is judged by the next step's loss: the last one's is judged
+            # here, as the run keeps it (with validation, the best epoch is restored).
+            trainer.check_last_step()
     except KeyboardInterrupt:
         # Keep the parameters of the last completed minibatch, not the best epoch's.
         history.stop_reason = "interrupted"

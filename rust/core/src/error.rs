@@ -47,7 +47,7 @@ pub enum Error {
     #[error(
         "training diverged at epoch {epoch}, step {step} (counting from 0): {cause}; the model \
          keeps the last parameters whose loss and gradient were finite and in range (try a \
-         smaller lr)"
+         smaller lr or weight_decay)"
     )]
     TrainingDiverged {
         epoch: usize,
@@ -123,14 +123,18 @@ pub enum Quantity {
     Gradient,
     UpdatedParameters,
     ValidationLoss,
+    /// Adam's running mean of the squared gradient (weight decay included): when it
+    /// overflows, every later step is 0/∞ = 0 and training would stop moving, silently.
+    SecondMoments,
 }
 
 impl Quantity {
-    pub const ALL: [Quantity; 4] = [
+    pub const ALL: [Quantity; 5] = [
         Quantity::Loss,
         Quantity::Gradient,
         Quantity::UpdatedParameters,
         Quantity::ValidationLoss,
+        Quantity::SecondMoments,
     ];
 
     /// Its name in messages, which the distributed fit also passes to the binding.
@@ -140,6 +144,7 @@ impl Quantity {
             Quantity::Gradient => "gradient",
             Quantity::UpdatedParameters => "updated parameter vector",
             Quantity::ValidationLoss => "validation loss",
+            Quantity::SecondMoments => "squared-gradient average (Adam)",
         }
     }
 
@@ -264,7 +269,8 @@ mod tests {
                 "loss",
                 "gradient",
                 "updated parameter vector",
-                "validation loss"
+                "validation loss",
+                "squared-gradient average (Adam)"
             ]
         );
         for q in Quantity::ALL {
@@ -273,8 +279,10 @@ mod tests {
         }
         let err = Quantity::from_name("grad").unwrap_err().to_string();
         assert!(
-            err.contains("'loss', 'gradient', 'updated parameter vector', 'validation loss'")
-                && err.contains("got 'grad'"),
+            err.contains(
+                "'loss', 'gradient', 'updated parameter vector', 'validation loss', \
+                 'squared-gradient average (Adam)'"
+            ) && err.contains("got 'grad'"),
             "{err}"
         );
     }

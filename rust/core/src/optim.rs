@@ -13,7 +13,7 @@
 //! Each step is one sequential pass over the parameters: the result does not depend on the
 //! number of threads.
 
-use crate::error::{try_filled, Error, Result};
+use crate::error::{try_filled, Divergence, Error, Quantity, Result};
 use crate::real::Real;
 
 /// Which update rule, with its own hyper-parameters.
@@ -122,7 +122,10 @@ impl<T: Real> Optimizer<T> {
     }
 
     /// One update of `params` from `grad` (same length as at construction).
-    pub fn step(&mut self, params: &mut [T], grad: &[T]) {
+    /// One update of `params` from `grad`. A [`Divergence`] when Adam's mean squared
+    /// gradient overflows (`params` are then updated but must not be used): it would make
+    /// every later step 0/∞ = 0, and training would stop moving without an error.
+    pub fn step(&mut self, params: &mut [T], grad: &[T]) -> std::result::Result<(), Divergence> {
         assert!(params.len() == self.m.len() && grad.len() == self.m.len());
         self.t += 1;
         let (lr, wd) = (self.lr, self.weight_decay);
@@ -134,11 +137,16 @@ impl<T: Real> Optimizer<T> {
                 let sqrt_c2 = T::c((1.0 - beta2.powi(t)).sqrt());
                 let eps = T::c(eps);
                 let step = lr / c1;
+                let mut finite = true;
                 for i in 0..params.len() {
                     let g = grad[i] + wd * params[i];
                     self.m[i] = b1 * self.m[i] + (T::one() - b1) * g;
                     self.v[i] = b2 * self.v[i] + (T::one() - b2) * g * g;
+                    finite &= self.v[i].is_finite();
                     params[i] -= step * self.m[i] / (self.v[i].sqrt() / sqrt_c2 + eps);
+                }
+                if !finite {
+                    return Err(Divergence::NonFinite(Quantity::SecondMoments));
                 }
             }
             Method::Sgd { momentum } => {
@@ -151,6 +159,7 @@ impl<T: Real> Optimizer<T> {
                 }
             }
         }
+        Ok(())
     }
 }
 
@@ -164,7 +173,7 @@ mod tests {
     fn adam_first_step_is_lr_times_sign() {
         let mut opt = Optimizer::<f64>::new(Method::ADAM, 0.1, 0.0, 3).unwrap();
         let mut p = vec![1.0, 2.0, 3.0];
-        opt.step(&mut p, &[0.5, -2.0, 1e-3]);
+        opt.step(&mut p, &[0.5, -2.0, 1e-3]).unwrap();
         let want = [0.9, 2.1, 2.9];
         for (a, b) in p.iter().zip(want) {
             assert!((a - b).abs() < 1e-6, "{a} vs {b}");
@@ -180,14 +189,14 @@ mod tests {
             let mut p = vec![3.0, -2.0];
             for _ in 0..2000 {
                 let g = p.clone();
-                opt.step(&mut p, &g);
+                opt.step(&mut p, &g).unwrap();
             }
             assert!(p.iter().all(|v| v.abs() < 1e-3), "{method:?}: {p:?}");
         }
         let mut opt = Optimizer::<f64>::new(Method::Sgd { momentum: 0.5 }, 0.1, 0.0, 1).unwrap();
         let mut p = vec![1.0];
-        opt.step(&mut p, &[1.0]); // u = 1, p = 0.9
-        opt.step(&mut p, &[1.0]); // u = 1.5, p = 0.75
+        opt.step(&mut p, &[1.0]).unwrap(); // u = 1, p = 0.9
+        opt.step(&mut p, &[1.0]).unwrap(); // u = 1.5, p = 0.75
         assert!((p[0] - 0.75).abs() < 1e-15);
     }
 
@@ -196,7 +205,7 @@ mod tests {
     fn weight_decay_is_l2() {
         let mut opt = Optimizer::<f64>::new(Method::Sgd { momentum: 0.0 }, 0.1, 0.5, 1).unwrap();
         let mut p = vec![2.0];
-        opt.step(&mut p, &[0.0]);
+        opt.step(&mut p, &[0.0]).unwrap();
         assert!((p[0] - 1.9).abs() < 1e-15);
     }
 
@@ -208,7 +217,7 @@ mod tests {
         let mut opt = Optimizer::<f64>::new(Method::ADAM, lr, wd, 2).unwrap();
         // Zero gradient: the first step moves by lr·sign(λθ).
         let mut p = vec![2.0, -3.0];
-        opt.step(&mut p, &[0.0, 0.0]);
+        opt.step(&mut p, &[0.0, 0.0]).unwrap();
         assert!(
             (p[0] - 1.9).abs() < 1e-6 && (p[1] + 2.9).abs() < 1e-6,
             "{p:?}"
@@ -227,7 +236,7 @@ mod tests {
             let (m_hat, v_hat) = (m / (1.0 - beta1 * beta1), v / (1.0 - beta2 * beta2));
             want[i] = theta1 - lr * m_hat / (v_hat.sqrt() + eps);
         }
-        opt.step(&mut p, &grad);
+        opt.step(&mut p, &grad).unwrap();
         for (a, b) in p.iter().zip(&want) {
             assert!((a - b).abs() < 1e-12, "{a} vs {b}");
         }
@@ -244,7 +253,7 @@ mod tests {
             assert_eq!((opt.len(), opt.is_empty(), opt.steps()), (3, false, 0));
             let mut p = vec![1.0; 3];
             for t in 1..=2 {
-                opt.step(&mut p, &[1.0; 3]);
+                opt.step(&mut p, &[1.0; 3]).unwrap();
                 assert_eq!(opt.steps(), t);
             }
             let none = Optimizer::<f64>::new(method, 0.1, 0.0, 0).unwrap();
@@ -268,5 +277,27 @@ mod tests {
         }
         assert!(Optimizer::<f32>::new(Method::Sgd { momentum: 1.0 }, 0.1, 0.0, 1).is_err());
         assert!(Method::from_name("lbfgs").is_err());
+    }
+
+    #[test]
+    fn adam_reports_a_mean_squared_gradient_that_overflows() {
+        // (1e300 · 1)² overflows f64: the step would be m/∞ = 0 from then on.
+        let mut opt = Optimizer::<f64>::new(Method::ADAM, 1e-3, 1e300, 2).unwrap();
+        let mut p = vec![1.0, 0.0];
+        assert_eq!(
+            opt.step(&mut p, &[0.0, 0.0]),
+            Err(Divergence::NonFinite(Quantity::SecondMoments))
+        );
+        let mut opt = Optimizer::<f32>::new(Method::ADAM, 1e-3, 0.0, 1).unwrap();
+        assert_eq!(
+            opt.step(&mut [1.0], &[1e30]),
+            Err(Divergence::NonFinite(Quantity::SecondMoments))
+        );
+        assert_eq!(
+            opt.step(&mut [1.0], &[1e10]),
+            Err(Divergence::NonFinite(Quantity::SecondMoments))
+        );
+        let mut opt = Optimizer::<f32>::new(Method::ADAM, 1e-3, 0.0, 1).unwrap();
+        assert_eq!(opt.step(&mut [1.0], &[1e18]), Ok(()));
     }
 }

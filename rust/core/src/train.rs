@@ -248,6 +248,9 @@ pub struct Trainer<T> {
     loss_scale: LossScale,
     best: Option<(usize, f64, Vec<T>)>,
     since_best: usize,
+    /// The random seed of the last completed step, whose rows `xb`/`tb` still hold: for
+    /// [`Trainer::check_last_step`].
+    last_seed: Option<u64>,
 }
 
 impl<T: Real> Trainer<T> {
@@ -310,6 +313,7 @@ impl<T: Real> Trainer<T> {
             params,
             best: None,
             since_best: 0,
+            last_seed: None,
         })
     }
 
@@ -417,14 +421,50 @@ impl<T: Real> Trainer<T> {
             return Err(self.diverged(cause));
         }
         self.good.copy_from_slice(&self.params);
-        self.opt.step(&mut self.params, &self.grad);
+        if let Err(cause) = self.opt.step(&mut self.params, &self.grad) {
+            return Err(self.diverged(cause));
+        }
         if self.params.iter().any(|p| !p.is_finite()) {
             return Err(self.diverged(Divergence::NonFinite(Quantity::UpdatedParameters)));
         }
         self.set_model_params();
         self.loss_sum += loss;
+        self.last_seed = Some(self.schedule().step_seed(global));
         self.step += 1;
         Ok(())
+    }
+
+    /// Judges the parameters after the last step as the next step would have judged them
+    /// (each step's update is checked by the loss of the step after it): by their loss on the
+    /// last minibatch, with its random draws. A run that stops there (its last epoch, or an
+    /// early stop without validation) would otherwise keep an update that blew up, unseen.
+    /// On a divergence the model goes back to the parameters before that update, and the
+    /// error names the epoch just ended and the step after its last.
+    pub fn check_last_step(&mut self) -> Result<()> {
+        let Some(seed) = self.last_seed else {
+            return Ok(());
+        };
+        let (c, dim) = (self.xb.len() / self.train.dim.max(1), self.train.dim);
+        let xb = Rows::from_slice(&self.xb, c, dim)?;
+        let target = match self.train.target {
+            Some(_) => Some(Rows::from_slice(&self.tb, c, dim)?),
+            None => None,
+        };
+        let obj = objective(self.cfg.loss, target, seed);
+        let loss = engine::loss(&self.model, xb, obj)?;
+        match self.loss_scale.check(loss) {
+            Ok(()) => Ok(()),
+            Err(cause) => {
+                let (epoch, step) = match self.step {
+                    // Between epochs: the step after the last of the epoch just ended.
+                    0 => (self.epoch.saturating_sub(1), self.steps_per_epoch()),
+                    s => (self.epoch, s),
+                };
+                self.params.copy_from_slice(&self.good);
+                self.set_model_params();
+                Err(Error::TrainingDiverged { epoch, step, cause })
+            }
+        }
     }
 
     fn set_model_params(&mut self) {
@@ -560,6 +600,8 @@ pub fn fit<T: Real>(
     }
     if has_val {
         tr.restore_best();
+    } else {
+        tr.check_last_step()?;
     }
     Ok((tr.model, h))
 }

@@ -449,3 +449,61 @@ fn every_epoch_draws_its_own_permutation() {
     assert_ne!(a, b);
     assert_eq!(b, c);
 }
+
+#[test]
+fn an_update_that_blows_up_at_the_last_step_is_a_divergence() {
+    // One epoch of one minibatch: no later step judges the update, so the run judges it at
+    // its end, by the loss on the last minibatch. It kept a model whose loss was ~1e38.
+    let mut cfg = Config::new(1, 500, 1e8, 0);
+    cfg.method = Method::Sgd { momentum: 0.9 };
+    let start = small_model();
+    let err = fit(start.clone(), train_data(500, 2), None, cfg).unwrap_err();
+    assert!(
+        matches!(
+            err,
+            Error::TrainingDiverged {
+                epoch: 0,
+                step: 1,
+                cause: Divergence::Blowup { .. }
+            }
+        ),
+        "{err}"
+    );
+    let mut tr = Trainer::new(start.clone(), train_data(500, 2), None, cfg).unwrap();
+    assert!(tr.run_for(Duration::MAX).unwrap());
+    tr.end_epoch().unwrap();
+    assert!(tr.check_last_step().is_err());
+    assert_eq!(tr.model().mlp().params(), start.mlp().params());
+    // A run that converges passes the check and keeps its last parameters.
+    let cfg = Config::new(2, 100, 1e-2, 0);
+    let mut tr = Trainer::new(start, train_data(500, 2), None, cfg).unwrap();
+    for _ in 0..2 {
+        while !tr.run_for(Duration::MAX).unwrap() {}
+        tr.end_epoch().unwrap();
+    }
+    let last = tr.model().mlp().params().to_vec();
+    tr.check_last_step().unwrap();
+    assert_eq!(tr.model().mlp().params(), &last[..]);
+}
+
+#[test]
+fn adam_whose_squared_gradient_overflows_diverges() {
+    // weight_decay · p squared overflows: every later Adam step would be m/∞ = 0, and the
+    // run ended "completed" with the initial parameters.
+    let cfg = Config {
+        weight_decay: 1e300,
+        ..Config::new(2, 64, 1e-3, 0)
+    };
+    let err = fit(small_model(), train_data(200, 2), None, cfg).unwrap_err();
+    assert!(
+        matches!(
+            err,
+            Error::TrainingDiverged {
+                epoch: 0,
+                step: 0,
+                cause: Divergence::NonFinite(Quantity::SecondMoments)
+            }
+        ),
+        "{err}"
+    );
+}

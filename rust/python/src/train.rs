@@ -216,6 +216,12 @@ impl PyTrainer {
     fn restore_best(&mut self) {
         dispatch_mut!(self, t => t.restore_best())
     }
+
+    /// Raises `TrainingDivergedError` (the model back to the parameters before the last
+    /// step) if the last step's update blew up, judged as the next step would have judged it.
+    fn check_last_step(&mut self, py: Python<'_>) -> PyResult<()> {
+        dispatch_mut!(self, t => py.detach(|| t.check_last_step()).map_err(to_py))
+    }
 }
 
 /// Order in which epoch `epoch` of a run of `seed` visits `n` rows (as `Trainer` does).
@@ -262,7 +268,7 @@ fn step_flat<T: Float>(
     opt: &mut Optimizer<T>,
     params: &Bound<'_, PyAny>,
     grad: &Bound<'_, PyAny>,
-) -> PyResult<()> {
+) -> PyResult<bool> {
     let dtype = T::NAME;
     let params = params
         .cast::<PyArray1<T>>()
@@ -288,8 +294,9 @@ fn step_flat<T: Float>(
             g.len()
         )));
     }
-    opt.step(p, g);
-    Ok(())
+    // Adam's overflowed mean squared gradient: the caller reports it as a divergence, with
+    // the epoch and step only it knows.
+    Ok(opt.step(p, g).is_ok())
 }
 
 #[pymethods]
@@ -328,8 +335,10 @@ impl PyOptimizer {
         }
     }
 
-    /// One update of `params` (1-D, the model's dtype, updated in place) from `grad`.
-    fn step(&mut self, params: &Bound<'_, PyAny>, grad: &Bound<'_, PyAny>) -> PyResult<()> {
+    /// One update of `params` (1-D, the model's dtype, updated in place) from `grad`; False
+    /// when Adam's squared-gradient average overflowed (a divergence: "squared-gradient
+    /// average (Adam)" for `non_finite_message`), True otherwise.
+    fn step(&mut self, params: &Bound<'_, PyAny>, grad: &Bound<'_, PyAny>) -> PyResult<bool> {
         match &mut self.inner {
             OptimizerInner::F32(o) => step_flat(o, params, grad),
             OptimizerInner::F64(o) => step_flat(o, params, grad),
