@@ -102,9 +102,12 @@ fn run_chains<'py, T: Float>(
         .transpose()?;
     let init_rows = init.as_ref().map(rows);
     let d = m.mlp().dim();
+    // Declared before the sampler, so dropped after it, on every way out.
+    let mut release = ReleaseFreed(0);
     let mut sampler = py
         .detach(|| Sampler::new(m, n_chains, init_rows, cfg))
         .map_err(to_py)?;
+    release.0 = sampler.state_bytes();
     drop(init);
     let total = sampler.config().total_steps();
     let n_kept = sampler.config().n_kept();
@@ -148,6 +151,30 @@ fn run_chains<'py, T: Float>(
         }
     }
     finish(py, &sampler, traj)
+}
+
+/// State at least this large is given back to the system when a run ends.
+const RELEASE_FROM_BYTES: usize = 32 << 20;
+
+/// Once a run's chain state (`.0` bytes) is freed, hands glibc's free heap pages back to the
+/// system. The state is one allocation per chunk of chains, each below glibc's mmap threshold,
+/// so it lives on the heap, where anything allocated after it keeps the freed pages in the
+/// process: `sample(400_000)` of a 2-D model left ~160 MiB resident after its result was
+/// gone. `malloc_trim` took ~13 ms there, after a 2.5 s run.
+struct ReleaseFreed(usize);
+
+impl Drop for ReleaseFreed {
+    fn drop(&mut self) {
+        #[cfg(all(target_os = "linux", target_env = "gnu"))]
+        if self.0 >= RELEASE_FROM_BYTES {
+            // SAFETY: malloc_trim takes no pointer; it only returns free memory to the system.
+            unsafe {
+                libc::malloc_trim(0);
+            }
+        }
+        #[cfg(not(all(target_os = "linux", target_env = "gnu")))]
+        let _ = self.0; // other allocators return large frees on their own, or not at all
+    }
 }
 
 /// The outputs of a run from the sampler's current state.

@@ -175,6 +175,13 @@ impl<T: Real> Sampler<T> {
         &self.config
     }
 
+    /// Bytes of the chains' own state (positions, gradients, random streams, ...), without
+    /// the threads' score workspaces.
+    pub fn state_bytes(&self) -> usize {
+        let mala = self.config.method == Method::Mala;
+        self.n_chains * Chunk::<T>::bytes_per_chain(self.dim, mala)
+    }
+
     pub fn n_chains(&self) -> usize {
         self.n_chains
     }
