@@ -666,7 +666,9 @@ def langevin(
             else:
                 live = diverged < 0
                 z = streams.normals(d).astype(x.dtype)
-                with np.errstate(over="ignore", invalid="ignore"):
+                # divide: a uniform of exactly 0 (one in 2**53) has log -inf, which accepts,
+                # as the engine's ln(u) does.
+                with np.errstate(over="ignore", invalid="ignore", divide="ignore"):
                     y = x + (coef * s_x + r * z)
                     ok_y = live & np.all(np.isfinite(y), axis=1)
                     y_eval = np.where(ok_y[:, None], y, x)  # never pass NaN/Inf to the user
