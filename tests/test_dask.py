@@ -8,6 +8,7 @@ import os
 import re
 import threading
 import time
+import warnings
 from collections.abc import Iterator
 from decimal import Decimal
 from fractions import Fraction
@@ -255,6 +256,31 @@ def test_fit_standardizes_as_the_local_fit(scheduler: str) -> None:
         smd.fit(model(), da.from_array(X, chunks=250), standardize=True)
     with pytest.raises(TypeError, match="standardize must be a bool, got str"):
         smd.fit(fresh(), da.from_array(X, chunks=250), standardize="yes")
+
+
+def test_fit_names_a_row_whose_standardized_values_overflow() -> None:
+    # A finite validation row far from the training rows (spread 1e-3) overflows float32 in
+    # z = (x - mean) / std. It was "X contains NaN or Inf (first at row 2)", with a numpy
+    # overflow warning: the wrong array, a row number within its block, and not NaN or Inf.
+    X = 1e-3 * data(300)
+    V = 1e-3 * data(40, seed=4)
+    V[27, 1] = 1e36
+    m = sm.EnergyMLP(3, hidden=(8,), dtype="float32")
+    with warnings.catch_warnings():
+        warnings.simplefilter("error")
+        with pytest.raises(ValueError) as info:
+            smd.fit(
+                m,
+                da.from_array(X, chunks=100),
+                validation=da.from_array(V, chunks=10),
+                epochs=1,
+                standardize=True,
+            )
+    assert str(info.value) == (
+        "standardize=True: row 27 of validation lies too far from the training rows' mean for "
+        "a float32 model: its standardized coordinates (x - mean) / std overflow; rescale "
+        "validation or drop that row"
+    )
 
 
 @pytest.mark.parametrize("objective, extra", OBJECTIVES[1:])

@@ -1095,9 +1095,9 @@ def fit(
         # As EnergyMLP.fit: the training rows' statistics, for the validation rows too. The
         # parameters are read as the standardized network's, as there.
         affine = _Affine.from_stats(*_column_stats(train.X), dtype)
-        train = _Blocks(train.X.map_blocks(_standardized, affine, dtype=dtype))
+        train = _Blocks(train.X.map_blocks(_standardized, affine, "X", dtype=dtype))
         if val is not None:
-            val = _Blocks(val.X.map_blocks(_standardized, affine, dtype=dtype))
+            val = _Blocks(val.X.map_blocks(_standardized, affine, "validation", dtype=dtype))
 
     n = train.n
     bs = min(batch_size, n)
@@ -1228,6 +1228,13 @@ def _column_stats(X: da.Array) -> tuple[Array, Array]:
     return np.asarray(mean), np.asarray(std)
 
 
-def _standardized(block: Array, affine: _Affine) -> Array:
-    z, _ = affine.data(block, None)
+def _standardized(block: Array, affine: _Affine, name: str, block_info: Any = None) -> Array:
+    """The block in standardized coordinates. A finite row that overflows there (far from the
+    training rows' mean, or when the spread is tiny) is named by its row in the array, as
+    EnergyMLP.fit names it, not left to the engine's "contains NaN or Inf"."""
+    with np.errstate(over="ignore", invalid="ignore"):
+        z, _ = affine.data(block, None)
+    if not np.isfinite(z).all():
+        start = _block_start(block_info)
+        affine.check_overflow([(name, block, False)], z.dtype, start or 0)
     return z

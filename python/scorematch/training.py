@@ -390,10 +390,13 @@ class _Affine:
         t = None if target is None else (target * self.s).astype(target.dtype, copy=False)
         return z.astype(X.dtype, copy=False), t
 
-    def check_overflow(self, given: list[tuple[str, Arr | None, bool]], dtype: Any) -> None:
+    def check_overflow(
+        self, given: list[tuple[str, Arr | None, bool]], dtype: Any, start: int = 0
+    ) -> None:
         """Raises the ``ValueError`` of the first finite row of ``given`` (its name, its rows
         as the caller passed them, whether they are targets) whose standardized values
-        overflow ``dtype``; returns if there is none (a NaN the engine names)."""
+        overflow ``dtype``, numbered from ``start`` (a block's first row in its array);
+        returns if there is none (a NaN the engine names)."""
         if self.m is None or self.s is None:
             return
         largest = float(np.finfo(dtype).max)
@@ -404,7 +407,7 @@ class _Affine:
                 z = A * self.s if is_target else (A - self.m) / self.s
                 over = np.isfinite(A).all(axis=1) & ~(np.abs(z) <= largest).all(axis=1)
             if over.any():
-                i = int(np.argmax(over))
+                i = start + int(np.argmax(over))
                 if is_target:
                     raise ValueError(
                         f"standardize=True: row {i} of {name} overflows a "
