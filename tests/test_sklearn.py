@@ -674,6 +674,31 @@ def test_an_int_beyond_the_float_range_in_x_is_a_value_error(small_fitted):
         ScoreMatchingDensity(**SMALL).fit([[1.0, 2.0], [-(10**400), 0.0]])
 
 
+def test_a_value_too_large_for_float32_is_named_by_its_row() -> None:
+    # scikit-learn's cast warned "overflow encountered in cast", then said "Input X contains
+    # infinity or a value too large for dtype('float32')" of no row.
+    pd = pytest.importorskip("pandas")
+    X = np.random.default_rng(0).normal(size=(50, 2))
+    X[7, 1] = 1e300
+    want = (
+        "X has values too large for float32 (|x| > 3.4e38), first at row 7; use "
+        "dtype='float64' or rescale the data"
+    )
+    est = ScoreMatchingDensity(**{**SMALL, "dtype": "float32"})
+    with warnings.catch_warnings():
+        warnings.simplefilter("error")
+        for given in (X, pd.DataFrame(X, columns=["a", "b"]), X.tolist()):
+            with pytest.raises(ValueError, match=f"^{re.escape(want)}$"):
+                est.fit(given)
+        est.fit(X[:10] * 0 + 1.0)
+        with pytest.raises(ValueError, match=f"^{re.escape(want)}$"):
+            est.score_samples(X)
+        # Infinity as given stays scikit-learn's error.
+        X[7, 1] = np.inf
+        with pytest.raises(ValueError, match="Input X contains infinity"):
+            est.score_samples(X)
+
+
 @pytest.mark.parametrize(("n", "size"), [(10**15, "14.2 PiB"), (2**62, "64 EiB")])
 def test_sample_of_more_chains_than_memory_is_a_memory_error_naming_n_samples(
     small_fitted, n, size

@@ -43,6 +43,7 @@ from scorematch._validate import (
     as_positive,
     binary_size,
     described,
+    narrow_checked,
     numpy_batch,
     one_of,
     parse_dtype,
@@ -693,10 +694,33 @@ def _validated(est: ScoreMatchingDensity, X: ArrayLike, **kwargs: Any) -> Array:
     if isinstance(X, np.ndarray):
         _refuse_non_numbers(X)
     try:
-        Xa: Array = validate_data(est, X, **kwargs)
+        # A float64 value too large for a float32 model: numpy's cast warns, then scikit-learn
+        # says "contains infinity or a value too large" of no row; named below instead.
+        with np.errstate(over="ignore"):
+            Xa: Array = validate_data(est, X, **kwargs)
     except OverflowError as err:
         raise ValueError(f"X holds a number too large for {kwargs['dtype']} ({err})") from None
+    except ValueError:
+        _raise_too_large(X, np.dtype(kwargs["dtype"]))
+        raise
     return Xa
+
+
+def _raise_too_large(X: Any, dtype: np.dtype[Any]) -> None:
+    """The ``ValueError`` naming the first row of ``X`` (wider floats, once read as an array)
+    that holds a finite value too large for ``dtype``; returns if there is none."""
+    try:
+        A = np.asarray(X)
+    except (ValueError, TypeError):
+        return
+    if A.ndim == 2 and A.dtype.kind == "f" and A.dtype.itemsize > dtype.itemsize:
+        narrow_checked(
+            A,
+            dtype.name,
+            "X",
+            "use dtype='float64' or rescale the data",
+            lambda at: f"row {at[0]}",
+        )
 
 
 def _refuse_non_numbers(X: Array) -> None:
