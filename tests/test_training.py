@@ -930,6 +930,24 @@ def test_validation_fraction_outside_0_1_message(frac):
     )
 
 
+@pytest.mark.parametrize(
+    "count, hint",
+    [
+        (5, "5 (not a row count: for 5 rows, validation=5/len(X))"),
+        (np.int64(1), "1 (not a row count: for 1 row, validation=1/len(X))"),
+        (-2, "-2"),
+    ],
+)
+def test_an_int_validation_is_not_read_as_a_row_count(count, hint):
+    # It said "got 5.0": an int is what scikit-learn's train_test_split reads as a row count.
+    model = EnergyMLP(2, hidden=(4,), seed=0)
+    with pytest.raises(ValueError) as info:
+        model.fit(_rows(10), validation=count, epochs=1, progress=False)
+    assert str(info.value) == (
+        f"validation must be a fraction in [0, 1), an array X_val or None, got {hint}"
+    )
+
+
 @pytest.mark.parametrize("zero", [0, 0.0, np.float64(0.0)])
 def test_validation_zero_is_no_validation(zero):
     # validation=0 holds out nothing: the same run as validation=None.

@@ -473,8 +473,16 @@ def _split(
         if frac == 0:
             return X, target, None, None
         if not 0 < frac < 1:
+            # A row count is what scikit-learn's train_test_split reads from an int.
+            rows = "1 row" if validation == 1 else f"{validation} rows"
+            hint = (
+                f" (not a row count: for {rows}, validation={validation}/len(X))"
+                if isinstance(validation, (int, np.integer)) and validation >= 1
+                else ""
+            )
             raise ValueError(
-                f"validation must be a fraction in [0, 1), an array X_val or None, got {frac}"
+                "validation must be a fraction in [0, 1), an array X_val or None, got "
+                f"{validation}{hint}"
             )
         n = X.shape[0]
         n_val = _n_held_out(frac, n)
