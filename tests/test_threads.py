@@ -255,3 +255,41 @@ def test_rayon_num_threads_above_the_limit_is_refused_with_a_warning():
     got, cores = map(int, counts.split())
     assert got == cores
     assert "RAYON_NUM_THREADS=4097 is more than the 4096 threads" in messages
+
+
+@pytest.mark.parametrize(
+    "env, want",
+    [
+        ({"OMP_NUM_THREADS": "1"}, "1"),
+        ({"OMP_NUM_THREADS": "3,1"}, "3"),  # OpenMP's nesting levels: the first
+        ({"OMP_NUM_THREADS": "1", "RAYON_NUM_THREADS": "2"}, "2"),
+        ({"OMP_NUM_THREADS": "abc"}, "cores"),
+        ({"OMP_NUM_THREADS": "0"}, "cores"),
+        ({}, "cores"),
+    ],
+)
+def test_the_default_thread_count_follows_omp_num_threads(env, want):
+    # joblib's loky (GridSearchCV(n_jobs=k)) and Dask's nanny give each worker process its
+    # share of the cores in OMP_NUM_THREADS; each worker started one thread per core, k times
+    # too many. An explicit set_num_threads still wins.
+    code = (
+        "import os, scorematch as sm\n"
+        "print(sm.get_num_threads(), len(os.sched_getaffinity(0)))\n"
+        "sm.set_num_threads(2); print(sm.get_num_threads())\n"
+    )
+    base = {
+        k: v for k, v in os.environ.items() if k not in ("OMP_NUM_THREADS", "RAYON_NUM_THREADS")
+    }
+    out = subprocess.run(
+        [sys.executable, "-c", code],
+        check=False,
+        env={**base, **env},
+        capture_output=True,
+        text=True,
+        timeout=120,
+    )
+    assert out.returncode == 0, out.stderr
+    first, second = out.stdout.splitlines()
+    got, cores = first.split()
+    assert got == (cores if want == "cores" else want)
+    assert second == "2"

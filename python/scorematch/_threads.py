@@ -18,9 +18,11 @@ def set_num_threads(n: int) -> None:
     Parameters
     ----------
     n : int
-        Number of threads, from 1 to 4096. The default is one per CPU core, or the value
-        of the ``RAYON_NUM_THREADS`` environment variable (a value above 4096 is ignored
-        with a warning at import).
+        Number of threads, from 1 to 4096. The default is the value of the
+        ``RAYON_NUM_THREADS`` environment variable (a value above 4096 is ignored with a
+        warning at import), else that of ``OMP_NUM_THREADS`` (its first entry; joblib's loky
+        and Dask's nanny set it in their worker processes to share the cores among them),
+        else one per CPU core.
 
     Raises
     ------
@@ -48,8 +50,9 @@ def get_num_threads() -> int:
     Returns
     -------
     int
-        The count :func:`set_num_threads` set, or by default one per CPU this process may
-        run on (``RAYON_NUM_THREADS`` if set).
+        The count :func:`set_num_threads` set, or by default ``RAYON_NUM_THREADS`` if set,
+        else ``OMP_NUM_THREADS`` if set to a count from 1 to 4096, else one per CPU this
+        process may run on.
     """
     return _core.get_num_threads()
 

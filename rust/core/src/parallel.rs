@@ -6,7 +6,7 @@
 //! bit-identical for any number of threads.
 
 use std::sync::atomic::{AtomicBool, Ordering};
-use std::sync::{Arc, RwLock};
+use std::sync::{Arc, Once, RwLock};
 
 use rayon::{ThreadPool, ThreadPoolBuilder};
 
@@ -56,7 +56,6 @@ extern "C" fn forget_threads_after_fork() {
 
 #[cfg(unix)]
 fn watch_forks() {
-    use std::sync::Once;
     unsafe extern "C" {
         // POSIX; in the C library every unix target links.
         fn pthread_atfork(
@@ -96,7 +95,42 @@ fn current_pool() -> Option<Arc<ThreadPool>> {
         *slot = Some(Arc::new(pool));
         return slot.clone();
     }
+    let pool = POOL.read().unwrap_or_else(|e| e.into_inner()).clone();
+    if pool.is_some() {
+        return pool;
+    }
+    // First use without set_num_threads: OMP_NUM_THREADS, unless RAYON_NUM_THREADS chose
+    // (Rayon's global pool reads that one). Once: later, no pool here means the global one.
+    static FROM_OMP: Once = Once::new();
+    FROM_OMP.call_once(|| {
+        if std::env::var_os("RAYON_NUM_THREADS").is_some() {
+            return;
+        }
+        let Some(n) = omp_threads(std::env::var("OMP_NUM_THREADS").ok().as_deref()) else {
+            return;
+        };
+        // The system refusing n threads leaves Rayon's default, as before.
+        if let Ok(pool) = build(n) {
+            let mut slot = POOL.write().unwrap_or_else(|e| e.into_inner());
+            // A set_num_threads meanwhile wins.
+            slot.get_or_insert(Arc::new(pool));
+        }
+    });
     POOL.read().unwrap_or_else(|e| e.into_inner()).clone()
+}
+
+/// The thread count that `OMP_NUM_THREADS` asks for (its first entry, as OpenMP reads a list
+/// of nesting levels), when valid: 1 to [`MAX_THREADS`]. It is the default where neither
+/// [`set_num_threads`] nor `RAYON_NUM_THREADS` chose, because the launchers of worker
+/// processes set it to share the cores among them (joblib's loky: cores / n_jobs each;
+/// Dask's nanny: 1); every worker starting one thread per core would oversubscribe them
+/// n_jobs times over.
+fn omp_threads(value: Option<&str>) -> Option<usize> {
+    let first = value?.split(',').next()?.trim();
+    first
+        .parse::<usize>()
+        .ok()
+        .filter(|n| (1..=MAX_THREADS).contains(n))
 }
 
 /// The number of worker threads calls will use.
@@ -189,6 +223,16 @@ pub fn tree_reduce<A: Send>(
 #[cfg(test)]
 mod tests {
     use super::*;
+
+    #[test]
+    fn omp_num_threads_is_read_as_openmp_reads_it() {
+        assert_eq!(omp_threads(Some("3")), Some(3));
+        assert_eq!(omp_threads(Some(" 4 ,2")), Some(4));
+        for bad in ["", "0", "-1", "abc", "4097", ",2"] {
+            assert_eq!(omp_threads(Some(bad)), None, "{bad:?}");
+        }
+        assert_eq!(omp_threads(None), None);
+    }
 
     #[test]
     fn tree_sums_do_not_depend_on_threads() {
