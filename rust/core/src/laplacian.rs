@@ -347,8 +347,18 @@ fn forward_impl<T: Real>(model: &Model<T>, ws: &mut LapWorkspace<T>, part: Part)
                 continue;
             }
             let q = &mut qs[row.clone()];
-            q.fill(T::zero());
-            if keep_j {
+            if l == 0 && ws.tangents == Tangents::Identity {
+                // A_1 = W_1ᵀ for every sample: its q is the model's, summed once.
+                q.copy_from_slice(&model.q1);
+                if keep_j {
+                    for (arow, jrow) in a_b.chunks_exact(n).zip(j_b.chunks_exact_mut(n)) {
+                        for i in 0..n {
+                            jrow[i] = s1[i] * arow[i];
+                        }
+                    }
+                }
+            } else if keep_j {
+                q.fill(T::zero());
                 for (arow, jrow) in a_b.chunks_exact(n).zip(j_b.chunks_exact_mut(n)) {
                     for i in 0..n {
                         q[i] += arow[i] * arow[i];
@@ -356,6 +366,7 @@ fn forward_impl<T: Real>(model: &Model<T>, ws: &mut LapWorkspace<T>, part: Part)
                     }
                 }
             } else {
+                q.fill(T::zero());
                 for arow in a_b.chunks_exact(n) {
                     for i in 0..n {
                         q[i] += arow[i] * arow[i];
@@ -466,6 +477,43 @@ mod tests {
                 let all = laps(Part::All);
                 assert!(all.iter().all(|&v| f64::from_bits(v) != 0.0), "{all:?}");
                 assert_eq!(laps(Part::Trace), all, "{act:?} {hidden:?}");
+            }
+        }
+    }
+
+    /// With T = I, layer 1's q is the model's, summed once (`Model::q1`): the same bits as the
+    /// per-sample sum over the identity's tangent rows, which the general path takes.
+    #[test]
+    fn identity_tangents_give_the_bits_of_explicit_unit_tangents() {
+        for act in Activation::ALL {
+            for (dim, hidden) in [(3, vec![5]), (4, vec![7, 3]), (33, vec![19, 40])] {
+                let model =
+                    Model::new(Mlp::<f32>::new(dim, &hidden, act, 0.0, 4).unwrap()).unwrap();
+                let c = 5;
+                let x: Vec<f32> = (0..c * dim)
+                    .map(|i| (i as f32 * 0.71).cos() * 1.5)
+                    .collect();
+                let laps = |tangents, part| {
+                    let mut ws = LapWorkspace::default();
+                    ws.prepare(&model, c, tangents, Order::Second)
+                        .copy_from_slice(&x);
+                    if let Tangents::PerSample(m) = tangents {
+                        let t = ws.tangents_mut();
+                        t.fill(0.0);
+                        for (r, row) in t.chunks_exact_mut(dim).enumerate() {
+                            row[r % m] = 1.0;
+                        }
+                    }
+                    forward(&model, &mut ws, part);
+                    (0..c).map(|b| ws.lap_net(b).to_bits()).collect::<Vec<_>>()
+                };
+                for part in [Part::All, Part::Trace] {
+                    assert_eq!(
+                        laps(Tangents::Identity, part),
+                        laps(Tangents::PerSample(dim), part),
+                        "{act:?} {dim} {hidden:?} {part:?}"
+                    );
+                }
             }
         }
     }

@@ -18,6 +18,10 @@ pub struct Model<T> {
     pub(crate) bwd: Vec<Rhs<T>>,
     /// `W_1ᵀ` row-major (dim × n_1): the layer-1 tangents A_1 of every sample when T = I.
     pub(crate) w1t: Vec<T>,
+    /// Σ_m (W_1ᵀ[m, i])², the squared norms of W_1's rows (n_1): layer 1's q of every sample
+    /// when T = I, summed over m in the order the tape's per-sample loop sums it (so the
+    /// same bits).
+    pub(crate) q1: Vec<T>,
 }
 
 impl<T: Real> Model<T> {
@@ -50,16 +54,17 @@ impl<T: Real> Model<T> {
             fwd,
             bwd,
             w1t: Vec::new(),
+            q1: Vec::new(),
         };
         model.set_w1t();
         Ok(model)
     }
 
-    /// Bytes of the layouts [`Model::new`] makes for `mlp`: each W_l forward and reverse, and
-    /// W_1ᵀ (`None`: more than `usize` holds).
+    /// Bytes of the layouts [`Model::new`] makes for `mlp`: each W_l forward and reverse,
+    /// W_1ᵀ and its column norms (`None`: more than `usize` holds).
     fn bytes(mlp: &Mlp<T>) -> Option<usize> {
         let l1 = mlp.layer(0);
-        let w1t = (l1.n_in * l1.n_out).checked_mul(std::mem::size_of::<T>());
+        let w1t = ((l1.n_in + 1) * l1.n_out).checked_mul(std::mem::size_of::<T>());
         (0..mlp.n_layers()).try_fold(w1t?, |s, l| {
             let ly = mlp.layer(l);
             let both = Rhs::<T>::bytes(ly.n_in, ly.n_out)?
@@ -86,6 +91,13 @@ impl<T: Real> Model<T> {
         self.w1t.clear();
         self.w1t
             .extend((0..l1.n_in).flat_map(|j| (0..l1.n_out).map(move |i| l1.w[i * l1.n_in + j])));
+        self.q1.clear();
+        self.q1.resize(l1.n_out, T::zero());
+        for arow in self.w1t.chunks_exact(l1.n_out) {
+            for (q, &a) in self.q1.iter_mut().zip(arow) {
+                *q += a * a;
+            }
+        }
     }
 
     pub fn mlp(&self) -> &Mlp<T> {
@@ -111,8 +123,8 @@ mod tests {
         let fresh = Model::new(b.clone()).unwrap();
         assert_eq!(m.mlp().params(), b.params());
         assert_eq!(
-            (&m.fwd, &m.bwd, &m.w1t),
-            (&fresh.fwd, &fresh.bwd, &fresh.w1t)
+            (&m.fwd, &m.bwd, &m.w1t, &m.q1),
+            (&fresh.fwd, &fresh.bwd, &fresh.w1t, &fresh.q1)
         );
         // A refused update leaves the model as it was.
         let mut bad = a.params().to_vec();
@@ -128,7 +140,7 @@ mod tests {
             let mlp = Mlp::<f32>::new(dim, &hidden, Activation::Tanh, 0.0, 0).unwrap();
             let m = Model::new(mlp.clone()).unwrap();
             let data = |r: &[Rhs<f32>]| r.iter().map(|r| r.data.len()).sum::<usize>();
-            let made = data(&m.fwd) + data(&m.bwd) + m.w1t.len();
+            let made = data(&m.fwd) + data(&m.bwd) + m.w1t.len() + m.q1.len();
             assert_eq!(Model::bytes(&mlp), Some(made * 4), "{dim} {hidden:?}");
         }
     }
