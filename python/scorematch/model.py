@@ -640,7 +640,9 @@ class EnergyMLP:
             (the trajectory holds the states recorded so far; with ``on_divergence="mask"``,
             without the chains that diverged) and ``steps_done`` the steps they ran, burn-in
             included: nothing computed is lost. With ``on_divergence="raise"``, a chain
-            that diverged in that block raises :class:`SamplingDivergedError` instead.
+            that diverged in that block raises :class:`SamplingDivergedError` first, and the
+            ``KeyboardInterrupt`` follows it (without a result): no result holds a diverged
+            chain, and no Ctrl-C is lost.
 
         Examples
         --------

@@ -338,8 +338,8 @@ def sample(model: EnergyMLP, n_samples: int, **options: Any) -> SampleResult:
         if partial is not None:
             (samples, traj, acc, steps, diverged), kept, done = partial
             # With "mask", the chains that diverged so far are dropped from the partial result
-            # as from a finished run; with "raise" they are returned as they are (the engine
-            # looks for divergence between blocks, after the Ctrl-C check).
+            # as from a finished run; with "raise" there are none (the engine raises a
+            # divergence in the last block first, and the Ctrl-C after it).
             masked = None if run.raise_on_divergence else diverged
             acceptance = acc if mala else None
             _keep_on(err, samples, traj, kept, acceptance, steps, t_start, first, done, masked)
