@@ -387,6 +387,9 @@ impl<T: Real> Trainer<T> {
 
     /// One minibatch: loss and gradient, divergence checks, optimizer step.
     fn run_step(&mut self, cancel: &AtomicBool) -> Result<()> {
+        // The minibatch buffers are about to hold this step's rows: until it completes, no
+        // step is "the last" (a cancelled or diverged step leaves nothing to check).
+        self.last_seed = None;
         let (n, dim) = (self.train.n, self.train.dim);
         if self.step == 0 {
             self.schedule().permutation(self.epoch, n, &mut self.perm)?;
@@ -441,6 +444,12 @@ impl<T: Real> Trainer<T> {
     /// On a divergence the model goes back to the parameters before that update, and the
     /// error names the epoch just ended and the step after its last.
     pub fn check_last_step(&mut self) -> Result<()> {
+        self.check_last_step_unless(&AtomicBool::new(false))
+    }
+
+    /// [`Trainer::check_last_step`], which gives up with [`Error::Cancelled`] once `cancel` is
+    /// raised, leaving the trainer as it was.
+    pub fn check_last_step_unless(&mut self, cancel: &AtomicBool) -> Result<()> {
         let Some(seed) = self.last_seed else {
             return Ok(());
         };
@@ -451,7 +460,7 @@ impl<T: Real> Trainer<T> {
             None => None,
         };
         let obj = objective(self.cfg.loss, target, seed);
-        let loss = engine::loss(&self.model, xb, obj)?;
+        let loss = engine::loss_unless(&self.model, xb, obj, cancel)?;
         match self.loss_scale.check(loss) {
             Ok(()) => Ok(()),
             Err(cause) => {

@@ -220,7 +220,10 @@ impl PyTrainer {
     /// Raises `TrainingDivergedError` (the model back to the parameters before the last
     /// step) if the last step's update blew up, judged as the next step would have judged it.
     fn check_last_step(&mut self, py: Python<'_>) -> PyResult<()> {
-        dispatch_mut!(self, t => py.detach(|| t.check_last_step()).map_err(to_py))
+        // A loss over the last minibatch, which can be long: Ctrl-C stops it too.
+        dispatch_mut!(self, t => {
+            detach_interruptible(py, |cancel| t.check_last_step_unless(cancel))?.map_err(to_py)
+        })
     }
 }
 
