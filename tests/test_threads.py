@@ -262,7 +262,10 @@ def test_rayon_num_threads_above_the_limit_is_refused_with_a_warning():
     [
         ({"OMP_NUM_THREADS": "1"}, "1"),
         ({"OMP_NUM_THREADS": "3,1"}, "3"),  # OpenMP's nesting levels: the first
-        ({"OMP_NUM_THREADS": "1", "RAYON_NUM_THREADS": "2"}, "2"),
+        ({"OMP_NUM_THREADS": "1", "RAYON_NUM_THREADS": "3"}, "3"),
+        # Rayon ignores a count it cannot read (it takes one per core): OMP's then.
+        ({"OMP_NUM_THREADS": "1", "RAYON_NUM_THREADS": "0"}, "1"),
+        ({"OMP_NUM_THREADS": "1", "RAYON_NUM_THREADS": "abc"}, "1"),
         ({"OMP_NUM_THREADS": "abc"}, "cores"),
         ({"OMP_NUM_THREADS": "0"}, "cores"),
         ({}, "cores"),

@@ -103,7 +103,12 @@ fn current_pool() -> Option<Arc<ThreadPool>> {
     // (Rayon's global pool reads that one). Once: later, no pool here means the global one.
     static FROM_OMP: Once = Once::new();
     FROM_OMP.call_once(|| {
-        if std::env::var_os("RAYON_NUM_THREADS").is_some() {
+        // Rayon reads a count > 0 and ignores anything else ("", "0", "abc").
+        let rayon = std::env::var("RAYON_NUM_THREADS").ok();
+        if rayon
+            .and_then(|v| v.trim().parse::<usize>().ok())
+            .is_some_and(|n| n > 0)
+        {
             return;
         }
         let Some(n) = omp_threads(std::env::var("OMP_NUM_THREADS").ok().as_deref()) else {
