@@ -697,6 +697,15 @@ def test_a_value_too_large_for_float32_is_named_by_its_row() -> None:
         X[7, 1] = np.inf
         with pytest.raises(ValueError, match="Input X contains infinity"):
             est.score_samples(X)
+    # A float64 estimator has no wider dtype to suggest.
+    if np.finfo(np.longdouble).max > np.finfo(np.float64).max:
+        L = np.ones((5, 2), np.longdouble)
+        L[3, 0] = np.longdouble(np.finfo(np.float64).max) * 4
+        want = (
+            "X has values too large for float64 (|x| > 1.8e308), first at row 3; rescale the data"
+        )
+        with pytest.raises(ValueError, match=f"^{re.escape(want)}$"):
+            ScoreMatchingDensity(**{**SMALL, "dtype": "float64"}).fit(L)
 
 
 @pytest.mark.parametrize(("n", "size"), [(10**15, "14.2 PiB"), (2**62, "64 EiB")])

@@ -718,7 +718,7 @@ def _raise_too_large(X: Any, dtype: np.dtype[Any]) -> None:
             A,
             dtype.name,
             "X",
-            "use dtype='float64' or rescale the data",
+            "use dtype='float64' or rescale the data" if dtype.itemsize < 8 else "rescale the data",
             lambda at: f"row {at[0]}",
         )
 

@@ -121,10 +121,10 @@ impl<T: Real> Optimizer<T> {
         self.t
     }
 
-    /// One update of `params` from `grad` (same length as at construction).
-    /// One update of `params` from `grad`. A [`Divergence`] when Adam's mean squared
-    /// gradient overflows (`params` are then updated but must not be used): it would make
-    /// every later step 0/∞ = 0, and training would stop moving without an error.
+    /// One update of `params` from `grad` (same length as at construction). A [`Divergence`]
+    /// when Adam's mean squared gradient overflows (`params` are then updated but must not be
+    /// used): it would make every later step 0/∞ = 0, and training would stop moving without
+    /// an error.
     pub fn step(&mut self, params: &mut [T], grad: &[T]) -> std::result::Result<(), Divergence> {
         assert!(params.len() == self.m.len() && grad.len() == self.m.len());
         self.t += 1;
