@@ -166,7 +166,8 @@ multiversion! {
 
 multiversion! {
     /// `z ← z + b` and σ, σ', σ'' at it into `out` = `[h, s1, s2]`, and σ''' into `s3` when
-    /// given (each shaped like `z`), for the rows (each `n` wide) of `z`.
+    /// given (each shaped like `z`), for the rows (each `n` wide) of `z`. An empty `h` asks
+    /// for σ' and σ'' alone (then without `s3`).
     pub fn derivs_rows<T>(act: Activation, z: &mut [T], n: usize, b: &[T], out: [&mut [T]; 3], s3: Option<&mut [T]>) => derivs_rows_impl
 }
 
@@ -334,20 +335,31 @@ fn derivs_rows_impl<T: Real>(
 ) {
     let [h, s1, s2] = out;
     let len = z.len();
-    let (h, s1, s2) = (&mut h[..len], &mut s1[..len], &mut s2[..len]);
+    let (s1, s2) = (&mut s1[..len], &mut s2[..len]);
+    if h.is_empty() && len > 0 {
+        debug_assert!(s3.is_none(), "σ''' is only computed with σ");
+        // σ' and σ'' alone (the trace's last layer): the values, softplus's logarithm, are
+        // never computed.
+        return per_activation!(act => staged!(act, z, n, b, |start, w, b, e| {
+            let r = start..start + w;
+            let (s1, s2) = (&mut s1[r.clone()], &mut s2[r.clone()]);
+            derivs_piece::<T, 2, false>(act, &mut z[r], b, e, &mut [], s1, s2, &mut []);
+        }));
+    }
+    let h = &mut h[..len];
     match s3 {
         Some(s3) => {
             let s3 = &mut s3[..len];
             per_activation!(act => staged!(act, z, n, b, |start, w, b, e| {
                 let r = start..start + w;
                 let (h, s1, s2) = (&mut h[r.clone()], &mut s1[r.clone()], &mut s2[r.clone()]);
-                derivs_piece::<T, 3>(act, &mut z[r.clone()], b, e, h, s1, s2, &mut s3[r]);
+                derivs_piece::<T, 3, true>(act, &mut z[r.clone()], b, e, h, s1, s2, &mut s3[r]);
             }))
         }
         None => per_activation!(act => staged!(act, z, n, b, |start, w, b, e| {
             let r = start..start + w;
             let (h, s1, s2) = (&mut h[r.clone()], &mut s1[r.clone()], &mut s2[r.clone()]);
-            derivs_piece::<T, 2>(act, &mut z[r], b, e, h, s1, s2, &mut []);
+            derivs_piece::<T, 2, true>(act, &mut z[r], b, e, h, s1, s2, &mut []);
         })),
     }
 }
@@ -359,7 +371,7 @@ fn derivs_rows_impl<T: Real>(
 /// and the loop ran scalar: 27 % of an S1 f32 hessian_trace, at 2 ns per element.
 #[inline(always)]
 #[allow(clippy::too_many_arguments)]
-fn derivs_piece<T: Real, const N: u8>(
+fn derivs_piece<T: Real, const N: u8, const VALUE: bool>(
     act: Activation,
     z: &mut [T],
     b: &[T],
@@ -370,12 +382,15 @@ fn derivs_piece<T: Real, const N: u8>(
     s3: &mut [T],
 ) {
     let w = z.len();
-    let (b, e, h, s1, s2) = (&b[..w], &e[..w], &mut h[..w], &mut s1[..w], &mut s2[..w]);
+    let (b, e, s1, s2) = (&b[..w], &e[..w], &mut s1[..w], &mut s2[..w]);
+    let h = &mut h[..if VALUE { w } else { 0 }];
     let s3 = &mut s3[..if N == 3 { w } else { 0 }];
     for i in 0..w {
         z[i] += b[i];
         let d = act.derivs_with::<T, N>(z[i], e[i]);
-        h[i] = d.s0;
+        if VALUE {
+            h[i] = d.s0;
+        }
         s1[i] = d.s1;
         s2[i] = d.s2;
         if N == 3 {
@@ -551,6 +566,15 @@ mod tests {
                     bits(h, |d| d.s0, "derivs_rows (no σ''') σ");
                     bits(s1, |d| d.s1, "derivs_rows (no σ''') σ'");
                     bits(s2, |d| d.s2, "derivs_rows (no σ''') σ''");
+                    // Without σ either (the trace's last layer).
+                    let mut zz = z.clone();
+                    let mut out = vec![vec![T::zero(); len]; 2];
+                    let [s1, s2] = &mut out[..] else {
+                        unreachable!()
+                    };
+                    derivs_rows(act, &mut zz, n, &b, [&mut [], s1, s2], None);
+                    bits(s1, |d| d.s1, "derivs_rows (no σ) σ'");
+                    bits(s2, |d| d.s2, "derivs_rows (no σ) σ''");
                 }
             }
         }

@@ -320,7 +320,13 @@ fn forward_impl<T: Real>(model: &Model<T>, ws: &mut LapWorkspace<T>, part: Part)
         let (hh, hrest) = h.split_at_mut(c * n);
         let (hlam, hj) = hrest.split_at_mut(k * c * n);
         if values {
-            // σ''' enters only the reverse pass of a second-order tape.
+            // σ''' enters only the reverse pass of a second-order tape, and the trace never
+            // reads the last layer's values.
+            let hh = if trace && l + 1 == mlp.n_layers() {
+                &mut [][..]
+            } else {
+                hh
+            };
             derivs_rows(
                 act,
                 pz,
