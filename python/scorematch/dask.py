@@ -1242,7 +1242,7 @@ def fit(
                 break
         if val is None:
             # The last step's update, judged as the next step would have judged it (as
-            # EnergyMLP.fit's Trainer.check_last_step does): its loss on the last minibatch.
+            # EnergyMLP.fit's Trainer.finish does): its loss on the last minibatch.
             last_epoch = len(history.train_loss) - 1
             total, _, count = train.loss_grad(current(), rows, keys, objective, step_seed, *spec)
             message = loss_scale.check(total / count, last_epoch, steps)

@@ -233,10 +233,8 @@ def fit(
             if out_of_patience:
                 history.stop_reason = "patience"
                 break
-        if X_val is None:
-            # Each step's update is judged by the next step's loss: the last one's is judged
-            # here, as the run keeps it (with validation, the best epoch is restored).
-            trainer.check_last_step()
+        # The best epoch's parameters, or (without validation) the last step's once judged.
+        trainer.finish()
     except KeyboardInterrupt:
         # Keep the parameters of the last completed minibatch, not the best epoch's.
         history.stop_reason = "interrupted"
@@ -248,8 +246,6 @@ def fit(
         err.history = history
         raise
     else:
-        if X_val is not None:
-            trainer.restore_best()
         model._m = affine.to_user(trainer.model())
     finally:
         if bar is not None:

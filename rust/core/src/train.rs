@@ -528,6 +528,23 @@ impl<T: Real> Trainer<T> {
         Ok(end)
     }
 
+    /// The parameters a run that stops (completed, patience, a callback) keeps: the best
+    /// epoch's with validation, else the last step's, once [`Trainer::check_last_step`] has
+    /// judged them.
+    pub fn finish(&mut self) -> Result<()> {
+        self.finish_unless(&AtomicBool::new(false))
+    }
+
+    /// [`Trainer::finish`], which gives up with [`Error::Cancelled`] once `cancel` is raised.
+    pub fn finish_unless(&mut self, cancel: &AtomicBool) -> Result<()> {
+        if self.val.is_some() {
+            self.restore_best();
+            Ok(())
+        } else {
+            self.check_last_step_unless(cancel)
+        }
+    }
+
     /// Puts back the parameters of the best epoch (if one has finished).
     pub fn restore_best(&mut self) {
         if let Some((_, _, p)) = &self.best {
@@ -588,7 +605,6 @@ pub fn fit<T: Real>(
     val: Option<Data<T>>,
     cfg: Config,
 ) -> Result<(Model<T>, History)> {
-    let has_val = val.is_some();
     let mut tr = Trainer::new(model, train, val, cfg)?;
     let mut h = History {
         train_loss: Vec::new(),
@@ -607,11 +623,7 @@ pub fn fit<T: Real>(
             break;
         }
     }
-    if has_val {
-        tr.restore_best();
-    } else {
-        tr.check_last_step()?;
-    }
+    tr.finish()?;
     Ok((tr.model, h))
 }
 

@@ -212,17 +212,14 @@ impl PyTrainer {
         PyModel { inner }
     }
 
-    /// Puts back the parameters of the best epoch so far.
-    fn restore_best(&mut self) {
-        dispatch_mut!(self, t => t.restore_best())
-    }
-
-    /// Raises `TrainingDivergedError` (the model back to the parameters before the last
-    /// step) if the last step's update blew up, judged as the next step would have judged it.
-    fn check_last_step(&mut self, py: Python<'_>) -> PyResult<()> {
-        // A loss over the last minibatch, which can be long: Ctrl-C stops it too.
+    /// The parameters a run that stops keeps (`Trainer::finish`): the best epoch's with
+    /// validation, else the last step's, or `TrainingDivergedError` (the model back to the
+    /// parameters before that step) if its update blew up.
+    fn finish(&mut self, py: Python<'_>) -> PyResult<()> {
+        // Without validation, a loss over the last minibatch, which can be long: Ctrl-C
+        // stops it too.
         dispatch_mut!(self, t => {
-            detach_interruptible(py, |cancel| t.check_last_step_unless(cancel))?.map_err(to_py)
+            detach_interruptible(py, |cancel| t.finish_unless(cancel))?.map_err(to_py)
         })
     }
 }
