@@ -461,6 +461,36 @@ def test_fit_without_validation_keeps_the_last_parameters() -> None:
     assert rel_diff(ours, local) < 1e-9
 
 
+@pytest.mark.parametrize("objective, extra", OBJECTIVES)
+def test_fit_computes_gradients_only_for_its_steps(
+    monkeypatch: pytest.MonkeyPatch, objective: str, extra: dict[str, Any]
+) -> None:
+    # The validation loss and the last step's check read a loss alone, a third of the cost of
+    # a loss and its gradient (they computed the gradient too, and threw it away). Counted in
+    # rows passed to each kind of call: every training row once per epoch gets a gradient;
+    # the validation rows once per epoch, or the last minibatch once, get a loss alone.
+    rows = {"grad": 0, "loss": 0}
+
+    def counted(kind: str, method: Any) -> Any:
+        def call(self: sm.EnergyMLP, X: Any, *args: Any, **kwargs: Any) -> Any:
+            rows[kind] += len(X)
+            return method(self, X, *args, **kwargs)
+
+        return call
+
+    for name in (f"{objective}_loss", f"{objective}_loss_and_grad"):
+        kind = "grad" if name.endswith("grad") else "loss"
+        monkeypatch.setattr(sm.EnergyMLP, name, counted(kind, getattr(sm.EnergyMLP, name)))
+    X = da.from_array(data(500), chunks=(150, 3))
+    args: dict[str, Any] = {"objective": objective, "epochs": 3, "batch_size": 120, **extra}
+    smd.fit(model(), X, validation=data(70, seed=4), **args)
+    assert rows == {"grad": 3 * 500, "loss": 3 * 70}
+    rows.update(grad=0, loss=0)
+    smd.fit(model(), X, **args)
+    # 500 rows in minibatches of 120: the last of an epoch holds 20.
+    assert rows == {"grad": 3 * 500, "loss": 20}
+
+
 def test_fit_diverges_on_a_non_finite_validation_loss() -> None:
     # Finite validation rows whose loss overflows: the local fit's message, and its parameters
     # (those before the epoch's last step).

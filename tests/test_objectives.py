@@ -4,6 +4,8 @@ finite differences of that reference, and the binding, seeds, dtypes and argumen
 
 from __future__ import annotations
 
+import re
+
 import numpy as np
 import pytest
 import reference as ref
@@ -217,3 +219,58 @@ def test_bad_arguments(rng):
             model.dsm_loss_and_grad(X, noise_std=bad)
     with pytest.raises(ValueError, match="empty"):
         model.dsm_loss_and_grad(np.zeros((0, 2)), noise_std=0.1)
+
+
+@settings(max_examples=30, deadline=None)
+@given(
+    dtype=st.sampled_from(["float32", "float64"]),
+    n_projections=st.integers(1, 3),
+    projection=st.sampled_from(["gaussian", "rademacher"]),
+    keyed=st.booleans(),
+    **ARCH,
+)
+def test_each_loss_alone_is_its_loss_and_grad_s_loss_bit_for_bit(
+    dtype, n_projections, projection, keyed, dim, hidden, activation, alpha, n, seed
+):
+    """The loss-only methods (a third of the cost: no reverse pass) run the same forward
+    arithmetic and draws as the loss_and_grad ones, in the same order."""
+    model, _ = make_model(dim, hidden, activation, alpha, dtype, seed=seed % 1000)
+    rng = np.random.default_rng(seed)
+    X, target = rng.normal(size=(n, dim)), rng.normal(size=(n, dim))
+    keys = rng.integers(0, 2**63, size=n, dtype=np.uint64) if keyed else None
+    pairs = [
+        (model.ism_loss(X), model.ism_loss_and_grad(X)[0]),
+        (model.esm_loss(X, target), model.esm_loss_and_grad(X, target)[0]),
+        (
+            model.ssm_loss(X, n_projections, seed, projection, row_keys=keys),
+            model.ssm_loss_and_grad(X, n_projections, seed, projection, row_keys=keys)[0],
+        ),
+        (
+            model.dsm_loss(X, 0.3, seed, row_keys=keys),
+            model.dsm_loss_and_grad(X, 0.3, seed, row_keys=keys)[0],
+        ),
+    ]
+    for alone, with_grad in pairs:
+        assert isinstance(alone, float) and alone == with_grad
+
+
+def test_each_loss_alone_refuses_what_its_loss_and_grad_refuses(rng):
+    model, _ = make_model(2, (4,))
+    X = rng.normal(size=(5, 2))
+    bad_calls = [
+        ("esm", (X, X[:4]), {}),
+        ("esm", (X, np.full((5, 2), np.nan)), {}),
+        ("ssm", (X,), {"n_projections": 0}),
+        ("ssm", (X,), {"projection": "uniform"}),
+        ("ssm", (X,), {"row_keys": [1, 2]}),
+        ("dsm", (X,), {"noise_std": 0.0}),
+        ("dsm", (X,), {"noise_std": "1"}),
+        ("dsm", (np.zeros((0, 2)),), {"noise_std": 0.1}),
+        ("ism", (np.zeros((0, 2)),), {}),
+        ("ism", (X[:, :1],), {}),
+    ]
+    for which, args, kwargs in bad_calls:
+        with pytest.raises((ValueError, TypeError)) as with_grad:
+            getattr(model, f"{which}_loss_and_grad")(*args, **kwargs)
+        with pytest.raises(with_grad.type, match="^" + re.escape(str(with_grad.value)) + "$"):
+            getattr(model, f"{which}_loss")(*args, **kwargs)

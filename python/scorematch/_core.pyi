@@ -95,6 +95,22 @@ class Model:
         seed: int,
         row_keys: NDArray[np.uint64] | None = None,
     ) -> tuple[float, list[NDArray[np.floating[Any]]]]: ...
+    def esm_loss(self, x: NDArray[Any], target_score: NDArray[Any]) -> float: ...
+    def ssm_loss(
+        self,
+        x: NDArray[Any],
+        n_projections: int,
+        seed: int,
+        projection: str,
+        row_keys: NDArray[np.uint64] | None = None,
+    ) -> float: ...
+    def dsm_loss(
+        self,
+        x: NDArray[Any],
+        noise_std: float,
+        seed: int,
+        row_keys: NDArray[np.uint64] | None = None,
+    ) -> float: ...
 
 class SamplingDivergedError(RuntimeError): ...
 

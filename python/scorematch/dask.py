@@ -832,18 +832,28 @@ def _part_loss_grad(
     noise_std: float | None,
     n_projections: int,
     projection: str,
+    grad: bool,
 ) -> tuple[float, Array, int]:
-    """Sum over the rows ``block[local]`` of the objective and of its gradient (flat,
-    float64), the rows drawing their random numbers from the streams ``keys``."""
-    x = block[local]
+    """Sum over the rows ``block[local]`` of the objective and, with ``grad``, of its gradient
+    (flat, float64; without, an empty array, and no reverse pass), the rows drawing their
+    random numbers from the streams ``keys``."""
+    x, c = block[local], len(local)
+    args: tuple[Any, ...] = ()
+    row_keys: dict[str, Any] = {}
+    loss_of: Callable[..., float]
+    grad_of: Callable[..., tuple[float, list[Array]]]
     if objective == "ism":
-        loss, grads = model.ism_loss_and_grad(x)
+        loss_of, grad_of = model.ism_loss, model.ism_loss_and_grad
     elif objective == "ssm":
-        loss, grads = model.ssm_loss_and_grad(x, n_projections, seed, projection, row_keys=keys)
+        loss_of, grad_of = model.ssm_loss, model.ssm_loss_and_grad
+        args, row_keys = (n_projections, seed, projection), {"row_keys": keys}
     else:
         assert noise_std is not None
-        loss, grads = model.dsm_loss_and_grad(x, noise_std, seed, row_keys=keys)
-    c = len(local)
+        loss_of, grad_of = model.dsm_loss, model.dsm_loss_and_grad
+        args, row_keys = (noise_std, seed), {"row_keys": keys}
+    if not grad:
+        return c * loss_of(x, *args, **row_keys), np.zeros(0), c
+    loss, grads = grad_of(x, *args, **row_keys)
     flat = np.concatenate([g.ravel() for g in grads]).astype(np.float64)
     return c * loss, c * flat, c
 
@@ -940,9 +950,11 @@ class _Blocks:
         noise_std: float | None,
         n_projections: int,
         projection: str,
+        grad: bool = True,
     ) -> tuple[float, Array, int]:
-        """Sums over ``rows`` (global indices) of the loss and its gradient, row ``rows[j]``
-        keyed ``keys[j]``, summed over blocks in block order.
+        """Sums over ``rows`` (global indices) of the loss and, with ``grad``, its gradient
+        (else an empty array), row ``rows[j]`` keyed ``keys[j]``, summed over blocks in
+        block order.
 
         The model goes inline in each task rather than as a graph node of its own: it is a
         few kilobytes, and a shared node costs every step an extra scheduler round trip."""
@@ -955,7 +967,7 @@ class _Blocks:
             if sel.size:
                 start = self.ends[b - 1] if b else 0
                 share[b] = (rows[sel] - start, keys[sel].astype(np.uint64))
-        spec = (objective, seed, noise_std, n_projections, projection)
+        spec = (objective, seed, noise_std, n_projections, projection, grad)
         if self.client is None:
             return _tree_sum(
                 [
@@ -1216,6 +1228,7 @@ def fit(
                     objective,
                     _core.validation_seed(seed),
                     *spec,
+                    grad=False,
                 )
                 val_loss = total / count
                 if not math.isfinite(val_loss):
@@ -1244,7 +1257,9 @@ def fit(
             # The last step's update, judged as the next step would have judged it (as
             # EnergyMLP.fit's Trainer.finish does): its loss on the last minibatch.
             last_epoch = len(history.train_loss) - 1
-            total, _, count = train.loss_grad(current(), rows, keys, objective, step_seed, *spec)
+            total, _, count = train.loss_grad(
+                current(), rows, keys, objective, step_seed, *spec, grad=False
+            )
             message = loss_scale.check(total / count, last_epoch, steps)
             if message is not None:
                 params[:] = good

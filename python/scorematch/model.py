@@ -405,13 +405,37 @@ class EnergyMLP:
         TypeError
             If ``X`` or ``target_score`` is not an array of floats.
         """
+        return self._m.esm_loss_and_grad(*self._esm_args(X, target_score))
+
+    def esm_loss(self, X: ArrayLike, target_score: ArrayLike) -> float:
+        """``J_ESM`` of the batch alone: :meth:`esm_loss_and_grad`'s value, bit for bit, without
+        the gradient's reverse pass (for held-out data; the score's forward tangents it keeps
+        are most of the cost, so it is only ~1.1× faster).
+
+        Parameters
+        ----------
+        X : array_like, shape (n, dim) with n ≥ 1
+        target_score : array_like, shape (n, dim)
+
+        Returns
+        -------
+        float
+
+        Raises
+        ------
+        ValueError, TypeError
+            As :meth:`esm_loss_and_grad`.
+        """
+        return self._m.esm_loss(*self._esm_args(X, target_score))
+
+    def _esm_args(self, X: ArrayLike, target_score: ArrayLike) -> tuple[Array, Array]:
         X = self._batch(X)
         target = as_batch(target_score, self.dim, self._m.dtype, "target_score")
         if target.shape != X.shape:
             raise ValueError(
                 f"target_score must have the shape of X, {X.shape}, got {target.shape}"
             )
-        return self._m.esm_loss_and_grad(X, target)
+        return X, target
 
     def ssm_loss_and_grad(
         self,
@@ -460,8 +484,49 @@ class EnergyMLP:
             If ``n_projections`` or ``seed`` is not an int, ``row_keys`` not an array of
             integers, or ``X`` not an array of floats.
         """
-        X = self._batch(X)
         return self._m.ssm_loss_and_grad(
+            *self._ssm_args(X, n_projections, seed, projection, row_keys)
+        )
+
+    def ssm_loss(
+        self,
+        X: ArrayLike,
+        n_projections: int = 1,
+        seed: int = 0,
+        projection: str = "gaussian",
+        *,
+        row_keys: ArrayLike | None = None,
+    ) -> float:
+        """``J_SSM`` of the batch alone: :meth:`ssm_loss_and_grad`'s value for the same
+        arguments (the same directions), bit for bit, without the gradient's reverse pass,
+        which makes it 3–5× faster: for held-out data.
+
+        Parameters
+        ----------
+        X, n_projections, seed, projection, row_keys
+            As :meth:`ssm_loss_and_grad`.
+
+        Returns
+        -------
+        float
+
+        Raises
+        ------
+        ValueError, TypeError
+            As :meth:`ssm_loss_and_grad`.
+        """
+        return self._m.ssm_loss(*self._ssm_args(X, n_projections, seed, projection, row_keys))
+
+    def _ssm_args(
+        self,
+        X: ArrayLike,
+        n_projections: int,
+        seed: int,
+        projection: str,
+        row_keys: ArrayLike | None,
+    ) -> tuple[Array, int, int, str, NDArray[np.uint64] | None]:
+        X = self._batch(X)
+        return (
             X,
             as_int(n_projections, "n_projections", 1, MAX_PROJECTIONS),
             as_seed(seed),
@@ -508,8 +573,42 @@ class EnergyMLP:
             If ``noise_std`` is not a number, ``seed`` not an int, ``row_keys`` not an array
             of integers, or ``X`` not an array of floats.
         """
+        return self._m.dsm_loss_and_grad(*self._dsm_args(X, noise_std, seed, row_keys))
+
+    def dsm_loss(
+        self,
+        X: ArrayLike,
+        noise_std: float,
+        seed: int = 0,
+        *,
+        row_keys: ArrayLike | None = None,
+    ) -> float:
+        """``J_DSM`` of the batch alone: :meth:`dsm_loss_and_grad`'s value for the same
+        arguments (the same noise), bit for bit, without the gradient's reverse pass (for
+        held-out data; the score's forward tangents it keeps are most of the cost, so it is
+        only ~1.2× faster).
+
+        Parameters
+        ----------
+        X, noise_std, seed, row_keys
+            As :meth:`dsm_loss_and_grad`.
+
+        Returns
+        -------
+        float
+
+        Raises
+        ------
+        ValueError, TypeError
+            As :meth:`dsm_loss_and_grad`.
+        """
+        return self._m.dsm_loss(*self._dsm_args(X, noise_std, seed, row_keys))
+
+    def _dsm_args(
+        self, X: ArrayLike, noise_std: float, seed: int, row_keys: ArrayLike | None
+    ) -> tuple[Array, float, int, NDArray[np.uint64] | None]:
         X = self._batch(X)
-        return self._m.dsm_loss_and_grad(
+        return (
             X,
             as_positive(noise_std, "noise_std"),
             as_seed(seed),

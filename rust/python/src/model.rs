@@ -201,14 +201,6 @@ fn run_loss<T: Float, R: Send>(
     detach_interruptible(py, f)?.map_err(to_py)
 }
 
-fn ism_loss<T: Float>(py: Python<'_>, m: &Model<T>, x: &Bound<'_, PyAny>) -> PyResult<f64> {
-    let arr = readonly2::<T>(x, "X")?;
-    let x = rows(&arr);
-    run_loss(py, m, x.rows(), |cancel| {
-        engine::loss_unless(m, x, Objective::Ism, cancel)
-    })
-}
-
 /// The arguments of an objective, before the borrowed arrays they refer to exist.
 #[derive(Clone, Copy)]
 enum ObjectiveSpec {
@@ -218,14 +210,15 @@ enum ObjectiveSpec {
     Dsm(f64, u64),
 }
 
-fn loss_and_grad<'py, T: Float>(
-    py: Python<'py>,
-    m: &Model<T>,
+/// Calls `f` with the rows of `x` and the objective `spec` on them (`target` for ESM,
+/// `row_keys` for SSM and DSM), the borrowed arrays held for the call.
+fn with_objective<'py, T: Float, R>(
     x: &Bound<'py, PyAny>,
     spec: ObjectiveSpec,
     target: Option<&Bound<'py, PyAny>>,
     row_keys: Option<&PyReadonlyArray1<'py, u64>>,
-) -> PyResult<(f64, Vec<Bound<'py, PyAny>>)> {
+    f: impl FnOnce(Rows<'_, T>, Objective<'_, T>) -> PyResult<R>,
+) -> PyResult<R> {
     let arr = readonly2::<T>(x, "X")?;
     let keys = match row_keys {
         None => Keys::Position,
@@ -237,7 +230,6 @@ fn loss_and_grad<'py, T: Float>(
     let tarr = target
         .map(|t| readonly2::<T>(t, "target_score"))
         .transpose()?;
-    let x = rows(&arr);
     let objective = match (spec, &tarr) {
         (ObjectiveSpec::Esm, Some(t)) => Objective::Esm { target: rows(t) },
         (ObjectiveSpec::Ssm(n_projections, projection, seed), _) => Objective::Ssm {
@@ -253,10 +245,41 @@ fn loss_and_grad<'py, T: Float>(
         },
         _ => Objective::Ism,
     };
+    f(rows(&arr), objective)
+}
+
+/// The objective's mean over the rows of `x`, without its gradient (about a third of the
+/// cost of [`loss_and_grad`]).
+fn loss<'py, T: Float>(
+    py: Python<'py>,
+    m: &Model<T>,
+    x: &Bound<'py, PyAny>,
+    spec: ObjectiveSpec,
+    target: Option<&Bound<'py, PyAny>>,
+    row_keys: Option<&PyReadonlyArray1<'py, u64>>,
+) -> PyResult<f64> {
+    with_objective(x, spec, target, row_keys, |x, objective| {
+        run_loss(py, m, x.rows(), |cancel| {
+            engine::loss_unless(m, x, objective, cancel)
+        })
+    })
+}
+
+/// The objective's mean over the rows of `x` and its gradient, shaped like the parameters.
+fn loss_and_grad<'py, T: Float>(
+    py: Python<'py>,
+    m: &Model<T>,
+    x: &Bound<'py, PyAny>,
+    spec: ObjectiveSpec,
+    target: Option<&Bound<'py, PyAny>>,
+    row_keys: Option<&PyReadonlyArray1<'py, u64>>,
+) -> PyResult<(f64, Vec<Bound<'py, PyAny>>)> {
     let n_params = m.mlp().n_params();
-    let (loss, grad) = run_loss(py, m, x.rows(), |cancel| {
-        let mut grad = vec![T::zero(); n_params];
-        engine::loss_and_grad_unless(m, x, objective, &mut grad, cancel).map(|l| (l, grad))
+    let (loss, grad) = with_objective(x, spec, target, row_keys, |x, objective| {
+        run_loss(py, m, x.rows(), |cancel| {
+            let mut grad = vec![T::zero(); n_params];
+            engine::loss_and_grad_unless(m, x, objective, &mut grad, cancel).map(|l| (l, grad))
+        })
     })?;
     Ok((loss, param_list(py, &grad, &m.mlp().param_shapes())?))
 }
@@ -384,7 +407,44 @@ impl PyModel {
     }
 
     fn ism_loss(&self, py: Python<'_>, x: &Bound<'_, PyAny>) -> PyResult<f64> {
-        dispatch!(self, m => ism_loss(py, m, x))
+        dispatch!(self, m => loss(py, m, x, ObjectiveSpec::Ism, None, None))
+    }
+
+    fn esm_loss<'py>(
+        &self,
+        py: Python<'py>,
+        x: &Bound<'py, PyAny>,
+        target_score: &Bound<'py, PyAny>,
+    ) -> PyResult<f64> {
+        dispatch!(self, m => loss(py, m, x, ObjectiveSpec::Esm, Some(target_score), None))
+    }
+
+    #[pyo3(signature = (x, n_projections, seed, projection, row_keys=None))]
+    fn ssm_loss<'py>(
+        &self,
+        py: Python<'py>,
+        x: &Bound<'py, PyAny>,
+        n_projections: usize,
+        seed: u64,
+        projection: &str,
+        row_keys: Option<PyReadonlyArray1<'py, u64>>,
+    ) -> PyResult<f64> {
+        let projection = Projection::from_name(projection).map_err(to_py)?;
+        let spec = ObjectiveSpec::Ssm(n_projections, projection, seed);
+        dispatch!(self, m => loss(py, m, x, spec, None, row_keys.as_ref()))
+    }
+
+    #[pyo3(signature = (x, noise_std, seed, row_keys=None))]
+    fn dsm_loss<'py>(
+        &self,
+        py: Python<'py>,
+        x: &Bound<'py, PyAny>,
+        noise_std: f64,
+        seed: u64,
+        row_keys: Option<PyReadonlyArray1<'py, u64>>,
+    ) -> PyResult<f64> {
+        let spec = ObjectiveSpec::Dsm(noise_std, seed);
+        dispatch!(self, m => loss(py, m, x, spec, None, row_keys.as_ref()))
     }
 
     fn ism_loss_and_grad<'py>(
