@@ -3,11 +3,12 @@
 //!
 //! Every output element is ONE sequential chain over `p = 0..k`:
 //! `acc = c_init; acc = fma(a[i,p], b[p,j], acc)`, with `c_init = 0` or the old `c`. The
-//! micro-kernel for a full tile, the one for the remainder rows and the staging path of the
-//! last column panel all run that same chain, and splitting `k` into blocks only stores and
-//! reloads the accumulator (exact). So a row's result depends only on that row of `a` and on
-//! `B` — never on `m` or on where the row sits in the block — and, `fma` being exactly
-//! rounded, it is bit-identical across the AVX2 and AVX-512 paths too.
+//! micro-kernel for a full tile, the one for the remainder rows and the narrow last column
+//! panel (masked moves straight into `c` on AVX-512, a stack tile otherwise) all run that
+//! same chain, and splitting `k` into blocks only stores and reloads the accumulator (exact).
+//! So a row's result depends only on that row of `a` and on `B` — never on `m` or on where
+//! the row sits in the block — and, `fma` being exactly rounded, it is bit-identical across
+//! the AVX2 and AVX-512 paths too.
 
 /// A SIMD vector type of one instruction set, for one scalar type.
 ///
@@ -25,6 +26,16 @@ pub(super) trait Simd {
     unsafe fn store(p: *mut Self::T, v: Self::V);
     /// `a · b + c`, rounded once.
     unsafe fn fma(a: Self::V, b: Self::V, c: Self::V) -> Self::V;
+    /// Whether [`Simd::load_first`] and [`Simd::store_first`] exist (AVX-512's masked moves).
+    /// Without them the narrow last column panel goes through a stack tile.
+    const MASKED: bool;
+    /// The lanes `0..n` of a vector, `n ≤ LANES`.
+    type M: Copy;
+    unsafe fn first(n: usize) -> Self::M;
+    /// The lanes of `m` from `p` (only those are read), zero elsewhere.
+    unsafe fn load_first(p: *const Self::T, m: Self::M) -> Self::V;
+    /// Writes the lanes of `m` to `p` (only those are written).
+    unsafe fn store_first(p: *mut Self::T, m: Self::M, v: Self::V);
 }
 
 /// Rows of `a` per block: a block of `MC` rows × `KC` depth stays in L2 while every column
@@ -36,13 +47,15 @@ pub(super) const KC: usize = 256;
 /// `c[..MR, ..NV·LANES] = [c +] a[..MR, ..k] · b[..k, ..NV·LANES]`: the register tile.
 ///
 /// `a` is read at `a[i·rsa + p·csa]`, `b` at `b[p·NV·LANES + j]` (one packed micro-panel),
-/// `c` at `c[i·ldc + j]`.
+/// `c` at `c[i·ldc + j]`. With `EDGE` (`S::MASKED` only), `c` is read and written in its
+/// columns `..cols` alone, by masked moves: the narrow last panel, straight into `c`.
 ///
 /// # Safety
-/// All those addresses must be valid; the caller enables the target features of `S`.
+/// All those addresses must be valid (with `EDGE`, those of `c` below column `cols`); the
+/// caller enables the target features of `S`.
 #[inline(always)]
 #[allow(clippy::too_many_arguments)]
-unsafe fn tile<S: Simd, const MR: usize, const NV: usize>(
+unsafe fn tile<S: Simd, const MR: usize, const NV: usize, const EDGE: bool>(
     k: usize,
     a: *const S::T,
     rsa: usize,
@@ -50,13 +63,25 @@ unsafe fn tile<S: Simd, const MR: usize, const NV: usize>(
     b: *const S::T,
     c: *mut S::T,
     ldc: usize,
+    cols: usize,
     accumulate: bool,
 ) {
+    let mut masks = [S::first(0); NV];
+    if EDGE {
+        for (v, m) in masks.iter_mut().enumerate() {
+            *m = S::first(cols.saturating_sub(v * S::LANES).min(S::LANES));
+        }
+    }
     let mut acc = [[S::zero(); NV]; MR];
     if accumulate {
         for (i, row) in acc.iter_mut().enumerate() {
             for (v, x) in row.iter_mut().enumerate() {
-                *x = S::load(c.add(i * ldc + v * S::LANES));
+                let p = c.add(i * ldc + v * S::LANES);
+                *x = if EDGE {
+                    S::load_first(p, masks[v])
+                } else {
+                    S::load(p)
+                };
             }
         }
     }
@@ -78,7 +103,12 @@ unsafe fn tile<S: Simd, const MR: usize, const NV: usize>(
     }
     for (i, row) in acc.iter().enumerate() {
         for (v, &x) in row.iter().enumerate() {
-            S::store(c.add(i * ldc + v * S::LANES), x);
+            let p = c.add(i * ldc + v * S::LANES);
+            if EDGE {
+                S::store_first(p, masks[v], x);
+            } else {
+                S::store(p, x);
+            }
         }
     }
 }
@@ -89,7 +119,7 @@ unsafe fn tile<S: Simd, const MR: usize, const NV: usize>(
 /// As [`tile`], with `1 ≤ rows ≤ MR_MAX` where `MR_MAX` is the largest arm below.
 #[inline(always)]
 #[allow(clippy::too_many_arguments)]
-unsafe fn tile_rows<S: Simd, const NV: usize>(
+unsafe fn tile_rows<S: Simd, const NV: usize, const EDGE: bool>(
     rows: usize,
     k: usize,
     a: *const S::T,
@@ -98,12 +128,13 @@ unsafe fn tile_rows<S: Simd, const NV: usize>(
     b: *const S::T,
     c: *mut S::T,
     ldc: usize,
+    cols: usize,
     accumulate: bool,
 ) {
     macro_rules! arms {
         ($($r:literal)*) => {
             match rows {
-                $($r => tile::<S, $r, NV>(k, a, rsa, csa, b, c, ldc, accumulate),)*
+                $($r => tile::<S, $r, NV, EDGE>(k, a, rsa, csa, b, c, ldc, cols, accumulate),)*
                 _ => unreachable!("tile of {rows} rows"),
             }
         };
@@ -176,8 +207,9 @@ where
     let nr = NV * S::LANES;
     let panels = o.n.div_ceil(nr);
     let mc = (MC / MR) * MR;
-    // The last panel, when narrower than `nr`, goes through this stack tile so that the
-    // micro-kernel never touches `c` outside its `n` columns.
+    // The last panel, when narrower than `nr`, is read and written by masked moves where `S`
+    // has them, else through this stack tile: the micro-kernel never touches `c` outside its
+    // `n` columns.
     let mut stage = [[S::T::default(); 64]; 12];
     debug_assert!(nr <= 64 && MR <= 12);
     // Equal blocks of at most KC: 528 = 3 × 176, not 256 + 256 + 16 (a thin last block
@@ -198,7 +230,13 @@ where
                     let a = o.a.add(i0 * o.tile + pc * o.csa);
                     let c = o.c.add(i0 * o.n + j0);
                     if nb == nr {
-                        tile_rows::<S, NV>(rows, kb, a, o.rsa, o.csa, b, c, o.n, accumulate);
+                        tile_rows::<S, NV, false>(
+                            rows, kb, a, o.rsa, o.csa, b, c, o.n, nr, accumulate,
+                        );
+                    } else if S::MASKED {
+                        tile_rows::<S, NV, true>(
+                            rows, kb, a, o.rsa, o.csa, b, c, o.n, nb, accumulate,
+                        );
                     } else {
                         let s = stage.as_mut_ptr() as *mut S::T;
                         if accumulate {
@@ -206,7 +244,9 @@ where
                                 std::ptr::copy_nonoverlapping(c.add(i * o.n), s.add(i * nr), nb);
                             }
                         }
-                        tile_rows::<S, NV>(rows, kb, a, o.rsa, o.csa, b, s, nr, accumulate);
+                        tile_rows::<S, NV, false>(
+                            rows, kb, a, o.rsa, o.csa, b, s, nr, nr, accumulate,
+                        );
                         for i in 0..rows {
                             std::ptr::copy_nonoverlapping(s.add(i * nr), c.add(i * o.n), nb);
                         }
@@ -247,7 +287,11 @@ where
         g0 += g;
     }
     let nb = o.n - full * nr;
-    if nb > 0 {
+    if nb > 0 && S::MASKED {
+        let c = o.c.add(full * nr);
+        let b = o.b.add(full * o.k * nr);
+        tile::<S, 1, NV, true>(o.k, o.a, o.rsa, o.csa, b, c, nr, nb, o.accumulate);
+    } else if nb > 0 {
         // The narrow last panel through a stack row, as in `drive`.
         let mut stage = [S::T::default(); 64];
         let s = stage.as_mut_ptr();
@@ -256,7 +300,7 @@ where
             std::ptr::copy_nonoverlapping(c, s, nb);
         }
         let b = o.b.add(full * o.k * nr);
-        tile_rows::<S, NV>(1, o.k, o.a, o.rsa, o.csa, b, s, nr, o.accumulate);
+        tile_rows::<S, NV, false>(1, o.k, o.a, o.rsa, o.csa, b, s, nr, nr, o.accumulate);
         std::ptr::copy_nonoverlapping(s, c, nb);
     }
 }

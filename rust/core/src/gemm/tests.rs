@@ -38,6 +38,28 @@ impl<T: Real, const L: usize> kernel::Simd for Emu<T, L> {
     unsafe fn fma(a: [T; L], b: [T; L], c: [T; L]) -> [T; L] {
         std::array::from_fn(|i| a[i].mul_add(b[i], c[i]))
     }
+    // As AVX-512's masked moves, so that the emulated path runs the direct narrow last panel.
+    const MASKED: bool = true;
+    type M = usize;
+    unsafe fn first(n: usize) -> usize {
+        n
+    }
+    unsafe fn load_first(p: *const T, n: usize) -> [T; L] {
+        std::array::from_fn(|i| {
+            if i < n {
+                // SAFETY: the kernel's contract makes the first `n` values at `p` valid.
+                unsafe { *p.add(i) }
+            } else {
+                T::zero()
+            }
+        })
+    }
+    unsafe fn store_first(p: *mut T, n: usize, v: [T; L]) {
+        for (i, &x) in v.iter().enumerate().take(n) {
+            // SAFETY: as in `load_first`.
+            unsafe { *p.add(i) = x };
+        }
+    }
 }
 
 /// Deterministic values in [-1, 1) with full mantissas, so that any change of the
@@ -403,4 +425,45 @@ fn narrow_products_use_one_vector_panels() {
         };
         assert_eq!(got, nr, "{isa:?}, {size}-byte values, n = {n}");
     }
+}
+
+/// The narrow last panel is written straight into `c` by masked stores on AVX-512 (and the
+/// emulated path): nothing before or after `c` changes, whatever the width, on every path.
+fn writes_stay_within_c<T: Real + MulAdd>() {
+    let pad = 64;
+    for isa in Isa::all_supported() {
+        for &m in &[1, 5, 13] {
+            for &n in &[1, 3, 7, 9, 17, 33, 47] {
+                let k = 5;
+                let a = values::<T>(m * k, 15);
+                let w = values::<T>(k * n, 16);
+                let rhs = Rhs::with_isa(isa, &w, k, n);
+                for accumulate in [false, true] {
+                    let mut buf = vec![T::c(7.0); pad + m * n + pad];
+                    rhs.mul(&a, &mut buf[pad..pad + m * n], accumulate);
+                    let mut tn = vec![T::c(7.0); pad + m * n + pad];
+                    let at = values::<T>(k * m, 17);
+                    tn_with_isa(isa, &at, &w, &mut tn[pad..pad + m * n], m, n);
+                    for out in [&buf, &tn] {
+                        let outside = out[..pad].iter().chain(&out[pad + m * n..]);
+                        assert!(
+                            outside.into_iter().all(|&x| x == T::c(7.0)),
+                            "{isa:?} {} m={m} n={n} acc={accumulate}",
+                            T::NAME
+                        );
+                    }
+                }
+            }
+        }
+    }
+}
+
+#[test]
+fn writes_stay_within_c_f32() {
+    writes_stay_within_c::<f32>();
+}
+
+#[test]
+fn writes_stay_within_c_f64() {
+    writes_stay_within_c::<f64>();
 }

@@ -16,6 +16,40 @@ use super::kernel::{drive_panels, Operands, Simd};
 macro_rules! simd {
     ($name:ident, $t:ty, $v:ty, $lanes:expr, $zero:ident, $splat:ident, $load:ident,
      $store:ident, $fma:ident) => {
+        simd!($name, $t, $v, $lanes, $zero, $splat, $load, $store, $fma, {
+            const MASKED: bool = false;
+            type M = ();
+            #[inline(always)]
+            unsafe fn first(_: usize) {}
+            unsafe fn load_first(_: *const $t, _: ()) -> $v {
+                unreachable!("no masked moves")
+            }
+            unsafe fn store_first(_: *mut $t, _: (), _: $v) {
+                unreachable!("no masked moves")
+            }
+        });
+    };
+    ($name:ident, $t:ty, $v:ty, $lanes:expr, $zero:ident, $splat:ident, $load:ident,
+     $store:ident, $fma:ident, mask $m:ty, $mload:ident, $mstore:ident) => {
+        simd!($name, $t, $v, $lanes, $zero, $splat, $load, $store, $fma, {
+            const MASKED: bool = true;
+            type M = $m;
+            #[inline(always)]
+            unsafe fn first(n: usize) -> $m {
+                ((1u32 << n) - 1) as $m
+            }
+            #[inline(always)]
+            unsafe fn load_first(p: *const $t, m: $m) -> $v {
+                $mload(m, p)
+            }
+            #[inline(always)]
+            unsafe fn store_first(p: *mut $t, m: $m, v: $v) {
+                $mstore(p, m, v)
+            }
+        });
+    };
+    ($name:ident, $t:ty, $v:ty, $lanes:expr, $zero:ident, $splat:ident, $load:ident,
+     $store:ident, $fma:ident, { $($masked:tt)* }) => {
         #[derive(Clone, Copy)]
         pub(super) struct $name;
         impl Simd for $name {
@@ -42,6 +76,7 @@ macro_rules! simd {
             unsafe fn fma(a: $v, b: $v, c: $v) -> $v {
                 $fma(a, b, c)
             }
+            $($masked)*
         }
     };
 }
@@ -77,7 +112,10 @@ simd!(
     _mm512_set1_ps,
     _mm512_loadu_ps,
     _mm512_storeu_ps,
-    _mm512_fmadd_ps
+    _mm512_fmadd_ps,
+    mask __mmask16,
+    _mm512_maskz_loadu_ps,
+    _mm512_mask_storeu_ps
 );
 simd!(
     Avx512F64,
@@ -88,7 +126,10 @@ simd!(
     _mm512_set1_pd,
     _mm512_loadu_pd,
     _mm512_storeu_pd,
-    _mm512_fmadd_pd
+    _mm512_fmadd_pd,
+    mask __mmask8,
+    _mm512_maskz_loadu_pd,
+    _mm512_mask_storeu_pd
 );
 
 /// Rows of the AVX2 register tile.
