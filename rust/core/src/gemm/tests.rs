@@ -164,7 +164,14 @@ fn mul_matches_reference_f64() {
 /// Past one block of rows (`MC`) and one block of depth (`KC`).
 fn mul_matches_reference_large<T: Real + MulAdd>() {
     for isa in Isa::all_supported() {
-        for (m, k, n) in [(301, 300, 40), (150, 513, 17), (290, 257, 70)] {
+        // k = 512 (f64) and 1024: rows 4 KiB apart, packed first on 12-row tiles.
+        for (m, k, n) in [
+            (301, 300, 40),
+            (150, 513, 17),
+            (290, 257, 70),
+            (29, 512, 9),
+            (25, 1024, 20),
+        ] {
             let a = values::<T>(m * k, 4);
             let w = values::<T>(k * n, 5);
             let c0 = values::<T>(m * n, 6);
@@ -197,7 +204,7 @@ fn mul_matches_reference_large_f64() {
 /// The engine relies on this: a row's result never depends on how rows are chunked.
 fn rows_are_independent<T: Real>() {
     for isa in Isa::all_supported() {
-        for (k, n) in [(13, 29), (64, 64), (300, 33)] {
+        for (k, n) in [(13, 29), (64, 64), (300, 33), (512, 9), (1024, 17)] {
             let m = 37;
             let a = values::<T>(m * k, 7);
             let w = values::<T>(k * n, 8);
