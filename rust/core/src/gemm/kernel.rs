@@ -46,7 +46,8 @@ pub(super) const KC: usize = 256;
 
 /// `c[..MR, ..NV·LANES] = [c +] a[..MR, ..k] · b[..k, ..NV·LANES]`: the register tile.
 ///
-/// `a` is read at `a[i·rsa + p·csa]`, `b` at `b[p·NV·LANES + j]` (one packed micro-panel),
+/// `a` is read at `a[i·rsa + p·csa]`, `b` at `b[p·ldb + j]` (one packed micro-panel,
+/// `ldb = NV·LANES`, or wider when the tile computes only the first vectors of a panel),
 /// `c` at `c[i·ldc + j]`. With `EDGE` (`S::MASKED` only), `c` is read and written in its
 /// columns `..cols` alone, by masked moves: the narrow last panel, straight into `c`.
 ///
@@ -61,6 +62,7 @@ unsafe fn tile<S: Simd, const MR: usize, const NV: usize, const EDGE: bool>(
     rsa: usize,
     csa: usize,
     b: *const S::T,
+    ldb: usize,
     c: *mut S::T,
     ldc: usize,
     cols: usize,
@@ -99,7 +101,7 @@ unsafe fn tile<S: Simd, const MR: usize, const NV: usize, const EDGE: bool>(
             }
         }
         ap = ap.add(csa);
-        bp = bp.add(NV * S::LANES);
+        bp = bp.add(ldb);
     }
     for (i, row) in acc.iter().enumerate() {
         for (v, &x) in row.iter().enumerate() {
@@ -126,6 +128,7 @@ unsafe fn tile_rows<S: Simd, const NV: usize, const EDGE: bool>(
     rsa: usize,
     csa: usize,
     b: *const S::T,
+    ldb: usize,
     c: *mut S::T,
     ldc: usize,
     cols: usize,
@@ -134,7 +137,9 @@ unsafe fn tile_rows<S: Simd, const NV: usize, const EDGE: bool>(
     macro_rules! arms {
         ($($r:literal)*) => {
             match rows {
-                $($r => tile::<S, $r, NV, EDGE>(k, a, rsa, csa, b, c, ldc, cols, accumulate),)*
+                $($r => tile::<S, $r, NV, EDGE>(
+                    k, a, rsa, csa, b, ldb, c, ldc, cols, accumulate,
+                ),)*
                 _ => unreachable!("tile of {rows} rows"),
             }
         };
@@ -225,8 +230,9 @@ where
     let panels = o.n.div_ceil(nr);
     let mc = (MC / MR) * MR;
     // The last panel, when narrower than `nr`, is read and written by masked moves where `S`
-    // has them, else through this stack tile: the micro-kernel never touches `c` outside its
-    // `n` columns.
+    // has them (on its first vector alone when its columns fit there: the second would hold
+    // only padding), else through this stack tile: the micro-kernel never touches `c` outside
+    // its `n` columns.
     let mut stage = [[S::T::default(); 64]; 12];
     debug_assert!(nr <= 64 && MR <= 12);
     // Equal blocks of at most KC: 528 = 3 × 176, not 256 + 256 + 16 (a thin last block
@@ -248,11 +254,15 @@ where
                     let c = o.c.add(i0 * o.n + j0);
                     if nb == nr {
                         tile_rows::<S, NV, false>(
-                            rows, kb, a, o.rsa, o.csa, b, c, o.n, nr, accumulate,
+                            rows, kb, a, o.rsa, o.csa, b, nr, c, o.n, nr, accumulate,
+                        );
+                    } else if S::MASKED && NV > 1 && nb <= S::LANES {
+                        tile_rows::<S, 1, true>(
+                            rows, kb, a, o.rsa, o.csa, b, nr, c, o.n, nb, accumulate,
                         );
                     } else if S::MASKED {
                         tile_rows::<S, NV, true>(
-                            rows, kb, a, o.rsa, o.csa, b, c, o.n, nb, accumulate,
+                            rows, kb, a, o.rsa, o.csa, b, nr, c, o.n, nb, accumulate,
                         );
                     } else {
                         let s = stage.as_mut_ptr() as *mut S::T;
@@ -262,7 +272,7 @@ where
                             }
                         }
                         tile_rows::<S, NV, false>(
-                            rows, kb, a, o.rsa, o.csa, b, s, nr, nr, accumulate,
+                            rows, kb, a, o.rsa, o.csa, b, nr, s, nr, nr, accumulate,
                         );
                         for i in 0..rows {
                             std::ptr::copy_nonoverlapping(s.add(i * nr), c.add(i * o.n), nb);
@@ -307,7 +317,11 @@ where
     if nb > 0 && S::MASKED {
         let c = o.c.add(full * nr);
         let b = o.b.add(full * o.k * nr);
-        tile::<S, 1, NV, true>(o.k, o.a, o.rsa, o.csa, b, c, nr, nb, o.accumulate);
+        if NV > 1 && nb <= S::LANES {
+            tile::<S, 1, 1, true>(o.k, o.a, o.rsa, o.csa, b, nr, c, nr, nb, o.accumulate);
+        } else {
+            tile::<S, 1, NV, true>(o.k, o.a, o.rsa, o.csa, b, nr, c, nr, nb, o.accumulate);
+        }
     } else if nb > 0 {
         // The narrow last panel through a stack row, as in `drive`.
         let mut stage = [S::T::default(); 64];
@@ -317,7 +331,7 @@ where
             std::ptr::copy_nonoverlapping(c, s, nb);
         }
         let b = o.b.add(full * o.k * nr);
-        tile_rows::<S, NV, false>(1, o.k, o.a, o.rsa, o.csa, b, s, nr, nr, o.accumulate);
+        tile_rows::<S, NV, false>(1, o.k, o.a, o.rsa, o.csa, b, nr, s, nr, nr, o.accumulate);
         std::ptr::copy_nonoverlapping(s, c, nb);
     }
 }
