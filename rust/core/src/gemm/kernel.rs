@@ -202,8 +202,9 @@ where
     }
 }
 
-/// L1 geometry (32 KiB, 8-way on Zen 3/4 and recent Intel): lines `ALIAS_BYTES` apart share a
-/// set of `ALIAS_WAYS` ways. When rows of `a` are a multiple of `ALIAS_BYTES` apart (k = 512
+/// L1 geometry (32 KiB, 8-way on Zen 3/4; 48 KiB, 12-way on recent Intel cores, where the
+/// rule is harmless but not needed): lines `ALIAS_BYTES` apart share a set of `ALIAS_WAYS`
+/// ways. When rows of `a` are a multiple of `ALIAS_BYTES` apart (k = 512
 /// in f64, 1024 in f32), a 12-row tile reads 12 lines of one set at every step: [`drive_panels`]
 /// then runs 8-row tiles, whose lines fit the set. Same chains, same bits. Measured (one
 /// thread, Zen 4, `gemm_shapes` example, medians): f64 256 × 512 · 512 × 512 2.77 → 2.60 ms,
