@@ -258,6 +258,22 @@ def test_fit_standardizes_as_the_local_fit(scheduler: str) -> None:
         smd.fit(fresh(), da.from_array(X, chunks=250), standardize="yes")
 
 
+def test_fit_continues_a_fitted_model_as_the_local_fit() -> None:
+    # standardize=True converts a model that is not fresh to standardized coordinates, as
+    # EnergyMLP.fit does, so a second fit continues from the fitted model.
+    X = 5e3 + 1e3 * data(600)
+    ours = sm.EnergyMLP(3, hidden=(16,), activation="silu", seed=1)
+    ours.fit(X, epochs=2, standardize=True, validation=None, progress=False)
+    local = sm.EnergyMLP.from_params(ours.params, activation="silu")
+    args: dict[str, Any] = {**FIT, "standardize": True}
+    smd.fit(ours, da.from_array(X, chunks=(250, 3)), **args)
+    local.fit(X, validation=None, progress=False, **args)
+    assert rel_diff(ours, local) < 1e-9
+    before = ours.energy(X[:50])
+    smd.fit(ours, da.from_array(X, chunks=(250, 3)), **{**args, "lr": 1e-300, "optimizer": "sgd"})
+    np.testing.assert_allclose(ours.energy(X[:50]), before, rtol=1e-12)
+
+
 def test_fit_names_a_row_whose_standardized_values_overflow() -> None:
     # A finite validation row far from the training rows (spread 1e-3) overflows float32 in
     # z = (x - mean) / std. It was "X contains NaN or Inf (first at row 2)", with a numpy

@@ -630,6 +630,69 @@ def test_standardize_leaves_models_in_user_coordinates_whatever_ends_the_run():
     assert not np.allclose(seen[-1][0], EnergyMLP(2, hidden=(8,), seed=3).params[0])
 
 
+def test_a_second_standardized_fit_continues_from_the_fitted_model():
+    # The second fit(standardize=True) read the fitted parameters (a network of x) as a
+    # network of z: with lr = 1e-9 it turned an ISM loss of -2410 into 3e8. Now a model that is
+    # not fresh is converted to z first, and a second fit starts from the same function, on
+    # the same data or on data of other statistics.
+    X = np.array([1000.0, 5.0]) + np.array([100.0, 0.01]) * mixture(3000, 0)
+    model = EnergyMLP(2, hidden=(16, 16), seed=0)
+    model.fit(X, epochs=5, lr=3e-3, standardize=True, validation=None, progress=False)
+    E, loss = model.energy(X[:300]), model.ism_loss(X)
+    kw = {"epochs": 1, "lr": 1e-300, "optimizer": "sgd", "validation": None, "progress": False}
+    for rows in (X, 2.0 * X[:1000] - 3.0):
+        model.fit(rows, standardize=True, **kw)
+        # Measured: 0 (the first layer goes there and back within an ulp, if not exactly).
+        assert np.max(np.abs(model.energy(X[:300]) - E)) <= 1e-12 * np.ptp(E)
+        assert model.ism_loss(X) == pytest.approx(loss, rel=1e-9)
+    # Parameters given by the caller are in the caller's coordinates too.
+    given = EnergyMLP.from_params(model.params)
+    given.fit(X, standardize=True, **kw)
+    assert np.max(np.abs(given.energy(X[:300]) - E)) <= 1e-12 * np.ptp(E)
+
+
+def test_only_a_fresh_model_is_read_as_the_standardized_network():
+    # A fresh model's initialization, drawn for inputs of unit scale, is read as the network
+    # of z (as before); copies and pickles of it are fresh too; set_params ends it.
+    import copy
+    import pickle
+
+    X = np.array([1000.0, 5.0]) + np.array([100.0, 0.01]) * mixture(500, 1)
+    kw = {"epochs": 2, "lr": 1e-2, "standardize": True, "validation": None, "progress": False}
+    fresh = EnergyMLP(2, hidden=(8,), seed=2)
+    twins = [copy.copy(fresh), copy.deepcopy(fresh), pickle.loads(pickle.dumps(fresh))]
+    fresh.fit(X, **kw)
+    for twin in twins:
+        twin.fit(X, **kw)
+        assert same_arrays(twin.params, fresh.params)
+    # Its own parameters set back: no longer fresh, converted to z (the first layer times
+    # the spread of 100 and 0.01), which trains to another model.
+    other = EnergyMLP(2, hidden=(8,), seed=2)
+    other.set_params(other.params)
+    other.fit(X, **kw)
+    assert not np.allclose(other.params[0], fresh.params[0])
+    # A pickle written before models knew freshness (four arguments) is not fresh.
+    from scorematch.model import _rebuild
+
+    old = _rebuild(fresh.params, "softplus", 0.0, "float64")
+    assert not old._is_initial()
+
+
+def test_standardize_refuses_a_model_whose_first_layer_overflows_in_standardized_units():
+    X = 1e10 * mixture(200, 0)
+    params = EnergyMLP(2, hidden=(4,), dtype="float32").params
+    params[0] = np.full((4, 2), 1e30, np.float32)  # times a spread of ~1e10: past float32
+    model = EnergyMLP.from_params(params, dtype="float32")
+    with pytest.raises(ValueError) as info:
+        model.fit(X, standardize=True, validation=None, epochs=1, progress=False)
+    assert str(info.value) == (
+        "standardize=True: the model's first layer overflows float32 in standardized "
+        "coordinates (its weights times the data's spread); rescale the data, or start from "
+        "a fresh model"
+    )
+    assert same_arrays(model.params, params)
+
+
 def test_esm_with_standardize_matches_the_target_in_user_coordinates():
     # The target score is mapped to z coordinates as s_z = s ⊙ s_x: fitting the exact score of
     # a badly scaled Gaussian recovers it (a wrong map would fit another field).

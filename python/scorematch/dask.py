@@ -1145,9 +1145,10 @@ def fit(
             raise ValueError("validation must hold at least one row, got 0")
     affine = _Affine.identity(model.dim)
     if standardize:
-        # As EnergyMLP.fit: the training rows' statistics, for the validation rows too. The
-        # parameters are read as the standardized network's, as there.
+        # As EnergyMLP.fit: the training rows' statistics, for the validation rows too, and
+        # the model converted to standardized coordinates unless it is fresh.
         affine = _Affine.from_stats(*_column_stats(train.X), dtype)
+        params[:] = _flat(affine.start(model).params(), dtype)
         train = _Blocks(train.X.map_blocks(_standardized, affine, "X", dtype=dtype))
         if val is not None:
             val = _Blocks(val.X.map_blocks(_standardized, affine, "validation", dtype=dtype))

@@ -92,8 +92,12 @@ class EnergyMLP:
     True
     """
 
-    __slots__ = ("_m",)
+    __slots__ = ("_drawn", "_m")
     _m: _core.Model
+    # The handle of the parameters the constructor drew from the seed (None when the model
+    # was built from given parameters): the model is still "initial" while _m is it.
+    # fit(standardize=True) reads initial parameters as the standardized network's.
+    _drawn: _core.Model | None
 
     def __init__(
         self,
@@ -106,7 +110,7 @@ class EnergyMLP:
     ) -> None:
         dim = as_int(dim, "dim")
         widths = _as_widths(hidden)
-        self._m = _core.Model.create(
+        self._m = self._drawn = _core.Model.create(
             dim,
             widths,
             _as_activation(activation),
@@ -155,6 +159,7 @@ class EnergyMLP:
             name,
             as_nonnegative(alpha, "alpha"),
         )
+        obj._drawn = None
         return obj
 
     # -- architecture ---------------------------------------------------------------------
@@ -251,12 +256,20 @@ class EnergyMLP:
         save(self, path)
 
     def __reduce__(self) -> tuple[Any, ...]:
-        return (_rebuild, (self.params, self.activation, self.alpha, self._m.dtype))
+        args = (self.params, self.activation, self.alpha, self._m.dtype)
+        # Unpickled models older versions wrote (four arguments) are not initial.
+        return (_rebuild, (*args, True) if self._is_initial() else args)
 
     def __copy__(self) -> EnergyMLP:
         obj = EnergyMLP.__new__(EnergyMLP)
         obj._m = self._m  # handles are immutable: sharing is a copy
+        obj._drawn = self._drawn
         return obj
+
+    def _is_initial(self) -> bool:
+        """Whether the parameters are still those the constructor drew from its seed (not
+        set, fitted or loaded since)."""
+        return self._m is self._drawn
 
     def __deepcopy__(self, memo: dict[int, Any]) -> EnergyMLP:
         return self.__copy__()
@@ -860,10 +873,12 @@ class EnergyMLP:
             layer, so :meth:`energy`, :meth:`score`, :meth:`hessian_trace` and sampling need
             nothing else. Losses in the history, ``noise_std`` and ``target_score``'s role are
             in standardized units (``target_score`` is given in yours and converted).
-            Training starts from the current parameters read as those of the standardized
-            network, so a fresh model's initialization suits the standardized data; to
-            continue training a fitted model, use ``standardize=False``. Requires
-            ``alpha == 0``.
+            Training continues from the current model, converted exactly to standardized
+            coordinates, so a second ``fit`` (on the same data or new data) picks up where
+            the first stopped. One exception: the parameters of a model fresh from the
+            constructor (not fitted, set or loaded since; a copy or pickle of it too) were
+            drawn for inputs of unit scale, and are read as those of the standardized network
+            instead. Requires ``alpha == 0``.
 
         Returns
         -------
@@ -942,8 +957,13 @@ class EnergyMLP:
         )
 
 
-def _rebuild(params: list[Array], activation: str, alpha: float, dtype: str) -> EnergyMLP:
-    return EnergyMLP.from_params(params, activation=activation, alpha=alpha, dtype=dtype)
+def _rebuild(
+    params: list[Array], activation: str, alpha: float, dtype: str, initial: bool = False
+) -> EnergyMLP:
+    model = EnergyMLP.from_params(params, activation=activation, alpha=alpha, dtype=dtype)
+    if initial:
+        model._drawn = model._m
+    return model
 
 
 def _as_widths(hidden: Any) -> list[int]:

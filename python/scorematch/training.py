@@ -189,10 +189,8 @@ def fit(
         affine.check_overflow(given, model.dtype)
     del given
 
-    # With standardize, the current parameters are read as those of the network in z
-    # coordinates (so a fresh initialization suits the standardized data); see fit's doc.
     trainer = _core.Trainer(
-        model._m,
+        affine.start(model),
         X_train,
         t_train,
         X_val,
@@ -415,6 +413,32 @@ class _Affine:
                     f"rows' mean for a {np.dtype(dtype).name} model: its standardized "
                     f"coordinates (x - mean) / std overflow; rescale {name} or drop that row"
                 )
+
+    def start(self, model: EnergyMLP) -> _core.Model:
+        """The network of z that training starts from: ``model``'s converted exactly to z
+        coordinates, unless ``model`` is fresh from the constructor, whose parameters (drawn
+        for inputs of unit scale) are read as the network of z."""
+        if model._is_initial():
+            return model._m
+        return self.to_z(model._m)
+
+    def to_z(self, handle: _core.Model) -> _core.Model:
+        """The network of z equal to ``handle``'s network of x (the inverse of
+        :meth:`to_user`): ``W_z = W_x diag(s)``, ``b_z = b_x + W_x m``."""
+        if self.m is None or self.s is None:
+            return handle
+        p = [a.astype(np.float64) for a in handle.params()]
+        with np.errstate(over="ignore", invalid="ignore"):
+            p[1] = p[1] + p[0] @ self.m
+            p[0] = p[0] * self.s
+            w, b = p[0].astype(handle.dtype), p[1].astype(handle.dtype)
+        if not (np.isfinite(w).all() and np.isfinite(b).all()):
+            raise ValueError(
+                "standardize=True: the model's first layer overflows "
+                f"{np.dtype(handle.dtype).name} in standardized coordinates (its weights "
+                "times the data's spread); rescale the data, or start from a fresh model"
+            )
+        return handle.with_params([w, b, *(a.astype(handle.dtype) for a in p[2:])])
 
     def to_user(self, handle: _core.Model) -> _core.Model:
         """The model of x whose network equals ``handle``'s network of z."""
