@@ -342,50 +342,75 @@ def test_sampling_hyperparameters_reach_the_model(opts):
     np.testing.assert_array_equal(est.sample(10, random_state=3), want.samples)
 
 
-def test_fit_and_sample_are_scale_equivariant():
-    """standardize=True and the default ε = 0.1·min(scale_)² make fitting and sampling 1000·X
-    give 1000x the samples of X: the same chains, except a few whose MALA accept/reject
-    decisions differ by rounding (measured: 8 of 500 differ by more than 1e-6)."""
+def test_fit_and_sample_are_scale_equivariant_per_feature():
+    """standardize=True and the default sampler (ε = 0.1 in standardized coordinates) make
+    fitting and sampling X·diag(c) give the samples of X times c, for any per-feature c: the
+    same chains, except a few whose MALA accept/reject decisions differ by rounding (measured:
+    at most 2 of 500 differ by more than 1e-6). With one ε for every feature (0.1·min(scale_)²,
+    before), the chains barely moved along a feature 100 times wider than the others."""
     kw = {"hidden": (16,), "epochs": 30, "lr": 1e-2, "n_steps": 100, "burn_in": 100}
     a = ScoreMatchingDensity(random_state=0, **kw).fit(X[:1000]).sample(500, random_state=0)
-    big = ScoreMatchingDensity(random_state=0, **kw).fit(1000.0 * X[:1000])
-    b = big.sample(500, random_state=0) / 1000.0
-    same = np.abs(a - b).max(axis=1) < 1e-6
-    assert same.mean() > 0.95
-    np.testing.assert_allclose(b.std(axis=0), a.std(axis=0), rtol=0.05)
-    np.testing.assert_allclose(b.std(axis=0), np.sqrt(np.diag(COV)), rtol=0.25)  # 1.47, 0.77
+    for c in (np.array([1000.0, 1000.0]), np.array([1.0, 100.0]), np.array([0.01, 100.0])):
+        scaled = ScoreMatchingDensity(random_state=0, **kw).fit(c * X[:1000])
+        b = scaled.sample(500, random_state=0) / c
+        same = np.abs(a - b).max(axis=1) < 1e-6
+        assert same.mean() > 0.95, (c, same.mean())
+        np.testing.assert_allclose(b.std(axis=0), a.std(axis=0), rtol=0.05)
+    np.testing.assert_allclose(a.std(axis=0), np.sqrt(np.diag(COV)), rtol=0.25)  # 1.47, 0.77
+
+
+def _to_z(model, m, s):
+    """The model in z = (x - m) / s, written out: W_z = W diag(s), b_z = b + W m."""
+    p = [a.astype(np.float64) for a in model.params]
+    p[1] = p[1] + p[0] @ m
+    p[0] = p[0] * s
+    dtype = model.dtype
+    return EnergyMLP.from_params(
+        [a.astype(dtype) for a in p], activation=model.activation, dtype=dtype
+    )
 
 
 @pytest.mark.parametrize("constant", [(), (1,), (0, 1)])
-def test_the_default_step_size_is_a_tenth_of_the_smallest_feature_variance(constant):
-    """ε = 0.1·min(scale_)² over the features that vary; 0.1 when none does."""
-    Z = X[:500].copy()
+def test_the_default_sampler_runs_in_standardized_coordinates(constant):
+    """The chains of model_ in z = (x - mean_) / scale_ (a constant feature only shifted),
+    from z ~ N(0, I) (0 for a constant feature), with ε = 0.1, mapped back to x."""
+    Z = X[:500] * [1.0, 30.0]
     Z[:, list(constant)] = 3.0
     est = ScoreMatchingDensity(random_state=0, n_steps=20, burn_in=10, **SMALL).fit(Z)
-    positive = est.scale_[est.scale_ > 0]
-    low = positive.min() if positive.size else 1.0
+    s = np.where(est.scale_ > 0, est.scale_, 1.0)
     rs = np.random.RandomState(3)
     seed = int(rs.randint(0, 2**31 - 1))
-    init = est.mean_ + est.scale_ * rs.standard_normal((10, 2))
-    want = est.model_.sample(
+    x0 = est.mean_ + est.scale_ * rs.standard_normal((10, 2))
+    want = _to_z(est.model_, est.mean_, s).sample(
         10,
         n_steps=20,
         burn_in=10,
-        step_size=0.1 * low * low,
+        step_size=0.1,
         method="mala",
         adapt_step_size=True,
-        init=init,
+        init=(x0 - est.mean_) / s,
         seed=seed,
     )
-    np.testing.assert_array_equal(est.sample(10, random_state=3), want.samples)
+    np.testing.assert_array_equal(est.sample(10, random_state=3), est.mean_ + s * want.samples)
 
 
-@pytest.mark.parametrize(("scale", "shown"), [(1e-170, "0.0"), (1e170, "inf")])
-def test_a_default_step_size_out_of_range_asks_for_one(scale, shown):
-    est = ScoreMatchingDensity(hidden=(4,), epochs=1).fit(X[:50] * scale)
+@pytest.mark.parametrize("scale", [1e-170, 1e170])
+def test_the_default_sampler_takes_data_of_extreme_scale(scale):
+    # It refused these before: one ε of 0.1·min(scale_)² under- or overflowed.
+    est = ScoreMatchingDensity(hidden=(8,), epochs=20, lr=1e-2, random_state=0).fit(X * scale)
+    S = est.sample(200, random_state=0) / scale
+    assert np.isfinite(S).all()
+    np.testing.assert_allclose(S.std(axis=0), np.sqrt(np.diag(COV)), rtol=0.5)
+
+
+def test_the_default_sampler_names_a_model_it_cannot_standardize():
+    est = ScoreMatchingDensity(hidden=(4,), epochs=1, dtype="float32").fit(X[:50] * 1e10)
+    params = est.model_.params
+    params[0] = np.full_like(params[0], 1e30)  # times a scale of ~1e10: past float32
+    est.model_.set_params(params)
     want = (
-        f"the default step_size 0.1·min(scale_)² is {shown} for data of this scale "
-        f"(min scale_ = {est.scale_.min():.1e}); pass step_size"
+        "the default step_size runs the chains in standardized coordinates z = (x - mean_) / "
+        "scale_, where the model's first layer overflows float32; pass step_size"
     )
     with pytest.raises(ValueError, match=f"^{re.escape(want)}$"):
         est.sample(2)

@@ -266,6 +266,13 @@ class EnergyMLP:
         obj._drawn = self._drawn
         return obj
 
+    @classmethod
+    def _of(cls, handle: _core.Model) -> EnergyMLP:
+        """A model holding ``handle`` (not fresh)."""
+        obj = cls.__new__(cls)
+        obj._m, obj._drawn = handle, None
+        return obj
+
     def _is_initial(self) -> bool:
         """Whether the parameters are still those the constructor drew from its seed (not
         set, fitted or loaded since)."""

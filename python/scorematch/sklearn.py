@@ -14,7 +14,6 @@ scorematch.
 # (scorematch.sklearn); tests/test_sklearn.py checks it.
 from __future__ import annotations
 
-import math
 import warnings
 from collections.abc import Sequence
 from dataclasses import dataclass
@@ -52,7 +51,7 @@ from scorematch._validate import (
     typed,
 )
 from scorematch.model import _PROJECTIONS, EnergyMLP, _as_widths
-from scorematch.training import _OPTIMIZERS, FitHistory, column_stats
+from scorematch.training import _OPTIMIZERS, FitHistory, _Affine, column_stats
 
 __all__ = ["ScoreMatchingDensity"]
 
@@ -155,9 +154,11 @@ class ScoreMatchingDensity(DensityMixin, BaseEstimator):  # type: ignore[misc]
     step_size : float or None, default None
         Langevin step size ``ε`` of :meth:`sample`, in the step
         ``x ← x + (ε/2)·s(x) + √ε·z`` (for MALA, the starting value of the tuning).
-        ``None``: ``0.1 × min(scale_)²``, a tenth of the smallest feature variance of the
-        training data; with ULA, or data with structure much finer than its spread, set it
-        explicitly.
+        ``None``: the chains run in standardized coordinates ``z = (x − mean_) / scale_``
+        with ``ε = 0.1`` there, so that features of any scale mix alike (in x, the step of
+        feature j is ``0.1·scale_[j]²``: ``x ← x + (ε/2)·D²s(x) + √ε·D·z`` with
+        ``D = diag(scale_)``, a preconditioned Langevin step with the same target). With
+        ULA, or data with structure much finer than its spread, set it explicitly.
     random_state : int, RandomState instance or None, default None
         Seeds the initialization, the validation split, the minibatch order and the random
         draws of the objective. An int gives the same model as
@@ -439,7 +440,9 @@ class ScoreMatchingDensity(DensityMixin, BaseEstimator):  # type: ignore[misc]
 
         Each chain starts at ``N(mean_, diag(scale_²))`` and runs ``burn_in + n_steps``
         steps of ``method`` with the update ``x ← x + (ε/2)·s(x) + √ε·z``, ``z ~ N(0, I)``,
-        ``step_size = ε`` (see the class parameters); each returns its final state. For
+        ``step_size = ε``; with the default ``step_size=None``, in the standardized
+        coordinates ``(x − mean_) / scale_`` with ``ε = 0.1`` (see the class parameters).
+        Each returns its final state. For
         trajectories, acceptance rates or other options, call ``model_.sample`` directly.
         The sampling parameters are read at each call, so ``set_params(n_steps=...)``
         changes them without refitting.
@@ -459,8 +462,9 @@ class ScoreMatchingDensity(DensityMixin, BaseEstimator):  # type: ignore[misc]
         Raises
         ------
         ValueError
-            If ``n_samples`` < 1, ``random_state`` cannot seed a RandomState, or the default
-            ``step_size`` over- or underflows for data of extreme scale.
+            If ``n_samples`` < 1, ``random_state`` cannot seed a RandomState, or (default
+            ``step_size``) the model's first layer overflows its dtype in standardized
+            coordinates.
         TypeError
             If ``n_samples`` is not an int.
         scorematch.SamplingDivergedError
@@ -497,18 +501,23 @@ class ScoreMatchingDensity(DensityMixin, BaseEstimator):  # type: ignore[misc]
                 f"cannot allocate {n} chains of dimension {d} (n_samples={n}): their starting "
                 f"points alone take {binary_size(n * d * 8)}"
             ) from err
-        step_size = p.step_size
+        model, affine, step_size = self.model_, None, p.step_size
         if step_size is None:
-            positive = self.scale_[self.scale_ > 0]
-            low = float(positive.min()) if positive.size else 1.0
-            step_size = 0.1 * low * low  # a product: Inf past the range, where ** raises
-            if not (math.isfinite(step_size) and step_size > 0):
+            # One ε for every feature moves the chains by the smallest feature's scale: along
+            # a feature 100 times wider they barely moved. The chains run in standardized
+            # coordinates instead, where every feature has unit scale.
+            affine, step_size = self._standardized_coordinates(), self._DEFAULT_STEP
+            try:
+                model = EnergyMLP._of(affine.to_z(model._m))
+            except ValueError:
                 raise ValueError(
-                    f"the default step_size 0.1·min(scale_)² is {step_size} for data of this "
-                    f"scale (min scale_ = {low:.1e}); pass step_size"
-                )
+                    "the default step_size runs the chains in standardized coordinates "
+                    "z = (x - mean_) / scale_, where the model's first layer overflows "
+                    f"{np.dtype(model.dtype).name}; pass step_size"
+                ) from None
+            init = affine.data(init, None)[0]
         adapt = p.method == "mala" and p.burn_in > 0
-        res = self.model_.sample(
+        res = model.sample(
             n,
             n_steps=p.n_steps,
             step_size=step_size,
@@ -519,8 +528,20 @@ class ScoreMatchingDensity(DensityMixin, BaseEstimator):  # type: ignore[misc]
             seed=seed,
             progress=False,
         )
-        self._warn_if_runaway(res.samples)
-        return res.samples
+        samples = res.samples
+        if affine is not None:
+            samples = affine.to_x(samples)
+        self._warn_if_runaway(samples)
+        return samples
+
+    # The default step size, in standardized coordinates.
+    _DEFAULT_STEP = 0.1
+
+    def _standardized_coordinates(self) -> _Affine:
+        """The map z = (x - mean_) / scale_ of the default sampler (a constant feature is
+        only shifted)."""
+        scale = np.where(self.scale_ > 0, self.scale_, 1.0)
+        return _Affine(self.mean_.astype(np.float64), scale.astype(np.float64))
 
     # A fitted energy need not confine its density (alpha is 0 with standardize=True): after
     # a short fit, chains can run off, MALA's step-size tuning growing ε without bound, and

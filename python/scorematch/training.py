@@ -375,6 +375,12 @@ class _Affine:
             )
         return cls(m, s)
 
+    def to_x(self, Z: Arr) -> Arr:
+        """Rows of z back in x coordinates, ``x = m + s z``, in ``Z``'s dtype."""
+        if self.m is None or self.s is None:
+            return Z
+        return (self.m + self.s * Z).astype(Z.dtype, copy=False)
+
     def data(self, X: Arr, target: Arr | None) -> tuple[Arr, Arr | None]:
         if self.m is None or self.s is None:
             return X, target
