@@ -379,7 +379,8 @@ class _Affine:
         """Rows of z back in x coordinates, ``x = m + s z``, in ``Z``'s dtype."""
         if self.m is None or self.s is None:
             return Z
-        return (self.m + self.s * Z).astype(Z.dtype, copy=False)
+        x: Arr = (self.m + self.s * Z).astype(Z.dtype, copy=False)
+        return x
 
     def data(self, X: Arr, target: Arr | None) -> tuple[Arr, Arr | None]:
         if self.m is None or self.s is None:
