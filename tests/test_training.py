@@ -327,6 +327,21 @@ def test_adam_whose_squared_gradient_overflows_is_a_divergence(dtype: str) -> No
     assert same_arrays(model.params, before)
 
 
+def test_a_divergence_before_any_update_points_at_the_data_not_the_lr() -> None:
+    # The first step's loss is the initial model's: "try a smaller lr" sent users after the
+    # wrong knob (new-user audit). Here alpha·|x|²/2 of rows at 1e20 overflows float32.
+    model = EnergyMLP(2, hidden=(8,), alpha=1.0, dtype="float32")
+    X = 1e20 * mixture(100, 0)
+    with pytest.raises(TrainingDivergedError) as info:
+        model.fit(X, epochs=1, validation=None, progress=False)
+    assert str(info.value) == (
+        "training diverged at epoch 0, step 0 (counting from 0): the loss is NaN or Inf; the "
+        "model keeps the last parameters whose loss and gradient were finite and in range (no "
+        "update was made yet: the initial model overflows on these rows; rescale the data "
+        "(standardize=True) or lower alpha)"
+    )
+
+
 def test_non_finite_messages_name_the_core_quantities():
     """The distributed fit takes these messages from the core, by the quantity's name."""
     msg = scorematch._core.non_finite_message(1, 2, "updated parameter vector")

@@ -46,8 +46,8 @@ pub enum Error {
     /// if there were none). Epochs and steps count from 0.
     #[error(
         "training diverged at epoch {epoch}, step {step} (counting from 0): {cause}; the model \
-         keeps the last parameters whose loss and gradient were finite and in range (try a \
-         smaller lr or weight_decay)"
+         keeps the last parameters whose loss and gradient were finite and in range ({advice})",
+        advice = divergence_advice(*epoch, *step, cause)
     )]
     TrainingDiverged {
         epoch: usize,
@@ -65,6 +65,18 @@ pub enum Error {
 
 /// The core's result type.
 pub type Result<T> = std::result::Result<T, Error>;
+
+/// What a diverged run should try. The first step's loss and gradient are the initial
+/// model's on the data, before any update: no lr changes them.
+fn divergence_advice(epoch: usize, step: usize, cause: &Divergence) -> &'static str {
+    match (epoch, step, cause) {
+        (0, 0, Divergence::NonFinite(Quantity::Loss | Quantity::Gradient)) => {
+            "no update was made yet: the initial model overflows on these rows; rescale the \
+             data (standardize=True) or lower alpha"
+        }
+        _ => "try a smaller lr or weight_decay",
+    }
+}
 
 /// Requests below this many bytes skip [`check_reservable`]: no allocator refuses them short
 /// of memory already exhausted, and the check would cost a small call its malloc and free.
@@ -206,6 +218,28 @@ mod tests {
 
     fn still_marked() -> bool {
         with_workspace::<Marker, _>(|m| m.0 == 7)
+    }
+
+    #[test]
+    fn a_divergence_before_any_update_does_not_blame_the_learning_rate() {
+        let msg = |epoch, step, q| {
+            Error::TrainingDiverged {
+                epoch,
+                step,
+                cause: Divergence::NonFinite(q),
+            }
+            .to_string()
+        };
+        for q in [Quantity::Loss, Quantity::Gradient] {
+            let first = msg(0, 0, q);
+            assert!(first.ends_with("(no update was made yet: the initial model overflows on these rows; rescale the data (standardize=True) or lower alpha)"), "{first}");
+            assert!(msg(0, 1, q).ends_with("(try a smaller lr or weight_decay)"));
+            assert!(msg(1, 0, q).ends_with("(try a smaller lr or weight_decay)"));
+        }
+        // Updates at the first step: the learning rate and weight decay are in play.
+        for q in [Quantity::UpdatedParameters, Quantity::SecondMoments] {
+            assert!(msg(0, 0, q).ends_with("(try a smaller lr or weight_decay)"));
+        }
     }
 
     #[test]
