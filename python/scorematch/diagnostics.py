@@ -379,7 +379,12 @@ def ess(trajectory: ArrayLike | None, *, method: str = "bulk") -> Floats:
     last bits of the FFT would decide; here a sum within 1e-12 of 0 counts as 0, so such
     draws give one answer on every numpy. ArviZ's rounding can land on either side there,
     so its ESS can differ from ours on such draws (by 6 % on one 10 × 2 trajectory of
-    0, 1 and 2). Elsewhere ``"tail"`` and ``"basic"`` agree with ArviZ to rounding, and
+    0, 1 and 2). ``"tail"`` can also differ where the 5 % or 95 % quantile falls exactly on
+    a draw, as it does whenever a coordinate has 1 more draw than a multiple of 20 (one
+    chain of 101 or 1 001 draws, 3 chains of 67): numpy's quantile is then that draw, which
+    its indicator counts, while ArviZ's ``mquantiles`` rounds it just below (10 % apart on
+    one chain of 101 autocorrelated draws; ArviZ's own ESS of numpy's indicators gives
+    ours). Elsewhere ``"tail"`` and ``"basic"`` agree with ArviZ to rounding, and
     ``"bulk"`` to about 1e-9 relative: its rank-normalized draws come from an approximation
     of the normal quantile (Acklam's, relative error < 1.2e-9), not from scipy.
     """

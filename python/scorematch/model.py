@@ -706,7 +706,12 @@ class EnergyMLP:
             that can differ from ``n_steps``: 10 steps over 3 temperatures run 9, 2 run 3).
         adapt_step_size : bool, default False
             MALA only: tune ε per chain during burn-in by dual averaging (Hoffman & Gelman
-            2014) toward ``target_accept``, then freeze it.
+            2014) toward ``target_accept``, then freeze it (at the averaged iterate, as
+            Stan does). The acceptance reached approaches the target as the burn-in grows,
+            from above for targets of 0.5 and more: measured on Gaussians in dimensions 2
+            and 16, 0.62, 0.61, 0.59, 0.58 for the default 0.574 after burn-ins of 100, 300,
+            1 000 and 3 000 steps (0.85 → 0.81 for 0.8); from below, and further, for low
+            targets (0.2: 0.07–0.11 after 100 steps, 0.16–0.18 after 3 000).
         target_accept : float, default 0.574
             Acceptance rate targeted by the adaptation (0.574 is optimal in high dimension,
             Roberts & Rosenthal 1998), in (0, 1). Only ``adapt_step_size=True`` uses it, but
