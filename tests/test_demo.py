@@ -652,6 +652,28 @@ def test_cli_takes_a_first_line_with_an_empty_field_for_data(tmp_path, capsys, m
         assert np.array_equal(_read_data(name).X, rows), name
 
 
+def test_cli_reads_quoted_numbers_and_names_numbers_too_large(tmp_path, capsys, monkeypatch):
+    """pandas' to_csv(quoting=QUOTE_ALL) quotes every field: its data lines were refused, its
+    header read. A finite number past float64 (1e400) was called "NaN or Inf"."""
+    from scorematch.__main__ import _read_data
+
+    monkeypatch.chdir(tmp_path)
+    (tmp_path / "quoted.csv").write_text('"a","b"\n"1","2"\n"3","4.5"\n5,6\n')
+    (tmp_path / "no_header.csv").write_text('"1","2"\n3,4\n')
+    assert np.array_equal(_read_data("quoted.csv").X, [[1, 2], [3, 4.5], [5, 6]])
+    assert np.array_equal(_read_data("no_header.csv").X, [[1, 2], [3, 4]])
+    (tmp_path / "big.csv").write_text("a,b\n1,2\n3,-1E400\n")
+    (tmp_path / "inf.csv").write_text("a,b\n1,2\n-inf,3\n")
+    fit = ["--out", "m.npz", "--epochs", "1"]
+    assert _error(capsys, ["fit", "big.csv", *fit]) == (
+        "scorematch: error: cannot read 'big.csv': the number -1E400 on line 3 is too large "
+        "for float64 (at most about 1.8e308)"
+    )
+    assert _error(capsys, ["fit", "inf.csv", *fit]) == (
+        "scorematch: error: cannot fit 'inf.csv': NaN or Inf on line 3 ('-inf,3')"
+    )
+
+
 def test_cli_takes_file_suffixes_in_any_case(tmp_path, capsys, monkeypatch):
     """DATA.CSV and DATA.NPY are read, S.CSV and S.NPY written, at exactly those names."""
     from scorematch.__main__ import main

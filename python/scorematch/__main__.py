@@ -230,12 +230,33 @@ def _read_csv(p: Path) -> tuple[Any, list[str], list[int]]:
     # with its own message. Blank here, as in the check of the lines below.
     rows = [i for i in range(skip, len(lines)) if _csv_fields(lines[i]) is not None]
     try:
-        return np.loadtxt([lines[i] for i in rows], delimiter=",", ndmin=2), lines, rows
+        # A field in double quotes (pandas' QUOTE_ALL, some spreadsheets) is read unquoted.
+        X = np.loadtxt([lines[i] for i in rows], delimiter=",", quotechar='"', ndmin=2)
     except ValueError as err:
         # numpy's own text counts rows from 0 past the header and says nothing of the format
         # expected: find the line (the fast parse above keeps valid files fast).
         bad = _first_bad_csv_line(lines, skip)
         raise (err if bad is None else ValueError(bad)) from None
+    _refuse_too_large(X, lines, rows)
+    return X, lines, rows
+
+
+def _refuse_too_large(X: Any, lines: list[str], rows: list[int]) -> None:
+    """Raises the ``ValueError`` of the first number written out finitely (``1e400``) that
+    float64 reads as infinite: the data check would call it "NaN or Inf", which the file
+    does not hold."""
+    infinite = np.isinf(X)
+    if not infinite.any():
+        return
+    for r in np.flatnonzero(infinite.any(axis=1)):
+        fields = _csv_fields(lines[rows[r]]) or []
+        for field in fields:
+            text = _unquoted(field).strip()
+            if math.isinf(float(text)) and text.lower().lstrip("+-") not in ("inf", "infinity"):
+                raise ValueError(
+                    f"the number {text} on line {rows[r] + 1} is too large for float64 "
+                    "(at most about 1.8e308)"
+                )
 
 
 # The line ends of a text file, as editors, the csv module and numpy count them. str.splitlines
@@ -270,9 +291,16 @@ def _is_empty(field: str) -> bool:
     return field.strip() in ("", '""')
 
 
+def _unquoted(field: str) -> str:
+    """The field without the double quotes around it, if it has them (as numpy.loadtxt's
+    quotechar reads it: the quotes must open and close the field)."""
+    return field[1:-1] if len(field) >= 2 and field[0] == field[-1] == '"' else field
+
+
 def _is_number(field: str) -> bool:
     # float() also takes "1_000" and digits of other scripts ("١", fullwidth "１"), which
     # numpy.loadtxt refuses (both strip the same whitespace, non-ASCII spaces too).
+    field = _unquoted(field)
     try:
         float(field)
     except ValueError:
