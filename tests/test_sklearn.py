@@ -394,6 +394,34 @@ def test_the_default_sampler_runs_in_standardized_coordinates(constant):
     np.testing.assert_array_equal(est.sample(10, random_state=3), est.mean_ + s * want.samples)
 
 
+def test_the_default_sampler_of_a_confined_model_runs_in_x():
+    """alpha > 0: (α/2)‖x‖² has no counterpart in standardized coordinates (the first layer
+    takes the map, that term would not), so the chains run in x with ε = 0.1·min(scale_)²;
+    standardized, they sampled another density."""
+    Z = X[:500] * [1.0, 3.0]
+    est = ScoreMatchingDensity(
+        random_state=0, n_steps=20, burn_in=10, alpha=0.5, standardize=False, **SMALL
+    ).fit(Z)
+    rs = np.random.RandomState(3)
+    seed = int(rs.randint(0, 2**31 - 1))
+    init = est.mean_ + est.scale_ * rs.standard_normal((10, 2))
+    want = est.model_.sample(
+        10,
+        n_steps=20,
+        burn_in=10,
+        step_size=0.1 * est.scale_.min() ** 2,
+        method="mala",
+        adapt_step_size=True,
+        init=init,
+        seed=seed,
+    )
+    np.testing.assert_array_equal(est.sample(10, random_state=3), want.samples)
+    tiny = ScoreMatchingDensity(hidden=(4,), epochs=1, alpha=0.5, standardize=False)
+    tiny.fit(X[:50] * 1e-170)
+    with pytest.raises(ValueError, match=r"^the default step_size 0\.1·min\(scale_\)² of a"):
+        tiny.sample(2)
+
+
 @pytest.mark.parametrize("scale", [1e-170, 1e170])
 def test_the_default_sampler_takes_data_of_extreme_scale(scale):
     # It refused these before: one ε of 0.1·min(scale_)² under- or overflowed.

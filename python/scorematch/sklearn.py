@@ -14,6 +14,7 @@ scorematch.
 # (scorematch.sklearn); tests/test_sklearn.py checks it.
 from __future__ import annotations
 
+import math
 import warnings
 from collections.abc import Sequence
 from dataclasses import dataclass
@@ -157,8 +158,10 @@ class ScoreMatchingDensity(DensityMixin, BaseEstimator):  # type: ignore[misc]
         ``None``: the chains run in standardized coordinates ``z = (x − mean_) / scale_``
         with ``ε = 0.1`` there, so that features of any scale mix alike (in x, the step of
         feature j is ``0.1·scale_[j]²``: ``x ← x + (ε/2)·D²s(x) + √ε·D·z`` with
-        ``D = diag(scale_)``, a preconditioned Langevin step with the same target). With
-        ULA, or data with structure much finer than its spread, set it explicitly.
+        ``D = diag(scale_)``, a preconditioned Langevin step with the same target); with
+        ``alpha > 0``, whose term ``(α/2)‖x‖²`` those coordinates would not keep, they run
+        in x with ``ε = 0.1 × min(scale_)²``. With ULA, or data with structure much finer
+        than its spread, set it explicitly.
     random_state : int, RandomState instance or None, default None
         Seeds the initialization, the validation split, the minibatch order and the random
         draws of the objective. An int gives the same model as
@@ -440,8 +443,9 @@ class ScoreMatchingDensity(DensityMixin, BaseEstimator):  # type: ignore[misc]
 
         Each chain starts at ``N(mean_, diag(scale_²))`` and runs ``burn_in + n_steps``
         steps of ``method`` with the update ``x ← x + (ε/2)·s(x) + √ε·z``, ``z ~ N(0, I)``,
-        ``step_size = ε``; with the default ``step_size=None``, in the standardized
-        coordinates ``(x − mean_) / scale_`` with ``ε = 0.1`` (see the class parameters).
+        ``step_size = ε``; with the default ``step_size=None`` and ``alpha = 0``, in the
+        standardized coordinates ``(x − mean_) / scale_`` with ``ε = 0.1`` (see the class
+        parameters).
         Each returns its final state. For
         trajectories, acceptance rates or other options, call ``model_.sample`` directly.
         The sampling parameters are read at each call, so ``set_params(n_steps=...)``
@@ -464,7 +468,7 @@ class ScoreMatchingDensity(DensityMixin, BaseEstimator):  # type: ignore[misc]
         ValueError
             If ``n_samples`` < 1, ``random_state`` cannot seed a RandomState, or (default
             ``step_size``) the model's first layer overflows its dtype in standardized
-            coordinates.
+            coordinates, or with ``alpha > 0`` the default step over- or underflows.
         TypeError
             If ``n_samples`` is not an int.
         scorematch.SamplingDivergedError
@@ -502,7 +506,9 @@ class ScoreMatchingDensity(DensityMixin, BaseEstimator):  # type: ignore[misc]
                 f"points alone take {binary_size(n * d * 8)}"
             ) from err
         model, affine, step_size = self.model_, None, p.step_size
-        if step_size is None:
+        if step_size is None and model.alpha != 0:
+            step_size = self._default_step_in_x()
+        elif step_size is None:
             # One ε for every feature moves the chains by the smallest feature's scale: along
             # a feature 100 times wider they barely moved. The chains run in standardized
             # coordinates instead, where every feature has unit scale.
@@ -536,6 +542,21 @@ class ScoreMatchingDensity(DensityMixin, BaseEstimator):  # type: ignore[misc]
 
     # The default step size, in standardized coordinates.
     _DEFAULT_STEP = 0.1
+
+    def _default_step_in_x(self) -> float:
+        """The default ε of a model with alpha > 0: its confining term (α/2)‖x‖² has no
+        counterpart in standardized coordinates (the network's first layer takes the map,
+        the term would not), so its chains run in x, with 0.1 × the smallest feature
+        variance."""
+        positive = self.scale_[self.scale_ > 0]
+        low = float(positive.min()) if positive.size else 1.0
+        step = self._DEFAULT_STEP * low * low  # a product: Inf past the range, where ** raises
+        if not (math.isfinite(step) and step > 0):
+            raise ValueError(
+                f"the default step_size 0.1·min(scale_)² of a model with alpha > 0 is {step} "
+                f"for data of this scale (min scale_ = {low:.1e}); pass step_size"
+            )
+        return step
 
     def _standardized_coordinates(self) -> _Affine:
         """The map z = (x - mean_) / scale_ of the default sampler (a constant feature is
