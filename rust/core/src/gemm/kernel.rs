@@ -4,8 +4,9 @@
 //! Every output element is ONE sequential chain over `p = 0..k`:
 //! `acc = c_init; acc = fma(a[i,p], b[p,j], acc)`, with `c_init = 0` or the old `c`. The
 //! micro-kernel for a full tile, the one for the remainder rows and the narrow last column
-//! panel (masked moves straight into `c` on AVX-512, a stack tile otherwise) all run that
-//! same chain, and splitting `k` into blocks only stores and reloads the accumulator (exact).
+//! panel (masked moves straight into `c` on AVX-512 and on AVX2 in f64, a stack tile
+//! otherwise) all run that same chain, and splitting `k` into blocks only stores and reloads
+//! the accumulator (exact).
 //! So a row's result depends only on that row of `a` and on `B` — never on `m` or on where
 //! the row sits in the block — and, `fma` being exactly rounded, it is bit-identical across
 //! the AVX2 and AVX-512 paths too.
@@ -26,8 +27,9 @@ pub(super) trait Simd {
     unsafe fn store(p: *mut Self::T, v: Self::V);
     /// `a · b + c`, rounded once.
     unsafe fn fma(a: Self::V, b: Self::V, c: Self::V) -> Self::V;
-    /// Whether [`Simd::load_first`] and [`Simd::store_first`] exist (AVX-512's masked moves).
-    /// Without them the narrow last column panel goes through a stack tile.
+    /// Whether [`Simd::load_first`] and [`Simd::store_first`] exist and are used (AVX-512's
+    /// masked moves, AVX2's `vmaskmovpd`). Without them the narrow last column panel goes
+    /// through a stack tile.
     const MASKED: bool;
     /// The lanes `0..n` of a vector, `n ≤ LANES`.
     type M: Copy;

@@ -434,8 +434,9 @@ fn narrow_products_use_one_vector_panels() {
     }
 }
 
-/// The narrow last panel is written straight into `c` by masked stores on AVX-512 (and the
-/// emulated path): nothing before or after `c` changes, whatever the width, on every path.
+/// The narrow last panel is written straight into `c` by masked stores on AVX-512, on AVX2 in
+/// f64 (and on the emulated path): nothing before or after `c` changes, whatever the width, on
+/// every path.
 fn writes_stay_within_c<T: Real + MulAdd>() {
     let pad = 64;
     for isa in Isa::all_supported() {

@@ -49,6 +49,25 @@ macro_rules! simd {
         });
     };
     ($name:ident, $t:ty, $v:ty, $lanes:expr, $zero:ident, $splat:ident, $load:ident,
+     $store:ident, $fma:ident, vmask $first:ident, $mload:ident, $mstore:ident) => {
+        simd!($name, $t, $v, $lanes, $zero, $splat, $load, $store, $fma, {
+            const MASKED: bool = true;
+            type M = __m256i;
+            #[inline(always)]
+            unsafe fn first(n: usize) -> __m256i {
+                $first(n)
+            }
+            #[inline(always)]
+            unsafe fn load_first(p: *const $t, m: __m256i) -> $v {
+                $mload(p, m)
+            }
+            #[inline(always)]
+            unsafe fn store_first(p: *mut $t, m: __m256i, v: $v) {
+                $mstore(p, m, v)
+            }
+        });
+    };
+    ($name:ident, $t:ty, $v:ty, $lanes:expr, $zero:ident, $splat:ident, $load:ident,
      $store:ident, $fma:ident, { $($masked:tt)* }) => {
         #[derive(Clone, Copy)]
         pub(super) struct $name;
@@ -92,6 +111,20 @@ simd!(
     _mm256_storeu_ps,
     _mm256_fmadd_ps
 );
+
+/// The lanes `0..n` of an f64 ymm vector (`n ≤ 4`), as the sign bits `vmaskmovpd` reads.
+#[inline(always)]
+unsafe fn first_pd(n: usize) -> __m256i {
+    _mm256_cmpgt_epi64(_mm256_set1_epi64x(n as i64), _mm256_setr_epi64x(0, 1, 2, 3))
+}
+
+// AVX2 masked moves (`vmaskmovpd`) for the narrow last panel in f64 only. Measured on Zen 4
+// (one thread, `gemm_shapes`, SCOREMATCH_GEMM=avx2, medians of 9 alternated runs, m = 256)
+// against the stack tile: 0.59–0.80 of its time at k = 2 (n = 1, 2, 3, 7, 9, 17), 0.80–0.94
+// at k = 7, 0.95–0.98 at k = 64; one row (m = 1, k = 64): 0.82–0.83. In f32, `vmaskmovps`
+// stores (8 lanes; reputedly slow on AMD) made the same shapes 1.1–1.4 × slower at k ≤ 7, so f32
+// keeps the stack tile (there, reading only the first vector of the panel when its columns
+// fit one vector, as masked paths do, gave no measurable gain, and was not kept).
 simd!(
     Avx2F64,
     f64,
@@ -101,7 +134,10 @@ simd!(
     _mm256_set1_pd,
     _mm256_loadu_pd,
     _mm256_storeu_pd,
-    _mm256_fmadd_pd
+    _mm256_fmadd_pd,
+    vmask first_pd,
+    _mm256_maskload_pd,
+    _mm256_maskstore_pd
 );
 simd!(
     Avx512F32,
