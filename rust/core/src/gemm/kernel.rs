@@ -44,6 +44,13 @@ pub(super) trait Simd {
 /// panel of `B` passes over it.
 const MC: usize = 144;
 /// Depth per block: a `KC × NR` micro-panel of packed `B` stays in L1 across a block of rows.
+///
+/// On AVX-512 that micro-panel is 32 KiB (256 × 16 f64 or 256 × 32 f32), a whole Zen 4 L1,
+/// yet smaller blocks were slower in f64 (Zen 4, one thread, medians of 7–9 alternated runs;
+/// the block size changes no bits, see the module doc): `gemm_shapes` 198 × 256 · 256 × 256
+/// 459 → 471 µs at `KC` = 128 and 516 µs at 64, (16, 256, 256) +2.5 %, (252, 128, 128) even;
+/// `profile` f64 energy, score and trace at d = 64, w = 256, depth 3: +4, +1.4 and +3.5 % at
+/// 128, +5.5, +4.6 and +12 % at 64; trace at d = 16, w = 128: even at 128, +5 % at 64.
 pub(super) const KC: usize = 256;
 
 /// `c[..MR, ..NV·LANES] = [c +] a[..MR, ..k] · b[..k, ..NV·LANES]`: the register tile.
