@@ -274,6 +274,16 @@ def test_fit_continues_a_fitted_model_as_the_local_fit() -> None:
     np.testing.assert_allclose(ours.energy(X[:50]), before, rtol=1e-12)
 
 
+def test_fit_that_makes_no_update_leaves_the_model_as_it_was() -> None:
+    # As EnergyMLP.fit: a divergence before the first update keeps the model's handle (its
+    # parameters exactly, a fresh model fresh), where it swapped in a copy.
+    m = sm.EnergyMLP(3, hidden=(8,), alpha=1.0, dtype="float32", seed=1)
+    handle = m._m
+    with pytest.raises(sm.TrainingDivergedError, match="epoch 0, step 0"):
+        smd.fit(m, da.from_array(1e20 * data(200), chunks=100), epochs=1)
+    assert m._m is handle and m._is_initial()
+
+
 def test_fit_names_a_row_whose_standardized_values_overflow() -> None:
     # A finite validation row far from the training rows (spread 1e-3) overflows float32 in
     # z = (x - mean) / std. It was "X contains NaN or Inf (first at row 2)", with a numpy
@@ -481,8 +491,8 @@ def test_fit_without_validation_keeps_the_last_parameters() -> None:
 def test_fit_computes_gradients_only_for_its_steps(
     monkeypatch: pytest.MonkeyPatch, objective: str, extra: dict[str, Any]
 ) -> None:
-    # The validation loss and the last step's check read a loss alone, a third of the cost of
-    # a loss and its gradient (they computed the gradient too, and threw it away). Counted in
+    # The validation loss and the last step's check read a loss alone, without the reverse
+    # pass (they computed the gradient too, and threw it away). Counted in
     # rows passed to each kind of call: every training row once per epoch gets a gradient;
     # the validation rows once per epoch, or the last minibatch once, get a loss alone.
     rows = {"grad": 0, "loss": 0}

@@ -232,7 +232,7 @@ def test_bad_arguments(rng):
 def test_each_loss_alone_is_its_loss_and_grad_s_loss_bit_for_bit(
     dtype, n_projections, projection, keyed, dim, hidden, activation, alpha, n, seed
 ):
-    """The loss-only methods (a third of the cost: no reverse pass) run the same forward
+    """The loss-only methods (no reverse pass) run the same forward
     arithmetic and draws as the loss_and_grad ones, in the same order."""
     model, _ = make_model(dim, hidden, activation, alpha, dtype, seed=seed % 1000)
     rng = np.random.default_rng(seed)

@@ -14,6 +14,7 @@ import time
 import warnings
 from decimal import Decimal
 from fractions import Fraction
+from typing import Any
 
 import numpy as np
 import pytest
@@ -337,8 +338,8 @@ def test_a_divergence_before_any_update_points_at_the_data_not_the_lr() -> None:
     assert str(info.value) == (
         "training diverged at epoch 0, step 0 (counting from 0): the loss is NaN or Inf; the "
         "model keeps the last parameters whose loss and gradient were finite and in range (no "
-        "update was made yet: the initial model overflows on these rows; rescale the data "
-        "(standardize=True) or lower alpha)"
+        "update was made yet: the starting parameters' loss or gradient overflows on these "
+        "rows, whatever the lr)"
     )
 
 
@@ -601,20 +602,12 @@ def test_the_validation_split_is_disjoint_and_its_loss_is_the_models():
     np.testing.assert_allclose(h.val_loss, seen, rtol=1e-12)
 
 
-def _to_user(params, X):
-    """A network of z = (x − m)/s as a network of x, computed here from the definition."""
-    m = X.mean(axis=0)
-    big = np.abs(X).max(axis=0)
-    s = (X / big).std(axis=0) * big
-    W = params[0] / s
-    return [W, params[1] - W @ m, *params[2:]]
-
-
 def test_standardize_leaves_models_in_user_coordinates_whatever_ends_the_run():
     rng = np.random.default_rng(3)
     X = np.array([500.0, -0.2]) + np.array([1000.0, 0.01]) * rng.normal(size=(400, 2))
-    # Divergence at once keeps the initial network, read (as always with standardize) as a
-    # network of z: the model is its conversion to x, not the z network itself.
+    # Divergence at once (the update of step 0 blows up, judged at step 1) keeps the initial
+    # parameters: the model as it was, exactly, and still fresh (it was their conversion to x,
+    # and no longer fresh). So does a fitted model's.
     model = EnergyMLP(2, hidden=(8,), seed=3)
     p0 = model.params
     with pytest.raises(TrainingDivergedError, match="epoch 0, step [01]"):
@@ -627,8 +620,20 @@ def test_standardize_leaves_models_in_user_coordinates_whatever_ends_the_run():
             validation=None,
             progress=False,
         )
-    for got, want in zip(model.params, _to_user(p0, X), strict=True):
-        np.testing.assert_allclose(got, want, rtol=1e-12, atol=1e-300)
+    assert same_arrays(model.params, p0) and model._is_initial()
+    model.fit(X, epochs=1, lr=1e-3, standardize=True, validation=None, progress=False)
+    fitted = model.params
+    with pytest.raises(TrainingDivergedError, match="epoch 0, step [01]"):
+        model.fit(
+            X,
+            epochs=2,
+            lr=1e200,
+            optimizer="sgd",
+            standardize=True,
+            validation=None,
+            progress=False,
+        )
+    assert same_arrays(model.params, fitted)
     # The callback sees the model in x coordinates too: at the last epoch, the final one.
     model = EnergyMLP(2, hidden=(8,), seed=3)
     seen = []
@@ -693,6 +698,27 @@ def test_only_a_fresh_model_is_read_as_the_standardized_network():
     assert not old._is_initial()
 
 
+def test_a_fit_that_makes_no_update_leaves_the_model_as_it_was():
+    # A divergence at the first step (no update made) still swapped in the trainer's copy:
+    # with standardize, the initial network converted to x, another energy, and the model was
+    # no longer fresh, so a second try converted it to z again instead of reading it there.
+    X = np.array([1000.0, 5.0]) + np.array([100.0, 0.01]) * mixture(300, 0)
+    model = EnergyMLP(2, hidden=(8,), seed=0)
+    E = model.energy(X[:20])
+    kw: dict[str, Any] = {"standardize": True, "validation": None, "progress": False}
+    with pytest.raises(TrainingDivergedError, match="epoch 0, step 0"):
+        model.fit(X, objective="esm", target_score=np.full_like(X, 1e200), epochs=1, **kw)
+    assert model._is_initial() and np.array_equal(model.energy(X[:20]), E)
+    fresh = EnergyMLP(2, hidden=(8,), seed=0)
+    model.fit(X, epochs=2, lr=1e-2, **kw)
+    fresh.fit(X, epochs=2, lr=1e-2, **kw)
+    assert same_arrays(model.params, fresh.params)
+    # A fitted model's pickle is not fresh (a fresh one's is: see the test below).
+    import pickle
+
+    assert not pickle.loads(pickle.dumps(model))._is_initial()
+
+
 def test_standardize_refuses_a_model_whose_first_layer_overflows_in_standardized_units():
     X = 1e10 * mixture(200, 0)
     params = EnergyMLP(2, hidden=(4,), dtype="float32").params
@@ -702,8 +728,8 @@ def test_standardize_refuses_a_model_whose_first_layer_overflows_in_standardized
         model.fit(X, standardize=True, validation=None, epochs=1, progress=False)
     assert str(info.value) == (
         "standardize=True: the model's first layer overflows float32 in standardized "
-        "coordinates (its weights times the data's spread); rescale the data, or start from "
-        "a fresh model"
+        "coordinates (its weights times the data's spread); pass standardize=False, rescale "
+        "the data, or start from a fresh model"
     )
     assert same_arrays(model.params, params)
 

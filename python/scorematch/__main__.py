@@ -210,7 +210,9 @@ def _read_csv(p: Path) -> tuple[Any, list[str], list[int]]:
     ValueError
         If the file is not UTF-8 text, or a line other than a header does not hold numbers,
         or not as many as the lines before: the message names that line by its number in the
-        file and quotes it. The first line is a header when it names every column (no field
+        file and quotes it; or a number is too large for float64 (``1e400``): the message
+        names it and its line. A field in double quotes is read without them (the quotes
+        must open and close the field, as ``numpy.loadtxt`` reads them). The first line is a header when it names every column (no field
         empty) and is not all numbers (see `_is_header`).
     """
     # "utf-8-sig": a byte-order mark (Excel's "CSV UTF-8") is no part of the first field.

@@ -1152,6 +1152,10 @@ def fit(
         train = _Blocks(train.X.map_blocks(_standardized, affine, "X", dtype=dtype))
         if val is not None:
             val = _Blocks(val.X.map_blocks(_standardized, affine, "validation", dtype=dtype))
+    # A run that changes nothing (a divergence or Ctrl-C before the first update, or a
+    # divergence that restored the first parameters) leaves the model as it was, its
+    # parameters exactly, a fresh one fresh, whatever a callback saw: as EnergyMLP.fit.
+    initial, before = params.copy(), (model._m, model._drawn)
 
     n = train.n
     bs = min(batch_size, n)
@@ -1174,8 +1178,11 @@ def fit(
 
     def publish() -> None:
         """Sets ``model`` to the current parameters, in the user's coordinates."""
+        if np.array_equal(params, initial):
+            model._m, model._drawn = before
+            return
         if standardize:
-            model._m = affine.to_user(current()._m)
+            model._replace(affine.to_user(current()._m))
         else:
             model.set_params(_unflat(params, like))
 

@@ -52,7 +52,7 @@ from scorematch._validate import (
     typed,
 )
 from scorematch.model import _PROJECTIONS, EnergyMLP, _as_widths
-from scorematch.training import _OPTIMIZERS, FitHistory, _Affine, column_stats
+from scorematch.training import _OPTIMIZERS, FitHistory, column_stats
 
 __all__ = ["ScoreMatchingDensity"]
 
@@ -291,7 +291,8 @@ class ScoreMatchingDensity(DensityMixin, BaseEstimator):  # type: ignore[misc]
             and 1), or is a masked array (its mask would be ignored).
         scorematch.TrainingDivergedError
             If the loss, a gradient or a parameter becomes NaN or Inf, or the loss blows up
-            (as :meth:`scorematch.EnergyMLP.fit` says; lower ``lr``).
+            (as :meth:`scorematch.EnergyMLP.fit` raises it: its message names the step and
+            what to change).
 
         Notes
         -----
@@ -505,43 +506,61 @@ class ScoreMatchingDensity(DensityMixin, BaseEstimator):  # type: ignore[misc]
                 f"cannot allocate {n} chains of dimension {d} (n_samples={n}): their starting "
                 f"points alone take {binary_size(n * d * 8)}"
             ) from err
-        model, affine, step_size = self.model_, None, p.step_size
-        if step_size is None and model.alpha != 0:
-            step_size = self._default_step_in_x()
-        elif step_size is None:
-            # One ε for every feature moves the chains by the smallest feature's scale: along
-            # a feature 100 times wider they barely moved. The chains run in standardized
-            # coordinates instead, where every feature has unit scale.
-            affine, step_size = self._standardized_coordinates(), self._DEFAULT_STEP
-            try:
-                model = EnergyMLP._of(affine.to_z(model._m))
-            except ValueError:
-                raise ValueError(
-                    "the default step_size runs the chains in standardized coordinates "
-                    "z = (x - mean_) / scale_, where the model's first layer overflows "
-                    f"{np.dtype(model.dtype).name}; pass step_size"
-                ) from None
-            init = affine.data(init, None)[0]
         adapt = p.method == "mala" and p.burn_in > 0
-        res = model.sample(
-            n,
-            n_steps=p.n_steps,
-            step_size=step_size,
-            method="mala" if p.method == "mala" else "ula",
-            init=init,
-            burn_in=p.burn_in,
-            adapt_step_size=adapt,
-            seed=seed,
-            progress=False,
-        )
-        samples = res.samples
-        if affine is not None:
-            samples = affine.to_x(samples)
+        options: dict[str, Any] = {
+            "n_steps": p.n_steps,
+            "method": "mala" if p.method == "mala" else "ula",
+            "burn_in": p.burn_in,
+            "adapt_step_size": adapt,
+            "seed": seed,
+            "progress": False,
+        }
+        if p.step_size is None and self.model_.alpha == 0:
+            samples = self._sample_standardized(init, options)
+        else:
+            step = self._default_step_in_x() if p.step_size is None else p.step_size
+            samples = self.model_.sample(n, step_size=step, init=init, **options).samples
         self._warn_if_runaway(samples)
         return samples
 
     # The default step size, in standardized coordinates.
     _DEFAULT_STEP = 0.1
+
+    def _sample_standardized(self, init: Array, options: dict[str, Any]) -> Array:
+        """The default sampler of a model with alpha = 0: chains in the standardized
+        coordinates z = (x - mean_) / scale_ of the features that varied, with ε = 0.1, each
+        feature that never varied held at its value.
+
+        One ε for every feature moved the chains by the smallest feature's scale: along a
+        feature 100 times wider they barely moved. A feature that never varied has no scale,
+        and the model saw nothing along it: chains there wandered off (std 1.3 for a column
+        always 3.0), or MALA's tuning, finding that direction flat, grew ε until the other
+        features ran off. The data pin it, so the chains sample the model at its value: the
+        first layer takes ``W mean_`` into its bias and keeps the varying columns, times
+        their scale.
+        """
+        model, varies = self.model_, self.scale_ > 0
+        samples = np.empty(init.shape, model.dtype)
+        samples[:, ~varies] = self.mean_[~varies]
+        if not varies.any():
+            return samples
+        m, s = self.mean_[varies], self.scale_[varies]
+        p = [a.astype(np.float64) for a in model.params]
+        with np.errstate(over="ignore", invalid="ignore"):
+            p[1] = p[1] + p[0] @ self.mean_
+            p[0] = p[0][:, varies] * s
+            finite = all(np.isfinite(a.astype(model.dtype)).all() for a in p[:2])
+        if not finite:
+            raise ValueError(
+                "the default step_size runs the chains in standardized coordinates "
+                "z = (x - mean_) / scale_, where the model's first layer overflows "
+                f"{np.dtype(model.dtype).name}; pass step_size"
+            )
+        z_model = EnergyMLP.from_params(p, activation=model.activation, dtype=model.dtype)
+        z0 = (init[:, varies] - m) / s
+        z = z_model.sample(len(init), step_size=self._DEFAULT_STEP, init=z0, **options).samples
+        samples[:, varies] = m + s * z
+        return samples
 
     def _default_step_in_x(self) -> float:
         """The default ε of a model with alpha > 0: its confining term (α/2)‖x‖² has no
@@ -557,12 +576,6 @@ class ScoreMatchingDensity(DensityMixin, BaseEstimator):  # type: ignore[misc]
                 f"for data of this scale (min scale_ = {low:.1e}); pass step_size"
             )
         return step
-
-    def _standardized_coordinates(self) -> _Affine:
-        """The map z = (x - mean_) / scale_ of the default sampler (a constant feature is
-        only shifted)."""
-        scale = np.where(self.scale_ > 0, self.scale_, 1.0)
-        return _Affine(self.mean_.astype(np.float64), scale.astype(np.float64))
 
     # A fitted energy need not confine its density (alpha is 0 with standardize=True): after
     # a short fit, chains can run off, MALA's step-size tuning growing ε without bound, and
@@ -580,7 +593,7 @@ class ScoreMatchingDensity(DensityMixin, BaseEstimator):  # type: ignore[misc]
                 f"the samples reach {reach:.3g} standard deviations from the training mean, "
                 f"where the training data reach {train:.3g}: the fitted energy may not confine "
                 "its density (exp(-E) improper far from the data), and the chains ran off. "
-                "Train longer, or fit with standardize=False and alpha > 0",
+                "Train longer, or confine the density with alpha > 0 (and standardize=False)",
                 RuntimeWarning,
                 stacklevel=3,
             )

@@ -189,8 +189,10 @@ def fit(
         affine.check_overflow(given, model.dtype)
     del given
 
+    start_from = affine.start(model)
+    before = (model._m, model._drawn)
     trainer = _core.Trainer(
-        affine.start(model),
+        start_from,
         X_train,
         t_train,
         X_val,
@@ -224,7 +226,7 @@ def fit(
             if bar is not None:
                 bar.end_epoch(train, val)
             if callback is not None:
-                model._m = affine.to_user(trainer.model())  # the callback may evaluate the model
+                _adopt(model, before, trainer, start_from, affine)  # the callback may evaluate it
                 if _stops(callback(epoch, train, val)):
                     history.stop_reason = "callback"
                     break
@@ -236,15 +238,15 @@ def fit(
     except KeyboardInterrupt:
         # Keep the parameters of the last completed minibatch, not the best epoch's.
         history.stop_reason = "interrupted"
-        model._m = affine.to_user(trainer.model())
+        _adopt(model, before, trainer, start_from, affine)
     except TrainingDivergedError as err:
-        model._m = affine.to_user(trainer.model())
+        _adopt(model, before, trainer, start_from, affine)
         history.stop_reason = "diverged"
         history.seconds = time.perf_counter() - start
         err.history = history
         raise
     else:
-        model._m = affine.to_user(trainer.model())
+        _adopt(model, before, trainer, start_from, affine)
     finally:
         if bar is not None:
             bar.close()
@@ -252,7 +254,7 @@ def fit(
         # bar's own exception): without these names, an error kept by a sweep that logs its
         # failures does not hold the trainer's copy of the rows and the split or
         # standardized ones, up to three times the size of X.
-        del trainer, Xa, target, X_train, t_train, X_val, t_val
+        del trainer, start_from, Xa, target, X_train, t_train, X_val, t_val
     history.seconds = time.perf_counter() - start
     return history
 
@@ -375,13 +377,6 @@ class _Affine:
             )
         return cls(m, s)
 
-    def to_x(self, Z: Arr) -> Arr:
-        """Rows of z back in x coordinates, ``x = m + s z``, in ``Z``'s dtype."""
-        if self.m is None or self.s is None:
-            return Z
-        x: Arr = (self.m + self.s * Z).astype(Z.dtype, copy=False)
-        return x
-
     def data(self, X: Arr, target: Arr | None) -> tuple[Arr, Arr | None]:
         if self.m is None or self.s is None:
             return X, target
@@ -443,7 +438,8 @@ class _Affine:
             raise ValueError(
                 "standardize=True: the model's first layer overflows "
                 f"{np.dtype(handle.dtype).name} in standardized coordinates (its weights "
-                "times the data's spread); rescale the data, or start from a fresh model"
+                "times the data's spread); pass standardize=False, rescale the data, or "
+                "start from a fresh model"
             )
         return handle.with_params([w, b, *(a.astype(handle.dtype) for a in p[2:])])
 
@@ -455,6 +451,24 @@ class _Affine:
         p[0] = p[0] / self.s  # W_x = W_z diag(1/s)
         p[1] = p[1] - p[0] @ self.m  # b_x = b_z − W_x m
         return handle.with_params([a.astype(handle.dtype) for a in p])
+
+
+def _adopt(
+    model: EnergyMLP,
+    before: tuple[_core.Model, _core.Model | None],
+    trainer: _core.Trainer,
+    start: _core.Model,
+    affine: _Affine,
+) -> None:
+    """Puts the trainer's parameters in the model, in the user's coordinates; where they are
+    still those it started from (``start``: a divergence or Ctrl-C before the first update,
+    or a divergence that restored them), the model as it was (``before``: its handle and
+    freshness), exactly, whatever a callback saw in between."""
+    now = trainer.model()
+    if all(np.array_equal(a, b) for a, b in zip(now.params(), start.params(), strict=True)):
+        model._m, model._drawn = before
+    else:
+        model._replace(affine.to_user(now))
 
 
 def _progress_stream(show: bool | None) -> TextIO | None:

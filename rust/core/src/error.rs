@@ -71,8 +71,8 @@ pub type Result<T> = std::result::Result<T, Error>;
 fn divergence_advice(epoch: usize, step: usize, cause: &Divergence) -> &'static str {
     match (epoch, step, cause) {
         (0, 0, Divergence::NonFinite(Quantity::Loss | Quantity::Gradient)) => {
-            "no update was made yet: the initial model overflows on these rows; rescale the \
-             data (standardize=True) or lower alpha"
+            "no update was made yet: the starting parameters' loss or gradient overflows on \
+             these rows, whatever the lr"
         }
         _ => "try a smaller lr or weight_decay",
     }
@@ -232,7 +232,13 @@ mod tests {
         };
         for q in [Quantity::Loss, Quantity::Gradient] {
             let first = msg(0, 0, q);
-            assert!(first.ends_with("(no update was made yet: the initial model overflows on these rows; rescale the data (standardize=True) or lower alpha)"), "{first}");
+            assert!(
+                first.ends_with(
+                    "(no update was made yet: the starting parameters' loss or gradient \
+                     overflows on these rows, whatever the lr)"
+                ),
+                "{first}"
+            );
             assert!(msg(0, 1, q).ends_with("(try a smaller lr or weight_decay)"));
             assert!(msg(1, 0, q).ends_with("(try a smaller lr or weight_decay)"));
         }

@@ -248,8 +248,8 @@ fn with_objective<'py, T: Float, R>(
     f(rows(&arr), objective)
 }
 
-/// The objective's mean over the rows of `x`, without its gradient (about a third of the
-/// cost of [`loss_and_grad`]).
+/// The objective's mean over the rows of `x`, without its gradient: [`loss_and_grad`] less
+/// its reverse pass.
 fn loss<'py, T: Float>(
     py: Python<'py>,
     m: &Model<T>,
