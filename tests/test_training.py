@@ -608,31 +608,17 @@ def test_standardize_leaves_models_in_user_coordinates_whatever_ends_the_run():
     # Divergence at once (the update of step 0 blows up, judged at step 1) keeps the initial
     # parameters: the model as it was, exactly, and still fresh (it was their conversion to x,
     # and no longer fresh). So does a fitted model's.
+    blow_up: dict[str, Any] = {"epochs": 2, "lr": 1e200, "optimizer": "sgd"}
+    blow_up.update(standardize=True, validation=None, progress=False)
     model = EnergyMLP(2, hidden=(8,), seed=3)
     p0 = model.params
     with pytest.raises(TrainingDivergedError, match="epoch 0, step [01]"):
-        model.fit(
-            X,
-            epochs=2,
-            lr=1e200,
-            optimizer="sgd",
-            standardize=True,
-            validation=None,
-            progress=False,
-        )
+        model.fit(X, **blow_up)
     assert same_arrays(model.params, p0) and model._is_initial()
     model.fit(X, epochs=1, lr=1e-3, standardize=True, validation=None, progress=False)
     fitted = model.params
     with pytest.raises(TrainingDivergedError, match="epoch 0, step [01]"):
-        model.fit(
-            X,
-            epochs=2,
-            lr=1e200,
-            optimizer="sgd",
-            standardize=True,
-            validation=None,
-            progress=False,
-        )
+        model.fit(X, **blow_up)
     assert same_arrays(model.params, fitted)
     # The callback sees the model in x coordinates too: at the last epoch, the final one.
     model = EnergyMLP(2, hidden=(8,), seed=3)
