@@ -1280,3 +1280,14 @@ def test_a_value_too_large_is_named_before_a_nan_as_in_memory(scheduler: str) ->
     want = local_error(partial(m.fit, X, epochs=1, progress=False))
     assert "first at row 25;" in want
     assert local_error(partial(smd.fit, m, da.from_array(X, chunks=10), epochs=1)) == want
+
+
+def test_fit_warns_of_a_constant_column_as_the_local_fit() -> None:
+    rng = np.random.default_rng(0)
+    X = np.column_stack([np.full(200, 3.0), rng.normal(size=200), rng.normal(size=200)])
+    with warnings.catch_warnings(record=True) as seen:
+        warnings.simplefilter("always")
+        smd.fit(model(), da.from_array(X, chunks=50), epochs=1)
+        smd.fit(model(), da.from_array(X, chunks=50), epochs=1, objective="dsm", noise_std=0.1)
+    assert len(seen) == 1 and seen[0].filename == __file__
+    assert str(seen[0].message).startswith("column 0 of X holds one value in every training row")

@@ -371,6 +371,7 @@ def _pinned_z_model(model, m, s, varies):
     )
 
 
+@pytest.mark.filterwarnings("ignore:.*one value in every training row:RuntimeWarning")
 @pytest.mark.parametrize("constant", [(), (1,), (0,)])
 def test_the_default_sampler_runs_in_standardized_coordinates(constant):
     """The chains of model_ in z = (x - mean_) / scale_ of the features that vary, from
@@ -399,6 +400,7 @@ def test_the_default_sampler_runs_in_standardized_coordinates(constant):
     assert np.all(got[:, ~varies] == 3.0)
 
 
+@pytest.mark.filterwarnings("ignore:.*one value in every training row:RuntimeWarning")
 def test_the_default_sampler_of_constant_data_returns_it():
     est = ScoreMatchingDensity(hidden=(4,), epochs=1, random_state=0).fit(np.full((50, 2), 7.0))
     assert np.array_equal(est.sample(3, random_state=0), np.full((3, 2), 7.0))
@@ -432,6 +434,7 @@ def test_the_default_sampler_of_a_confined_model_runs_in_x():
         tiny.sample(2)
 
 
+@pytest.mark.filterwarnings("ignore:.*one value in every training row:RuntimeWarning")
 def test_the_default_sampler_keeps_a_constant_feature_at_its_value():
     """A feature that never varied is held at its value: at unit scale the chains wandered
     off along it (std 1.3 for a column always 3.0, next to a feature of scale 1e-3), where
@@ -768,7 +771,7 @@ def test_a_value_too_large_for_float32_is_named_by_its_row() -> None:
         for given in (X, pd.DataFrame(X, columns=["a", "b"]), X.tolist()):
             with pytest.raises(ValueError, match=f"^{re.escape(want)}$"):
                 est.fit(given)
-        est.fit(X[:10] * 0 + 1.0)
+        est.fit(X[:7])
         with pytest.raises(ValueError, match=f"^{re.escape(want)}$"):
             est.score_samples(X)
         # Infinity as given stays scikit-learn's error.

@@ -89,6 +89,7 @@ from scorematch.training import (
     check_loop_args,
     check_standardize,
     column_stats,
+    warn_constant_columns,
 )
 
 if TYPE_CHECKING:
@@ -1143,6 +1144,10 @@ def fit(
         val = _Blocks(_checked(validation, model, "validation"))
         if val.n == 0:
             raise ValueError("validation must hold at least one row, got 0")
+    if objective in ("ism", "ssm") and train.n > 1:
+        # As EnergyMLP.fit warns: one pass over the persisted blocks.
+        lo, hi = compute(train.X.min(axis=0), train.X.max(axis=0))
+        warn_constant_columns(np.asarray(lo) == np.asarray(hi), objective, "X", stacklevel=3)
     affine = _Affine.identity(model.dim)
     if standardize:
         # As EnergyMLP.fit: the training rows' statistics, for the validation rows too, and

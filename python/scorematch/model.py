@@ -911,7 +911,16 @@ class EnergyMLP:
             the model keeps its last good parameters (the last whose minibatch loss and
             gradient were finite and in range, or the initial ones), and the exception's
             ``history`` attribute holds the completed epochs, with ``stop_reason ==
-            "diverged"``.
+            "diverged"``. A run that made no update (it diverged, or was interrupted,
+            before the first) leaves the model exactly as it was.
+
+        Warns
+        -----
+        RuntimeWarning
+            For ``"ism"`` and ``"ssm"``, if a column of ``X`` holds one value in every
+            training row: along it the data is a point mass, which their losses cannot fit
+            (they fall without bound as the model's curvature there grows). Drop the
+            column, or use ``"dsm"``.
 
         Notes
         -----
