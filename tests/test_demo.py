@@ -674,6 +674,20 @@ def test_cli_reads_quoted_numbers_and_names_numbers_too_large(tmp_path, capsys, 
     )
 
 
+def test_cli_prints_a_warning_on_one_line_in_its_own_words(tmp_path, capsys, monkeypatch):
+    from scorematch.__main__ import main
+
+    monkeypatch.chdir(tmp_path)
+    (tmp_path / "c.csv").write_text("a,b\n3,1\n3,2\n3,5\n3,0.5\n")
+    assert main(["fit", "c.csv", "--out", "m.npz", "--epochs", "1", "--hidden", "4"]) == 0
+    assert capsys.readouterr().err == (
+        "scorematch: warning: column 0 of the data holds one value in every training row: "
+        "along it the data is a point mass, which ISM cannot fit (its loss falls without bound "
+        "and the model degenerates); drop it, or use --objective dsm, whose noise gives the "
+        "data a density there\n"
+    )
+
+
 def test_cli_takes_file_suffixes_in_any_case(tmp_path, capsys, monkeypatch):
     """DATA.CSV and DATA.NPY are read, S.CSV and S.NPY written, at exactly those names."""
     from scorematch.__main__ import main

@@ -553,6 +553,13 @@ def _in_option_names(message: str) -> str:
     return _SAME_NAMED.sub(r"--\1", message)
 
 
+def _show_warning(message: Warning | str, *_: Any, **__: Any) -> None:
+    # The data is a file here, and options are typed as options.
+    text = _X.sub("the data", _in_option_names(str(message)))
+    text = re.sub(r"objective='(\w+)'", r"--objective \1", text)
+    print(f"scorematch: warning: {text}", file=sys.stderr)
+
+
 def main(argv: Sequence[str] | None = None) -> int:
     """Entry point of the ``scorematch`` console script."""
     from scorematch import __version__, datasets
@@ -729,7 +736,10 @@ def main(argv: Sequence[str] | None = None) -> int:
 
     args = parser.parse_args(argv)
     try:
-        args.run(args)
+        with warnings.catch_warnings():
+            # One line, as the errors: a library's warning quotes its file and source line.
+            warnings.showwarning = _show_warning
+            args.run(args)
     # MemoryError too: -n or --steps can ask for more than the machine has, which is an
     # option value like any other, not a crash.
     except (ValueError, TypeError, OSError, RuntimeError, MemoryError) as err:
