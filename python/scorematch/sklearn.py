@@ -52,7 +52,7 @@ from scorematch._validate import (
     typed,
 )
 from scorematch.model import _PROJECTIONS, EnergyMLP, _as_widths
-from scorematch.training import _OPTIMIZERS, FitHistory, column_stats
+from scorematch.training import _OPTIMIZERS, FitHistory, _Affine, column_stats
 
 __all__ = ["ScoreMatchingDensity"]
 
@@ -545,17 +545,18 @@ class ScoreMatchingDensity(DensityMixin, BaseEstimator):  # type: ignore[misc]
         if not varies.any():
             return samples
         m, s = self.mean_[varies], self.scale_[varies]
-        p = [a.astype(np.float64) for a in model.params]
-        with np.errstate(over="ignore", invalid="ignore"):
-            p[1] = p[1] + p[0] @ self.mean_
-            p[0] = p[0][:, varies] * s
-            finite = all(np.isfinite(a.astype(model.dtype)).all() for a in p[:2])
-        if not finite:
+        # The model in z, as standardize=True trains it (a constant column only shifted:
+        # there z = 0 is its value), then without the constant columns.
+        full = _Affine(self.mean_.astype(np.float64), np.where(varies, self.scale_, 1.0))
+        try:
+            p = full.to_z(model._m).params()
+        except ValueError:
             raise ValueError(
                 "the default step_size runs the chains in standardized coordinates "
                 "z = (x - mean_) / scale_, where the model's first layer overflows "
                 f"{np.dtype(model.dtype).name}; pass step_size"
-            )
+            ) from None
+        p[0] = p[0][:, varies]
         z_model = EnergyMLP.from_params(p, activation=model.activation, dtype=model.dtype)
         z0 = (init[:, varies] - m) / s
         z = z_model.sample(len(init), step_size=self._DEFAULT_STEP, init=z0, **options).samples
