@@ -427,8 +427,8 @@ class EnergyMLP:
 
     def esm_loss(self, X: ArrayLike, target_score: ArrayLike) -> float:
         """``J_ESM`` of the batch alone: :meth:`esm_loss_and_grad`'s value, bit for bit, without
-        the gradient's reverse pass, for held-out data (1.1–1.7× faster in our measurements:
-        the score's forward tangents it keeps are most of the cost).
+        the gradient's reverse pass, for held-out data (1.8–2.1× faster at the engine
+        benchmark's sizes: ``benchmarks/bench_losses.py``).
 
         Parameters
         ----------
@@ -517,7 +517,8 @@ class EnergyMLP:
     ) -> float:
         """``J_SSM`` of the batch alone: :meth:`ssm_loss_and_grad`'s value for the same
         arguments (the same directions), bit for bit, without the gradient's reverse pass,
-        for held-out data (2.4–4.7× faster in our measurements, depending on the shape).
+        for held-out data (2.3–2.9× faster at the engine benchmark's sizes:
+        ``benchmarks/bench_losses.py``).
 
         Parameters
         ----------
@@ -603,8 +604,8 @@ class EnergyMLP:
     ) -> float:
         """``J_DSM`` of the batch alone: :meth:`dsm_loss_and_grad`'s value for the same
         arguments (the same noise), bit for bit, without the gradient's reverse pass, for
-        held-out data (1.3–1.6× faster in our measurements: the score's forward tangents it
-        keeps are most of the cost).
+        held-out data (1.7–2.0× faster at the engine benchmark's sizes:
+        ``benchmarks/bench_losses.py``).
 
         Parameters
         ----------
