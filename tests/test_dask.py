@@ -305,7 +305,8 @@ def test_fit_names_a_row_whose_standardized_values_overflow() -> None:
     assert str(info.value) == (
         "standardize=True: row 27 of validation lies too far from the training rows' mean for "
         "a float32 model: its standardized coordinates (x - mean) / std overflow; rescale "
-        "validation or drop that row"
+        "validation or drop that row (blocks are checked as they run: an earlier block of "
+        "validation may hold such a row too)"
     )
 
 

@@ -86,6 +86,7 @@ from scorematch.training import (
     TrainingDivergedError,
     _Affine,
     _stops,
+    adopt,
     check_loop_args,
     check_standardize,
     column_stats,
@@ -357,12 +358,19 @@ def _raise_in_block(fault: _Fault, block: Any, start: int | None) -> NoReturn:
         check_finite_rows(rows, fault.name, None)
         raise AssertionError(f"{fault.kind} row {fault.row} of {fault.name} raised nothing")
     except ValueError as err:
-        if start == 0:
-            raise
-        raise ValueError(
-            f"{err} (blocks are checked as they run: an earlier block of {fault.name} may "
-            "hold such a row too)"
-        ) from None
+        _reraise_past_the_first_block(err, start, fault.name)
+
+
+def _reraise_past_the_first_block(err: ValueError, start: int | None, name: str) -> NoReturn:
+    """Raises ``err``, found in a block that starts at row ``start`` of ``name``; past the
+    first block (or where its place is unknown), saying that an earlier block may hold such a
+    row too (see the note on bad rows above)."""
+    if start == 0:
+        raise err
+    raise ValueError(
+        f"{err} (blocks are checked as they run: an earlier block of {name} may hold such a "
+        "row too)"
+    ) from None
 
 
 def _call(method: str) -> Callable[..., Any]:
@@ -1144,19 +1152,20 @@ def fit(
         val = _Blocks(_checked(validation, model, "validation"))
         if val.n == 0:
             raise ValueError("validation must hold at least one row, got 0")
-    if objective in ("ism", "ssm") and train.n > 1:
-        # As EnergyMLP.fit warns: one pass over the persisted blocks.
-        lo, hi = compute(train.X.min(axis=0), train.X.max(axis=0))
-        warn_constant_columns(np.asarray(lo) == np.asarray(hi), objective, "X", stacklevel=3)
+    constant, stats = _column_facts(
+        train.X, objective in ("ism", "ssm") and train.n > 1, standardize
+    )
     affine = _Affine.identity(model.dim)
-    if standardize:
+    if stats is not None:
         # As EnergyMLP.fit: the training rows' statistics, for the validation rows too, and
         # the model converted to standardized coordinates unless it is fresh.
-        affine = _Affine.from_stats(*_column_stats(train.X), dtype)
+        affine = _Affine.from_stats(*stats, dtype)
         params[:] = _flat(affine.start(model).params(), dtype)
         train = _Blocks(train.X.map_blocks(_standardized, affine, "X", dtype=dtype))
         if val is not None:
             val = _Blocks(val.X.map_blocks(_standardized, affine, "validation", dtype=dtype))
+    if constant is not None:  # as EnergyMLP.fit warns, after the data's own errors
+        warn_constant_columns(constant, objective, "X", stacklevel=3)
     # A run that changes nothing (a divergence or Ctrl-C before the first update, or a
     # divergence that restored the first parameters) leaves the model as it was, its
     # parameters exactly, a fresh one fresh, whatever a callback saw: as EnergyMLP.fit.
@@ -1183,13 +1192,8 @@ def fit(
 
     def publish() -> None:
         """Sets ``model`` to the current parameters, in the user's coordinates."""
-        if np.array_equal(params, initial):
-            model._m, model._drawn = before
-            return
-        if standardize:
-            model._replace(affine.to_user(current()._m))
-        else:
-            model.set_params(_unflat(params, like))
+        unchanged = np.array_equal(params, initial)
+        adopt(model, before, None if unchanged else current()._m, affine)
 
     def diverged(message: str) -> TrainingDivergedError:
         history.stop_reason = "diverged"
@@ -1288,22 +1292,36 @@ def fit(
     return history
 
 
-def _column_stats(X: da.Array) -> tuple[Array, Array]:
-    """:func:`scorematch.training.column_stats` of a Dask array: the same steps, lazily, by
-    Dask's reductions, computed in one pass over the persisted blocks."""
-    with np.errstate(over="ignore"):
+def _column_facts(
+    X: da.Array, extremes: bool, stats: bool
+) -> tuple[Array | None, tuple[Array, Array] | None]:
+    """In one pass over the persisted blocks: with ``extremes``, whether each column holds
+    one value; with ``stats``, :func:`scorematch.training.column_stats` (the same steps,
+    lazily, by Dask's reductions). None for what was not asked."""
+    lazy: list[Any] = [X.min(axis=0), X.max(axis=0)] if extremes else []
+    if stats:
         # Typed for numpy arrays; every step of it is also a Dask array method.
-        mean, std = compute(*column_stats(cast(Any, X)))
-    return np.asarray(mean), np.asarray(std)
+        lazy += list(column_stats(cast(Any, X)))
+    if not lazy:
+        return None, None
+    with np.errstate(over="ignore"):
+        got = [np.asarray(a) for a in compute(*lazy)]
+    constant = got[0] == got[1] if extremes else None
+    return constant, ((got[-2], got[-1]) if stats else None)
 
 
 def _standardized(block: Array, affine: _Affine, name: str, block_info: Any = None) -> Array:
     """The block in standardized coordinates. A finite row that overflows there (far from the
-    training rows' mean, or when the spread is tiny) is named by its row in the array, as
-    EnergyMLP.fit names it, not left to the engine's "contains NaN or Inf"."""
+    training rows' mean, or when the spread is tiny) is named by its row in the array with
+    EnergyMLP.fit's message, not left to the engine's "contains NaN or Inf"; blocks are
+    checked as they run, so past the first block the message says an earlier one may hold
+    such a row too (as for any bad row: see the note on bad rows above)."""
     with np.errstate(over="ignore", invalid="ignore"):
         z, _ = affine.data(block, None)
     if not np.isfinite(z).all():
         start = _block_start(block_info)
-        affine.check_overflow([(name, block, False)], z.dtype, start or 0)
+        try:
+            affine.check_overflow([(name, block, False)], z.dtype, start or 0)
+        except ValueError as err:
+            _reraise_past_the_first_block(err, start, name)
     return z

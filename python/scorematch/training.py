@@ -174,6 +174,7 @@ def fit(
     if target is not None:
         check_finite_rows(target, "target_score")
     X_train, t_train, X_val, t_val = _split(Xa, target, validation, model.dim, dtype, seed)
+    constant = None
     if objective in ("ism", "ssm") and X_train.shape[0] > 1:
         constant = X_train.min(axis=0) == X_train.max(axis=0)
     affine = _Affine.of(X_train, model.dtype) if standardize else _Affine.identity(model.dim)
@@ -191,7 +192,7 @@ def fit(
     ):
         affine.check_overflow(given, model.dtype)
     del given
-    if objective in ("ism", "ssm") and X_train.shape[0] > 1:
+    if constant is not None:
         # After the data's own errors, which a warning turned into an error would hide.
         warn_constant_columns(constant, objective, "X")
 
@@ -232,7 +233,9 @@ def fit(
             if bar is not None:
                 bar.end_epoch(train, val)
             if callback is not None:
-                _adopt(model, before, trainer, start_from, affine)  # the callback may evaluate it
+                adopt(
+                    model, before, _trained(trainer, start_from), affine
+                )  # the callback may evaluate it
                 if _stops(callback(epoch, train, val)):
                     history.stop_reason = "callback"
                     break
@@ -244,15 +247,15 @@ def fit(
     except KeyboardInterrupt:
         # Keep the parameters of the last completed minibatch, not the best epoch's.
         history.stop_reason = "interrupted"
-        _adopt(model, before, trainer, start_from, affine)
+        adopt(model, before, _trained(trainer, start_from), affine)
     except TrainingDivergedError as err:
-        _adopt(model, before, trainer, start_from, affine)
+        adopt(model, before, _trained(trainer, start_from), affine)
         history.stop_reason = "diverged"
         history.seconds = time.perf_counter() - start
         err.history = history
         raise
     else:
-        _adopt(model, before, trainer, start_from, affine)
+        adopt(model, before, _trained(trainer, start_from), affine)
     finally:
         if bar is not None:
             bar.close()
@@ -480,22 +483,27 @@ def warn_constant_columns(constant: Any, objective: str, name: str, stacklevel: 
     )
 
 
-def _adopt(
+def adopt(
     model: EnergyMLP,
     before: tuple[_core.Model, _core.Model | None],
-    trainer: _core.Trainer,
-    start: _core.Model,
+    trained: _core.Model | None,
     affine: _Affine,
 ) -> None:
-    """Puts the trainer's parameters in the model, in the user's coordinates; where they are
-    still those it started from (``start``: a divergence or Ctrl-C before the first update,
-    or a divergence that restored them), the model as it was (``before``: its handle and
-    freshness), exactly, whatever a callback saw in between."""
-    now = trainer.model()
-    if all(np.array_equal(a, b) for a, b in zip(now.params(), start.params(), strict=True)):
+    """Puts the trained network (in ``affine``'s coordinates) in the model, in the user's;
+    ``None``, where no step changed the parameters (a divergence or Ctrl-C before the first
+    update, or a divergence that restored them), puts the model back as it was (``before``:
+    its handle and freshness), exactly, whatever a callback saw in between."""
+    if trained is None:
         model._m, model._drawn = before
     else:
-        model._replace(affine.to_user(now))
+        model._replace(affine.to_user(trained))
+
+
+def _trained(trainer: _core.Trainer, start: _core.Model) -> _core.Model | None:
+    """The trainer's network, or None if its parameters are still ``start``'s."""
+    now = trainer.model()
+    same = zip(now.params(), start.params(), strict=True)
+    return None if all(np.array_equal(a, b) for a, b in same) else now
 
 
 def _progress_stream(show: bool | None) -> TextIO | None:
