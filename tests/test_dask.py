@@ -66,6 +66,9 @@ def data(n: int = 1000, dim: int = 3, seed: int = 0) -> np.ndarray:
     return np.random.default_rng(seed).normal(size=(n, dim))
 
 
+VAL = data(50, seed=5)  # validation rows of test_fit_diverges_where_the_local_fit_does
+
+
 @pytest.mark.parametrize("dtype", ["float32", "float64"])
 def test_energy_score_trace_equal_the_local_ones(scheduler: str, dtype: str) -> None:
     m, X = model(dtype), data(1000)
@@ -358,6 +361,12 @@ def test_fit_callback() -> None:
         ({"weight_decay": 1e300}, "squared-gradient average (Adam) is NaN or Inf"),
         # At the last step (one minibatch), judged when the run stops.
         ({"lr": 1e8, "optimizer": "sgd", "epochs": 1, "batch_size": 300}, "epoch 0, step 1 "),
+        # There too with validation rows: the one epoch is the best, its finite validation
+        # loss does not judge the update.
+        (
+            {"lr": 1e8, "optimizer": "sgd", "epochs": 1, "batch_size": 300, "validation": VAL},
+            "epoch 0, step 1 ",
+        ),
     ],
 )
 def test_fit_diverges_where_the_local_fit_does(bad: dict[str, Any], cause: str) -> None:
@@ -366,7 +375,7 @@ def test_fit_diverges_where_the_local_fit_does(bad: dict[str, Any], cause: str) 
     m, local = model(), model()
     bad = {"epochs": 3, **bad}
     with pytest.raises(sm.TrainingDivergedError) as want:
-        local.fit(X.compute(), validation=None, progress=False, **bad)
+        local.fit(X.compute(), **{"validation": None, "progress": False, **bad})
     with pytest.raises(sm.TrainingDivergedError) as got:
         smd.fit(m, X, **bad)
     assert cause in str(want.value)
@@ -510,8 +519,10 @@ def test_fit_computes_gradients_only_for_its_steps(
         monkeypatch.setattr(sm.EnergyMLP, name, counted(kind, getattr(sm.EnergyMLP, name)))
     X = da.from_array(data(500), chunks=(150, 3))
     args: dict[str, Any] = {"objective": objective, "epochs": 3, "batch_size": 120, **extra}
-    smd.fit(model(), X, validation=data(70, seed=4), **args)
-    assert rows == {"grad": 3 * 500, "loss": 3 * 70}
+    h = smd.fit(model(), X, validation=data(70, seed=4), **args)
+    # Where the best epoch is the last, its parameters are the last step's: judged too.
+    last = 20 if h.best_epoch == 2 else 0
+    assert rows == {"grad": 3 * 500, "loss": 3 * 70 + last}
     rows.update(grad=0, loss=0)
     smd.fit(model(), X, **args)
     # 500 rows in minibatches of 120: the last of an epoch holds 20.

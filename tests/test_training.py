@@ -285,7 +285,7 @@ def test_a_finite_blow_up_is_a_divergence_and_keeps_the_parameters_before_it():
     assert same_arrays(model.params, before)
 
 
-@pytest.mark.parametrize("stop", ["completed", "callback"])
+@pytest.mark.parametrize("stop", ["completed", "callback", "validation"])
 def test_an_update_that_blows_up_at_the_last_step_is_a_divergence(stop: str) -> None:
     """Each step's update is judged by the next step's loss; the last one had none, and a run
     of one epoch of one minibatch at lr = 1e8 ended "completed" with a model whose ISM loss
@@ -295,9 +295,12 @@ def test_an_update_that_blows_up_at_the_last_step_is_a_divergence(stop: str) -> 
     model = EnergyMLP(2, hidden=(32, 32), seed=0)
     before = model.params
     options = {"lr": 1e8, "optimizer": "sgd", "batch_size": 500, "validation": None}
-    epochs = {"completed": 1, "callback": 5}[stop]
+    epochs = {"completed": 1, "callback": 5, "validation": 1}[stop]
     if stop == "callback":
         options["callback"] = lambda epoch, train, val: False  # stop after epoch 0
+    if stop == "validation":
+        # The one epoch is the best: its finite validation loss did not judge the update.
+        options["validation"] = mixture(100, 8)
     with pytest.raises(TrainingDivergedError) as info:
         model.fit(X, epochs=epochs, progress=False, **options)
     msg = str(info.value)

@@ -1237,11 +1237,12 @@ def fit(
             train_loss = loss_sum / steps
             val_loss = None
             if val is not None:
-                keys = np.arange(val.n, dtype=np.uint64)
+                # Not `rows` and `keys`: the last step's check reads the last minibatch's.
+                every = np.arange(val.n)
                 total, _, count = val.loss_grad(
                     current(),
-                    np.arange(val.n),
-                    keys,
+                    every,
+                    every.astype(np.uint64),
                     objective,
                     _core.validation_seed(seed),
                     *spec,
@@ -1270,9 +1271,11 @@ def fit(
             if patience is not None and since_best >= patience:
                 history.stop_reason = "patience"
                 break
-        if val is None:
+        if val is None or history.best_epoch == len(history.train_loss) - 1:
             # The last step's update, judged as the next step would have judged it (as
-            # EnergyMLP.fit's Trainer.finish does): its loss on the last minibatch.
+            # EnergyMLP.fit's Trainer.finish does): its loss on the last minibatch, where
+            # the parameters kept are the last step's (the best epoch's, if it just ended:
+            # a finite validation loss does not show an update that blew up).
             last_epoch = len(history.train_loss) - 1
             total, _, count = train.loss_grad(
                 current(), rows, keys, objective, step_seed, *spec, grad=False

@@ -907,8 +907,9 @@ class EnergyMLP:
             the scale, one that falls does, as ISM and SSM losses rightly fall far below
             zero on data of a small scale), or Adam's squared-gradient average overflows
             (a huge ``weight_decay``: every later step would be 0). Each step's update is
-            judged by the next step's loss, the last one's, without validation, when the
-            run stops (on the last minibatch). The message names the epoch, step and cause;
+            judged by the next step's loss, the last one's when the run stops and keeps it
+            (without validation, or when the best epoch is the last), on the last
+            minibatch. The message names the epoch, step and cause;
             the model keeps its last good parameters (the last whose minibatch loss and
             gradient were finite and in range, or the initial ones), and the exception's
             ``history`` attribute holds the completed epochs, with ``stop_reason ==

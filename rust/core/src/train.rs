@@ -529,20 +529,27 @@ impl<T: Real> Trainer<T> {
     }
 
     /// The parameters a run that stops (completed, patience, a callback) keeps: the best
-    /// epoch's with validation, else the last step's, once [`Trainer::check_last_step`] has
-    /// judged them.
+    /// epoch's with validation, else the last step's. Where those are the last step's (no
+    /// validation, or the best epoch is the one just ended), [`Trainer::check_last_step`]
+    /// judges them first: a finite validation loss does not show an update that blew up.
     pub fn finish(&mut self) -> Result<()> {
         self.finish_unless(&AtomicBool::new(false))
     }
 
     /// [`Trainer::finish`], which gives up with [`Error::Cancelled`] once `cancel` is raised.
     pub fn finish_unless(&mut self, cancel: &AtomicBool) -> Result<()> {
+        let best_is_last = self.step == 0
+            && self
+                .best
+                .as_ref()
+                .is_some_and(|(epoch, _, _)| epoch + 1 == self.epoch);
+        if self.val.is_none() || best_is_last {
+            self.check_last_step_unless(cancel)?;
+        }
         if self.val.is_some() {
             self.restore_best();
-            Ok(())
-        } else {
-            self.check_last_step_unless(cancel)
         }
+        Ok(())
     }
 
     /// Puts back the parameters of the best epoch (if one has finished).

@@ -469,6 +469,25 @@ fn an_update_that_blows_up_at_the_last_step_is_a_divergence() {
         ),
         "{err}"
     );
+    // With validation rows too: the one epoch is the best, its finite validation loss does
+    // not judge the update, and its parameters are the last step's.
+    let err = fit(
+        start.clone(),
+        train_data(500, 2),
+        Some(train_data(100, 3)),
+        cfg,
+    );
+    assert!(
+        matches!(
+            err,
+            Err(Error::TrainingDiverged {
+                step: 1,
+                cause: Divergence::Blowup { .. },
+                ..
+            })
+        ),
+        "{err:?}"
+    );
     let mut tr = Trainer::new(start.clone(), train_data(500, 2), None, cfg).unwrap();
     assert!(tr.run_for(Duration::MAX).unwrap());
     tr.end_epoch().unwrap();
