@@ -239,8 +239,10 @@ macro_rules! staged {
         // in its scalar remainder (energy at width 7 took 1.5× the time of width 16).
         let flat_rows = if n > 0 && n < FLAT_BELOW { rows_per_block.min(n_rows) } else { 0 };
         let mut b_tiled = [std::mem::MaybeUninit::<T>::uninit(); STAGE];
-        for (i, v) in b_tiled[..flat_rows * n].iter_mut().enumerate() {
-            *v = std::mem::MaybeUninit::new(b[i % n]);
+        for row in b_tiled[..flat_rows * n].chunks_exact_mut(n) {
+            for (v, &x) in row.iter_mut().zip(b) {
+                *v = std::mem::MaybeUninit::new(x);
+            }
         }
         // SAFETY: the loop above wrote the first flat_rows·n elements.
         let b_tiled: &[T] =

@@ -322,11 +322,7 @@ fn forward_impl<T: Real>(model: &Model<T>, ws: &mut LapWorkspace<T>, part: Part)
         if values {
             // σ''' enters only the reverse pass of a second-order tape, and the trace never
             // reads the last layer's values.
-            let hh = if trace && l + 1 == mlp.n_layers() {
-                &mut [][..]
-            } else {
-                hh
-            };
+            let hh = if keep_j { hh } else { &mut [][..] };
             derivs_rows(
                 act,
                 pz,
