@@ -340,9 +340,8 @@ def sample(model: EnergyMLP, n_samples: int, **options: Any) -> SampleResult:
             # With "mask", the chains that diverged so far are dropped from the partial result
             # as from a finished run; with "raise" there are none (the engine raises a
             # divergence in the last block first, and the Ctrl-C after it).
-            masked = None if run.raise_on_divergence else diverged
             acceptance = acc if mala else None
-            _keep_on(err, samples, traj, kept, acceptance, steps, t_start, first, done, masked)
+            _keep_on(err, samples, traj, kept, acceptance, steps, t_start, first, done, diverged)
         raise
     finally:
         if isinstance(run.progress, _Bar):
@@ -380,15 +379,15 @@ def _keep_on(
     t_start: float,
     first: int,
     done: int,
-    diverged: Sequence[int] | Array | None = None,
+    diverged: Sequence[int] | Array,
 ) -> None:
     """Attaches the chains of an interrupted run to its ``KeyboardInterrupt``: ``result``,
     the :class:`SampleResult` so far (the first ``kept`` trajectory states), and
     ``steps_done``, burn-in included.
 
-    ``diverged`` (per chain, the step at which it diverged, or -1), given with
-    ``on_divergence="mask"``, drops the chains that diverged so far, as a finished run does:
-    without it the result of a masked run held their NaN and Inf rows, and their indices.
+    ``diverged`` (per chain, the step at which it diverged, or -1) drops the chains that
+    diverged so far, as a finished run with ``on_divergence="mask"`` does (with "raise" none
+    has).
     """
     res = _masked(
         samples,
@@ -396,7 +395,7 @@ def _keep_on(
         acceptance,
         steps,
         time.perf_counter() - t_start,
-        np.full(samples.shape[0], -1) if diverged is None else diverged,
+        diverged,
     )
     err.result = replace(res, chain_indices=res.chain_indices + first)  # type: ignore[attr-defined]
     err.steps_done = done  # type: ignore[attr-defined]
