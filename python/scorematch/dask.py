@@ -557,38 +557,44 @@ def _sample_block(
 ) -> Array:
     assert block_info is not None
     start, stop = block_info[None]["array-location"][0]
-    return _chains(model, stop - start, start, seed, kwargs, None)
+    return _chains(model, stop - start, start, None, seed=seed, kwargs=kwargs)[0]
 
 
 def _chains(
-    model: EnergyMLP, n: int, start: int, seed: int, kwargs: dict[str, Any], init: Array | None
-) -> Array:
-    """Chains ``start .. start + n - 1`` of a Dask sample. A divergence is raised with the
-    block's range: the engine's count of diverged chains is the block's."""
+    model: EnergyMLP,
+    n: int,
+    start: int,
+    init: Array | None,
+    *,
+    seed: int,
+    kwargs: dict[str, Any],
+    mask: bool = False,
+) -> tuple[Array, Array]:
+    """Chains ``start .. start + n - 1`` of a Dask sample: their final states and indices.
+    With ``mask``, those that do not diverge (as ``on_divergence="mask"`` gives them in
+    memory); else a divergence is raised with the block's range (the engine's count of
+    diverged chains is the block's)."""
     if n == 0:  # a block of no chains
-        return np.empty((0, model.dim), model.dtype)
+        return np.empty((0, model.dim), model.dtype), np.empty(0, np.int64)
+    on_divergence: Literal["mask", "raise"] = "mask" if mask else "raise"
     try:
-        return model.sample(n, seed=seed, first_chain=start, init=init, **kwargs).samples
+        res = model.sample(
+            n, seed=seed, first_chain=start, init=init, on_divergence=on_divergence, **kwargs
+        )
     except sampling.SamplingDivergedError as err:
         raise sampling.SamplingDivergedError(
             f"in chains {start} to {start + n - 1} (one block; the others run on their own and "
             f"may diverge too): {err}"
         ) from None
+    return res.samples, res.chain_indices
 
 
 def _finite_chains(
     model: EnergyMLP, n: int, start: int, init: Any, *, seed: int, kwargs: dict[str, Any]
 ) -> tuple[Array, Array]:
-    """The chains of ``start .. start + n - 1`` that do not diverge, and their indices (as
-    ``on_divergence="mask"`` gives them in memory); ``init`` is a block of :func:`sample`'s
-    init, checked as :func:`_sample_block_from` checks it, or None."""
-
-    def run(x: Array | None) -> tuple[Array, Array]:
-        if n == 0:
-            return np.empty((0, model.dim), model.dtype), np.empty(0, np.int64)
-        res = model.sample(n, seed=seed, first_chain=start, init=x, on_divergence="mask", **kwargs)
-        return res.samples, res.chain_indices
-
+    """:func:`_chains` with ``mask``; ``init`` is a block of :func:`sample`'s init, checked as
+    :func:`_sample_block_from` checks it, or None."""
+    run = partial(_chains, model, n, start, seed=seed, kwargs=kwargs, mask=True)
     if init is None:
         return run(None)
     return _run_checked(run, init, "init", str(model.dtype), start)
@@ -656,7 +662,7 @@ def _sample_block_from(
     assert start is not None  # init's chunks are made known before the graph is built
 
     def run(x: Array) -> Array:
-        return _chains(model, len(x), start, seed, kwargs, x)
+        return _chains(model, len(x), start, x, seed=seed, kwargs=kwargs)[0]
 
     return _run_checked(run, init, "init", str(model.dtype), start)
 
