@@ -332,13 +332,14 @@ impl<T: Real> Trainer<T> {
     /// Back to the last good parameters, with the error saying why the current step
     /// diverged.
     fn diverged(&mut self, cause: Divergence) -> Error {
+        self.diverged_at(self.epoch, self.step, cause)
+    }
+
+    /// [`Trainer::diverged`], naming the step `(epoch, step)`.
+    fn diverged_at(&mut self, epoch: usize, step: usize, cause: Divergence) -> Error {
         self.params.copy_from_slice(&self.good);
         self.set_model_params();
-        Error::TrainingDiverged {
-            epoch: self.epoch,
-            step: self.step,
-            cause,
-        }
+        Error::TrainingDiverged { epoch, step, cause }
     }
 
     /// Epochs finished so far.
@@ -406,14 +407,9 @@ impl<T: Real> Trainer<T> {
                 self.tb.extend_from_slice(&t[r * dim..(r + 1) * dim]);
             }
         }
-        let c = rows.len();
-        let xb = Rows::from_slice(&self.xb, c, dim)?;
-        let target = match self.train.target {
-            Some(_) => Some(Rows::from_slice(&self.tb, c, dim)?),
-            None => None,
-        };
         let global = (self.epoch * self.steps_per_epoch() + self.step) as u64;
-        let obj = objective(self.cfg.loss, target, self.schedule().step_seed(global));
+        let seed = self.schedule().step_seed(global);
+        let (xb, obj) = minibatch(&self.xb, &self.tb, &self.train, self.cfg.loss, seed)?;
         // Cancelled, it leaves `grad` and everything else as they were.
         let loss = engine::loss_and_grad_unless(&self.model, xb, obj, &mut self.grad, cancel)?;
         let checked = self
@@ -432,7 +428,7 @@ impl<T: Real> Trainer<T> {
         }
         self.set_model_params();
         self.loss_sum += loss;
-        self.last_seed = Some(self.schedule().step_seed(global));
+        self.last_seed = Some(seed);
         self.step += 1;
         Ok(())
     }
@@ -453,27 +449,16 @@ impl<T: Real> Trainer<T> {
         let Some(seed) = self.last_seed else {
             return Ok(());
         };
-        let (c, dim) = (self.xb.len() / self.train.dim.max(1), self.train.dim);
-        let xb = Rows::from_slice(&self.xb, c, dim)?;
-        let target = match self.train.target {
-            Some(_) => Some(Rows::from_slice(&self.tb, c, dim)?),
-            None => None,
-        };
-        let obj = objective(self.cfg.loss, target, seed);
+        let (xb, obj) = minibatch(&self.xb, &self.tb, &self.train, self.cfg.loss, seed)?;
         let loss = engine::loss_unless(&self.model, xb, obj, cancel)?;
-        match self.loss_scale.check(loss) {
-            Ok(()) => Ok(()),
-            Err(cause) => {
-                let (epoch, step) = match self.step {
-                    // Between epochs: the step after the last of the epoch just ended.
-                    0 => (self.epoch.saturating_sub(1), self.steps_per_epoch()),
-                    s => (self.epoch, s),
-                };
-                self.params.copy_from_slice(&self.good);
-                self.set_model_params();
-                Err(Error::TrainingDiverged { epoch, step, cause })
-            }
-        }
+        self.loss_scale.check(loss).map_err(|cause| {
+            let (epoch, step) = match self.step {
+                // Between epochs: the step after the last of the epoch just ended.
+                0 => (self.epoch.saturating_sub(1), self.steps_per_epoch()),
+                s => (self.epoch, s),
+            };
+            self.diverged_at(epoch, step, cause)
+        })
     }
 
     fn set_model_params(&mut self) {
@@ -567,6 +552,23 @@ fn finite_gradient<T: Real>(grad: &[T]) -> std::result::Result<(), Divergence> {
         true => Ok(()),
         false => Err(Divergence::NonFinite(Quantity::Gradient)),
     }
+}
+
+/// The rows of the minibatch that `xb` (and, for ESM, `tb`) holds, gathered from `data`, and
+/// the objective on them with the step's random `seed`.
+fn minibatch<'a, T: Real>(
+    xb: &'a [T],
+    tb: &'a [T],
+    data: &Data<T>,
+    loss: Loss,
+    seed: u64,
+) -> Result<(Rows<'a, T>, Objective<'a, T>)> {
+    let (c, dim) = (xb.len() / data.dim, data.dim);
+    let target = match data.target {
+        Some(_) => Some(Rows::from_slice(tb, c, dim)?),
+        None => None,
+    };
+    Ok((Rows::from_slice(xb, c, dim)?, objective(loss, target, seed)))
 }
 
 /// The engine objective of `loss` for one batch.
