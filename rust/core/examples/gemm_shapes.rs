@@ -11,20 +11,11 @@
 use scorematch_core::gemm::{backend, matmul_tn, Rhs};
 use scorematch_core::Real;
 use std::hint::black_box;
-use std::time::{Duration, Instant};
+use std::time::Duration;
 
-fn time_block(at_least: Duration, mut f: impl FnMut()) -> f64 {
-    f();
-    let t = Instant::now();
-    f();
-    let one = t.elapsed().as_secs_f64().max(1e-9);
-    let calls = ((at_least.as_secs_f64() / one).ceil() as usize).max(1);
-    let t = Instant::now();
-    for _ in 0..calls {
-        f();
-    }
-    t.elapsed().as_secs_f64() / calls as f64
-}
+#[path = "support/timing.rs"]
+mod timing;
+use timing::{median, time_block};
 
 fn vals<T: Real>(len: usize, salt: usize) -> Vec<T> {
     (0..len)
@@ -65,8 +56,7 @@ fn shape<T: Real>(spec: &str, rounds: usize) {
         }
         _ => panic!("op must be mul, mula or tn, got {op}"),
     }
-    times.sort_by(f64::total_cmp);
-    let t = times[times.len() / 2];
+    let t = median(times);
     let gf = 2.0 * (m * k * n) as f64 / t / 1e9;
     println!("{spec}\t{:.1} ns\t{gf:.2} GFLOP/s", t * 1e9);
 }

@@ -21,26 +21,11 @@
 use scorematch_core::gemm::{backend, Rhs};
 use scorematch_core::Real;
 use std::hint::black_box;
-use std::time::{Duration, Instant};
+use std::time::Duration;
 
-/// Calls per timed block: enough to fill `at_least`, measured on a first call.
-fn time_block(at_least: Duration, mut f: impl FnMut()) -> f64 {
-    f();
-    let t = Instant::now();
-    f();
-    let one = t.elapsed().as_secs_f64().max(1e-9);
-    let calls = ((at_least.as_secs_f64() / one).ceil() as usize).max(1);
-    let t = Instant::now();
-    for _ in 0..calls {
-        f();
-    }
-    t.elapsed().as_secs_f64() / calls as f64
-}
-
-fn median(mut v: Vec<f64>) -> f64 {
-    v.sort_by(f64::total_cmp);
-    v[v.len() / 2]
-}
+#[path = "support/timing.rs"]
+mod timing;
+use timing::{median, time_block};
 
 /// A product `c (m×n) = a (m×k) · B` with its own operands.
 struct Product<T> {
