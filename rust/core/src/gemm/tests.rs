@@ -475,3 +475,399 @@ fn writes_stay_within_c_f32() {
 fn writes_stay_within_c_f64() {
     writes_stay_within_c::<f64>();
 }
+
+// ---------------------------------------------------------------------------------------
+// Audit of the unsafe kernel: every small shape on every path, against the reference chain,
+// with guard zones around `c` (sentinels: masked or stack-tile stores past the slice) and, on
+// Linux, guard pages around `a`, `b` and `c` (any read or write past either end faults).
+// ---------------------------------------------------------------------------------------
+
+/// The value around every output: no product of `values` gives it.
+fn sentinel<T: Real>() -> T {
+    T::c(-1234.5)
+}
+
+/// Sentinel values before and after the output region: odd, so that it is never a multiple
+/// of a vector width and a store one vector past the end lands on a sentinel.
+const GUARD: usize = 67;
+
+/// `rhs.mul` for one shape, with `c` inside sentinels; checks the bits and the sentinels.
+fn check_mul<T: Real + MulAdd>(isa: Isa, m: usize, k: usize, n: usize) {
+    let a = values::<T>(m * k, 21 + (m * 131 + k * 17 + n) as u64);
+    let w = values::<T>(k * n, 22 + (m + k * 7 + n * 19) as u64);
+    let c0 = values::<T>(m * n, 23);
+    let rhs = Rhs::with_isa(isa, &w, k, n);
+    for accumulate in [false, true] {
+        let mut buf = vec![sentinel::<T>(); GUARD + m * n + GUARD];
+        buf[GUARD..GUARD + m * n].copy_from_slice(&c0);
+        rhs.mul(&a, &mut buf[GUARD..GUARD + m * n], accumulate);
+        let want = reference(isa, &a, &w, &c0, m, k, n, accumulate);
+        let what = || format!("{isa:?} {} m={m} k={k} n={n} acc={accumulate}", T::NAME);
+        assert_eq!(bits(&buf[GUARD..GUARD + m * n]), bits(&want), "{}", what());
+        let outside = buf[..GUARD].iter().chain(&buf[GUARD + m * n..]);
+        assert!(
+            outside.into_iter().all(untouched),
+            "write outside c: {}",
+            what()
+        );
+    }
+}
+
+/// `tn_with_isa` for one shape (`r` rows of `a` and `b`), with `c` inside sentinels.
+fn check_tn<T: Real + MulAdd>(isa: Isa, r: usize, m: usize, n: usize) {
+    let a = values::<T>(r * m, 31 + (r * 5 + m * 3 + n) as u64);
+    let b = values::<T>(r * n, 32 + (r + m + n * 11) as u64);
+    let c0 = values::<T>(m * n, 33);
+    let mut buf = vec![sentinel::<T>(); GUARD + m * n + GUARD];
+    buf[GUARD..GUARD + m * n].copy_from_slice(&c0);
+    tn_with_isa(isa, &a, &b, &mut buf[GUARD..GUARD + m * n], m, n);
+    let want: Vec<T> = (0..m * n)
+        .map(|ij| {
+            let (i, j) = (ij / n, ij % n);
+            chain(isa, c0[ij], r, |p| a[p * m + i], |p| b[p * n + j])
+        })
+        .collect();
+    let what = || format!("{isa:?} {} r={r} m={m} n={n}", T::NAME);
+    assert_eq!(bits(&buf[GUARD..GUARD + m * n]), bits(&want), "{}", what());
+    let outside = buf[..GUARD].iter().chain(&buf[GUARD + m * n..]);
+    assert!(
+        outside.into_iter().all(untouched),
+        "write outside c: {}",
+        what()
+    );
+}
+
+/// Whether `x` still holds the sentinel, bit for bit.
+fn untouched<T: Real>(x: &T) -> bool {
+    x.to_f64_exact().to_bits() == sentinel::<T>().to_f64_exact().to_bits()
+}
+
+/// m = 0..=27 (past two 12-row tiles), n = 0..=70 (past two 32-wide f32 panels and four
+/// 16-wide f64 ones, every mask width), shallow k including 0.
+fn mul_exhaustive_small<T: Real + MulAdd>() {
+    for isa in Isa::all_supported() {
+        for m in 0..=27 {
+            for n in 0..=70 {
+                for k in [0, 1, 2, 3, 4, 5, 8, 9] {
+                    check_mul::<T>(isa, m, k, n);
+                }
+            }
+        }
+    }
+}
+
+#[test]
+fn mul_exhaustive_small_f32() {
+    mul_exhaustive_small::<f32>();
+}
+
+#[test]
+fn mul_exhaustive_small_f64() {
+    mul_exhaustive_small::<f64>();
+}
+
+/// Depth around the `KC` blocks (equal blocks: 257 = 2 × 129, 513 = 3 × 171), the 4 KiB
+/// aliasing rule (8-row tiles from m = 9 when rows of `a` are 4 KiB apart), and the `MC`
+/// row block (144).
+fn mul_block_edges<T: Real + MulAdd>() {
+    let size = std::mem::size_of::<T>();
+    let alias_k = 4096 / size;
+    for isa in Isa::all_supported() {
+        for k in [255, 256, 257, 511, 512, 513] {
+            for m in [1, 2, 11, 12, 13, 25] {
+                for n in [1, 8, 15, 16, 17, 31, 32, 33, 65] {
+                    check_mul::<T>(isa, m, k, n);
+                }
+            }
+        }
+        for k in [alias_k, 2 * alias_k] {
+            for m in [7, 8, 9, 10, 16, 17, 23] {
+                for n in [1, 3, 9, 17, 33] {
+                    check_mul::<T>(isa, m, k, n);
+                }
+            }
+        }
+        for m in [143, 144, 145, 288, 289] {
+            for n in [1, 5, 16, 33] {
+                check_mul::<T>(isa, m, 3, n);
+            }
+        }
+    }
+}
+
+#[test]
+fn mul_block_edges_f32() {
+    mul_block_edges::<f32>();
+}
+
+#[test]
+fn mul_block_edges_f64() {
+    mul_block_edges::<f64>();
+}
+
+/// `matmul_tn` on every small shape, with `m` on both sides of the threshold where aᵀ is
+/// packed (rows of `a` longer than 512 bytes) and `r` across `KC`.
+fn tn_exhaustive_small<T: Real + MulAdd>() {
+    let pack_from = 512 / std::mem::size_of::<T>() + 1;
+    let mut ms: Vec<usize> = (1..=27).collect();
+    ms.extend([pack_from - 1, pack_from, pack_from + 1, pack_from + 12]);
+    for isa in Isa::all_supported() {
+        // m = 0: `r` cannot be told from an empty `a`, so only r = 0 is a valid shape.
+        for n in 0..=70 {
+            check_tn::<T>(isa, 0, 0, n);
+        }
+        for &m in &ms {
+            for n in 0..=70 {
+                for r in [0, 1, 2, 3, 5] {
+                    check_tn::<T>(isa, r, m, n);
+                }
+            }
+        }
+        for r in [255, 256, 257] {
+            for &m in &[1, 2, 13, pack_from, pack_from + 1] {
+                for n in [1, 9, 17, 33] {
+                    check_tn::<T>(isa, r, m, n);
+                }
+            }
+        }
+    }
+}
+
+#[test]
+fn tn_exhaustive_small_f32() {
+    tn_exhaustive_small::<f32>();
+}
+
+#[test]
+fn tn_exhaustive_small_f64() {
+    tn_exhaustive_small::<f64>();
+}
+
+/// Memory with an inaccessible page on each side: `len` values flush against the guard page
+/// after them (`at_end`) or before them, so that reading or writing one value past either
+/// end of the slice faults.
+#[cfg(target_os = "linux")]
+struct Guarded<T> {
+    base: *mut u8,
+    total: usize,
+    ptr: *mut T,
+    len: usize,
+}
+
+#[cfg(target_os = "linux")]
+mod sys {
+    use std::ffi::{c_int, c_long, c_void};
+    extern "C" {
+        pub fn mmap(
+            addr: *mut c_void,
+            len: usize,
+            prot: c_int,
+            flags: c_int,
+            fd: c_int,
+            off: i64,
+        ) -> *mut c_void;
+        pub fn mprotect(addr: *mut c_void, len: usize, prot: c_int) -> c_int;
+        pub fn munmap(addr: *mut c_void, len: usize) -> c_int;
+        pub fn sysconf(name: c_int) -> c_long;
+    }
+    pub const PROT_NONE: c_int = 0;
+    pub const PROT_READ_WRITE: c_int = 1 | 2;
+    pub const MAP_PRIVATE_ANONYMOUS: c_int = 0x02 | 0x20;
+    pub const SC_PAGESIZE: c_int = 30;
+}
+
+#[cfg(target_os = "linux")]
+impl<T: Real> Guarded<T> {
+    fn new(values: &[T], at_end: bool) -> Self {
+        let len = values.len();
+        let bytes = std::mem::size_of_val(values);
+        // SAFETY: plain system calls on a mapping of our own.
+        unsafe {
+            let page = sys::sysconf(sys::SC_PAGESIZE) as usize;
+            let data = bytes.div_ceil(page).max(1) * page;
+            let total = data + 2 * page;
+            let base = sys::mmap(
+                std::ptr::null_mut(),
+                total,
+                sys::PROT_NONE,
+                sys::MAP_PRIVATE_ANONYMOUS,
+                -1,
+                0,
+            );
+            assert!(base as isize != -1, "mmap failed");
+            let base = base as *mut u8;
+            let rc = sys::mprotect(base.add(page).cast(), data, sys::PROT_READ_WRITE);
+            assert_eq!(rc, 0, "mprotect failed");
+            let start = if at_end { page + data - bytes } else { page };
+            let ptr = base.add(start) as *mut T;
+            std::ptr::copy_nonoverlapping(values.as_ptr(), ptr, len);
+            Guarded {
+                base,
+                total,
+                ptr,
+                len,
+            }
+        }
+    }
+
+    fn slice(&self) -> &[T] {
+        // SAFETY: `len` initialized values in our read-write pages.
+        unsafe { std::slice::from_raw_parts(self.ptr, self.len) }
+    }
+
+    fn slice_mut(&mut self) -> &mut [T] {
+        // SAFETY: as in `slice`; `&mut self` makes the borrow unique.
+        unsafe { std::slice::from_raw_parts_mut(self.ptr, self.len) }
+    }
+}
+
+#[cfg(target_os = "linux")]
+impl<T> Drop for Guarded<T> {
+    fn drop(&mut self) {
+        // SAFETY: our own mapping, no borrow of it outlives `self`.
+        unsafe { sys::munmap(self.base.cast(), self.total) };
+    }
+}
+
+/// The blocked loops of `mul`, with `a`, packed `B` and `c` each between guard pages: no
+/// load (masked or not, of `a`, `B` or `c`) or store reaches past the operands.
+#[cfg(target_os = "linux")]
+fn mul_reads_stay_within_operands<T: Real + MulAdd>() {
+    for isa in Isa::all_supported() {
+        for at_end in [true, false] {
+            for m in [1, 2, 5, 6, 7, 9, 11, 12, 13, 25] {
+                for k in [1, 2, 7, 17] {
+                    for n in 1..=70 {
+                        let a = values::<T>(m * k, 41);
+                        let w = values::<T>(k * n, 42);
+                        let c0 = values::<T>(m * n, 43);
+                        let rhs = Rhs::with_isa(isa, &w, k, n);
+                        let ga = Guarded::new(&a, at_end);
+                        let gb = Guarded::new(&rhs.data, at_end);
+                        for accumulate in [false, true] {
+                            let mut gc = Guarded::new(&c0, at_end);
+                            // The operands `Rhs::mul` builds, with the guarded copies.
+                            let o = Operands {
+                                m,
+                                n,
+                                k,
+                                a: ga.slice().as_ptr(),
+                                tile: k,
+                                rsa: k,
+                                csa: 1,
+                                b: gb.slice().as_ptr(),
+                                c: gc.slice_mut().as_mut_ptr(),
+                                accumulate,
+                            };
+                            // SAFETY: as in `Rhs::mul`: a is m×k, c is m×n, b is `rhs.data`
+                            // laid out for `isa`, which this CPU supports (or emulated).
+                            unsafe { run(isa, &o) };
+                            let want = reference(isa, &a, &w, &c0, m, k, n, accumulate);
+                            assert_eq!(
+                                bits(gc.slice()),
+                                bits(&want),
+                                "{isa:?} {} m={m} k={k} n={n} acc={accumulate} end={at_end}",
+                                T::NAME
+                            );
+                        }
+                    }
+                }
+            }
+        }
+    }
+}
+
+#[cfg(target_os = "linux")]
+#[test]
+fn mul_reads_stay_within_operands_f32() {
+    mul_reads_stay_within_operands::<f32>();
+}
+
+#[cfg(target_os = "linux")]
+#[test]
+fn mul_reads_stay_within_operands_f64() {
+    mul_reads_stay_within_operands::<f64>();
+}
+
+/// `tn_with_isa` with `a`, `b` and `c` between guard pages (`a` read in place below the
+/// packing threshold, `b` read in place on the portable path).
+#[cfg(target_os = "linux")]
+fn tn_reads_stay_within_operands<T: Real + MulAdd>() {
+    let pack_from = 512 / std::mem::size_of::<T>() + 1;
+    for isa in Isa::all_supported() {
+        for at_end in [true, false] {
+            for m in [1, 2, 5, 6, 7, 12, 13, pack_from - 1, pack_from] {
+                for r in [1, 2, 7] {
+                    for n in 1..=70 {
+                        let a = values::<T>(r * m, 51);
+                        let b = values::<T>(r * n, 52);
+                        let c0 = values::<T>(m * n, 53);
+                        let ga = Guarded::new(&a, at_end);
+                        let gb = Guarded::new(&b, at_end);
+                        let mut gc = Guarded::new(&c0, at_end);
+                        tn_with_isa(isa, ga.slice(), gb.slice(), gc.slice_mut(), m, n);
+                        let want: Vec<T> = (0..m * n)
+                            .map(|ij| {
+                                let (i, j) = (ij / n, ij % n);
+                                chain(isa, c0[ij], r, |p| a[p * m + i], |p| b[p * n + j])
+                            })
+                            .collect();
+                        assert_eq!(
+                            bits(gc.slice()),
+                            bits(&want),
+                            "{isa:?} {} r={r} m={m} n={n} end={at_end}",
+                            T::NAME
+                        );
+                    }
+                }
+            }
+        }
+    }
+}
+
+#[cfg(target_os = "linux")]
+#[test]
+fn tn_reads_stay_within_operands_f32() {
+    tn_reads_stay_within_operands::<f32>();
+}
+
+#[cfg(target_os = "linux")]
+#[test]
+fn tn_reads_stay_within_operands_f64() {
+    tn_reads_stay_within_operands::<f64>();
+}
+
+/// The guard pages above work: reading one value past either end of a [`Guarded`] slice
+/// faults. The read runs in a child process of this test binary, which must die by a signal.
+#[cfg(target_os = "linux")]
+#[test]
+fn guard_pages_catch_one_value_past_either_end() {
+    const CHILD: &str = "SCOREMATCH_GUARD_PAGES_CHILD";
+    if let Some(which) = std::env::var_os(CHILD) {
+        let at_end = which == "end";
+        let g = Guarded::new(&[1.0f64; 5], at_end);
+        let p = g.slice().as_ptr();
+        // SAFETY: none: this read is meant to fault, in the child process alone (the
+        // address lies in our mapping, on its inaccessible guard page).
+        let x = unsafe { std::ptr::read_volatile(if at_end { p.add(5) } else { p.sub(1) }) };
+        println!("read {x} past the slice: the guard page did not fault");
+        return;
+    }
+    for which in ["end", "start"] {
+        let out = std::process::Command::new(std::env::current_exe().unwrap())
+            .args([
+                "gemm::tests::guard_pages_catch_one_value_past_either_end",
+                "--exact",
+                "--test-threads=1",
+            ])
+            .env(CHILD, which)
+            .output()
+            .unwrap();
+        assert!(
+            out.status.code().is_none(),
+            "a read past the {which} of a guarded slice did not fault: {:?}\n{}",
+            out.status,
+            String::from_utf8_lossy(&out.stdout)
+        );
+    }
+}
