@@ -87,8 +87,12 @@ impl<'a, T: Real> Rows<'a, T> {
             self.rows
         );
         // SAFETY: row `start` is in bounds (or the view is empty) and the strides are unchanged.
+        // A view of zero columns promises no element at all, so its pointer only moves by
+        // `wrapping_offset`, which is never undefined (and is never read through).
         let ptr = if len == 0 {
             self.ptr
+        } else if self.cols == 0 {
+            self.ptr.wrapping_offset(start as isize * self.rs)
         } else {
             unsafe { self.ptr.offset(start as isize * self.rs) }
         };

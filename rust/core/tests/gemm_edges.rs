@@ -193,16 +193,13 @@ fn public_edges_on_every_path() {
     }
 }
 
-/// BUG (soundness): `matmul_tn` is a safe public function, but its shape check compares
-/// `b.len()` with `r * n` and `c.len()` with `m * n` in wrapping arithmetic (release builds):
-/// `m = 2, n = 2⁶³` with an empty `b` and `c` passes (2·2⁶³ wraps to 0), and the kernel then
-/// writes 2⁶⁴ values through the pointer of the empty `c` (segmentation fault; in general,
-/// out-of-bounds writes). Debug builds panic on the multiplication's overflow instead.
+/// `matmul_tn` is a safe public function: a shape whose sizes overflow must be refused, not
+/// pass a wrapping check (`m = 2, n = 2⁶³` with an empty `b` and `c`: 2·2⁶³ wraps to 0) and
+/// let the kernel write through the pointer of the empty `c`. It did, until the check used
+/// `checked_mul` (a segmentation fault in release builds).
 ///
-/// Run in a child process, so that the crash shows as a failed assertion here. Ignored
-/// until the check uses `checked_mul`: `cargo test --release --test gemm_edges -- --ignored`.
+/// Run in a child process, so that a crash shows as a failed assertion here.
 #[test]
-#[ignore = "reproduces an open soundness bug of matmul_tn (crashes in release builds)"]
 fn matmul_tn_refuses_shapes_whose_size_overflows() {
     if std::env::var_os(CHILD).is_some() {
         return;
@@ -211,7 +208,7 @@ fn matmul_tn_refuses_shapes_whose_size_overflows() {
     // A panic (exit code 101) is the sound outcome; a signal (no exit code) is memory
     // corruption.
     assert!(
-        out.status.code().is_some(),
+        out.status.code() == Some(101),
         "matmul_tn(a: [0; 4], b: [], c: [], m = 2, n = 2^63) crashed: {:?}\n{}",
         out.status,
         String::from_utf8_lossy(&out.stderr)

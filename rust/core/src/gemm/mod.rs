@@ -283,14 +283,14 @@ impl<T: Real> Rhs<T> {
     /// nothing (a training step re-lays every weight matrix).
     pub fn set(&mut self, w: &[T]) {
         let (k, n) = (self.k, self.n);
-        assert_eq!(w.len(), k * n);
+        assert_eq!(Some(w.len()), k.checked_mul(n));
         layout_into(self.isa, &mut self.data, k, n, |p, j| w[p * n + j]);
     }
 
     /// As [`Rhs::set`], with `B = Wᵀ` for `w` row-major (n, k).
     pub fn set_transposed(&mut self, w: &[T]) {
         let (k, n) = (self.k, self.n);
-        assert_eq!(w.len(), k * n);
+        assert_eq!(Some(w.len()), k.checked_mul(n));
         layout_into(self.isa, &mut self.data, k, n, |p, j| w[j * k + p]);
     }
 
@@ -310,7 +310,9 @@ impl<T: Real> Rhs<T> {
     pub fn mul(&self, a: &[T], c: &mut [T], accumulate: bool) {
         let (k, n) = (self.k, self.n);
         let m = a.len().checked_div(k).unwrap_or(c.len() / n.max(1));
-        assert!(a.len() == m * k && c.len() == m * n);
+        // Checked products: a wrapped `m * n` would pass for a `c` too short, and the kernel
+        // writes through raw pointers.
+        assert!(a.len() == m * k && Some(c.len()) == m.checked_mul(n));
         if m == 0 || n == 0 {
             return;
         }
@@ -352,7 +354,11 @@ pub fn matmul_tn<T: Real>(a: &[T], b: &[T], c: &mut [T], m: usize, n: usize) {
 
 fn tn_with_isa<T: Real>(isa: Isa, a: &[T], b: &[T], c: &mut [T], m: usize, n: usize) {
     let r = a.len().checked_div(m).unwrap_or(0);
-    assert!(a.len() == r * m && b.len() == r * n && c.len() == m * n);
+    // `r * m` ≤ `a.len()`; the other two products are checked: wrapped, they would pass for
+    // `b` and `c` too short, and the kernel writes through raw pointers.
+    assert!(
+        a.len() == r * m && Some(b.len()) == r.checked_mul(n) && Some(c.len()) == m.checked_mul(n)
+    );
     if m == 0 || n == 0 || r == 0 {
         return;
     }
