@@ -239,10 +239,8 @@ where
     let nr = NV * S::LANES;
     let panels = o.n.div_ceil(nr);
     let mc = (MC / MR) * MR;
-    // The last panel, when narrower than `nr`, is read and written by masked moves where `S`
-    // has them (on its first vector alone when its columns fit there: the second would hold
-    // only padding), else through this stack tile: the micro-kernel never touches `c` outside
-    // its `n` columns.
+    // The last panel's stack tile, where it is narrower than `nr` and `S` has no masked moves
+    // (see `narrow_panel`).
     let mut stage = [[S::T::default(); 64]; 12];
     debug_assert!(nr <= 64 && MR <= 12);
     // Equal blocks of at most KC: 528 = 3 × 176, not 256 + 256 + 16 (a thin last block
@@ -266,27 +264,11 @@ where
                         tile_rows::<S, NV, false>(
                             rows, kb, a, o.rsa, o.csa, b, nr, c, o.n, nr, accumulate,
                         );
-                    } else if S::MASKED && NV > 1 && nb <= S::LANES {
-                        tile_rows::<S, 1, true>(
-                            rows, kb, a, o.rsa, o.csa, b, nr, c, o.n, nb, accumulate,
-                        );
-                    } else if S::MASKED {
-                        tile_rows::<S, NV, true>(
-                            rows, kb, a, o.rsa, o.csa, b, nr, c, o.n, nb, accumulate,
-                        );
                     } else {
                         let s = stage.as_mut_ptr() as *mut S::T;
-                        if accumulate {
-                            for i in 0..rows {
-                                std::ptr::copy_nonoverlapping(c.add(i * o.n), s.add(i * nr), nb);
-                            }
-                        }
-                        tile_rows::<S, NV, false>(
-                            rows, kb, a, o.rsa, o.csa, b, nr, s, nr, nr, accumulate,
+                        narrow_panel::<S, NV>(
+                            rows, kb, a, o.rsa, o.csa, b, c, o.n, nb, accumulate, s,
                         );
-                        for i in 0..rows {
-                            std::ptr::copy_nonoverlapping(s.add(i * nr), c.add(i * o.n), nb);
-                        }
                     }
                 }
             }
@@ -324,25 +306,64 @@ where
         g0 += g;
     }
     let nb = o.n - full * nr;
-    if nb > 0 && S::MASKED {
-        let c = o.c.add(full * nr);
-        let b = o.b.add(full * o.k * nr);
-        if NV > 1 && nb <= S::LANES {
-            tile::<S, 1, 1, true>(o.k, o.a, o.rsa, o.csa, b, nr, c, nr, nb, o.accumulate);
-        } else {
-            tile::<S, 1, NV, true>(o.k, o.a, o.rsa, o.csa, b, nr, c, nr, nb, o.accumulate);
-        }
-    } else if nb > 0 {
-        // The narrow last panel through a stack row, as in `drive`.
+    if nb > 0 {
         let mut stage = [S::T::default(); 64];
-        let s = stage.as_mut_ptr();
-        let c = o.c.add(full * nr);
-        if o.accumulate {
-            std::ptr::copy_nonoverlapping(c, s, nb);
+        let (b, c) = (o.b.add(full * o.k * nr), o.c.add(full * nr));
+        narrow_panel::<S, NV>(
+            1,
+            o.k,
+            o.a,
+            o.rsa,
+            o.csa,
+            b,
+            c,
+            o.n,
+            nb,
+            o.accumulate,
+            stage.as_mut_ptr(),
+        );
+    }
+}
+
+/// The last column panel when it holds `nb < NV·LANES` columns, for `rows` rows from `a` at
+/// `c` (row stride `ldc`): read and written by masked moves where `S` has them (on its first
+/// vector alone when the columns fit there: the second would hold only padding), else through
+/// the tile `stage` (`rows` × `NV·LANES`): the micro-kernel never touches `c` outside its
+/// columns.
+///
+/// # Safety
+/// As [`tile_rows`], with `b` the panel's packed values and `stage` room for `rows·NV·LANES`
+/// values.
+#[inline(always)]
+#[allow(clippy::too_many_arguments)]
+unsafe fn narrow_panel<S: Simd, const NV: usize>(
+    rows: usize,
+    k: usize,
+    a: *const S::T,
+    rsa: usize,
+    csa: usize,
+    b: *const S::T,
+    c: *mut S::T,
+    ldc: usize,
+    nb: usize,
+    accumulate: bool,
+    stage: *mut S::T,
+) {
+    let nr = NV * S::LANES;
+    if S::MASKED && NV > 1 && nb <= S::LANES {
+        tile_rows::<S, 1, true>(rows, k, a, rsa, csa, b, nr, c, ldc, nb, accumulate);
+    } else if S::MASKED {
+        tile_rows::<S, NV, true>(rows, k, a, rsa, csa, b, nr, c, ldc, nb, accumulate);
+    } else {
+        if accumulate {
+            for i in 0..rows {
+                std::ptr::copy_nonoverlapping(c.add(i * ldc), stage.add(i * nr), nb);
+            }
         }
-        let b = o.b.add(full * o.k * nr);
-        tile_rows::<S, NV, false>(1, o.k, o.a, o.rsa, o.csa, b, nr, s, nr, nr, o.accumulate);
-        std::ptr::copy_nonoverlapping(s, c, nb);
+        tile_rows::<S, NV, false>(rows, k, a, rsa, csa, b, nr, stage, nr, nr, accumulate);
+        for i in 0..rows {
+            std::ptr::copy_nonoverlapping(stage.add(i * nr), c.add(i * ldc), nb);
+        }
     }
 }
 
