@@ -410,11 +410,38 @@ def test_cli_fit_defaults_are_the_documented_ones(tmp_path, capsys):
     out = capsys.readouterr().out
     pattern = (
         rf"fitted {re.escape(repr(m))} on 300 rows: 100 epochs in \d+\.\d\d s, "
-        rf"kept best epoch {hist.best_epoch + 1}, validation loss "
+        rf"kept best epoch {hist.best_epoch + 1} of 100, validation loss "
         rf"{re.escape(f'{hist.val_loss[hist.best_epoch]:.5g}')} \({hist.stop_reason}\); "
         rf"saved to {re.escape(m_path)}"
     )
     assert re.fullmatch(pattern, out.strip()), out
+
+
+def test_cli_fit_divergence_counts_epochs_from_1_and_says_nothing_was_written(tmp_path, capsys):
+    """The divergence message counted epoch and step from 0 where the fit's summary counts
+    epochs from 1 ("kept best epoch 11"), and said "the model keeps the last parameters whose
+    loss and gradient were finite", of a model the command line never writes. The same fit
+    through the API names epoch 1, step 4 from 0: the command line says step 5 of epoch 2."""
+    from scorematch import EnergyMLP, TrainingDivergedError
+    from scorematch.__main__ import main
+
+    rng = np.random.default_rng(0)
+    X = rng.normal(size=(600, 2)) + rng.choice([-5.0, 0.0, 5.0], size=(600, 1))
+    np.save(tmp_path / "d.npy", X)
+    out = str(tmp_path / "m.npz")
+    options = {"epochs": 20, "batch_size": 64, "lr": 1.0, "optimizer": "sgd"}
+    with pytest.raises(TrainingDivergedError) as err:
+        EnergyMLP(2, hidden=(16,), seed=0).fit(X, seed=0, progress=False, **options)
+    assert str(err.value).startswith("training diverged at epoch 1, step 4 (counting from 0): ")
+    cause = str(err.value).split(": ", 1)[1].split("; the model keeps", 1)[0]
+    argv = ["fit", str(tmp_path / "d.npy"), "--out", out, "--hidden", "16", "--epochs", "20"]
+    argv += ["--batch-size", "64", "--lr", "1", "--optimizer", "sgd"]
+    assert main(argv) == 2
+    assert capsys.readouterr().err == (
+        "scorematch: error: training diverged at step 5 of epoch 2 (both counted from 1): "
+        f"{cause}; nothing was written to {out!r} (try a smaller --lr or --weight-decay)\n"
+    )
+    assert not (tmp_path / "m.npz").exists()
 
 
 def test_cli_sample_defaults_are_the_documented_ones(tmp_path, capsys):

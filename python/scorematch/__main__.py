@@ -5,7 +5,8 @@ one-line message on stderr and exit status 2 (argparse itself reports unknown op
 malformed numbers, after its usage line); output paths are checked before any work: a file that
 can be written or created (tried, not read from permission bits), not an input file, with the
 suffix of what is written. Ctrl-C ends with status 130; ``fit`` first saves the model as trained
-so far (the parameters of its last completed step) and prints its summary.
+so far (the parameters of its last completed step) and prints its summary. A fit that diverges
+writes nothing and exits with status 2. Epochs (and the steps in them) count from 1.
 """
 
 from __future__ import annotations
@@ -413,7 +414,7 @@ def _demo(args: argparse.Namespace) -> None:
 
 
 def _fit(args: argparse.Namespace) -> None:
-    from scorematch import EnergyMLP
+    from scorematch import EnergyMLP, TrainingDivergedError
 
     # The model writer adds no suffix: a model file is named as the archive it is.
     _check_out(args.out, (".npz",), [("data file", args.data)])
@@ -445,23 +446,28 @@ def _fit(args: argparse.Namespace) -> None:
         alpha=args.alpha,
         seed=args.seed,
     )
-    hist = model.fit(
-        X,
-        objective=args.objective,
-        epochs=args.epochs,
-        batch_size=args.batch_size,
-        lr=args.lr,
-        optimizer=args.optimizer,
-        weight_decay=args.weight_decay,
-        validation=args.validation,
-        patience=args.patience,
-        seed=args.seed,
-        noise_std=args.noise_std,
-        n_projections=args.n_projections,
-        projection=args.projection,
-        standardize=args.standardize,
-        progress=None,
-    )
+    try:
+        hist = model.fit(
+            X,
+            objective=args.objective,
+            epochs=args.epochs,
+            batch_size=args.batch_size,
+            lr=args.lr,
+            optimizer=args.optimizer,
+            weight_decay=args.weight_decay,
+            validation=args.validation,
+            patience=args.patience,
+            seed=args.seed,
+            noise_std=args.noise_std,
+            n_projections=args.n_projections,
+            projection=args.projection,
+            standardize=args.standardize,
+            progress=None,
+        )
+    except TrainingDivergedError as err:
+        # The library's message counts from 0 and speaks of the model it keeps in memory:
+        # here epochs count from 1, as everywhere on the command line, and no file is written.
+        raise RuntimeError(_diverged(str(err), args.out)) from None
     # Interrupted, the model holds the parameters of its last completed step: they are saved
     # too, and the exit status then says the fit did not run to its end.
     model.save(args.out)
@@ -471,6 +477,33 @@ def _fit(args: argparse.Namespace) -> None:
     )
     if hist.stop_reason == "interrupted":
         raise KeyboardInterrupt
+
+
+# The message of a divergence, as the library words it (rust/core/src/error.rs): the epoch and
+# the step in it counted from 0, the cause, what the model in memory keeps, what to try.
+# TrainingDivergedError carries no epoch or step (only ``history``, whose completed epochs do
+# not give the step), so they are read from this fixed form.
+_DIVERGED = re.compile(
+    r"training diverged at epoch (\d+), step (\d+) \(counting from 0\): (.*); the model keeps "
+    r"the last parameters whose loss and gradient were finite and in range \((.*)\)",
+    re.DOTALL,
+)
+_LR = re.compile(r"\blr\b")
+
+
+def _diverged(message: str, out: str) -> str:
+    """The command line's message of a fit that diverged: epoch and step counted from 1, and
+    no promise of a model, since none is written to ``out``."""
+    nothing = f"nothing was written to {out!r}"
+    m = _DIVERGED.fullmatch(message)
+    if m is None:
+        # Worded otherwise (not by this version's library): kept whole, the file said.
+        return f"{message}; {nothing}"
+    epoch, step, cause, advice = m.groups()
+    return (
+        f"training diverged at step {int(step) + 1} of epoch {int(epoch) + 1} (both counted "
+        f"from 1): {cause}; {nothing} ({_LR.sub('--lr', advice)})"
+    )
 
 
 def _saved_loss(hist: FitHistory) -> str:
@@ -486,7 +519,10 @@ def _saved_loss(hist: FitHistory) -> str:
     if hist.val_loss and hist.best_epoch is not None:
         # Counted from 1, as the progress bar counts epochs (FitHistory.best_epoch is from 0).
         best = hist.best_epoch
-        return f"kept best epoch {best + 1}, validation loss {hist.val_loss[best]:.5g}"
+        return (
+            f"kept best epoch {best + 1} of {hist.n_epochs}, "
+            f"validation loss {hist.val_loss[best]:.5g}"
+        )
     return f"last epoch's training loss {hist.train_loss[-1]:.5g}"
 
 
