@@ -1191,6 +1191,7 @@ def test_sample_takes_an_init_of_unknown_chunk_sizes(scheduler: str) -> None:
         smd.sample(m, n + 1, init=source[da.from_array(keep, chunks=30)], n_steps=1)
 
 
+@pytest.mark.filterwarnings("ignore:column 2 of X takes only 4 distinct values:RuntimeWarning")
 def test_a_dask_dataframe_stays_lazy_one_block_per_partition() -> None:
     # It was converted as a list would be, np.asarray(df): every partition computed in the
     # driver while the graph was built, into one block.
@@ -1303,3 +1304,18 @@ def test_fit_warns_of_a_constant_column_as_the_local_fit() -> None:
         smd.fit(model(), da.from_array(X, chunks=50), epochs=1, objective="dsm", noise_std=0.1)
     assert len(seen) == 1 and seen[0].filename == __file__
     assert str(seen[0].message).startswith("column 0 of X holds one value in every training row")
+
+
+def test_fit_warns_of_a_column_of_few_values_as_the_local_fit() -> None:
+    # Counted on the same evenly spaced rows (every 2nd of 9000) as EnergyMLP.fit counts them,
+    # across blocks of unequal size: the same message.
+    rng = np.random.default_rng(0)
+    n = 9000
+    X = np.column_stack([rng.normal(size=n), rng.poisson(1.5, n), rng.normal(size=n)])
+    with warnings.catch_warnings(record=True) as seen:
+        warnings.simplefilter("always")
+        smd.fit(model(), da.from_array(X, chunks=1234), epochs=1)
+        model().fit(X, epochs=1, validation=None, progress=False)
+    assert [w.filename for w in seen] == [__file__] * 2
+    assert str(seen[0].message) == str(seen[1].message)
+    assert str(seen[0].message).startswith("column 1 of X takes only ")

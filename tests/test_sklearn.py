@@ -717,6 +717,7 @@ def test_missing_sklearn_gives_an_install_hint():
     assert 'pip install "scorematch[sklearn]"' in out.stdout
 
 
+@pytest.mark.filterwarnings("ignore:columns .* take only 2 and 2 distinct values:RuntimeWarning")
 def test_density_scale_of_tiny_data_is_its_spread_not_zero():
     # Columns of |x| ~ 1e-200: squares underflow unless each column is rescaled first.
     X = np.array([[1e-200, -3e-200], [-1e-200, 3e-200]] * 5)
@@ -925,6 +926,7 @@ def test_pandas_datetimes_with_a_time_zone_are_refused_by_column():
 
 
 @pytest.mark.parametrize("library", FRAME_LIBRARIES)
+@pytest.mark.filterwarnings("ignore:column 1 of X takes only 2 distinct values:RuntimeWarning")
 def test_boolean_columns_are_read_as_zero_and_one(library):
     # scikit-learn's convention for boolean features, kept: the fit is that of the 0/1 array.
     flags = [True, False, False, True, True, False, True, False]

@@ -1229,6 +1229,45 @@ def test_a_constant_column_is_a_warning_for_ism_and_ssm(objective):
     )
 
 
+@pytest.mark.parametrize("objective", ["ism", "ssm", "dsm"])
+def test_a_column_of_few_values_is_a_warning_for_ism_and_ssm(objective):
+    # Booleans, counts and one-hot codes are point masses too: with a Boolean column the
+    # estimator's ISM loss went from -0.008 to -4e4 in 300 epochs, still falling (the
+    # measurements behind the thresholds are beside `_DISCRETE_VALUES`). A rounded column of
+    # wide spread is not flagged, nor a column of few values seen too few times each.
+    rng = np.random.default_rng(0)
+    n = 400
+    counts = rng.poisson(1.5, n)
+    X = np.column_stack(
+        [rng.normal(size=n), rng.random(n) < 0.3, counts, np.round(12 * rng.normal(size=n))]
+    )
+    kw = {"noise_std": 0.1} if objective == "dsm" else {}
+    model = EnergyMLP(4, hidden=(4,), seed=0)
+    with warnings.catch_warnings(record=True) as seen:
+        warnings.simplefilter("always")
+        model.fit(X, objective=objective, epochs=1, validation=None, progress=False, **kw)
+        # 7 rows of 2 values: fewer than 4 per value; 8 rows: as many.
+        for rows in (7, 8):
+            two = np.column_stack([np.arange(rows) % 2, rng.normal(size=rows)])
+            EnergyMLP(2, hidden=(4,)).fit(
+                two, objective=objective, epochs=1, validation=None, progress=False, **kw
+            )
+    if objective == "dsm":
+        assert seen == []
+        return
+    assert [w.category for w in seen] == [RuntimeWarning] * 2
+    assert all(w.filename == __file__ for w in seen)  # the caller's line
+    k = len(np.unique(counts))
+    assert str(seen[0].message) == (
+        f"columns [1, 2] of X take only 2 and {k} distinct values: along them the data are "
+        f"point masses, which {objective.upper()} may fit without bound (its loss falls on "
+        "and on as the model's curvature at those values grows, and the density degenerates); "
+        "drop them, add noise of about the spacing of the values, or use objective='dsm' "
+        "with noise_std about that spacing"
+    )
+    assert str(seen[1].message).startswith("column 0 of X takes only 2 distinct values:")
+
+
 def test_standardize_refuses_a_spread_too_small_for_the_dtype():
     X = np.stack([np.array([0.0, 1e-305, 2e-305, 3e-305]), np.arange(4.0)], axis=1)
     model = EnergyMLP(2, hidden=(4,), seed=0)

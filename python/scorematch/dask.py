@@ -90,7 +90,10 @@ from scorematch.training import (
     check_loop_args,
     check_standardize,
     column_stats,
+    discrete_columns,
+    sample_rows,
     warn_constant_columns,
+    warn_discrete_columns,
 )
 
 if TYPE_CHECKING:
@@ -1158,9 +1161,7 @@ def fit(
         val = _Blocks(_checked(validation, model, "validation"))
         if val.n == 0:
             raise ValueError("validation must hold at least one row, got 0")
-    constant, stats = _column_facts(
-        train.X, objective in ("ism", "ssm") and train.n > 1, standardize
-    )
+    facts, stats = _column_facts(train.X, objective in ("ism", "ssm") and train.n > 1, standardize)
     affine = _Affine.identity(model.dim)
     if stats is not None:
         # As EnergyMLP.fit: the training rows' statistics, for the validation rows too, and
@@ -1170,8 +1171,9 @@ def fit(
         train = _Blocks(train.X.map_blocks(_standardized, affine, "X", dtype=dtype))
         if val is not None:
             val = _Blocks(val.X.map_blocks(_standardized, affine, "validation", dtype=dtype))
-    if constant is not None:  # as EnergyMLP.fit warns, after the data's own errors
-        warn_constant_columns(constant, objective, "X", stacklevel=3)
+    if facts is not None:  # as EnergyMLP.fit warns, after the data's own errors
+        warn_constant_columns(facts[0], objective, "X", stacklevel=3)
+        warn_discrete_columns(facts[1], objective, "X", stacklevel=3)
     # A run that changes nothing (a divergence or Ctrl-C before the first update, or a
     # divergence that restored the first parameters) leaves the model as it was, its
     # parameters exactly, a fresh one fresh, whatever a callback saw: as EnergyMLP.fit.
@@ -1303,11 +1305,14 @@ def fit(
 
 def _column_facts(
     X: da.Array, extremes: bool, stats: bool
-) -> tuple[Array | None, tuple[Array, Array] | None]:
+) -> tuple[tuple[Array, list[tuple[int, int]]] | None, tuple[Array, Array] | None]:
     """In one pass over the persisted blocks: with ``extremes``, whether each column holds
-    one value; with ``stats``, :func:`scorematch.training.column_stats` (the same steps,
-    lazily, by Dask's reductions). None for what was not asked."""
-    lazy: list[Any] = [X.min(axis=0), X.max(axis=0)] if extremes else []
+    one value and the :func:`scorematch.training.discrete_columns` (counted on the same rows
+    as EnergyMLP.fit counts them); with ``stats``, :func:`scorematch.training.column_stats`
+    (the same steps, lazily, by Dask's reductions). None for what was not asked."""
+    lazy: list[Any] = []
+    if extremes:
+        lazy += [X.min(axis=0), X.max(axis=0), X[sample_rows(X.shape[0])]]
     if stats:
         # Typed for numpy arrays; every step of it is also a Dask array method.
         lazy += list(column_stats(cast(Any, X)))
@@ -1315,8 +1320,11 @@ def _column_facts(
         return None, None
     with np.errstate(over="ignore"):
         got = [np.asarray(a) for a in compute(*lazy)]
-    constant = got[0] == got[1] if extremes else None
-    return constant, ((got[-2], got[-1]) if stats else None)
+    facts = None
+    if extremes:
+        constant = got[0] == got[1]
+        facts = (constant, discrete_columns(got[2], constant))
+    return facts, ((got[-2], got[-1]) if stats else None)
 
 
 def _standardized(block: Array, affine: _Affine, name: str, block_info: Any = None) -> Array:

@@ -270,7 +270,10 @@ class ScoreMatchingDensity(DensityMixin, BaseEstimator):  # type: ignore[misc]
             Training data (converted to ``dtype``; NaN and Inf are refused). Booleans are
             read as 0 and 1, as scikit-learn reads them; dates, times, durations and strings
             (a frame's column, an array or nested lists of them) are refused, as by the
-            engine's methods.
+            engine's methods. A column of few distinct values (Booleans, counts, one-hot
+            codes) is a set of point masses, which the ``"ism"`` and ``"ssm"`` objectives
+            may fit without bound: a ``RuntimeWarning`` (see :meth:`EnergyMLP.fit
+            <scorematch.EnergyMLP.fit>`) says so.
         y : None
             Ignored; present for scikit-learn's API.
 

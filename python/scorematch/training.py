@@ -174,9 +174,10 @@ def fit(
     if target is not None:
         check_finite_rows(target, "target_score")
     X_train, t_train, X_val, t_val = _split(Xa, target, validation, model.dim, dtype, seed)
-    constant = None
+    constant = discrete = None
     if objective in ("ism", "ssm") and X_train.shape[0] > 1:
         constant = X_train.min(axis=0) == X_train.max(axis=0)
+        discrete = discrete_columns(X_train[sample_rows(X_train.shape[0])], constant)
     affine = _Affine.of(X_train, model.dtype) if standardize else _Affine.identity(model.dim)
     given = [("X", Xa, False), ("target_score", target, True)]
     given += [("X_val", X_val, False), ("target_val", t_val, True)]
@@ -192,9 +193,10 @@ def fit(
     ):
         affine.check_overflow(given, model.dtype)
     del given
-    if constant is not None:
+    if constant is not None and discrete is not None:
         # After the data's own errors, which a warning turned into an error would hide.
         warn_constant_columns(constant, objective, "X")
+        warn_discrete_columns(discrete, objective, "X")
 
     start_from = affine.start(model)
     before = (model._m, model._drawn)
@@ -478,6 +480,67 @@ def warn_constant_columns(constant: Any, objective: str, name: str, stacklevel: 
         f"which {objective.upper()} cannot fit (its loss falls without bound and the model "
         f"degenerates); drop {it}, or use objective='dsm', whose noise gives the data a "
         "density there",
+        RuntimeWarning,
+        stacklevel=stacklevel,
+    )
+
+
+# A column that takes at most this many values, in a sample of at least `_ROWS_PER_VALUE`
+# rows per value, is discrete: its data are point masses. Measured (2000 rows, a normal
+# column beside it, the estimator's defaults: 100 ISM epochs): Booleans (p = 0.3), Poisson(1.5)
+# counts (9 values) and N(0, 1) rounded to even integers (5 values) took the loss from -0.05
+# to -1.2e4, -133 and -1.7e4, still falling; N(0, 1) rounded to integers (7 values) and
+# uniform integers 0..9 settled at -1.0, as the continuous column does. So fewer values do not
+# always run away (a spacing below about the column's spread held, here), but a fit on them
+# can; 30 uniform integers and N(0, 12²) rounded to integers trained as continuous data.
+_DISCRETE_VALUES = 20
+_ROWS_PER_VALUE = 4
+# Rows the distinct values are counted on (evenly spaced): enough to see more than
+# `_DISCRETE_VALUES` values of any continuous column, and a sort of a few milliseconds.
+_COUNTED_ROWS = 4096
+
+
+def sample_rows(n: int) -> slice:
+    """The rows of ``n`` whose distinct values :func:`discrete_columns` counts: at most about
+    ``_COUNTED_ROWS``, evenly spaced."""
+    return slice(None, None, max(1, n // _COUNTED_ROWS))
+
+
+def discrete_columns(sample: NDArray[Any], constant: NDArray[Any]) -> list[tuple[int, int]]:
+    """``(column, number of values)`` for each column of the rows ``sample`` that takes
+    between 2 and ``_DISCRETE_VALUES`` values, each seen ``_ROWS_PER_VALUE`` times on average
+    (``constant`` columns, warned of on their own, are left out)."""
+    ordered = np.sort(sample, axis=0)
+    counts = 1 + np.count_nonzero(ordered[1:] != ordered[:-1], axis=0)
+    rows = sample.shape[0]
+    return [
+        (int(j), int(k))
+        for j, k in enumerate(counts)
+        if not constant[j] and 2 <= k <= _DISCRETE_VALUES and rows >= _ROWS_PER_VALUE * k
+    ]
+
+
+def warn_discrete_columns(
+    discrete: list[tuple[int, int]], objective: str, name: str, stacklevel: int = 4
+) -> None:
+    """Warns of the columns of :func:`discrete_columns`: along such a column (Booleans,
+    counts, one-hot codes) the data are point masses, which the ISM and SSM losses can fit
+    without bound, as for a column of one value."""
+    if not discrete:
+        return
+    columns = [j for j, _ in discrete]
+    counts = [str(k) for _, k in discrete]
+    if len(discrete) == 1:
+        which, it = f"column {columns[0]} of {name} takes only {counts[0]}", "it"
+    else:
+        values = ", ".join(counts[:-1]) + " and " + counts[-1]
+        which, it = f"columns {columns} of {name} take only {values}", "them"
+    warnings.warn(
+        f"{which} distinct values: along {it} the data are point masses, which "
+        f"{objective.upper()} may fit without bound (its loss falls on and on as the model's "
+        f"curvature at those values grows, and the density degenerates); drop {it}, add "
+        "noise of about the spacing of the values, or use objective='dsm' with noise_std "
+        "about that spacing",
         RuntimeWarning,
         stacklevel=stacklevel,
     )
