@@ -982,6 +982,21 @@ def test_objects_that_only_speak_dlpack_are_read_through_it():
         ScoreMatchingDensity(**SMALL).fit(_DLPack(plain, device=(2, 0)))
 
 
+def test_polars_array_rows_are_batches_of_rows():
+    # A Series of them was read by scikit-learn's validation as no features: fit set no
+    # n_features_in_ (sample raised AttributeError) and score_samples refused it ("X does not
+    # contain any features"), while the engine and a frame of that one column read it.
+    pl = pytest.importorskip("polars")
+    plain, rows = X[:40], X_TEST[:9]
+
+    def series(a):
+        return pl.Series("x", a, dtype=pl.Array(pl.Float64, a.shape[1]))
+
+    assert_same_estimator(series(plain), plain, (series(rows), rows))
+    frame = pl.DataFrame({"x": series(plain)})
+    assert_same_estimator(frame, plain, (pl.DataFrame({"x": series(rows)}), rows))
+
+
 def test_arrow_fixed_size_lists_are_batches_of_rows():
     # scikit-learn's conversion failed on them: "setting an array element with a sequence".
     pa = pytest.importorskip("pyarrow")

@@ -267,7 +267,8 @@ def _read_nothing_but_dlpack(x: Any, arr: NDArray[Any]) -> bool:
 def _fixed_size_rows(x: Any, name: str, expected: str, kinds: str = "fiu") -> NDArray[Any] | None:
     """``x`` as an (n, d) array if it holds n rows of d numbers as Arrow's fixed-size lists:
     a pyarrow ``FixedSizeListArray``, a ``ChunkedArray`` of them, or a ``Table`` or
-    ``RecordBatch`` of a single such column; ``None`` for anything else. numpy's reading of
+    ``RecordBatch`` of a single such column, or a polars ``Array`` Series or a DataFrame of
+    a single such column; ``None`` for anything else. numpy's reading of
     them is an object array of rows. The values are read in place where Arrow allows it (one
     chunk; numpy's reading of Arrow's own buffer, read-only), several chunks are joined once.
 
@@ -278,6 +279,14 @@ def _fixed_size_rows(x: Any, name: str, expected: str, kinds: str = "fiu") -> ND
     names (``type.list_size``, ``values``, ``offset``, ``chunks``; ``num_columns`` and
     ``column`` for tables), as :func:`_non_number_column`: pyarrow is not imported."""
     kind = type(x)
+    if hasattr(kind, "arr") and hasattr(kind, "to_frame") and not hasattr(kind, "get_columns"):
+        # A polars Series (pandas' has no `arr`): read as the frame of its one column, below.
+        # scikit-learn's validation read a Series of Array rows as no features at all.
+        try:
+            frame = x.to_frame()
+        except Exception:  # noqa: BLE001 - not what this duck-typing took it for
+            return None
+        return _fixed_size_rows(frame, name, expected, kinds)
     if not (hasattr(kind, "get_columns") or hasattr(kind, "num_columns") or hasattr(kind, "type")):
         # Neither polars nor pyarrow (numpy arrays, lists, pandas frames): no look-up on x,
         # which costs a pandas frame ~2.5 µs each (it looks for a column of that name).
