@@ -1053,7 +1053,8 @@ def test_cli_fit_summary_gives_the_saved_best_epoch_and_its_loss(tmp_path, capsy
     assert best is not None and best < hist.n_epochs - 1  # the case the summary got wrong
     loss = hist.val_loss[best]
     out = capsys.readouterr().out.strip()
-    tail = f"kept best epoch {best + 1}, validation loss {loss:.5g} (completed); saved to {m_path}"
+    tail = f"kept best epoch {best + 1} of 40, validation loss {loss:.5g} (completed); "
+    tail += f"saved to {m_path}"
     assert re.fullmatch(rf".* on 60 rows: 40 epochs in \d+\.\d\d s, {re.escape(tail)}", out), out
     # The 6 held-out rows, drawn as fit draws them (10% of 60, from the seed).
     held_out = X[np.sort(np.random.default_rng([0, 0x5EED]).permutation(60)[:6])]
@@ -1063,7 +1064,7 @@ def test_cli_fit_summary_gives_the_saved_best_epoch_and_its_loss(tmp_path, capsy
 @pytest.mark.parametrize(
     ("val_loss", "best_epoch", "want"),
     [
-        ([-3.0, -2.5, -1.0], 0, "kept best epoch 1, validation loss -3"),
+        ([-3.0, -2.5, -1.0], 0, "kept best epoch 1 of 3, validation loss -3"),
         ([], 1, "last epoch's training loss -1.5"),
     ],
 )
