@@ -588,7 +588,8 @@ def test_cli_names_the_csv_line_it_cannot_read(tmp_path, capsys, monkeypatch):
     fit = ["--out", "m.npz", "--epochs", "1"]
     expected = "expected comma-separated numbers, one row per line (an optional header line)"
     assert _error(capsys, ["fit", "odd_ends.csv", *fit]) == (
-        f"scorematch: error: cannot read 'odd_ends.csv': {expected}, got '5,x' on line 4"
+        f"scorematch: error: cannot read 'odd_ends.csv': {expected}, got '5,x' on line 4 "
+        "(column 2, 'b', holds 'x', not a number)"
     )
     assert _error(capsys, ["fit", "odd_ends_latin1.csv", *fit]) == (
         "scorematch: error: cannot read 'odd_ends_latin1.csv': expected UTF-8 text, got the "
@@ -597,16 +598,19 @@ def test_cli_names_the_csv_line_it_cannot_read(tmp_path, capsys, monkeypatch):
     # float() reads digits of other scripts, numpy.loadtxt does not: its message counted rows
     # from 0 past the header ("could not convert string '１' to float64 at row 1, column 1").
     assert _error(capsys, ["fit", "fullwidth.csv", *fit]) == (
-        f"scorematch: error: cannot read 'fullwidth.csv': {expected}, got '\uff11,3' on line 3"
+        f"scorematch: error: cannot read 'fullwidth.csv': {expected}, got '\uff11,3' on line 3 "
+        "(column 1, 'a', holds '\uff11', not a number)"
     )
     assert _error(capsys, ["fit", "blank.csv", *fit]) == (
-        f"scorematch: error: cannot read 'blank.csv': {expected}, got '3,x' on line 6"
+        f"scorematch: error: cannot read 'blank.csv': {expected}, got '3,x' on line 6 "
+        "(column 2, 'b', holds 'x', not a number)"
     )
     from scorematch.__main__ import _read_data
 
     assert np.array_equal(_read_data("blank_ok.csv").X, [[1.0, 2.0], [3.0, 4.0]])
     assert _error(capsys, ["fit", "semi.csv", *fit]) == (
-        f"scorematch: error: cannot read 'semi.csv': {expected}, got 'x;y' on line 3"
+        f"scorematch: error: cannot read 'semi.csv': {expected}, got 'x;y' on line 3 "
+        "(column 1, 'a', holds 'x;y', not a number)"
     )
     assert _error(capsys, ["fit", "ragged.csv", *fit]) == (
         f"scorematch: error: cannot read 'ragged.csv': {expected}, got 3 numbers on line 2 "
@@ -621,7 +625,8 @@ def test_cli_names_the_csv_line_it_cannot_read(tmp_path, capsys, monkeypatch):
     # A long line is quoted by its start.
     assert _error(capsys, ["fit", "long.csv", *fit]) == (
         f"scorematch: error: cannot read 'long.csv': {expected}, "
-        "got '1.25,1.25,1.25,1.25,1.25,1.25,1.25,1....' on line 2"
+        "got '1.25,1.25,1.25,1.25,1.25,1.25,1.25,1....' on line 2 "
+        "(column 21 (counting from 1) holds 'x', not a number)"
     )
     assert _error(capsys, ["fit", "latin1.csv", *fit]) == (
         "scorematch: error: cannot read 'latin1.csv': expected UTF-8 text, got the byte 0xe9 "
@@ -631,6 +636,35 @@ def test_cli_names_the_csv_line_it_cannot_read(tmp_path, capsys, monkeypatch):
         assert _error(capsys, ["fit", name, *fit]) == (
             f"scorematch: error: cannot fit {name!r}: it holds no rows of data"
         )
+    assert not (tmp_path / "m.npz").exists()
+
+
+def test_cli_names_the_csv_column_that_is_not_numbers(tmp_path, capsys, monkeypatch):
+    """A column of words (True/False as pandas writes a bool column, a category) was refused
+    by its line alone, which a long row quotes cut short: the column is named too, by its
+    number from 1 and, in a file with a header line, by its name there."""
+    monkeypatch.chdir(tmp_path)
+    files = {
+        "flag.csv": "x,flag\n1.5,True\n2,False\n",
+        "category.csv": '"x","y","colour"\n1,2,"red"\n3,4,"blue"\n',
+        "no_header.csv": "1,2\n3,4\n5,False\n",
+        "wide.csv": ",".join(f"c{i}" for i in range(30)) + "\n" + "1.25," * 29 + "yes\n",
+    }
+    for name, text in files.items():
+        (tmp_path / name).write_text(text)
+    fit = ["--out", "m.npz", "--epochs", "1"]
+    expected = "expected comma-separated numbers, one row per line (an optional header line)"
+    wide = "1.25,1.25,1.25,1.25,1.25,1.25,1.25,1...."
+    for name, line, number, why in [
+        ("flag.csv", "1.5,True", 2, "column 2, 'flag', holds 'True', not a number"),
+        ("category.csv", '1,2,"red"', 2, "column 3, 'colour', holds 'red', not a number"),
+        ("no_header.csv", "5,False", 3, "column 2 (counting from 1) holds 'False', not a number"),
+        ("wide.csv", wide, 2, "column 30, 'c29', holds 'yes', not a number"),
+    ]:
+        assert _error(capsys, ["fit", name, *fit]) == (
+            f"scorematch: error: cannot read {name!r}: {expected}, got {line!r} on line "
+            f"{number} ({why})"
+        ), name
     assert not (tmp_path / "m.npz").exists()
 
 

@@ -211,7 +211,8 @@ def _read_csv(p: Path) -> tuple[Any, list[str], list[int]]:
     ValueError
         If the file is not UTF-8 text, or a line other than a header does not hold numbers,
         or not as many as the lines before: the message names that line by its number in the
-        file and quotes it; or a number is too large for float64 (``1e400``): the message
+        file and quotes it (and names the first column that is not a number, by its header
+        name too when there is a header line); or a number is too large for float64 (``1e400``): the message
         names it and its line. A field in double quotes is read without them (the quotes
         must open and close the field, as ``numpy.loadtxt`` reads them). The first line is a header when it names every column (no field
         empty) and is not all numbers (see `_is_header`).
@@ -315,6 +316,7 @@ def _first_bad_csv_line(lines: list[str], skip: int) -> str | None:
     """What is wrong with the first line that is not a row of numbers like the ones before
     it, counting lines from 1 in the file; None if every line is (numpy refused something
     else)."""
+    names = _csv_fields(lines[0]) if skip else None
     width = None
     for number, line in enumerate(lines[skip:], start=skip + 1):
         fields = _csv_fields(line)
@@ -324,7 +326,11 @@ def _first_bad_csv_line(lines: list[str], skip: int) -> str | None:
             got = f"expected {_CSV_FORMAT}, got {_shorten(line)!r} on line {number}"
             empty = next((i for i, field in enumerate(fields, 1) if _is_empty(field)), None)
             if empty is None:
-                return got
+                # A column of words (True/False, a category) is refused on its first row:
+                # named, as the quoted line may be cut short before it.
+                column = next(i for i, field in enumerate(fields) if not _is_number(field))
+                text = _shorten(_unquoted(fields[column]), 20)
+                return f"{got} ({_column(column, names)} holds {text!r}, not a number)"
             # A first line of names with an empty one, such as the index column's in
             # DataFrame.to_csv(), is data by the rule of _is_header: say why it is not a header.
             named = number == 1 and any(not (_is_empty(f) or _is_number(f)) for f in fields)
@@ -337,6 +343,14 @@ def _first_bad_csv_line(lines: list[str], skip: int) -> str | None:
             )
         width = len(fields)
     return None
+
+
+def _column(i: int, names: list[str] | None) -> str:
+    """Column ``i`` (from 0) of a CSV file, named as a user finds it: by its number from 1,
+    as fields and lines are counted, and its name in the header line if the file has one."""
+    if names is None or i >= len(names):
+        return f"column {i + 1} (counting from 1)"
+    return f"column {i + 1}, {_shorten(_unquoted(names[i]), 20)!r},"
 
 
 def _count(n: int, noun: str) -> str:
