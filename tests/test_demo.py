@@ -444,6 +444,60 @@ def test_cli_fit_divergence_counts_epochs_from_1_and_says_nothing_was_written(tm
     assert not (tmp_path / "m.npz").exists()
 
 
+def _clusters():
+    # Three clusters of 200 rows within about 8 of 0, as the audit's make_blobs data.
+    rng = np.random.default_rng(0)
+    return rng.normal(size=(600, 2)) + rng.choice([-5.0, 0.0, 5.0], size=(600, 1))
+
+
+def test_cli_sample_warns_of_chains_that_ran_off(tmp_path, capsys):
+    """After 5 epochs the model's density does not fall off: MALA's tuning grew eps to ~1e4
+    and the samples landed at ~1e8 for data within 8, written with status 0 and no word. The
+    samples are still written (status 0), with one warning line saying what was seen."""
+    from scorematch.__main__ import main
+
+    np.save(tmp_path / "d.npy", _clusters())
+    m, s = str(tmp_path / "m.npz"), str(tmp_path / "s.npy")
+    assert (
+        main(["fit", str(tmp_path / "d.npy"), "--out", m, "--epochs", "5", "--hidden", "16,16"])
+        == 0
+    )
+    capsys.readouterr()
+    assert main(["sample", m, "-n", "100", "--out", s, "--steps", "50"]) == 0
+    assert np.abs(np.load(s)).max() > 1e4  # the runaway, as measured
+    err = capsys.readouterr().err
+    assert err.count("\n") == 1, err
+    assert re.fullmatch(
+        r"scorematch: warning: the chains ran off: at the samples the model's score points "
+        r"away from them \(the mean of s\(x\)\.\(x - c\) per dimension is \+\S+, c their median, "
+        r"where samples of a density that falls off give -1\), they reach \S+ from c, and "
+        r"MALA's tuning grew the step size to \S+ \(median\); the density does not fall off "
+        r"there: train longer \(--epochs\), fit with --standardize if the data are far from 0 "
+        r"or not of unit scale, or sample with a smaller --step-size and --burn-in 0 "
+        r"\(no tuning\)\n",
+        err,
+    ), err
+
+
+@pytest.mark.parametrize(
+    ("shift", "standardize"), [((0, 0), False), ((0, 0), True), ((300, -200), True)]
+)
+def test_cli_sample_gives_no_warning_for_trained_models(tmp_path, capsys, shift, standardize):
+    """Models fitted 100 epochs sample the data's region, far from where the chains start
+    (N(0, I)) when the data are at (300, -200): no warning, with few chains or many."""
+    from scorematch.__main__ import main
+
+    X = _clusters()
+    np.save(tmp_path / "d.npy", X - X.mean(axis=0) + shift)
+    m, s = str(tmp_path / "m.npz"), str(tmp_path / "s.npy")
+    fit = ["fit", str(tmp_path / "d.npy"), "--out", m, "--epochs", "100", "--hidden", "16,16"]
+    assert main(fit + (["--standardize"] if standardize else [])) == 0
+    for n, steps in [("10", "50"), ("100", "50"), ("100", "1000")]:
+        assert main(["sample", m, "-n", n, "--out", s, "--steps", steps]) == 0
+        assert np.abs(np.load(s) - shift).max() < 20  # the data's region
+        assert capsys.readouterr().err == "", (n, steps)
+
+
 def test_cli_sample_defaults_are_the_documented_ones(tmp_path, capsys):
     """sample with only -n and --out: MALA, 1000 steps after 200 of burn-in that tune the
     step size from 0.01, seed 0."""

@@ -558,6 +558,56 @@ def _sample(args: argparse.Namespace) -> None:
     print(
         f"{args.n} samples ({args.method}, {args.steps} steps) in {res.wall_time:.2f} s -> {args.out}"
     )
+    _warn_if_ran_off(model, res, adapted=args.method == "mala" and args.burn_in > 0)
+
+
+# A model whose density does not fall off (a short fit) lets the chains run off: MALA's tuning,
+# accepting nearly every proposal, grows eps without bound, and the samples land far from the
+# data (blobs within 6.6 fitted 5 epochs: eps ~1.6e4, samples at ~1e5). The model file does not
+# know its data, so the run is judged by itself, by the Stein identity: samples x of a density
+# exp(-E) that falls off satisfy E[s(x).(x - c)] = -dim for any point c (s = -grad E; by
+# parts), whatever its scale or place. Where the chains ran off, the score points away from
+# them. Measured per dimension, c the samples' median, over seeds 0-4 (MALA, burn-in 200):
+# models trained 100 epochs (blobs with and without --standardize, blobs at (300, -200), 100
+# times wider or smaller, moons, all with --standardize) give -2.2 to -0.45 with 10 chains and
+# -1.24 to -0.82 with 100 or 1000, for 50 or 1000 steps; chains still on their way to data at
+# (300, -200) (ULA or untuned MALA at eps 0.1) +0.29; models trained too little whose chains
+# stay (at most 300 times the data's reach) -1.5 to -0.04. The runaways: the blobs fitted 5
+# epochs +5.7 to +19 with 100 chains and 50 steps, +32 to +86 after 1000 steps (with 10 chains
+# -1.8 to +84: a few chains may all have stayed), +434 to +4.3e3 fitted with --standardize;
+# the blobs at (300, -200) fitted 100 epochs without --standardize +1.6e6. Hence a warning
+# above +1, the identity's value with its sign turned. Not caught: chains diffusing through a
+# density that falls off too slowly (blobs fitted 10 epochs: -0.8 to -0.5 while the samples
+# spread from 5e2 to 1.7e3 over 50 to 5000 steps), which only the data could tell.
+_RAN_OFF = 1.0
+
+
+def _warn_if_ran_off(model: Any, res: Any, *, adapted: bool) -> None:
+    X = res.samples
+    if X.shape[0] == 0:
+        return
+    centre = np.median(X, axis=0)
+    away = X - centre
+    with np.errstate(all="ignore"):
+        # In float64: the products of a float32 model at 1e5 would lose the sign of their sum.
+        scores = model.score(X).astype(np.float64)
+        stein = float(np.mean(np.sum(scores * away, axis=1)) / X.shape[1])
+    # NaN too (a score that overflows out there): no sign of a density that falls off.
+    if stein <= _RAN_OFF:
+        return
+    eps = float(np.median(res.step_size))
+    step = f"MALA's tuning grew the step size to {eps:.3g} (median)" if adapted else None
+    print(
+        "scorematch: warning: the chains ran off: at the samples the model's score points away "
+        f"from them (the mean of s(x).(x - c) per dimension is {stein:+.3g}, c their median, "
+        "where samples of a density that falls off give -1), they reach "
+        f"{float(np.abs(away).max()):.3g} from c"
+        + (f", and {step}" if step else f" (step size {eps:.3g})")
+        + "; the density does not fall off there: train longer (--epochs), fit with "
+        "--standardize if the data are far from 0 or not of unit scale, or sample with a "
+        "smaller --step-size and --burn-in 0 (no tuning)",
+        file=sys.stderr,
+    )
 
 
 def _info(args: argparse.Namespace) -> None:
