@@ -7,6 +7,8 @@ can be written or created (tried, not read from permission bits), not an input f
 suffix of what is written. Ctrl-C ends with status 130; ``fit`` first saves the model as trained
 so far (the parameters of its last completed step) and prints its summary. A fit that diverges
 writes nothing and exits with status 2. Epochs (and the steps in them) count from 1.
+``sample`` writes its samples and warns, on one line, when its chains ran off (the model's
+density not falling off where they ended).
 """
 
 from __future__ import annotations
