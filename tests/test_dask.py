@@ -1306,6 +1306,14 @@ def test_fit_warns_of_a_constant_column_as_the_local_fit() -> None:
     assert str(seen[0].message).startswith("column 0 of X holds one value in every training row")
 
 
+def test_fit_refuses_ssm_arguments_for_other_objectives_as_the_local_fit() -> None:
+    X = data(40)
+    for kw in ({"n_projections": 3}, {"projection": "rademacher"}):
+        want = local_error(partial(model().fit, X, epochs=1, progress=False, **kw))
+        assert want.startswith(f"{next(iter(kw))} is only used by objective 'ssm'")
+        assert local_error(partial(smd.fit, model(), da.from_array(X, chunks=10), **kw)) == want
+
+
 def test_fit_warns_of_a_column_of_few_values_as_the_local_fit() -> None:
     # Counted on the same evenly spaced rows (every 2nd of 9000) as EnergyMLP.fit counts them,
     # across blocks of unequal size: the same message.

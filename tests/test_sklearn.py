@@ -508,6 +508,8 @@ def test_not_fitted_error(method):
         ("weight_decay", True),
         ("weight_decay", "0.1"),
         ("noise_std", 0.1),  # only for objective="dsm"
+        ("n_projections", 5),  # only for objective="ssm"
+        ("projection", "rademacher"),
         ("n_projections", 0),
         ("projection", "uniform"),
         ("standardize", "yes"),

@@ -515,6 +515,17 @@ def test_float32_models_train(mixture_data):
         ({"noise_std": 0.1}, ValueError, "noise_std"),
         ({"objective": "ssm", "n_projections": 0}, ValueError, "n_projections"),
         ({"objective": "ssm", "projection": "sphere"}, ValueError, "projection"),
+        # SSM's own: ignored by the others, so a search over them repeated the same fit.
+        (
+            {"n_projections": 5},
+            ValueError,
+            r"^n_projections is only used by objective 'ssm', not 'ism' \(got 5\)$",
+        ),
+        (
+            {"objective": "dsm", "noise_std": 0.1, "projection": "rademacher"},
+            ValueError,
+            r"^projection is only used by objective 'ssm', not 'dsm' \(got 'rademacher'\)$",
+        ),
         ({"weight_decay": -1.0}, ValueError, "weight_decay"),
         ({"patience": 0}, ValueError, "patience"),
         ({"validation": 1.0}, ValueError, "validation"),

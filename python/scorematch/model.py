@@ -874,9 +874,9 @@ class EnergyMLP:
         noise_std : float, optional
             Noise level of ``"dsm"`` (required by it and refused otherwise).
         n_projections : int, default 1
-            Directions per row for ``"ssm"``.
+            Directions per row for ``"ssm"``; another value is refused by the others.
         projection : {"gaussian", "rademacher"}, default "gaussian"
-            Distribution of the ``"ssm"`` directions.
+            Distribution of the ``"ssm"`` directions; another value is refused by the others.
         standardize : bool, default False
             Train in standardized coordinates ``z = (x − mean) / std`` (per column, from the
             training rows), which makes ``lr`` meaningful whatever the data's scale. The

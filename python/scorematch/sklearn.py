@@ -52,7 +52,7 @@ from scorematch._validate import (
     typed,
 )
 from scorematch.model import _PROJECTIONS, EnergyMLP, _as_widths
-from scorematch.training import _OPTIMIZERS, FitHistory, _Affine, column_stats
+from scorematch.training import _OPTIMIZERS, FitHistory, _Affine, check_ssm_only, column_stats
 
 __all__ = ["ScoreMatchingDensity"]
 
@@ -132,9 +132,9 @@ class ScoreMatchingDensity(DensityMixin, BaseEstimator):  # type: ignore[misc]
         Noise level of ``objective="dsm"`` (required by it, refused by the others); in
         standardized units when ``standardize=True``.
     n_projections : int, default 1
-        Directions per row for ``objective="ssm"``.
+        Directions per row for ``objective="ssm"``; another value is refused by the others.
     projection : {"gaussian", "rademacher"}, default "gaussian"
-        Distribution of the ``"ssm"`` directions.
+        Distribution of the ``"ssm"`` directions; another value is refused by the others.
     standardize : bool, default True
         Train in per-feature standardized coordinates (so ``lr`` suits any data scale); the
         map is folded into the first layer, so ``model_`` works in the input coordinates.
@@ -676,6 +676,18 @@ class ScoreMatchingDensity(DensityMixin, BaseEstimator):  # type: ignore[misc]
             noise_std = positive("noise_std")
         elif self.noise_std is not None:
             raise bad("noise_std", f"None: only objective='dsm' uses it, not {objective!r}")
+        n_projections = integer("n_projections", 1, MAX_PROJECTIONS)
+        projection = choice("projection", _PROJECTIONS)
+        check_ssm_only(
+            objective,
+            n_projections,
+            projection,
+            lambda name, _: bad(
+                name,
+                f"its default ({'1' if name == 'n_projections' else repr('gaussian')}): only "
+                f"objective='ssm' uses it, not {objective!r}",
+            ),
+        )
         if self.standardize and alpha != 0:
             raise bad(
                 "alpha",
@@ -704,8 +716,8 @@ class ScoreMatchingDensity(DensityMixin, BaseEstimator):  # type: ignore[misc]
             optimizer=choice("optimizer", _OPTIMIZERS),
             weight_decay=weight_decay,
             noise_std=noise_std,
-            n_projections=integer("n_projections", 1, MAX_PROJECTIONS),
-            projection=choice("projection", _PROJECTIONS),
+            n_projections=n_projections,
+            projection=projection,
             standardize=bool(self.standardize),
             validation=validation,
             patience=patience,

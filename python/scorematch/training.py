@@ -305,16 +305,43 @@ def check_loop_args(
         noise_std = as_positive(noise_std, "noise_std")
     if callback is not None and not callable(callback):
         raise TypeError(f"callback must be callable, got {type(callback).__name__}")
+    # Checked whatever the objective, as noise_std is: the engine's range for SSM.
+    n_projections = as_int(n_projections, "n_projections", 1, MAX_PROJECTIONS)
+    projection = _as_projection(projection)
+    check_ssm_only(
+        objective,
+        n_projections,
+        projection,
+        lambda name, given: ValueError(
+            f"{name} is only used by objective 'ssm', not {objective!r} (got {given})"
+        ),
+    )
     return LoopArgs(
         epochs=as_int(epochs, "epochs"),
         batch_size=as_int(batch_size, "batch_size"),
         patience=None if patience is None else as_int(patience, "patience"),
         seed=as_seed(seed),
-        # Checked whatever the objective, as noise_std is: the engine's range for SSM.
-        n_projections=as_int(n_projections, "n_projections", 1, MAX_PROJECTIONS),
-        projection=_as_projection(projection),
+        n_projections=n_projections,
+        projection=projection,
         noise_std=noise_std,
     )
+
+
+def check_ssm_only(
+    objective: str,
+    n_projections: int,
+    projection: str,
+    error: Callable[[str, str], Exception],
+) -> None:
+    """Raises ``error(name, given)`` for ``n_projections`` or ``projection`` set away from
+    its default (1, ``"gaussian"``) with an objective other than SSM, which would ignore it:
+    as ``noise_std`` is refused outside DSM, a search over them would repeat the same fit."""
+    if objective == "ssm":
+        return
+    if n_projections != 1:
+        raise error("n_projections", str(n_projections))
+    if projection != "gaussian":
+        raise error("projection", repr(projection))
 
 
 def check_standardize(standardize: Any, alpha: float) -> None:
