@@ -1312,7 +1312,7 @@ def _column_facts(
     (the same steps, lazily, by Dask's reductions). None for what was not asked."""
     lazy: list[Any] = []
     if extremes:
-        lazy += [X.min(axis=0), X.max(axis=0), X[sample_rows(X.shape[0])]]
+        lazy += [X.min(axis=0), X.max(axis=0), _counted_rows(X)]
     if stats:
         # Typed for numpy arrays; every step of it is also a Dask array method.
         lazy += list(column_stats(cast(Any, X)))
@@ -1325,6 +1325,32 @@ def _column_facts(
         constant = got[0] == got[1]
         facts = (constant, discrete_columns(got[2], constant))
     return facts, ((got[-2], got[-1]) if stats else None)
+
+
+def _counted_rows(X: da.Array) -> da.Array:
+    """The rows of ``X`` that :func:`scorematch.training.discrete_columns` counts, those
+    :func:`scorematch.training.sample_rows` picks, taken where each block is. A copy, unlike
+    ``X[::step]``: computing a slice that keeps a persisted block (every one, at step 1) sent
+    those blocks to the worker that joins the result, where the fit then ran their steps."""
+    step = sample_rows(X.shape[0]).step or 1
+    starts = np.cumsum((0,) + X.chunks[0][:-1])
+    counts = tuple(
+        len(range(-int(s) % step, n, step)) for s, n in zip(starts, X.chunks[0], strict=True)
+    )
+    return da.map_blocks(
+        _rows_every,
+        X,
+        step,
+        chunks=(counts, X.chunks[1]),
+        dtype=X.dtype,
+        meta=np.empty((0, 0), X.dtype),
+    )
+
+
+def _rows_every(block: Array, step: int, block_info: Any = None) -> Array:
+    """A copy of the rows of ``block`` at the whole array's rows 0, ``step``, 2 ``step``..."""
+    start = _block_start(block_info) or 0
+    return block[-start % step :: step].copy()
 
 
 def _standardized(block: Array, affine: _Affine, name: str, block_info: Any = None) -> Array:
