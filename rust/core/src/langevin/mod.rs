@@ -81,6 +81,8 @@ impl<T: Real> Chunk<T> {
 /// All chains of one run; advance it with [`Sampler::run`].
 pub struct Sampler<T> {
     config: Config,
+    /// [`Config::level_ends`] of `config`.
+    ends: Vec<usize>,
     dim: usize,
     n_chains: usize,
     /// [`forward::chunk_rows`] of the model: every chunk but the last holds this many chains.
@@ -162,6 +164,7 @@ impl<T: Real> Sampler<T> {
             start += c;
         }
         Ok(Sampler {
+            ends: config.level_ends(),
             config,
             dim,
             n_chains,
@@ -248,7 +251,7 @@ impl<T: Real> Sampler<T> {
                 }
             }
         }
-        let config = &self.config;
+        let (config, ends) = (&self.config, &self.ends[..]);
         install(|| {
             use rayon::prelude::*;
             self.chunks
@@ -257,7 +260,7 @@ impl<T: Real> Sampler<T> {
                 .with_max_len(1)
                 .for_each(|(chunk, mut pieces)| {
                     with_workspace(|ws: &mut ScoreWorkspace<T>| {
-                        run_chunk(model, config, ws, chunk, t0, t1, &mut pieces)
+                        run_chunk(model, config, ends, ws, chunk, t0..t1, &mut pieces)
                     })
                 })
         });
@@ -292,7 +295,9 @@ impl<T: Real> Sampler<T> {
 
     /// Per chain, the step size in use (adapted and frozen, or the last level's).
     pub fn step_sizes(&self) -> Vec<f64> {
-        let (level, _) = self.config.level_at(self.step.saturating_sub(1));
+        let (level, _) = self
+            .config
+            .level_at(&self.ends, self.step.saturating_sub(1));
         self.chains()
             .map(|ch| {
                 if self.config.adapt.is_some() {
@@ -357,17 +362,17 @@ fn pass<T: Real>(
 fn run_chunk<T: Real>(
     model: &Model<T>,
     config: &Config,
+    ends: &[usize],
     ws: &mut ScoreWorkspace<T>,
     ch: &mut Chunk<T>,
-    t0: usize,
-    t1: usize,
+    steps: std::ops::Range<usize>,
     pieces: &mut [&mut [T]],
 ) {
     let d = model.mlp().dim();
     let c = ch.c;
     let mut next_piece = 0;
-    for t in t0..t1 {
-        let (level, burning) = config.level_at(t);
+    for t in steps {
+        let (level, burning) = config.level_at(ends, t);
         let inv_t = 1.0 / level.temperature;
         match config.method {
             Method::Ula => ula_step(model, ws, ch, level, inv_t, t, d),
