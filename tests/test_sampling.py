@@ -241,6 +241,31 @@ def test_langevin_on_a_plain_function():
         sm.langevin(lambda x: x[:, :1], np.zeros((3, 2)), 2, 0.1)
 
 
+@pytest.mark.parametrize("method", ["ula", "mala"])
+def test_langevin_functions_cannot_change_the_chains_in_place(method):
+    # They were handed the chains' own states, writable: `x *= -1; return x` (a numpy idiom)
+    # changed the chains in silence, and the samples differed from those of `-x` by up to 1.6.
+    x0 = np.random.default_rng(0).normal(size=(4, 2))
+    energy = {"energy_fn": lambda x: 0.5 * (x * x).sum(axis=1)} if method == "mala" else {}
+
+    def in_place(x):
+        x *= -1.0
+        return x
+
+    with pytest.raises(ValueError, match="read-only"):
+        sm.langevin(in_place, x0, 5, 0.1, method=method, **energy)
+    if method == "mala":
+        with pytest.raises(ValueError, match="read-only"):
+            sm.langevin(
+                lambda x: -x, x0, 5, 0.1, method=method, energy_fn=lambda x: in_place(x)[:, 0]
+            )
+    seen = []
+    res = sm.langevin(lambda x: seen.append(x) or -x, x0, 5, 0.1, method=method, **energy)
+    assert all(not x.flags.writeable for x in seen)
+    want = sm.langevin(lambda x: -x, x0, 5, 0.1, method=method, **energy)
+    assert np.array_equal(res.samples, want.samples)
+
+
 BAD = [
     ({"n_steps": 0}, ValueError, "n_steps must be at least 1"),
     ({"step_size": 0.0}, ValueError, "step_size must be a finite number > 0"),
