@@ -722,6 +722,34 @@ def test_cli_names_the_csv_column_that_is_not_numbers(tmp_path, capsys, monkeypa
     assert not (tmp_path / "m.npz").exists()
 
 
+def test_cli_refuses_rows_of_another_width_than_the_header_names(tmp_path, capsys, monkeypatch):
+    """A header line of 2 names over rows of 3 numbers was dropped and a model of dim 3
+    fitted; over one row of 100 000 numbers, the fit refused it for --validation instead."""
+    monkeypatch.chdir(tmp_path)
+    files = {
+        "wider.csv": "x,y\n" + "1,2,3\n" * 11,
+        "narrower.csv": "x,y,z\n1,2\n3,4\n",
+        "one_wide_row.csv": "x,y\n" + ",".join(["1"] * 100_000) + "\n",
+        "later.csv": "x,y\n1,2\n3,4,5\n",
+    }
+    for name, text in files.items():
+        (tmp_path / name).write_text(text)
+    fit = ["--out", "m.npz", "--epochs", "1", "--hidden", "4"]
+    expected = "expected comma-separated numbers, one row per line (an optional header line)"
+    wide = "1,1,1,1,1,1,1,1,1,1,1,1,1,1,1,1,1,1,1..."
+    for name, got, line, number, names in [
+        ("wider.csv", "3 numbers", "1,2,3", 2, "2 columns"),
+        ("narrower.csv", "2 numbers", "1,2", 2, "3 columns"),
+        ("one_wide_row.csv", "100000 numbers", wide, 2, "2 columns"),
+        ("later.csv", "3 numbers", "3,4,5", 3, "2 columns"),
+    ]:
+        assert _error(capsys, ["fit", name, *fit]) == (
+            f"scorematch: error: cannot read {name!r}: {expected}, got {got} on line {number} "
+            f"({line!r}) where the header line names {names}"
+        ), name
+    assert not (tmp_path / "m.npz").exists()
+
+
 def test_cli_takes_a_first_line_with_an_empty_field_for_data(tmp_path, capsys, monkeypatch):
     """A header line names every column and is not all numbers. A first line with an empty
     field is data, refused like any other line with one: DataFrame.to_csv(header=False)

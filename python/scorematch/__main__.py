@@ -212,7 +212,7 @@ def _read_csv(p: Path) -> tuple[Any, list[str], list[int]]:
     ------
     ValueError
         If the file is not UTF-8 text, or a line other than a header does not hold numbers,
-        or not as many as the lines before: the message names that line by its number in the
+        or not as many as the header line names or the lines before hold: the message names that line by its number in the
         file and quotes it (and names the first column that is not a number, by its header
         name too when there is a header line); or a number is too large for float64 (``1e400``): the message
         names it and its line. A field in double quotes is read without them (the quotes
@@ -243,6 +243,12 @@ def _read_csv(p: Path) -> tuple[Any, list[str], list[int]]:
         # expected: find the line (the fast parse above keeps valid files fast).
         bad = _first_bad_csv_line(lines, skip)
         raise (err if bad is None else ValueError(bad)) from None
+    if skip and X.shape[0] and X.shape[1] != len(first or ()):
+        # Rows all of one width, not the header's: numpy reads the rows alone, and the names
+        # were dropped with the header line.
+        bad = _first_bad_csv_line(lines, skip)
+        if bad is not None:
+            raise ValueError(bad)
     _refuse_too_large(X, lines, rows)
     return X, lines, rows
 
@@ -316,7 +322,8 @@ def _is_number(field: str) -> bool:
 
 def _first_bad_csv_line(lines: list[str], skip: int) -> str | None:
     """What is wrong with the first line that is not a row of numbers like the ones before
-    it, counting lines from 1 in the file; None if every line is (numpy refused something
+    it (of as many as the header line names, if the file has one), counting lines from 1 in
+    the file; None if every line is (numpy refused something
     else)."""
     names = _csv_fields(lines[0]) if skip else None
     width = None
@@ -338,11 +345,16 @@ def _first_bad_csv_line(lines: list[str], skip: int) -> str | None:
             named = number == 1 and any(not (_is_empty(f) or _is_number(f)) for f in fields)
             why = ": a header line names every column" if named else ""
             return f"{got} (field {empty} is empty{why})"
-        if width is not None and len(fields) != width:
+        got = f"expected {_CSV_FORMAT}, got {_count(len(fields), 'number')} on line {number}"
+        if names is not None and len(fields) != len(names):
+            # A header line names the columns: a row of another width is not a row of them
+            # (a model of the rows' width was fitted, the names read as those of other data).
             return (
-                f"expected {_CSV_FORMAT}, got {_count(len(fields), 'number')} on line "
-                f"{number} ({_shorten(line)!r}) where the lines before have {width}"
+                f"{got} ({_shorten(line)!r}) where the header line names "
+                f"{_count(len(names), 'column')}"
             )
+        if width is not None and len(fields) != width:
+            return f"{got} ({_shorten(line)!r}) where the lines before have {width}"
         width = len(fields)
     return None
 
