@@ -131,6 +131,27 @@ def test_a_model_round_trips_through_a_bytesio_from_its_position(tmp_path):
     assert np.array_equal(m.score(X), back.score(X))
 
 
+def test_data_before_the_archive_is_refused_not_skipped(tmp_path):
+    # zipfile reads the archive that ends the data, wherever it starts: two models saved to
+    # one stream loaded as the second, in silence, from the position of the first.
+    a, b = sm.EnergyMLP(2, hidden=(3,)), sm.EnergyMLP(2, hidden=(5,))
+    buf = io.BytesIO()
+    a.save(buf)
+    second = buf.tell()
+    b.save(buf)
+    (tmp_path / "two.npz").write_bytes(buf.getvalue())
+    want = (
+        "is not a readable scorematch model file (it holds other data before the archive that "
+        "ends it (two models saved to one stream, one after the other?): a model file holds "
+        "one archive)"
+    )
+    for source in (io.BytesIO(buf.getvalue()), tmp_path / "two.npz"):
+        with pytest.raises(ValueError, match=re.escape(want)):
+            sm.load(source)
+    buf.seek(second)  # from the second archive's start, it is the whole file
+    _same_model(b, sm.load(buf))
+
+
 def test_a_model_round_trips_through_open_files_and_gzip(tmp_path):
     m = sm.EnergyMLP(2, hidden=(4,), dtype="float64", seed=3)
     with open(tmp_path / "m.npz", "wb") as f:

@@ -263,6 +263,14 @@ def _read_fields(f: BinaryIO) -> dict[str, Any]:
     f.seek(0)
     try:
         with np.load(f, allow_pickle=False) as z:
+            # zipfile reads the archive that ends the file, wherever it starts: two models
+            # saved to one stream gave the second, in silence. `save` writes its first member
+            # at the start.
+            if min((m.header_offset for m in z.zip.infolist()), default=0) > 0:
+                raise ValueError(
+                    "it holds other data before the archive that ends it (two models saved "
+                    "to one stream, one after the other?): a model file holds one archive"
+                )
             return _used_members(z)
     except zipfile.BadZipFile as err:
         # It starts as an archive: zipfile's "File is not a zip file" means that the end of
@@ -308,9 +316,10 @@ def load(path: PathLike | BinaryReader) -> EnergyMLP:
     FileNotFoundError
         If ``path`` does not exist.
     ValueError
-        If the file is truncated, corrupted, not a scorematch model, of a newer format, or
-        holds a field of another type than `save` writes; or if the file object is closed or
-        not open for reading.
+        If the file is truncated, corrupted, not a scorematch model, of a newer format,
+        holds a field of another type than `save` writes or other data before the model
+        (two models saved one after the other to one stream); or if the file object is
+        closed or not open for reading.
     TypeError
         If ``path`` is neither a str, an ``os.PathLike`` nor a binary file object, or is a
         file object in text mode.
