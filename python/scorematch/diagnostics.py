@@ -361,8 +361,10 @@ def ess(trajectory: ArrayLike | None, *, method: str = "bulk") -> Floats:
     ndarray of float64, shape (dim,)
         NaN where every draw of the coordinate is the same (zero variance: the draws say
         nothing about their autocorrelation), as Stan's ``posterior`` gives (ArviZ gives the
-        number of draws); for ``"tail"``, also where either indicator is constant (a
-        quantile at the minimum or maximum of discrete draws).
+        number of draws); for ``"tail"``, also where either indicator is constant over
+        the draws the split chains keep (a quantile at the minimum or maximum of discrete
+        draws; or, in chains of a few draws, an odd number of them, an extreme draw in the
+        middle of a chain, which the split drops).
 
     Raises
     ------
