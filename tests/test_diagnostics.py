@@ -83,6 +83,17 @@ def test_draws_of_any_scale_give_the_same_values(rng, scale):
     np.testing.assert_array_equal(diagnostics.mcse(s), diagnostics.mcse(t) * scale)
 
 
+def test_the_tail_ess_is_nan_where_the_split_leaves_an_indicator_constant():
+    # 9 distinct draws whose minimum is the middle one, which splitting an odd chain drops:
+    # the x <= q05 indicator is constant over the kept draws, as documented (ArviZ gives
+    # min(8, 7.22), taking a constant's ESS as its number of draws). With the minimum
+    # elsewhere, the tail ESS is a number.
+    draws = np.array([0.3, -0.2, 1.1, 0.5, -2.0, 0.1, 0.7, -0.4, 0.9])
+    assert np.isnan(diagnostics.ess(draws.reshape(9, 1, 1), method="tail")).all()
+    moved = draws[[4, 1, 2, 3, 0, 5, 6, 7, 8]].reshape(9, 1, 1)
+    assert np.isfinite(diagnostics.ess(moved, method="tail")).all()
+
+
 def test_an_undefined_tail_rhat_leaves_the_bulk_one():
     # Split chains at 0 and 1 only, median 0.5: the folded draws are all 0.5 and their
     # R-hat undefined. The bulk R-hat, 1.3038404810405297 in ArviZ 0.23.4 (which takes
