@@ -449,8 +449,10 @@ class ScoreMatchingDensity(DensityMixin, BaseEstimator):  # type: ignore[misc]
         steps of ``method`` with the update ``x ← x + (ε/2)·s(x) + √ε·z``, ``z ~ N(0, I)``,
         ``step_size = ε``; with the default ``step_size=None`` and ``alpha = 0``, in the
         standardized coordinates ``(x − mean_) / scale_`` with ``ε = 0.1`` (see the class
-        parameters).
-        Each returns its final state. For
+        parameters), where a feature that never varied in the training data (``scale_`` 0)
+        is held at its value: the samples are then those of the fitted density given that
+        value (the data say nothing of a spread there, which the model's, with DSM's noise,
+        say, would invent). Each returns its final state. For
         trajectories, acceptance rates or other options, call ``model_.sample`` directly.
         The sampling parameters are read at each call, so ``set_params(n_steps=...)``
         changes them without refitting.
