@@ -817,6 +817,28 @@ def test_cli_reads_quoted_numbers_and_names_numbers_too_large(tmp_path, capsys, 
     )
 
 
+def test_cli_names_a_long_number_too_large_by_its_length(tmp_path, capsys, monkeypatch):
+    """An int of 5000 digits was echoed whole in the message; it is named as the library
+    names long ints (past 4300 digits Python would not even convert it), and another long
+    number by its start."""
+    monkeypatch.chdir(tmp_path)
+    (tmp_path / "int.csv").write_text("a,b\n" + "9" * 5000 + ",1\n3,4\n")
+    (tmp_path / "signed.csv").write_text("1,2\n3,-00" + "7" * 400 + "\n")
+    (tmp_path / "float.csv").write_text("a,b\n1,2\n1" + "0" * 400 + ".5,4\n")
+    fit = ["--out", "m.npz", "--epochs", "1"]
+    too_large = "is too large for float64 (at most about 1.8e308)"
+    assert _error(capsys, ["fit", "int.csv", *fit]) == (
+        f"scorematch: error: cannot read 'int.csv': an int of 5000 digits on line 2 {too_large}"
+    )
+    assert _error(capsys, ["fit", "signed.csv", *fit]) == (
+        f"scorematch: error: cannot read 'signed.csv': an int of 400 digits on line 2 {too_large}"
+    )
+    assert _error(capsys, ["fit", "float.csv", *fit]) == (
+        "scorematch: error: cannot read 'float.csv': the number "
+        f"{'1' + '0' * 36}... on line 3 {too_large}"
+    )
+
+
 def test_cli_prints_a_warning_on_one_line_in_its_own_words(tmp_path, capsys, monkeypatch):
     from scorematch.__main__ import main
 

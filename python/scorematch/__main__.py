@@ -256,7 +256,10 @@ def _read_csv(p: Path) -> tuple[Any, list[str], list[int]]:
 def _refuse_too_large(X: Any, lines: list[str], rows: list[int]) -> None:
     """Raises the ``ValueError`` of the first number written out finitely (``1e400``) that
     float64 reads as infinite: the data check would call it "NaN or Inf", which the file
-    does not hold."""
+    does not hold. An int written out is named by its length (``an int of 5000 digits``),
+    as the library names long ints, and other long numbers by their start."""
+    from scorematch._validate import of_digits
+
     infinite = np.isinf(X)
     if not infinite.any():
         return
@@ -265,8 +268,15 @@ def _refuse_too_large(X: Any, lines: list[str], rows: list[int]) -> None:
         for field in fields:
             text = _unquoted(field).strip()
             if math.isinf(float(text)) and text.lower().lstrip("+-") not in ("inf", "infinity"):
+                # Past float64, an int has over 300 digits, which would fill the message.
+                digits = text.lstrip("+-").lstrip("0")
+                number = (
+                    of_digits(len(digits))
+                    if digits.isdigit() and digits.isascii()
+                    else f"the number {_shorten(text)}"
+                )
                 raise ValueError(
-                    f"the number {text} on line {rows[r] + 1} is too large for float64 "
+                    f"{number} on line {rows[r] + 1} is too large for float64 "
                     "(at most about 1.8e308)"
                 )
 

@@ -49,11 +49,18 @@ def int_digits(i: int) -> int:
     return k + 1
 
 
+def of_digits(n_digits: int) -> str:
+    """A long int, of ``n_digits`` decimal digits, as messages describe it: ``an int of N
+    digits``. For an int written out in text, whose digits are counted without converting it
+    (Python refuses ``int(text)`` past 4300 digits, and takes seconds on a million)."""
+    return f"an int of {n_digits} digits"
+
+
 def shown(v: Any, in_place_of_repr: bool = False) -> str:
     """``v`` as a message shows it: ``repr(v)``, but a long int as ``an int of N digits``
     (``<an int of N digits>`` with ``in_place_of_repr``, as Python shows what has no literal)."""
     if isinstance(v, int) and not isinstance(v, bool) and abs(v) >= 10**_LONGEST_SHOWN:
-        text = f"an int of {int_digits(v)} digits"
+        text = of_digits(int_digits(v))
         return f"<{text}>" if in_place_of_repr else text
     return repr(v)
 
