@@ -80,7 +80,7 @@ def test_an_unknown_cap_keeps_the_best_path(tmp_path, value):
     assert took == sm.runtime_info()["gemm_kernel"]
 
 
-@pytest.mark.parametrize("value", ["Portable", "protable", ""])
+@pytest.mark.parametrize("value", ["Portable", "protable"])
 def test_an_unknown_scorematch_gemm_is_named_in_a_warning(value):
     # The engine ignores a value it does not know and takes the best path: a typo for
     # "portable" gave other last bits than asked for, without a word.
@@ -106,3 +106,9 @@ def test_an_unknown_scorematch_gemm_is_named_in_a_warning(value):
         [sys.executable, "-c", code], check=True, env=env, capture_output=True, text=True
     )
     assert out.stdout.splitlines() == ["portable", ""]
+    # Empty is unset: the best path, and no warning (there was one, naming '').
+    env["SCOREMATCH_GEMM"] = ""
+    out = subprocess.run(
+        [sys.executable, "-c", code], check=True, env=env, capture_output=True, text=True
+    )
+    assert out.stdout.splitlines() == [kernel, ""]

@@ -47,7 +47,8 @@ def check_env_gemm() -> None:
     and takes the best path, so ``"Portable"`` would silently give other last bits than the
     portable results asked for."""
     raw = os.environ.get("SCOREMATCH_GEMM")
-    if raw is not None and raw not in _GEMM_CAPS:
+    # Empty is unset, as shells and CI files often leave a variable (the engine agrees).
+    if raw and raw not in _GEMM_CAPS:
         warnings.warn(
             f"SCOREMATCH_GEMM={raw!r} is not one of {', '.join(map(repr, _GEMM_CAPS))} and is "
             f"ignored: the GEMM kernel is {_core.cpu_paths()[0]!r}",
