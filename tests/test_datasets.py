@@ -132,6 +132,17 @@ def test_bad_mixtures_are_errors():
         datasets.gaussian_mixture(np.zeros((2, 1)), np.ones((2, 1, 1)), [1.0, -1.0])
 
 
+@pytest.mark.parametrize("name", ["moons", "8gaussians"])
+@pytest.mark.parametrize(("n", "size"), [(10**15, "14.2 PiB"), (2**62, "64 EiB")])
+def test_a_sample_larger_than_memory_is_a_memory_error_naming_n(name, n, size):
+    # numpy's "Unable to allocate 7.1 PiB for an array with shape (10**15,)" (or, past the
+    # address space, the ValueError "array is too big") did not name n. 10**15 float64 are
+    # past the 128 TiB address space of any x86-64 process, overcommit or not.
+    want = f"cannot allocate {n} points of dimension 2 (n={n}): the points alone take {size}"
+    with pytest.raises(MemoryError, match=f"^{re.escape(want)}$"):
+        datasets.get(name).sample(n)
+
+
 def test_mixture_weights_are_normalized():
     means, covs = [[0.0, 0.0], [2.0, 1.0], [-1.0, 3.0]], np.tile(np.eye(2), (3, 1, 1))
     a = datasets.GaussianMixture(means, covs, weights=[2.0, 3.0, 5.0])

@@ -17,6 +17,7 @@ Examples
 
 from __future__ import annotations
 
+import sys
 from collections.abc import Callable, Sequence
 from dataclasses import dataclass
 from typing import Literal, overload
@@ -24,7 +25,14 @@ from typing import Literal, overload
 import numpy as np
 from numpy.typing import ArrayLike, NDArray
 
-from scorematch._validate import as_int, as_real_array, as_seed, convert_checked, narrow_checked
+from scorematch._validate import (
+    as_int,
+    as_real_array,
+    as_seed,
+    binary_size,
+    convert_checked,
+    narrow_checked,
+)
 
 __all__ = ["GaussianMixture", "ToyDataset", "gaussian_mixture", "get", "names"]
 
@@ -60,8 +68,11 @@ class ToyDataset:
             If ``n`` < 0 or ``seed`` is not a valid seed.
         TypeError
             If ``n`` is not an int.
+        MemoryError
+            If the points do not fit in memory; the message names ``n`` and their size.
         """
-        return self._draw(np.random.default_rng(as_seed(seed)), as_int(n, "n", 0))
+        rng, n = np.random.default_rng(as_seed(seed)), as_int(n, "n", 0)
+        return _drawn(lambda: self._draw(rng, n), n, self.dim)
 
 
 class GaussianMixture:
@@ -147,13 +158,19 @@ class GaussianMixture:
             If ``n`` < 0 or ``seed`` is not a valid seed.
         TypeError
             If ``n`` is not an int.
+        MemoryError
+            If the points do not fit in memory; the message names ``n`` and their size.
         """
         rng = np.random.default_rng(as_seed(seed))
         n = as_int(n, "n", 0)
-        comp = rng.choice(len(self.weights), size=n, p=self.weights)
-        z = rng.standard_normal((n, self.dim))
-        out: Array = self.means[comp] + np.einsum("nij,nj->ni", self._chol[comp], z)
-        return out
+
+        def draw() -> Array:
+            comp = rng.choice(len(self.weights), size=n, p=self.weights)
+            z = rng.standard_normal((n, self.dim))
+            out: Array = self.means[comp] + np.einsum("nij,nj->ni", self._chol[comp], z)
+            return out
+
+        return _drawn(draw, n, self.dim)
 
     def _as_rows(self, X: ArrayLike) -> Array:
         # Masked arrays and complex values are refused, as everywhere in the package.
@@ -253,6 +270,25 @@ def gaussian_mixture(
     GaussianMixture
     """
     return GaussianMixture(means, covs, weights)
+
+
+def _drawn(draw: Callable[[], Array], n: int, dim: int) -> Array:
+    """``draw()``, the ``n`` points of a sample of dimension ``dim``; where they do not fit in
+    memory, a ``MemoryError`` that names ``n`` and what the points take, as the model's
+    sampler words it: numpy's "Unable to allocate 7.28 TiB for an array with shape
+    (1000000000000,)", or past the address space "array is too big", named neither."""
+    try:
+        return draw()
+    except (MemoryError, ValueError) as err:
+        size = n * dim * 8
+        # Only a size beyond the address space makes numpy's ValueError: any other is not
+        # this one's to rename.
+        if isinstance(err, ValueError) and size <= sys.maxsize:
+            raise
+        raise MemoryError(
+            f"cannot allocate {n} points of dimension {dim} (n={n}): the points alone take "
+            f"{binary_size(size)}"
+        ) from err
 
 
 def _as_parameter(v: ArrayLike, name: str, finite: bool = True) -> Array:
