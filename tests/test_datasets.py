@@ -143,6 +143,25 @@ def test_a_sample_larger_than_memory_is_a_memory_error_naming_n(name, n, size):
         datasets.get(name).sample(n)
 
 
+@pytest.mark.parametrize(
+    ("weights", "want"),
+    [
+        (
+            [-1.0],
+            "weights must be 1 non-negative number, one per component (shape (1,)), got [-1.0]",
+        ),
+        (0.5, "weights must be 1 non-negative number, one per component (shape (1,)), got 0.5"),
+    ],
+)
+def test_the_weights_of_one_component_are_one_number(weights, want):
+    # "weights must be 1 non-negative numbers".
+    with pytest.raises(ValueError, match=f"^{re.escape(want)}$"):
+        datasets.gaussian_mixture(np.zeros((1, 1)), np.ones((1, 1, 1)), weights=weights)
+    want = "weights must be 2 non-negative numbers, one per component (shape (2,)), got [1, -1]"
+    with pytest.raises(ValueError, match=f"^{re.escape(want)}$"):
+        datasets.gaussian_mixture(np.zeros((2, 1)), np.ones((2, 1, 1)), weights=[1, -1])
+
+
 def test_mixture_weights_are_normalized():
     means, covs = [[0.0, 0.0], [2.0, 1.0], [-1.0, 3.0]], np.tile(np.eye(2), (3, 1, 1))
     a = datasets.GaussianMixture(means, covs, weights=[2.0, 3.0, 5.0])

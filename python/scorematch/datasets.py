@@ -110,7 +110,10 @@ class GaussianMixture:
             w = _as_parameter(weights, "weights", finite=False)
             given = np.asarray(weights).tolist()
             if w.shape != (k,) or not np.all(w >= 0) or not np.isfinite(w).all():  # NaN too
-                raise ValueError(f"weights must be {k} non-negative numbers, got {given}")
+                numbers = f"{k} non-negative number" + ("" if k == 1 else "s")
+                raise ValueError(
+                    f"weights must be {numbers}, one per component (shape ({k},)), got {given}"
+                )
             if not w.any():
                 raise ValueError(
                     f"weights must not all be 0 (they are divided by their sum), got {given}"
