@@ -263,12 +263,49 @@ def test_pandas_frames_of_nullable_numbers_are_read_as_floats(model, X):
     assert np.array_equal(m.energy(ints), m.energy(np.array([[1.0, 3, 5], [2, 4, 6]])))
     missing = frame.astype("Float64")
     missing.iloc[4, 1] = pd.NA
-    with pytest.raises(ValueError, match=r"X contains NaN or Inf \(first at row 4\)"):
+    with pytest.raises(ValueError, match=r"^X contains nulls \(first at row 4\); drop or fill"):
         m.score(missing)
     # Other columns stay refused as before: booleans, strings.
     for bad in (frame > 0, (frame > 0).astype("boolean"), frame.astype(str)):
         with pytest.raises(TypeError, match="X must be an array of floats"):
             m.energy(bad)
+
+
+def test_pandas_missing_values_are_named_nulls_as_arrows_and_nans_stay_nans(model, X):
+    # pd.NA was reported as "X contains NaN or Inf (first at row 0)", where an Arrow null is
+    # "X contains nulls (first at row K); drop or fill them first". A NaN, in a column of a
+    # numpy dtype or in a nullable one (which holds NaN apart from NA), stays a NaN.
+    pd = pytest.importorskip("pandas")
+    m, _ = model
+    nulls = "X contains nulls (first at row {}); drop or fill them first"
+    nans = "X contains NaN or Inf (first at row {})"
+    ints = pd.DataFrame({"a": [1, 2, 3], "b": [3, 4, 5], "c": [5, 6, 7]}, dtype="Int64")
+    ints.iloc[2, 0] = pd.NA
+    floats = pd.DataFrame(X[:6], columns=["a", "b", "c"]).astype("Float64")
+    floats.iloc[3, 2] = pd.NA
+    nan = pd.arrays.FloatingArray(np.array([1.0, np.nan, 2.0]), np.zeros(3, dtype=bool))
+    nan_in_nullable = pd.DataFrame({"a": nan, "b": [1.0, 2, 3], "c": [1.0, 2, 3]})
+    numpy_nan_first = pd.DataFrame(
+        {"a": [np.nan, 1.0, 2.0], "b": pd.array([1, 2, None], dtype="Int64"), "c": [1.0, 2, 3]}
+    )
+    na_first = numpy_nan_first.assign(a=[1.0, 1.0, np.nan], b=pd.array([1, None, 3], "Int64"))
+    for frame, want in [
+        (ints, nulls.format(2)),
+        (floats, nulls.format(3)),
+        (nan_in_nullable, nans.format(1)),
+        # The first row that is not a number is named, by its cause.
+        (numpy_nan_first, nans.format(0)),
+        (na_first, nulls.format(1)),
+    ]:
+        for f in (m.energy, m.score, lambda x: m.fit(x, epochs=1, validation=0)):
+            with pytest.raises(ValueError, match=f"^{re.escape(want)}$"):
+                f(frame)
+    pa = pytest.importorskip("pyarrow")
+    arrow = pd.DataFrame(
+        {"a": pd.arrays.ArrowExtensionArray(pa.array([1.0, None, np.nan])), "b": [1.0, 2, 3]}
+    ).assign(c=1.0)
+    with pytest.raises(ValueError, match=f"^{re.escape(nulls.format(1))}$"):
+        m.energy(arrow)
 
 
 def _never(*args, **kwargs):

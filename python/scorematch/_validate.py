@@ -169,6 +169,7 @@ def as_real_array(
     expected: str = "an array of real numbers",
     rows: bool = True,
     batch: bool = False,
+    whole: bool = False,
 ) -> NDArray[Any]:
     """``x`` as a numpy array of real numbers (floats or integers), not copied when it already
     is one. What numpy's conversion reads (``__array__``, the array interface, buffers,
@@ -180,12 +181,18 @@ def as_real_array(
 
     ``batch``: ``name`` is a batch of rows, shape (n, d), so that Arrow's fixed-size lists
     (a list of d numbers per row, see :func:`_fixed_size_rows`) are read as such; elsewhere
-    (parameters, 1-D and 3-D arrays) they stay an object array, refused."""
+    (parameters, 1-D and 3-D arrays) they stay an object array, refused.
+
+    ``whole``: ``x`` is the whole of ``name``, so that its rows are the rows of ``name``: a
+    missing value of a pandas object (``pd.NA``, an Arrow null) is then a ``ValueError``
+    naming its row, as Arrow's nulls are. Elsewhere (a Dask partition, whose place in
+    ``name`` its task does not know) it is read as NaN, for the NaN check of blocks to name."""
     reject_masked(x, name, rows)
     if batch:
         lists = _fixed_size_rows(x, name, expected)
         if lists is not None:
             return lists
+    null_row = None
     try:
         if _RAGGED_TO_OBJECT and not isinstance(x, np.ndarray):
             # numpy < 1.24 makes ragged lists an object array with a warning; the check below
@@ -197,7 +204,7 @@ def as_real_array(
         else:
             arr = np.asarray(x)
         if arr.dtype.kind == "O" and not isinstance(x, np.ndarray):
-            arr = _nullable_numbers(x, arr)
+            arr, null_row = _nullable_numbers(x, arr)
         if (
             _RAGGED_TO_OBJECT
             and arr.dtype.kind == "O"
@@ -219,6 +226,8 @@ def as_real_array(
                 f"{name} must be {expected}, got column {bad[0]!r} of dtype {bad[1]}"
             ) from err
         raise TypeError(f"{name} could not be converted to an array: {err}") from err
+    if null_row is not None and whole:
+        raise _nulls(name, null_row)
     if _read_nothing_but_dlpack(x, arr):
         # Only then is DLPack asked, so what numpy reads itself keeps its path (and its no-copy).
         arr = _from_dlpack(x, name, expected)
@@ -344,9 +353,15 @@ def _fixed_size_rows(x: Any, name: str, expected: str, kinds: str = "fiu") -> ND
         null_rows = values.is_null().to_numpy(zero_copy_only=False).reshape(n, size).any(axis=1)
         null_rows |= x.is_null().to_numpy(zero_copy_only=False)
         first = int(np.argmax(null_rows))
-        raise ValueError(f"{name} contains nulls (first at row {first}); drop or fill them first")
+        raise _nulls(name, first)
     out: NDArray[Any] = values.to_numpy(zero_copy_only=False).reshape(n, size)
     return out
+
+
+def _nulls(name: str, first: int) -> ValueError:
+    """The error of missing values (Arrow's nulls, pandas' ``pd.NA``), of which ``first`` is
+    the first row (counted from 0) holding one: no value, not a NaN the data holds."""
+    return ValueError(f"{name} contains nulls (first at row {first}); drop or fill them first")
 
 
 # DLPack device types (dlpack.h's DLDeviceType) by name, for messages.
@@ -535,28 +550,59 @@ def _holds_non_numbers(column: Any) -> bool:
     return values.dtype.kind == "O" and any(isinstance(v, _NOT_NUMBERS) for v in values.flat)
 
 
-def _nullable_numbers(x: Any, arr: NDArray[Any]) -> NDArray[Any]:
+def _nullable_numbers(x: Any, arr: NDArray[Any]) -> tuple[NDArray[Any], int | None]:
     """A pandas object of numeric columns whose numpy form is an object array (the nullable
-    ``Float64``/``Int64`` dtypes of ``convert_dtypes`` and ``read_csv(dtype_backend=...)``) as
-    float64, missing values (``pd.NA``) as NaN, for the NaN check to name their row; ``arr``
-    itself for anything else. Duck-typed on ``to_numpy`` and ``dtypes``: no pandas import."""
+    ``Float64``/``Int64`` dtypes of ``convert_dtypes`` and ``read_csv(dtype_backend=...)``, or
+    pyarrow-backed ones) as float64; ``arr`` itself for anything else. With it, the first row
+    holding a missing value (``pd.NA``, an Arrow null; see :func:`_null_rows`), for the caller
+    to refuse as Arrow's nulls are, or ``None``: a NaN the data holds stays a NaN, for the NaN
+    check to name. Duck-typed on ``to_numpy`` and ``dtypes``: no pandas import."""
     to_numpy = getattr(x, "to_numpy", None)
     if to_numpy is None:
-        return arr
+        return arr, None
     # Only then: a polars LazyFrame's dtypes resolve its whole query plan, with a warning.
     dtypes = getattr(x, "dtypes", None)
     if dtypes is None:
-        return arr
+        return arr, None
     try:
         kinds = [getattr(d, "kind", "O") for d in dtypes]  # a DataFrame's, one per column
     except TypeError:
         kinds = [getattr(dtypes, "kind", "O")]  # a Series' single dtype
     if not kinds or any(k not in "fiu" for k in kinds):
-        return arr  # booleans, strings, objects: refused below as before
+        return arr, None  # booleans, strings, objects: refused below as before
     try:
-        return np.asarray(to_numpy(dtype=np.float64, na_value=np.nan))
+        out = np.asarray(to_numpy(dtype=np.float64, na_value=np.nan))
     except (TypeError, ValueError):
-        return arr
+        return arr, None
+    # Missing values are NaN in out: only then are they looked for, column by column. The
+    # first row that is not finite is named, as the NaN check would name it, by its cause.
+    if out.ndim and not np.isfinite(out).all():
+        finite = np.isfinite(out.reshape(len(out), -1)).all(axis=1)
+        first = int(np.argmin(finite))
+        null_rows = _null_rows(x, dtypes)
+        if null_rows is not None and null_rows.shape == finite.shape and null_rows[first]:
+            return out, first
+    return out, None
+
+
+def _null_rows(x: Any, dtypes: Any) -> NDArray[np.bool_] | None:
+    """Which rows of the pandas DataFrame or Series ``x`` (of dtypes ``dtypes``) hold a
+    missing value, ``pd.NA`` or an Arrow null, in a column of an extension dtype; ``None``
+    where ``x`` is not what this duck-typing takes it for. A column of a numpy dtype has no
+    missing values, only NaNs (pandas' ``isna`` would count those too); nor has a NaN of a
+    nullable column (``Float64`` holds NaN apart from NA), which ``isna`` tells apart."""
+    try:
+        if isinstance(dtypes, np.dtype) or hasattr(dtypes, "kind"):  # a Series' single dtype
+            columns = [(x, dtypes)]
+        else:
+            columns = [(x.iloc[:, j], d) for j, d in enumerate(dtypes)]
+        rows = np.zeros(len(x), dtype=bool)
+        for column, dtype in columns:
+            if not isinstance(dtype, np.dtype):
+                rows |= np.asarray(column.array.isna(), dtype=bool)
+    except Exception:  # noqa: BLE001 - not what this duck-typing took it for
+        return None  # the NaN check names the row
+    return rows
 
 
 def _wide_ints(arr: NDArray[Any], name: str) -> NDArray[Any]:
@@ -709,7 +755,7 @@ def as_batch(x: Any, dim: int, dtype: str, name: str = "X") -> NDArray[Any]:
     ):
         return x  # the common case, checked first: it costs a few hundred nanoseconds
     # A subclass (np.matrix, np.memmap, ...) is read as the plain array it holds.
-    arr = as_real_array(x, name, FLOATS, batch=True)
+    arr = as_real_array(x, name, FLOATS, batch=True, whole=True)
     if arr.dtype.kind != "f":
         if isinstance(x, np.ndarray):
             # An integer array is refused rather than converted unseen; integers in a list are

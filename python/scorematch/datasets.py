@@ -177,7 +177,7 @@ class GaussianMixture:
 
     def _as_rows(self, X: ArrayLike) -> Array:
         # Masked arrays and complex values are refused, as everywhere in the package.
-        x = as_real_array(X, "X", batch=True)
+        x = as_real_array(X, "X", batch=True, whole=True)
         if x.ndim != 2 or x.shape[1] != self.dim:
             raise ValueError(f"X must have shape (n, {self.dim}), got {x.shape}")
         out: Array = convert_checked(x, "float64", "X")
