@@ -3,6 +3,24 @@
 use super::*;
 use kernel::MulAdd;
 
+/// Tests `name::f32` and `name::f64` of the generic `fn name<T>()` (a module and a function
+/// may share a name).
+macro_rules! both_dtypes {
+    ($name:ident) => {
+        mod $name {
+            #[test]
+            fn f32() {
+                super::$name::<f32>();
+            }
+
+            #[test]
+            fn f64() {
+                super::$name::<f64>();
+            }
+        }
+    };
+}
+
 /// Register-tile rows of [`Isa::Emulated512`]: those of the AVX-512 path, taken from it so
 /// that the two cannot drift apart.
 #[cfg(target_arch = "x86_64")]
@@ -151,15 +169,7 @@ fn mul_matches_reference<T: Real + MulAdd>() {
     }
 }
 
-#[test]
-fn mul_matches_reference_f32() {
-    mul_matches_reference::<f32>();
-}
-
-#[test]
-fn mul_matches_reference_f64() {
-    mul_matches_reference::<f64>();
-}
+both_dtypes!(mul_matches_reference);
 
 /// Past one block of rows (`MC`) and one block of depth (`KC`).
 fn mul_matches_reference_large<T: Real + MulAdd>() {
@@ -191,15 +201,7 @@ fn mul_matches_reference_large<T: Real + MulAdd>() {
     }
 }
 
-#[test]
-fn mul_matches_reference_large_f32() {
-    mul_matches_reference_large::<f32>();
-}
-
-#[test]
-fn mul_matches_reference_large_f64() {
-    mul_matches_reference_large::<f64>();
-}
+both_dtypes!(mul_matches_reference_large);
 
 /// The engine relies on this: a row's result never depends on how rows are chunked.
 fn rows_are_independent<T: Real>() {
@@ -234,15 +236,7 @@ fn rows_are_independent<T: Real>() {
     }
 }
 
-#[test]
-fn rows_are_independent_f32() {
-    rows_are_independent::<f32>();
-}
-
-#[test]
-fn rows_are_independent_f64() {
-    rows_are_independent::<f64>();
-}
+both_dtypes!(rows_are_independent);
 
 /// With fused multiply-adds, AVX2 and AVX-512 agree bit for bit.
 #[test]
@@ -296,15 +290,7 @@ fn tn_matches_reference<T: Real + MulAdd>() {
     }
 }
 
-#[test]
-fn tn_matches_reference_f32() {
-    tn_matches_reference::<f32>();
-}
-
-#[test]
-fn tn_matches_reference_f64() {
-    tn_matches_reference::<f64>();
-}
+both_dtypes!(tn_matches_reference);
 
 #[test]
 fn transposed_is_the_transpose() {
@@ -466,15 +452,7 @@ fn writes_stay_within_c<T: Real + MulAdd>() {
     }
 }
 
-#[test]
-fn writes_stay_within_c_f32() {
-    writes_stay_within_c::<f32>();
-}
-
-#[test]
-fn writes_stay_within_c_f64() {
-    writes_stay_within_c::<f64>();
-}
+both_dtypes!(writes_stay_within_c);
 
 // ---------------------------------------------------------------------------------------
 // Audit of the unsafe kernel: every small shape on every path, against the reference chain,
@@ -556,15 +534,7 @@ fn mul_exhaustive_small<T: Real + MulAdd>() {
     }
 }
 
-#[test]
-fn mul_exhaustive_small_f32() {
-    mul_exhaustive_small::<f32>();
-}
-
-#[test]
-fn mul_exhaustive_small_f64() {
-    mul_exhaustive_small::<f64>();
-}
+both_dtypes!(mul_exhaustive_small);
 
 /// Depth around the `KC` blocks (equal blocks: 257 = 2 × 129, 513 = 3 × 171), the 4 KiB
 /// aliasing rule (8-row tiles from m = 9 when rows of `a` are 4 KiB apart), and the `MC`
@@ -595,15 +565,7 @@ fn mul_block_edges<T: Real + MulAdd>() {
     }
 }
 
-#[test]
-fn mul_block_edges_f32() {
-    mul_block_edges::<f32>();
-}
-
-#[test]
-fn mul_block_edges_f64() {
-    mul_block_edges::<f64>();
-}
+both_dtypes!(mul_block_edges);
 
 /// `matmul_tn` on every small shape, with `m` on both sides of the threshold where aᵀ is
 /// packed (rows of `a` longer than 512 bytes) and `r` across `KC`.
@@ -633,15 +595,7 @@ fn tn_exhaustive_small<T: Real + MulAdd>() {
     }
 }
 
-#[test]
-fn tn_exhaustive_small_f32() {
-    tn_exhaustive_small::<f32>();
-}
-
-#[test]
-fn tn_exhaustive_small_f64() {
-    tn_exhaustive_small::<f64>();
-}
+both_dtypes!(tn_exhaustive_small);
 
 /// Memory with an inaccessible page on each side: `len` values flush against the guard page
 /// after them (`at_end`) or before them, so that reading or writing one value past either
