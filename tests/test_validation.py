@@ -550,11 +550,39 @@ def test_integer_alpha_is_accepted():
         ((4.0,), TypeError, "must be an int"),
         ((True,), TypeError, "must be an int"),
         (None, TypeError, "sequence of ints"),
+        (np.array([[4, 2]]), TypeError, r"1-D array\), got an array of shape \(1, 2\)$"),
+        ("64", TypeError, r"1-D array\), got str$"),
     ],
 )
 def test_bad_hidden(hidden, exc, pattern):
     with pytest.raises(exc, match=pattern):
         EnergyMLP(2, hidden=hidden)
+
+
+@pytest.mark.parametrize(
+    ("hidden", "given"),
+    [
+        ({3: "a"}, "dict"),  # read as its keys: hidden=(3,)
+        ({3: "a"}.keys(), "dict_keys"),
+        ({4, 3}, "set"),  # in the set's own order
+        (frozenset({3}), "frozenset"),
+        (iter([3]), "list_iterator"),  # used up by the check
+        ((w for w in [3]), "generator"),
+    ],
+)
+def test_hidden_that_is_not_a_sequence_is_a_type_error(hidden, given):
+    # Each was accepted silently.
+    want = (
+        "hidden must be a sequence of ints such as (64, 64) (a list, tuple, range or 1-D "
+        f"array), got {given}"
+    )
+    with pytest.raises(TypeError, match=f"^{re.escape(want)}$"):
+        EnergyMLP(2, hidden=hidden)
+
+
+@pytest.mark.parametrize("hidden", [[4, 2], (4, 2), range(4, 0, -2), np.array([4, 2])])
+def test_hidden_may_be_any_sequence_of_ints(hidden):
+    assert EnergyMLP(2, hidden=hidden).hidden == (4, 2)
 
 
 @pytest.mark.parametrize(

@@ -994,10 +994,20 @@ def _rebuild(
 def _as_widths(hidden: Any) -> list[int]:
     if isinstance(hidden, (int, np.integer)) and not isinstance(hidden, bool):
         raise TypeError(f"hidden must be a sequence of widths such as (64, 64), got {hidden!r}")
-    try:
-        widths = list(hidden)
-    except TypeError as err:
-        raise TypeError(f"hidden must be a sequence of ints, got {hidden!r}") from err
+    # A sequence, in order: a dict was read as its keys, a set in its own order, and an
+    # iterator or generator, used up here, as whatever it still held.
+    if not (
+        (isinstance(hidden, Sequence) and not isinstance(hidden, (str, bytes, bytearray)))
+        or (isinstance(hidden, np.ndarray) and hidden.ndim == 1)
+    ):
+        got = type(hidden).__name__
+        if isinstance(hidden, np.ndarray):
+            got = f"an array of shape {hidden.shape}"
+        raise TypeError(
+            "hidden must be a sequence of ints such as (64, 64) (a list, tuple, range or 1-D "
+            f"array), got {got}"
+        )
+    widths = list(hidden)
     if not widths:
         raise ValueError("hidden must list at least one layer width, got an empty sequence")
     return [as_int(w, "every hidden width") for w in widths]
