@@ -1251,8 +1251,12 @@ def test_a_dask_dataframe_is_checked_as_a_pandas_one() -> None:
         assert str(info.value) == want
     nullable = pd.DataFrame({**base, "c": pd.array(X[:, 2], dtype="Float64")})
     nullable.loc[[27, 33], "c"] = pd.NA
-    want = local_error(m.energy, nullable)
-    assert want == "X contains NaN or Inf (first at row 27)"
+    assert local_error(m.energy, nullable) == (
+        "X contains nulls (first at row 27); drop or fill them first"
+    )
+    # A partition's rows are read with missing values as NaN, for the blocks' check to name
+    # (a partition's task does not know its place in X, to name a null as the frame's row).
+    want = "X contains NaN or Inf (first at row 27)"
     df = dd.from_pandas(nullable, npartitions=4)
     # A partition's place in X is not known to its task: named within it, and the message
     # says so (fit, which reads every partition first, names the row in X).
