@@ -1318,16 +1318,31 @@ def test_fit_refuses_ssm_arguments_for_other_objectives_as_the_local_fit() -> No
         assert local_error(partial(smd.fit, model(), da.from_array(X, chunks=10), **kw)) == want
 
 
-def test_fit_warns_of_a_column_of_few_values_as_the_local_fit() -> None:
-    # Counted on the same evenly spaced rows (every 2nd of 9000) as EnergyMLP.fit counts them,
-    # across blocks of unequal size: the same message.
+@pytest.mark.parametrize("client_or_not", ["local", "cluster"])
+def test_fit_warns_of_a_column_of_few_values_as_the_local_fit(
+    client_or_not: str, request: pytest.FixtureRequest
+) -> None:
+    # Candidates picked on the same evenly spaced rows (every 3rd of 12 000, in blocks whose
+    # starts are not multiples of 3) as EnergyMLP.fit picks them, values counted on every
+    # row: column 0 shows only 0 on the sampled rows, and its 1s, 2s and one 7 elsewhere;
+    # column 1 is Poisson counts; column 2 continuous. The same message.
     rng = np.random.default_rng(0)
-    n = 9000
-    X = np.column_stack([rng.normal(size=n), rng.poisson(1.5, n), rng.normal(size=n)])
+    n = 12000
+    X = np.column_stack([np.arange(n) % 3, rng.poisson(1.5, n), rng.normal(size=n)])
+    X[1, 0] = 7.0
+    fit = partial(smd.fit, model(), da.from_array(X, chunks=1234), epochs=1)
     with warnings.catch_warnings(record=True) as seen:
         warnings.simplefilter("always")
-        smd.fit(model(), da.from_array(X, chunks=1234), epochs=1)
+        if client_or_not == "cluster":
+            client = request.getfixturevalue("client")
+            with client.as_current(), dask.config.set(scheduler="dask.distributed"):
+                fit()
+        else:
+            fit()
         model().fit(X, epochs=1, validation=None, progress=False)
     assert [w.filename for w in seen] == [__file__] * 2
     assert str(seen[0].message) == str(seen[1].message)
-    assert str(seen[0].message).startswith("column 1 of X takes only ")
+    k = len(np.unique(X[:, 1]))
+    assert str(seen[0].message).startswith(
+        f"columns [0, 1] of X take only 4 and {k} distinct values: "
+    )

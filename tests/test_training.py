@@ -1279,6 +1279,23 @@ def test_a_column_of_few_values_is_a_warning_for_ism_and_ssm(objective):
     assert str(seen[1].message).startswith("column 0 of X takes only 2 distinct values:")
 
 
+def test_the_values_of_a_column_are_counted_on_every_row():
+    # Evenly spaced rows only pick the candidates: at every 16th row a 256 x 256 grid's column
+    # showed 16 of its 256 values (a warning of "16 distinct values"); and values off those
+    # rows count (every 3rd row of 12 000 holds 0, which alone the sample saw).
+    g = np.linspace(-3.0, 3.0, 256)
+    a, b = np.meshgrid(g, g, indexing="ij")
+    fit = {"epochs": 1, "validation": None, "progress": False}
+    with warnings.catch_warnings():
+        warnings.simplefilter("error")
+        EnergyMLP(2, hidden=(4,)).fit(np.column_stack([a.ravel(), b.ravel()]), **fit)
+    X = np.column_stack([np.arange(12000) % 3, np.random.default_rng(0).normal(size=12000)])
+    X[1, 0] = 7.0
+    with pytest.warns(RuntimeWarning) as seen:
+        EnergyMLP(2, hidden=(4,)).fit(X, **fit)
+    assert [str(w.message)[:46] for w in seen] == ["column 0 of X takes only 4 distinct values: al"]
+
+
 def test_standardize_refuses_a_spread_too_small_for_the_dtype():
     X = np.stack([np.array([0.0, 1e-305, 2e-305, 3e-305]), np.arange(4.0)], axis=1)
     model = EnergyMLP(2, hidden=(4,), seed=0)

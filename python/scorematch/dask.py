@@ -87,11 +87,13 @@ from scorematch.training import (
     _Affine,
     _stops,
     adopt,
+    candidate_columns,
     check_loop_args,
     check_standardize,
     column_stats,
     discrete_columns,
     sample_rows,
+    values_outside,
     warn_constant_columns,
     warn_discrete_columns,
 )
@@ -1111,6 +1113,13 @@ def fit(
         the validation rows, or a value too large for a float32 model, the error of
         :meth:`scorematch.EnergyMLP.fit` naming the first such row, once the rows are
         persisted and before any step (nothing is trained).
+
+    Warns
+    -----
+    RuntimeWarning
+        As :meth:`scorematch.EnergyMLP.fit`, for ``"ism"`` and ``"ssm"``: a column of X of
+        one value, or of at most 20 distinct values (counted on every row, with one small
+        task per block where a column may be such).
     """
     from scorematch.model import EnergyMLP
 
@@ -1161,7 +1170,7 @@ def fit(
         val = _Blocks(_checked(validation, model, "validation"))
         if val.n == 0:
             raise ValueError("validation must hold at least one row, got 0")
-    facts, stats = _column_facts(train.X, objective in ("ism", "ssm") and train.n > 1, standardize)
+    facts, stats = _column_facts(train, objective in ("ism", "ssm") and train.n > 1, standardize)
     affine = _Affine.identity(model.dim)
     if stats is not None:
         # As EnergyMLP.fit: the training rows' statistics, for the validation rows too, and
@@ -1304,15 +1313,17 @@ def fit(
 
 
 def _column_facts(
-    X: da.Array, extremes: bool, stats: bool
+    train: _Blocks, extremes: bool, stats: bool
 ) -> tuple[tuple[Array, list[tuple[int, int]]] | None, tuple[Array, Array] | None]:
     """In one pass over the persisted blocks: with ``extremes``, whether each column holds
-    one value and the :func:`scorematch.training.discrete_columns` (counted on the same rows
-    as EnergyMLP.fit counts them); with ``stats``, :func:`scorematch.training.column_stats`
-    (the same steps, lazily, by Dask's reductions). None for what was not asked."""
+    one value, and the rows that pick the :func:`scorematch.training.candidate_columns`, whose
+    values a second pass counts only if there are any (a column of few values is rare); with
+    ``stats``, :func:`scorematch.training.column_stats` (the same steps, lazily, by Dask's
+    reductions). The rows and values are EnergyMLP.fit's. None for what was not asked."""
+    X = train.X
     lazy: list[Any] = []
     if extremes:
-        lazy += [X.min(axis=0), X.max(axis=0), _counted_rows(X)]
+        lazy += [X.min(axis=0), X.max(axis=0), _sampled_rows(X)]
     if stats:
         # Typed for numpy arrays; every step of it is also a Dask array method.
         lazy += list(column_stats(cast(Any, X)))
@@ -1323,15 +1334,24 @@ def _column_facts(
     facts = None
     if extremes:
         constant = got[0] == got[1]
-        facts = (constant, discrete_columns(got[2], constant))
+        picked = candidate_columns(got[2], constant)
+        outside: list[list[Array]] = []
+        if any(v.size for v in picked):
+            if train.client is None:
+                outside = [values_outside(b, picked) for b in train.local]
+            else:
+                # One small task per block, where it is: the values, not the rows, travel.
+                tasks = [delayed(values_outside)(p, picked) for p in train.parts]
+                outside = list(compute(*tasks))
+        facts = (constant, discrete_columns(picked, outside, train.n))
     return facts, ((got[-2], got[-1]) if stats else None)
 
 
-def _counted_rows(X: da.Array) -> da.Array:
-    """The rows of ``X`` that :func:`scorematch.training.discrete_columns` counts, those
-    :func:`scorematch.training.sample_rows` picks, taken where each block is. A copy, unlike
-    ``X[::step]``: computing a slice that keeps a persisted block (every one, at step 1) sent
-    those blocks to the worker that joins the result, where the fit then ran their steps."""
+def _sampled_rows(X: da.Array) -> da.Array:
+    """The rows of ``X`` that :func:`scorematch.training.sample_rows` picks, taken where each
+    block is. A copy, unlike ``X[::step]``: computing a slice that keeps a persisted block
+    (every one, at step 1) sent those blocks to the worker that joins the result, where the
+    fit then ran their steps."""
     step = sample_rows(X.shape[0]).step or 1
     starts = np.cumsum((0,) + X.chunks[0][:-1])
     counts = tuple(

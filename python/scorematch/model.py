@@ -923,9 +923,9 @@ class EnergyMLP:
             training row: along it the data is a point mass, which their losses cannot fit
             (they fall without bound as the model's curvature there grows). Drop the
             column, or use ``"dsm"``. Likewise if a column takes at most 20 distinct values
-            (Booleans, counts, one-hot codes; counted on at most about 4096 evenly spaced
-            training rows, at least 4 per value): the data are point masses along it, which
-            the loss may fit without bound. Drop it, add noise of about the spacing of its
+            in the training rows (Booleans, counts, one-hot codes), with at least 4 rows per
+            value on average: the data are point masses along it, which the loss may fit
+            without bound. Drop it, add noise of about the spacing of its
             values, or use ``"dsm"`` with ``noise_std`` about that spacing.
 
         Notes

@@ -177,7 +177,9 @@ def fit(
     constant = discrete = None
     if objective in ("ism", "ssm") and X_train.shape[0] > 1:
         constant = X_train.min(axis=0) == X_train.max(axis=0)
-        discrete = discrete_columns(X_train[sample_rows(X_train.shape[0])], constant)
+        picked = candidate_columns(X_train[sample_rows(X_train.shape[0])], constant)
+        outside = [values_outside(X_train, picked)]
+        discrete = discrete_columns(picked, outside, X_train.shape[0])
     affine = _Affine.of(X_train, model.dtype) if standardize else _Affine.identity(model.dim)
     given = [("X", Xa, False), ("target_score", target, True)]
     given += [("X_val", X_val, False), ("target_val", t_val, True)]
@@ -512,45 +514,85 @@ def warn_constant_columns(constant: Any, objective: str, name: str, stacklevel: 
     )
 
 
-# A column that takes at most this many values, in a sample of at least `_ROWS_PER_VALUE`
-# rows per value, is discrete: its data are point masses. Measured (2000 rows, a normal
-# column beside it, the estimator's defaults: 100 ISM epochs): Booleans (p = 0.3), Poisson(1.5)
-# counts (9 values) and N(0, 1) rounded to even integers (5 values) took the loss from -0.05
-# to -1.2e4, -133 and -1.7e4, still falling; N(0, 1) rounded to integers (7 values) and
-# uniform integers 0..9 settled at -1.0, as the continuous column does. So fewer values do not
-# always run away (a spacing below about the column's spread held, here), but a fit on them
-# can; 30 uniform integers and N(0, 12²) rounded to integers trained as continuous data.
+# A column that takes at most this many values, at least `_ROWS_PER_VALUE` rows per value on
+# average, is discrete: its data are point masses. Measured (2000 rows, a normal column beside
+# it, the estimator's defaults: 100 ISM epochs): Booleans (p = 0.3), Poisson(1.5) counts (9
+# values) and N(0, 1) rounded to even integers (5 values) took the loss from -0.05 to -1.2e4,
+# -133 and -1.7e4, still falling; N(0, 1) rounded to integers (7 values) and uniform integers
+# 0..9 settled at -1.0, as the continuous column does. So fewer values do not always run away
+# (a spacing below about the column's spread held, here), but a fit on them can; 30 uniform
+# integers and N(0, 12²) rounded to integers trained as continuous data.
 _DISCRETE_VALUES = 20
 _ROWS_PER_VALUE = 4
-# Rows the distinct values are counted on (evenly spaced): enough to see more than
-# `_DISCRETE_VALUES` values of any continuous column, and a sort of a few milliseconds.
-_COUNTED_ROWS = 4096
+# Rows (evenly spaced) whose values pick the candidates, whose values are then counted on
+# every row: a column with more than `_DISCRETE_VALUES` values among them has more in all.
+_SAMPLED_ROWS = 4096
+# Of those, the first rows that rule out most columns before the rest are sorted (a sort of
+# all 4096 rows took 0.25-0.4 s at dim 1000, against 0.47 s for a one-epoch SSM fit there).
+_FIRST_ROWS = 64
 
 
 def sample_rows(n: int) -> slice:
-    """The rows of ``n`` whose distinct values :func:`discrete_columns` counts: at most about
-    ``_COUNTED_ROWS``, evenly spaced."""
-    return slice(None, None, max(1, n // _COUNTED_ROWS))
+    """The rows (of ``n``) whose values pick the :func:`candidate_columns`: at most
+    ``_SAMPLED_ROWS``, evenly spaced."""
+    return slice(None, None, max(1, -(-n // _SAMPLED_ROWS)))
 
 
-def discrete_columns(sample: NDArray[Any], constant: NDArray[Any]) -> list[tuple[int, int]]:
-    """``(column, number of values)`` for each column of the rows ``sample`` that takes
-    between 2 and ``_DISCRETE_VALUES`` values, each seen ``_ROWS_PER_VALUE`` times on average
-    (``constant`` columns, warned of on their own, are left out)."""
-    ordered = np.sort(sample, axis=0)
-    counts = 1 + np.count_nonzero(ordered[1:] != ordered[:-1], axis=0)
-    rows = sample.shape[0]
-    return [
-        (int(j), int(k))
-        for j, k in enumerate(counts)
-        if not constant[j] and 2 <= k <= _DISCRETE_VALUES and rows >= _ROWS_PER_VALUE * k
-    ]
+def candidate_columns(sample: NDArray[Any], constant: NDArray[Any]) -> list[NDArray[Any]]:
+    """Per column of the rows ``sample``, its distinct values if it has at most
+    ``_DISCRETE_VALUES`` of them there, else an empty array (``constant`` columns, warned of
+    on their own, are left out): the columns that may be discrete, whose other values
+    :func:`values_outside` then looks for on every row. The sample can alias with a row
+    order that repeats (a 256 × 256 grid's column showed 16 of its 256 values at every 16th
+    row), so it only picks."""
+    d = sample.shape[1]
+    picked = [np.empty(0, sample.dtype)] * d
+    head = np.sort(sample[:_FIRST_ROWS], axis=0)
+    few = 1 + np.count_nonzero(head[1:] != head[:-1], axis=0) <= _DISCRETE_VALUES
+    for j in np.flatnonzero(few & ~np.asarray(constant, dtype=bool)):
+        values = np.unique(sample[:, j])
+        if values.size <= _DISCRETE_VALUES:  # one value too: the column is not constant
+            picked[j] = values
+    return picked
+
+
+def values_outside(block: NDArray[Any], candidates: list[NDArray[Any]]) -> list[NDArray[Any]]:
+    """Per candidate column (of :func:`candidate_columns`), the distinct values of ``block``'s
+    rows that its sample did not hold, at most ``_DISCRETE_VALUES`` of them (more, and the
+    column is not discrete whatever the other blocks hold)."""
+    out = []
+    for j, values in enumerate(candidates):
+        if values.size == 0:
+            out.append(values)
+            continue
+        column = block[:, j]
+        other = np.unique(column[~np.isin(column, values)])
+        out.append(other[: _DISCRETE_VALUES + 1])
+    return out
+
+
+def discrete_columns(
+    candidates: list[NDArray[Any]], outside: list[list[NDArray[Any]]], n: int
+) -> list[tuple[int, int]]:
+    """``(column, number of values)`` for each column of ``n`` rows that takes 2 to
+    ``_DISCRETE_VALUES`` values, ``_ROWS_PER_VALUE`` rows per value on average: the
+    ``candidates``' values and those :func:`values_outside` found in each block of the rows
+    (``outside``: one list per block)."""
+    found = []
+    for j, values in enumerate(candidates):
+        if values.size == 0:
+            continue
+        more = np.unique(np.concatenate([block[j] for block in outside]))
+        k = values.size + more.size
+        if k <= _DISCRETE_VALUES and n >= _ROWS_PER_VALUE * k:
+            found.append((j, k))
+    return found
 
 
 def warn_discrete_columns(
     discrete: list[tuple[int, int]], objective: str, name: str, stacklevel: int = 4
 ) -> None:
-    """Warns of the columns of :func:`discrete_columns`: along such a column (Booleans,
+    """Warns of the :func:`discrete_columns`: along such a column (Booleans,
     counts, one-hot codes) the data are point masses, which the ISM and SSM losses can fit
     without bound, as for a column of one value."""
     if not discrete:
