@@ -454,14 +454,6 @@ def _stuck_message(n: int, bad_score: Array, bad_energy: Array) -> str:
     )
 
 
-def _read_only(x: Array) -> Array:
-    """A read-only view of ``x``, the states handed to a user's function: an in-place change
-    (``x *= -1``, a common idiom) changed the chains themselves, in silence."""
-    view = x.view()
-    view.flags.writeable = False
-    return view
-
-
 def langevin(
     score_fn: Callable[[Array], ArrayLike],
     x0: ArrayLike,
@@ -497,8 +489,7 @@ def langevin(
     ----------
     score_fn : callable
         Maps an (n, dim) array to the scores ``∇ₓ log p``, an (n, dim) array. It is given
-        a read-only view of the chains' states (as is ``energy_fn``): changing it in place
-        is an error, and a reference kept to it sees the states move; copy it to keep it.
+        a copy of the chains' states (as is ``energy_fn``), which it may change or keep.
         Its values
         are taken in the run's dtype (as are ``energy_fn``'s): beyond that dtype's range they
         are Inf there, as the engine's own would be, so a ULA chain diverges and MALA rejects
@@ -611,14 +602,16 @@ def langevin(
             return v.astype(x.dtype, copy=False)
 
     def scores(xs: Array) -> Array:
-        s = _returned(score_fn(_read_only(xs)), "score_fn")
+        # A copy, writable (ctypes, Cython memoryviews and torch.from_numpy want one): the
+        # chains' own states, handed over, were changed in silence by `x *= -1; return x`.
+        s = _returned(score_fn(xs.copy()), "score_fn")
         if s.shape != xs.shape:
             raise ValueError(f"score_fn must return shape {xs.shape}, got {s.shape}")
         return in_run_dtype(s)
 
     def energies(xs: Array) -> Array:
         assert energy_fn is not None
-        e = _returned(energy_fn(_read_only(xs)), "energy_fn")
+        e = _returned(energy_fn(xs.copy()), "energy_fn")  # a copy, as for score_fn
         if e.shape != (xs.shape[0],):
             raise ValueError(f"energy_fn must return shape ({xs.shape[0]},), got {e.shape}")
         return in_run_dtype(e)
