@@ -846,10 +846,64 @@ def test_cli_prints_a_warning_on_one_line_in_its_own_words(tmp_path, capsys, mon
     (tmp_path / "c.csv").write_text("a,b\n3,1\n3,2\n3,5\n3,0.5\n")
     assert main(["fit", "c.csv", "--out", "m.npz", "--epochs", "1", "--hidden", "4"]) == 0
     assert capsys.readouterr().err == (
-        "scorematch: warning: column 0 of the data holds one value in every training row: "
-        "along it the data is a point mass, which ISM cannot fit (its loss falls without bound "
-        "and the model degenerates); drop it, or use --objective dsm, whose noise gives the "
-        "data a density there\n"
+        "scorematch: warning: column 1 ('a') of the data holds one value in every training "
+        "row: along it the data is a point mass, which ISM cannot fit (its loss falls without "
+        "bound and the model degenerates); drop it, or use --objective dsm, whose noise gives "
+        "the data a density there\n"
+    )
+
+
+def test_cli_warnings_count_columns_from_1_by_their_names(tmp_path, capsys, monkeypatch):
+    # The library numbers columns from 0, where the CLI's errors about a file count them from
+    # 1 and name them: a user reading "column 1" would have dropped the wrong one.
+    from scorematch.__main__ import main
+
+    monkeypatch.chdir(tmp_path)
+    rng = np.random.default_rng(0)
+    X = np.column_stack([rng.normal(size=200), rng.random(200) < 0.3, rng.random(200) < 0.5])
+    body = "\n".join(",".join(str(float(v)) for v in row) for row in X) + "\n"
+    (tmp_path / "named.csv").write_text('x,flag,"b, c"\n' + body)
+    (tmp_path / "plain.csv").write_text(body)
+    fit = ["--out", "m.npz", "--epochs", "1", "--hidden", "4"]
+    warned = "distinct values: along them the data are point masses"
+    assert main(["fit", "named.csv", *fit]) == 0
+    assert capsys.readouterr().err.startswith(
+        "scorematch: warning: columns 2 ('flag') and 3 ('b, c') of the data take only 2 and "
+        f"2 {warned}"
+    )
+    assert main(["fit", "plain.csv", *fit]) == 0
+    assert capsys.readouterr().err.startswith(
+        f"scorematch: warning: columns 2 and 3 (counting from 1) of the data take only 2 and "
+        f"2 {warned}"
+    )
+
+
+def test_cli_reads_header_names_that_hold_a_comma_or_a_hash(tmp_path, capsys, monkeypatch):
+    # pandas writes the name "x, y" quoted: the width check of the header (718d5e6) split it
+    # as a data line, and cut a name at "#" as a comment, refusing both files.
+    from scorematch.__main__ import main
+
+    monkeypatch.chdir(tmp_path)
+    rows = "".join(f"{i},{2 * i},{i % 7}.5\n" for i in range(30))
+    (tmp_path / "comma.csv").write_text('"x, y",z,w\n' + rows)
+    (tmp_path / "hash.csv").write_text("id,item#,price\n" + rows)
+    for name in ("comma.csv", "hash.csv"):
+        assert main(["fit", name, "--out", "m.npz", "--epochs", "1", "--hidden", "4"]) == 0
+        assert "EnergyMLP(dim=3," in capsys.readouterr().out
+    (tmp_path / "short.csv").write_text('"x, y",z\n' + rows)
+    assert main(["fit", "short.csv", "--out", "m.npz", "--epochs", "1"]) == 2
+    assert "where the header line names 2 columns" in capsys.readouterr().err
+
+
+def test_cli_names_the_projection_option(tmp_path, capsys, monkeypatch):
+    from scorematch.__main__ import main
+
+    monkeypatch.chdir(tmp_path)
+    np.savetxt("d.csv", np.random.default_rng(0).normal(size=(20, 2)), delimiter=",")
+    assert main(["fit", "d.csv", "--out", "m.npz", "--projection", "rademacher"]) == 2
+    assert capsys.readouterr().err == (
+        "scorematch: error: --projection is only used by objective 'ssm', not 'ism' "
+        "(got 'rademacher')\n"
     )
 
 

@@ -14,6 +14,8 @@ density not falling off where they ended).
 from __future__ import annotations
 
 import argparse
+import csv
+import functools
 import math
 import os
 import re
@@ -52,6 +54,14 @@ class _Data:
     X: Any
     lines: list[str] | None = None
     rows: list[int] | None = None
+
+    @property
+    def names(self) -> list[str] | None:
+        """The column names of a CSV file's header line; None without one."""
+        if not self.lines or not self.rows or self.rows[0] == 0:
+            return None
+        first = _csv_fields(self.lines[0])
+        return _names(self.lines[0]) if first is not None and _is_header(first) else None
 
     def where(self, i: int) -> str:
         """Row ``i`` of ``X``, named as a user finds it in the file."""
@@ -243,7 +253,7 @@ def _read_csv(p: Path) -> tuple[Any, list[str], list[int]]:
         # expected: find the line (the fast parse above keeps valid files fast).
         bad = _first_bad_csv_line(lines, skip)
         raise (err if bad is None else ValueError(bad)) from None
-    if skip and X.shape[0] and X.shape[1] != len(first or ()):
+    if skip and X.shape[0] and X.shape[1] != len(_names(lines[0])):
         # Rows all of one width, not the header's: numpy reads the rows alone, and the names
         # were dropped with the header line.
         bad = _first_bad_csv_line(lines, skip)
@@ -300,6 +310,13 @@ def _csv_fields(line: str) -> list[str] | None:
     return text.split(",") if text.strip() else None
 
 
+def _names(header: str) -> list[str]:
+    """The column names of a header line, as the csv module reads them: a quoted name may
+    hold a comma or a ``#`` (pandas writes the name ``x, y`` as ``"x, y"``), which the split
+    of data lines would take for two columns or a comment."""
+    return next(csv.reader([header]), [])
+
+
 def _is_header(fields: list[str]) -> bool:
     """Whether the fields of a first line are column names: every one named (not empty, nor
     ``""``), and not all numbers. A first line with an empty field is a row of data, refused
@@ -335,7 +352,7 @@ def _first_bad_csv_line(lines: list[str], skip: int) -> str | None:
     it (of as many as the header line names, if the file has one), counting lines from 1 in
     the file; None if every line is (numpy refused something
     else)."""
-    names = _csv_fields(lines[0]) if skip else None
+    names = _names(lines[0]) if skip else None
     width = None
     for number, line in enumerate(lines[skip:], start=skip + 1):
         fields = _csv_fields(line)
@@ -475,7 +492,10 @@ def _fit(args: argparse.Namespace) -> None:
             "--standardize needs --alpha 0: the confining term (alpha/2)|x|^2 has no exact "
             f"counterpart in standardized coordinates, got --alpha {args.alpha}"
         )
-    X = _fit_data(_read_data(args.data), args.dtype)
+    data = _read_data(args.data)
+    X = _fit_data(data, args.dtype)
+    # The data's columns in warnings as in the errors about the file: from 1, by name.
+    warnings.showwarning = functools.partial(_show_warning, names=data.names)
     model = EnergyMLP(
         X.shape[1],
         hidden=hidden,
@@ -657,7 +677,9 @@ _OPTIONS = {
 _PARAMETER = re.compile(r"\b(" + "|".join(_OPTIONS) + r")\b")
 # Parameters whose option has their name: reworded only where a message opens with the rule
 # on them ("seed must be ..."), as the word can mean something else further on.
-_SAME_NAMED = re.compile(r"^(epochs|lr|alpha|patience|validation|seed)(?= must )")
+_SAME_NAMED = re.compile(
+    r"^(?:epochs|lr|alpha|patience|validation|seed)(?= must )|^projection(?= is only used )"
+)
 # "validation=0.999 leaves no training rows ...": the option as typed, "--validation 0.999".
 _ASSIGNED = re.compile(r"^(validation)=")
 _STANDARDIZE = "standardize=True: "
@@ -674,12 +696,38 @@ def _in_option_names(message: str) -> str:
         message = "--standardize: " + message[len(_STANDARDIZE) :]
         message = message.replace("pass standardize=False", "leave out --standardize")
         message = _X.sub("the data", message)
-    return _SAME_NAMED.sub(r"--\1", message)
+    return _SAME_NAMED.sub(lambda m: "--" + m.group(0), message)
 
 
-def _show_warning(message: Warning | str, *_: Any, **__: Any) -> None:
-    # The data is a file here, and options are typed as options.
-    text = _X.sub("the data", _in_option_names(str(message)))
+# "column 3 of X", "columns [0, 2] of X": the library's columns of the data, from 0.
+_DATA_COLUMNS = re.compile(r"\bcolumns? (\d+|\[\d+(?:, \d+)*\]) of X\b")
+
+
+def _columns_from_1(text: str, names: list[str] | None) -> str:
+    """``text`` with the library's column numbers (from 0) as the CLI's errors name the
+    columns of a file (:func:`_column`: from 1, with their names in a header line)."""
+
+    def named(m: re.Match[str]) -> str:
+        columns = [int(c) for c in re.findall(r"\d+", m.group(1))]
+        by_name = names is not None and all(j < len(names) for j in columns)
+        said = [
+            f"{j + 1} ({_shorten(_unquoted(names[j]), 20)!r})" if by_name and names else str(j + 1)
+            for j in columns
+        ]
+        listed = said[0] if len(said) == 1 else ", ".join(said[:-1]) + " and " + said[-1]
+        counting = "" if by_name else " (counting from 1)"
+        return f"column{'s' if len(said) > 1 else ''} {listed}{counting} of the data"
+
+    return _DATA_COLUMNS.sub(named, text)
+
+
+def _show_warning(
+    message: Warning | str, *_: Any, names: list[str] | None = None, **__: Any
+) -> None:
+    # The data is a file here (its columns counted from 1, named by its header line), and
+    # options are typed as options.
+    text = _columns_from_1(_in_option_names(str(message)), names)
+    text = _X.sub("the data", text)
     text = re.sub(r"objective='(\w+)'", r"--objective \1", text)
     print(f"scorematch: warning: {text}", file=sys.stderr)
 
