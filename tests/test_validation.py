@@ -585,6 +585,14 @@ def test_hidden_may_be_any_sequence_of_ints(hidden):
     assert EnergyMLP(2, hidden=hidden).hidden == (4, 2)
 
 
+def test_hidden_may_be_a_sequence_that_does_not_register_as_one():
+    # A pandas Series or Index, or an extension array, is not a collections.abc.Sequence;
+    # refused by d226e25, which meant to refuse only dicts, sets and iterators.
+    pd = pytest.importorskip("pandas")
+    for hidden in (pd.Series([4, 2]), pd.Index([4, 2]), pd.array([4, 2], dtype="Int64")):
+        assert EnergyMLP(2, hidden=hidden).hidden == (4, 2)
+
+
 @pytest.mark.parametrize(
     "dim,hidden",
     [

@@ -4,7 +4,8 @@ from __future__ import annotations
 
 import os
 import warnings
-from collections.abc import Callable, Sequence
+from collections.abc import Callable, Iterator, Mapping, MappingView, Sequence
+from collections.abc import Set as AbstractSet
 from typing import TYPE_CHECKING, Any, Literal
 
 import numpy as np
@@ -995,10 +996,12 @@ def _as_widths(hidden: Any) -> list[int]:
     if isinstance(hidden, (int, np.integer)) and not isinstance(hidden, bool):
         raise TypeError(f"hidden must be a sequence of widths such as (64, 64), got {hidden!r}")
     # A sequence, in order: a dict was read as its keys, a set in its own order, and an
-    # iterator or generator, used up here, as whatever it still held.
-    if not (
-        (isinstance(hidden, Sequence) and not isinstance(hidden, (str, bytes, bytearray)))
-        or (isinstance(hidden, np.ndarray) and hidden.ndim == 1)
+    # iterator or generator, used up here, as whatever it still held. Sequences that do not
+    # register as such (a pandas Series or Index, a tensor) are taken by their one dimension.
+    refused = (str, bytes, bytearray, Mapping, AbstractSet, Iterator, MappingView)
+    if isinstance(hidden, refused) or not (
+        isinstance(hidden, Sequence)
+        or (hasattr(hidden, "__len__") and hasattr(hidden, "__getitem__") and np.ndim(hidden) == 1)
     ):
         got = type(hidden).__name__
         if isinstance(hidden, np.ndarray):
