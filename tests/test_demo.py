@@ -893,6 +893,27 @@ def test_cli_reads_header_names_that_hold_a_comma_or_a_hash(tmp_path, capsys, mo
     (tmp_path / "short.csv").write_text('"x, y",z\n' + rows)
     assert main(["fit", "short.csv", "--out", "m.npz", "--epochs", "1"]) == 2
     assert "where the header line names 2 columns" in capsys.readouterr().err
+    # A comment after the names, as on data lines (its comma named a third column), and a
+    # name past the csv module's field limit (an uncaught csv.Error).
+    (tmp_path / "comment.csv").write_text("a,b # units: m, s\n1,2\n3,4\n5,6\n")
+    (tmp_path / "long.csv").write_text("a" * 140_000 + ",b\n1,2\n3,4\n5,6\n")
+    for name in ("comment.csv", "long.csv"):
+        assert main(["fit", name, "--out", "m.npz", "--epochs", "1", "--hidden", "4"]) == 0
+        assert "EnergyMLP(dim=2," in capsys.readouterr().out
+
+
+def test_cli_errors_count_columns_from_1_by_their_names(tmp_path, capsys, monkeypatch):
+    # As the warnings: the library's "column 1 of X" is the file's second column.
+    from scorematch.__main__ import main
+
+    monkeypatch.chdir(tmp_path)
+    (tmp_path / "tiny.csv").write_text("p,q\n1,0\n2,1e-305\n3,0\n4,1e-305\n")
+    fit = ["--out", "m.npz", "--epochs", "1", "--validation", "0", "--standardize"]
+    assert main(["fit", "tiny.csv", *fit]) == 2
+    assert capsys.readouterr().err.startswith(
+        "scorematch: error: --standardize: the spread of column 2 ('q') of the data (5.0e-306) "
+        "is too small"
+    )
 
 
 def test_cli_names_the_projection_option(tmp_path, capsys, monkeypatch):
@@ -1081,7 +1102,8 @@ def test_cli_option_errors_speak_of_the_options(tmp_path, capsys, monkeypatch):
     np.save(tmp_path / "tiny.npy", np.c_[np.tile([1e-305, -1e-305], 10), rng.normal(size=20)])
     fit = ["--out", "m.npz", "--epochs", "1", "--standardize"]
     assert _error(capsys, ["fit", "tiny.npy", *fit]) == (
-        "scorematch: error: --standardize: the spread of column 0 of the data (1.0e-305) is too "
+        "scorematch: error: --standardize: the spread of column 1 (counting from 1) of the data "
+        "(1.0e-305) is too "
         "small for a float64 model: its first layer in the data's units would overflow; "
         "rescale the data or leave out --standardize"
     )

@@ -61,7 +61,9 @@ class _Data:
         if not self.lines or not self.rows or self.rows[0] == 0:
             return None
         first = _csv_fields(self.lines[0])
-        return _names(self.lines[0]) if first is not None and _is_header(first) else None
+        if first is None or not _is_header(first):
+            return None
+        return _names(self.lines[0], self.X.shape[1] if self.X.ndim == 2 else None)
 
     def where(self, i: int) -> str:
         """Row ``i`` of ``X``, named as a user finds it in the file."""
@@ -253,7 +255,7 @@ def _read_csv(p: Path) -> tuple[Any, list[str], list[int]]:
         # expected: find the line (the fast parse above keeps valid files fast).
         bad = _first_bad_csv_line(lines, skip)
         raise (err if bad is None else ValueError(bad)) from None
-    if skip and X.shape[0] and X.shape[1] != len(_names(lines[0])):
+    if skip and X.shape[0] and X.shape[1] != len(_names(lines[0], X.shape[1])):
         # Rows all of one width, not the header's: numpy reads the rows alone, and the names
         # were dropped with the header line.
         bad = _first_bad_csv_line(lines, skip)
@@ -310,11 +312,28 @@ def _csv_fields(line: str) -> list[str] | None:
     return text.split(",") if text.strip() else None
 
 
-def _names(header: str) -> list[str]:
+def _names(header: str, width: int | None) -> list[str]:
     """The column names of a header line, as the csv module reads them: a quoted name may
     hold a comma or a ``#`` (pandas writes the name ``x, y`` as ``"x, y"``), which the split
-    of data lines would take for two columns or a comment."""
-    return next(csv.reader([header]), [])
+    of data lines would take for two columns or a comment. A ``#`` outside quotes may name a
+    column (``item#``) or start a comment, as it does on data lines (``a,b # units: m, s``):
+    of the two readings, the one of ``width`` names (the rows' width), else the first."""
+    readings = [header]
+    quoted = False
+    for i, c in enumerate(header):
+        if c == '"':
+            quoted = not quoted
+        elif c == "#" and not quoted:
+            readings.append(header[:i])
+            break
+    names = []
+    for text in readings:
+        try:
+            names.append(next(csv.reader([text]), []))
+        except csv.Error:
+            # A name past the csv module's field limit (131072 characters): split as data.
+            names.append(_csv_fields(text) or [])
+    return next((n for n in names if len(n) == width), names[0])
 
 
 def _is_header(fields: list[str]) -> bool:
@@ -352,7 +371,8 @@ def _first_bad_csv_line(lines: list[str], skip: int) -> str | None:
     it (of as many as the header line names, if the file has one), counting lines from 1 in
     the file; None if every line is (numpy refused something
     else)."""
-    names = _names(lines[0]) if skip else None
+    data = (f for f in map(_csv_fields, lines[skip:]) if f is not None)
+    names = _names(lines[0], len(next(data, []))) if skip else None
     width = None
     for number, line in enumerate(lines[skip:], start=skip + 1):
         fields = _csv_fields(line)
@@ -526,6 +546,9 @@ def _fit(args: argparse.Namespace) -> None:
         # The library's message counts from 0 and speaks of the model it keeps in memory:
         # here epochs count from 1, as everywhere on the command line, and no file is written.
         raise RuntimeError(_diverged(str(err), args.out)) from None
+    except ValueError as err:
+        # The data's columns as the file's errors and the warnings name them: from 1, by name.
+        raise ValueError(_columns_from_1(str(err), data.names)) from None
     # Interrupted, the model holds the parameters of its last completed step: they are saved
     # too, and the exit status then says the fit did not run to its end.
     model.save(args.out)
