@@ -170,7 +170,13 @@ class GaussianMixture:
         def draw() -> Array:
             comp = rng.choice(len(self.weights), size=n, p=self.weights)
             z = rng.standard_normal((n, self.dim))
-            out: Array = self.means[comp] + np.einsum("nij,nj->ni", self._chol[comp], z)
+            # Component by component: gathering a Cholesky factor per point took n·dim²
+            # values (2.9 TiB for 10⁵ points at dim 2000, where the points take 1.5 GiB).
+            # Each point's sum runs in the same order: the same bits.
+            out: Array = np.empty((n, self.dim))
+            for k, chol in enumerate(self._chol):
+                mine = comp == k
+                out[mine] = self.means[k] + np.einsum("ij,nj->ni", chol, z[mine])
             return out
 
         return _drawn(draw, n, self.dim)
