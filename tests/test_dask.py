@@ -1254,6 +1254,9 @@ def test_a_dask_dataframe_is_checked_as_a_pandas_one() -> None:
     assert local_error(m.energy, nullable) == (
         "X contains nulls (first at row 27); drop or fill them first"
     )
+    # An in-memory frame is the whole of X: its nulls are named as the methods name them.
+    with pytest.raises(ValueError, match="^X contains nulls \\(first at row 27\\)"):
+        smd.fit(m, nullable)
     # A partition's rows are read with missing values as NaN, for the blocks' check to name
     # (a partition's task does not know its place in X, to name a null as the frame's row).
     want = "X contains NaN or Inf (first at row 27)"

@@ -5,6 +5,7 @@ numpy reference (float64 tolerance 1e-12 relative to scale unless stated)."""
 from __future__ import annotations
 
 import datetime as dt
+import importlib.util
 import re
 import warnings
 
@@ -306,6 +307,25 @@ def test_pandas_missing_values_are_named_nulls_as_arrows_and_nans_stay_nans(mode
     ).assign(c=1.0)
     with pytest.raises(ValueError, match=f"^{re.escape(nulls.format(1))}$"):
         m.energy(arrow)
+
+
+def test_missing_values_of_one_column_are_nulls_too():
+    # numpy's form of a frame or Series of one nullable or Arrow column is already floats,
+    # NA as NaN: reported as "NaN or Inf", where three such columns were named nulls.
+    pd = pytest.importorskip("pandas")
+    m = EnergyMLP(1, hidden=(4,))
+    want = "X contains nulls (first at row 2); drop or fill them first"
+    dtypes = ["Float64", "Int64"]
+    if importlib.util.find_spec("pyarrow") is not None:
+        dtypes.append("double[pyarrow]")
+    for dtype in dtypes:
+        frame = pd.DataFrame({"a": pd.array([1, 2, None, 4], dtype=dtype)})
+        for x in (frame, frame["a"]):
+            with pytest.raises(ValueError, match=f"^{re.escape(want)}$"):
+                m.energy(x)
+    # A NaN of a numpy column stays a NaN.
+    with pytest.raises(ValueError, match=r"^X contains NaN or Inf \(first at row 1\)$"):
+        m.energy(pd.DataFrame({"a": [1.0, np.nan, 3.0]}))
 
 
 def _never(*args, **kwargs):

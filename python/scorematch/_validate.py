@@ -205,6 +205,9 @@ def as_real_array(
             arr = np.asarray(x)
         if arr.dtype.kind == "O" and not isinstance(x, np.ndarray):
             arr, null_row = _nullable_numbers(x, arr)
+        elif whole and arr.dtype.kind == "f" and _extension_dtypes(x):
+            # One column of a nullable or Arrow dtype: numpy's form is already floats, NA NaN.
+            null_row = _first_null(x, x.dtypes, arr)
         if (
             _RAGGED_TO_OBJECT
             and arr.dtype.kind == "O"
@@ -574,15 +577,38 @@ def _nullable_numbers(x: Any, arr: NDArray[Any]) -> tuple[NDArray[Any], int | No
         out = np.asarray(to_numpy(dtype=np.float64, na_value=np.nan))
     except (TypeError, ValueError):
         return arr, None
-    # Missing values are NaN in out: only then are they looked for, column by column. The
-    # first row that is not finite is named, as the NaN check would name it, by its cause.
-    if out.ndim and not np.isfinite(out).all():
-        finite = np.isfinite(out.reshape(len(out), -1)).all(axis=1)
-        first = int(np.argmin(finite))
-        null_rows = _null_rows(x, dtypes)
-        if null_rows is not None and null_rows.shape == finite.shape and null_rows[first]:
-            return out, first
-    return out, None
+    return out, _first_null(x, dtypes, out)
+
+
+def _first_null(x: Any, dtypes: Any, out: NDArray[Any]) -> int | None:
+    """The first row of ``out`` (the float form of the pandas object ``x``, of dtypes
+    ``dtypes``) that is not finite, if a missing value (see :func:`_null_rows`) makes it so;
+    else ``None``, for the NaN check to name it. Missing values are NaN in ``out``: only then
+    are they looked for, column by column; the first row that is not finite is named, as the
+    NaN check would name it, by its cause."""
+    if not out.ndim or np.isfinite(out).all():
+        return None
+    finite = np.isfinite(out.reshape(len(out), -1)).all(axis=1)
+    first = int(np.argmin(finite))
+    null_rows = _null_rows(x, dtypes)
+    if null_rows is not None and null_rows.shape == finite.shape and null_rows[first]:
+        return first
+    return None
+
+
+def _extension_dtypes(x: Any) -> bool:
+    """Whether ``x`` is a pandas object with a column of an extension dtype (nullable,
+    Arrow), which can hold missing values. Duck-typed on ``to_numpy`` and ``dtypes``."""
+    if isinstance(x, np.ndarray) or not hasattr(x, "to_numpy"):
+        return False
+    dtypes = getattr(x, "dtypes", None)
+    if dtypes is None:
+        return False
+    try:
+        listed = [dtypes] if hasattr(dtypes, "kind") else list(dtypes)
+    except TypeError:
+        return False
+    return any(not isinstance(d, np.dtype) for d in listed)
 
 
 def _null_rows(x: Any, dtypes: Any) -> NDArray[np.bool_] | None:

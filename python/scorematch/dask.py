@@ -147,7 +147,7 @@ def _rows(X: Any, model: EnergyMLP, name: str = "X") -> da.Array:
             # Lists, scalars, object arrays: converted as the in-memory methods convert them
             # (refused there with their messages), not left to Dask, which cannot chunk
             # objects (a NotImplementedError about auto rechunking).
-            X = as_real_array(X, name, FLOATS, batch=True)
+            X = as_real_array(X, name, FLOATS, batch=True, whole=True)
         X = da.asarray(X)
     check_batch_shape(X.shape, model.dim, name)
     if X.dtype.kind != "f" and (exact or X.dtype.kind not in "iu"):
