@@ -6,7 +6,8 @@ use kernel::MulAdd;
 /// Tests `name::f32` and `name::f64` of the generic `fn name<T>()` (a module and a function
 /// may share a name).
 macro_rules! both_dtypes {
-    ($name:ident) => {
+    ($(#[$attr:meta])* $name:ident) => {
+        $(#[$attr])*
         mod $name {
             #[test]
             fn f32() {
@@ -731,17 +732,10 @@ fn mul_reads_stay_within_operands<T: Real + MulAdd>() {
     }
 }
 
-#[cfg(target_os = "linux")]
-#[test]
-fn mul_reads_stay_within_operands_f32() {
-    mul_reads_stay_within_operands::<f32>();
-}
-
-#[cfg(target_os = "linux")]
-#[test]
-fn mul_reads_stay_within_operands_f64() {
-    mul_reads_stay_within_operands::<f64>();
-}
+both_dtypes!(
+    #[cfg(target_os = "linux")]
+    mul_reads_stay_within_operands
+);
 
 /// `tn_with_isa` with `a`, `b` and `c` between guard pages (`a` read in place below the
 /// packing threshold, `b` read in place on the portable path).
@@ -779,17 +773,10 @@ fn tn_reads_stay_within_operands<T: Real + MulAdd>() {
     }
 }
 
-#[cfg(target_os = "linux")]
-#[test]
-fn tn_reads_stay_within_operands_f32() {
-    tn_reads_stay_within_operands::<f32>();
-}
-
-#[cfg(target_os = "linux")]
-#[test]
-fn tn_reads_stay_within_operands_f64() {
-    tn_reads_stay_within_operands::<f64>();
-}
+both_dtypes!(
+    #[cfg(target_os = "linux")]
+    tn_reads_stay_within_operands
+);
 
 /// The guard pages above work: reading one value past either end of a [`Guarded`] slice
 /// faults. The read runs in a child process of this test binary, which must die by a signal.
