@@ -584,15 +584,18 @@ def test_a_divergence_names_the_block_of_chains_it_came_from() -> None:
     m = sm.EnergyMLP(2, hidden=(4,), alpha=10.0)
     with pytest.raises(sm.SamplingDivergedError) as want:
         m.sample(6, n_steps=500, step_size=10.0, method="ula")
-    assert str(want.value).startswith("6 of 6 chains diverged (NaN or Inf), the first at step ")
+    assert re.match(
+        r"\d of 6 chains diverged \(NaN or Inf\) at step \d+, the first", str(want.value)
+    )
     for init in (None, da.from_array(np.zeros((6, 2)), chunks=3)):
         arr = smd.sample(m, 6, chunks=3, n_steps=500, step_size=10.0, method="ula", init=init)
         with pytest.raises(sm.SamplingDivergedError) as got:
             arr.compute()
         assert re.fullmatch(
             r"in chains (0 to 2|3 to 5) \(one block; the others run on their own and may "
-            r"diverge too\): 3 of 3 chains diverged \(NaN or Inf\), the first at step \d+; "
-            r"use a smaller step_size, or on_divergence='mask' to keep the finite chains",
+            r"diverge too\): [1-3] of 3 chains diverged \(NaN or Inf\) at step \d+, the first "
+            r"step where any did; use a smaller step_size, or on_divergence='mask' to keep the "
+            r"finite chains",
             str(got.value),
         ), str(got.value)
 

@@ -756,8 +756,8 @@ class EnergyMLP:
         TypeError
             For arguments of the wrong type.
         SamplingDivergedError
-            If chains diverge and ``on_divergence="raise"``; the message gives how many and
-            the first step.
+            If chains diverge and ``on_divergence="raise"``; the message gives the first
+            step at which any did and how many did at that step (others may follow).
         KeyboardInterrupt
             On Ctrl-C, seen between blocks of steps. The exception's ``result`` is a
             :class:`SampleResult` of the chains as they were after the last completed block

@@ -449,7 +449,7 @@ def _stuck_message(n: int, bad_score: Array, bad_energy: Array) -> str:
     fix = "score_fn and energy_fn" if n_s and n_e else "score_fn" if n_s else "energy_fn"
     return (
         f"{int((bad_score | bad_energy).sum())} of {n} chains diverged (NaN or Inf score or "
-        f"energy), the first at step 0: {who}, where MALA's acceptance test is undefined; fix "
+        f"energy) at step 0: {who}, where MALA's acceptance test is undefined; fix "
         f"{fix}, or on_divergence='mask' to drop those chains"
     )
 
@@ -663,8 +663,9 @@ def langevin(
                             else "; use a smaller step_size"
                         )
                         raise SamplingDivergedError(
-                            f"{int(bad.sum())} of {n} chains diverged (NaN or Inf), the first at "
-                            f"step {t}{hint}, or on_divergence='mask' to keep the finite chains"
+                            f"{int(bad.sum())} of {n} chains diverged (NaN or Inf) at step {t}, "
+                            f"the first step where any did{hint}, or on_divergence='mask' to "
+                            "keep the finite chains"
                         )
             else:
                 live = diverged < 0

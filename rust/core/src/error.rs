@@ -24,8 +24,9 @@ pub enum Error {
     EmptyBatch(&'static str),
     /// Langevin chains left the finite numbers (a numerical failure, not invalid input).
     #[error(
-        "{chains} of {n_chains} chains diverged (NaN or Inf), the first at step {first_step}; \
-         use a smaller step_size, or on_divergence='mask' to keep the finite chains"
+        "{chains} of {n_chains} chains diverged (NaN or Inf) at step {first_step}, the first \
+         step where any did; use a smaller step_size, or on_divergence='mask' to keep the \
+         finite chains"
     )]
     Diverged {
         chains: usize,
@@ -35,8 +36,8 @@ pub enum Error {
     /// MALA chains whose starting points have a NaN or Inf score or energy (an overflow at
     /// finite points), where the acceptance test is undefined.
     #[error(
-        "{chains} of {n_chains} chains diverged (NaN or Inf score or energy), the first at step \
-         0: the model's score or energy is NaN or Inf at {chains} of the starting points (it \
+        "{chains} of {n_chains} chains diverged (NaN or Inf score or energy) at step 0: the \
+         model's score or energy is NaN or Inf at {chains} of the starting points (it \
          overflows there), where MALA's acceptance test is undefined; start them nearer the \
          model's mass (init), or on_divergence='mask' to drop those chains"
     )]

@@ -398,6 +398,35 @@ fn divergent_chains_are_reported() {
         }
     );
     assert!(err.to_string().contains("2 of 4 chains diverged"), "{err}");
+    // Counted at the first step where any diverged, not at the end of the block run: chain 1
+    // diverges at step 0, chain 3 (from 1e36, x·(−4)^t) a few steps later; either way the
+    // error is the same, in blocks of 1 or of 10 steps (scorematch.langevin stops at the
+    // first step). It counted the chains diverged by the block's end.
+    x0[2] = 1e38;
+    x0[7] = -1e36;
+    for block in [1, 10] {
+        let rows = Rows::from_slice(&x0, 4, 2).unwrap();
+        let cfg = Config::new(Method::Ula, 10, 10.0, 1.0, 1);
+        let mut s = Sampler::new(&m, 4, Some(rows), cfg).unwrap();
+        while s.check_divergence().is_ok() && !s.is_done() {
+            s.run(&m, block, None).unwrap();
+        }
+        assert_eq!(
+            s.check_divergence().unwrap_err(),
+            Error::Diverged {
+                chains: 1,
+                n_chains: 4,
+                first_step: 0
+            },
+            "blocks of {block}"
+        );
+        let later = s.diverged_at()[3];
+        assert!(
+            later.is_some_and(|t| t > 0) || block == 1,
+            "{:?}",
+            s.diverged_at()
+        );
+    }
     // MALA rejects such proposals instead. From 1e19 the energy (5e37) is finite in float32,
     // the proposal's (from about −4e19) is not.
     x0[2] = 1e19;
@@ -452,8 +481,8 @@ fn mala_chains_whose_start_overflows_diverge_there() {
     );
     assert!(
         err.to_string().starts_with(
-            "1 of 3 chains diverged (NaN or Inf score or energy), the first at step 0: the \
-             model's score or energy is NaN or Inf at 1 of the starting points"
+            "1 of 3 chains diverged (NaN or Inf score or energy) at step 0: the model's \
+             score or energy is NaN or Inf at 1 of the starting points"
         ),
         "{err}"
     );

@@ -91,8 +91,8 @@ pub struct Sampler<T> {
     step: usize,
 }
 
-/// Where divergence was seen: how many chains, and the first step (0-based, burn-in
-/// included) at which one left the finite numbers.
+/// Where divergence was seen: the first step (0-based, burn-in included) at which a chain
+/// left the finite numbers, and how many chains left them at that step.
 #[derive(Debug, Clone, Copy, PartialEq, Eq)]
 pub struct Divergence {
     pub chains: usize,
@@ -314,18 +314,16 @@ impl<T: Real> Sampler<T> {
         self.chains().map(|ch| ch.diverged_at).collect()
     }
 
-    /// How many chains diverged and the earliest step, if any did.
+    /// The earliest step at which a chain diverged, and how many diverged at that step, if
+    /// any did. Not how many had diverged when the run stopped: that depends on the length of
+    /// the blocks the run is checked between (`scorematch.langevin` stops at the first step).
     pub fn divergence(&self) -> Option<Divergence> {
-        let mut out: Option<Divergence> = None;
-        for t in self.chains().filter_map(|ch| ch.diverged_at) {
-            let d = out.get_or_insert(Divergence {
-                chains: 0,
-                first_step: t,
-            });
-            d.chains += 1;
-            d.first_step = d.first_step.min(t);
-        }
-        out
+        let first_step = self.chains().filter_map(|ch| ch.diverged_at).min()?;
+        let chains = self
+            .chains()
+            .filter(|ch| ch.diverged_at == Some(first_step))
+            .count();
+        Some(Divergence { chains, first_step })
     }
 
     /// [`Error::Diverged`] if any chain diverged: [`Error::DivergedAtStart`] for MALA,
