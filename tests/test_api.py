@@ -178,6 +178,32 @@ def test_from_params_wrong_counts_and_chaining():
         EnergyMLP.from_params([p[0], p[1], np.zeros((2, 4)), p[3], p[4], p[5]])
 
 
+def test_weights_in_the_jax_layout_are_named_as_transposed():
+    # Flax and Keras keep kernels as (n_in, n_out): from_params blamed b_1 ("must have shape
+    # (2,), got (8,)") for the weight read the other way round, set_params gave no hint.
+    m = EnergyMLP(2, hidden=(8, 4), seed=0)
+    p = m.params
+    flax = [p[0].T, p[1], p[2].T, p[3], p[4].T, p[5]]
+    hint = (
+        ": weights are (n_out, n_in), as PyTorch's Linear.weight; transpose a (n_in, n_out) "
+        "kernel (JAX/Flax, Keras) first"
+    )
+    with pytest.raises(ValueError) as info:
+        EnergyMLP.from_params(flax)
+    assert str(info.value) == (
+        "params[0] (W_1) has shape (2, 8) but params[1] (b_1) has 8 entries: W_1 must be "
+        f"(n_1, dim) = (8, 2){hint}"
+    )
+    with pytest.raises(ValueError) as info:
+        m.set_params(flax)
+    assert str(info.value) == (
+        f"params[0] must have shape (8, 2) for this architecture, got (2, 8){hint}"
+    )
+    # A wrong bias alone is still the bias's error.
+    with pytest.raises(ValueError, match=r"^params\[1\] \(b_1\) must have shape \(8,\), got"):
+        EnergyMLP.from_params([p[0], p[1][:2], *p[2:]])
+
+
 def test_scalar_c_is_rejected():
     p = EnergyMLP(4, hidden=(3,), seed=0).params
     with pytest.raises(ValueError, match=r"params\[3\]"):

@@ -9,6 +9,11 @@ use crate::error::{try_filled, Error, Result};
 use crate::real::Real;
 use crate::rng::Stream;
 
+/// The hint of a weight given in the (n_in, n_out) layout of JAX/Flax and Keras kernels.
+pub const TRANSPOSED: &str =
+    ": weights are (n_out, n_in), as PyTorch's Linear.weight; transpose a \
+                          (n_in, n_out) kernel (JAX/Flax, Keras) first";
+
 /// A shape as numpy prints it: `(3,)`, `(4, 2)`.
 pub fn fmt_shape(shape: &[usize]) -> String {
     match shape {
@@ -180,13 +185,30 @@ impl<T: Real> Mlp<T> {
                 } else {
                     "n_out >= 1".to_string()
                 };
+                // (n_in, n_out): the kernel layout of JAX/Flax and Keras.
+                let hint = if ws.len() == 2 && ws[0] == n_in && !is_out {
+                    TRANSPOSED
+                } else {
+                    ""
+                };
                 return Err(Error::Shape(format!(
-                    "params[{}] ({wname}) must have shape ({want}, {n_in}), got {}",
+                    "params[{}] ({wname}) must have shape ({want}, {n_in}), got {}{hint}",
                     2 * i,
                     fmt_shape(ws)
                 )));
             }
             if pair[1] != [n_out] {
+                // The first layer's W read as (n_in, n_out) gives the dimension n_out and a
+                // bias of the other length, which the next weight agrees with: the weight is
+                // at fault, not the bias.
+                let next_agrees = shapes.get(2).is_some_and(|s| s.contains(&dim));
+                if i == 0 && !is_out && pair[1] == [dim] && n_out != dim && next_agrees {
+                    return Err(Error::Shape(format!(
+                        "params[0] (W_1) has shape {} but params[1] (b_1) has {dim} entries: \
+                         W_1 must be (n_1, dim) = ({dim}, {n_out}){TRANSPOSED}",
+                        fmt_shape(ws)
+                    )));
+                }
                 return Err(Error::Shape(format!(
                     "params[{}] ({bname}) must have shape ({n_out},), got {}",
                     2 * i + 1,
@@ -433,6 +455,32 @@ mod tests {
         bad = ok.clone();
         bad[1] = (&[2], &b[..2]);
         assert_eq!(err(&bad), "params[1] (b_1) must have shape (3,), got (2,)");
+        // Weights in the (n_in, n_out) layout of JAX/Flax: the first W is blamed, not b_1
+        // (which the next weight agrees with); a later W is named as transposed.
+        let flax = vec![
+            (&[2, 3][..], &w[..]),
+            (&[3], &b),
+            (&[3, 1], &wo),
+            (&[1], &c),
+        ];
+        assert!(
+            err(&flax).starts_with(
+                "params[0] (W_1) has shape (2, 3) but params[1] (b_1) has 3 entries: W_1 must \
+                 be (n_1, dim) = (3, 2): weights are (n_out, n_in)"
+            ),
+            "{}",
+            err(&flax)
+        );
+        let later = vec![
+            (&[3, 2][..], &w[..]),
+            (&[3], &b),
+            (&[3, 1], &wo),
+            (&[1], &c),
+        ];
+        assert_eq!(
+            err(&later),
+            "params[2] (w) must have shape (1, 3), got (3, 1)"
+        );
         bad = ok.clone();
         bad[0] = (&[6], &w);
         assert_eq!(

@@ -9,7 +9,7 @@ use numpy::{PyArrayMethods, PyReadonlyArray1, PyUntypedArrayMethods};
 use pyo3::exceptions::PyValueError;
 use pyo3::prelude::*;
 use scorematch_core::engine::PerRow;
-use scorematch_core::mlp::fmt_shape;
+use scorematch_core::mlp::{self, fmt_shape};
 use scorematch_core::objective::{Keys, Objective, Projection};
 use scorematch_core::{engine, parallel, Activation, Error, Mlp, Model, Rows};
 
@@ -523,10 +523,13 @@ fn check_same_shapes(want: &[Vec<usize>], got: &[Vec<usize>]) -> PyResult<()> {
         check_param_ndim(i, s.len())?;
     }
     if let Some(i) = (0..want.len()).find(|&i| want[i] != got[i]) {
+        let (w, g) = (&want[i], &got[i]);
+        let transposed = w.len() == 2 && w[0] != w[1] && g[..] == [w[1], w[0]];
         return Err(PyValueError::new_err(format!(
-            "params[{i}] must have shape {} for this architecture, got {}",
-            fmt_shape(&want[i]),
-            fmt_shape(&got[i])
+            "params[{i}] must have shape {} for this architecture, got {}{}",
+            fmt_shape(w),
+            fmt_shape(g),
+            if transposed { mlp::TRANSPOSED } else { "" }
         )));
     }
     Ok(())
