@@ -241,20 +241,30 @@ def test_rayon_num_threads_above_the_limit_is_refused_with_a_warning():
         "print(sm.get_num_threads(), len(os.sched_getaffinity(0)))\n"
         "print('|'.join(str(x.message) for x in w))\n"
     )
-    env = dict(os.environ, RAYON_NUM_THREADS="4097")
-    out = subprocess.run(
-        [sys.executable, "-c", code],
-        check=False,
-        env=env,
-        capture_output=True,
-        text=True,
-        timeout=120,
-    )
-    assert out.returncode == 0, out.stderr
-    counts, messages = out.stdout.splitlines()
-    got, cores = map(int, counts.split())
-    assert got == cores
-    assert "RAYON_NUM_THREADS=4097 is more than the 4096 threads" in messages
+    env = {k: v for k, v in os.environ.items() if k != "OMP_NUM_THREADS"}
+    env["RAYON_NUM_THREADS"] = "4097"
+    # As if it were unset: OMP_NUM_THREADS where it is valid (it was skipped for one per
+    # core, though Dask's and joblib's workers set it to share the cores).
+    for omp in (None, "1"):
+        if omp is not None:
+            env["OMP_NUM_THREADS"] = omp
+        out = subprocess.run(
+            [sys.executable, "-c", code],
+            check=False,
+            env=env,
+            capture_output=True,
+            text=True,
+            timeout=120,
+        )
+        assert out.returncode == 0, out.stderr
+        counts, messages = out.stdout.splitlines()
+        got, cores = map(int, counts.split())
+        assert got == (cores if omp is None else 1)
+        source = f"one per core ({cores})" if omp is None else "OMP_NUM_THREADS (1)"
+        assert messages == (
+            "RAYON_NUM_THREADS=4097 is more than the 4096 threads scorematch allows; using "
+            f"{source} instead"
+        )
 
 
 @pytest.mark.parametrize(

@@ -70,9 +70,10 @@ def check_env_threads() -> None:
 
     Rayon starts as many threads as the variable asks for, on the first computation: 99999
     ran for minutes before any work, and 4100 took 13 s on two cores. A value above
-    ``MAX_THREADS`` is refused as ``set_num_threads`` refuses it, with a warning, and one
-    thread per core is used instead. Other values are Rayon's to read (it ignores 0 and
-    what is not a number).
+    ``MAX_THREADS`` is refused as ``set_num_threads`` refuses it, with a warning, and the
+    next source of the count is used instead, as if the variable were unset:
+    ``OMP_NUM_THREADS`` when valid, else one thread per core. Other values are Rayon's to read
+    (it ignores 0 and what is not a number).
     """
     raw = os.environ.get("RAYON_NUM_THREADS")
     try:
@@ -80,11 +81,29 @@ def check_env_threads() -> None:
     except ValueError:
         return
     if n > _core.MAX_THREADS:
-        cores = _one_per_core()
+        omp = _omp_threads(os.environ.get("OMP_NUM_THREADS"))
+        if omp is not None:
+            count, source = omp, f"OMP_NUM_THREADS ({omp})"
+        else:
+            count = min(_one_per_core(), _core.MAX_THREADS)
+            source = f"one per core ({count})"
         warnings.warn(
             f"RAYON_NUM_THREADS={raw} is more than the {_core.MAX_THREADS} threads scorematch "
-            f"allows; using one per core ({cores}) instead",
+            f"allows; using {source} instead",
             RuntimeWarning,
             stacklevel=3,
         )
-        _core.set_num_threads(min(cores, _core.MAX_THREADS))
+        _core.set_num_threads(count)
+
+
+def _omp_threads(value: str | None) -> int | None:
+    """The count ``OMP_NUM_THREADS`` asks for when valid (its first entry, 1 to
+    ``MAX_THREADS``): the rule of the engine's ``omp_threads`` (rust/core/src/parallel.rs),
+    which reads it only where ``RAYON_NUM_THREADS`` did not choose."""
+    if value is None:
+        return None
+    try:
+        n = int(value.split(",")[0].strip())
+    except ValueError:
+        return None
+    return n if 1 <= n <= _core.MAX_THREADS else None
