@@ -65,9 +65,9 @@ class ToyDataset:
         Raises
         ------
         ValueError
-            If ``n`` < 0 or ``seed`` is not a valid seed.
+            If ``n`` < 0 or ``seed`` is out of range.
         TypeError
-            If ``n`` is not an int.
+            If ``n`` or ``seed`` is not an int.
         MemoryError
             If the points do not fit in memory; the message names ``n`` and their size.
         """
@@ -158,9 +158,9 @@ class GaussianMixture:
         Raises
         ------
         ValueError
-            If ``n`` < 0 or ``seed`` is not a valid seed.
+            If ``n`` < 0 or ``seed`` is out of range.
         TypeError
-            If ``n`` is not an int.
+            If ``n`` or ``seed`` is not an int.
         MemoryError
             If the points do not fit in memory; the message names ``n`` and their size.
         """

@@ -711,7 +711,7 @@ class EnergyMLP:
             from above for targets of 0.5 and more: measured on Gaussians in dimensions 2
             and 16, 0.62, 0.61, 0.59, 0.58 for the default 0.574 after burn-ins of 100, 300,
             1 000 and 3 000 steps (0.85 → 0.81 for 0.8); from below, and further, for low
-            targets (0.2: 0.07–0.11 after 100 steps, 0.16–0.18 after 3 000).
+            targets (0.2: 0.07–0.12 after 100 steps, 0.16–0.19 after 3 000).
         target_accept : float, default 0.574
             Acceptance rate targeted by the adaptation (0.574 is optimal in high dimension,
             Roberts & Rosenthal 1998), in (0, 1). Only ``adapt_step_size=True`` uses it, but
