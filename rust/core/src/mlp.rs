@@ -185,8 +185,10 @@ impl<T: Real> Mlp<T> {
                 } else {
                     "n_out >= 1".to_string()
                 };
-                // (n_in, n_out): the kernel layout of JAX/Flax and Keras.
-                let hint = if ws.len() == 2 && ws[0] == n_in && !is_out {
+                // (n_in, n_out), the kernel layout of JAX/Flax and Keras, where the bias agrees
+                // with that reading: transposing it would make the layer whole.
+                let flipped = ws.len() == 2 && ws[0] == n_in && ws[0] != ws[1];
+                let hint = if flipped && pair[1] == [ws[1]] {
                     TRANSPOSED
                 } else {
                     ""
@@ -199,10 +201,13 @@ impl<T: Real> Mlp<T> {
             }
             if pair[1] != [n_out] {
                 // The first layer's W read as (n_in, n_out) gives the dimension n_out and a
-                // bias of the other length, which the next weight agrees with: the weight is
-                // at fault, not the bias.
-                let next_agrees = shapes.get(2).is_some_and(|s| s.contains(&dim));
-                if i == 0 && !is_out && pair[1] == [dim] && n_out != dim && next_agrees {
+                // bias of the other length. If the next weight fits that (n_in, n_out) reading
+                // (its first axis the bias's length) and not the given one (its second axis
+                // W_1's first), the weight is at fault, not the bias.
+                let next_flipped = shapes
+                    .get(2)
+                    .is_some_and(|s| s.len() == 2 && s[0] == dim && s[1] != n_out);
+                if i == 0 && !is_out && pair[1] == [dim] && n_out != dim && next_flipped {
                     return Err(Error::Shape(format!(
                         "params[0] (W_1) has shape {} but params[1] (b_1) has {dim} entries: \
                          W_1 must be (n_1, dim) = ({dim}, {n_out}){TRANSPOSED}",
@@ -479,7 +484,30 @@ mod tests {
         ];
         assert_eq!(
             err(&later),
-            "params[2] (w) must have shape (1, 3), got (3, 1)"
+            format!("params[2] (w) must have shape (1, 3), got (3, 1){TRANSPOSED}")
+        );
+        // A right W_1 beside a wrong b_1 whose length the next weight also holds (here dim
+        // = n_2): the bias's error, not a transposition.
+        let w2 = [0.0; 6];
+        let bias = vec![
+            (&[3, 2][..], &w[..]),
+            (&[2], &b[..2]),
+            (&[2, 3], &w2[..]),
+            (&[2], &b[..2]),
+            (&[1, 2], &wo[..2]),
+            (&[1], &c),
+        ];
+        assert_eq!(err(&bias), "params[1] (b_1) must have shape (3,), got (2,)");
+        // A wrong second axis that transposing would not mend: no hint.
+        let other = vec![
+            (&[3, 2][..], &w[..]),
+            (&[3], &b),
+            (&[3, 4], &w[..]),
+            (&[1], &c),
+        ];
+        assert_eq!(
+            err(&other),
+            "params[2] (w) must have shape (1, 3), got (3, 4)"
         );
         bad = ok.clone();
         bad[0] = (&[6], &w);
