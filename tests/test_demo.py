@@ -896,10 +896,11 @@ def test_cli_reads_header_names_that_hold_a_comma_or_a_hash(tmp_path, capsys, mo
     # A comment after the names, as on data lines (its comma named a third column), and a
     # name past the csv module's field limit (an uncaught csv.Error).
     (tmp_path / "comment.csv").write_text("a,b # units: m, s\n1,2\n3,4\n5,6\n")
+    (tmp_path / "both.csv").write_text("a,item#,c # units: m, s, t\n1,2,3\n3,4,5\n5,6,7\n")
     (tmp_path / "long.csv").write_text("a" * 140_000 + ",b\n1,2\n3,4\n5,6\n")
-    for name in ("comment.csv", "long.csv"):
+    for name, dim in (("comment.csv", 2), ("both.csv", 3), ("long.csv", 2)):
         assert main(["fit", name, "--out", "m.npz", "--epochs", "1", "--hidden", "4"]) == 0
-        assert "EnergyMLP(dim=2," in capsys.readouterr().out
+        assert f"EnergyMLP(dim={dim}," in capsys.readouterr().out
 
 
 def test_cli_errors_count_columns_from_1_by_their_names(tmp_path, capsys, monkeypatch):

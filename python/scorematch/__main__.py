@@ -324,8 +324,7 @@ def _names(header: str, width: int | None) -> list[str]:
         if c == '"':
             quoted = not quoted
         elif c == "#" and not quoted:
-            readings.append(header[:i])
-            break
+            readings.append(header[:i])  # a comment from each unquoted '#' (a,item#,c # m, s)
     names = []
     for text in readings:
         try:
