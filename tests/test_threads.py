@@ -306,3 +306,23 @@ def test_the_default_thread_count_follows_omp_num_threads(env, want):
     got, cores = first.split()
     assert got == (cores if want == "cores" else want)
     assert second == "2"
+
+
+def test_omp_num_threads_is_read_as_the_engine_reads_it():
+    # The fall-through past a RAYON_NUM_THREADS above 4096 reads OMP_NUM_THREADS by the
+    # engine's rule (rust/core/src/parallel.rs, omp_threads: ASCII digits, its first entry,
+    # 1 to 4096); int() also took "1_6" and other scripts' digits.
+    from scorematch._threads import _omp_threads
+
+    for value, want in [
+        ("4", 4),
+        (" +4 ", 4),
+        ("3,2", 3),
+        ("1_6", None),
+        ("\u0664", None),
+        ("0", None),
+        ("4097", None),
+        ("", None),
+        (None, None),
+    ]:
+        assert _omp_threads(value) == want, value

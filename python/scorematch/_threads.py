@@ -102,8 +102,10 @@ def _omp_threads(value: str | None) -> int | None:
     which reads it only where ``RAYON_NUM_THREADS`` did not choose."""
     if value is None:
         return None
-    try:
-        n = int(value.split(",")[0].strip())
-    except ValueError:
+    first = value.split(",")[0].strip()
+    # As Rust's usize parse: ASCII digits, an optional "+" (int() also took "1_6" and "٤").
+    digits = first.removeprefix("+")
+    if not (digits.isascii() and digits.isdigit()):
         return None
+    n = int(digits)
     return n if 1 <= n <= _core.MAX_THREADS else None
