@@ -960,6 +960,21 @@ class _Blocks:
             where = who.get(f.key) or [None]
             self.homes.setdefault(min(where), []).append(b)
 
+    def each(self, f: Callable[..., Any], *args: Any) -> list[Any]:
+        """``f(block, *args)`` for every block, in block order: in this process with a local
+        scheduler, else one task per block on the worker that holds it, so that only what
+        ``f`` returns travels (keep it small)."""
+        if self.client is None:
+            return [f(b, *args) for b in self.local]
+        home = {b: where for where, blocks in self.homes.items() for b in blocks}
+        futures = [
+            self.client.submit(
+                f, part, *args, workers=None if home.get(b) is None else [home[b]], pure=False
+            )
+            for b, part in enumerate(self.futures)
+        ]
+        return list(self.client.gather(futures))
+
     def loss_grad(
         self,
         model: EnergyMLP,
@@ -1337,12 +1352,7 @@ def _column_facts(
         picked = candidate_columns(got[2], constant)
         outside: list[list[Array]] = []
         if any(v.size for v in picked):
-            if train.client is None:
-                outside = [values_outside(b, picked) for b in train.local]
-            else:
-                # One small task per block, where it is: the values, not the rows, travel.
-                tasks = [delayed(values_outside)(p, picked) for p in train.parts]
-                outside = list(compute(*tasks))
+            outside = train.each(values_outside, picked)
         facts = (constant, discrete_columns(picked, outside, train.n))
     return facts, ((got[-2], got[-1]) if stats else None)
 
