@@ -477,19 +477,31 @@ fn check_mul<T: Real + MulAdd>(isa: Isa, m: usize, k: usize, n: usize) {
     let c0 = values::<T>(m * n, 23);
     let rhs = Rhs::with_isa(isa, &w, k, n);
     for accumulate in [false, true] {
-        let mut buf = vec![sentinel::<T>(); GUARD + m * n + GUARD];
-        buf[GUARD..GUARD + m * n].copy_from_slice(&c0);
+        let mut buf = in_sentinels(&c0);
         rhs.mul(&a, &mut buf[GUARD..GUARD + m * n], accumulate);
         let want = reference(isa, &a, &w, &c0, m, k, n, accumulate);
-        let what = || format!("{isa:?} {} m={m} k={k} n={n} acc={accumulate}", T::NAME);
-        assert_eq!(bits(&buf[GUARD..GUARD + m * n]), bits(&want), "{}", what());
-        let outside = buf[..GUARD].iter().chain(&buf[GUARD + m * n..]);
-        assert!(
-            outside.into_iter().all(untouched),
-            "write outside c: {}",
-            what()
-        );
+        let what = format!("{isa:?} {} m={m} k={k} n={n} acc={accumulate}", T::NAME);
+        assert_in_sentinels(&buf, &want, &what);
     }
+}
+
+/// `c0` between [`GUARD`] sentinels on either side.
+fn in_sentinels<T: Real>(c0: &[T]) -> Vec<T> {
+    let mut buf = vec![sentinel::<T>(); GUARD + c0.len() + GUARD];
+    buf[GUARD..GUARD + c0.len()].copy_from_slice(c0);
+    buf
+}
+
+/// The result inside the sentinels of [`in_sentinels`] is `want`, bit for bit, and the
+/// sentinels are untouched.
+fn assert_in_sentinels<T: Real>(buf: &[T], want: &[T], what: &str) {
+    let inside = GUARD..buf.len() - GUARD;
+    assert_eq!(bits(&buf[inside.clone()]), bits(want), "{what}");
+    let outside = buf[..GUARD].iter().chain(&buf[inside.end..]);
+    assert!(
+        outside.into_iter().all(untouched),
+        "write outside c: {what}"
+    );
 }
 
 /// `tn_with_isa` for one shape (`r` rows of `a` and `b`), with `c` inside sentinels.
@@ -497,8 +509,7 @@ fn check_tn<T: Real + MulAdd>(isa: Isa, r: usize, m: usize, n: usize) {
     let a = values::<T>(r * m, 31 + (r * 5 + m * 3 + n) as u64);
     let b = values::<T>(r * n, 32 + (r + m + n * 11) as u64);
     let c0 = values::<T>(m * n, 33);
-    let mut buf = vec![sentinel::<T>(); GUARD + m * n + GUARD];
-    buf[GUARD..GUARD + m * n].copy_from_slice(&c0);
+    let mut buf = in_sentinels(&c0);
     tn_with_isa(isa, &a, &b, &mut buf[GUARD..GUARD + m * n], m, n);
     let want: Vec<T> = (0..m * n)
         .map(|ij| {
@@ -506,13 +517,10 @@ fn check_tn<T: Real + MulAdd>(isa: Isa, r: usize, m: usize, n: usize) {
             chain(isa, c0[ij], r, |p| a[p * m + i], |p| b[p * n + j])
         })
         .collect();
-    let what = || format!("{isa:?} {} r={r} m={m} n={n}", T::NAME);
-    assert_eq!(bits(&buf[GUARD..GUARD + m * n]), bits(&want), "{}", what());
-    let outside = buf[..GUARD].iter().chain(&buf[GUARD + m * n..]);
-    assert!(
-        outside.into_iter().all(untouched),
-        "write outside c: {}",
-        what()
+    assert_in_sentinels(
+        &buf,
+        &want,
+        &format!("{isa:?} {} r={r} m={m} n={n}", T::NAME),
     );
 }
 
