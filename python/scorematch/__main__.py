@@ -48,22 +48,15 @@ class _Data:
         A CSV file's lines, and ``rows`` the index in them of each row of ``X``; None for an
         .npy file, whose rows are named by their index.
     rows : list of int or None
+    names : list of str or None
+        A CSV file's column names, from its header line; None without one.
     """
 
     path: str
     X: Any
     lines: list[str] | None = None
     rows: list[int] | None = None
-
-    @property
-    def names(self) -> list[str] | None:
-        """The column names of a CSV file's header line; None without one."""
-        if not self.lines or not self.rows or self.rows[0] == 0:
-            return None
-        first = _csv_fields(self.lines[0])
-        if first is None or not _is_header(first):
-            return None
-        return _names(self.lines[0], self.X.shape[1] if self.X.ndim == 2 else None)
+    names: list[str] | None = None
 
     def where(self, i: int) -> str:
         """Row ``i`` of ``X``, named as a user finds it in the file."""
@@ -202,7 +195,7 @@ def _declared_bytes(f: Any) -> int | None:
 _CSV_FORMAT = "comma-separated numbers, one row per line (an optional header line)"
 
 
-def _read_csv(p: Path) -> tuple[Any, list[str], list[int]]:
+def _read_csv(p: Path) -> tuple[Any, list[str], list[int], list[str] | None]:
     """Read a CSV table of numbers, as spreadsheets and ``DataFrame.to_csv`` write them.
 
     Parameters
@@ -219,6 +212,8 @@ def _read_csv(p: Path) -> tuple[Any, list[str], list[int]]:
         The lines of the file, without their ends.
     rows : list of int
         The index in ``lines`` of each row of ``X``.
+    names : list of str or None
+        The column names of the header line (see `_names`); None without one.
 
     Raises
     ------
@@ -255,14 +250,15 @@ def _read_csv(p: Path) -> tuple[Any, list[str], list[int]]:
         # expected: find the line (the fast parse above keeps valid files fast).
         bad = _first_bad_csv_line(lines, skip)
         raise (err if bad is None else ValueError(bad)) from None
-    if skip and X.shape[0] and X.shape[1] != len(_names(lines[0], X.shape[1])):
+    names = _names(lines[0], X.shape[1]) if skip else None
+    if names is not None and X.shape[0] and X.shape[1] != len(names):
         # Rows all of one width, not the header's: numpy reads the rows alone, and the names
         # were dropped with the header line.
         bad = _first_bad_csv_line(lines, skip)
         if bad is not None:
             raise ValueError(bad)
     _refuse_too_large(X, lines, rows)
-    return X, lines, rows
+    return X, lines, rows, names
 
 
 def _refuse_too_large(X: Any, lines: list[str], rows: list[int]) -> None:
