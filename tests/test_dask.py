@@ -380,6 +380,8 @@ def test_fit_diverges_where_the_local_fit_does(bad: dict[str, Any], cause: str) 
         smd.fit(m, X, **bad)
     assert cause in str(want.value)
     assert str(got.value) == str(want.value)
+    parts = ("epoch", "step", "cause", "advice")
+    assert [getattr(got.value, a) for a in parts] == [getattr(want.value, a) for a in parts]
     assert got.value.history.stop_reason == want.value.history.stop_reason == "diverged"
     assert got.value.history.n_epochs == want.value.history.n_epochs
     assert all(np.isfinite(p).all() for p in m.params)

@@ -444,6 +444,25 @@ def test_cli_fit_divergence_counts_epochs_from_1_and_says_nothing_was_written(tm
     assert not (tmp_path / "m.npz").exists()
 
 
+def test_cli_fit_divergence_without_its_parts_is_kept_whole(tmp_path, capsys, monkeypatch):
+    """A TrainingDivergedError that does not carry its epoch and step (not raised by the core)
+    is reported as worded, with the file's fate added."""
+    from scorematch import EnergyMLP, TrainingDivergedError
+    from scorematch.__main__ import main
+
+    def fit(*args: object, **kwargs: object) -> None:
+        raise TrainingDivergedError("my own divergence")
+
+    monkeypatch.setattr(EnergyMLP, "fit", fit)
+    np.save(tmp_path / "d.npy", _clusters())
+    out = str(tmp_path / "m.npz")
+    assert main(["fit", str(tmp_path / "d.npy"), "--out", out, "--epochs", "1"]) == 2
+    assert capsys.readouterr().err == (
+        f"scorematch: error: my own divergence; nothing was written to {out!r}\n"
+    )
+    assert not (tmp_path / "m.npz").exists()
+
+
 def _clusters():
     # Three clusters of 200 rows within about 8 of 0, as the audit's make_blobs data.
     rng = np.random.default_rng(0)

@@ -9,6 +9,7 @@ is small (at most 20 000 rows of dim <= 5, width 32) and takes a few seconds on 
 from __future__ import annotations
 
 import math
+import pickle
 import re
 import time
 import warnings
@@ -346,15 +347,63 @@ def test_a_divergence_before_any_update_points_at_the_data_not_the_lr() -> None:
     )
 
 
-def test_non_finite_messages_name_the_core_quantities():
-    """The distributed fit takes these messages from the core, by the quantity's name."""
-    msg = scorematch._core.non_finite_message(1, 2, "updated parameter vector")
-    assert msg.startswith(
+def test_non_finite_errors_name_the_core_quantities():
+    """The distributed fit takes these errors from the core, by the quantity's name."""
+    err = scorematch._core.non_finite_divergence(1, 2, "updated parameter vector")
+    assert isinstance(err, TrainingDivergedError)
+    assert str(err).startswith(
         "training diverged at epoch 1, step 2 (counting from 0): the updated parameter vector "
         "is NaN or Inf; the model keeps"
-    ), msg
+    ), str(err)
+    assert (err.epoch, err.step) == (1, 2)
+    assert err.cause == "the updated parameter vector is NaN or Inf"
     with pytest.raises(ValueError, match=r"one of 'loss', 'gradient', .* got 'grad'$"):
-        scorematch._core.non_finite_message(1, 2, "grad")
+        scorematch._core.non_finite_divergence(1, 2, "grad")
+
+
+def _parts(err: TrainingDivergedError) -> str:
+    """The message that a TrainingDivergedError's attributes spell (the core's wording)."""
+    return (
+        f"training diverged at epoch {err.epoch}, step {err.step} (counting from 0): "
+        f"{err.cause}; the model keeps the last parameters whose loss and gradient were "
+        f"finite and in range ({err.advice})"
+    )
+
+
+@pytest.mark.parametrize(
+    "X, options, where",
+    [
+        # A blow-up at a later step, and an overflow before any update (its own advice).
+        (mixture(500, 7), {"lr": 1e8, "optimizer": "sgd", "batch_size": 500}, (1, 0)),
+        (1e20 * mixture(100, 0), {"batch_size": 100}, (0, 0)),
+    ],
+)
+def test_a_divergence_carries_its_epoch_step_cause_and_advice(X, options, where) -> None:
+    """Callers (the command line, a sweep that logs failures) read where and why a run
+    diverged from attributes, not by parsing the message; they spell the message exactly."""
+    model = EnergyMLP(2, hidden=(8,), alpha=1.0, dtype="float32", seed=0)
+    with pytest.raises(TrainingDivergedError) as info:
+        model.fit(X, epochs=2, validation=None, progress=False, **options)
+    err = info.value
+    assert (err.epoch, err.step) == where
+    assert isinstance(err.cause, str) and err.cause.startswith("the loss ")
+    assert err.advice == (
+        "no update was made yet: the starting parameters' loss or gradient overflows on these "
+        "rows, whatever the lr"
+        if where == (0, 0)
+        else "try a smaller lr or weight_decay"
+    )
+    assert str(err) == _parts(err)
+    # Pickled (a sweep's worker sends it back), the parts and the history come along.
+    back = pickle.loads(pickle.dumps(err))
+    assert (back.epoch, back.step, back.cause, back.advice) == (*where, err.cause, err.advice)
+    assert str(back) == str(err) and back.history == err.history
+
+
+def test_a_training_diverged_error_made_by_hand_has_no_parts() -> None:
+    err = TrainingDivergedError("my own message")
+    assert (err.epoch, err.step, err.cause, err.advice) == (None, None, None, None)
+    assert str(err) == "my own message"
 
 
 @given(
@@ -374,9 +423,9 @@ def test_the_loss_rule_is_the_documented_one(losses: list[float]) -> None:
     rule = scorematch._core.LossScale()
     accepted: list[float] = []
     for loss in losses:
-        message = rule.check(loss, 3, 4)
-        assert message is None or message.startswith("training diverged at epoch 3, step 4 ")
-        cause = None if message is None else message.split(": ", 1)[1].split("; the model")[0]
+        err = rule.check(loss, 3, 4)
+        assert err is None or (err.epoch, err.step, str(err)) == (3, 4, _parts(err))
+        cause = None if err is None else err.cause
         if not math.isfinite(loss):
             assert cause == "the loss is NaN or Inf"
             return

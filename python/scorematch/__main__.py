@@ -31,7 +31,7 @@ import numpy as np
 from scorematch._files import check_writable
 
 if TYPE_CHECKING:
-    from scorematch.training import FitHistory
+    from scorematch.training import FitHistory, TrainingDivergedError
 
 
 @dataclass(frozen=True)
@@ -540,7 +540,7 @@ def _fit(args: argparse.Namespace) -> None:
     except TrainingDivergedError as err:
         # The library's message counts from 0 and speaks of the model it keeps in memory:
         # here epochs count from 1, as everywhere on the command line, and no file is written.
-        raise RuntimeError(_diverged(str(err), args.out)) from None
+        raise RuntimeError(_diverged(err, args.out)) from None
     except ValueError as err:
         # The data's columns as the file's errors and the warnings name them: from 1, by name.
         raise ValueError(_columns_from_1(str(err), data.names)) from None
@@ -555,30 +555,19 @@ def _fit(args: argparse.Namespace) -> None:
         raise KeyboardInterrupt
 
 
-# The message of a divergence, as the library words it (rust/core/src/error.rs): the epoch and
-# the step in it counted from 0, the cause, what the model in memory keeps, what to try.
-# TrainingDivergedError carries no epoch or step (only ``history``, whose completed epochs do
-# not give the step), so they are read from this fixed form.
-_DIVERGED = re.compile(
-    r"training diverged at epoch (\d+), step (\d+) \(counting from 0\): (.*); the model keeps "
-    r"the last parameters whose loss and gradient were finite and in range \((.*)\)",
-    re.DOTALL,
-)
 _LR = re.compile(r"\blr\b")
 
 
-def _diverged(message: str, out: str) -> str:
+def _diverged(err: TrainingDivergedError, out: str) -> str:
     """The command line's message of a fit that diverged: epoch and step counted from 1, and
     no promise of a model, since none is written to ``out``."""
     nothing = f"nothing was written to {out!r}"
-    m = _DIVERGED.fullmatch(message)
-    if m is None:
-        # Worded otherwise (not by this version's library): kept whole, the file said.
-        return f"{message}; {nothing}"
-    epoch, step, cause, advice = m.groups()
+    if err.epoch is None or err.step is None:
+        # Not raised by the core (which sets the parts): kept whole, the file said.
+        return f"{err}; {nothing}"
     return (
-        f"training diverged at step {int(step) + 1} of epoch {int(epoch) + 1} (both counted "
-        f"from 1): {cause}; {nothing} ({_LR.sub('--lr', advice)})"
+        f"training diverged at step {err.step + 1} of epoch {err.epoch + 1} (both counted "
+        f"from 1): {err.cause}; {nothing} ({_LR.sub('--lr', err.advice or '')})"
     )
 
 

@@ -24,7 +24,7 @@ __all__ = [
     "cpu_paths",
     "epoch_permutation",
     "get_num_threads",
-    "non_finite_message",
+    "non_finite_divergence",
     "sample",
     "set_num_threads",
     "step_seed",
@@ -37,6 +37,12 @@ MAX_PROJECTIONS: int
 def set_num_threads(n: int) -> None: ...
 
 class TrainingDivergedError(RuntimeError):
+    # Where and why training diverged (from 0, as the message counts), set by the core; None
+    # on an instance made by hand.
+    epoch: int | None
+    step: int | None
+    cause: str | None
+    advice: str | None
     # Set by EnergyMLP.fit and scorematch.dask.fit before raising: the completed epochs.
     history: FitHistory
 
@@ -164,12 +170,12 @@ class Trainer:
 def epoch_permutation(seed: int, epoch: int, n: int) -> NDArray[np.int64]: ...
 def step_seed(seed: int, step: int) -> int: ...
 def validation_seed(seed: int) -> int: ...
-def non_finite_message(epoch: int, step: int, what: str) -> str: ...
+def non_finite_divergence(epoch: int, step: int, what: str) -> TrainingDivergedError: ...
 
 @final
 class LossScale:
     def __new__(cls) -> LossScale: ...
-    def check(self, loss: float, epoch: int, step: int) -> str | None: ...
+    def check(self, loss: float, epoch: int, step: int) -> TrainingDivergedError | None: ...
 
 @final
 class Optimizer:

@@ -1120,7 +1120,8 @@ def fit(
     ------
     TrainingDivergedError
         On a NaN/Inf loss, gradient or parameter, or a loss that blows up (the rule of
-        :meth:`scorematch.EnergyMLP.fit`), naming the epoch, step and cause; ``model`` keeps
+        :meth:`scorematch.EnergyMLP.fit`), naming the epoch, step and cause (in its message and its
+        ``epoch``, ``step``, ``cause`` and ``advice`` attributes); ``model`` keeps
         the last parameters whose loss and gradient were finite and in range, and the exception's
         ``history`` attribute holds the completed epochs, with ``stop_reason == "diverged"``.
     ValueError, TypeError
@@ -1227,10 +1228,9 @@ def fit(
         unchanged = np.array_equal(params, initial)
         adopt(model, before, None if unchanged else current()._m, affine)
 
-    def diverged(message: str) -> TrainingDivergedError:
+    def diverged(err: TrainingDivergedError) -> TrainingDivergedError:
         history.stop_reason = "diverged"
         history.seconds = time.perf_counter() - start
-        err = TrainingDivergedError(message)
         err.history = history
         return err
 
@@ -1248,22 +1248,22 @@ def fit(
                 )
                 loss = total / count
                 grad = (g_sum / count).astype(dtype)
-                message = loss_scale.check(loss, epoch, step)
-                if message is None and not np.isfinite(grad).all():
-                    message = _core.non_finite_message(epoch, step, "gradient")
-                if message is not None:
+                error = loss_scale.check(loss, epoch, step)
+                if error is None and not np.isfinite(grad).all():
+                    error = _core.non_finite_divergence(epoch, step, "gradient")
+                if error is not None:
                     params[:] = good
-                    raise diverged(message)
+                    raise diverged(error)
                 good[:] = params
                 if not opt.step(params, grad):
                     params[:] = good
                     raise diverged(
-                        _core.non_finite_message(epoch, step, "squared-gradient average (Adam)")
+                        _core.non_finite_divergence(epoch, step, "squared-gradient average (Adam)")
                     )
                 if not np.isfinite(params).all():
                     params[:] = good
                     raise diverged(
-                        _core.non_finite_message(epoch, step, "updated parameter vector")
+                        _core.non_finite_divergence(epoch, step, "updated parameter vector")
                     )
                 loss_sum += loss
             train_loss = loss_sum / steps
@@ -1283,7 +1283,7 @@ def fit(
                 val_loss = total / count
                 if not math.isfinite(val_loss):
                     params[:] = good
-                    raise diverged(_core.non_finite_message(epoch, steps, "validation loss"))
+                    raise diverged(_core.non_finite_divergence(epoch, steps, "validation loss"))
                 history.val_loss.append(val_loss)
             # Only now is the epoch complete: a validation divergence leaves it out, as in
             # EnergyMLP.fit.
@@ -1312,10 +1312,10 @@ def fit(
             total, _, count = train.loss_grad(
                 current(), rows, keys, objective, step_seed, *spec, grad=False
             )
-            message = loss_scale.check(total / count, last_epoch, steps)
-            if message is not None:
+            error = loss_scale.check(total / count, last_epoch, steps)
+            if error is not None:
                 params[:] = good
-                raise diverged(message)
+                raise diverged(error)
     except KeyboardInterrupt:
         history.stop_reason = "interrupted"
     else:

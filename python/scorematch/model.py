@@ -910,7 +910,9 @@ class EnergyMLP:
             (a huge ``weight_decay``: every later step would be 0). Each step's update is
             judged by the next step's loss, the last one's when the run stops and keeps it
             (without validation, or when the best epoch is the last), on the last
-            minibatch. The message names the epoch, step and cause;
+            minibatch. The message names the epoch, step and cause, and so do the
+            exception's attributes ``epoch`` and ``step`` (ints, from 0; a validation loss
+            is judged at the step after the epoch's last), ``cause`` and ``advice`` (strs);
             the model keeps its last good parameters (the last whose minibatch loss and
             gradient were finite and in range, or the initial ones), and the exception's
             ``history`` attribute holds the completed epochs, with ``stop_reason ==

@@ -48,7 +48,7 @@ pub enum Error {
     #[error(
         "training diverged at epoch {epoch}, step {step} (counting from 0): {cause}; the model \
          keeps the last parameters whose loss and gradient were finite and in range ({advice})",
-        advice = divergence_advice(*epoch, *step, cause)
+        advice = cause.advice(*epoch, *step)
     )]
     TrainingDiverged {
         epoch: usize,
@@ -66,18 +66,6 @@ pub enum Error {
 
 /// The core's result type.
 pub type Result<T> = std::result::Result<T, Error>;
-
-/// What a diverged run should try. The first step's loss and gradient are the initial
-/// model's on the data, before any update: no lr changes them.
-fn divergence_advice(epoch: usize, step: usize, cause: &Divergence) -> &'static str {
-    match (epoch, step, cause) {
-        (0, 0, Divergence::NonFinite(Quantity::Loss | Quantity::Gradient)) => {
-            "no update was made yet: the starting parameters' loss or gradient overflows on \
-             these rows, whatever the lr"
-        }
-        _ => "try a smaller lr or weight_decay",
-    }
-}
 
 /// Requests below this many bytes skip [`check_reservable`]: no allocator refuses them short
 /// of memory already exhausted, and the check would cost a small call its malloc and free.
@@ -202,6 +190,21 @@ pub enum Divergence {
         factor = crate::train::BLOWUP_FACTOR
     )]
     Blowup { loss: f64, scale: f64 },
+}
+
+impl Divergence {
+    /// What a run that diverged this way at `(epoch, step)` should try. The first step's loss
+    /// and gradient are the initial model's on the data, before any update: no lr changes
+    /// them.
+    pub fn advice(&self, epoch: usize, step: usize) -> &'static str {
+        match (epoch, step, self) {
+            (0, 0, Divergence::NonFinite(Quantity::Loss | Quantity::Gradient)) => {
+                "no update was made yet: the starting parameters' loss or gradient overflows \
+                 on these rows, whatever the lr"
+            }
+            _ => "try a smaller lr or weight_decay",
+        }
+    }
 }
 
 #[cfg(test)]

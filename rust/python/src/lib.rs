@@ -27,7 +27,7 @@ mod _core {
 
     #[pymodule_export]
     use super::train::{
-        epoch_permutation, non_finite_message, step_seed, validation_seed, PyLossScale,
+        epoch_permutation, non_finite_divergence, step_seed, validation_seed, PyLossScale,
         PyOptimizer, PyTrainer,
     };
 
@@ -71,6 +71,11 @@ mod _core {
         m.add(
             "MAX_PROJECTIONS",
             scorematch_core::objective::MAX_PROJECTIONS,
-        )
+        )?;
+        let diverged = m.getattr("TrainingDivergedError")?;
+        for field in super::errors::TRAINING_DIVERGED_FIELDS {
+            diverged.setattr(field, m.py().None())?;
+        }
+        Ok(())
     }
 }

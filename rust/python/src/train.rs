@@ -14,16 +14,16 @@ use std::sync::Arc;
 use std::time::Duration;
 
 use numpy::{PyArray1, PyArrayMethods, PyReadonlyArray2};
-use pyo3::exceptions::{PyTypeError, PyValueError};
+use pyo3::exceptions::{PyBaseException, PyTypeError, PyValueError};
 use pyo3::prelude::*;
 use scorematch_core::error::{try_reserve, Divergence, Quantity};
 use scorematch_core::objective::Projection;
 use scorematch_core::optim::{Method, Optimizer};
 use scorematch_core::train::{Config, Data, Loss, LossScale, Schedule, Trainer};
-use scorematch_core::{Error, Model};
+use scorematch_core::Model;
 
 use crate::convert::{readonly2, Float};
-use crate::errors::to_py;
+use crate::errors::{to_py, training_diverged};
 use crate::interrupt::detach_interruptible;
 use crate::model::{Inner, PyModel};
 
@@ -337,7 +337,7 @@ impl PyOptimizer {
 
     /// One update of `params` (1-D, the model's dtype, updated in place) from `grad`; False
     /// when Adam's squared-gradient average overflowed (a divergence: "squared-gradient
-    /// average (Adam)" for `non_finite_message`), True otherwise.
+    /// average (Adam)" for `non_finite_divergence`), True otherwise.
     fn step(&mut self, params: &Bound<'_, PyAny>, grad: &Bound<'_, PyAny>) -> PyResult<bool> {
         match &mut self.inner {
             OptimizerInner::F32(o) => step_flat(o, params, grad),
@@ -348,7 +348,7 @@ impl PyOptimizer {
 
 /// `_core.LossScale`: the core's rule for a minibatch loss (NaN, Inf or a blow-up ends
 /// training), for training loops that compute the losses elsewhere (the distributed fit) but
-/// must stop where `Trainer` stops, with its message.
+/// must stop where `Trainer` stops, with its error.
 #[pyclass(name = "LossScale", module = "scorematch._core")]
 #[derive(Default)]
 pub struct PyLossScale(LossScale);
@@ -361,17 +361,28 @@ impl PyLossScale {
     }
 
     /// Judges the loss of minibatch `step` of `epoch`: `None` if training goes on, else the
-    /// message of the `TrainingDivergedError` that `Trainer` would raise.
-    fn check(&mut self, loss: f64, epoch: usize, step: usize) -> Option<String> {
+    /// `TrainingDivergedError` that `Trainer` would raise (returned, not raised).
+    fn check(
+        &mut self,
+        py: Python<'_>,
+        loss: f64,
+        epoch: usize,
+        step: usize,
+    ) -> Option<Py<PyBaseException>> {
         let cause = self.0.check(loss).err()?;
-        Some(Error::TrainingDiverged { epoch, step, cause }.to_string())
+        Some(training_diverged(py, epoch, step, cause).into_value(py))
     }
 }
 
-/// The message of the `TrainingDivergedError` that `Trainer` raises when `what` (a
-/// `Quantity` by name: "gradient", "updated parameter vector", ...) is NaN or Inf.
+/// The `TrainingDivergedError` that `Trainer` raises when `what` (a `Quantity` by name:
+/// "gradient", "updated parameter vector", ...) is NaN or Inf, returned, not raised.
 #[pyfunction]
-pub fn non_finite_message(epoch: usize, step: usize, what: &str) -> PyResult<String> {
+pub fn non_finite_divergence(
+    py: Python<'_>,
+    epoch: usize,
+    step: usize,
+    what: &str,
+) -> PyResult<Py<PyBaseException>> {
     let cause = Divergence::NonFinite(Quantity::from_name(what).map_err(to_py)?);
-    Ok(Error::TrainingDiverged { epoch, step, cause }.to_string())
+    Ok(training_diverged(py, epoch, step, cause).into_value(py))
 }
