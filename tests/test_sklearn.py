@@ -146,9 +146,25 @@ def test_samples_that_run_off_get_a_warning(fitted):
     X = np.random.default_rng(0).normal(size=(100, 2))
     est = ScoreMatchingDensity(hidden=(4,), epochs=1, random_state=0).fit(X)
     est.model_.set_params([np.zeros_like(p) for p in est.model_.params])
-    with pytest.warns(RuntimeWarning, match=r"standard deviations from the training mean"):
+    with pytest.warns(RuntimeWarning, match=r"standard deviations from the training mean") as seen:
         S = est.sample(8, random_state=0)
     assert np.abs(S).max() > 1e3
+    assert [w.filename for w in seen] == [__file__]  # the caller's line
+
+
+def test_data_warnings_point_at_the_callers_line():
+    """The estimator's fit reaches the column warnings two frames deeper than EnergyMLP.fit:
+    a fixed stacklevel pointed at scorematch/sklearn.py, not at the line that called fit."""
+    rng = np.random.default_rng(0)
+    X = np.column_stack([rng.normal(size=200), np.full(200, 2.0), rng.random(200) < 0.5])
+    with warnings.catch_warnings(record=True) as seen:
+        warnings.simplefilter("always")
+        ScoreMatchingDensity(hidden=(4,), epochs=1, random_state=0).fit(X)
+    assert [str(w.message).split(":")[0] for w in seen] == [
+        "column 1 of X holds one value in every training row",
+        "column 2 of X takes only 2 distinct values",
+    ]
+    assert [w.filename for w in seen] == [__file__] * 2
 
 
 def test_score_field_is_the_models_score(fitted):

@@ -1197,8 +1197,8 @@ def fit(
         if val is not None:
             val = _Blocks(val.X.map_blocks(_standardized, affine, "validation", dtype=dtype))
     if facts is not None:  # as EnergyMLP.fit warns, after the data's own errors
-        warn_constant_columns(facts[0], objective, "X", stacklevel=3)
-        warn_discrete_columns(facts[1], objective, "X", stacklevel=3)
+        warn_constant_columns(facts[0], objective, "X")
+        warn_discrete_columns(facts[1], objective, "X")
     # A run that changes nothing (a divergence or Ctrl-C before the first update, or a
     # divergence that restored the first parameters) leaves the model as it was, its
     # parameters exactly, a fresh one fresh, whatever a callback saw: as EnergyMLP.fit.

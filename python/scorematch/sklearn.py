@@ -15,7 +15,6 @@ scorematch.
 from __future__ import annotations
 
 import math
-import warnings
 from collections.abc import Sequence
 from dataclasses import dataclass
 from typing import Any
@@ -51,6 +50,7 @@ from scorematch._validate import (
     shown,
     typed,
 )
+from scorematch._warn import warn
 from scorematch.model import _PROJECTIONS, EnergyMLP, _as_widths
 from scorematch.training import _OPTIMIZERS, FitHistory, _Affine, check_ssm_only, column_stats
 
@@ -595,13 +595,11 @@ class ScoreMatchingDensity(DensityMixin, BaseEstimator):  # type: ignore[misc]
             return
         reach = self._reach(samples)
         if not reach <= self._RUNAWAY * max(train, 1.0):
-            warnings.warn(
+            warn(
                 f"the samples reach {reach:.3g} standard deviations from the training mean, "
                 f"where the training data reach {train:.3g}: the fitted energy may not confine "
                 "its density (exp(-E) improper far from the data), and the chains ran off. "
-                "Train longer, or confine the density with alpha > 0 (and standardize=False)",
-                RuntimeWarning,
-                stacklevel=3,
+                "Train longer, or confine the density with alpha > 0 (and standardize=False)"
             )
 
     def _reach(self, A: Array) -> float:

@@ -10,7 +10,6 @@ from __future__ import annotations
 import numbers
 import sys
 import time
-import warnings
 from collections.abc import Callable
 from dataclasses import dataclass, field
 from typing import TYPE_CHECKING, Any, Literal, NamedTuple, TextIO
@@ -32,6 +31,7 @@ from scorematch._validate import (
     check_finite_rows,
     typed,
 )
+from scorematch._warn import warn
 
 if TYPE_CHECKING:
     from scorematch.model import EnergyMLP
@@ -493,7 +493,7 @@ class _Affine:
         return handle.with_params([a.astype(handle.dtype) for a in p])
 
 
-def warn_constant_columns(constant: Any, objective: str, name: str, stacklevel: int = 4) -> None:
+def warn_constant_columns(constant: Any, objective: str, name: str) -> None:
     """Warns of the columns (``constant``: a boolean per column) that hold one value in every
     training row: along such a column the data is a point mass, and the ISM and SSM losses
     fall without bound as the model's curvature there grows (measured: -0.15 to -7e5 over
@@ -504,13 +504,11 @@ def warn_constant_columns(constant: Any, objective: str, name: str, stacklevel: 
     one = len(columns) == 1
     which = f"column {columns[0]} of {name} holds" if one else f"columns {columns} of {name} hold"
     it = "it" if one else "them"
-    warnings.warn(
+    warn(
         f"{which} one value in every training row: along {it} the data is a point mass, "
         f"which {objective.upper()} cannot fit (its loss falls without bound and the model "
         f"degenerates); drop {it}, or use objective='dsm', whose noise gives the data a "
-        "density there",
-        RuntimeWarning,
-        stacklevel=stacklevel,
+        "density there"
     )
 
 
@@ -589,9 +587,7 @@ def discrete_columns(
     return found
 
 
-def warn_discrete_columns(
-    discrete: list[tuple[int, int]], objective: str, name: str, stacklevel: int = 4
-) -> None:
+def warn_discrete_columns(discrete: list[tuple[int, int]], objective: str, name: str) -> None:
     """Warns of the :func:`discrete_columns`: along such a column (Booleans,
     counts, one-hot codes) the data are point masses, which the ISM and SSM losses can fit
     without bound, as for a column of one value."""
@@ -604,14 +600,12 @@ def warn_discrete_columns(
     else:
         values = ", ".join(counts[:-1]) + " and " + counts[-1]
         which, it = f"columns {columns} of {name} take only {values}", "them"
-    warnings.warn(
+    warn(
         f"{which} distinct values: along {it} the data are point masses, which "
         f"{objective.upper()} may fit without bound (its loss falls on and on as the model's "
         f"curvature at those values grows, and the density degenerates); drop {it}, add "
         "noise of about the spacing of the values, or use objective='dsm' with noise_std "
-        "about that spacing",
-        RuntimeWarning,
-        stacklevel=stacklevel,
+        "about that spacing"
     )
 
 
