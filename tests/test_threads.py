@@ -276,6 +276,10 @@ def test_rayon_num_threads_above_the_limit_is_refused_with_a_warning():
         # Rayon ignores a count it cannot read (it takes one per core): OMP's then.
         ({"OMP_NUM_THREADS": "1", "RAYON_NUM_THREADS": "0"}, "1"),
         ({"OMP_NUM_THREADS": "1", "RAYON_NUM_THREADS": "abc"}, "1"),
+        # Rayon reads by usize::from_str: " 3" is not a count to it (the engine once trimmed
+        # it and skipped OMP_NUM_THREADS, for Rayon's one per core); "+3" is.
+        ({"OMP_NUM_THREADS": "1", "RAYON_NUM_THREADS": " 3"}, "1"),
+        ({"OMP_NUM_THREADS": "1", "RAYON_NUM_THREADS": "+3"}, "3"),
         ({"OMP_NUM_THREADS": "abc"}, "cores"),
         ({"OMP_NUM_THREADS": "0"}, "cores"),
         ({}, "cores"),

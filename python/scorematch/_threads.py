@@ -76,11 +76,8 @@ def check_env_threads() -> None:
     (it ignores 0 and what is not a number).
     """
     raw = os.environ.get("RAYON_NUM_THREADS")
-    try:
-        n = int(raw) if raw is not None else 0
-    except ValueError:
-        return
-    if n > _core.MAX_THREADS:
+    n = _usize(raw) if raw is not None else None
+    if n is not None and n > _core.MAX_THREADS:
         omp = _omp_threads(os.environ.get("OMP_NUM_THREADS"))
         if omp is not None:
             count, source = omp, f"OMP_NUM_THREADS ({omp})"
@@ -102,10 +99,13 @@ def _omp_threads(value: str | None) -> int | None:
     which reads it only where ``RAYON_NUM_THREADS`` did not choose."""
     if value is None:
         return None
-    first = value.split(",")[0].strip()
-    # As Rust's usize parse: ASCII digits, an optional "+" (int() also took "1_6" and "٤").
-    digits = first.removeprefix("+")
-    if not (digits.isascii() and digits.isdigit()):
-        return None
-    n = int(digits)
-    return n if 1 <= n <= _core.MAX_THREADS else None
+    n = _usize(value.split(",")[0].strip())
+    return n if n is not None and 1 <= n <= _core.MAX_THREADS else None
+
+
+def _usize(text: str) -> int | None:
+    """``text`` read as Rust's ``usize::from_str`` reads it (Rayon's reading of
+    ``RAYON_NUM_THREADS``): ASCII digits after an optional "+", nothing else, no spaces.
+    ``int()`` also took " 4", "1_6" and "٤"."""
+    digits = text.removeprefix("+")
+    return int(digits) if digits.isascii() and digits.isdigit() else None

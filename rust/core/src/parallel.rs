@@ -103,10 +103,11 @@ fn current_pool() -> Option<Arc<ThreadPool>> {
     // (Rayon's global pool reads that one). Once: later, no pool here means the global one.
     static FROM_OMP: Once = Once::new();
     FROM_OMP.call_once(|| {
-        // Rayon reads a count > 0 and ignores anything else ("", "0", "abc").
+        // Rayon reads a count > 0, by `usize::from_str`, untrimmed, and ignores anything else
+        // ("", "0", "abc", " 4").
         let rayon = std::env::var("RAYON_NUM_THREADS").ok();
         if rayon
-            .and_then(|v| v.trim().parse::<usize>().ok())
+            .and_then(|v| v.parse::<usize>().ok())
             .is_some_and(|n| n > 0)
         {
             return;
