@@ -600,6 +600,11 @@ def test_a_divergence_names_the_block_of_chains_it_came_from() -> None:
             r"finite chains",
             str(got.value),
         ), str(got.value)
+        # The block's counts, as its message gives them.
+        counts = re.search(r"\): (\d) of 3 chains diverged .* at step (\d+),", str(got.value))
+        assert counts is not None
+        n_diverged, step = map(int, counts.groups())
+        assert (got.value.n_diverged, got.value.n_chains, got.value.step) == (n_diverged, 3, step)
 
 
 @pytest.mark.parametrize("lazy_init", [False, True])

@@ -6,6 +6,7 @@ from __future__ import annotations
 import copy
 import dataclasses
 import itertools
+import pickle
 import re
 import threading
 import time
@@ -354,6 +355,14 @@ def test_divergence_raises_with_count_and_step():
     with pytest.raises(SamplingDivergedError) as python_path:
         sm.langevin(m.score, ones, 200, 10.0)
     assert str(python_path.value) == str(built_in.value)
+    # The counts as attributes too, from either path, for callers that retry or log.
+    for err in (built_in.value, python_path.value):
+        assert (err.n_diverged, err.n_chains, err.step) == (5, 6, 63)
+    back = pickle.loads(pickle.dumps(built_in.value))
+    assert (back.n_diverged, back.n_chains, back.step) == (5, 6, 63)
+    assert str(back) == str(built_in.value)
+    made = SamplingDivergedError("by hand")
+    assert (made.n_diverged, made.n_chains, made.step) == (None, None, None)
 
 
 class _ScoreFailed(Exception):
@@ -484,6 +493,7 @@ def test_mala_chains_whose_start_overflows_diverge_there_as_in_langevin():
         "there), where MALA's acceptance test is undefined; start them nearer the model's "
         "mass (init), or on_divergence='mask' to drop those chains"
     )
+    assert (info.value.n_diverged, info.value.n_chains, info.value.step) == (2, 6, 0)
     opts: dict[str, Any] = {
         "n_steps": 20,
         "step_size": 0.5,
@@ -531,6 +541,7 @@ def test_mala_langevin_names_score_fn_when_it_returns_nan_at_x0():
         "returned NaN or Inf at finite states (x0) for 2 of them, where MALA's acceptance "
         "test is undefined; fix score_fn, or on_divergence='mask' to drop those chains"
     )
+    assert (info.value.n_diverged, info.value.n_chains, info.value.step) == (2, 5, 0)
 
 
 def test_mala_langevin_names_energy_fn_when_it_returns_inf_at_x0():

@@ -36,6 +36,13 @@ MAX_PROJECTIONS: int
 
 def set_num_threads(n: int) -> None: ...
 
+class SamplingDivergedError(RuntimeError):
+    # How many chains diverged, of how many, at which step (from 0, burn-in included), set by
+    # the engine and langevin; None on an instance made by hand.
+    n_diverged: int | None
+    n_chains: int | None
+    step: int | None
+
 class TrainingDivergedError(RuntimeError):
     # Where and why training diverged (from 0, as the message counts), set by the core; None
     # on an instance made by hand.
@@ -117,8 +124,6 @@ class Model:
         seed: int,
         row_keys: NDArray[np.uint64] | None = None,
     ) -> float: ...
-
-class SamplingDivergedError(RuntimeError): ...
 
 def sample(
     model: Model, run: _Run, block_steps: int

@@ -587,9 +587,13 @@ def _chains(
             n, seed=seed, first_chain=start, init=init, on_divergence=on_divergence, **kwargs
         )
     except sampling.SamplingDivergedError as err:
-        raise sampling.SamplingDivergedError(
+        # The block's counts, as its message gives them.
+        raise sampling._diverged(
             f"in chains {start} to {start + n - 1} (one block; the others run on their own and "
-            f"may diverge too): {err}"
+            f"may diverge too): {err}",
+            err.n_diverged,
+            err.n_chains,
+            err.step,
         ) from None
     return res.samples, res.chain_indices
 
@@ -764,7 +768,7 @@ def sample(
         With ``on_divergence="raise"``. Lazy; a diverging chain raises
         :class:`scorematch.SamplingDivergedError` at ``compute()``, naming the block of
         chains that raised it (blocks run on their own: others may hold diverging chains
-        too).
+        too); its ``n_diverged``, ``n_chains`` and ``step`` are that block's.
     (samples, chain_indices) : tuple of dask.array.Array, shapes (k, dim) and (k,)
         With ``on_divergence="mask"``: the chains that did not diverge, in order, and their
         indices (int64), as ``model.sample(..., on_divergence="mask")`` gives

@@ -757,7 +757,9 @@ class EnergyMLP:
             For arguments of the wrong type.
         SamplingDivergedError
             If chains diverge and ``on_divergence="raise"``; the message gives the first
-            step at which any did and how many did at that step (others may follow).
+            step at which any did and how many did at that step (others may follow), and so
+            do the exception's attributes ``step`` (from 0, burn-in included),
+            ``n_diverged`` and ``n_chains``.
         KeyboardInterrupt
             On Ctrl-C, seen between blocks of steps. The exception's ``result`` is a
             :class:`SampleResult` of the chains as they were after the last completed block

@@ -434,6 +434,16 @@ def _returned(v: Any, name: str) -> Array:
     return a
 
 
+def _diverged(
+    message: str, n_diverged: int | None, n_chains: int | None, step: int | None
+) -> SamplingDivergedError:
+    """The engine's error for ``n_diverged`` of ``n_chains`` chains diverged at ``step``: its
+    message, and those counts as its attributes."""
+    err = SamplingDivergedError(message)
+    err.n_diverged, err.n_chains, err.step = n_diverged, n_chains, step
+    return err
+
+
 def _stuck_message(n: int, bad_score: Array, bad_energy: Array) -> str:
     """The error for MALA chains of :func:`langevin` whose score or energy at x0 is NaN or
     Inf: their count, step 0, and which function returned them for how many chains."""
@@ -530,7 +540,9 @@ def langevin(
     SamplingDivergedError
         If ``on_divergence="raise"`` and a ULA chain reaches NaN or Inf, or, with
         ``method="mala"``, ``score_fn`` or ``energy_fn`` returns NaN or Inf at ``x0`` (the
-        message names the function and the number of chains).
+        message names the function and the number of chains). Its attributes ``step`` (from
+        0, burn-in included; 0 for ``x0``), ``n_diverged`` and ``n_chains`` say where and how
+        many, as :meth:`scorematch.EnergyMLP.sample`'s do.
     ValueError
         For invalid arguments (an ``x0`` with NaN, Inf or values too large for float64
         among them), or a score or energy of the wrong shape.
@@ -634,7 +646,7 @@ def langevin(
             if stuck.any():
                 diverged[stuck] = 0
                 if raise_on:
-                    raise SamplingDivergedError(_stuck_message(n, bad_s, bad_e))
+                    raise _diverged(_stuck_message(n, bad_s, bad_e), int(stuck.sum()), n, 0)
         for t in range(burn_in + n_steps):
             if not (diverged < 0).any():
                 # No chain left to move (none at all, or all masked): the result is fixed, and
@@ -662,10 +674,13 @@ def langevin(
                             if n_nan
                             else "; use a smaller step_size"
                         )
-                        raise SamplingDivergedError(
+                        raise _diverged(
                             f"{int(bad.sum())} of {n} chains diverged (NaN or Inf) at step {t}, "
                             f"the first step where any did{hint}, or on_divergence='mask' to "
-                            "keep the finite chains"
+                            "keep the finite chains",
+                            int(bad.sum()),
+                            n,
+                            t,
                         )
             else:
                 live = diverged < 0

@@ -8,7 +8,9 @@
 //! ([`training_diverged`]), so that no caller parses the message.
 
 use pyo3::create_exception;
-use pyo3::exceptions::{PyKeyboardInterrupt, PyMemoryError, PyRuntimeError, PyValueError};
+use pyo3::exceptions::{
+    PyBaseException, PyKeyboardInterrupt, PyMemoryError, PyRuntimeError, PyValueError,
+};
 use pyo3::prelude::*;
 use scorematch_core::error::Divergence;
 use scorematch_core::Error;
@@ -17,8 +19,14 @@ create_exception!(
     scorematch._core,
     SamplingDivergedError,
     PyRuntimeError,
-    "Langevin chains left the finite numbers (NaN or Inf)."
+    "Langevin chains left the finite numbers (NaN or Inf). The message says how many and at \
+     which step; so do the attributes `n_diverged`, `n_chains` and `step` (counting from 0, \
+     burn-in included; None on an instance made by hand)."
 );
+
+/// The attributes of a `SamplingDivergedError` that [`to_py`] sets, set to None on the class
+/// so that an instance made otherwise has them too.
+pub const SAMPLING_DIVERGED_FIELDS: [&str; 3] = ["n_diverged", "n_chains", "step"];
 
 create_exception!(
     scorematch._core,
@@ -43,14 +51,37 @@ pub fn training_diverged(py: Python<'_>, epoch: usize, step: usize, cause: Diver
     let what = cause.to_string();
     let err =
         TrainingDivergedError::new_err(Error::TrainingDiverged { epoch, step, cause }.to_string());
-    let value = err.value(py);
-    let fields = (|| {
+    with_attributes(py, err, |value| {
         value.setattr("epoch", epoch)?;
         value.setattr("step", step)?;
         value.setattr("cause", what)?;
         value.setattr("advice", advice)
-    })();
-    match fields {
+    })
+}
+
+/// The `SamplingDivergedError` of `n_diverged` of `n_chains` chains that diverged at `step`,
+/// with its message and, as attributes, those counts.
+fn sampling_diverged(err: &Error, n_diverged: usize, n_chains: usize, step: usize) -> PyErr {
+    Python::attach(|py| {
+        with_attributes(
+            py,
+            SamplingDivergedError::new_err(err.to_string()),
+            |value| {
+                value.setattr("n_diverged", n_diverged)?;
+                value.setattr("n_chains", n_chains)?;
+                value.setattr("step", step)
+            },
+        )
+    })
+}
+
+/// `err` with the attributes `set` gives its value; an error in setting them instead.
+fn with_attributes<'py>(
+    py: Python<'py>,
+    err: PyErr,
+    set: impl FnOnce(&Bound<'py, PyBaseException>) -> PyResult<()>,
+) -> PyErr {
+    match set(err.value(py)) {
         Ok(()) => err,
         Err(e) => e,
     }
@@ -63,9 +94,12 @@ pub fn to_py(err: Error) -> PyErr {
             PyValueError::new_err(err.to_string())
         }
         Error::OutOfMemory(_) => PyMemoryError::new_err(err.to_string()),
-        Error::Diverged { .. } | Error::DivergedAtStart { .. } => {
-            SamplingDivergedError::new_err(err.to_string())
-        }
+        Error::Diverged {
+            chains,
+            n_chains,
+            first_step,
+        } => sampling_diverged(&err, chains, n_chains, first_step),
+        Error::DivergedAtStart { chains, n_chains } => sampling_diverged(&err, chains, n_chains, 0),
         Error::TrainingDiverged { epoch, step, cause } => {
             Python::attach(|py| training_diverged(py, epoch, step, cause))
         }

@@ -72,9 +72,15 @@ mod _core {
             "MAX_PROJECTIONS",
             scorematch_core::objective::MAX_PROJECTIONS,
         )?;
-        let diverged = m.getattr("TrainingDivergedError")?;
-        for field in super::errors::TRAINING_DIVERGED_FIELDS {
-            diverged.setattr(field, m.py().None())?;
+        use super::errors::{SAMPLING_DIVERGED_FIELDS, TRAINING_DIVERGED_FIELDS};
+        for (class, fields) in [
+            ("TrainingDivergedError", &TRAINING_DIVERGED_FIELDS[..]),
+            ("SamplingDivergedError", &SAMPLING_DIVERGED_FIELDS[..]),
+        ] {
+            let class = m.getattr(class)?;
+            for field in fields {
+                class.setattr(field, m.py().None())?;
+            }
         }
         Ok(())
     }
