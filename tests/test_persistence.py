@@ -648,3 +648,25 @@ def test_a_member_header_too_long_to_read_safely_is_named_on_one_line(tmp_path):
         "readable .npy array: Header info length (20060) is large and may not be safe to load "
         "securely.)"
     )
+
+
+def test_alpha_round_trips_bit_for_bit():
+    # 0.1 is not a float32: a float32 field would give back 0.10000000149011612.
+    model = sm.EnergyMLP(2, hidden=(4,), alpha=0.1, seed=0)
+    buf = io.BytesIO()
+    model.save(buf)
+    buf.seek(0)
+    assert sm.load(buf).alpha == 0.1
+
+
+def test_a_member_past_n_arrays_is_never_read():
+    # load reads the members its header counts, no more: a damaged extra member is ignored.
+    model = sm.EnergyMLP(2, hidden=(4,), seed=0)
+    buf = io.BytesIO()
+    model.save(buf)
+    n = len(model.params)
+    with zipfile.ZipFile(buf, "a") as z:
+        z.writestr(f"param_{n}.npy", b"\x93NUMPY\x01\x00\x10\x00{garbage header}")
+    buf.seek(0)
+    back = sm.load(buf)
+    assert all(np.array_equal(a, b) for a, b in zip(back.params, model.params, strict=True))

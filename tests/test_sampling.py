@@ -1151,3 +1151,16 @@ def test_a_progress_that_is_neither_bool_nor_callable_is_described_on_one_line(m
         with pytest.raises(TypeError) as info:
             model.sample(2, n_steps=1, progress=progress)
         assert str(info.value) == want + shown
+
+
+def test_mala_langevin_rejects_a_proposal_whose_energy_is_minus_inf():
+    # The log acceptance ratio of such a proposal is +Inf: without the finiteness test the
+    # chains jumped into the region of energy -Inf and stayed there (mutation audit).
+    def energy(x):
+        return np.where(x[:, 0] > 0.5, -np.inf, 0.5 * (x**2).sum(axis=1))
+
+    res = sm.langevin(
+        lambda x: -x, np.zeros((16, 1)), 200, 0.5, seed=0, method="mala", energy_fn=energy
+    )
+    assert np.all(res.samples[:, 0] <= 0.5)
+    assert np.all(np.isfinite(energy(res.samples)))

@@ -1034,3 +1034,18 @@ def test_arrow_fixed_size_lists_are_batches_of_rows():
     strings = pa.array([["a", "b"]], type=pa.list_(pa.string(), 2))
     with pytest.raises(TypeError, match=r"got dtype fixed_size_list<item: string>\[2\]$"):
         ScoreMatchingDensity(**SMALL).fit(strings)
+
+
+def test_the_runaway_warning_measures_in_units_of_the_data_spread():
+    # Data of spread 1e-9: samples 1e3 spreads out are 1e-6 in absolute terms, and a check
+    # in the data's units would stay silent (mutation audit).
+    X = np.random.default_rng(0).normal(size=(100, 2)) * 1e-9
+    est = ScoreMatchingDensity(hidden=(4,), epochs=1, random_state=0).fit(X)
+    est.model_.set_params([np.zeros_like(p) for p in est.model_.params])
+    with warnings.catch_warnings(record=True) as seen:
+        warnings.simplefilter("always")
+        S = est.sample(8, random_state=0)
+    assert np.abs(S / 1e-9).max() > 1e3
+    assert [w.category for w in seen] == [RuntimeWarning]
+    assert "standard deviations from the training mean" in str(seen[0].message)
+    assert seen[0].filename == __file__

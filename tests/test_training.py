@@ -1413,3 +1413,23 @@ def test_validation_given_as_a_long_string_is_described_on_one_line():
         "validation must be a fraction in [0, 1), an array X_val or None, got str of length "
         "300 starting '0.10.10.10.10.10.10.'"
     )
+
+
+def _column_warnings(X: np.ndarray) -> list[str]:
+    with warnings.catch_warnings(record=True) as seen:
+        warnings.simplefilter("always")
+        EnergyMLP(X.shape[1], hidden=(4,), seed=0).fit(X, epochs=1, validation=None, progress=False)
+    return [str(w.message) for w in seen]
+
+
+def test_the_column_warnings_thresholds_are_the_documented_ones():
+    """Two rows already show a constant column; a column of 20 distinct values is discrete
+    and one of 21 is not (the docstring's "at most 20"), each seen 8 times. No other test
+    sat on these edges (mutation audit: each could move by one unseen)."""
+    msgs = _column_warnings(np.array([[0.0, 5.0], [1.0, 5.0]]))
+    assert len(msgs) == 1 and msgs[0].startswith("column 1 of X holds one value in every")
+    rng = np.random.default_rng(0)
+    for k, want in ((20, ["column 0 of X takes only 20 distinct values:"]), (21, [])):
+        n = 8 * k
+        X = np.column_stack([np.arange(n) % k, rng.normal(size=n)]).astype(float)
+        assert [m[:44] for m in _column_warnings(X)] == want, k
