@@ -330,3 +330,84 @@ def test_omp_num_threads_is_read_as_the_engine_reads_it():
         (None, None),
     ]:
         assert _omp_threads(value) == want, value
+
+
+_ADDRESS_SPACE = """
+import resource, threading
+import numpy as np, scorematch as sm
+
+def limit_to(extra):
+    # The address space in use now, plus `extra` bytes: thread stacks (2 MiB each) past it
+    # cannot be mapped, so the system refuses the threads.
+    with open("/proc/self/status") as f:
+        used = next(int(line.split()[1]) << 10 for line in f if line.startswith("VmSize:"))
+    resource.setrlimit(resource.RLIMIT_AS, (used + extra, resource.RLIM_INFINITY))
+
+def thread_starts():
+    try:
+        threading.Thread(target=lambda: None).start()
+    except RuntimeError:
+        return False
+    return True
+"""
+
+
+def _child(code: str, env: dict[str, str] | None = None) -> list[str]:
+    out = subprocess.run(
+        [sys.executable, "-c", _ADDRESS_SPACE + code],
+        check=False,
+        env={**os.environ, **(env or {})},
+        capture_output=True,
+        text=True,
+        timeout=120,
+    )
+    assert out.returncode == 0, out.stderr
+    return out.stdout.splitlines()
+
+
+@pytest.mark.skipif(not sys.platform.startswith("linux"), reason="reads /proc/self/status")
+def test_worker_threads_the_system_refuses_are_an_error_tried_again_next_call():
+    # Rayon's global pool panicked (pyo3's PanicException, a BaseException that `except
+    # Exception` misses) when its threads could not start, and on every later call, even
+    # once they could: the pool's start was never tried again (production audit). The limit
+    # leaves room for no thread stack, so no thread starts at all (a thread that starts
+    # and then finds no memory for its thread-local data makes glibc abort the process).
+    code = """
+m = sm.EnergyMLP(2, hidden=(32,), seed=0)
+X = np.random.default_rng(0).normal(size=(5000, 2))
+limit_to(1 << 20)
+print(thread_starts())
+for call in (lambda: m.score(X), lambda: m.ism_loss(X), lambda: m.sample(1000, n_steps=2),
+             lambda: m.fit(X, epochs=1, progress=False)):
+    try:
+        call()
+        print("computed")
+    except RuntimeError as err:
+        print(err)
+resource.setrlimit(resource.RLIMIT_AS, (resource.RLIM_INFINITY, resource.RLIM_INFINITY))
+print(m.score(X).shape, m.fit(X, epochs=1, progress=False).stop_reason, sm.get_num_threads())
+"""
+    lines = _child(code, {"RAYON_NUM_THREADS": "3"})
+    refusal = (
+        "cannot start 3 worker threads (Resource temporarily unavailable (os error 11)): "
+        "the system refused a thread; ask for fewer with set_num_threads or RAYON_NUM_THREADS"
+    )
+    assert lines == ["False"] + [refusal] * 4 + ["(5000, 2) completed 3"]
+
+
+@pytest.mark.skipif(not sys.platform.startswith("linux"), reason="reads /proc/self/status")
+def test_a_long_loss_runs_on_where_its_watching_thread_cannot_start():
+    # A long loss runs on a helper thread while the calling one watches for Ctrl-C; where the
+    # system refuses that thread (a pids limit), it raised PanicException "failed to spawn
+    # thread". It now runs on the calling thread: the same bits, Ctrl-C seen at its end.
+    # No long call before the limit: glibc would keep its thread's stack for the next one.
+    code = """
+sm.set_num_threads(1)
+m = sm.EnergyMLP(16, hidden=(256, 256), seed=0)
+X = np.random.default_rng(0).normal(size=(600, 16))
+limit_to(1 << 20)
+print(thread_starts(), m.ism_loss(X).hex())
+"""
+    m = scorematch.EnergyMLP(16, hidden=(256, 256), seed=0)
+    want = m.ism_loss(np.random.default_rng(0).normal(size=(600, 16)))
+    assert _child(code) == [f"False {want.hex()}"]

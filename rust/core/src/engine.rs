@@ -84,8 +84,7 @@ pub fn energy<T: Real>(model: &Model<T>, x: Rows<'_, T>, out: &mut [T]) -> Resul
             x.copy_rows(i * chunk, c, ws.input(model, c));
             forward::energy_and_grad(model, ws, c, Some(e), None);
         })
-    });
-    Ok(())
+    })
 }
 
 /// Scores s(x) = −∇ₓE(x) of every row, into `out` (n × dim, row-major).
@@ -106,8 +105,7 @@ pub fn score<T: Real>(model: &Model<T>, x: Rows<'_, T>, out: &mut [T]) -> Result
                 *v = -*v;
             }
         })
-    });
-    Ok(())
+    })
 }
 
 /// Hessian traces tr(∇ₓs) = −ΔₓE of every row, exact, into `out` (n,).
@@ -133,8 +131,7 @@ pub fn hessian_trace<T: Real>(model: &Model<T>, x: Rows<'_, T>, out: &mut [T]) -
                 *t = -(ws.lap_net(b) + lap_conf);
             }
         })
-    });
-    Ok(())
+    })
 }
 
 fn check_loss_batch<T: Real>(x: &Rows<'_, T>, objective: &Objective<'_, T>) -> Result<()> {
@@ -232,7 +229,7 @@ pub fn loss_unless<T: Real>(
         },
         |a, b| *a += b,
         cancel,
-    )
+    )?
     .ok_or(Error::Cancelled)?;
     Ok(total / n as f64)
 }
@@ -285,7 +282,7 @@ pub fn loss_and_grad_unless<T: Real>(
             give_back(gb);
         },
         cancel,
-    )
+    )?
     .ok_or(Error::Cancelled)?;
     grad.copy_from_slice(&g);
     give_back(g);

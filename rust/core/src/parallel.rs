@@ -12,7 +12,10 @@ use rayon::{ThreadPool, ThreadPoolBuilder};
 
 use crate::error::{Error, Result};
 
-/// The pool set by [`set_num_threads`]; `None` means Rayon's global pool.
+/// The pool calls run in: set by [`set_num_threads`], or started with the default count on
+/// first use ([`default_threads`]). Rayon's global pool is never used: it panics when its
+/// threads cannot start, and then on every later use, where ours is an error and is tried
+/// again on the next call.
 static POOL: RwLock<Option<Arc<ThreadPool>>> = RwLock::new(None);
 
 /// Set in a child process after `fork` (see [`forget_threads_after_fork`]).
@@ -41,15 +44,20 @@ fn build(n: usize) -> Result<ThreadPool> {
         .num_threads(n)
         .thread_name(|i| format!("scorematch-{i}"))
         .build()
-        .map_err(|e| Error::System(format!("cannot start {n} threads: {e}")))
+        .map_err(|e| {
+            Error::System(format!(
+                "cannot start {n} worker threads ({e}): the system refused a thread; ask for \
+                 fewer with set_num_threads or RAYON_NUM_THREADS"
+            ))
+        })
 }
 
 /// Declares that this process is the child of a `fork`: only the forking thread exists here,
 /// so a pool whose workers ran in the parent would wait for them forever. The next call
-/// starts a new pool of the same size instead (and never uses Rayon's global pool again,
-/// which may be one of those). Registered with `pthread_atfork` before any pool of ours
-/// starts and on first use of Rayon's global one, so that `multiprocessing` workers, Dask's process scheduler and forking servers compute
-/// instead of hanging. It only stores a flag: async-signal-safe, as a fork handler must be.
+/// starts a new pool of the same size instead. Registered with `pthread_atfork` before any
+/// pool of ours starts, so that `multiprocessing` workers, Dask's process scheduler and
+/// forking servers compute instead of hanging. It only stores a flag: async-signal-safe, as
+/// a fork handler must be.
 extern "C" fn forget_threads_after_fork() {
     FORKED.store(true, Ordering::SeqCst);
 }
@@ -74,55 +82,55 @@ fn watch_forks() {
 #[cfg(not(unix))]
 fn watch_forks() {}
 
-/// The pool to run in: the configured one, a new one after a fork, or `None` for the global.
-fn current_pool() -> Option<Arc<ThreadPool>> {
+/// The pool to run in: the configured one, a new one after a fork, or one of the default
+/// size on first use; an error if its threads cannot start (under a process or memory
+/// limit), to be tried again by the next call.
+fn current_pool() -> Result<Arc<ThreadPool>> {
     watch_forks();
     if FORKED.swap(false, Ordering::SeqCst) {
         let mut slot = POOL.write().unwrap_or_else(|e| e.into_inner());
-        let n = match &*slot {
-            Some(p) => p.current_num_threads(),
-            None => rayon::current_num_threads(),
-        };
         // The parent's pool is leaked, not dropped: its threads are not here to be stopped.
-        if let Some(old) = slot.take() {
-            std::mem::forget(old);
-        }
-        // Fewer threads if the system refuses n. None at all would leave only the global
-        // pool, whose workers may be the parent's: a panic (a Python exception) beats a hang.
-        let pool = build(n)
-            .or_else(|_| build(1))
-            .unwrap_or_else(|e| panic!("no worker thread can start after fork: {e}"));
-        *slot = Some(Arc::new(pool));
-        return slot.clone();
-    }
-    let pool = POOL.read().unwrap_or_else(|e| e.into_inner()).clone();
-    if pool.is_some() {
-        return pool;
-    }
-    // First use without set_num_threads: OMP_NUM_THREADS, unless RAYON_NUM_THREADS chose
-    // (Rayon's global pool reads that one). Once: later, no pool here means the global one.
-    static FROM_OMP: Once = Once::new();
-    FROM_OMP.call_once(|| {
-        // Rayon reads a count > 0, by `usize::from_str`, untrimmed, and ignores anything else
-        // ("", "0", "abc", " 4").
-        let rayon = std::env::var("RAYON_NUM_THREADS").ok();
-        if rayon
-            .and_then(|v| v.parse::<usize>().ok())
-            .is_some_and(|n| n > 0)
-        {
-            return;
-        }
-        let Some(n) = omp_threads(std::env::var("OMP_NUM_THREADS").ok().as_deref()) else {
-            return;
+        let n = match slot.take() {
+            Some(old) => {
+                let n = old.current_num_threads();
+                std::mem::forget(old);
+                n
+            }
+            None => default_threads(),
         };
-        // The system refusing n threads leaves Rayon's default, as before.
-        if let Ok(pool) = build(n) {
-            let mut slot = POOL.write().unwrap_or_else(|e| e.into_inner());
-            // A set_num_threads meanwhile wins.
-            slot.get_or_insert(Arc::new(pool));
-        }
-    });
-    POOL.read().unwrap_or_else(|e| e.into_inner()).clone()
+        // Fewer threads if the system refuses n.
+        let pool = Arc::new(build(n).or_else(|_| build(1))?);
+        *slot = Some(pool.clone());
+        return Ok(pool);
+    }
+    if let Some(pool) = POOL.read().unwrap_or_else(|e| e.into_inner()).clone() {
+        return Ok(pool);
+    }
+    let mut slot = POOL.write().unwrap_or_else(|e| e.into_inner());
+    // A set_num_threads, or another thread's first use, meanwhile wins.
+    if let Some(pool) = slot.clone() {
+        return Ok(pool);
+    }
+    let pool = Arc::new(build(default_threads())?);
+    *slot = Some(pool.clone());
+    Ok(pool)
+}
+
+/// The thread count where [`set_num_threads`] did not choose: `RAYON_NUM_THREADS` as Rayon
+/// reads it (a count > 0 by `usize::from_str`, untrimmed; here also at most
+/// [`MAX_THREADS`]), else `OMP_NUM_THREADS` ([`omp_threads`]), else one per CPU this process
+/// may use, as Rayon's default.
+fn default_threads() -> usize {
+    let rayon = std::env::var("RAYON_NUM_THREADS").ok();
+    rayon
+        .and_then(|v| v.parse::<usize>().ok())
+        .filter(|n| (1..=MAX_THREADS).contains(n))
+        .or_else(|| omp_threads(std::env::var("OMP_NUM_THREADS").ok().as_deref()))
+        .unwrap_or_else(|| {
+            std::thread::available_parallelism()
+                .map_or(1, |n| n.get())
+                .min(MAX_THREADS)
+        })
 }
 
 /// The thread count that `OMP_NUM_THREADS` asks for (its first entry, as OpenMP reads a list
@@ -139,25 +147,28 @@ fn omp_threads(value: Option<&str>) -> Option<usize> {
         .filter(|n| (1..=MAX_THREADS).contains(n))
 }
 
-/// The number of worker threads calls will use.
+/// The number of worker threads calls will use (the pool's, or the default count before
+/// the pool starts: asking does not start it).
 pub fn num_threads() -> usize {
-    match current_pool() {
-        Some(p) => p.current_num_threads(),
-        None => rayon::current_num_threads(),
+    match &*POOL.read().unwrap_or_else(|e| e.into_inner()) {
+        Some(pool) => pool.current_num_threads(),
+        None => default_threads(),
     }
 }
 
-/// Runs `f` inside the configured pool.
-pub fn install<R: Send>(f: impl FnOnce() -> R + Send) -> R {
-    match current_pool() {
-        Some(p) => p.install(f),
-        None => f(),
+/// Runs `f` inside the pool calls use, or, on a worker thread of a pool already (a caller's
+/// own Rayon pool, or ours), in that pool.
+pub fn install<R: Send>(f: impl FnOnce() -> R + Send) -> Result<R> {
+    if rayon::current_thread_index().is_some() {
+        return Ok(f());
     }
+    Ok(current_pool()?.install(f))
 }
 
-/// Runs `f` once on every thread of the pool calls use, and waits for all of them.
+/// Runs `f` once on every thread of the pool calls use, and waits for all of them; nothing
+/// if that pool's threads cannot start (then no thread of it holds anything).
 pub fn on_every_thread(f: impl Fn() + Sync) {
-    install(|| {
+    let _ = install(|| {
         rayon::broadcast(|_| f());
     });
 }
@@ -167,21 +178,21 @@ pub fn for_each_chunk_mut<T: Send>(
     out: &mut [T],
     piece_len: usize,
     f: impl Fn(usize, &mut [T]) + Sync + Send,
-) {
+) -> Result<()> {
     use rayon::prelude::*;
     let piece_len = piece_len.max(1);
     if out.len() <= piece_len {
         if !out.is_empty() {
             f(0, out);
         }
-        return;
+        return Ok(());
     }
     install(|| {
         out.par_chunks_mut(piece_len)
             .enumerate()
             .with_max_len(1)
             .for_each(|(i, piece)| f(i, piece))
-    });
+    })
 }
 
 /// `leaf(0) ⊕ leaf(1) ⊕ … ⊕ leaf(n−1)` over a balanced binary tree fixed by `n` alone, so the
@@ -191,12 +202,13 @@ pub fn for_each_chunk_mut<T: Send>(
 /// so a cancelled reduction returns within the time of the leaves already running. (Skipping
 /// only the leaves still visited, and combined, all the others: 0.2 s for an SSM gradient
 /// over 3·10⁶ rows.) The flag is only read, so the result does not depend on it otherwise.
+/// An error if the pool's threads cannot start.
 pub fn tree_reduce<A: Send>(
     n: usize,
     leaf: impl Fn(usize) -> A + Sync + Send,
     combine: impl Fn(&mut A, A) + Sync + Send,
     cancel: &AtomicBool,
-) -> Option<A> {
+) -> Result<Option<A>> {
     assert!(n >= 1, "tree_reduce needs at least one leaf");
     fn node<A: Send>(
         lo: usize,
@@ -221,7 +233,7 @@ pub fn tree_reduce<A: Send>(
         Some(a)
     }
     if n == 1 {
-        return node(0, 1, &leaf, &combine, cancel);
+        return Ok(node(0, 1, &leaf, &combine, cancel));
     }
     install(|| node(0, n, &leaf, &combine, cancel))
 }
@@ -243,7 +255,8 @@ mod tests {
     #[test]
     fn tree_sums_do_not_depend_on_threads() {
         let xs: Vec<f32> = (0..1000).map(|i| 1.0 / (1.0 + i as f32)).collect();
-        let sum = || tree_reduce(xs.len(), |i| xs[i], |a, b| *a += b, &AtomicBool::new(false));
+        let sum =
+            || tree_reduce(xs.len(), |i| xs[i], |a, b| *a += b, &AtomicBool::new(false)).unwrap();
         let one = ThreadPoolBuilder::new()
             .num_threads(1)
             .build()
@@ -269,7 +282,7 @@ mod tests {
             i
         };
         let one = ThreadPoolBuilder::new().num_threads(1).build().unwrap();
-        let out = one.install(|| tree_reduce(100_000, leaf, |a, b| *a += b, &cancel));
+        let out = one.install(|| tree_reduce(100_000, leaf, |a, b| *a += b, &cancel).unwrap());
         assert_eq!(out, None);
         // One thread visits leaves in order: the eleventh raises the flag, no other runs.
         assert_eq!(visited.load(Ordering::Relaxed), 11);
@@ -280,7 +293,7 @@ mod tests {
         // The one test that sets the process's pool (results never depend on it).
         set_num_threads(3).unwrap();
         assert_eq!(num_threads(), 3);
-        assert_eq!(install(rayon::current_num_threads), 3);
+        assert_eq!(install(rayon::current_num_threads).unwrap(), 3);
         let runs = std::sync::atomic::AtomicUsize::new(0);
         on_every_thread(|| {
             runs.fetch_add(1, Ordering::Relaxed);
@@ -292,7 +305,7 @@ mod tests {
     fn chunks_are_the_pieces_of_their_length() {
         for (len, piece) in [(10, 3), (9, 3), (3, 3), (2, 3), (1, 1), (0, 4), (5, 0)] {
             let mut out = vec![usize::MAX; len];
-            for_each_chunk_mut(&mut out, piece, |i, p| p.fill(i));
+            for_each_chunk_mut(&mut out, piece, |i, p| p.fill(i)).unwrap();
             let piece = piece.max(1);
             let want: Vec<usize> = (0..len).map(|r| r / piece).collect();
             assert_eq!(out, want, "{len} values in pieces of {piece}");

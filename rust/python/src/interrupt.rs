@@ -6,6 +6,7 @@
 
 use std::sync::atomic::{AtomicBool, Ordering};
 use std::sync::mpsc::{channel, RecvTimeoutError};
+use std::sync::{Mutex, MutexGuard};
 use std::time::Duration;
 
 use pyo3::prelude::*;
@@ -20,20 +21,32 @@ const POLL: Duration = Duration::from_millis(50);
 /// flag changes nothing until it is raised.
 ///
 /// A panic in `f` resumes on this thread, so PyO3 turns it into an exception as for any call.
+/// Where the system refuses the helper thread (a process limit), `f` runs on this thread,
+/// without the GIL, and a Ctrl-C is seen when it returns.
 pub fn detach_interruptible<R, F>(py: Python<'_>, f: F) -> PyResult<R>
 where
     R: Send,
     F: FnOnce(&AtomicBool) -> R + Send,
 {
     let cancel = AtomicBool::new(false);
+    // Taken by the helper thread, or back here if it cannot start.
+    let task = Mutex::new(Some(f));
     py.detach(|| {
         std::thread::scope(|s| {
             let (tx, rx) = channel();
-            let cancel = &cancel;
-            let worker = s.spawn(move || {
+            let (cancel, task) = (&cancel, &task);
+            let started = std::thread::Builder::new().spawn_scoped(s, move || {
+                let f = lock(task).take().expect("the task is taken once");
                 // The receiver outlives the worker: the scope joins it first.
                 let _ = tx.send(f(cancel));
             });
+            let worker = match started {
+                Ok(worker) => worker,
+                Err(_) => {
+                    let f = lock(task).take().expect("no thread took the task");
+                    return Ok(f(cancel));
+                }
+            };
             loop {
                 match rx.recv_timeout(POLL) {
                     Ok(r) => return Ok(r),
@@ -53,4 +66,9 @@ where
             }
         })
     })
+}
+
+/// The lock of `m`, poisoned or not: the task it holds is taken whole or not at all.
+fn lock<T>(m: &Mutex<T>) -> MutexGuard<'_, T> {
+    m.lock().unwrap_or_else(|e| e.into_inner())
 }

@@ -263,7 +263,7 @@ impl<T: Real> Sampler<T> {
                         run_chunk(model, config, ends, ws, chunk, t0..t1, &mut pieces)
                     })
                 })
-        });
+        })?;
         self.step = t1;
         Ok(t1 - t0)
     }
