@@ -15,6 +15,14 @@ import pytest
 import scorematch as sm
 
 
+def same_params(a, b) -> bool:
+    """Same architecture and parameters, bit for bit (a truth value, where _same_model
+    asserts)."""
+    return a.hidden == b.hidden and all(
+        x.dtype == y.dtype and np.array_equal(x, y) for x, y in zip(a.params, b.params, strict=True)
+    )
+
+
 def _same_model(a, b):
     """Same architecture, alpha, dtype and parameters, bit for bit."""
     assert (a.dim, a.hidden, a.activation, a.alpha, a.dtype) == (
@@ -670,3 +678,64 @@ def test_a_member_past_n_arrays_is_never_read():
     buf.seek(0)
     back = sm.load(buf)
     assert all(np.array_equal(a, b) for a, b in zip(back.params, model.params, strict=True))
+
+
+def test_a_save_that_fails_halfway_leaves_the_previous_file(tmp_path, monkeypatch):
+    # Written in place, a full disk lost the previous model (production audit): now a new
+    # file beside it takes its place only once whole, and is removed if the save fails.
+    old, new = sm.EnergyMLP(2, hidden=(4,), seed=0), sm.EnergyMLP(2, hidden=(8,), seed=1)
+    path = tmp_path / "m.npz"
+    old.save(path)
+
+    def disk_full(f, **arrays):
+        f.write(b"PK\x03\x04 half an archive")
+        raise OSError(28, "No space left on device")
+
+    monkeypatch.setattr(np, "savez", disk_full)
+    with pytest.raises(OSError, match="No space left on device"):
+        new.save(path)
+    monkeypatch.undo()
+    assert os.listdir(tmp_path) == ["m.npz"]
+    assert same_params(sm.load(path), old)
+
+
+def test_a_save_keeps_the_files_permissions_and_its_symlink(tmp_path):
+    model = sm.EnergyMLP(2, hidden=(4,), seed=0)
+    real, link = tmp_path / "real.npz", tmp_path / "link.npz"
+    sm.EnergyMLP(2, hidden=(8,), seed=1).save(real)
+    os.chmod(real, 0o640)
+    link.symlink_to(real)
+    model.save(link)
+    assert link.is_symlink() and os.readlink(link) == str(real)
+    assert (os.stat(real).st_mode & 0o777) == 0o640
+    assert same_params(sm.load(real), model)
+    assert sorted(os.listdir(tmp_path)) == ["link.npz", "real.npz"]
+    # What is not a regular file is written in place.
+    model.save(os.devnull)
+
+
+def test_a_reader_never_sees_half_a_saved_file(tmp_path):
+    # A service reloading the file as it was saved again read half-written archives: 8722
+    # failed loads against 5 good ones in the audit's run.
+    models = [sm.EnergyMLP(2, hidden=(64, 64), seed=s) for s in (0, 1)]
+    path = tmp_path / "m.npz"
+    models[0].save(path)
+    stop, loaded, failures = threading.Event(), [], []
+
+    def reader():
+        while not stop.is_set():
+            try:
+                loaded.append(sm.load(path))
+            except ValueError as err:
+                failures.append(err)
+
+    t = threading.Thread(target=reader)
+    t.start()
+    try:
+        for i in range(40):
+            models[i % 2].save(path)
+    finally:
+        stop.set()
+        t.join()
+    assert failures == []
+    assert loaded and all(any(same_params(m, w) for w in models) for m in loaded)

@@ -16,12 +16,16 @@ Readers of a newer version than theirs refuse the file rather than guess.
 
 from __future__ import annotations
 
+import contextlib
 import io
 import os
 import re
+import secrets
+import stat
 import tokenize
 import zipfile
 import zlib
+from collections.abc import Callable
 from typing import TYPE_CHECKING, Any, BinaryIO, Protocol
 
 import numpy as np
@@ -194,7 +198,9 @@ def save(model: EnergyMLP, path: PathLike | BinaryWriter) -> None:
     ----------
     model : EnergyMLP
     path : str, os.PathLike or binary file object
-        The file to write, exactly that path (no suffix is added), replaced if it exists; or
+        The file to write, exactly that path (no suffix is added), replaced if it exists
+        (whole: a new file written beside it takes its place, so a save that fails leaves
+        the previous one, and a reader never sees half a file); or
         a file object open for writing bytes (``open(..., "wb")``, ``io.BytesIO``, a
         ``gzip.GzipFile``), written from its current position and left open. What is
         written is a plain ``.npz`` archive of the architecture, ``alpha``, the dtype and the
@@ -222,14 +228,54 @@ def save(model: EnergyMLP, path: PathLike | BinaryWriter) -> None:
     }
     arrays.update({f"param_{i}": p for i, p in enumerate(params)})
     if isinstance(path, (str, os.PathLike)):
-        with open(path, "wb") as f:
-            np.savez(f, **arrays)
+        _replace(os.fspath(path), lambda f: np.savez(f, **arrays))
     else:
         # Built in memory, then written in one call: zipfile seeks back to each member's
         # header as it writes, which a pipe or a gzip.GzipFile cannot do.
         buf = io.BytesIO()
         np.savez(buf, **arrays)
         _write_all(path, buf.getvalue())
+
+
+def _replace(path: str, write: Callable[[BinaryIO], None]) -> None:
+    """Writes the file ``path`` whole or not at all: ``write`` fills a new file beside it,
+    which then replaces it in one step (``os.replace``). A save that fails halfway (a full
+    disk, Ctrl-C) leaves the previous model, and a reader never sees half a file: written in
+    place, a failed save lost the previous model, and a service reloading the file read
+    half-written ones (production audit). The file keeps its permission bits; a symlink
+    stays a link to the file replaced. What is not a regular file (``/dev/stdout``), or a
+    folder that refuses new files, is written in place."""
+    target = os.path.realpath(path)
+    folder, name = os.path.split(target)
+    try:
+        existing: int | None = os.stat(target).st_mode
+    except OSError:
+        existing = None
+    temp = None
+    if existing is None or stat.S_ISREG(existing):
+        try:
+            # Created as open() creates files (0o666 less the umask), then given the
+            # replaced file's bits; never opened if it exists (O_EXCL).
+            temp = os.path.join(folder, f".{name}.{secrets.token_hex(6)}.tmp")
+            fd = os.open(temp, os.O_WRONLY | os.O_CREAT | os.O_EXCL, 0o666)
+        except OSError:
+            temp = None  # open() below says why (no such folder), or writes in place
+    if temp is None:
+        with open(path, "wb") as f:
+            write(f)
+        return
+    try:
+        with os.fdopen(fd, "wb") as f:
+            write(f)
+            f.flush()
+            os.fsync(f.fileno())  # on disk before it is the model
+        if existing is not None:
+            os.chmod(temp, stat.S_IMODE(existing))
+        os.replace(temp, target)
+    except BaseException:
+        with contextlib.suppress(OSError):
+            os.unlink(temp)
+        raise
 
 
 def _write_all(f: BinaryWriter, data: bytes) -> None:
