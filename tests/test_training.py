@@ -9,8 +9,11 @@ is small (at most 20 000 rows of dim <= 5, width 32) and takes a few seconds on 
 from __future__ import annotations
 
 import math
+import os
 import pickle
 import re
+import signal
+import threading
 import time
 import warnings
 from decimal import Decimal
@@ -463,6 +466,29 @@ def test_ctrl_c_returns_the_history_so_far():
         h = model.fit(mixture(20000, 9), epochs=1000, progress=False)  # minutes uninterrupted
     assert h.stop_reason == "interrupted"
     assert h.seconds < 5
+    assert not same_arrays(before, model.params)
+    assert all(np.all(np.isfinite(p)) for p in model.params)
+
+
+@pytest.mark.skipif(not hasattr(signal, "SIGUSR1"), reason="needs SIGUSR1")
+def test_a_signal_handlers_exit_during_training_keeps_the_trained_parameters():
+    # Services stop on SIGTERM with a handler that raises SystemExit, then save the model:
+    # the fit put back the initial parameters, where a Ctrl-C at the same point kept the
+    # trained ones (production audit). SIGUSR1 stands in for SIGTERM here.
+    def leave(signum, frame):
+        raise SystemExit(143)
+
+    model = EnergyMLP(2, hidden=(32, 32), seed=0)
+    before = model.params
+    previous = signal.signal(signal.SIGUSR1, leave)
+    timer = threading.Timer(0.5, os.kill, (os.getpid(), signal.SIGUSR1))
+    try:
+        timer.start()
+        with pytest.raises(SystemExit):
+            model.fit(mixture(20000, 9), epochs=1000, progress=False)  # minutes otherwise
+    finally:
+        timer.cancel()
+        signal.signal(signal.SIGUSR1, previous)
     assert not same_arrays(before, model.params)
     assert all(np.all(np.isfinite(p)) for p in model.params)
 

@@ -940,7 +940,9 @@ class EnergyMLP:
         a long minibatch too (which is then discarded): ``fit`` then returns normally with
         ``stop_reason == "interrupted"``, the model holding the parameters of the last
         completed minibatch (the best epoch is *not* restored), and the history of the
-        completed epochs.
+        completed epochs. Any other exception raised during training (a callback's, or a
+        ``SystemExit`` from a signal handler) leaves the model at those parameters too, and
+        propagates.
 
         Training runs on a copy of the parameters, which ``fit`` writes back to the model
         when it returns (and before each ``callback``). Until then other threads see the

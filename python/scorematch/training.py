@@ -258,6 +258,13 @@ def fit(
         history.seconds = time.perf_counter() - start
         err.history = history
         raise
+    except BaseException:
+        # Any other exception (a callback's; SystemExit from a SIGTERM handler, run while the
+        # engine waits for a minibatch): the model keeps the last completed minibatch's
+        # parameters, as on Ctrl-C. It went back to the initial ones, and a service whose
+        # handler saves the model on SIGTERM saved the untrained one (production audit).
+        adopt(model, before, _trained(trainer, start_from), affine)
+        raise
     else:
         adopt(model, before, _trained(trainer, start_from), affine)
     finally:
