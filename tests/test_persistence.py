@@ -1,5 +1,6 @@
 """Model files: bit-exact round trips, and clear errors for anything that is not one."""
 
+import gc
 import gzip
 import io
 import os
@@ -8,6 +9,7 @@ import re
 import struct
 import threading
 import tracemalloc
+import weakref
 import zipfile
 
 import numpy as np
@@ -739,3 +741,30 @@ def test_a_reader_never_sees_half_a_saved_file(tmp_path):
         t.join()
     assert failures == []
     assert loaded and all(any(same_params(m, w) for w in models) for m in loaded)
+
+
+def test_a_damaged_file_whose_error_says_nothing_is_named_by_its_type():
+    # A member's extra-field length made huge: zipfile raises a bare EOFError, and the
+    # message ended "model file ()" (production audit).
+    b = io.BytesIO()
+    sm.EnergyMLP(2, hidden=(4,)).save(b)
+    data = bytearray(b.getvalue())
+    data[29] = 255
+    with pytest.raises(ValueError) as info:
+        sm.load(io.BytesIO(bytes(data)))
+    assert str(info.value) == (
+        "the BytesIO is not a readable scorematch model file (EOFError: the file ends where "
+        "the archive places more data)"
+    )
+
+
+def test_models_can_be_held_weakly():
+    # A registry of models (weakref.WeakValueDictionary) could not hold them: __slots__
+    # without __weakref__ (production audit).
+    registry: weakref.WeakValueDictionary[str, sm.EnergyMLP] = weakref.WeakValueDictionary()
+    model = sm.EnergyMLP(2, hidden=(4,))
+    registry["m"] = model
+    assert registry["m"] is model
+    del model
+    gc.collect()
+    assert "m" not in registry

@@ -93,7 +93,8 @@ class EnergyMLP:
     True
     """
 
-    __slots__ = ("_drawn", "_m")
+    # __weakref__: registries of models (weakref.WeakValueDictionary, caches) hold them weakly.
+    __slots__ = ("__weakref__", "_drawn", "_m")
     _m: _core.Model
     # The handle of the parameters the constructor drew from the seed (None when the model
     # was built from given parameters): the model is still "initial" while _m is it.

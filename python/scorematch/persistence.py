@@ -389,7 +389,11 @@ def load(path: PathLike | BinaryReader) -> EnergyMLP:
                 raise ValueError("nothing is left to read from its position: seek(0) after writing")
             fields = _read_fields(io.BytesIO(data))
     except (OSError, ValueError, EOFError, KeyError) as err:
-        raise ValueError(f"{where} is not a readable scorematch model file ({err})") from None
+        # Some say nothing (a bare EOFError where a member runs past the end): named by type.
+        why = str(err) or type(err).__name__
+        if isinstance(err, EOFError) and not str(err):
+            why += ": the file ends where the archive places more data"
+        raise ValueError(f"{where} is not a readable scorematch model file ({why})") from None
     tag = fields.get("format")
     # Compared as arrays: str() of a string array holding a code point above U+10FFFF (numpy
     # reads any 32-bit value into one) raises SystemError.
