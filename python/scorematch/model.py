@@ -763,7 +763,9 @@ class EnergyMLP:
             do the exception's attributes ``step`` (from 0, burn-in included),
             ``n_diverged`` and ``n_chains``.
         KeyboardInterrupt
-            On Ctrl-C, seen between blocks of steps. The exception's ``result`` is a
+            On Ctrl-C, seen between blocks of steps (a block is at least one step of every
+            chain: where one such step takes seconds, as for hundreds of thousands of chains
+            of a wide network, Ctrl-C waits for it). The exception's ``result`` is a
             :class:`SampleResult` of the chains as they were after the last completed block
             (the trajectory holds the states recorded so far; with ``on_divergence="mask"``,
             without the chains that diverged) and ``steps_done`` the steps they ran, burn-in
