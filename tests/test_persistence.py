@@ -768,3 +768,29 @@ def test_models_can_be_held_weakly():
     del model
     gc.collect()
     assert "m" not in registry
+
+
+def test_a_save_that_replacing_would_change_more_is_written_in_place(tmp_path):
+    # A new file taking the place of the old one would cut a hard link (the other name
+    # keeping the old model), give another user's file to the caller, and replace a
+    # symlink loop with a file (review of the atomic save): these are written in place.
+    model = sm.EnergyMLP(2, hidden=(4,), seed=0)
+    first, second = tmp_path / "a.npz", tmp_path / "b.npz"
+    sm.EnergyMLP(2, hidden=(8,), seed=1).save(first)
+    os.link(first, second)
+    model.save(first)
+    assert same_params(sm.load(second), model)
+    loop = tmp_path / "loop.npz"
+    loop.symlink_to(loop)
+    with pytest.raises(OSError, match="Too many levels of symbolic links"):
+        model.save(loop)
+    assert loop.is_symlink()
+    if hasattr(os, "geteuid") and os.geteuid() == 0:
+        other = tmp_path / "other.npz"
+        sm.EnergyMLP(2, hidden=(8,), seed=1).save(other)
+        os.chown(other, 12345, 12345)
+        model.save(other)
+        assert os.stat(other).st_uid == 12345 and same_params(sm.load(other), model)
+    assert sorted(os.listdir(tmp_path)) == ["a.npz", "b.npz", "loop.npz"] + (
+        ["other.npz"] if hasattr(os, "geteuid") and os.geteuid() == 0 else []
+    )

@@ -194,7 +194,7 @@ if case == "set-threads-only":
 elif case == "set-threads":
     sm.set_num_threads(2)
 if case != "set-threads-only":
-    want = work(0)               # "global": Rayon's global pool ran in the parent
+    want = work(0)               # "global": the default pool ran in the parent
 with mp.get_context("fork").Pool(2) as pool:
     got = pool.map_async(work, range(2)).get(timeout=120)
 if case == "set-threads-only":
@@ -228,6 +228,35 @@ def test_forked_children_compute_with_the_parents_numbers(case, tmp_path):
     assert r.returncode == 0 and r.stdout.strip() == "ok", r.stderr[-2000:]
 
 
+@pytest.mark.skipif(not sys.platform.startswith("linux"), reason="reads /proc/self/task")
+def test_set_num_threads_in_a_forked_child_is_the_pool_it_then_uses():
+    # The child's set_num_threads left the fork's mark: its next call started yet another
+    # pool and kept the first one's threads idle for good (4 threads became 7; review).
+    code = """
+import os, time
+import numpy as np, scorematch as sm
+m = sm.EnergyMLP(2, hidden=(8,), seed=0)
+X = np.random.default_rng(0).normal(size=(50_000, 2))
+m.score(X)
+def ours():
+    names = [open(f"/proc/self/task/{t}/comm").read() for t in os.listdir("/proc/self/task")]
+    return sum(n.startswith("scorematch-") for n in names)
+pid = os.fork()
+if pid == 0:
+    sm.set_num_threads(3)
+    m.score(X)
+    time.sleep(0.2)  # the threads name themselves as they start
+    print(ours(), flush=True)
+    os._exit(0)
+os.waitpid(pid, 0)
+"""
+    out = subprocess.run(
+        [sys.executable, "-c", code], check=False, capture_output=True, text=True, timeout=120
+    )
+    assert out.returncode == 0, out.stderr
+    assert out.stdout.split() == ["3"]
+
+
 @pytest.mark.skipif(not hasattr(os, "sched_getaffinity"), reason="Linux: the CPUs Rayon counts")
 def test_rayon_num_threads_above_the_limit_is_refused_with_a_warning():
     # Rayon would start them all on the first call: 4097 took ~13 s on two cores before any
@@ -240,6 +269,9 @@ def test_rayon_num_threads_above_the_limit_is_refused_with_a_warning():
         "    import scorematch as sm\n"
         "print(sm.get_num_threads(), len(os.sched_getaffinity(0)))\n"
         "print('|'.join(str(x.message) for x in w))\n"
+        # Import starts no thread: where the system refused them, import itself raised.
+        "names = [open(f'/proc/self/task/{t}/comm').read() for t in os.listdir('/proc/self/task')]\n"
+        "print(sum(n.startswith('scorematch-') for n in names))\n"
     )
     env = {k: v for k, v in os.environ.items() if k != "OMP_NUM_THREADS"}
     env["RAYON_NUM_THREADS"] = "4097"
@@ -257,10 +289,11 @@ def test_rayon_num_threads_above_the_limit_is_refused_with_a_warning():
             timeout=120,
         )
         assert out.returncode == 0, out.stderr
-        counts, messages = out.stdout.splitlines()
+        counts, messages, started = out.stdout.splitlines()
         got, cores = map(int, counts.split())
         assert got == (cores if omp is None else 1)
-        source = f"one per core ({cores})" if omp is None else "OMP_NUM_THREADS (1)"
+        assert started == "0"
+        source = f"one per CPU ({cores})" if omp is None else "OMP_NUM_THREADS (1)"
         assert messages == (
             "RAYON_NUM_THREADS=4097 is more than the 4096 threads scorematch allows; using "
             f"{source} instead"

@@ -478,18 +478,28 @@ def test_a_signal_handlers_exit_during_training_keeps_the_trained_parameters():
     def leave(signum, frame):
         raise SystemExit(143)
 
+    def after_the_first_epoch(epoch, train, val):
+        # Sent once the run is under way, whatever the machine's load: it arrives during
+        # the next epoch's minibatches, while the engine works.
+        seen.append(model.params)
+        if epoch == 0:
+            timer.start()
+
     model = EnergyMLP(2, hidden=(32, 32), seed=0)
     before = model.params
+    X = mixture(200_000, 9)  # epochs of about half a second in minibatches of 16 rows
+    seen: list[list[np.ndarray]] = []
     previous = signal.signal(signal.SIGUSR1, leave)
-    timer = threading.Timer(0.5, os.kill, (os.getpid(), signal.SIGUSR1))
+    timer = threading.Timer(0.1, os.kill, (os.getpid(), signal.SIGUSR1))
     try:
-        timer.start()
         with pytest.raises(SystemExit):
-            model.fit(mixture(20000, 9), epochs=1000, progress=False)  # minutes otherwise
+            # Minutes otherwise.
+            model.fit(X, epochs=1000, batch_size=16, callback=after_the_first_epoch, progress=False)
     finally:
         timer.cancel()
         signal.signal(signal.SIGUSR1, previous)
-    assert not same_arrays(before, model.params)
+    # Past the last epoch's end that the callback saw: minibatches of the next one.
+    assert not same_arrays(before, model.params) and not same_arrays(seen[-1], model.params)
     assert all(np.all(np.isfinite(p)) for p in model.params)
 
 

@@ -57,40 +57,29 @@ def get_num_threads() -> int:
     return _core.get_num_threads()
 
 
-def _one_per_core() -> int:
-    """CPUs this process may run on: what Rayon's default counts."""
-    try:
-        return len(os.sched_getaffinity(0))
-    except AttributeError:  # not on every platform
-        return os.cpu_count() or 1
-
-
 def check_env_threads() -> None:
-    """Keeps ``RAYON_NUM_THREADS`` within the range of :func:`set_num_threads`.
+    """Warns of a ``RAYON_NUM_THREADS`` above the range of :func:`set_num_threads`.
 
-    Rayon starts as many threads as the variable asks for, on the first computation: 99999
-    ran for minutes before any work, and 4100 took 13 s on two cores. A value above
-    ``MAX_THREADS`` is refused as ``set_num_threads`` refuses it, with a warning, and the
-    next source of the count is used instead, as if the variable were unset:
-    ``OMP_NUM_THREADS`` when valid, else one thread per core. Other values are Rayon's to read
-    (it ignores 0 and what is not a number).
+    Rayon would start as many threads as the variable asks for: 99999 ran for minutes
+    before any work, and 4100 took 13 s on two cores. The engine ignores such a value, as
+    ``set_num_threads`` refuses it, and takes the next source of the count, as if the
+    variable were unset: ``OMP_NUM_THREADS`` when valid, else one thread per CPU. This says
+    so, at import. Other values are read as Rayon reads them (``usize::from_str``: 0 and
+    what is not a number are ignored).
     """
     raw = os.environ.get("RAYON_NUM_THREADS")
     n = _usize(raw) if raw is not None else None
     if n is not None and n > _core.MAX_THREADS:
         omp = _omp_threads(os.environ.get("OMP_NUM_THREADS"))
-        if omp is not None:
-            count, source = omp, f"OMP_NUM_THREADS ({omp})"
-        else:
-            count = min(_one_per_core(), _core.MAX_THREADS)
-            source = f"one per core ({count})"
+        # The engine's count, without starting its threads (which the first call does).
+        count = _core.get_num_threads()
+        source = f"OMP_NUM_THREADS ({omp})" if omp is not None else f"one per CPU ({count})"
         warnings.warn(
             f"RAYON_NUM_THREADS={raw} is more than the {_core.MAX_THREADS} threads scorematch "
             f"allows; using {source} instead",
             RuntimeWarning,
             stacklevel=3,
         )
-        _core.set_num_threads(count)
 
 
 def _omp_threads(value: str | None) -> int | None:

@@ -238,8 +238,9 @@ class EnergyMLP:
         ----------
         path : str, os.PathLike or binary file object
             The file to write, exactly that path (no suffix is added), replaced if it
-            exists (whole: a save that fails leaves the previous file, and a reader never
-            sees half a file); or a file object open for writing bytes (``open(..., "wb")``,
+            exists (whole, where a new file can take its place: a save that fails leaves
+            the previous file, and a reader never sees half a file; see
+            :func:`scorematch.persistence.save`); or a file object open for writing bytes (``open(..., "wb")``,
             ``io.BytesIO``, a ``gzip.GzipFile``), written from its current position and
             left open.
 

@@ -17,6 +17,7 @@ Readers of a newer version than theirs refuse the file rather than guess.
 from __future__ import annotations
 
 import contextlib
+import errno
 import io
 import os
 import re
@@ -198,9 +199,11 @@ def save(model: EnergyMLP, path: PathLike | BinaryWriter) -> None:
     ----------
     model : EnergyMLP
     path : str, os.PathLike or binary file object
-        The file to write, exactly that path (no suffix is added), replaced if it exists
-        (whole: a new file written beside it takes its place, so a save that fails leaves
-        the previous one, and a reader never sees half a file); or
+        The file to write, exactly that path (no suffix is added), replaced if it exists:
+        whole, by a new file written beside it, so that a save that fails leaves the
+        previous file and a reader never sees half a file (written in place instead where
+        that would change more than the contents: a file of several hard links or of
+        another owner, a folder that refuses new files, a bind-mounted file); or
         a file object open for writing bytes (``open(..., "wb")``, ``io.BytesIO``, a
         ``gzip.GzipFile``), written from its current position and left open. What is
         written is a plain ``.npz`` archive of the architecture, ``alpha``, the dtype and the
@@ -238,44 +241,78 @@ def save(model: EnergyMLP, path: PathLike | BinaryWriter) -> None:
 
 
 def _replace(path: str, write: Callable[[BinaryIO], None]) -> None:
-    """Writes the file ``path`` whole or not at all: ``write`` fills a new file beside it,
-    which then replaces it in one step (``os.replace``). A save that fails halfway (a full
-    disk, Ctrl-C) leaves the previous model, and a reader never sees half a file: written in
-    place, a failed save lost the previous model, and a service reloading the file read
-    half-written ones (production audit). The file keeps its permission bits; a symlink
-    stays a link to the file replaced. What is not a regular file (``/dev/stdout``), or a
-    folder that refuses new files, is written in place."""
+    """Writes the file ``path`` whole or not at all where it can: ``write`` fills a new file
+    beside it, which then takes its place in one step (``os.replace``). A save that fails
+    halfway (a full disk, Ctrl-C) leaves the previous model, and a reader never sees half a
+    file: written in place, a failed save lost the previous model, and a service reloading
+    the file read half-written ones (production audit). The new file gets the old one's
+    permission bits; a symlink stays a link to the file replaced.
+
+    Where replacing would change more than the contents, the file is written in place, as
+    ``open(path, "wb")`` writes it: what is not a regular file (``/dev/stdout``), a file of
+    several hard links or of another owner, one the caller may not write (its protection
+    holds), a folder that refuses new files, and a file the system will not replace (a
+    bind-mounted one: EBUSY). A full disk before anything is written raises, leaving it."""
     target = os.path.realpath(path)
-    folder, name = os.path.split(target)
     try:
-        existing: int | None = os.stat(target).st_mode
+        st: os.stat_result | None = os.stat(target)
     except OSError:
-        existing = None
-    temp = None
-    if existing is None or stat.S_ISREG(existing):
-        try:
-            # Created as open() creates files (0o666 less the umask), then given the
-            # replaced file's bits; never opened if it exists (O_EXCL).
-            temp = os.path.join(folder, f".{name}.{secrets.token_hex(6)}.tmp")
-            fd = os.open(temp, os.O_WRONLY | os.O_CREAT | os.O_EXCL, 0o666)
-        except OSError:
-            temp = None  # open() below says why (no such folder), or writes in place
-    if temp is None:
-        with open(path, "wb") as f:
-            write(f)
+        st = None  # no such file yet (or a symlink loop, refused in place below)
+    if not _replaceable(target, st):
+        _write_in_place(path, write)
+        return
+    folder, name = os.path.split(target)
+    temp = os.path.join(folder, f".{name}.{secrets.token_hex(6)}.tmp")
+    try:
+        # As open() creates files: 0o666 less the umask; never an existing file (O_EXCL).
+        flags = os.O_WRONLY | os.O_CREAT | os.O_EXCL | getattr(os, "O_BINARY", 0)
+        fd = os.open(temp, flags, 0o666)
+    except OSError as err:
+        if err.errno in (errno.ENOSPC, errno.EDQUOT):
+            raise
+        # The folder refuses new files (or does not exist: open() then says so).
+        _write_in_place(path, write)
         return
     try:
         with os.fdopen(fd, "wb") as f:
             write(f)
             f.flush()
             os.fsync(f.fileno())  # on disk before it is the model
-        if existing is not None:
-            os.chmod(temp, stat.S_IMODE(existing))
-        os.replace(temp, target)
+        if st is not None:
+            os.chmod(temp, stat.S_IMODE(st.st_mode))
+        try:
+            os.replace(temp, target)
+        except OSError:
+            # Not replaceable here (a bind mount, a sticky folder, a file open on Windows).
+            os.unlink(temp)
+            _write_in_place(path, write)
     except BaseException:
         with contextlib.suppress(OSError):
             os.unlink(temp)
         raise
+
+
+def _replaceable(target: str, st: os.stat_result | None) -> bool:
+    """Whether a new file may take the place of ``target`` (``st``: its status, None if it
+    does not exist) without changing more than its contents."""
+    if st is None:
+        return not os.path.islink(target)  # a symlink loop: open() says so
+    if not stat.S_ISREG(st.st_mode) or st.st_nlink != 1:
+        return False
+    if hasattr(os, "geteuid") and st.st_uid != os.geteuid():
+        return False
+    try:
+        # Opened as the write in place would open it, without truncating: its permission
+        # bits (and a read-only mount) refuse it here as they would there.
+        os.close(os.open(target, os.O_WRONLY))
+    except OSError:
+        return False
+    return True
+
+
+def _write_in_place(path: str, write: Callable[[BinaryIO], None]) -> None:
+    with open(path, "wb") as f:
+        write(f)
 
 
 def _write_all(f: BinaryWriter, data: bytes) -> None:

@@ -7,6 +7,7 @@ callback and draws the progress bar.
 
 from __future__ import annotations
 
+import contextlib
 import numbers
 import sys
 import time
@@ -261,9 +262,11 @@ def fit(
     except BaseException:
         # Any other exception (a callback's; SystemExit from a SIGTERM handler, run while the
         # engine waits for a minibatch): the model keeps the last completed minibatch's
-        # parameters, as on Ctrl-C. It went back to the initial ones, and a service whose
-        # handler saves the model on SIGTERM saved the untrained one (production audit).
-        adopt(model, before, _trained(trainer, start_from), affine)
+        # parameters, as on Ctrl-C. It went back to the initial ones, and a service that
+        # saves the model once SystemExit reaches it saved the untrained one (production
+        # audit). Failing that (memory), the exception raised is still the first one.
+        with contextlib.suppress(Exception):
+            adopt(model, before, _trained(trainer, start_from), affine)
         raise
     else:
         adopt(model, before, _trained(trainer, start_from), affine)

@@ -31,9 +31,20 @@ pub fn set_num_threads(n: usize) -> Result<()> {
             "the number of threads must be between 1 and {MAX_THREADS}, got {n}"
         )));
     }
-    let pool = build(n)?;
-    *POOL.write().unwrap_or_else(|e| e.into_inner()) = Some(Arc::new(pool));
+    replace_pool(Arc::new(build(n)?));
     Ok(())
+}
+
+/// Makes `pool` the one calls use. In the child of a fork, the pool it replaces is leaked,
+/// not dropped: its threads are not here to be stopped.
+fn replace_pool(pool: Arc<ThreadPool>) {
+    let old = POOL
+        .write()
+        .unwrap_or_else(|e| e.into_inner())
+        .replace(pool);
+    if FORKED.swap(false, Ordering::SeqCst) {
+        std::mem::forget(old);
+    }
 }
 
 fn build(n: usize) -> Result<ThreadPool> {
@@ -87,33 +98,24 @@ fn watch_forks() {}
 /// limit), to be tried again by the next call.
 fn current_pool() -> Result<Arc<ThreadPool>> {
     watch_forks();
-    if FORKED.swap(false, Ordering::SeqCst) {
-        let mut slot = POOL.write().unwrap_or_else(|e| e.into_inner());
-        // The parent's pool is leaked, not dropped: its threads are not here to be stopped.
-        let n = match slot.take() {
-            Some(old) => {
-                let n = old.current_num_threads();
-                std::mem::forget(old);
-                n
-            }
-            None => default_threads(),
-        };
+    if FORKED.load(Ordering::SeqCst) {
+        let parents = POOL.read().unwrap_or_else(|e| e.into_inner()).clone();
+        let n = parents.map_or_else(default_threads, |p| p.current_num_threads());
         // Fewer threads if the system refuses n.
         let pool = Arc::new(build(n).or_else(|_| build(1))?);
-        *slot = Some(pool.clone());
+        replace_pool(pool.clone());
         return Ok(pool);
     }
     if let Some(pool) = POOL.read().unwrap_or_else(|e| e.into_inner()).clone() {
         return Ok(pool);
     }
-    let mut slot = POOL.write().unwrap_or_else(|e| e.into_inner());
-    // A set_num_threads, or another thread's first use, meanwhile wins.
-    if let Some(pool) = slot.clone() {
-        return Ok(pool);
-    }
+    // Started outside the lock: a fork while the threads start (seconds, for thousands of
+    // them) would leave the child waiting for the lock forever, and `num_threads`, called
+    // with the GIL held, would stall the interpreter meanwhile.
     let pool = Arc::new(build(default_threads())?);
-    *slot = Some(pool.clone());
-    Ok(pool)
+    let mut slot = POOL.write().unwrap_or_else(|e| e.into_inner());
+    // A set_num_threads, or another thread's first use, meanwhile wins (this pool ends).
+    Ok(slot.get_or_insert(pool).clone())
 }
 
 /// The thread count where [`set_num_threads`] did not choose: `RAYON_NUM_THREADS` as Rayon
@@ -156,12 +158,8 @@ pub fn num_threads() -> usize {
     }
 }
 
-/// Runs `f` inside the pool calls use, or, on a worker thread of a pool already (a caller's
-/// own Rayon pool, or ours), in that pool.
+/// Runs `f` inside the pool calls use (from another Rayon pool's worker too, which waits).
 pub fn install<R: Send>(f: impl FnOnce() -> R + Send) -> Result<R> {
-    if rayon::current_thread_index().is_some() {
-        return Ok(f());
-    }
     Ok(current_pool()?.install(f))
 }
 
@@ -210,6 +208,19 @@ pub fn tree_reduce<A: Send>(
     cancel: &AtomicBool,
 ) -> Result<Option<A>> {
     assert!(n >= 1, "tree_reduce needs at least one leaf");
+    if n == 1 {
+        return Ok(reduce_here(1, &leaf, &combine, cancel));
+    }
+    install(|| reduce_here(n, &leaf, &combine, cancel))
+}
+
+/// [`tree_reduce`] in the pool of the calling thread (Rayon's global one outside any).
+fn reduce_here<A: Send>(
+    n: usize,
+    leaf: &(impl Fn(usize) -> A + Sync),
+    combine: &(impl Fn(&mut A, A) + Sync),
+    cancel: &AtomicBool,
+) -> Option<A> {
     fn node<A: Send>(
         lo: usize,
         hi: usize,
@@ -232,10 +243,7 @@ pub fn tree_reduce<A: Send>(
         combine(&mut a, b);
         Some(a)
     }
-    if n == 1 {
-        return Ok(node(0, 1, &leaf, &combine, cancel));
-    }
-    install(|| node(0, n, &leaf, &combine, cancel))
+    node(0, n, leaf, combine, cancel)
 }
 
 #[cfg(test)]
@@ -255,8 +263,14 @@ mod tests {
     #[test]
     fn tree_sums_do_not_depend_on_threads() {
         let xs: Vec<f32> = (0..1000).map(|i| 1.0 / (1.0 + i as f32)).collect();
-        let sum =
-            || tree_reduce(xs.len(), |i| xs[i], |a, b| *a += b, &AtomicBool::new(false)).unwrap();
+        let sum = || {
+            reduce_here(
+                xs.len(),
+                &|i| xs[i],
+                &|a, b| *a += b,
+                &AtomicBool::new(false),
+            )
+        };
         let one = ThreadPoolBuilder::new()
             .num_threads(1)
             .build()
@@ -282,7 +296,7 @@ mod tests {
             i
         };
         let one = ThreadPoolBuilder::new().num_threads(1).build().unwrap();
-        let out = one.install(|| tree_reduce(100_000, leaf, |a, b| *a += b, &cancel).unwrap());
+        let out = one.install(|| reduce_here(100_000, &leaf, &|a, b| *a += b, &cancel));
         assert_eq!(out, None);
         // One thread visits leaves in order: the eleventh raises the flag, no other runs.
         assert_eq!(visited.load(Ordering::Relaxed), 11);
