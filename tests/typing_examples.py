@@ -14,7 +14,14 @@ import dask.array as da
 import numpy as np
 import scorematch.dask as smd
 from numpy.typing import NDArray
-from scorematch import EnergyMLP, TrainingDivergedError, datasets, diagnostics, load
+from scorematch import (
+    EnergyMLP,
+    SamplingDivergedError,
+    TrainingDivergedError,
+    datasets,
+    diagnostics,
+    load,
+)
 from scorematch.sklearn import ScoreMatchingDensity
 from typing_extensions import assert_type  # mypy's own dependency: present wherever it runs
 
@@ -53,9 +60,18 @@ kept, indices = smd.sample(model, 10, n_steps=5, on_divergence="mask")
 assert_type(indices, da.Array)
 
 
-# A divergence carries the history of the completed epochs.
+# A divergence carries the history of the completed epochs, and where and why it happened.
 def epochs_before(err: TrainingDivergedError) -> int:
     return err.history.n_epochs
+
+
+def where(err: TrainingDivergedError) -> tuple[int, int] | None:
+    assert_type(err.cause, str | None)
+    return None if err.epoch is None or err.step is None else (err.epoch, err.step)
+
+
+def chains_lost(err: SamplingDivergedError) -> int | None:
+    return err.n_diverged
 
 
 # The estimator takes the dtype spellings the model takes.
