@@ -642,6 +642,15 @@ mod tests {
     use crate::error::{Divergence, Quantity};
 
     #[test]
+    fn a_negative_first_loss_sets_the_scale_by_its_size() {
+        // max(1, |first loss|): a first loss of -1e3 makes 1e8 no blow-up (1e6 × 1e3 > 1e8),
+        // where a scale of 1 would (mutation audit).
+        let mut s = LossScale::default();
+        assert_eq!(s.check(-1e3), Ok(()));
+        assert_eq!(s.check(1e8), Ok(()));
+    }
+
+    #[test]
     fn a_non_finite_gradient_is_a_divergence() {
         assert_eq!(finite_gradient(&[1.0f32, 2.0]), Ok(()));
         assert_eq!(

@@ -770,3 +770,32 @@ fn run_options_are_checked_at_their_bounds() {
         assert!(e.contains(&format!("got {first} + {n}")), "{e}");
     }
 }
+
+#[test]
+fn a_mala_start_whose_score_alone_overflows_diverges_there() {
+    // E = w·tanh(W x) is 0 at x = 0, but its gradient w·W = 1e400 is not finite: every
+    // proposal from there holds an Inf and is rejected, so the chain must be reported, not
+    // left stuck in silence (mutation audit: a check of the energy alone passed).
+    let mut m = Model::new(Mlp::<f64>::new(1, &[1], Activation::Tanh, 0.0, 0).unwrap()).unwrap();
+    m.set_params(&[1e200, 0.0, 1e200, 0.0]).unwrap();
+    let x0 = [0.0f64];
+    let rows = Rows::from_slice(&x0, 1, 1).unwrap();
+    let cfg = Config::new(Method::Mala, 5, 0.1, 1.0, 0);
+    let mut s = Sampler::new(&m, 1, Some(rows), cfg).unwrap();
+    s.run(&m, 5, None).unwrap();
+    assert_eq!(s.diverged_at(), vec![Some(0)]);
+}
+
+#[test]
+fn step_sizes_between_blocks_are_those_of_the_last_step_taken() {
+    // A block that ends on a level's last step reports that level's ε, not the next one's
+    // (a Ctrl-C's partial result of an annealed run; mutation audit).
+    let m = gaussian::<f64>(2, 1.0);
+    // Levels of ε = 0.25·4/1 = 1 then 0.25, three steps each.
+    let cfg = Config::annealed(&[4.0, 1.0], 0.25, 3, 0).unwrap();
+    let mut s = Sampler::new(&m, 2, None, cfg).unwrap();
+    s.run(&m, 3, None).unwrap();
+    assert_eq!(s.step_sizes(), vec![1.0; 2]);
+    s.run(&m, 3, None).unwrap();
+    assert_eq!(s.step_sizes(), vec![0.25; 2]);
+}

@@ -526,3 +526,37 @@ fn adam_whose_squared_gradient_overflows_diverges() {
         "{err}"
     );
 }
+
+#[test]
+fn a_divergence_after_good_steps_keeps_the_last_good_parameters_not_the_first() {
+    // At lr 3 several steps succeed before the loss blows up. Every other divergence test
+    // diverges at step 0 or 1, where the last good parameters are the initial ones whatever
+    // the trainer keeps (mutation audit: never updating them went unseen).
+    let mut cfg = Config::new(20, 16, 3.0, 0);
+    cfg.method = Method::Sgd { momentum: 0.9 };
+    let mut tr = Trainer::new(small_model(), train_data(200, 12), None, cfg).unwrap();
+    let params = |tr: &Trainer<f64>| tr.model().mlp().params().to_vec();
+    let initial = params(&tr);
+    let (mut before, mut before_previous) = (initial.clone(), initial.clone());
+    let err = loop {
+        match tr.run_for(Duration::ZERO) {
+            Ok(true) => tr.end_epoch().map(drop).unwrap(),
+            Ok(false) => {}
+            Err(e) => break e,
+        }
+        assert!(tr.epoch() < 20, "did not diverge");
+        before_previous = std::mem::replace(&mut before, params(&tr));
+    };
+    let Error::TrainingDiverged {
+        epoch: 0,
+        step,
+        cause: Divergence::Blowup { .. },
+    } = err
+    else {
+        panic!("{err}");
+    };
+    assert!(step >= 2, "{err}");
+    // The loss of the parameters after step − 1 blew up: back to those that step started from.
+    assert_eq!(params(&tr), before_previous);
+    assert_ne!(params(&tr), initial);
+}
