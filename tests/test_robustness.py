@@ -811,7 +811,10 @@ def test_threads_the_system_refuses_are_a_runtime_error():
     )
     assert r.returncode == 0, r.stderr
     lines = r.stdout.splitlines()
-    assert lines[0].startswith("RuntimeError cannot start 4000 threads: "), r.stdout
+    assert lines[0].startswith("RuntimeError cannot start 4000 worker threads ("), r.stdout
+    assert lines[0].endswith(
+        "the system refused a thread; ask for fewer with set_num_threads or RAYON_NUM_THREADS"
+    ), r.stdout
     assert lines[1] == "2 (3,)"
 
 
