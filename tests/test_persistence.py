@@ -785,12 +785,34 @@ def test_a_save_that_replacing_would_change_more_is_written_in_place(tmp_path):
     with pytest.raises(OSError, match="Too many levels of symbolic links"):
         model.save(loop)
     assert loop.is_symlink()
+    made = ["a.npz", "b.npz", "loop.npz"]
     if hasattr(os, "geteuid") and os.geteuid() == 0:
-        other = tmp_path / "other.npz"
-        sm.EnergyMLP(2, hidden=(8,), seed=1).save(other)
+        # Another owner: written in place. A group of the caller's choosing: kept on the new
+        # file (a model shared with a service through a group and 0o640 stays readable).
+        other, grouped = tmp_path / "other.npz", tmp_path / "grouped.npz"
+        for path in (other, grouped):
+            sm.EnergyMLP(2, hidden=(8,), seed=1).save(path)
         os.chown(other, 12345, 12345)
+        os.chown(grouped, 0, 12345)
+        os.chmod(grouped, 0o640)
         model.save(other)
+        model.save(grouped)
         assert os.stat(other).st_uid == 12345 and same_params(sm.load(other), model)
-    assert sorted(os.listdir(tmp_path)) == ["a.npz", "b.npz", "loop.npz"] + (
-        ["other.npz"] if hasattr(os, "geteuid") and os.geteuid() == 0 else []
-    )
+        st = os.stat(grouped)
+        assert (st.st_gid, st.st_mode & 0o777) == (12345, 0o640)
+        assert same_params(sm.load(grouped), model)
+        made += ["grouped.npz", "other.npz"]
+    if hasattr(os, "setxattr"):
+        # Extended attributes (ACLs among them) would not come along to a new file.
+        marked = tmp_path / "marked.npz"
+        sm.EnergyMLP(2, hidden=(8,), seed=1).save(marked)
+        try:
+            os.setxattr(marked, "user.note", b"kept")
+        except OSError:  # a filesystem without user attributes
+            marked.unlink()
+        else:
+            model.save(marked)
+            assert os.getxattr(marked, "user.note") == b"kept"
+            assert same_params(sm.load(marked), model)
+            made.append("marked.npz")
+    assert sorted(os.listdir(tmp_path)) == sorted(made)

@@ -200,10 +200,13 @@ def save(model: EnergyMLP, path: PathLike | BinaryWriter) -> None:
     model : EnergyMLP
     path : str, os.PathLike or binary file object
         The file to write, exactly that path (no suffix is added), replaced if it exists:
-        whole, by a new file written beside it, so that a save that fails leaves the
-        previous file and a reader never sees half a file (written in place instead where
-        that would change more than the contents: a file of several hard links or of
-        another owner, a folder that refuses new files, a bind-mounted file); or
+        whole, by a new file written beside it (with the old one's permission bits and
+        group), so that a save that fails leaves the previous file and a reader never sees
+        half a file. It is written in place instead, as ``open(path, "wb")`` writes it,
+        where replacing would change more than the contents or cannot be done: not a
+        regular file, several hard links, another owner or a group the caller is not in,
+        extended attributes (ACLs), no write permission, no new file possible in the folder,
+        or a bind-mounted file; or
         a file object open for writing bytes (``open(..., "wb")``, ``io.BytesIO``, a
         ``gzip.GzipFile``), written from its current position and left open. What is
         written is a plain ``.npz`` archive of the architecture, ``alpha``, the dtype and the
@@ -246,13 +249,15 @@ def _replace(path: str, write: Callable[[BinaryIO], None]) -> None:
     halfway (a full disk, Ctrl-C) leaves the previous model, and a reader never sees half a
     file: written in place, a failed save lost the previous model, and a service reloading
     the file read half-written ones (production audit). The new file gets the old one's
-    permission bits; a symlink stays a link to the file replaced.
+    permission bits and group; a symlink stays a link to the file replaced.
 
-    Where replacing would change more than the contents, the file is written in place, as
-    ``open(path, "wb")`` writes it: what is not a regular file (``/dev/stdout``), a file of
-    several hard links or of another owner, one the caller may not write (its protection
-    holds), a folder that refuses new files, and a file the system will not replace (a
-    bind-mounted one: EBUSY). A full disk before anything is written raises, leaving it."""
+    Where replacing would change more than the contents, or cannot be done, the file is
+    written in place, as ``open(path, "wb")`` writes it (its errors included): what is not a
+    regular file (``/dev/stdout``), a symlink loop, a file of several hard links, of another
+    owner, of a group the new file cannot take, or with extended attributes (ACLs), one the
+    caller may not write (its protection holds), where no new file can be made beside it
+    (a folder that refuses them, no inode left, a name too long), and a file the system
+    will not replace (a bind-mounted one)."""
     target = os.path.realpath(path)
     try:
         st: os.stat_result | None = os.stat(target)
@@ -267,23 +272,26 @@ def _replace(path: str, write: Callable[[BinaryIO], None]) -> None:
         # As open() creates files: 0o666 less the umask; never an existing file (O_EXCL).
         flags = os.O_WRONLY | os.O_CREAT | os.O_EXCL | getattr(os, "O_BINARY", 0)
         fd = os.open(temp, flags, 0o666)
-    except OSError as err:
-        if err.errno in (errno.ENOSPC, errno.EDQUOT):
-            raise
-        # The folder refuses new files (or does not exist: open() then says so).
+    except OSError:
         _write_in_place(path, write)
         return
     try:
         with os.fdopen(fd, "wb") as f:
+            if st is not None and not _takes_over(f.fileno(), st):
+                f.close()
+                os.unlink(temp)
+                _write_in_place(path, write)
+                return
             write(f)
             f.flush()
             os.fsync(f.fileno())  # on disk before it is the model
-        if st is not None:
-            os.chmod(temp, stat.S_IMODE(st.st_mode))
         try:
             os.replace(temp, target)
-        except OSError:
-            # Not replaceable here (a bind mount, a sticky folder, a file open on Windows).
+        except OSError as err:
+            # EBUSY: a bind-mounted file; EXDEV, EPERM: a mount or a sticky folder. On
+            # Windows a reader holding the file open refuses it, as it refuses open().
+            if err.errno not in (errno.EBUSY, errno.EXDEV, errno.EPERM):
+                raise
             os.unlink(temp)
             _write_in_place(path, write)
     except BaseException:
@@ -301,12 +309,28 @@ def _replaceable(target: str, st: os.stat_result | None) -> bool:
         return False
     if hasattr(os, "geteuid") and st.st_uid != os.geteuid():
         return False
-    try:
-        # Opened as the write in place would open it, without truncating: its permission
-        # bits (and a read-only mount) refuse it here as they would there.
-        os.close(os.open(target, os.O_WRONLY))
-    except OSError:
-        return False
+    if hasattr(os, "listxattr"):
+        try:
+            if os.listxattr(target):
+                return False  # ACLs, labels, user attributes: a new file would drop them
+        except OSError:
+            pass  # a filesystem without them
+    # Its permission bits (and a read-only mount) refuse the write here as they would refuse
+    # open() (not opened to ask: that would tell inotify watchers it was written).
+    effective = os.access in os.supports_effective_ids
+    return os.access(target, os.W_OK, effective_ids=effective)
+
+
+def _takes_over(fd: int, st: os.stat_result) -> bool:
+    """Gives the new file ``fd`` the mode and group of the file it replaces (status
+    ``st``); False where the group cannot be given (one the caller is not in)."""
+    if hasattr(os, "fchown") and os.fstat(fd).st_gid != st.st_gid:
+        try:
+            os.fchown(fd, -1, st.st_gid)
+        except OSError:
+            return False
+    if os.chmod in os.supports_fd:
+        os.chmod(fd, stat.S_IMODE(st.st_mode))
     return True
 
 

@@ -6,7 +6,7 @@
 //! bit-identical for any number of threads.
 
 use std::sync::atomic::{AtomicBool, Ordering};
-use std::sync::{Arc, Once, RwLock};
+use std::sync::{Arc, Mutex, Once, RwLock};
 
 use rayon::{ThreadPool, ThreadPoolBuilder};
 
@@ -38,11 +38,13 @@ pub fn set_num_threads(n: usize) -> Result<()> {
 /// Makes `pool` the one calls use. In the child of a fork, the pool it replaces is leaked,
 /// not dropped: its threads are not here to be stopped.
 fn replace_pool(pool: Arc<ThreadPool>) {
-    let old = POOL
-        .write()
-        .unwrap_or_else(|e| e.into_inner())
-        .replace(pool);
-    if FORKED.swap(false, Ordering::SeqCst) {
+    let mut slot = POOL.write().unwrap_or_else(|e| e.into_inner());
+    let old = slot.replace(pool);
+    // Under the lock: of two threads of a child replacing at once, only the first takes the
+    // parent's pool, and the second drops the first's, whose threads are here.
+    let forked = FORKED.swap(false, Ordering::SeqCst);
+    drop(slot);
+    if forked {
         std::mem::forget(old);
     }
 }
@@ -106,16 +108,30 @@ fn current_pool() -> Result<Arc<ThreadPool>> {
         replace_pool(pool.clone());
         return Ok(pool);
     }
-    if let Some(pool) = POOL.read().unwrap_or_else(|e| e.into_inner()).clone() {
+    let configured = || POOL.read().unwrap_or_else(|e| e.into_inner()).clone();
+    if let Some(pool) = configured() {
         return Ok(pool);
     }
-    // Started outside the lock: a fork while the threads start (seconds, for thousands of
-    // them) would leave the child waiting for the lock forever, and `num_threads`, called
-    // with the GIL held, would stall the interpreter meanwhile.
+    // One thread starts the default pool while others wait: two pools at once could fail
+    // where one fits (a process limit). Not under POOL's lock: a fork while the threads
+    // start (seconds, for thousands) would leave the child waiting for it forever, and
+    // `num_threads`, called with the GIL held, would stall the interpreter meanwhile. A
+    // child never waits here: its first call takes the fork's path above.
+    static STARTING: Mutex<()> = Mutex::new(());
+    let _starting = STARTING.lock().unwrap_or_else(|e| e.into_inner());
+    if let Some(pool) = configured() {
+        return Ok(pool);
+    }
     let pool = Arc::new(build(default_threads())?);
     let mut slot = POOL.write().unwrap_or_else(|e| e.into_inner());
-    // A set_num_threads, or another thread's first use, meanwhile wins (this pool ends).
-    Ok(slot.get_or_insert(pool).clone())
+    if let Some(set) = slot.clone() {
+        // A set_num_threads meanwhile wins; this pool's threads are stopped outside the lock.
+        drop(slot);
+        drop(pool);
+        return Ok(set);
+    }
+    *slot = Some(pool.clone());
+    Ok(pool)
 }
 
 /// The thread count where [`set_num_threads`] did not choose: `RAYON_NUM_THREADS` as Rayon
@@ -158,8 +174,15 @@ pub fn num_threads() -> usize {
     }
 }
 
-/// Runs `f` inside the pool calls use (from another Rayon pool's worker too, which waits).
+/// Runs `f` inside the pool calls use; on a worker thread of a Rayon pool already (ours, or
+/// a caller's own, as Rayon runs nested parallel work), in that pool. So a Rust caller
+/// chooses the threads by running us inside its pool (the tests compare thread counts so),
+/// and a call from a Python library's Rayon pool (a polars function) runs on that pool's
+/// threads instead of starting ours.
 pub fn install<R: Send>(f: impl FnOnce() -> R + Send) -> Result<R> {
+    if rayon::current_thread_index().is_some() {
+        return Ok(f());
+    }
     Ok(current_pool()?.install(f))
 }
 
