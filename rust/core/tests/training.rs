@@ -158,13 +158,17 @@ fn a_plateau_keeps_its_first_epoch_and_runs_out_of_patience() {
     assert!(h.stopped_by_patience);
 }
 
-#[test]
-fn divergence_is_reported_and_the_last_good_parameters_are_kept() {
-    let mut cfg = Config::new(20, 16, 1e6, 0);
+/// Parameters of a trainer, flat.
+fn params(tr: &Trainer<f64>) -> Vec<f64> {
+    tr.model().mlp().params().to_vec()
+}
+
+/// Runs SGD with momentum at `lr` one step at a time until it diverges: the error, the
+/// trainer, and the parameters before the failing step and before the step preceding it.
+fn run_until_divergence(lr: f64) -> (Error, Trainer<f64>, Vec<f64>, Vec<f64>) {
+    let mut cfg = Config::new(20, 16, lr, 0);
     cfg.method = Method::Sgd { momentum: 0.9 };
     let mut tr = Trainer::new(small_model(), train_data(200, 12), None, cfg).unwrap();
-    // Parameters before the current step and before the one preceding it.
-    let params = |tr: &Trainer<f64>| tr.model().mlp().params().to_vec();
     let (mut before, mut before_previous) = (params(&tr), params(&tr));
     let err = loop {
         // A zero budget runs exactly one step.
@@ -178,6 +182,12 @@ fn divergence_is_reported_and_the_last_good_parameters_are_kept() {
         assert!(tr.epoch() < 20, "did not diverge");
         before_previous = std::mem::replace(&mut before, params(&tr));
     };
+    (err, tr, before, before_previous)
+}
+
+#[test]
+fn divergence_is_reported_and_the_last_good_parameters_are_kept() {
+    let (err, tr, before, before_previous) = run_until_divergence(1e6);
     let Error::TrainingDiverged { cause, .. } = err else {
         panic!("{err}");
     };
@@ -532,21 +542,8 @@ fn a_divergence_after_good_steps_keeps_the_last_good_parameters_not_the_first() 
     // At lr 3 several steps succeed before the loss blows up. Every other divergence test
     // diverges at step 0 or 1, where the last good parameters are the initial ones whatever
     // the trainer keeps (mutation audit: never updating them went unseen).
-    let mut cfg = Config::new(20, 16, 3.0, 0);
-    cfg.method = Method::Sgd { momentum: 0.9 };
-    let mut tr = Trainer::new(small_model(), train_data(200, 12), None, cfg).unwrap();
-    let params = |tr: &Trainer<f64>| tr.model().mlp().params().to_vec();
-    let initial = params(&tr);
-    let (mut before, mut before_previous) = (initial.clone(), initial.clone());
-    let err = loop {
-        match tr.run_for(Duration::ZERO) {
-            Ok(true) => tr.end_epoch().map(drop).unwrap(),
-            Ok(false) => {}
-            Err(e) => break e,
-        }
-        assert!(tr.epoch() < 20, "did not diverge");
-        before_previous = std::mem::replace(&mut before, params(&tr));
-    };
+    let initial = small_model().mlp().params().to_vec();
+    let (err, tr, _, before_previous) = run_until_divergence(3.0);
     let Error::TrainingDiverged {
         epoch: 0,
         step,
