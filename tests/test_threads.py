@@ -460,3 +460,40 @@ print(thread_starts(), m.ism_loss(X).hex())
     m = scorematch.EnergyMLP(16, hidden=(256, 256), seed=0)
     want = m.ism_loss(np.random.default_rng(0).normal(size=(600, 16)))
     assert _child(code) == [f"False {want.hex()}"]
+
+
+def test_tiny_calls_keep_the_gil_and_larger_ones_release_it():
+    # The GIL policy (rust/python/src/model.rs, HOLD_GIL_WORK): a per-row call on a few rows
+    # of a small model keeps the GIL (releasing it beside a busy thread cost 5 ms a call),
+    # every larger one releases it. Beside a thread that counts while it holds the GIL, with
+    # a switch interval of 0.5 s: the count cannot move during tiny calls, which never let go
+    # of the GIL, and must move during a large one. (No time is asserted: the count alone.)
+    model = scorematch.EnergyMLP(2, seed=0)  # hidden (64, 64, 64)
+    one, many = np.ones((1, 2)), np.ones((200_000, 2))
+    count, stop = [0], threading.Event()
+
+    def spin():
+        while not stop.is_set():
+            count[0] += 1
+
+    interval = sys.getswitchinterval()
+    sys.setswitchinterval(0.5)
+    spinner = threading.Thread(target=spin)
+    try:
+        # Returns once the spinner runs, then this thread takes the GIL back for 0.5 s.
+        spinner.start()
+        before = count[0]
+        for _ in range(200):
+            model.score(one)
+            model.energy(one)
+            model.hessian_trace(one)
+        during_tiny = count[0] - before
+        before = count[0]
+        model.score(many)
+        during_large = count[0] - before
+    finally:
+        stop.set()
+        spinner.join()
+        sys.setswitchinterval(interval)
+    assert during_tiny == 0
+    assert during_large > 0
