@@ -9,8 +9,9 @@ from pathlib import Path
 
 
 def check_writable(path: str) -> None:
-    """Tries what the write will do: open an existing file for writing (it is replaced in
-    place), or create a file in the folder. Permission bits alone cannot tell: ``os.access``
+    """Tries what the write will do: open an existing file for writing (a model's save
+    then replaces it with a new file, or writes it in place), or create a file in the
+    folder. Permission bits alone cannot tell: ``os.access``
     says yes to root, who still cannot create a file in /proc nor write a sysfs file. A
     ``ValueError`` that says why, before the work whose result would be lost."""
     p = Path(path)

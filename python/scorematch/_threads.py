@@ -19,10 +19,11 @@ def set_num_threads(n: int) -> None:
     ----------
     n : int
         Number of threads, from 1 to 4096. The default is the value of the
-        ``RAYON_NUM_THREADS`` environment variable (a value above 4096 is ignored with a
+        ``RAYON_NUM_THREADS`` environment variable, read as Rayon reads it (plain digits;
+        ``" 3"``, ``0`` and non-numbers are ignored; a value above 4096 is ignored with a
         warning at import), else that of ``OMP_NUM_THREADS`` (its first entry; joblib's loky
         and Dask's nanny set it in their worker processes to share the cores among them),
-        else one per CPU core.
+        else one per CPU this process may run on (its affinity, within its cgroup's quota).
 
     Raises
     ------
@@ -50,9 +51,10 @@ def get_num_threads() -> int:
     Returns
     -------
     int
-        The count :func:`set_num_threads` set, or by default ``RAYON_NUM_THREADS`` if set,
-        else ``OMP_NUM_THREADS`` if set to a count from 1 to 4096, else one per CPU this
-        process may run on.
+        The count :func:`set_num_threads` set, or by default ``RAYON_NUM_THREADS`` if it is
+        a count from 1 to 4096 in plain digits, else ``OMP_NUM_THREADS`` if its first entry
+        is one, else one per CPU this process may run on (see :func:`set_num_threads`).
+        Asking does not start the threads.
     """
     return _core.get_num_threads()
 

@@ -918,8 +918,10 @@ class EnergyMLP:
             judged by the next step's loss, the last one's when the run stops and keeps it
             (without validation, or when the best epoch is the last), on the last
             minibatch. The message names the epoch, step and cause, and so do the
-            exception's attributes ``epoch`` and ``step`` (ints, from 0; a validation loss
-            is judged at the step after the epoch's last), ``cause`` and ``advice`` (strs);
+            exception's attributes ``epoch`` and ``step`` (ints, from 0; a validation loss,
+            and the last update judged when the run stops, are judged at the step after
+            the epoch's last: ``step`` equals the minibatches per epoch), ``cause`` and
+            ``advice`` (strs);
             the model keeps its last good parameters (the last whose minibatch loss and
             gradient were finite and in range, or the initial ones), and the exception's
             ``history`` attribute holds the completed epochs, with ``stop_reason ==
@@ -945,7 +947,8 @@ class EnergyMLP:
         ``stop_reason == "interrupted"``, the model holding the parameters of the last
         completed minibatch (the best epoch is *not* restored), and the history of the
         completed epochs. Any other exception raised during training (a callback's, or a
-        ``SystemExit`` from a signal handler) leaves the model at those parameters too, and
+        ``SystemExit`` from a signal handler; not :class:`TrainingDivergedError`, which
+        keeps the last good parameters) leaves the model at those parameters too, and
         propagates.
 
         Training runs on a copy of the parameters, which ``fit`` writes back to the model

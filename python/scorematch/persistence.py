@@ -311,8 +311,10 @@ def _replaceable(target: str, st: os.stat_result | None) -> bool:
         return False
     if hasattr(os, "listxattr"):
         try:
-            if os.listxattr(target):
-                return False  # ACLs, labels, user attributes: a new file would drop them
+            # ACLs, user attributes: a new file would drop them. Not SELinux's label, which
+            # every file has there and a new file gets from its folder.
+            if set(os.listxattr(target)) - {"security.selinux"}:
+                return False
         except OSError:
             pass  # a filesystem without them
     # Its permission bits (and a read-only mount) refuse the write here as they would refuse
