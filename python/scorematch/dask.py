@@ -94,8 +94,7 @@ from scorematch.training import (
     discrete_columns,
     sample_rows,
     values_outside,
-    warn_constant_columns,
-    warn_discrete_columns,
+    warn_point_masses,
 )
 
 if TYPE_CHECKING:
@@ -1201,8 +1200,7 @@ def fit(
         if val is not None:
             val = _Blocks(val.X.map_blocks(_standardized, affine, "validation", dtype=dtype))
     if facts is not None:  # as EnergyMLP.fit warns, after the data's own errors
-        warn_constant_columns(facts[0], objective, "X")
-        warn_discrete_columns(facts[1], objective, "X")
+        warn_point_masses(*facts, objective)
     # A run that changes nothing (a divergence or Ctrl-C before the first update, or a
     # divergence that restored the first parameters) leaves the model as it was, its
     # parameters exactly, a fresh one fresh, whatever a callback saw: as EnergyMLP.fit.

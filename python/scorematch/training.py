@@ -198,8 +198,7 @@ def fit(
     del given
     if constant is not None and discrete is not None:
         # After the data's own errors, which a warning turned into an error would hide.
-        warn_constant_columns(constant, objective, "X")
-        warn_discrete_columns(discrete, objective, "X")
+        warn_point_masses(constant, discrete, objective)
 
     start_from = affine.start(model)
     before = (model._m, model._drawn)
@@ -503,7 +502,15 @@ class _Affine:
         return handle.with_params([a.astype(handle.dtype) for a in p])
 
 
-def warn_constant_columns(constant: Any, objective: str, name: str) -> None:
+def warn_point_masses(constant: Any, discrete: list[tuple[int, int]], objective: str) -> None:
+    """Warns of the columns of X along which the data are point masses, which ISM and SSM
+    cannot fit: those of one value in every training row (``constant``: a boolean per
+    column) and the :func:`discrete_columns` (``discrete``)."""
+    _warn_constant(constant, objective, "X")
+    _warn_discrete(discrete, objective, "X")
+
+
+def _warn_constant(constant: Any, objective: str, name: str) -> None:
     """Warns of the columns (``constant``: a boolean per column) that hold one value in every
     training row: along such a column the data is a point mass, and the ISM and SSM losses
     fall without bound as the model's curvature there grows (measured: -0.15 to -7e5 over
@@ -597,7 +604,7 @@ def discrete_columns(
     return found
 
 
-def warn_discrete_columns(discrete: list[tuple[int, int]], objective: str, name: str) -> None:
+def _warn_discrete(discrete: list[tuple[int, int]], objective: str, name: str) -> None:
     """Warns of the :func:`discrete_columns`: along such a column (Booleans,
     counts, one-hot codes) the data are point masses, which the ISM and SSM losses can fit
     without bound, as for a column of one value."""
